@@ -1,0 +1,242 @@
+"""RunConfig: the one frozen, validated description of a training run.
+
+Widgets read their options and bounds from CHOICES and RANGES, the same declarations validate()
+checks, so the page can never offer a value the trainer refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from core import backbones, strategies
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The new classifier put on top of the backbone."""
+
+    pooling: str = "avg"
+    dropout: float = 0.2
+    hidden_units: int = 0  # 0: no hidden layer, straight to the class scores
+    l2: float = 0.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random changes applied to training images only, each epoch anew."""
+
+    flip: bool = True
+    rotate: bool = True
+    zoom: bool = False
+    contrast: bool = False
+    brightness: bool = False
+    translate: bool = False
+
+    def any(self) -> bool:
+        """True when at least one augmentation is switched on."""
+        return any(asdict(self).values())
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to reproduce a training run."""
+
+    dataset_id: str
+    backbone: str = "mobilenet_v2_0.35"
+    weights: str = "imagenet"
+    strategy: str = "feature_extraction"
+    image_size: int = 128
+    head: HeadConfig = field(default_factory=HeadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # The first phase (the head, or the whole network from scratch).
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    # The fine-tuning phase, used by strategies that unfreeze part of the backbone.
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = 1e-4
+    fine_tune_layers: int = 20
+    batch_size: int = 32
+    optimizer: str = "adam"
+    patience: int = 3  # early stopping on validation loss; 0 switches it off
+    seed: int = 42
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    preset: str = ""  # the preset this config started from, for display only
+
+    def validate(self) -> "RunConfig":
+        """Raise ConfigError naming the allowed values if anything is out of bounds; return self."""
+        if not isinstance(self.dataset_id, str) or not self.dataset_id:
+            raise ConfigError("The config has no dataset: import or choose a dataset first.")
+        _check_choice("backbone", self.backbone, backbones.ids())
+        _check_choice("strategy", self.strategy, strategies.ids())
+        spec = backbones.get(self.backbone)
+        _check_choice("weights", self.weights, spec.weights_options)
+        forced = strategies.get(self.strategy).forced_weights
+        if forced is not None and self.weights != forced:
+            raise ConfigError(
+                f"The {self.strategy} strategy trains from weights '{forced}', "
+                f"but the config asks for '{self.weights}'; set weights to '{forced}'."
+            )
+        for name, allowed in CHOICES.items():
+            _check_choice(name, _lookup(self, name), allowed)
+        for name, (low, high) in RANGES.items():
+            _check_range(name, _lookup(self, name), low, high)
+        _check_range("image_size", self.image_size, spec.min_size, spec.max_size, f"for {self.backbone}")
+        if self.val_fraction + self.test_fraction > 0.6:
+            raise ConfigError(
+                "Validation and test fractions together must leave at least 40% of the images "
+                f"for training; they add up to {self.val_fraction + self.test_fraction:.0%}."
+            )
+        if self.strategy == "fine_tune" and self.fine_tune_epochs < 1:
+            raise ConfigError("Fine-tuning needs fine_tune_epochs of at least 1.")
+        return self
+
+    def to_json(self) -> str:
+        """Serialize exactly; from_json(to_json()) == self."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        """Parse and validate a config written by to_json (unknown keys are refused)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"The config is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+        return cls.from_dict(data).validate()
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "RunConfig":
+        """Build a config from plain data, refusing unknown or mistyped fields."""
+        if not isinstance(data, dict):
+            raise ConfigError("The config must be a JSON object.")
+        nested = {"head": HeadConfig, "augment": AugmentConfig}
+        kwargs = _typed_kwargs(cls, data, "")
+        for key, sub_cls in nested.items():
+            if key in kwargs:
+                if not isinstance(kwargs[key], dict):
+                    raise ConfigError(f"The config field '{key}' must be an object.")
+                kwargs[key] = sub_cls(**_typed_kwargs(sub_cls, kwargs[key], key + "."))
+        if "dataset_id" not in kwargs:
+            raise ConfigError("The config has no dataset_id.")
+        return cls(**kwargs)
+
+    def with_changes(self, **changes: Any) -> "RunConfig":
+        """A copy with top-level fields replaced (validate() it before use)."""
+        return replace(self, **changes)
+
+
+# Declared constraints shared by validate() and the widgets.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "head.pooling": ("avg", "max", "flatten"),
+    "optimizer": ("adam", "sgd", "rmsprop"),
+}
+RANGES: dict[str, tuple[float, float]] = {
+    "image_size": (32, 600),
+    "epochs": (1, 500),
+    "learning_rate": (1e-6, 1.0),
+    "fine_tune_epochs": (0, 500),
+    "fine_tune_learning_rate": (1e-7, 1.0),
+    "fine_tune_layers": (1, 1000),
+    "batch_size": (1, 512),
+    "patience": (0, 100),
+    "seed": (0, 2**31 - 1),
+    "val_fraction": (0.05, 0.4),
+    "test_fraction": (0.05, 0.4),
+    "head.dropout": (0.0, 0.9),
+    "head.hidden_units": (0, 4096),
+    "head.l2": (0.0, 0.1),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds to a first model on a laptop CPU: the smallest good backbone, frozen.
+    "quick": {
+        "backbone": "mobilenet_v2_0.35",
+        "image_size": 128,
+        "strategy": "feature_extraction",
+        "epochs": 10,
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "patience": 3,
+        "augment": {"flip": True, "rotate": True},
+    },
+    # A full-width MobileNetV2: the usual transfer-learning baseline (Keras tutorial, Model Maker).
+    "balanced": {
+        "backbone": "mobilenet_v2_1.0",
+        "image_size": 160,
+        "strategy": "feature_extraction",
+        "epochs": 15,
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "patience": 4,
+        "augment": {"flip": True, "rotate": True, "zoom": True},
+    },
+    # The most accurate registry backbone at its native size, then fine-tuned.
+    "best": {
+        "backbone": "efficientnet_b0",
+        "image_size": 224,
+        "strategy": "fine_tune",
+        "epochs": 15,
+        "learning_rate": 1e-3,
+        "fine_tune_epochs": 10,
+        "fine_tune_learning_rate": 1e-5,
+        "fine_tune_layers": 40,
+        "batch_size": 32,
+        "patience": 5,
+        "head": {"dropout": 0.3},
+        "augment": {"flip": True, "rotate": True, "zoom": True, "contrast": True},
+    },
+}
+
+
+def preset(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
+    """The named preset for a dataset, with top-level fields overridden, validated."""
+    _check_choice("preset", name, tuple(PRESETS))
+    data = {**PRESETS[name], "dataset_id": dataset_id, "preset": name}
+    data.update(overrides)
+    return RunConfig.from_dict(data).validate()
+
+
+def _typed_kwargs(cls: type, data: dict, prefix: str) -> dict[str, Any]:
+    """Check keys and value types against the dataclass fields (JSON has no tuples or ints vs floats)."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"Unknown config field '{prefix}{unknown[0]}'; allowed fields: {', '.join(prefix + k for k in known)}."
+        )
+    out = {}
+    for key, value in data.items():
+        expected = known[key].type
+        if expected in ("int", int) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"The config field '{prefix}{key}' must be a whole number, not {value!r}.")
+        if expected in ("float", float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"The config field '{prefix}{key}' must be a number, not {value!r}.")
+            value = float(value)
+        if expected in ("bool", bool) and not isinstance(value, bool):
+            raise ConfigError(f"The config field '{prefix}{key}' must be true or false, not {value!r}.")
+        if expected in ("str", str) and not isinstance(value, str):
+            raise ConfigError(f"The config field '{prefix}{key}' must be text, not {value!r}.")
+        out[key] = value
+    return out
+
+
+def _lookup(config: RunConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"'{value}' is not a valid {name}; allowed values: {', '.join(allowed)}.")
+
+
+def _check_range(name: str, value: float, low: float, high: float, context: str = "") -> None:
+    if not low <= value <= high:
+        where = f" {context}" if context else ""
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}{where}, not {value:g}.")

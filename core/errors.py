@@ -1,0 +1,29 @@
+"""Typed errors whose message is one sentence a non-programmer can act on."""
+
+
+class TransferLabError(Exception):
+    """Base of every error the app shows as a plain sentence (the CLI exits 2)."""
+
+
+class ConfigError(TransferLabError):
+    """A RunConfig value is outside what is allowed."""
+
+
+class DatasetError(TransferLabError):
+    """A dataset cannot be imported, found or used."""
+
+
+class WeightsUnavailable(TransferLabError):
+    """Pretrained weights are neither cached nor downloadable."""
+
+
+class RunNotFound(TransferLabError):
+    """No run with that id exists in the workspace."""
+
+
+class RunStateError(TransferLabError):
+    """The run exists but is not in a state that allows the request (e.g. not finished)."""
+
+
+class TrainingFailed(TransferLabError):
+    """Training stopped on a problem the user can fix (NaN loss, out of memory)."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny generated datasets in temporary workspaces; an empty, offline Keras home."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# Tests never reach for the internet: a missing weights file must fail at once, not download.
+os.environ["TL_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Each test sees an empty Keras cache unless it puts weights there itself."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch) -> Path:
+    """An empty workspace."""
+    path = tmp_path / "workspace"
+    path.mkdir()
+    monkeypatch.setenv("TL_WORKSPACE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_source(tmp_path_factory) -> Path:
+    """A folder of 3 class folders x 12 small generated images."""
+    from core.datasets import SHAPE_CLASSES, generate_shapes
+
+    src = generate_shapes(tmp_path_factory.mktemp("src") / "tiny", per_class=12, size=40, seed=1)
+    for extra in SHAPE_CLASSES[3:]:
+        for f in (src / extra).iterdir():
+            f.unlink()
+        (src / extra).rmdir()
+    return src
+
+
+@pytest.fixture
+def tiny(ws, tiny_source) -> dict:
+    """The tiny dataset imported into the test's workspace (its dataset.json)."""
+    from core.datasets import import_path
+
+    return import_path(tiny_source, ws, name="tiny")
