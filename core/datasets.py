@@ -62,14 +62,20 @@ class _Entry:
 
 def normalize_image(data: bytes, limits: ImportLimits = ImportLimits()) -> tuple[Image.Image, tuple[int, int]]:
     """Decode bytes into an upright RGB image (EXIF applied, alpha over white); returns it and its original size."""
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    bomb = DatasetError(f"the image is larger than {limits.max_pixels:,} pixels (a possible decompression bomb)")
     with warnings.catch_warnings():
+        # Pillow's own guard becomes an error; our (lower) cap is checked from the header,
+        # before any pixel is decoded, without touching Pillow's process-wide limit.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
+            if img.size[0] * img.size[1] > limits.max_pixels:
+                raise bomb
             img.load()
+        except DatasetError:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DatasetError(f"the image is larger than {limits.max_pixels:,} pixels (a possible decompression bomb)") from None
+            raise bomb from None
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken files
             raise DatasetError(f"not a readable image ({type(exc).__name__})") from None
     size = img.size
@@ -290,8 +296,13 @@ def health_warnings(counts: dict[str, int]) -> list[str]:
     return out
 
 
-def import_path(src: str | os.PathLike, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits()) -> dict[str, Any]:
-    """Import a folder of class folders, or a .zip of one, as a new dataset; returns its dataset.json."""
+def import_path(
+    src: str | os.PathLike, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(), source: str | None = None
+) -> dict[str, Any]:
+    """Import a folder of class folders, or a .zip of one, as a new dataset; returns its dataset.json.
+
+    `source` is what the user knows it by (an upload's file name), when src is a temporary copy.
+    """
     src = Path(src)
     skipped: list[dict] = []
     if src.is_dir():
@@ -303,7 +314,8 @@ def import_path(src: str | os.PathLike, ws: Path, name: str | None = None, limit
     else:
         raise DatasetError(f"'{src}' does not exist; check the path.")
     entries = _classify(files, skipped)
-    return _write_dataset(entries, skipped, name or src.stem, src.name, ws, limits)
+    source = source or src.name
+    return _write_dataset(entries, skipped, name or Path(source).stem, source, ws, limits)
 
 
 # ---------------------------------------------------------------- listing
@@ -421,45 +433,33 @@ def _shape_points(kind: str, cx: float, cy: float, r: float, angle: float) -> li
 
 
 def _draw_shape(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
-    """One image: a shape of random colour, size, position and angle on a textured, noisy background."""
-    bg = rng.integers(0, 256, 3)
-    img = Image.new("RGB", (size, size), tuple(int(v) for v in bg))
+    """One image: a filled shape of random colour, size, position and angle on a random gradient, with noise."""
+    # Background: a linear gradient between two random colours, at a random angle.
+    bg, bg2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    theta = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    t = np.clip(0.5 + (xx - 0.5) * np.cos(theta) + (yy - 0.5) * np.sin(theta), 0, 1)[..., None]
+    img = Image.fromarray(((1 - t) * bg + t * bg2).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    # Background clutter: a few lines and dots so the shape is not the only edge in view.
-    for _ in range(int(rng.integers(2, 7))):
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        if rng.random() < 0.5:
-            draw.line([tuple(rng.uniform(0, size, 2)), tuple(rng.uniform(0, size, 2))], fill=colour, width=int(rng.integers(1, 3)))
-        else:
-            x, y = rng.uniform(0, size, 2)
-            d = rng.uniform(1, size * 0.05)
-            draw.ellipse([x - d, y - d, x + d, y + d], fill=colour)
     # A shape colour far enough from the background to be visible.
+    mean_bg = (bg + bg2) / 2
     while True:
         fg = rng.integers(0, 256, 3)
-        if np.abs(fg - bg).sum() > 180:
+        if np.abs(fg - mean_bg).sum() > 200:
             break
     fill = tuple(int(v) for v in fg)
-    r = rng.uniform(0.14, 0.32) * size
+    r = rng.uniform(0.18, 0.34) * size
     cx, cy = rng.uniform(r + 2, size - r - 2, 2)
-    angle = rng.uniform(0, 2 * np.pi)
-    outline_only = rng.random() < 0.25
-    width = int(max(2, r * 0.15))
     if kind == "circle":
-        box = [cx - r, cy - r, cx + r, cy + r]
-        draw.ellipse(box, outline=fill, width=width) if outline_only else draw.ellipse(box, fill=fill)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
     else:
-        pts = _shape_points(kind, cx, cy, r, angle)
-        if outline_only:
-            draw.line(pts + [pts[0]], fill=fill, width=width, joint="curve")
-        else:
-            draw.polygon(pts, fill=fill)
+        draw.polygon(_shape_points(kind, cx, cy, r, rng.uniform(0, 2 * np.pi)), fill=fill)
     arr = np.asarray(img, dtype=np.float32)
-    arr += rng.normal(0, rng.uniform(5, 25), arr.shape)
+    arr += rng.normal(0, rng.uniform(3, 15), arr.shape)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def generate_shapes(dest: Path, per_class: int = 100, size: int = 128, seed: int = 0) -> Path:
+def generate_shapes(dest: Path, per_class: int = 150, size: int = 128, seed: int = 0) -> Path:
     """Write the `shapes` sample (class folders of PNGs) into dest; the same seed gives the same images."""
     for index, kind in enumerate(SHAPE_CLASSES):
         folder = dest / kind

@@ -78,11 +78,11 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
 
 def predict(run_dir: Path, images: list[tuple[str, bytes]], top_k: int = 3) -> list[dict[str, Any]]:
     """Class probabilities for new images, given as (name, file bytes); unreadable files say why."""
+    if not (run_dir / "model.keras").is_file():
+        state = runs.read_status(run_dir).get("state")
+        raise RunStateError(f"Run '{run_dir.name}' has no trained model yet (state: {state}).")
     from core import modeling
 
-    status = runs.read_status(run_dir)
-    if not (run_dir / "model.keras").is_file():
-        raise RunStateError(f"Run '{run_dir.name}' has no trained model yet (state: {status.get('state')}).")
     config = runs.load_config(run_dir)
     classes = runs.read_json(run_dir / "split.json")["classes"]
     model = modeling.load(run_dir / "model.keras")

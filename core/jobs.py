@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import datasets, runs
+from core import datasets, runs, strategies
 from core.config import RunConfig
+from core.errors import TransferLabError
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +85,11 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     notices: list[str] = []
     last_batch: dict[str, Any] | None = None
     phase: dict[str, Any] | None = None
-    total_epochs = 0
+    try:
+        config = runs.load_config(run_dir)
+        total_epochs = sum(p.epochs for p in strategies.get(config.strategy).phases(config))
+    except TransferLabError:
+        total_epochs = 0
     for event in runs.read_events(run_dir):
         kind = event.get("type")
         if kind == "epoch_end":
@@ -93,7 +98,6 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
             last_batch = event
         elif kind == "phase_start":
             phase = event
-            total_epochs += event["epochs"]
         elif kind == "notice":
             notices.append(event["message"])
     done_epochs = len(history)

@@ -41,12 +41,16 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
     if alternative is not None:
         new = config.with_changes(backbone=alternative.id)
         return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are cached."]
+    # From scratch: small images and batches (more updates per epoch), and no early stopping,
+    # since a network learning from nothing often plateaus before it improves.
     new = config.with_changes(
         backbone="small_cnn",
         weights="none",
         strategy="from_scratch",
-        image_size=min(config.image_size, backbones.get("small_cnn").max_size),
+        image_size=backbones.get("small_cnn").default_size,
         epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
+        batch_size=min(config.batch_size, 16),
+        patience=0,
     )
     return new.validate(), [
         f"{missing} No pretrained backbone is cached, so a small network is trained from scratch instead "

@@ -1,0 +1,191 @@
+"""What every page shares: the workspace, the error guard, the chosen dataset and the active run.
+
+Nothing here imports TensorFlow, so the Home and Data pages stay light.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+
+from core import datasets, jobs, runs
+from core.errors import RunNotFound, TransferLabError
+
+log = logging.getLogger("transferlab.pages")
+
+# How often a live view re-reads a running job's folder.
+POLL_EVERY = "2s"
+ACTIVE_STATES = ("queued", "running")
+
+# The training phases in words a non-programmer can follow.
+PHASE_WORDS = {
+    "head": "training the new classifier (backbone frozen)",
+    "fine_tune": "fine-tuning the top of the backbone",
+    "scratch": "training the whole network from scratch",
+}
+
+STATE_WORDS = {
+    "queued": "waiting to start",
+    "running": "training",
+    "done": "finished",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "interrupted": "interrupted",
+    "unknown": "unknown",
+}
+
+
+def workspace() -> Path:
+    """The workspace folder (TL_WORKSPACE, else ./workspace)."""
+    return runs.workspace()
+
+
+def use_router() -> None:
+    """Make sure a browser session's first page goes through app.py's navigation.
+
+    Until some session has run app.py (which calls st.navigation), Streamlit treats the `pages/`
+    folder next to the entry point as a legacy multipage app: a first visit to a deep link such as
+    /train after a server start would run pages/train.py on its own (no sidebar, no page config),
+    and keep doing so for every session. Switching that mode off and rerunning sends the request
+    through app.py, whose navigation opens the same page (both modes name pages by URL path).
+    Only a session's first run is rerun, so no widget click is ever dropped by the rerun.
+    """
+    # Streamlit keeps that mode in this internal class attribute (checked against Streamlit 1.67);
+    # st.navigation itself sets it to False.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    first_run = not st.session_state.get("_session_started")
+    st.session_state["_session_started"] = True
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if first_run:
+            st.rerun()
+
+
+def guarded(body: Callable[[], None]) -> None:
+    """Run a page body: a TransferLabError shows as its sentence, anything else as a friendly error."""
+    use_router()
+    try:
+        body()
+    except TransferLabError as exc:
+        st.error(str(exc))
+    except Exception:  # noqa: BLE001 - the viewer gets a sentence, the log gets the traceback
+        log.exception("Unexpected error while drawing a page")
+        st.error(
+            "Something went wrong on our side while showing this page. Try again; if it keeps happening, "
+            "the details are in the server log."
+        )
+
+
+def link_to(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page of the app (plain text when a page runs on its own, as in tests)."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.caption(label)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def selected_dataset(ws: Path) -> dict[str, Any] | None:
+    """The dataset chosen on the Data page; the newest one if none was chosen yet; None if there are none."""
+    found = datasets.list_datasets(ws)
+    by_id = {d["id"]: d for d in found}
+    current = st.session_state.get("dataset_id")
+    if current in by_id:
+        return by_id[current]
+    if not found:
+        return None
+    st.session_state["dataset_id"] = found[0]["id"]
+    return found[0]
+
+
+def load_sample(ws: Path) -> dict[str, Any]:
+    """The built-in `shapes` sample: the copy already in the workspace, else a fresh import."""
+    for info in datasets.list_datasets(ws):
+        if info.get("name") == "shapes" and info.get("source") == "shapes":
+            return info
+    return datasets.import_sample("shapes", ws)
+
+
+def dataset_label(info: dict[str, Any]) -> str:
+    """One line naming a dataset for selectors: name, image count and classes."""
+    total = sum(info["counts"].values())
+    return f"{info['name']} ({total} images, {len(info['classes'])} classes) · {info['id']}"
+
+
+def no_dataset_guidance() -> None:
+    """What to show when there is no dataset yet."""
+    st.info("There is no dataset yet. Load the built-in sample or upload your own images on the Data page first.")
+    link_to("pages/data.py", "Go to the Data page", ":material/photo_library:")
+
+
+# ---------------------------------------------------------------- the active run
+
+
+def reconcile_once(ws: Path) -> None:
+    """Mark jobs whose process died (e.g. a server restart) as interrupted, once per browser session."""
+    if not st.session_state.get("_reconciled"):
+        jobs.reconcile(ws)
+        st.session_state["_reconciled"] = True
+
+
+def remember_run(run_id: str) -> None:
+    """Make a run the active one, in session state and in the URL (so a reload reattaches)."""
+    st.session_state["run_id"] = run_id
+    st.query_params["run"] = run_id
+
+
+def active_run_id() -> str | None:
+    """The active run id from session state, else from the URL after a reload; kept in both."""
+    run_id = st.session_state.get("run_id") or st.query_params.get("run")
+    if run_id:
+        remember_run(run_id)
+    return run_id
+
+
+def forget_run() -> None:
+    """Drop an active run id that no longer names a run."""
+    st.session_state.pop("run_id", None)
+    st.query_params.pop("run", None)
+
+
+def sidebar(ws: Path) -> None:
+    """The shared sidebar: the workspace and a compact status of the active job."""
+    st.caption(f"Workspace: `{ws}`")
+    run_id = active_run_id()
+    if not run_id:
+        st.caption("No training run yet.")
+        return
+    try:
+        state = runs.read_status(runs.run_path(run_id, ws)).get("state", "unknown")
+    except RunNotFound:
+        forget_run()
+        st.caption("No training run yet.")
+        return
+    st.session_state["sidebar.poll"] = POLL_EVERY if state in ACTIVE_STATES else None
+    st.fragment(_sidebar_status, run_every=st.session_state["sidebar.poll"])(run_id, ws)
+
+
+def _sidebar_status(run_id: str, ws: Path) -> None:
+    try:
+        p = jobs.progress(run_id, ws)
+    except TransferLabError:
+        st.caption("The active run can no longer be read.")
+        return
+    state = p["state"]
+    st.markdown(f"**Run** `{run_id[-12:]}`: {STATE_WORDS.get(state, state)}")
+    if state in ACTIVE_STATES:
+        st.progress(p["fraction"], text=f"{p['fraction']:.0%} of the epochs done")
+    elif state == "done" and p["status"].get("test_accuracy") is not None:
+        st.caption(f"Test accuracy: {p['status']['test_accuracy']:.1%}")
+    link_to("pages/train.py", "Open the Train page", ":material/monitoring:")
+    if state not in ACTIVE_STATES and st.session_state.get("sidebar.poll") is not None:
+        # The job just ended: a full rerun draws this without a timer.
+        st.session_state["sidebar.poll"] = None
+        st.rerun()

@@ -1,0 +1,170 @@
+"""Train: start a training job in the background and watch it live.
+
+The job runs in its own process (core.jobs); this page only reads the run folder, so switching
+pages or reloading the browser never stops it. The run id lives in the session and in the URL.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core import backbones, charts, jobs, runs, strategies
+from core.config import RunConfig, preset
+from core.errors import RunNotFound
+from pages import _common
+
+LOG_LINES = 12
+
+
+def config_ui(info: dict[str, Any]) -> RunConfig:
+    """The settings from the Model page (applied to the chosen dataset), else the quick preset; shown briefly."""
+    text = st.session_state.get("run_config")
+    if text:
+        config = RunConfig.from_json(text)
+        if config.dataset_id != info["id"]:
+            config = config.with_changes(dataset_id=info["id"]).validate()
+        source = "your settings from the Model page"
+    else:
+        config = preset("quick", info["id"])
+        source = "the Quick preset; choose other settings on the Model page"
+    spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
+    epochs = sum(phase.epochs for phase in strategy.phases(config))
+    st.markdown(
+        f"**Dataset:** {info['name']} · **Backbone:** {spec.label} · **Strategy:** {strategy.label} · "
+        f"**Epochs:** up to {epochs} · **Image size:** {config.image_size} px"
+    )
+    st.caption(f"Using {source}.")
+    _common.link_to("pages/model.py", "Change the settings", ":material/tune:")
+    return config
+
+
+def start_ui(busy: str | None) -> bool:
+    """The Start button, switched off while a run is training; True when clicked."""
+    if busy:
+        st.caption(f"Run `{busy}` is still training. One run at a time keeps this computer responsive; "
+                   "start the next when it has finished or been cancelled.")
+    return st.button("Start training", type="primary", key="train.start", disabled=bool(busy),
+                     icon=":material/play_arrow:",
+                     help="Training runs in the background: you can switch pages or reload and come back.")
+
+
+def epoch_line(h: dict[str, Any]) -> str:
+    """One epoch of the history in words."""
+    def pct(key: str) -> str:
+        return f"{h[key]:.1%}" if isinstance(h.get(key), (int, float)) else "-"
+
+    def num(key: str) -> str:
+        return f"{h[key]:.3f}" if isinstance(h.get(key), (int, float)) else "-"
+
+    return (f"{h['phase']:<9} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
+            f"validation loss {num('val_loss')}, validation accuracy {pct('val_accuracy')} ({h['seconds']:.1f} s)")
+
+
+def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
+    """Phase, progress bars and the Cancel button of a queued or running job."""
+    phase = p["phase"]
+    if p["state"] == "queued" or phase is None:
+        st.info("Getting ready: starting TensorFlow, loading the images and the backbone. "
+                "This takes a few seconds, longer when weights are downloaded.")
+    else:
+        words = _common.PHASE_WORDS.get(phase["phase"], phase["phase"])
+        st.markdown(f"**Phase {phase['index']} of {phase['phases']}:** {words} "
+                    f"({phase['trainable_params']:,} weights being trained).")
+    done = len(p["history"])
+    st.progress(p["fraction"], text=f"Overall: {done} epoch{'s' if done != 1 else ''} finished")
+    batch = p["last_batch"]
+    if batch:
+        st.progress(p["epoch_fraction"],
+                    text=f"Current epoch {batch['epoch']}: batch {batch['batch']} of {batch['steps']}")
+    if st.button("Cancel training", key="train.cancel", icon=":material/stop:",
+                 help="Stops after the current batch and keeps the best model so far."):
+        jobs.cancel(run_id, ws)
+        st.session_state["train.cancelling"] = run_id
+    if st.session_state.get("train.cancelling") == run_id:
+        st.caption("Cancelling: the run stops after the current batch.")
+
+
+def result_ui(p: dict[str, Any]) -> None:
+    """How a finished run ended, in a sentence."""
+    status, state = p["status"], p["state"]
+    if state == "done":
+        accuracy = status.get("test_accuracy")
+        seconds = status.get("train_seconds")
+        text = "Training finished"
+        if seconds is not None:
+            text += f" in {seconds:.0f} s"
+        if accuracy is not None:
+            text += f". Test accuracy: **{accuracy:.1%}** (on test images the model never saw during training)"
+        st.success(text + ".")
+        _common.link_to("pages/predictions.py", "See the results and try your own images", ":material/fact_check:")
+    elif state == "failed":
+        st.error(p["message"] or "Training failed.")
+    elif state in ("cancelled", "interrupted"):
+        st.warning(p["message"] or f"Training was {state}.")
+    else:
+        st.warning("The status of this run cannot be read.")
+
+
+def progress_ui(run_id: str, ws: Path) -> None:
+    """The live view, redrawn by its fragment every few seconds while the job is active."""
+    p = jobs.progress(run_id, ws)
+    active = p["state"] in _common.ACTIVE_STATES
+    if active:
+        live_ui(p, run_id, ws)
+    else:
+        result_ui(p)
+    for notice in p["notices"]:
+        st.info(notice)
+    history = p["history"]
+    if history:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key="train.loss")
+        right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key="train.accuracy")
+        st.caption("Loss measures how wrong the model is (lower is better). When the validation curve rises "
+                   "while the training curve keeps falling, the model has started to memorise the training images.")
+        st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None)
+    if not active and st.session_state.get("train.poll") is not None:
+        # The job has ended: stop the timer with a full rerun, which draws the page without one.
+        st.session_state["train.poll"] = None
+        st.rerun()
+
+
+def page() -> None:
+    ws = _common.workspace()
+    st.title("Train")
+    st.caption("Training runs in the background on the server: you can switch pages or reload the browser, "
+               "and this page picks the run up again.")
+    _common.reconcile_once(ws)
+
+    run_id = _common.active_run_id()
+    run_dir = None
+    if run_id:
+        try:
+            run_dir = runs.run_path(run_id, ws)
+        except RunNotFound:
+            _common.forget_run()
+            run_id = None
+    busy = next((r.id for r in runs.list_runs(ws) if r.state in _common.ACTIVE_STATES), None)
+
+    if run_dir is not None:
+        st.subheader(f"Run {run_id}")
+        active = runs.read_status(run_dir).get("state") in _common.ACTIVE_STATES
+        st.session_state["train.poll"] = _common.POLL_EVERY if active else None
+        st.fragment(progress_ui, run_every=st.session_state["train.poll"])(run_id, ws)
+        with st.expander("Settings of this run"):
+            st.json((run_dir / "config.json").read_text(encoding="utf-8"))
+
+    info = _common.selected_dataset(ws)
+    if info is None:
+        _common.no_dataset_guidance()
+        return
+    st.subheader("New run" if run_id else "Start a run")
+    config = config_ui(info)
+    if start_ui(busy):
+        new_id = jobs.submit(config, ws)
+        _common.remember_run(new_id)
+        st.rerun()
+
+
+_common.guarded(page)

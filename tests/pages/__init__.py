@@ -1,0 +1,1 @@
+"""AppTest tests of the Streamlit pages (no training, no TensorFlow)."""

@@ -1,0 +1,134 @@
+"""Model: the RunConfig the page builds holds exactly the values its widgets show."""
+
+import pytest
+
+from core import backbones
+from core.config import PRESETS, RunConfig, preset
+from tests.pages.conftest import app_test, assert_clean
+
+
+def built(at) -> RunConfig:
+    return RunConfig.from_json(at.session_state["run_config"])
+
+
+def widget_values(at) -> dict:
+    """Every settings widget of the page, by the RunConfig field it edits."""
+    out = {}
+    for widgets in (at.selectbox, at.slider, at.number_input, at.radio, at.select_slider, at.checkbox):
+        for w in widgets:
+            if w.key and w.key.startswith("model.") and w.key != "model.preset":
+                out[w.key.removeprefix("model.")] = w.value
+    return out
+
+
+def field(config: RunConfig, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def assert_config_matches_widgets(at) -> RunConfig:
+    config = built(at)
+    shown = widget_values(at)
+    assert len(shown) >= 20
+    for name, value in shown.items():
+        assert field(config, name) == pytest.approx(value), name
+    assert config.preset == at.radio(key="model.preset").value
+    return config
+
+
+def test_no_dataset_shows_guidance(ws):
+    at = app_test("model").run()
+    assert_clean(at)
+    assert "no dataset" in at.info[0].value.lower()
+    assert "run_config" not in at.session_state
+
+
+def test_default_is_the_quick_preset(ws, tiny_dataset):
+    at = app_test("model").run()
+    assert_clean(at)
+    config = assert_config_matches_widgets(at)
+    assert config == preset("quick", tiny_dataset["id"])
+    assert at.json  # the exact settings are shown
+
+
+def test_changed_widgets_reach_the_config(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.radio(key="model.preset").set_value("balanced").run()
+    assert built(at).backbone == PRESETS["balanced"]["backbone"]
+    at.selectbox(key="model.backbone").set_value("efficientnet_b0").run()
+    at.selectbox(key="model.strategy").set_value("fine_tune").run()
+    at.slider(key="model.image_size").set_value(192)
+    at.number_input(key="model.epochs").set_value(7)
+    at.select_slider(key="model.learning_rate").set_value(3e-4)
+    at.select_slider(key="model.batch_size").set_value(16)
+    at.number_input(key="model.fine_tune_epochs").set_value(4)
+    at.number_input(key="model.fine_tune_layers").set_value(30)
+    at.checkbox(key="model.augment.contrast").check()
+    at.checkbox(key="model.augment.flip").uncheck()
+    at.selectbox(key="model.head.pooling").set_value("max")
+    at.slider(key="model.head.dropout").set_value(0.5)
+    at.number_input(key="model.head.hidden_units").set_value(64)
+    at.selectbox(key="model.optimizer").set_value("sgd")
+    at.number_input(key="model.patience").set_value(0)
+    at.run()
+    assert_clean(at)
+    config = assert_config_matches_widgets(at)
+    assert (config.dataset_id, config.preset, config.backbone, config.strategy) == (
+        tiny_dataset["id"], "balanced", "efficientnet_b0", "fine_tune")
+    assert (config.image_size, config.epochs, config.learning_rate, config.batch_size) == (192, 7, 3e-4, 16)
+    assert (config.fine_tune_epochs, config.fine_tune_layers) == (4, 30)
+    assert config.augment.contrast and not config.augment.flip
+    assert (config.head.pooling, config.head.dropout, config.head.hidden_units) == ("max", 0.5, 64)
+    assert (config.optimizer, config.patience) == ("sgd", 0)
+
+
+def test_preset_resets_the_settings(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.number_input(key="model.epochs").set_value(3).run()
+    at.radio(key="model.preset").set_value("best").run()
+    assert_clean(at)
+    assert assert_config_matches_widgets(at) == preset("best", tiny_dataset["id"])
+
+
+def test_from_scratch_forces_random_weights_and_back(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.selectbox(key="model.strategy").set_value("from_scratch").run()
+    assert_clean(at)
+    assert built(at).weights == "none"
+    assert not [r for r in at.radio if r.key == "model.weights"]  # no choice offered
+    at.selectbox(key="model.strategy").set_value("feature_extraction").run()
+    assert built(at).weights == "imagenet"  # the earlier choice comes back
+
+
+def test_small_cnn_allows_only_random_weights_and_its_sizes(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.slider(key="model.image_size").set_value(320).run()
+    at.selectbox(key="model.backbone").set_value("small_cnn").run()
+    at.selectbox(key="model.strategy").set_value("from_scratch").run()
+    assert_clean(at)
+    config = assert_config_matches_widgets(at)
+    spec = backbones.get("small_cnn")
+    assert config.weights == "none"
+    assert at.slider(key="model.image_size").max == spec.max_size
+    assert config.image_size == spec.max_size  # 320 was clamped to what the backbone allows
+
+
+def test_fine_tuning_settings_appear_only_for_fine_tuning(ws, tiny_dataset):
+    at = app_test("model").run()
+    assert not [n for n in at.number_input if n.key == "model.fine_tune_epochs"]
+    at.selectbox(key="model.strategy").set_value("fine_tune").run()
+    assert_clean(at)
+    assert at.number_input(key="model.fine_tune_epochs").value >= 1
+    assert built(at).fine_tune_epochs == at.number_input(key="model.fine_tune_epochs").value
+
+
+def test_refused_settings_show_a_sentence(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.slider(key="model.val_fraction").set_value(0.4)
+    at.slider(key="model.test_fraction").set_value(0.4)
+    at.run()
+    assert not at.exception
+    assert "at least 40%" in at.error[0].value
+    assert "run_config" not in at.session_state  # the Train page will not use stale settings

@@ -1,0 +1,104 @@
+"""Train: guidance without data, refusals as sentences, and the live view of a (fake) running job."""
+
+import json
+import os
+import time
+
+from core import runs
+from tests.pages.conftest import app_test, assert_clean, plotly_charts
+
+EVENTS = [
+    {"type": "notice", "message": "Training MobileNet V2 (width 1.0) instead, whose ImageNet weights are cached."},
+    {"type": "phase_start", "phase": "head", "index": 1, "phases": 1, "epochs": 4, "steps": 5, "trainable_params": 2562},
+    {"type": "batch_end", "phase": "head", "epoch": 1, "batch": 5, "steps": 5, "loss": 0.9, "accuracy": 0.6},
+    {"type": "epoch_end", "phase": "head", "epoch": 1, "epochs": 4, "seconds": 1.5,
+     "metrics": {"loss": 0.9, "accuracy": 0.6, "val_loss": 0.8, "val_accuracy": 0.7}},
+    {"type": "batch_end", "phase": "head", "epoch": 2, "batch": 2, "steps": 5, "loss": 0.7, "accuracy": 0.7},
+]
+
+
+def running_run(make_run, dataset_id):
+    # The test process itself stands in for the job's process, so the run counts as alive.
+    return make_run("running", dataset_id=dataset_id, events=EVENTS, epochs=4,
+                    status={"pid": os.getpid(), "created": time.time(), "phase": "head"})
+
+
+def test_no_dataset_shows_guidance(ws):
+    at = app_test("train").run()
+    assert_clean(at)
+    assert "no dataset" in at.info[0].value.lower()
+    assert not [b for b in at.button if b.key == "train.start"]
+
+
+def test_quick_preset_is_used_without_model_settings(ws, tiny_dataset):
+    at = app_test("train").run()
+    assert_clean(at)
+    assert any("Quick preset" in c.value for c in at.caption)
+    assert not at.button(key="train.start").disabled
+
+
+def test_a_dataset_too_small_to_train_is_refused_in_a_sentence(ws, tiny_dataset):
+    at = app_test("train").run()
+    at.button(key="train.start").click().run()
+    assert not at.exception
+    assert "add at least 10 images" in at.error[0].value
+    assert runs.list_runs(ws) == []
+
+
+def test_reattaches_to_a_running_job_from_the_url(ws, tiny_dataset, make_run):
+    run_dir = running_run(make_run, tiny_dataset["id"])
+    at = app_test("train")
+    at.query_params["run"] = run_dir.name  # a reload: new session, run id only in the URL
+    at.run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == run_dir.name
+    assert at.session_state["train.poll"] is not None  # the fragment polls while the job runs
+    overall, epoch = at.progress
+    assert overall.value == 25  # percent: 1 of 4 epochs
+    assert epoch.value == 40  # batch 2 of 5
+    assert any("Phase 1 of 1" in m.value for m in at.markdown)
+    assert any("instead" in i.value for i in at.info)  # the backbone fallback notice
+    assert len(plotly_charts(at)) == 2  # loss and accuracy curves
+    assert "epoch   1" in at.code[0].value
+    assert at.button(key="train.start").disabled  # one run at a time
+
+    at.button(key="train.cancel").click().run()
+    assert runs.cancel_requested(run_dir)
+    assert any("Cancelling" in c.value for c in at.caption)
+
+
+def test_finished_job_stops_polling_and_shows_test_accuracy(ws, tiny_dataset, make_run):
+    run_dir = running_run(make_run, tiny_dataset["id"])
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert at.session_state["train.poll"] is not None
+
+    status = json.loads((run_dir / "status.json").read_text())
+    status.update(state="done", test_accuracy=0.875, train_seconds=42.0)
+    (run_dir / "status.json").write_text(json.dumps(status))
+    at.run()
+    assert_clean(at)
+    assert at.session_state["train.poll"] is None
+    assert not at.progress
+    assert "87.5%" in at.success[0].value
+    assert not at.button(key="train.start").disabled
+
+
+def test_failed_job_shows_its_message(ws, tiny_dataset, make_run):
+    run_dir = make_run("failed", dataset_id=tiny_dataset["id"],
+                       status={"message": "The loss became NaN (not a number); lower the learning rate and try again."})
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert not at.exception
+    assert "lower the learning rate" in at.error[0].value
+
+
+def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
+    at = app_test("train")
+    at.query_params["run"] = "../../etc"
+    at.run()
+    assert_clean(at)
+    assert "run_id" not in at.session_state
+    assert "run" not in at.query_params
