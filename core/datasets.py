@@ -415,6 +415,7 @@ def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_si
 
 SAMPLES = ("shapes",)
 SHAPE_CLASSES = ("circle", "square", "triangle", "star")
+SHAPES_PER_CLASS = 150
 
 
 def _shape_points(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
@@ -459,7 +460,7 @@ def _draw_shape(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def generate_shapes(dest: Path, per_class: int = 150, size: int = 128, seed: int = 0) -> Path:
+def generate_shapes(dest: Path, per_class: int = SHAPES_PER_CLASS, size: int = 128, seed: int = 0) -> Path:
     """Write the `shapes` sample (class folders of PNGs) into dest; the same seed gives the same images."""
     for index, kind in enumerate(SHAPE_CLASSES):
         folder = dest / kind

@@ -19,7 +19,8 @@ GALLERY_PER_CLASS = 6
 
 def sample_ui() -> bool:
     """The built-in sample; True when its button was clicked."""
-    st.caption("400 generated pictures of circles, squares, triangles and stars: a quick way to see every step work.")
+    st.caption(f"{datasets.SHAPES_PER_CLASS * len(datasets.SHAPE_CLASSES)} generated pictures of circles, squares, "
+               "triangles and stars: a quick way to see every step work.")
     return st.button("Load the built-in sample", key="data.sample", icon=":material/category:",
                      help="Adds the 'shapes' sample (4 classes, 100 images each) to your workspace.")
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core import datasets
 from pages import _common
 
 
@@ -43,9 +44,11 @@ def intro_ui() -> None:
 def start_ui() -> bool:
     """The 'Start here' path; True when the sample button was clicked."""
     st.subheader("Start here")
+    kinds = ", ".join(f"{k}s" for k in datasets.SHAPE_CLASSES[:-1]) + f" and {datasets.SHAPE_CLASSES[-1]}s"
     st.caption(
-        "The built-in sample holds 400 small pictures of circles, squares, triangles and stars "
-        "(100 of each) on busy backgrounds. It is ready in a few seconds."
+        f"The built-in sample holds {datasets.SHAPES_PER_CLASS * len(datasets.SHAPE_CLASSES)} small pictures of "
+        f"{kinds} ({datasets.SHAPES_PER_CLASS} of each) in random colours, sizes and places on noisy "
+        "backgrounds. It is ready in a few seconds."
     )
     clicked = st.button(
         "Load the sample images and start",
