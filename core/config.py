@@ -64,6 +64,11 @@ class RunConfig:
     seed: int = 42
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    # With a frozen backbone and augmentation: how many augmented views of each training image
+    # to compute once and cache (0: run the backbone on fresh augmentations every epoch).
+    augment_views: int = 0
+    # Also train the same network from scratch with the same budget, to show whether transfer helped.
+    compare_scratch: bool = False
     preset: str = ""  # the preset this config started from, for display only
 
     def validate(self) -> "RunConfig":
@@ -148,6 +153,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "head.dropout": (0.0, 0.9),
     "head.hidden_units": (0, 4096),
     "head.l2": (0.0, 0.1),
+    "augment_views": (0, 20),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -28,6 +28,18 @@ class PhaseStart:
 
 
 @dataclass(frozen=True)
+class FeaturePass:
+    """Backbone features for a frozen phase were computed once (or reused from the cache)."""
+
+    phase: str
+    images: int
+    computed: int  # how many were not in the cache yet
+    views: int  # augmented views per image (0: no augmentation)
+    seconds: float
+    type: str = field(default="features", init=False)
+
+
+@dataclass(frozen=True)
 class BatchEnd:
     """A training batch finished."""
 
@@ -62,7 +74,7 @@ class PhaseEnd:
     type: str = field(default="phase_end", init=False)
 
 
-Event = Union[Notice, PhaseStart, BatchEnd, EpochEnd, PhaseEnd]
+Event = Union[Notice, PhaseStart, FeaturePass, BatchEnd, EpochEnd, PhaseEnd]
 Listener = Callable[[Event], None]
 
 

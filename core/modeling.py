@@ -103,3 +103,22 @@ def count_trainable(model: keras.Model) -> int:
 def load(path: Path) -> Any:
     """Load a model.keras written by the trainer (safe mode: no arbitrary code)."""
     return keras.models.load_model(path, compile=False, safe_mode=True)
+
+
+def save_checkpoint(model: keras.Model, prefix: Path) -> None:
+    """Save the weights, matched by object structure (not by order, which changes with trainability)."""
+    import tensorflow as tf
+
+    tf.train.Checkpoint(model=model).write(str(prefix))
+
+
+def load_checkpoint(model: keras.Model, prefix: Path) -> None:
+    """Restore weights saved by save_checkpoint (compile state and optimizer are not part of it)."""
+    import tensorflow as tf
+
+    tf.train.Checkpoint(model=model).read(str(prefix)).expect_partial()
+
+
+def checkpoint_exists(prefix: Path) -> bool:
+    """True when save_checkpoint wrote this prefix."""
+    return Path(f"{prefix}.index").is_file()

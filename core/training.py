@@ -11,7 +11,7 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -95,8 +95,41 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
     return EventCallback()
 
 
-def run(config: RunConfig, run_dir: Path, listener: events.Listener | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
-    """Train, checkpoint the best model, evaluate on the test split; status.json says how it ended."""
+def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: float):
+    import tf_keras as keras
+
+    from core import modeling
+
+    class RunCheckpoint(keras.callbacks.Callback):
+        """Save the whole classifier's weights: the last epoch always, the best by validation loss.
+
+        Keras's ModelCheckpoint would save only the model being fitted, which is the head alone
+        when training on cached features.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = best_so_far
+
+        def on_epoch_end(self, epoch, logs=None):
+            modeling.save_checkpoint(model, last_path)
+            val_loss = float((logs or {}).get("val_loss", math.inf))
+            if math.isfinite(val_loss) and val_loss < self.best:
+                self.best = val_loss
+                modeling.save_checkpoint(model, best_path)
+
+    return RunCheckpoint()
+
+
+def run(
+    config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
+    should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
+) -> dict:
+    """Train, checkpoint the best model, evaluate on the test split; status.json says how it ended.
+
+    resume: continue an interrupted or cancelled run from its last checkpoint.
+    distribute: None, "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
+    """
     ws = run_dir.parent.parent
     should_stop = should_stop or (lambda: runs.cancel_requested(run_dir))
 
@@ -105,21 +138,19 @@ def run(config: RunConfig, run_dir: Path, listener: events.Listener | None = Non
         if listener is not None:
             listener(event)
 
-    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid())
+    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(), message=None)
     try:
-        return _train(config, run_dir, ws, emit, should_stop)
+        return _train(config, run_dir, ws, emit, should_stop, resume, distribute)
     except TransferLabError as exc:
         runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
         raise
     except MemoryError:
-        message = "Training ran out of memory; choose a smaller batch size or image size and try again."
-        runs.update_status(run_dir, "failed", finished=time.time(), message=message)
-        raise TrainingFailed(message) from None
+        runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
+        raise TrainingFailed(OOM_MESSAGE) from None
     except BaseException as exc:
         if _is_oom(exc):
-            message = "Training ran out of memory; choose a smaller batch size or image size and try again."
-            runs.update_status(run_dir, "failed", finished=time.time(), message=message)
-            raise TrainingFailed(message) from None
+            runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
+            raise TrainingFailed(OOM_MESSAGE) from None
         state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
         runs.update_status(
             run_dir, state, finished=time.time(), message=f"Training stopped unexpectedly ({type(exc).__name__}).",
@@ -128,63 +159,136 @@ def run(config: RunConfig, run_dir: Path, listener: events.Listener | None = Non
         raise
 
 
+OOM_MESSAGE = "Training ran out of memory; choose a smaller batch size or image size and try again."
+
+
 def _is_oom(exc: BaseException) -> bool:
     return type(exc).__name__ == "ResourceExhaustedError"
 
 
-def _train(config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool]) -> dict:
+def _strategy(distribute: str | None):
+    import contextlib
+
+    import tensorflow as tf
+
+    if distribute is None:
+        return contextlib.nullcontext()
+    if distribute == "mirrored":
+        return tf.distribute.MirroredStrategy().scope()
+    if distribute == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+    raise TrainingFailed(f"'{distribute}' is not a distribution mode; allowed values: mirrored, multiworker.")
+
+
+def _done_so_far(run_dir: Path, phases: list[strategies.Phase]) -> tuple[dict[str, int], float]:
+    """For a resume: epochs still to run per phase, and the best validation loss so far."""
+    done: dict[str, int] = {}
+    stopped_early: set[str] = set()
+    best = math.inf
+    for e in runs.read_events(run_dir):
+        if e.get("type") == "epoch_end":
+            done[e["phase"]] = done.get(e["phase"], 0) + 1
+            val_loss = e["metrics"].get("val_loss", math.inf)
+            if math.isfinite(val_loss):
+                best = min(best, val_loss)
+        elif e.get("type") == "phase_end" and e["stopped_early"]:
+            stopped_early.add(e["phase"])
+    left = {p.name: 0 if p.name in stopped_early else max(0, p.epochs - done.get(p.name, 0)) for p in phases}
+    return left, best
+
+
+def uses_feature_cache(config: RunConfig, phase: strategies.Phase) -> bool:
+    """True when a phase trains on cached backbone features instead of passing images through it."""
+    return phase.base_trainable == "none" and (not config.augment.any() or config.augment_views > 0)
+
+
+def _train(
+    config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
+    resume: bool, distribute: str | None,
+) -> dict:
     import tf_keras as keras
     from sklearn.utils.class_weight import compute_class_weight
 
-    from core import evaluation, modeling
+    from core import evaluation, features, modeling
 
     config.validate()
     info = datasets.load_dataset(config.dataset_id, ws)
     datasets.check_trainable(info)
-    config, notices = resolve_weights(config)
-    runs.save_config(run_dir, config)  # config.json holds what is actually trained
-    for message in notices:
-        emit(events.Notice(message))
+    if not resume:
+        config, notices = resolve_weights(config)
+        runs.save_config(run_dir, config)  # config.json holds what is actually trained
+        for message in notices:
+            emit(events.Notice(message))
 
     keras.utils.set_random_seed(config.seed)
     parts = datasets.split(info, config.val_fraction, config.test_fraction, config.seed)
     runs.write_json(run_dir / "split.json", {"classes": info["classes"], **parts})
     root = datasets.dataset_path(config.dataset_id, ws)
-    train_ds = datasets.pipeline(root, parts["train"], config.image_size, config.batch_size, True, config.seed)
-    val_ds = datasets.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed)
     steps = math.ceil(len(parts["train"]) / config.batch_size)
     labels = np.array([label for _, label in parts["train"]])
+    val_labels = np.array([label for _, label in parts["val"]])
     present = np.unique(labels)
     class_weight = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=labels).tolist()))
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    best_path, last_path = checkpoints / "best", checkpoints / "last"  # tf.train.Checkpoint prefixes
 
-    model, base = modeling.build(config, len(info["classes"]))
-    checkpoint = run_dir / "checkpoints" / "best.weights.h5"
-    checkpoint.parent.mkdir(exist_ok=True)
-    best_val_loss = math.inf
+    with _strategy(distribute):
+        model, base = modeling.build(config, len(info["classes"]))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
+    epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
+    if resume:
+        if not modeling.checkpoint_exists(last_path):
+            raise TrainingFailed("This run has no checkpoint to resume from; start a new run instead.")
+        epochs_left, best_val_loss = _done_so_far(run_dir, phases)
+        modeling.load_checkpoint(model, last_path)
+        done = sum(p.epochs for p in phases) - sum(epochs_left.values())
+        emit(events.Notice(f"Resumed from the last checkpoint ({done} epochs were already done)."))
+
+    image_data: tuple[Any, Any] | None = None
     cancelled = False
     started = time.monotonic()
     for index, phase in enumerate(phases, start=1):
+        if epochs_left[phase.name] <= 0:
+            continue
         modeling.apply_phase(base, phase)
-        modeling.compile_for(model, config.optimizer, phase.learning_rate)
+        if uses_feature_cache(config, phase):
+            views = config.augment_views if config.augment.any() else 0
+            extractor = features.feature_extractor(model, base, augmented=bool(views))
+            cache = features.cache_file(ws, config, views)
+            train_x, fig = features.features_for(extractor, info, root, parts["train"], config, cache, views)
+            clean = features.feature_extractor(model, base, augmented=False) if views else extractor
+            val_x, val_fig = features.features_for(clean, info, root, parts["val"], config, features.cache_file(ws, config, 0))
+            emit(events.FeaturePass(phase.name, fig["images"] + val_fig["images"], fig["computed"] + val_fig["computed"],
+                                    views, round(fig["seconds"] + val_fig["seconds"], 3)))
+            with _strategy(distribute):
+                trainer = features.head_model(model)
+            train_data, steps_per_epoch = features.train_dataset(train_x, labels, config.batch_size, config.seed, views)
+            val_data = features.eval_dataset(val_x, val_labels, config.batch_size)
+        else:
+            trainer, steps_per_epoch = model, None
+            if image_data is None:
+                image_data = (
+                    datasets.pipeline(root, parts["train"], config.image_size, config.batch_size, True, config.seed),
+                    datasets.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed),
+                )
+            train_data, val_data = image_data
+        with _strategy(distribute):
+            modeling.compile_for(trainer, config.optimizer, phase.learning_rate)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
-        emit(events.PhaseStart(phase.name, index, len(phases), phase.epochs, steps, modeling.count_trainable(model)))
-        tracker = _event_callback(emit, phase.name, phase.epochs, steps, should_stop)
-        saver = keras.callbacks.ModelCheckpoint(
-            str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True,
-            initial_value_threshold=best_val_loss if math.isfinite(best_val_loss) else None,
-        )
+        emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
+        tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
+        saver = _checkpoint_callback(model, best_path, last_path, best_val_loss)
         callbacks = [tracker, saver]
         stopper = None
         if config.patience > 0:
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
             callbacks.append(stopper)
-        history = model.fit(
-            train_ds, validation_data=val_ds, epochs=phase.epochs, callbacks=callbacks,
-            class_weight=class_weight, verbose=0,
+        trainer.fit(
+            train_data, validation_data=val_data, epochs=epochs_left[phase.name], steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks, class_weight=class_weight, verbose=0,
         )
-        val_losses = [v for v in history.history.get("val_loss", []) if math.isfinite(v)]
-        best_val_loss = min([best_val_loss, *val_losses])
+        best_val_loss = saver.best
         stopped_early = bool(stopper and stopper.stopped_epoch > 0)
         emit(events.PhaseEnd(phase.name, tracker.epochs_run, stopped_early))
         if tracker.nan:
@@ -196,8 +300,8 @@ def _train(config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, sh
             cancelled = True
             break
 
-    if checkpoint.exists():
-        model.load_weights(str(checkpoint))  # the best epoch across all phases
+    if modeling.checkpoint_exists(best_path):
+        modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
     model.save(run_dir / "model.keras")
     seconds = round(time.monotonic() - started, 2)
     if cancelled:
@@ -205,5 +309,8 @@ def _train(config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, sh
                            message="Training was cancelled; the best model so far was kept.")
         return {"state": "cancelled", "train_seconds": seconds}
     report = evaluation.evaluate(run_dir, model=model)
-    runs.update_status(run_dir, "done", finished=time.time(), train_seconds=seconds, test_accuracy=report["accuracy"])
-    return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"]}
+    best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)
+                             if e.get("type") == "epoch_end"), default=None)
+    runs.update_status(run_dir, "done", finished=time.time(), train_seconds=seconds, test_accuracy=report["accuracy"],
+                       val_accuracy=best_val_accuracy)
+    return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core import backbones, runs, training
-from core.config import AugmentConfig, RunConfig
+from core.config import AugmentConfig, HeadConfig, RunConfig
 from core.errors import TrainingFailed, WeightsUnavailable
 
 NO_AUG = AugmentConfig(flip=False, rotate=False)
@@ -64,8 +64,8 @@ def test_run_folder_and_exact_event_sequence(tiny, ws):
     steps = -(-len(split["train"]) // cfg.batch_size)
     kinds = [e["type"] for e in runs.read_events(run_dir)]
     epoch = ["batch_end"] * steps + ["epoch_end"]
-    assert kinds == ["phase_start", *epoch, *epoch, "phase_end"]
-    events = runs.read_events(run_dir)
+    assert kinds == ["features", "phase_start", *epoch, *epoch, "phase_end"]
+    events = runs.read_events(run_dir)[1:]
     assert events[0]["phase"] == "head" and events[0]["steps"] == steps and events[0]["epochs"] == 2
     assert [e["batch"] for e in events[1 : steps + 1]] == list(range(1, steps + 1))
     epoch_end = events[steps + 1]
@@ -154,3 +154,72 @@ def test_fallback_prefers_the_best_cached_backbone(tiny, _isolated_home):
     resolved, notes = training.resolve_weights(cfg)
     assert resolved.backbone == "mobilenet_v2_0.35" and resolved.weights == "imagenet"
     assert "MobileNet V2 (width 0.35) instead" in notes[0]
+
+
+def _final_metrics(run_dir):
+    last = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"][-1]["metrics"]
+    return last, runs.read_json(run_dir / "eval.json")["accuracy"]
+
+
+def test_cached_features_train_the_same_head_as_full_passes(tiny, ws, monkeypatch):
+    from core import training as t
+
+    cfg = _config(tiny, epochs=3, head=HeadConfig(dropout=0.0))  # dropout off: its random masks differ by path
+    cached_dir = runs.create_run(cfg, ws)
+    t.run(cfg, cached_dir)
+    assert [e["type"] for e in runs.read_events(cached_dir)][0] == "features"
+    monkeypatch.setattr(t, "uses_feature_cache", lambda config, phase: False)
+    full_dir = runs.create_run(cfg, ws)
+    t.run(cfg, full_dir)
+    assert "features" not in [e["type"] for e in runs.read_events(full_dir)]
+    (cached, cached_acc), (full, full_acc) = _final_metrics(cached_dir), _final_metrics(full_dir)
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert cached[key] == pytest.approx(full[key], rel=1e-3, abs=1e-4), key
+    assert cached_acc == full_acc
+
+
+def test_feature_cache_is_reused_exactly_and_keyed_by_settings(tiny, ws):
+    cfg = _config(tiny, epochs=1)
+    first, second = runs.create_run(cfg, ws), runs.create_run(cfg, ws)
+    training.run(cfg, first)
+    training.run(cfg, second)
+    passes = [next(e for e in runs.read_events(d) if e["type"] == "features") for d in (first, second)]
+    assert passes[0]["computed"] == passes[0]["images"] > 0
+    assert passes[1]["computed"] == 0  # every vector came from the cache
+    other = runs.create_run(cfg.with_changes(head=HeadConfig(pooling="max")), ws)
+    training.run(cfg.with_changes(head=HeadConfig(pooling="max")), other)
+    assert next(e for e in runs.read_events(other) if e["type"] == "features")["computed"] > 0
+
+
+def test_augmented_views_are_cached_k_per_image(tiny, ws):
+    cfg = _config(tiny, epochs=2, augment=AugmentConfig(flip=True, rotate=False), augment_views=2)
+    run_dir = runs.create_run(cfg, ws)
+    training.run(cfg, run_dir)
+    feature_pass = next(e for e in runs.read_events(run_dir) if e["type"] == "features")
+    assert feature_pass["views"] == 2
+    # Without views, augmentation means full passes through the backbone every epoch.
+    plain = cfg.with_changes(augment_views=0)
+    plain_dir = runs.create_run(plain, ws)
+    training.run(plain, plain_dir)
+    assert "features" not in [e["type"] for e in runs.read_events(plain_dir)]
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny, ws):
+    cfg = _config(tiny, epochs=3)
+    run_dir = runs.create_run(cfg, ws)
+    calls = []
+    steps = None
+
+    def stop_in_second_epoch():
+        calls.append(1)
+        return len(calls) > steps
+
+    split_steps = -(-round(sum(tiny["counts"].values()) * 0.6) // cfg.batch_size)
+    steps = split_steps
+    assert training.run(cfg, run_dir, should_stop=stop_in_second_epoch)["state"] == "cancelled"
+    assert (run_dir / "checkpoints" / "last.index").is_file()
+    result = training.run(cfg, run_dir, resume=True)
+    assert result["state"] == "done"
+    epoch_events = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
+    assert len(epoch_events) == 3  # 2 before the cancel (the second partial), 1 after the resume
+    assert any("Resumed from the last checkpoint (2 epochs" in e.get("message", "") for e in runs.read_events(run_dir))

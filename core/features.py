@@ -1,0 +1,138 @@
+"""The feature cache: with a frozen backbone, each image's features are computed once, not every epoch.
+
+A cache file holds pooled backbone features per image, keyed by everything that decides them:
+backbone, weights, image size, pooling and (for augmented views) the augmentation, seed and view
+count, plus each image's content hash. A reused vector is therefore exactly what a fresh pass
+would compute. Files live in <workspace>/cache/features/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import datasets
+from core.config import RunConfig
+
+CACHE_VERSION = 1
+
+
+def cache_file(ws: Path, config: RunConfig, views: int) -> Path:
+    """The cache file for this backbone set-up (content hashes are checked per image inside)."""
+    key = {
+        "version": CACHE_VERSION, "dataset": config.dataset_id, "backbone": config.backbone,
+        "weights": config.weights, "image_size": config.image_size, "pooling": config.head.pooling,
+    }
+    if views:
+        key |= {"views": views, "augment": asdict(config.augment), "seed": config.seed}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return ws / "cache" / "features" / f"{digest}.npz"
+
+
+def _item_keys(info: dict[str, Any], items: list[tuple[str, int]]) -> list[str]:
+    # The stored path plus the original file's hash: a re-imported or edited image never matches.
+    return [f"{rel}:{info['hashes'].get(rel, '')}" for rel, _ in items]
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return dict(zip(data["keys"].tolist(), data["features"]))
+    except (OSError, ValueError, KeyError):
+        return {}  # a damaged cache is recomputed, never trusted
+
+
+def _save(path: Path, table: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, keys=np.array(list(table)), features=np.stack(list(table.values())))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def feature_extractor(model: Any, base: Any, augmented: bool) -> Any:
+    """The classifier's front half: (augmentation) -> frozen backbone -> pooling."""
+    import tf_keras as keras
+
+    inputs = keras.Input(model.input_shape[1:])
+    x = inputs
+    if augmented:
+        x = model.get_layer("augmentation")(x, training=True)  # random views even inside predict()
+    x = base(x, training=False)
+    return keras.Model(inputs, model.get_layer("pool")(x), name="feature_extractor")
+
+
+def head_model(model: Any) -> Any:
+    """The classifier's back half, sharing its layers: training it trains the full model's head."""
+    import tf_keras as keras
+
+    pool = model.get_layer("pool")
+    inputs = keras.Input(pool.output_shape[1:])
+    x = inputs
+    for layer in model.layers[model.layers.index(pool) + 1 :]:
+        x = layer(x)
+    return keras.Model(inputs, x, name="head")
+
+
+def features_for(
+    extractor: Any, info: dict[str, Any], root: Path, items: list[tuple[str, int]], config: RunConfig,
+    cache: Path, views: int = 0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Features for the items ((views,) n, dim), computed only for images not cached yet; plus figures."""
+    keys = _item_keys(info, items)
+    table = _load(cache)
+    wanted = [f"{k}#{v}" for v in range(max(views, 1)) for k in keys]
+    missing = sorted({k for k in keys if any(f"{k}#{v}" not in table for v in range(max(views, 1)))})
+    started = time.monotonic()
+    if missing:
+        index = {k: i for i, k in enumerate(keys)}
+        todo = [items[index[k]] for k in missing]
+        for v in range(max(views, 1)):
+            ds = datasets.pipeline(root, todo, config.image_size, config.batch_size, False, config.seed + v)
+            computed = extractor.predict(ds, verbose=0)
+            table.update({f"{k}#{v}": vec for k, vec in zip(missing, computed)})
+        _save(cache, table)
+    stacked = np.stack([table[k] for k in wanted]).astype(np.float32)
+    shape = (max(views, 1), len(keys), -1) if views else (len(keys), -1)
+    figures = {"images": len(keys), "computed": len(missing), "views": views,
+               "seconds": round(time.monotonic() - started, 3)}
+    return stacked.reshape(shape), figures
+
+
+def train_dataset(feats: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, views: int) -> tuple[Any, int]:
+    """A shuffled tf.data set of (features, label), and its steps per epoch (one view per image per epoch on average)."""
+    import tensorflow as tf
+
+    n = len(labels)
+    if views:
+        feats = feats.reshape(views * n, -1)
+        labels = np.tile(labels, views)
+    ds = tf.data.Dataset.from_tensor_slices((feats, labels.astype(np.int32)))
+    # Same shuffle op and seed as the image pipeline, so both paths see the same order.
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    steps = -(-n // batch_size)
+    if views:
+        ds = ds.repeat()
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), steps
+
+
+def eval_dataset(feats: np.ndarray, labels: np.ndarray, batch_size: int) -> Any:
+    """An ordered tf.data set of (features, label) for validation."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((feats, labels.astype(np.int32))).batch(batch_size)
