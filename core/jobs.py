@@ -1,63 +1,94 @@
-"""Background training jobs: each run trains in a fresh child process that writes its run folder.
+"""Background training jobs: each run trains in its own spawned process that writes its run folder.
 
 The app never trains on its script thread (a rerun would kill the fit). The page submits a job,
 then only reads the run folder, so it can leave, reload and reattach by run id.
+
+Queue: a job's process waits, as `queued` with its position, until fewer than TL_MAX_JOBS
+(default 1) runs of the workspace are running; the check-and-start step holds a file lock, so
+processes of several servers or command lines share the limit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import multiprocessing
 import os
-import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from core import datasets, runs, strategies
 from core.config import RunConfig
-from core.errors import TransferLabError
+from core.errors import RunStateError, TransferLabError
 
-PROJECT = Path(__file__).resolve().parent.parent
+WAIT_POLL_SECONDS = 1.0
+
+
+def max_jobs() -> int:
+    """How many runs of a workspace may train at once (TL_MAX_JOBS, default 1)."""
+    return max(1, int(os.environ.get("TL_MAX_JOBS", "1")))
+
+
+def cancel_grace_seconds() -> float:
+    """How long a cancelled job may take to stop on its own before it is stopped hard (TL_CANCEL_GRACE)."""
+    return float(os.environ.get("TL_CANCEL_GRACE", "30"))
 
 
 def submit(config: RunConfig, ws: Path) -> str:
-    """Validate, create the run folder and start training in a child process; returns the run id."""
+    """Validate, create the run folder and start its job process; returns the run id."""
     config.validate()
     datasets.check_trainable(datasets.load_dataset(config.dataset_id, ws))
     run_dir = runs.create_run(config, ws)
-    log = open(run_dir / "job.log", "wb")
-    # A fresh interpreter (not fork): TensorFlow is not fork-safe, and the child's memory is
-    # returned to the system when it ends.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.jobs", str(run_dir)],
-        cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "TL_WORKSPACE": str(ws)}, start_new_session=True,
-    )
-    log.close()
-    runs.update_status(run_dir, pid=proc.pid)
+    _spawn(run_dir, resume=False)
     return run_dir.name
 
 
+def resume(run_id: str, ws: Path) -> None:
+    """Continue an interrupted or cancelled run from its last checkpoint, as a new job."""
+    run_dir = runs.run_path(run_id, ws)
+    state = runs.read_status(run_dir).get("state")
+    if state not in ("interrupted", "cancelled"):
+        raise RunStateError(f"Run '{run_id}' is {state}; only interrupted or cancelled runs can be resumed.")
+    if not (run_dir / "checkpoints" / "last.index").is_file():
+        raise RunStateError(f"Run '{run_id}' stopped before its first epoch ended, so there is nothing to resume; start it again.")
+    (run_dir / "cancel").unlink(missing_ok=True)
+    runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None)
+    _spawn(run_dir, resume=True)
+
+
+def _spawn(run_dir: Path, resume: bool) -> None:
+    # spawn, not fork: TensorFlow is not fork-safe, and a fresh process returns all its memory
+    # when it ends. Daemonic: a server that stops takes its jobs with it; the next start marks
+    # them interrupted, and they resume from their last checkpoint on request.
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_worker, args=(str(run_dir), resume), daemon=True, name=f"train-{run_dir.name}")
+    proc.start()
+    runs.update_status(run_dir, pid=proc.pid)
+
+
 def cancel(run_id: str, ws: Path) -> None:
-    """Ask the job to stop at its next batch; it keeps its best checkpoint."""
+    """Ask the job to stop at its next batch; it keeps its best checkpoint (a hard stop follows the grace period)."""
     runs.request_cancel(runs.run_path(run_id, ws))
 
 
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
+    multiprocessing.active_children()  # reaps this process's finished jobs
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A finished child of this process stays a zombie until reaped; reap it here.
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, _ = os.waitpid(pid, os.WNOHANG)  # a finished child is a zombie until reaped
         return done == 0
     except ChildProcessError:
-        return True
+        return True  # not our child, and it exists
 
 
 def reconcile(ws: Path) -> list[str]:
@@ -65,13 +96,20 @@ def reconcile(ws: Path) -> list[str]:
     found = []
     for info in runs.list_runs(ws):
         if info.state in ("queued", "running") and not _alive(info.status.get("pid")):
-            # Give a just-submitted job a moment to record its pid.
             if time.time() - info.status.get("created", 0) < 5:
-                continue
+                continue  # just submitted: its process may not have recorded its pid yet
             runs.update_status(info.path, "interrupted", finished=time.time(),
-                               message="The training process ended unexpectedly (the server may have restarted).")
+                               message="The training process ended unexpectedly (the server may have restarted); "
+                                       "resume it to continue from its last checkpoint.")
             found.append(info.id)
     return found
+
+
+def queue_position(run_id: str, ws: Path) -> int | None:
+    """1-based place among waiting runs (oldest first), or None when the run is not waiting."""
+    waiting = sorted((r for r in runs.list_runs(ws) if r.state == "queued"), key=lambda r: r.status.get("created", 0))
+    ids = [r.id for r in waiting]
+    return ids.index(run_id) + 1 if run_id in ids else None
 
 
 def progress(run_id: str, ws: Path) -> dict[str, Any]:
@@ -85,11 +123,13 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     notices: list[str] = []
     last_batch: dict[str, Any] | None = None
     phase: dict[str, Any] | None = None
+    feature_pass: dict[str, Any] | None = None
     try:
         config = runs.load_config(run_dir)
-        total_epochs = sum(p.epochs for p in strategies.get(config.strategy).phases(config))
+        planned = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
     except TransferLabError:
-        total_epochs = 0
+        config, planned = None, []
+    total_epochs = sum(p.epochs for p in planned)
     for event in runs.read_events(run_dir):
         kind = event.get("type")
         if kind == "epoch_end":
@@ -98,37 +138,97 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
             last_batch = event
         elif kind == "phase_start":
             phase = event
+        elif kind == "features":
+            feature_pass = event
         elif kind == "notice":
             notices.append(event["message"])
     done_epochs = len(history)
-    fraction = 1.0 if status.get("state") == "done" else (done_epochs / total_epochs if total_epochs else 0.0)
+    state = status.get("state", "unknown")
+    fraction = 1.0 if state == "done" else (done_epochs / total_epochs if total_epochs else 0.0)
     epoch_fraction = last_batch["batch"] / last_batch["steps"] if last_batch else 0.0
+    eta = None
+    if state == "running" and history:
+        per_epoch = sum(h["seconds"] for h in history[-3:]) / len(history[-3:])
+        eta = max(0.0, per_epoch * (max(0, total_epochs - done_epochs) - epoch_fraction))
     return {
         "id": run_id,
-        "state": status.get("state", "unknown"),
+        "state": state,
         "message": status.get("message"),
         "phase": phase,
+        "planned_phases": [p.name for p in planned],
         "history": history,
         "notices": notices,
+        "feature_pass": feature_pass,
         "last_batch": last_batch,
         "fraction": min(1.0, fraction),
         "epoch_fraction": min(1.0, epoch_fraction),
+        "eta_seconds": eta,
+        "queue_position": queue_position(run_id, ws) if state == "queued" else None,
         "status": status,
     }
 
 
-def _worker(run_dir: Path) -> int:
-    """Child-process entry: train the run whose folder is given."""
+@contextlib.contextmanager
+def _queue_lock(ws: Path) -> Iterator[None]:
+    path = runs.runs_root(ws) / ".queue.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _wait_turn(run_dir: Path, ws: Path) -> bool:
+    """Block until this run may start (then mark it running); False if it was cancelled while waiting."""
+    while True:
+        if runs.cancel_requested(run_dir):
+            runs.update_status(run_dir, "cancelled", finished=time.time(), message="Cancelled before it started.")
+            return False
+        with _queue_lock(ws):
+            listed = runs.list_runs(ws)
+            running = [r for r in listed if r.state == "running" and _alive(r.status.get("pid"))]
+            waiting = sorted((r for r in listed if r.state == "queued"), key=lambda r: r.status.get("created", 0))
+            ids = [r.id for r in waiting]
+            if len(running) < max_jobs() and ids and ids[0] == run_dir.name:
+                runs.update_status(run_dir, "running", pid=os.getpid(), queue_position=None)
+                return True
+            position = ids.index(run_dir.name) + 1 if run_dir.name in ids else None
+            runs.update_status(run_dir, pid=os.getpid(), queue_position=position)
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+def _watchdog(run_dir: Path, grace: float) -> None:
+    """After a cancel request, give the job `grace` seconds to stop at a batch; then stop it hard."""
+    while not runs.cancel_requested(run_dir):
+        time.sleep(0.5)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if runs.read_status(run_dir).get("state") in runs.FINISHED:
+            return
+    runs.update_status(run_dir, "cancelled", finished=time.time(),
+                       message=f"Training did not stop within {grace:.0f} s of the cancel request, so it was stopped "
+                               "hard; the best checkpoint so far was kept.")
+    os._exit(3)
+
+
+def _worker(run_dir_text: str, resume: bool) -> None:
+    """Job process entry: wait for a slot, then train (and compare with a baseline if asked)."""
+    run_dir = Path(run_dir_text)
+    ws = run_dir.parent.parent
+    log = open(run_dir / "job.log", "ab", buffering=0)
+    os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
+    os.dup2(log.fileno(), 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    if not _wait_turn(run_dir, ws):
+        return
+    threading.Thread(target=_watchdog, args=(run_dir, cancel_grace_seconds()), daemon=True).start()
     from core import training
-    from core.errors import TransferLabError
 
-    config = runs.load_config(run_dir)
     try:
-        training.run(config, run_dir)
+        training.train_and_compare(runs.load_config(run_dir), run_dir, resume=resume)
     except TransferLabError:
-        return 2  # status.json already holds the sentence
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker(Path(sys.argv[1])))
+        pass  # status.json already holds the sentence

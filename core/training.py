@@ -279,7 +279,7 @@ def _train(
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
         tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
         saver = _checkpoint_callback(model, best_path, last_path, best_val_loss)
-        callbacks = [tracker, saver]
+        callbacks = [saver, tracker]  # the checkpoint is on disk before the epoch is reported
         stopper = None
         if config.patience > 0:
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
@@ -314,3 +314,37 @@ def _train(
     runs.update_status(run_dir, "done", finished=time.time(), train_seconds=seconds, test_accuracy=report["accuracy"],
                        val_accuracy=best_val_accuracy)
     return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy}
+
+
+def train_and_compare(
+    config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
+    should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
+) -> dict:
+    """run(), then, if config.compare_scratch, the same network from scratch with the same epoch budget.
+
+    The baseline is a run of its own; the transfer run's status gets `baseline_run`,
+    `baseline_val_accuracy` and `transfer_hurt` (its best validation accuracy below the baseline's).
+    """
+    import tf_keras as keras
+
+    result = run(config, run_dir, listener, should_stop, resume, distribute)
+    trained = runs.load_config(run_dir)
+    if result["state"] != "done" or not config.compare_scratch:
+        return result
+    if trained.weights == "none":
+        runs.update_status(run_dir, baseline_note="This run already trained from scratch, so there is no baseline to compare.")
+        return result
+    budget = sum(p.epochs for p in strategies.get(trained.strategy).phases(trained))
+    baseline = trained.with_changes(
+        weights="none", strategy="from_scratch", epochs=budget, compare_scratch=False, augment_views=0, preset="",
+    ).validate()
+    baseline_dir = runs.create_run(baseline, run_dir.parent.parent)
+    runs.update_status(baseline_dir, baseline_of=run_dir.name)
+    runs.update_status(run_dir, baseline_run=baseline_dir.name)
+    keras.backend.clear_session()
+    base_result = run(baseline, baseline_dir, listener, should_stop, distribute=distribute)
+    if base_result["state"] == "done":
+        hurt = (result["val_accuracy"] or 0.0) < (base_result["val_accuracy"] or 0.0)
+        runs.update_status(run_dir, baseline_val_accuracy=base_result["val_accuracy"], transfer_hurt=hurt)
+        result |= {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}
+    return result

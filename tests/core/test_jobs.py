@@ -1,30 +1,94 @@
 import os
+import signal
 import time
+
+import pytest
 
 from core import jobs, runs
 from core.config import AugmentConfig, RunConfig
+from tests.conftest import SHARED
 
 
-def _wait_finished(run_dir, seconds=120):
+def _until(predicate, seconds=120, what="condition"):
+    """Poll the run folder until predicate() holds (no fixed sleeps), failing after a timeout."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        state = runs.read_status(run_dir).get("state")
-        if state in runs.FINISHED:
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"run still {state} after {seconds}s")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _finished(run_dir):
+    state = runs.read_status(run_dir).get("state")
+    return state if state in runs.FINISHED else None
+
+
+def _cfg(tiny, **changes):
+    base = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32, epochs=1,
+                     batch_size=8, patience=0, augment=AugmentConfig(flip=False, rotate=False))
+    return base.with_changes(**changes).validate()
 
 
 def test_submit_trains_in_a_child_process(tiny, ws):
-    cfg = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32, epochs=1,
-                    batch_size=8, patience=0, augment=AugmentConfig(flip=False, rotate=False)).validate()
-    run_id = jobs.submit(cfg, ws)
+    run_id = jobs.submit(_cfg(tiny), ws)
     run_dir = runs.run_path(run_id, ws)
     assert runs.read_status(run_dir)["pid"] != os.getpid()
-    assert _wait_finished(run_dir) == "done", (run_dir / "job.log").read_text()
+    assert _until(lambda: _finished(run_dir), what="done") == "done", (run_dir / "job.log").read_text()
     p = jobs.progress(run_id, ws)
-    assert p["fraction"] == 1.0 and len(p["history"]) == 1
+    assert p["fraction"] == 1.0 and len(p["history"]) == 1 and p["feature_pass"]["images"] > 0
     assert (run_dir / "model.keras").is_file() and (run_dir / "eval.json").is_file()
+
+
+def test_jobs_queue_one_at_a_time_with_positions(tiny, ws):
+    first = runs.run_path(jobs.submit(_cfg(tiny, epochs=3), ws), ws)
+    second = runs.run_path(jobs.submit(_cfg(tiny), ws), ws)
+    third = runs.run_path(jobs.submit(_cfg(tiny), ws), ws)
+    _until(lambda: runs.read_status(first)["state"] == "running", what="first running")
+    _until(lambda: runs.read_status(third).get("queue_position") == 2, what="third waiting second in line")
+    assert jobs.progress(second.name, ws)["queue_position"] == 1
+    jobs.cancel(third.name, ws)
+    assert _until(lambda: _finished(third), what="third cancelled") == "cancelled"
+    assert runs.read_status(third)["message"] == "Cancelled before it started."
+    assert _until(lambda: _finished(second), what="second done") == "done"
+    started = {d: runs.read_status(d)["started"] for d in (first, second)}
+    assert started[second] >= runs.read_status(first)["finished"] - 1.0  # never both at once
+
+
+def test_killed_job_is_interrupted_and_resumes_from_its_checkpoint(tiny, ws):
+    run_id = jobs.submit(_cfg(tiny, epochs=40), ws)
+    run_dir = runs.run_path(run_id, ws)
+    _until(lambda: any(e["type"] == "epoch_end" for e in runs.read_events(run_dir)), what="an epoch")
+    pid = runs.read_status(run_dir)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    _until(lambda: not jobs._alive(pid), what="the process to end")
+    assert jobs.progress(run_id, ws)["state"] == "interrupted"
+    jobs.resume(run_id, ws)
+    assert _until(lambda: _finished(run_dir), what="resumed run done") == "done", (run_dir / "job.log").read_text()
+    assert any("Resumed from the last checkpoint" in n for n in jobs.progress(run_id, ws)["notices"])
+    assert sum(1 for e in runs.read_events(run_dir) if e["type"] == "epoch_end") >= 40
+
+
+def test_resume_refuses_runs_that_cannot_resume(tiny, ws):
+    run_dir = runs.create_run(_cfg(tiny), ws)
+    runs.update_status(run_dir, "done")
+    with pytest.raises(Exception, match="only interrupted or cancelled runs can be resumed"):
+        jobs.resume(run_dir.name, ws)
+    runs.update_status(run_dir, "interrupted")
+    with pytest.raises(Exception, match="nothing to resume"):
+        jobs.resume(run_dir.name, ws)
+
+
+def test_watchdog_stops_a_job_hard_after_the_grace_period(tiny, ws, monkeypatch):
+    run_dir = runs.create_run(_cfg(tiny), ws)
+    runs.update_status(run_dir, "running", pid=os.getpid())
+    runs.request_cancel(run_dir)
+    exits = []
+    monkeypatch.setattr(jobs.os, "_exit", exits.append)
+    jobs._watchdog(run_dir, grace=0.0)
+    status = runs.read_status(run_dir)
+    assert exits == [3] and status["state"] == "cancelled" and "stopped hard" in status["message"]
 
 
 def test_progress_counts_every_phase_of_the_strategy(tiny, ws):
@@ -36,7 +100,9 @@ def test_progress_counts_every_phase_of_the_strategy(tiny, ws):
     for epoch in (1, 2):
         runs.append_event(run_dir, {"type": "epoch_end", "phase": "head", "epoch": epoch, "epochs": 2, "seconds": 1.0,
                                     "metrics": {"loss": 1.0}})
-    assert jobs.progress(run_dir.name, ws)["fraction"] == 0.5  # 2 of 4 epochs, not 2 of 2
+    p = jobs.progress(run_dir.name, ws)
+    assert p["fraction"] == 0.5  # 2 of 4 epochs, not 2 of 2
+    assert p["planned_phases"] == ["head", "fine_tune"] and p["eta_seconds"] == pytest.approx(2.0)
 
 
 def test_a_run_whose_process_died_is_marked_interrupted(tiny, ws):
@@ -45,3 +111,35 @@ def test_a_run_whose_process_died_is_marked_interrupted(tiny, ws):
     assert jobs.reconcile(ws) == [run_dir.name]
     status = runs.read_status(run_dir)
     assert status["state"] == "interrupted" and "ended unexpectedly" in status["message"]
+
+
+def test_transfer_run_is_compared_with_a_scratch_baseline(tiny, ws):
+    from core import training
+
+    cfg = _cfg(tiny, compare_scratch=True, epochs=2)
+    run_dir = runs.create_run(cfg, ws)
+    result = training.train_and_compare(cfg, run_dir)
+    # weights "none" here: nothing to compare, said in a sentence rather than a fake baseline
+    assert "baseline_run" not in result and "already trained from scratch" in runs.read_status(run_dir)["baseline_note"]
+
+
+@pytest.mark.skipif(not (SHARED / "keras-cache" / "models" / "mobilenet_2_5_224_tf_no_top.h5").is_file(),
+                    reason="../shared/keras-cache is not beside the project")
+def test_transfer_hurt_flag_compares_with_the_same_network_from_scratch(tiny, ws, _isolated_home):
+    import shutil
+
+    from core import training
+
+    models = _isolated_home / ".keras" / "models"
+    models.mkdir(parents=True)
+    shutil.copy(SHARED / "keras-cache" / "models" / "mobilenet_2_5_224_tf_no_top.h5", models)
+    cfg = _cfg(tiny, weights="imagenet", compare_scratch=True, epochs=2)
+    run_dir = runs.create_run(cfg, ws)
+    result = training.train_and_compare(cfg, run_dir)
+    status = runs.read_status(run_dir)
+    baseline_dir = runs.run_path(status["baseline_run"], ws)
+    baseline = runs.load_config(baseline_dir)
+    assert (baseline.backbone, baseline.weights, baseline.strategy, baseline.epochs) == ("mobilenet_v1_0.25", "none", "from_scratch", 2)
+    assert runs.read_status(baseline_dir)["baseline_of"] == run_dir.name
+    assert status["transfer_hurt"] == (status["val_accuracy"] < status["baseline_val_accuracy"])
+    assert result["transfer_hurt"] == status["transfer_hurt"]
