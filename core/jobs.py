@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from core import datasets, runs, strategies
 from core.config import RunConfig
-from core.errors import RunStateError, TransferLabError
+from core.errors import TransferLabError
 
 WAIT_POLL_SECONDS = 1.0
 
@@ -49,12 +49,8 @@ def submit(config: RunConfig, ws: Path) -> str:
 def resume(run_id: str, ws: Path) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint, as a new job."""
     run_dir = runs.run_path(run_id, ws)
-    state = runs.read_status(run_dir).get("state")
-    if state not in ("interrupted", "cancelled"):
-        raise RunStateError(f"Run '{run_id}' is {state}; only interrupted or cancelled runs can be resumed.")
-    if not (run_dir / "checkpoints" / "last.index").is_file():
-        raise RunStateError(f"Run '{run_id}' stopped before its first epoch ended, so there is nothing to resume; start it again.")
-    (run_dir / "cancel").unlink(missing_ok=True)
+    runs.check_resumable(run_dir)
+    runs.cancel_file(run_dir).unlink(missing_ok=True)
     runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None)
     _spawn(run_dir, resume=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
-from core.errors import RunNotFound
+from core.errors import RunNotFound, RunStateError
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
@@ -121,14 +121,30 @@ def read_events(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def cancel_file(run_dir: Path) -> Path:
+    """The flag file whose presence asks a run's job to stop."""
+    return run_dir / "cancel"
+
+
 def request_cancel(run_dir: Path) -> None:
     """Ask a running job to stop at its next batch."""
-    (run_dir / "cancel").touch()
+    cancel_file(run_dir).touch()
 
 
 def cancel_requested(run_dir: Path) -> bool:
     """True once request_cancel was called for this run."""
-    return (run_dir / "cancel").exists()
+    return cancel_file(run_dir).exists()
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Raise RunStateError unless the run was interrupted or cancelled after at least one epoch."""
+    state = read_status(run_dir).get("state")
+    if state not in ("interrupted", "cancelled"):
+        raise RunStateError(f"Run '{run_dir.name}' is {state}; only interrupted or cancelled runs can be resumed.")
+    if not (run_dir / "checkpoints" / "last.index").is_file():
+        raise RunStateError(
+            f"Run '{run_dir.name}' stopped before its first epoch ended, so there is nothing to resume; start it again."
+        )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ in its child process; it writes only inside its own run folder.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -166,17 +167,17 @@ def _is_oom(exc: BaseException) -> bool:
     return type(exc).__name__ == "ResourceExhaustedError"
 
 
-def _strategy(distribute: str | None):
-    import contextlib
-
+def make_strategy(distribute: str | None) -> Any:
+    """None, or the tf.distribute strategy for "mirrored" (local GPUs, else logical CPUs) or "multiworker"."""
+    if distribute is None:
+        return None
     import tensorflow as tf
 
-    if distribute is None:
-        return contextlib.nullcontext()
     if distribute == "mirrored":
-        return tf.distribute.MirroredStrategy().scope()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if distribute == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+        return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainingFailed(f"'{distribute}' is not a distribution mode; allowed values: mirrored, multiworker.")
 
 
@@ -233,7 +234,11 @@ def _train(
     checkpoints.mkdir(exist_ok=True)
     best_path, last_path = checkpoints / "best", checkpoints / "last"  # tf.train.Checkpoint prefixes
 
-    with _strategy(distribute):
+    strategy = make_strategy(distribute)
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+    if strategy is not None:
+        emit(events.Notice(f"Training on {strategy.num_replicas_in_sync} devices in parallel ({distribute})."))
+    with scope():
         model, base = modeling.build(config, len(info["classes"]))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
     epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
@@ -261,7 +266,7 @@ def _train(
             val_x, val_fig = features.features_for(clean, info, root, parts["val"], config, features.cache_file(ws, config, 0))
             emit(events.FeaturePass(phase.name, fig["images"] + val_fig["images"], fig["computed"] + val_fig["computed"],
                                     views, round(fig["seconds"] + val_fig["seconds"], 3)))
-            with _strategy(distribute):
+            with scope():
                 trainer = features.head_model(model)
             train_data, steps_per_epoch = features.train_dataset(train_x, labels, config.batch_size, config.seed, views)
             val_data = features.eval_dataset(val_x, val_labels, config.batch_size)
@@ -273,7 +278,7 @@ def _train(
                     datasets.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed),
                 )
             train_data, val_data = image_data
-        with _strategy(distribute):
+        with scope():
             modeling.compile_for(trainer, config.optimizer, phase.learning_rate)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))

@@ -223,3 +223,27 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny, ws):
     epoch_events = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
     assert len(epoch_events) == 3  # 2 before the cancel (the second partial), 1 after the resume
     assert any("Resumed from the last checkpoint (2 epochs" in e.get("message", "") for e in runs.read_events(run_dir))
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(tiny, ws, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    cfg = _config(tiny, epochs=1, batch_size=8)
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    script = (
+        "import sys, core, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "from core.__main__ import main\n"
+        f"sys.exit(main(['train', {str(path)!r}, '--workspace', {str(ws)!r}, '--json', '--quiet', '--distribute', 'mirrored']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = runs.run_path(json.loads(proc.stdout)["id"], ws)
+    notices = [e["message"] for e in runs.read_events(run_dir) if e["type"] == "notice"]
+    assert "Training on 2 devices in parallel (mirrored)." in notices
+    assert runs.read_status(run_dir)["state"] == "done"
