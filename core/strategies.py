@@ -82,6 +82,26 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
+    """True when a phase trains on cached backbone features instead of passing images through it."""
+    return phase.base_trainable == "none" and (not config.augment.any() or config.augment_views > 0)
+
+
+def speed_note(config: "RunConfig") -> str:
+    """One sentence on how the frozen phases are trained (cached features or full passes)."""
+    frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
+    if not frozen:
+        return "The backbone trains too, so every epoch passes each image through the whole network."
+    if not config.augment.any():
+        return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
+                "once and the classifier trains on the stored result: much faster.")
+    if config.augment_views > 0:
+        return (f"The backbone is frozen: {config.augment_views} augmented copies of each image go through it once "
+                "and the classifier trains on the stored results.")
+    return ("The backbone is frozen but augmentation makes new copies every epoch, so each epoch passes every "
+            "image through the backbone (slower; prepared augmented copies on the Model page are faster).")
+
+
 def get(strategy_id: str) -> Strategy:
     """Return the strategy with this id (the id must have been validated)."""
     return STRATEGIES[strategy_id]

@@ -198,11 +198,6 @@ def _done_so_far(run_dir: Path, phases: list[strategies.Phase]) -> tuple[dict[st
     return left, best
 
 
-def uses_feature_cache(config: RunConfig, phase: strategies.Phase) -> bool:
-    """True when a phase trains on cached backbone features instead of passing images through it."""
-    return phase.base_trainable == "none" and (not config.augment.any() or config.augment_views > 0)
-
-
 def _train(
     config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
     resume: bool, distribute: str | None,
@@ -257,7 +252,7 @@ def _train(
         if epochs_left[phase.name] <= 0:
             continue
         modeling.apply_phase(base, phase)
-        if uses_feature_cache(config, phase):
+        if strategies.uses_feature_cache(config, phase):
             views = config.augment_views if config.augment.any() else 0
             extractor = features.feature_extractor(model, base, augmented=bool(views))
             cache = features.cache_file(ws, config, views)

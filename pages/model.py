@@ -21,7 +21,7 @@ K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.
 FORM_FIELDS = (
     "backbone", "weights", "strategy", "image_size", "epochs", "learning_rate", "batch_size",
     "fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_layers",
-    "optimizer", "patience", "val_fraction", "test_fraction", "seed",
+    "optimizer", "patience", "val_fraction", "test_fraction", "seed", "augment_views", "compare_scratch",
 )
 HEAD_FIELDS = ("pooling", "dropout", "hidden_units")
 
@@ -256,6 +256,17 @@ def augment_ui() -> dict[str, bool]:
     return values
 
 
+def augment_views_ui() -> int:
+    """How many augmented copies per image to prepare once, when the backbone is frozen."""
+    lo, hi = RANGES["augment_views"]
+    return st.number_input(
+        "Prepared augmented copies per image", int(lo), int(hi), step=1, key=K + "augment_views",
+        persist_state="session",
+        help="With a frozen backbone, TransferLab can run the backbone once on this many augmented copies of "
+             "each image and reuse them, which is much faster. 0 runs the backbone on fresh copies every "
+             "epoch: slower, with endless variety.")
+
+
 def head_ui() -> dict[str, Any]:
     st.caption("The new classifier put on top of the backbone, which learns your classes.")
     left, middle, right = st.columns(3)
@@ -290,6 +301,11 @@ def advanced_ui() -> dict[str, Any]:
     values["seed"] = right.number_input(
         "Random seed", int(lo), int(hi), step=1, key=K + "seed", persist_state="session",
         help="The same seed gives the same split of the images and the same start.")
+    values["compare_scratch"] = st.checkbox(
+        "Also train from scratch, to check that transfer learning helped", key=K + "compare_scratch",
+        persist_state="session",
+        help="After this run, the same network is trained again from random weights for the same number of "
+             "epochs. If that baseline does better, the run is flagged 'transfer hurt'. Doubles the time.")
     left, right = st.columns(2)
     for column, name, label in ((left, "val_fraction", "Validation share"), (right, "test_fraction", "Test share")):
         lo, hi = RANGES[name]
@@ -341,6 +357,7 @@ def page() -> None:
     overrides |= training_ui(fine_tune)
     st.subheader("Augmentation")
     overrides["augment"] = augment_ui()
+    overrides["augment_views"] = augment_views_ui()
     st.subheader("Classifier head")
     overrides["head"] = head_ui()
     with st.expander("Advanced settings"):

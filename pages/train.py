@@ -34,7 +34,9 @@ def config_ui(info: dict[str, Any]) -> RunConfig:
         f"**Dataset:** {info['name']} · **Backbone:** {spec.label} · **Strategy:** {strategy.label} · "
         f"**Epochs:** up to {epochs} · **Image size:** {config.image_size} px"
     )
-    st.caption(f"Using {source}.")
+    st.caption(f"Using {source}. {strategies.speed_note(config)}")
+    if config.compare_scratch:
+        st.caption("A from-scratch baseline with the same number of epochs follows, to check that transfer helped.")
     _common.link_to("pages/model.py", "Change the settings", ":material/tune:")
     return config
 
@@ -64,7 +66,10 @@ def epoch_line(h: dict[str, Any]) -> str:
 def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
     """Phase, progress bars and the Cancel button of a queued or running job."""
     phase = p["phase"]
-    if p["state"] == "queued" or phase is None:
+    if p["queue_position"]:
+        st.info(f"Waiting for another training run to finish: this run is number {p['queue_position']} in line. "
+                "It starts by itself.")
+    elif p["state"] == "queued" or phase is None:
         st.info("Getting ready: starting TensorFlow, loading the images and the backbone. "
                 "This takes a few seconds, longer when weights are downloaded.")
     else:
@@ -72,7 +77,9 @@ def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.markdown(f"**Phase {phase['index']} of {phase['phases']}:** {words} "
                     f"({phase['trainable_params']:,} weights being trained).")
     done = len(p["history"])
-    st.progress(p["fraction"], text=f"Overall: {done} epoch{'s' if done != 1 else ''} finished")
+    eta = p["eta_seconds"]
+    left = f", about {_duration(eta)} left" if eta is not None else ""
+    st.progress(p["fraction"], text=f"Overall: {done} epoch{'s' if done != 1 else ''} finished{left}")
     batch = p["last_batch"]
     if batch:
         st.progress(p["epoch_fraction"],
@@ -85,8 +92,41 @@ def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.caption("Cancelling: the run stops after the current batch.")
 
 
-def result_ui(p: dict[str, Any]) -> None:
-    """How a finished run ended, in a sentence."""
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def feature_pass_ui(p: dict[str, Any]) -> None:
+    """What the feature cache did, in a sentence."""
+    fp = p["feature_pass"]
+    if not fp:
+        return
+    reused = fp["images"] - fp["computed"]
+    views = f" ({fp['views']} augmented copies each)" if fp["views"] else ""
+    text = f"Backbone features of {fp['images']} images{views} were computed once in {fp['seconds']:.1f} s"
+    if reused:
+        text += f"; {reused} came ready from earlier runs"
+    st.caption(text + ". The classifier then trains on them, so each epoch takes a moment.")
+
+
+def comparison_ui(status: dict[str, Any]) -> None:
+    """The from-scratch baseline's verdict, when the run asked for one."""
+    if "transfer_hurt" in status:
+        ours, base = status.get("val_accuracy") or 0.0, status.get("baseline_val_accuracy") or 0.0
+        if status["transfer_hurt"]:
+            st.warning(f"Transfer hurt: the same network trained from scratch reached {base:.1%} validation accuracy, "
+                       f"above this run's {ours:.1%}. Try fine-tuning, or a backbone closer to your images.")
+        else:
+            st.success(f"Transfer helped: {ours:.1%} validation accuracy against {base:.1%} for the same network "
+                       "trained from scratch.")
+    elif status.get("baseline_run"):
+        st.info(f"The from-scratch baseline (run {status['baseline_run']}) is training.")
+    elif status.get("baseline_note"):
+        st.caption(status["baseline_note"])
+
+
+def result_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
+    """How a finished run ended, in a sentence; interrupted or cancelled runs can resume."""
     status, state = p["status"], p["state"]
     if state == "done":
         accuracy = status.get("test_accuracy")
@@ -102,6 +142,11 @@ def result_ui(p: dict[str, Any]) -> None:
         st.error(p["message"] or "Training failed.")
     elif state in ("cancelled", "interrupted"):
         st.warning(p["message"] or f"Training was {state}.")
+        if p["history"] and st.button("Resume from the last checkpoint", key="train.resume", icon=":material/replay:",
+                                      help="Continues with the epochs that were left, from the last saved epoch."):
+            jobs.resume(run_id, ws)
+            st.session_state["train.poll"] = _common.POLL_EVERY
+            st.rerun(scope="app")
     else:
         st.warning("The status of this run cannot be read.")
 
@@ -113,7 +158,9 @@ def progress_ui(run_id: str, ws: Path) -> None:
     if active:
         live_ui(p, run_id, ws)
     else:
-        result_ui(p)
+        result_ui(p, run_id, ws)
+    comparison_ui(p["status"])
+    feature_pass_ui(p)
     for notice in p["notices"]:
         st.info(notice)
     history = p["history"]

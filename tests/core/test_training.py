@@ -162,13 +162,14 @@ def _final_metrics(run_dir):
 
 
 def test_cached_features_train_the_same_head_as_full_passes(tiny, ws, monkeypatch):
+    from core import strategies
     from core import training as t
 
     cfg = _config(tiny, epochs=3, head=HeadConfig(dropout=0.0))  # dropout off: its random masks differ by path
     cached_dir = runs.create_run(cfg, ws)
     t.run(cfg, cached_dir)
     assert [e["type"] for e in runs.read_events(cached_dir)][0] == "features"
-    monkeypatch.setattr(t, "uses_feature_cache", lambda config, phase: False)
+    monkeypatch.setattr(strategies, "uses_feature_cache", lambda config, phase: False)
     full_dir = runs.create_run(cfg, ws)
     t.run(cfg, full_dir)
     assert "features" not in [e["type"] for e in runs.read_events(full_dir)]

@@ -5,6 +5,7 @@ import os
 import time
 
 from core import runs
+from core.config import AugmentConfig, RunConfig
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
 
 EVENTS = [
@@ -102,3 +103,44 @@ def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
     assert_clean(at)
     assert "run_id" not in at.session_state
     assert "run" not in at.query_params
+
+
+def test_a_waiting_job_shows_its_place_in_line(ws, tiny_dataset, make_run):
+    run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
+                       status={"pid": os.getpid(), "created": time.time()})
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert_clean(at)
+    assert any("number 1 in line" in i.value for i in at.info)
+
+
+def test_an_interrupted_run_offers_to_resume(ws, tiny_dataset, make_run, monkeypatch):
+    from core import jobs
+
+    run_dir = make_run("interrupted", dataset_id=tiny_dataset["id"], events=EVENTS[:4],
+                       status={"message": "The training process ended unexpectedly."})
+    resumed = []
+    monkeypatch.setattr(jobs, "resume", lambda run_id, ws: resumed.append(run_id))
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert_clean(at)
+    at.button(key="train.resume").click().run()
+    assert resumed == [run_dir.name]
+
+
+def test_the_transfer_verdict_and_the_training_method_are_shown(ws, tiny_dataset, make_run):
+    events = EVENTS[:2] + [{"type": "features", "phase": "head", "images": 30, "computed": 10, "views": 0, "seconds": 2.5}]
+    run_dir = make_run("done", dataset_id=tiny_dataset["id"], events=events, augment={"flip": False, "rotate": False},
+                       status={"transfer_hurt": True, "val_accuracy": 0.6, "baseline_val_accuracy": 0.7,
+                               "baseline_run": "20260101-120000-000000000000"})
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    next_run = RunConfig(dataset_id=tiny_dataset["id"], augment=AugmentConfig(flip=False, rotate=False))
+    at.session_state["run_config"] = next_run.to_json()
+    at.run()
+    assert_clean(at)
+    assert any("Transfer hurt" in w.value and "70.0%" in w.value for w in at.warning)
+    assert any("computed once" in c.value and "20 came ready" in c.value for c in at.caption)
+    assert any("goes through the backbone once" in c.value for c in at.caption)
