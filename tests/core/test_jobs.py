@@ -143,3 +143,15 @@ def test_transfer_hurt_flag_compares_with_the_same_network_from_scratch(tiny, ws
     assert runs.read_status(baseline_dir)["baseline_of"] == run_dir.name
     assert status["transfer_hurt"] == (status["val_accuracy"] < status["baseline_val_accuracy"])
     assert result["transfer_hurt"] == status["transfer_hurt"]
+
+
+def test_cancel_mid_training_keeps_the_best_checkpoint(tiny, ws):
+    run_id = jobs.submit(_cfg(tiny, epochs=60), ws)
+    run_dir = runs.run_path(run_id, ws)
+    _until(lambda: any(e["type"] == "epoch_end" for e in runs.read_events(run_dir)), what="an epoch")
+    jobs.cancel(run_id, ws)
+    assert _until(lambda: _finished(run_dir), what="cancelled") == "cancelled"
+    epochs = sum(1 for e in runs.read_events(run_dir) if e["type"] == "epoch_end")
+    assert 1 <= epochs < 60
+    assert (run_dir / "model.keras").is_file() and (run_dir / "checkpoints" / "best.index").is_file()
+    assert "best model so far was kept" in runs.read_status(run_dir)["message"]
