@@ -232,7 +232,8 @@ def _train(
     strategy = make_strategy(distribute)
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
     if strategy is not None:
-        emit(events.Notice(f"Training on {strategy.num_replicas_in_sync} devices in parallel ({distribute})."))
+        n = strategy.num_replicas_in_sync
+        emit(events.Notice(f"Training on {n} device{'s' if n != 1 else ''} in parallel ({distribute})."))
     with scope():
         model, base = modeling.build(config, len(info["classes"]))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]

@@ -248,3 +248,25 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tiny, ws, tmp_path):
     notices = [e["message"] for e in runs.read_events(run_dir) if e["type"] == "notice"]
     assert "Training on 2 devices in parallel (mirrored)." in notices
     assert runs.read_status(run_dir)["state"] == "done"
+
+
+def test_multiworker_strategy_runs_from_tf_config(tiny, ws, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as s:  # a free loopback port for the one-worker cluster
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "config.json"
+    path.write_text(_config(tiny, epochs=1).to_json())
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
+                                                   "task": {"type": "worker", "index": 0}})}
+    proc = subprocess.run([sys.executable, "-m", "core", "train", str(path), "--workspace", str(ws), "--json", "--quiet",
+                           "--distribute", "multiworker"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = runs.run_path(json.loads(proc.stdout)["id"], ws)
+    assert "Training on 1 device in parallel (multiworker)." in [e.get("message") for e in runs.read_events(run_dir)]
