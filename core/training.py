@@ -59,6 +59,15 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
     ]
 
 
+def apply_epoch_cap(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """A server may cap epochs per phase (TL_MAX_EPOCHS, e.g. on a shared host); say so when it bites."""
+    cap = int(os.environ.get("TL_MAX_EPOCHS", "0") or 0)
+    if cap <= 0 or (config.epochs <= cap and config.fine_tune_epochs <= cap):
+        return config, []
+    capped = config.with_changes(epochs=min(config.epochs, cap), fine_tune_epochs=min(config.fine_tune_epochs, cap))
+    return capped.validate(), [f"This server limits training to {cap} epoch(s) per phase, so this run trains at most that many."]
+
+
 def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: int, should_stop: Callable[[], bool]):
     import tf_keras as keras
 
@@ -212,6 +221,8 @@ def _train(
     datasets.check_trainable(info)
     if not resume:
         config, notices = resolve_weights(config)
+        config, cap_notices = apply_epoch_cap(config)
+        notices += cap_notices
         runs.save_config(run_dir, config)  # config.json holds what is actually trained
         for message in notices:
             emit(events.Notice(message))

@@ -270,3 +270,13 @@ def test_multiworker_strategy_runs_from_tf_config(tiny, ws, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = runs.run_path(json.loads(proc.stdout)["id"], ws)
     assert "Training on 1 device in parallel (multiworker)." in [e.get("message") for e in runs.read_events(run_dir)]
+
+
+def test_server_epoch_cap_applies_with_a_notice(tiny, ws, monkeypatch):
+    monkeypatch.setenv("TL_MAX_EPOCHS", "1")
+    cfg = _config(tiny, epochs=5)
+    run_dir = runs.create_run(cfg, ws)
+    training.run(cfg, run_dir)
+    assert runs.load_config(run_dir).epochs == 1
+    assert sum(1 for e in runs.read_events(run_dir) if e["type"] == "epoch_end") == 1
+    assert any("limits training to 1 epoch(s)" in e.get("message", "") for e in runs.read_events(run_dir))
