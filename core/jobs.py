@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import multiprocessing
+import subprocess
 import os
 import sys
 import threading
@@ -25,6 +25,7 @@ from core.config import RunConfig
 from core.errors import TransferLabError
 
 WAIT_POLL_SECONDS = 1.0
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def max_jobs() -> int:
@@ -56,12 +57,15 @@ def resume(run_id: str, ws: Path) -> None:
 
 
 def _spawn(run_dir: Path, resume: bool) -> None:
-    # spawn, not fork: TensorFlow is not fork-safe, and a fresh process returns all its memory
-    # when it ends. Daemonic: a server that stops takes its jobs with it; the next start marks
-    # them interrupted, and they resume from their last checkpoint on request.
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_worker, args=(str(run_dir), resume), daemon=True, name=f"train-{run_dir.name}")
-    proc.start()
+    # A fresh interpreter per job (spawn semantics): TensorFlow is not fork-safe, and the job's
+    # memory goes back to the system when it ends. Not multiprocessing's spawn context: under
+    # `streamlit run` it would re-import the app script as the child's __main__. Its own session,
+    # so a server restart leaves the job training; one that dies shows as interrupted.
+    cmd = [sys.executable, "-m", "core.jobs", str(run_dir)] + (["--resume"] if resume else [])
+    proc = subprocess.Popen(
+        cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
+    )
     runs.update_status(run_dir, pid=proc.pid)
 
 
@@ -73,7 +77,6 @@ def cancel(run_id: str, ws: Path) -> None:
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
-    multiprocessing.active_children()  # reaps this process's finished jobs
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -210,9 +213,8 @@ def _watchdog(run_dir: Path, grace: float) -> None:
     os._exit(3)
 
 
-def _worker(run_dir_text: str, resume: bool) -> None:
+def _worker(run_dir: Path, resume: bool) -> None:
     """Job process entry: wait for a slot, then train (and compare with a baseline if asked)."""
-    run_dir = Path(run_dir_text)
     ws = run_dir.parent.parent
     log = open(run_dir / "job.log", "ab", buffering=0)
     os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
@@ -228,3 +230,7 @@ def _worker(run_dir_text: str, resume: bool) -> None:
         training.train_and_compare(runs.load_config(run_dir), run_dir, resume=resume)
     except TransferLabError:
         pass  # status.json already holds the sentence
+
+
+if __name__ == "__main__":
+    _worker(Path(sys.argv[1]), resume="--resume" in sys.argv[2:])
