@@ -1,21 +1,29 @@
-"""Predictions: how a finished run does on its held-out test images, and what it says about new images.
+"""Predictions: can I trust this model? Its test scores, its mistakes, why it decides, and new images.
 
-TensorFlow is imported only when the viewer asks for a prediction (core.evaluation, lazily), and
-nothing of one viewer is cached globally: results live in this browser session only.
+Everything about the test split is derived from the predictions stored in eval.json
+(core.evaluation.report), so the page opens without TensorFlow. The model is loaded only when the
+viewer classifies images or asks for the embedding view (core.evaluation / core.interpret,
+imported lazily), and it is kept in this browser session only: nothing of one viewer is cached
+globally.
 """
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from core import backbones, charts, datasets, runs
-from core.errors import DatasetError
+from core import backbones, charts, datasets, jobs, runs
+from core.errors import DatasetError, TransferLabError
 from pages import _common
 
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in datasets.IMAGE_SUFFIXES]
 PERCENT = st.column_config.NumberColumn(format="percent")
-MISTAKES_SHOWN = 12
+GALLERY = 12
+GRADCAM_SHOWN = 6
+
+
+# ---------------------------------------------------------------- state
 
 
 def run_ui(done: list[runs.RunInfo]) -> runs.RunInfo:
@@ -40,21 +48,64 @@ def run_ui(done: list[runs.RunInfo]) -> runs.RunInfo:
     return by_id[chosen]
 
 
-def metrics_ui(ev: dict[str, Any]) -> None:
-    """Accuracy, averaged and per-class precision/recall/F1, and the confusion matrix."""
-    cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{ev['accuracy']:.1%}", help="Share of test images whose class was guessed right.")
-    cols[1].metric("Macro F1", f"{ev['macro']['f1-score']:.1%}",
+def dataset_root(run: runs.RunInfo) -> Path | None:
+    """The run's dataset folder, or None when it is no longer in the workspace."""
+    if run.config is None:
+        return None
+    try:
+        return datasets.dataset_path(run.config.dataset_id, run.path.parent.parent)
+    except DatasetError:
+        return None
+
+
+def session_model(run: runs.RunInfo) -> Any:
+    """The run's model, loaded once and kept in this browser session (one model at a time)."""
+    from core import evaluation  # imports TensorFlow when the model is loaded
+
+    path = run.path / "model.keras"
+    key = (str(path), path.stat().st_mtime_ns)
+    held = st.session_state.get("pred.model")
+    if held is None or held[0] != key:
+        st.session_state.pop("pred.model", None)  # let the previous run's model go first
+        with st.spinner("Loading the model (the first time takes a few seconds)…"):
+            st.session_state["pred.model"] = (key, evaluation.load_model(run.path))
+    return st.session_state["pred.model"][1]
+
+
+def show_images(root: Path | None, files: list[str], captions: list[str], missing: str) -> None:
+    """A gallery of dataset images, or a sentence when the dataset is gone."""
+    if root is None:
+        st.caption(missing)
+        return
+    shown = [(root / f, c) for f, c in zip(files, captions) if (root / f).is_file()]
+    if shown:
+        st.image([str(p) for p, _ in shown], width=120, caption=[c for _, c in shown])
+
+
+# ---------------------------------------------------------------- test results
+
+
+def scores_ui(rep: dict[str, Any]) -> None:
+    """Accuracy, averaged and per-class precision/recall/F1 and ROC-AUC, with ROC curves."""
+    cols = st.columns(5)
+    cols[0].metric("Test accuracy", f"{rep['accuracy']:.1%}", help="Share of test images whose class was guessed right.")
+    cols[1].metric("Macro F1", f"{rep['macro']['f1-score']:.1%}",
                    help="F1 averaged over classes, each class counting the same.")
-    cols[2].metric("Weighted F1", f"{ev['weighted']['f1-score']:.1%}",
+    cols[2].metric("Weighted F1", f"{rep['weighted']['f1-score']:.1%}",
                    help="F1 averaged over classes, weighted by their number of test images.")
-    cols[3].metric("Test images", ev.get("n", "-"), help="Images held back from training and used only for this check.")
+    auc = rep.get("roc_auc")
+    cols[3].metric("ROC-AUC", "-" if auc is None else f"{auc:.3f}",
+                   help="How well the probabilities rank the right class above the others: 1 is perfect, 0.5 is "
+                        "guessing. With more than two classes: each class against the rest, averaged.")
+    cols[4].metric("Test images", rep.get("n", "-"), help="Images held back from training and used only for this check.")
+    if rep.get("roc_auc_note"):
+        st.caption(rep["roc_auc_note"])
     st.caption(
         "**Precision**: when the model says 'this class', how often it is right. **Recall**: of the images "
         "that really are this class, how many it finds. **F1** combines the two into one number."
     )
     averages = pd.DataFrame([
-        {"average": name, "precision": ev[key]["precision"], "recall": ev[key]["recall"], "F1": ev[key]["f1-score"]}
+        {"average": name, "precision": rep[key]["precision"], "recall": rep[key]["recall"], "F1": rep[key]["f1-score"]}
         for key, name in (("macro", "macro (every class counts the same)"),
                           ("weighted", "weighted (by test images per class)"))
     ])
@@ -63,61 +114,260 @@ def metrics_ui(ev: dict[str, Any]) -> None:
     left, right = st.columns([1, 1])
     with left:
         st.markdown("**Per class**")
-        per_class = pd.DataFrame(ev["per_class"]).rename(columns={"f1": "F1", "support": "test images"})
+        per_class = pd.DataFrame(rep["per_class"]).rename(columns={"f1": "F1", "support": "test images", "auc": "AUC"})
         st.dataframe(per_class, hide_index=True, width="stretch",
-                     column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT})
+                     column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT,
+                                    "AUC": st.column_config.NumberColumn(format="%.3f", help="ROC-AUC of this class "
+                                                                         "against all others.")})
     with right:
-        st.plotly_chart(charts.confusion_matrix(ev["confusion_matrix"], ev["classes"]), width="stretch",
+        if rep.get("roc_curves"):
+            st.plotly_chart(charts.roc_curves(rep["roc_curves"]), width="stretch", key="pred.roc")
+            st.caption("A curve hugging the top-left corner means the model ranks this class's images above "
+                       "the others at almost every threshold; the dashed diagonal is guessing.")
+
+
+def confusion_ui(rep: dict[str, Any], root: Path | None) -> None:
+    """The confusion matrix, and beside it a selector that shows the images of one cell."""
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(charts.confusion_matrix(rep["confusion_matrix"], rep["classes"]), width="stretch",
                         key="pred.confusion")
         st.caption("Each row is the true class, each column the class the model guessed: "
                    "the diagonal holds the right answers, everything else a mix-up.")
+    with right:
+        cells = rep["cells"]
+        if not cells:
+            st.caption("This evaluation has no stored per-image predictions, so its cells cannot be opened.")
+            return
+        labels = {i: f"true {c['true']} → guessed {c['predicted']} ({c['count']})" for i, c in enumerate(cells)}
+        chosen = st.selectbox("Show the images of one cell", list(labels), format_func=labels.get,
+                              key="pred.cell", help="Mix-ups come first, the biggest first.")
+        cell = cells[chosen]
+        show_images(root, cell["files"][:GALLERY], [Path(f).name for f in cell["files"][:GALLERY]],
+                    "The run's dataset is no longer in the workspace, so its images cannot be shown.")
+        if cell["count"] > GALLERY:
+            st.caption(f"The first {GALLERY} of {cell['count']} images.")
 
 
-def mistakes_ui(run: runs.RunInfo, ev: dict[str, Any]) -> None:
-    """A few test images the model got wrong, when the dataset is still in the workspace."""
-    wrong = [p for p in ev.get("predictions", []) if p["true"] != p["pred"]]
-    if not wrong or run.config is None:
+def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
+    """Most-confused class pairs, the images with the highest loss, and confidence of right vs wrong answers."""
+    pairs = rep["most_confused"]
+    st.markdown("**Most-confused pairs**")
+    if pairs:
+        st.dataframe(pd.DataFrame(pairs).rename(columns={"count": "test images", "share": "share of the true class"}),
+                     hide_index=True, width="stretch",
+                     column_config={"share of the true class": PERCENT})
+    else:
+        st.caption("No test image was taken for another class.")
+    losses = rep["top_losses"]
+    if losses:
+        st.markdown("**Top losses**: the test images the model was most sure about and most wrong on")
+        shown = losses[:GALLERY]
+        show_images(root, [r["file"] for r in shown],
+                    [f"{'✓' if r['correct'] else '✗'} true {r['true']} ({r['p_true']:.0%}), "
+                     f"guessed {r['predicted']} ({r['p_predicted']:.0%})" for r in shown],
+                    "The run's dataset is no longer in the workspace, so its images cannot be shown.")
+        with st.expander(f"All of the {len(losses)} highest losses as a table"):
+            st.dataframe(pd.DataFrame(losses).rename(columns={"p_true": "probability of the true class",
+                                                               "p_predicted": "probability of the guess"}),
+                         hide_index=True, width="stretch",
+                         column_config={"probability of the true class": PERCENT, "probability of the guess": PERCENT,
+                                        "loss": st.column_config.NumberColumn(format="%.3f",
+                                                                              help="-log(probability of the true class)")})
+        conf = rep["confidence"]
+        st.plotly_chart(charts.confidence_histogram(conf["confidence"], conf["correct"]), width="stretch",
+                        key="pred.confidence")
+        st.caption("A model you can trust is sure when it is right and unsure when it is wrong: "
+                   "wrong answers bunched at high probability are confident mistakes.")
+
+
+def curves_ui(run: runs.RunInfo, ws: Path) -> None:
+    """The run's training and validation curves, with a sentence when it started to overfit."""
+    from core import evaluation
+
+    history = jobs.progress(run.id, ws)["history"]
+    if not history:
+        st.caption("This run recorded no epochs.")
         return
+    hint = evaluation.overfitting_hint(history)
+    if hint:
+        st.warning(hint)
+    left, right = st.columns(2)
+    left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key="pred.loss")
+    right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key="pred.accuracy")
+    st.caption("Loss measures how wrong the model is (lower is better). When the validation curve rises "
+               "while the training curve keeps falling, the model has started to memorise the training images.")
+
+
+# ---------------------------------------------------------------- new images
+
+
+def images_ui() -> list[tuple[str, str, bytes]]:
+    """The viewer's images: uploads, and a camera photo when the camera is switched on; (id, name, bytes)."""
+    files = st.file_uploader("Images to classify", type=IMAGE_TYPES, accept_multiple_files=True,
+                             key="pred.upload", help="Any photos; they are only used for this prediction.")
+    images = [(f.file_id, f.name, f.getvalue()) for f in files or []]
+    if st.toggle("Take a photo with the camera", key="pred.use_camera",
+                 help="Your browser asks for permission first; the photo is only used for this prediction."):
+        photo = st.camera_input("Photo", key="pred.camera")
+        if photo is not None:
+            images.append((photo.file_id, "camera photo", photo.getvalue()))
+    return images
+
+
+def explain_one(model: Any, data: bytes, image_size: int, class_index: int) -> dict[str, Any]:
+    """Grad-CAM for one image, or the sentence saying why there is none."""
+    from core import interpret
+
     try:
-        root = datasets.dataset_path(run.config.dataset_id, run.path.parent.parent)
-    except DatasetError:
-        return
-    classes = ev["classes"]
-    with st.expander(f"Test images the model got wrong ({len(wrong)})"):
-        shown = [p for p in wrong if (root / p["file"]).is_file()][:MISTAKES_SHOWN]
-        st.image([str(root / p["file"]) for p in shown], width=120,
-                 caption=[f"{classes[p['true']]}, guessed {classes[p['pred']]}" for p in shown])
+        return interpret.explain(model, data, image_size, class_index)
+    except TransferLabError as exc:
+        return {"unavailable": str(exc)}
 
 
 def try_ui(run: runs.RunInfo) -> None:
-    """Classify the viewer's own images with the chosen run's model."""
+    """Classify the viewer's own images (top-k bars), with a Grad-CAM heatmap of where the model looked."""
     st.subheader("Try it on your own images")
     if not (run.path / "model.keras").is_file():
         st.info("This run has no saved model file, so it cannot classify new images.")
         return
-    files = st.file_uploader("Images to classify", type=IMAGE_TYPES, accept_multiple_files=True,
-                             key="pred.upload", help="Any photos; they are only used for this prediction.")
-    if not files:
+    images = images_ui()
+    if not images:
         return
-    wanted = (run.id, tuple(f.file_id for f in files))
+    from core import evaluation  # imports TensorFlow: only now that a prediction is asked for
+
+    wanted = (run.id, tuple(i for i, _, _ in images))
     cached = st.session_state.get("pred.results")
     if cached and cached[0] == wanted:
-        results = cached[1]
+        results, explained = cached[1], cached[2]
     else:
-        with st.spinner("Loading the model and classifying (the first time takes a few seconds)…"):
-            from core import evaluation  # imports TensorFlow: only now that a prediction is asked for
-
-            results = evaluation.predict(run.path, [(f.name, f.getvalue()) for f in files], top_k=5)
-        st.session_state["pred.results"] = (wanted, results)
-    for i, (upload, result) in enumerate(zip(files, results)):
+        model = session_model(run)
+        with st.spinner("Classifying…"):
+            results = evaluation.predict(run.path, [(name, data) for _, name, data in images], top_k=5, model=model)
+            classes = runs.read_json(run.path / "split.json")["classes"]
+            explained = [
+                explain_one(model, data, run.config.image_size, classes.index(r["prediction"]))
+                if "prediction" in r and n < GRADCAM_SHOWN and run.config is not None else None
+                for n, ((_, _, data), r) in enumerate(zip(images, results))
+            ]
+        st.session_state["pred.results"] = (wanted, results, explained)
+    for i, ((_, name, data), result, why) in enumerate(zip(images, results, explained)):
         if "error" in result:
             st.warning(result["error"])
             continue
-        left, right = st.columns([1, 3])
-        left.image(upload.getvalue(), caption=upload.name, width=160)
+        left, middle, right = st.columns([1, 2, 1])
+        left.image(data, caption=name, width=160)
         best = result["top"][0]
-        right.markdown(f"**{result['prediction']}** ({best['probability']:.0%} sure)")
-        right.plotly_chart(charts.probabilities(result["top"]), width="stretch", key=f"pred.probabilities.{i}")
+        middle.markdown(f"**{result['prediction']}** ({best['probability']:.0%} sure)")
+        middle.plotly_chart(charts.probabilities(result["top"]), width="stretch", key=f"pred.probabilities.{i}")
+        if why and "unavailable" in why:
+            right.caption(why["unavailable"])
+        elif why:
+            right.plotly_chart(charts.gradcam_overlay(why["image"], why["heatmap"]), width="stretch",
+                               key=f"pred.gradcam.{i}")
+            right.caption(f"Where the model looked to answer '{result['prediction']}' (Grad-CAM on layer "
+                          f"`{why['layer']}`): red areas weighed most.")
+    if len(images) > GRADCAM_SHOWN:
+        st.caption(f"Heatmaps are drawn for the first {GRADCAM_SHOWN} images only.")
+
+
+def batch_ui(run: runs.RunInfo) -> None:
+    """Classify a zip of images and download the answers as CSV."""
+    if not (run.path / "model.keras").is_file():
+        return
+    st.subheader("Classify a whole folder")
+    upload = st.file_uploader("A .zip of images", type=["zip"], key="pred.zip",
+                              help="A zip of photos (folders inside are fine). Nothing is unpacked to disk; "
+                                   "files that are not images are listed as skipped.")
+    if upload is None:
+        return
+    from core import evaluation
+
+    cached = st.session_state.get("pred.batch")
+    if cached and cached[0] == (run.id, upload.file_id):
+        results, skipped = cached[1], cached[2]
+    else:
+        try:
+            images, skipped = evaluation.images_from_zip(upload.getvalue())
+        except TransferLabError as exc:
+            st.error(str(exc))
+            return
+        model = session_model(run)
+        with st.spinner(f"Classifying {len(images)} images…"):
+            results = evaluation.predict(run.path, images, top_k=3, model=model)
+        st.session_state["pred.batch"] = ((run.id, upload.file_id), results, skipped)
+    ok = [r for r in results if "prediction" in r]
+    st.markdown(f"**{len(ok)}** image{'s' if len(ok) != 1 else ''} classified.")
+    table = pd.DataFrame([{"file": r["file"], "prediction": r["prediction"], "probability": r["top"][0]["probability"]}
+                          for r in ok])
+    if not table.empty:
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"probability": PERCENT})
+    st.download_button("Download the predictions (CSV)", evaluation.predictions_csv(results),
+                       file_name=f"predictions-{run.id}.csv", mime="text/csv", key="pred.csv",
+                       icon=":material/download:")
+    problems = [r["error"] for r in results if "error" in r] + [f"{s['file']}: {s['reason']}" for s in skipped]
+    if problems:
+        with st.expander(f"{len(problems)} file(s) skipped"):
+            st.markdown("\n".join(f"- {p}" for p in problems))
+
+
+# ---------------------------------------------------------------- embedding view
+
+
+def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
+    """A 2-D map of the backbone's features of the dataset images, coloured by class, with suspects listed."""
+    from core import interpret
+
+    st.caption("Each dot is one image of the dataset, placed by what the backbone sees in it: images the model "
+               "finds alike sit together. A dot deep inside another class's cloud may carry the wrong label.")
+    emb = interpret.load_embeddings(run.path)
+    if emb is None:
+        if not (run.path / "model.keras").is_file():
+            st.info("This run has no saved model file, so there are no features to map.")
+            return
+        if not st.button("Compute the embedding view", key="pred.embed", icon=":material/scatter_plot:",
+                         help=f"Runs the backbone over up to {interpret.MAX_EMBEDDED:,} dataset images and projects "
+                              "them to 2-D; it takes a while once, then it is kept with the run."):
+            return
+        try:
+            with st.spinner("Computing the features of the dataset images and their 2-D map…"):
+                emb = interpret.compute_embeddings(run.path, model=session_model(run))
+        except TransferLabError as exc:
+            st.error(str(exc))
+            return
+    method = st.radio("Projection", list(emb["projections"]), horizontal=True, key="pred.projection",
+                      help="PCA keeps the broad layout; t-SNE keeps close neighbours close and shows clusters better.")
+    labels = [emb["classes"][i] for i in emb["labels"]]
+    hover = [f"{f} ({labels[i]}, {emb['splits'][i]})" for i, f in enumerate(emb["files"])]
+    flagged = [m["index"] for m in emb["mislabeled"]]
+    left, right = st.columns([3, 1])
+    with left:
+        event = st.plotly_chart(
+            charts.embedding_scatter(emb["projections"][method], labels, emb["classes"], hover, flagged,
+                                     title=f"{method} of the backbone features ({len(labels)} images)"),
+            width="stretch", key="pred.embedding", on_select="rerun", selection_mode="points")
+    points = event["selection"]["points"] if event else []
+    with right:
+        if points and isinstance(points[0].get("customdata"), int):
+            i = points[0]["customdata"]
+            show_images(root, [emb["files"][i]], [hover[i]], "The run's dataset is no longer in the workspace.")
+        else:
+            st.caption("Click a dot to see its image here.")
+    suspects = emb["mislabeled"]
+    st.markdown(f"**Possibly mislabeled** ({len(suspects)})")
+    if not suspects:
+        st.caption("No image sits among neighbours that are mostly of another class.")
+        return
+    st.caption("Images whose closest neighbours in feature space are mostly of one other class. Check them: "
+               "a wrong label teaches the model the wrong thing. (On a weak model this list is noisy.)")
+    names = {n: f"{m['file']}: labelled {m['label']}, neighbours say {m['neighbours_say']} ({m['agreement']:.0%})"
+             for n, m in enumerate(suspects)}
+    pick = st.selectbox("Look at one", list(names), format_func=names.get, key="pred.suspect")
+    show_images(root, [suspects[pick]["file"]], [names[pick]], "The run's dataset is no longer in the workspace.")
+
+
+# ---------------------------------------------------------------- page
 
 
 def page() -> None:
@@ -129,14 +379,33 @@ def page() -> None:
         _common.link_to("pages/train.py", "Go to the Train page", ":material/monitoring:")
         return
     run = run_ui(done)
-    ev = run.evaluation
-    st.subheader("How well it does on images it never saw")
-    if not ev:
-        st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
-    else:
-        metrics_ui(ev)
-        mistakes_ui(run, ev)
-    try_ui(run)
+    root = dataset_root(run)
+    scores, mistakes, training, trying, embedding = st.tabs(
+        ["Test scores", "Mistakes", "Training curves", "Try it", "Embedding view"])
+    rep = None
+    if run.evaluation:
+        from core import evaluation  # scikit-learn, no TensorFlow
+
+        rep = evaluation.report(run.evaluation)
+    with scores:
+        st.subheader("How well it does on images it never saw")
+        if rep is None:
+            st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
+        else:
+            scores_ui(rep)
+    with mistakes:
+        if rep is None:
+            st.caption("Without a test evaluation there are no mistakes to show.")
+        else:
+            confusion_ui(rep, root)
+            mistakes_ui(rep, root)
+    with training:
+        curves_ui(run, ws)
+    with trying:
+        try_ui(run)
+        batch_ui(run)
+    with embedding:
+        embedding_ui(run, root)
 
 
 _common.guarded(page)

@@ -1,0 +1,112 @@
+"""A real browser against the real app: `streamlit run app.py` headless, driven by Playwright + Chromium.
+
+Chromium is Debian's package (/usr/bin/chromium, installed by `make test`); no browser is downloaded.
+The server gets a fresh workspace, an empty Keras cache, TL_OFFLINE=1 and TL_MAX_EPOCHS=2: the same
+server settings a shared host may use, so training is short without a test-only code path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "build" / "e2e"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright client is not installed")
+if not Path(CHROMIUM).is_file():
+    pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on a free port with its own workspace; yields (url, workspace)."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    ws = tmp / "workspace"
+    port = _free_port()
+    env = {**os.environ, "TL_WORKSPACE": str(ws), "HOME": str(tmp), "TL_OFFLINE": "1", "TL_MAX_EPOCHS": "2"}
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("the app did not answer /_stcore/health:\n" + (tmp / "server.log").read_text()[-3000:])
+        time.sleep(0.3)
+    yield url, ws
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Walk:
+    """A page plus the user's click count and a screenshot per step."""
+
+    def __init__(self, page, name: str) -> None:
+        self.page, self.name, self.clicks, self.step = page, name, 0, 0
+        SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def settle(self, timeout: float = 120_000) -> None:
+        """Wait until the app is connected and its script has finished running (Streamlit's own e2e wait)."""
+        self.page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
+        self.page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+    def click(self, locator, counts: bool = True) -> None:
+        """A user's click (counted unless it is the test's own detour), then wait for the app."""
+        locator.click()
+        if counts:
+            self.clicks += 1
+        self.settle()
+
+    def nav(self, title: str, counts: bool = True) -> None:
+        """Open a page from the sidebar and wait until the browser is on it (not just idle on the old one)."""
+        self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+        if counts:
+            self.clicks += 1
+        self.page.wait_for_url(re.compile(rf"/{title.lower()}(\?|$)"), timeout=60_000)
+        self.settle()
+
+    def shot(self, label: str) -> Path:
+        self.step += 1
+        path = SHOTS / f"{self.name}-{self.step:02d}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
