@@ -1,9 +1,6 @@
-"""Data: bring images in (sample, zip upload, server folder), choose a dataset, and look at it."""
+"""Data: bring images in (zip, classes built here, samples, server folder), then check, split and look at a dataset."""
 
 import os
-import secrets
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,28 +8,114 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, datasets
-from core.errors import TransferLabError
+from core.config import RANGES, AugmentConfig, RunConfig
+from core.errors import ConfigError, TransferLabError
 from pages import _common
 
-GALLERY_PER_CLASS = 6
+GALLERY_PAGE = 24  # thumbnails per gallery page: only these are read from disk
+GALLERY_COLUMNS = 6
+PREVIEW_CLASSES = 3
+PREVIEW_VARIANTS = 4
+SHOWN_CONFLICTS = 20
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in datasets.IMAGE_SUFFIXES]
+SPLIT_FIELDS = ("val_fraction", "test_fraction", "seed")
+DEFAULTS = RunConfig(dataset_id="defaults")
+AUGMENT_LABELS = {
+    "flip": "Flip left-right",
+    "rotate": "Rotate a little",
+    "zoom": "Zoom in and out",
+    "translate": "Shift position",
+    "contrast": "Change contrast",
+    "brightness": "Change brightness",
+}
+Progress = Callable[[float, str], None]
 
 
-def sample_ui() -> bool:
-    """The built-in sample; True when its button was clicked."""
-    st.caption(f"{datasets.SHAPES_PER_CLASS * len(datasets.SHAPE_CLASSES)} generated pictures of circles, squares, "
-               "triangles and stars: a quick way to see every step work.")
-    return st.button("Load the built-in sample", key="data.sample", icon=":material/category:",
-                     help="Adds the 'shapes' sample (4 classes, 100 images each) to your workspace.")
+# ---------------------------------------------------------------- ways in
 
 
 def upload_ui() -> Any:
     """A .zip of class folders; the uploaded file, or None."""
+    limit = st.get_option("server.maxUploadSize")
     st.caption(
         "Make one folder per class, named after the class (for example `cats/` and `dogs/`), put each "
-        "class's images inside, and zip the folders together. JPEG, PNG, BMP, GIF, WebP and TIFF images are read."
+        "class's images inside, and zip the folders together. JPEG, PNG, BMP, GIF, WebP and TIFF images are read. "
+        "Top folders named `train/`, `val/` and `test/` (each holding the class folders) keep your own split; "
+        "a top folder named `unlabeled/` is kept aside as unlabeled images of the same kind."
     )
-    return st.file_uploader("Upload a .zip of class folders", type=["zip"], key="data.upload",
-                            help="Each class needs at least 2 images to import and 10 to train; 100 or more is best.")
+    st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
+    return st.file_uploader(
+        "Upload a .zip of class folders", type=["zip"], key="data.upload",
+        help=f"Up to {limit} MB. Each class needs at least {datasets.MIN_IMAGES_TO_IMPORT} images to import and "
+             f"{datasets.MIN_IMAGES_TO_TRAIN} to train; {datasets.ADVISED_IMAGES} or more is best.",
+    )
+
+
+def _builder() -> dict[str, Any]:
+    """The class builder's slots (one per class) and a generation number that renews its uploaders."""
+    return st.session_state.setdefault("data.builder", {"slots": [1, 2], "next": 3, "generation": 0})
+
+
+def _add_class() -> None:
+    b = _builder()
+    b["slots"].append(b["next"])
+    b["next"] += 1
+
+
+def _delete_class(slot: int) -> None:
+    _builder()["slots"].remove(slot)
+
+
+def _reset_builder() -> None:
+    b = _builder()
+    b["slots"] = [b["next"], b["next"] + 1]
+    b["next"] += 2
+    b["generation"] += 1
+
+
+def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool]:
+    """Classes built here: ([(class name, uploads)], unlabeled uploads, dataset name, create clicked)."""
+    st.caption(
+        "Make a class for each kind of thing the model should tell apart, name it, and drop its pictures in. "
+        "You can select many pictures at once."
+    )
+    b = _builder()
+    classes: list[tuple[str, list[Any]]] = []
+    for number, slot in enumerate(b["slots"], start=1):
+        name_key = f"data.class_name.{slot}"
+        st.session_state.setdefault(name_key, f"Class {number}")
+        with st.container(border=True):
+            left, right = st.columns([4, 1], vertical_alignment="bottom")
+            name = left.text_input("Class name", key=name_key, help="What the pictures in this class show.")
+            right.button("Delete", key=f"data.class_delete.{slot}", icon=":material/delete:",
+                         on_click=_delete_class, args=(slot,), help="Remove this class and its pictures.")
+            files = st.file_uploader(
+                f"Pictures of '{name}'", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data.class_files.{slot}",
+                help="Select or drop many pictures at once; add more by uploading again.",
+            )
+            st.caption(f"{len(files)} picture(s)")
+        classes.append((name, files))
+    st.button("Add a class", key="data.add_class", icon=":material/add:", on_click=_add_class)
+    unlabeled = st.file_uploader(
+        "Unlabeled pictures (optional)", type=IMAGE_TYPES, accept_multiple_files=True,
+        key=f"data.unlabeled_files.{b['generation']}",
+        help="Pictures of the same kind that nobody has labelled yet; they are kept with the dataset "
+             "(for later domain adaptation) and never used as training examples.",
+    )
+    st.session_state.setdefault("data.builder_name", "my classes")
+    name = st.text_input("Dataset name", key="data.builder_name")
+    clicked = st.button("Create the dataset", key="data.build", type="primary", icon=":material/check:",
+                        disabled=not b["slots"])
+    return classes, unlabeled, name, clicked
+
+
+def samples_ui() -> str | None:
+    """A built-in sample; its name when its button was clicked."""
+    name = st.radio("Sample", datasets.SAMPLES, key="data.sample_name", format_func=str.capitalize,
+                    captions=[datasets.SAMPLE_DESCRIPTIONS[s] for s in datasets.SAMPLES])
+    clicked = st.button("Load the sample", key="data.sample", icon=":material/category:",
+                        help="Adds the chosen sample to your workspace (or selects it if it is already there).")
+    return name if clicked else None
 
 
 def folder_ui() -> str | None:
@@ -47,6 +130,75 @@ def folder_ui() -> str | None:
                          help="A folder whose sub-folders are the classes, each holding that class's images.")
     clicked = st.button("Import the folder", key="data.folder_import", disabled=hosted or not path)
     return path.strip() if clicked and path and not hosted else None
+
+
+def load_sample(name: str, ws: Path, progress: Progress) -> dict[str, Any]:
+    """A built-in sample: the copy already in the workspace, else a fresh one."""
+    if name == "shapes":
+        return _common.load_sample(ws)
+    for info in datasets.list_datasets(ws):
+        if info.get("name") == name and info.get("source") == name:
+            return info
+    return datasets.import_sample(name, ws, progress=progress)
+
+
+def imported_sentence(info: dict[str, Any]) -> str:
+    """What an import brought in, in one line."""
+    extra = f" and {len(info['unlabeled'])} unlabeled" if info.get("unlabeled") else ""
+    return f"Imported '{info['name']}': {sum(info['counts'].values())} images in {len(info['classes'])} classes{extra}."
+
+
+def attempt(action: Callable[[Progress], dict[str, Any]], what: str) -> dict[str, Any] | None:
+    """Run an import with a progress bar; a refusal shows as its sentence and the rest of the page still draws."""
+    bar = st.progress(0.0, text=what)
+    try:
+        return action(lambda fraction, text: bar.progress(fraction, text=text))
+    except TransferLabError as exc:
+        st.error(str(exc))
+        return None
+    finally:
+        bar.empty()
+
+
+def bring_images_in(ws: Path) -> dict[str, Any] | None:
+    """The four ways in, as tabs; the newly imported dataset, if any."""
+    upload_tab, build_tab, sample_tab, folder_tab = st.tabs(
+        ["Upload a zip", "Build classes here", "Built-in samples", "Folder on the server"])
+    limits = datasets.ImportLimits.from_env()
+    imported = None
+    with upload_tab:
+        upload = upload_ui()
+        # The uploader keeps its file across reruns: import each upload once.
+        if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
+            st.session_state["data.imported_upload"] = upload.file_id
+            imported = attempt(lambda p: datasets.import_upload(upload, upload.name, ws, limits=limits, progress=p),
+                               f"Importing {upload.name}…")
+    with build_tab:
+        classes, unlabeled, name, clicked = builder_ui()
+        if clicked:
+            imported = attempt(lambda p: datasets.import_classes(
+                [(label, [(f.name, f.getvalue) for f in files]) for label, files in classes], ws, name,
+                limits=limits, unlabeled=[(f.name, f.getvalue) for f in unlabeled], progress=p,
+            ), "Importing your classes…")
+            if imported is not None:
+                # A fresh builder for the next dataset; the rerun draws it, and the message survives it.
+                _reset_builder()
+                st.session_state["dataset_id"] = imported["id"]
+                st.session_state["data.flash"] = imported_sentence(imported)
+                st.rerun()
+    with sample_tab:
+        sample = samples_ui()
+        if sample:
+            imported = attempt(lambda p: load_sample(sample, ws, p), f"Preparing the {sample} sample…")
+    with folder_tab:
+        folder = folder_ui()
+        if folder:
+            imported = attempt(lambda p: datasets.import_path(folder, ws, limits=limits, progress=p),
+                               f"Importing {folder}…")
+    return imported
+
+
+# ---------------------------------------------------------------- choosing and deleting
 
 
 def selector_ui(found: list[dict[str, Any]]) -> str:
@@ -65,48 +217,225 @@ def selector_ui(found: list[dict[str, Any]]) -> str:
     return choice
 
 
-def import_upload(upload: Any, ws: Path) -> dict[str, Any]:
-    """Write the upload to a private temporary file under a generated name, import it, delete the file."""
-    tmp_dir = tempfile.mkdtemp(prefix="tl-upload-")
+def _delete(dataset_id: str, name: str, ws: Path) -> None:
+    """Callback of the confirmation button: delete, then say so on the next run."""
+    st.session_state.pop("data.confirm_delete", None)
     try:
-        tmp_file = Path(tmp_dir) / f"{secrets.token_hex(8)}.zip"
-        tmp_file.write_bytes(upload.getvalue())
-        return datasets.import_path(tmp_file, ws, name=Path(upload.name).stem, source=upload.name)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def attempt(action: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
-    """Run an import; a refusal shows as its sentence and the rest of the page still draws."""
-    try:
-        return action()
+        datasets.delete_dataset(dataset_id, ws)
+        st.session_state["data.deleted"] = name
     except TransferLabError as exc:
-        st.error(str(exc))
-        return None
+        st.session_state["data.delete_error"] = str(exc)
 
 
-def show_dataset(info: dict[str, Any], ws: Path) -> None:
-    """Class counts (chart and table), health warnings, skipped files and a small gallery."""
+def delete_ui(info: dict[str, Any], ws: Path) -> None:
+    """A delete button that asks for confirmation first."""
+    key = "data.confirm_delete"
+    if st.session_state.get(key) != info["id"]:
+        st.button("Delete this dataset…", key="data.delete", icon=":material/delete:",
+                  on_click=lambda: st.session_state.update({key: info["id"]}))
+        return
+    used = datasets.runs_using(info["id"], ws)
+    runs_note = (f" {len(used)} training run(s) used it: their models stay, but their test images go with it."
+                 if used else "")
+    st.warning(f"Delete '{info['name']}' and its {sum(info['counts'].values())} images for good?{runs_note}")
+    yes, no = st.columns(2)
+    yes.button("Yes, delete it", key="data.delete_yes", type="primary", on_click=_delete,
+               args=(info["id"], info["name"], ws))
+    no.button("Cancel", key="data.delete_no", on_click=lambda: st.session_state.pop(key, None))
+
+
+# ---------------------------------------------------------------- split settings
+
+
+def _mirror(name: str) -> None:
+    """Copy a split setting to the Model page's widget of the same field, so training uses it."""
+    st.session_state[f"model.{name}"] = st.session_state[f"data.{name}"]
+
+
+def split_ui(predefined: bool) -> tuple[float, float, int]:
+    """Validation and test shares and the seed (shared with the Model page)."""
+    if predefined:
+        st.info("This dataset came with its own train, val and test folders; that split is kept. "
+                "A part it lacks is drawn from its training images with the share below.")
+    for name in SPLIT_FIELDS:
+        st.session_state[f"data.{name}"] = st.session_state.get(f"model.{name}", getattr(DEFAULTS, name))
+    left, middle, right = st.columns(3)
+    values = []
+    for column, name, label in ((left, "val_fraction", "Validation share"), (middle, "test_fraction", "Test share")):
+        lo, hi = RANGES[name]
+        values.append(column.slider(
+            label, float(lo), float(hi), step=0.05, key=f"data.{name}", on_change=_mirror, args=(name,),
+            help="Validation images check the model during training; test images are kept aside "
+                 "and used once at the end to measure accuracy honestly. Each class is split in the same proportions."))
+    lo, hi = RANGES["seed"]
+    seed = right.number_input("Random seed", int(lo), int(hi), step=1, key="data.seed", on_change=_mirror,
+                              args=("seed",), help="The same seed gives the same split of the images.")
+    return values[0], values[1], int(seed)
+
+
+# ---------------------------------------------------------------- report
+
+
+def show_health(info: dict[str, Any], report: dict[str, Any], ws: Path) -> None:
+    """Class counts, balance, sizes, skipped files and exact duplicates."""
     counts = info["counts"]
-    st.caption(f"{sum(counts.values())} images in {len(counts)} classes.")
+    a, b, c, d = st.columns(4)
+    a.metric("Images", f"{report['images']:,}")
+    b.metric("Classes", report["classes"])
+    c.metric("Imbalance (largest / smallest)", f"{report['imbalance_ratio']:.1f}×",
+             help="How many times more images the largest class has than the smallest.")
+    d.metric("Skipped files", report["skipped"])
     for warning in info["warnings"]:
         st.warning(warning)
+    if report["imbalanced"]:
+        st.info(report["remedy"])
+    if info.get("skipped"):
+        with st.expander(f"{len(info['skipped'])} file(s) were skipped, and why"):
+            st.dataframe(pd.DataFrame(info["skipped"]), hide_index=True, width="stretch")
+    if report["ignored_system_files"]:
+        st.caption(f"{report['ignored_system_files']} system file(s) such as `.DS_Store` and `__MACOSX/` were ignored.")
     chart, table = st.columns([2, 1])
     with chart:
         st.plotly_chart(charts.class_counts(counts), width="stretch", key="data.counts_chart")
     with table:
         st.dataframe(pd.DataFrame({"class": list(counts), "images": list(counts.values())}),
                      hide_index=True, width="stretch")
-    if info["skipped"]:
-        with st.expander(f"{len(info['skipped'])} file(s) were skipped, and why"):
-            st.dataframe(pd.DataFrame(info["skipped"]), hide_index=True, width="stretch")
-    st.subheader("A few images of each class")
-    by_class: dict[str, list[Path]] = {}
-    for label, path in datasets.iter_thumbnails(info, ws, per_class=GALLERY_PER_CLASS):
-        by_class.setdefault(label, []).append(path)
-    for label, paths in by_class.items():
-        st.markdown(f"**{label}**")
-        st.image([str(p) for p in paths], width=96)
+    sizes = report["sizes"]
+    if sizes["width"]:
+        st.plotly_chart(charts.image_sizes(info["image_sizes"]), width="stretch", key="data.sizes_chart")
+        st.caption(
+            f"Widths {sizes['width']['min']:.0f}-{sizes['width']['max']:.0f} px (median {sizes['width']['median']:.0f}), "
+            f"heights {sizes['height']['min']:.0f}-{sizes['height']['max']:.0f} px (median {sizes['height']['median']:.0f}). "
+            "Every image is resized to the model's input size when training."
+            + (f" {sizes['small']} image(s) are smaller than {datasets.SMALL_SIDE} px on a side and carry little detail."
+               if sizes["small"] else "")
+        )
+    show_duplicates(info, ws)
+    extras = []
+    if info.get("unlabeled"):
+        extras.append(f"{len(info['unlabeled'])} unlabeled image(s) are kept with this dataset for later use.")
+    if info.get("documents"):
+        extras.append("Kept with the images: " + ", ".join(f"`{Path(d).name}`" for d in info["documents"]) + ".")
+    if extras:
+        st.caption(" ".join(extras))
+
+
+def show_duplicates(info: dict[str, Any], ws: Path) -> None:
+    """Exact copies: a table for those within a class; both images for those across classes."""
+    dups = datasets.find_duplicates(info)
+    if not dups["within"] and not dups["across"]:
+        st.caption("No exact duplicate images were found.")
+        return
+    root = datasets.dataset_path(info["id"], ws)
+    label_of = {rel: label for label in info["classes"] for rel in info["images"][label]}
+    if dups["across"]:
+        st.subheader("The same image in more than one class")
+        st.caption("Each row is one picture filed under different classes; keep it in the right class only.")
+        for group in dups["across"][:SHOWN_CONFLICTS]:
+            st.image([datasets.thumbnail(root / rel, 128) for rel in group["files"]],
+                     caption=[f"{label_of[rel]} · {rel}" for rel in group["files"]], width=128)
+        if len(dups["across"]) > SHOWN_CONFLICTS:
+            st.caption(f"…and {len(dups['across']) - SHOWN_CONFLICTS} more.")
+    if dups["within"]:
+        with st.expander(f"{len(dups['within'])} group(s) of exact copies within a class"):
+            st.dataframe(pd.DataFrame([{"class": g["classes"][0], "copies": ", ".join(g["files"])} for g in dups["within"]]),
+                         hide_index=True, width="stretch")
+
+
+def show_split(report: dict[str, Any]) -> None:
+    """Images per class in training, validation and test."""
+    split = report["split"]
+    if split["problem"]:
+        st.warning(split["problem"])
+        return
+    counts = split["counts"]
+    st.plotly_chart(charts.split_counts(counts), width="stretch", key="data.split_chart")
+    st.dataframe(pd.DataFrame([{"class": c, "training": n["train"], "validation": n["val"], "test": n["test"]}
+                               for c, n in counts.items()]), hide_index=True, width="stretch")
+
+
+def gallery_ui(info: dict[str, Any], ws: Path) -> None:
+    """Thumbnails of one class, a page at a time; a button under each shows it large."""
+    left, right = st.columns([2, 1])
+    label = left.selectbox("Class", info["classes"], key="data.gallery_class")
+    files = info["images"][label]
+    pages = max(1, -(-len(files) // GALLERY_PAGE))
+    # A class with fewer pages than the last one viewed starts again at its last page.
+    st.session_state["data.gallery_page"] = min(st.session_state.get("data.gallery_page", 1), pages)
+    page = int(right.number_input(f"Page (of {pages})", 1, pages, step=1, key="data.gallery_page"))
+    root = datasets.dataset_path(info["id"], ws)
+    big = st.session_state.get("data.enlarged")
+    if big in files:
+        st.image(str(root / big), caption=f"{label} · {big}")
+        st.button("Close the large view", key="data.enlarge_close",
+                  on_click=lambda: st.session_state.pop("data.enlarged", None))
+    shown = files[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE]
+    st.caption(f"Images {(page - 1) * GALLERY_PAGE + 1}-{(page - 1) * GALLERY_PAGE + len(shown)} "
+               f"of {len(files):,} in '{label}'.")
+    columns = st.columns(GALLERY_COLUMNS)
+    for i, rel in enumerate(shown):
+        with columns[i % GALLERY_COLUMNS]:
+            st.image(datasets.thumbnail(root / rel), caption=Path(rel).name, width="stretch")
+            st.button("Enlarge", key=f"data.enlarge.{rel}", icon=":material/zoom_in:",
+                      on_click=lambda rel=rel: st.session_state.update({"data.enlarged": rel}))
+
+
+def augment_ui() -> AugmentConfig:
+    """The augmentation switches (shared with the Model page)."""
+    st.caption("Training shows the model randomly changed copies of each image, so it learns what matters "
+               "rather than one exact picture. Switch changes on and off to see them.")
+    values = {}
+    columns = st.columns(3)
+    for i, (name, label) in enumerate(AUGMENT_LABELS.items()):
+        key = f"data.augment.{name}"
+        st.session_state[key] = st.session_state.get(f"model.augment.{name}", getattr(DEFAULTS.augment, name))
+        values[name] = columns[i % 3].checkbox(
+            label, key=key, on_change=lambda n=name: st.session_state.update(
+                {f"model.augment.{n}": st.session_state[f"data.augment.{n}"]}))
+    return AugmentConfig(**values)
+
+
+def preview_ui(info: dict[str, Any], ws: Path) -> None:
+    """A few images next to random augmentations of them, by the layers training uses (loads TensorFlow)."""
+    augment = augment_ui()
+    if not st.toggle("Show the preview", key="data.preview",
+                     help="The first time, this loads the machine-learning library, which takes a few seconds."):
+        return
+    seed = st.session_state.setdefault("data.preview_seed", 0)
+    st.button("Show other random changes", key="data.preview_again",
+              on_click=lambda: st.session_state.update({"data.preview_seed": seed + 1}))
+    if not augment.any():
+        st.info("Every change is switched off: training sees the images as they are.")
+    root = datasets.dataset_path(info["id"], ws)
+    paths = [root / info["images"][label][0] for label in info["classes"][:PREVIEW_CLASSES]]
+    with st.spinner("Applying the changes…"):
+        rows = datasets.augmentation_preview(paths, augment, seed, variants=PREVIEW_VARIANTS)
+    for label, row in zip(info["classes"], rows):
+        st.image(row, caption=[f"{label}: as trained"] + [f"changed {i}" for i in range(1, len(row))], width=140)
+
+
+def show_dataset(info: dict[str, Any], ws: Path) -> None:
+    """The chosen dataset: health report, split, gallery and augmentation preview."""
+    health_tab, split_tab, gallery_tab, preview_tab = st.tabs(
+        ["Health report", "Split", "Gallery", "Augmentation preview"])
+    with split_tab:
+        val_fraction, test_fraction, seed = split_ui(bool(info.get("predefined_split")))
+        try:
+            RunConfig(dataset_id=info["id"], val_fraction=val_fraction, test_fraction=test_fraction, seed=seed).validate()
+        except ConfigError as exc:
+            st.warning(str(exc))
+    report = datasets.health_report(info, val_fraction, test_fraction, seed)
+    with health_tab:
+        show_health(info, report, ws)
+    with split_tab:
+        show_split(report)
+    with gallery_tab:
+        gallery_ui(info, ws)
+    with preview_tab:
+        preview_ui(info, ws)
+
+
+# ---------------------------------------------------------------- page
 
 
 def page() -> None:
@@ -115,38 +444,28 @@ def page() -> None:
     st.caption(
         "A dataset is a set of example images sorted into classes: the categories the model learns to tell apart. "
         "Every image is checked, turned upright, converted to RGB and stored as a fresh copy; "
-        "unreadable files are skipped."
+        "every file that cannot be used is listed with the reason."
     )
-    sample_tab, upload_tab, folder_tab = st.tabs(["Built-in sample", "Upload a zip", "Folder on the server"])
-    imported: dict[str, Any] | None = None
-    with sample_tab:
-        if sample_ui():
-            with st.spinner("Preparing the sample images…"):
-                imported = attempt(lambda: _common.load_sample(ws))
-    with upload_tab:
-        upload = upload_ui()
-        # The uploader keeps its file across reruns: import each upload once.
-        if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
-            st.session_state["data.imported_upload"] = upload.file_id
-            with st.spinner(f"Importing {upload.name}…"):
-                imported = attempt(lambda: import_upload(upload, ws))
-    with folder_tab:
-        folder = folder_ui()
-        if folder:
-            with st.spinner(f"Importing {folder}…"):
-                imported = attempt(lambda: datasets.import_path(folder, ws))
+    imported = bring_images_in(ws)
     if imported is not None:
         st.session_state["dataset_id"] = imported["id"]
-        st.success(f"Imported '{imported['name']}': {sum(imported['counts'].values())} images "
-                   f"in {len(imported['classes'])} classes.")
+        st.success(imported_sentence(imported))
+    if "data.flash" in st.session_state:
+        st.success(st.session_state.pop("data.flash"))
+    if "data.deleted" in st.session_state:
+        st.success(f"Deleted '{st.session_state.pop('data.deleted')}'.")
+    if "data.delete_error" in st.session_state:
+        st.error(st.session_state.pop("data.delete_error"))
 
     st.header("Your datasets")
     found = datasets.list_datasets(ws)
     if not found:
-        st.info("No dataset yet: load the built-in sample or upload a zip above.")
+        st.info("No dataset yet: upload a zip, build classes, or load a built-in sample above.")
         return
     dataset_id = selector_ui(found)
-    show_dataset(next(d for d in found if d["id"] == dataset_id), ws)
+    info = next(d for d in found if d["id"] == dataset_id)
+    delete_ui(info, ws)
+    show_dataset(info, ws)
     _common.link_to("pages/model.py", "Next: choose a model", ":material/tune:")
 
 

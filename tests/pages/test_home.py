@@ -40,7 +40,7 @@ def test_home_and_data_pages_do_not_import_tensorflow(ws, tiny_dataset):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["home"] == [] and out["data"] == []
-    assert out["charts"] == 1  # the Data page really drew the dataset
+    assert out["charts"] >= 1  # the Data page really drew the dataset
     assert out["tensorflow"] == []
 
 
@@ -53,7 +53,7 @@ def test_start_here_loads_the_sample_and_opens_the_data_page(ws):
     assert [d["name"] for d in found] == ["shapes"]
     assert at.session_state["dataset_id"] == found[0]["id"]
     assert at.title[0].value == "Data"
-    assert len(plotly_charts(at)) == 1
+    assert len(plotly_charts(at)) >= 1
 
     # Starting again reuses the sample instead of importing a second copy.
     at.switch_page("pages/home.py").run()
