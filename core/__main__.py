@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,12 +38,48 @@ def _dataset_summary(info: dict) -> str:
     return "\n".join(lines)
 
 
+def _import_limits(args: argparse.Namespace) -> datasets.ImportLimits:
+    """The import caps: TL_IMPORT_* settings, then any --max-* flags."""
+    limits = datasets.ImportLimits.from_env()
+    given = {"max_members": args.max_members, "max_ratio": args.max_ratio, "max_pixels": args.max_pixels,
+             "max_file_bytes": args.max_file_mb and int(args.max_file_mb * 2**20),
+             "max_total_bytes": args.max_total_mb and int(args.max_total_mb * 2**20)}
+    for key, value in given.items():
+        if value is not None and value <= 0:
+            raise TransferLabError(f"--{key.replace('_bytes', '_mb').replace('_', '-')} must be a positive number.")
+    return replace(limits, **{k: v for k, v in given.items() if v is not None})
+
+
+def _import_progress() -> Any:
+    """A one-line progress display on stderr when it is a terminal; None otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda fraction, text: print(f"\r{fraction:4.0%} {text}\033[K", end="\n" if fraction >= 1 else "",
+                                        file=sys.stderr, flush=True)
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     ws = runs.workspace(args.workspace)
     if args.dataset_cmd == "import":
-        info = datasets.import_path(args.src, ws, name=args.name)
+        info = datasets.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
+                                    unlabeled=args.unlabeled, progress=_import_progress())
     elif args.dataset_cmd == "sample":
-        info = datasets.import_sample(args.name, ws)
+        info = datasets.import_sample(args.name, ws, progress=_import_progress())
+    elif args.dataset_cmd == "show":
+        info = datasets.load_dataset(args.dataset_id, ws)
+        report = datasets.health_report(info)
+        _out(args, {"id": info["id"], "name": info["name"], "source": info["source"], "classes": info["classes"],
+                    "warnings": info["warnings"], "skipped": info["skipped"], "report": report},
+             _dataset_summary(info) + f"\n  imbalance ratio {report['imbalance_ratio']}; duplicates: "
+             f"{report['duplicates']['within']} within classes, {report['duplicates']['across']} across classes")
+        return 0
+    elif args.dataset_cmd == "delete":
+        datasets.dataset_path(args.dataset_id, ws)
+        if not args.yes:
+            raise TransferLabError(f"Deleting '{args.dataset_id}' cannot be undone; add --yes to confirm.")
+        datasets.delete_dataset(args.dataset_id, ws)
+        _out(args, {"id": args.dataset_id, "deleted": True}, f"deleted {args.dataset_id}")
+        return 0
     else:
         found = datasets.list_datasets(ws)
         _out(args, [{"id": d["id"], "name": d["name"], "counts": d["counts"]} for d in found],
@@ -50,21 +87,40 @@ def cmd_dataset(args: argparse.Namespace) -> int:
              or "No datasets yet.")
         return 0
     brief = {k: info[k] for k in ("id", "name", "classes", "counts", "skipped", "warnings")}
+    brief |= {"predefined_split": bool(info.get("predefined_split")), "unlabeled": len(info.get("unlabeled", []))}
     _out(args, brief, _dataset_summary(info))
     return 0
 
 
+def _backbone_row(spec: backbones.BackboneSpec) -> dict[str, Any]:
+    return {
+        "id": spec.id, "label": spec.label, "family": spec.family, "params_m": spec.params_m,
+        "base_params_m": spec.base_params_m, "size_mb": spec.size_mb, "imagenet_top1": spec.top1,
+        "gflops": spec.gflops, "ms_per_image": spec.ms_per_image, "preprocessing": spec.preprocessing,
+        "default_size": spec.default_size, "min_size": spec.min_size, "max_size": spec.max_size,
+        "weight_sizes": list(spec.weight_sizes), "weights": list(spec.weights_options),
+        "groups": [g["name"] for g in spec.groups],
+        "tiers": [t for t in backbones.TIERS if backbones.in_tier(spec, t)],
+        "imagenet_cached": backbones.cached_weights(spec, spec.default_size) is not None,
+    }
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
-    rows = []
-    for spec in backbones.BACKBONES.values():
-        rows.append({
-            "id": spec.id, "label": spec.label, "params_m": spec.params_m, "size_mb": spec.size_mb,
-            "imagenet_top1": spec.top1, "default_size": spec.default_size, "min_size": spec.min_size,
-            "max_size": spec.max_size, "weights": list(spec.weights_options),
-            "imagenet_cached": backbones.cached_weights(spec, spec.default_size) is not None,
-        })
+    if args.hub:
+        rows = [{"id": backbones.hub_id(m.handle), "label": m.label, "size": m.size, "note": m.note}
+                for m in backbones.HUB_MODELS]
+        _out(args, rows, "\n".join(f"{r['label']:<44} {r['id']}\n{'':<44} {r['note']}" for r in rows))
+        return 0
+    if args.runs:
+        found = backbones.run_sources(runs.workspace(args.workspace))
+        rows = [{"run_id": s.run_id, "backbone": s.backbone, "dataset_id": s.dataset_id, "classes": s.classes,
+                 "test_accuracy": s.test_accuracy, "early_checkpoint": s.has_early_checkpoint} for s in found]
+        _out(args, rows, "\n".join(s.label for s in found) or "No finished runs in this workspace yet.")
+        return 0
+    rows = [_backbone_row(s) for s in backbones.BACKBONES.values() if backbones.in_tier(s, args.tier)]
     text = "\n".join(
-        f"{r['id']:<20} {r['params_m']:>6.2f}M params  top-1 {r['imagenet_top1'] or '-':>5}  "
+        f"{r['id']:<22} {r['params_m']:>7.2f}M params  top-1 {r['imagenet_top1'] or '-':>5}  "
+        f"{r['gflops']:>6.2f} GFLOPs ~{r['ms_per_image']:>6.0f} ms/image  {len(r['groups'])} groups  "
         f"{'cached' if r['imagenet_cached'] else ('no pretraining' if r['weights'] == ['none'] else 'download')}"
         for r in rows
     )
@@ -73,34 +129,106 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    rows = [{"id": s.id, "label": s.label, "sentence": s.sentence, "use_when": s.use_when} for s in strategies.STRATEGIES.values()]
+    rows = [{"id": s.id, "label": s.label, "sentence": s.sentence, "use_when": s.use_when,
+             "starts_from": s.forced_weights or "your choice", "settings": list(s.settings)}
+            for s in strategies.STRATEGIES.values()]
     _out(args, rows, "\n".join(f"{r['id']:<20} {r['sentence']}\n{'':<20} Use it when: {r['use_when']}" for r in rows))
     return 0
 
 
+# config flag -> RunConfig field, for the flags that are copied as they are.
+_CONFIG_FLAGS = {
+    "backbone": "backbone", "strategy": "strategy", "weights": "weights", "epochs": "epochs",
+    "image_size": "image_size", "batch_size": "batch_size", "learning_rate": "learning_rate",
+    "fine_tune_epochs": "fine_tune_epochs", "fine_tune_lr": "fine_tune_learning_rate",
+    "fine_tune_layers": "fine_tune_layers", "fine_tune_unit": "fine_tune_unit", "optimizer": "optimizer",
+    "schedule": "schedule", "label_smoothing": "label_smoothing", "class_weights": "class_weights",
+    "patience": "patience", "seed": "seed", "source_run": "source_run",
+}
+_HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
+
+
 def cmd_config(args: argparse.Namespace) -> int:
-    datasets.dataset_path(args.dataset, runs.workspace(args.workspace))
-    overrides: dict[str, Any] = {}
-    for flag, key in (("backbone", "backbone"), ("strategy", "strategy"), ("weights", "weights"),
-                      ("epochs", "epochs"), ("image_size", "image_size"), ("batch_size", "batch_size")):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    if args.backbone in backbones.BACKBONES and args.image_size is None:
+    ws = runs.workspace(args.workspace)
+    datasets.dataset_path(args.dataset, ws)
+    overrides: dict[str, Any] = {k: getattr(args, f) for f, k in _CONFIG_FLAGS.items() if getattr(args, f) is not None}
+    if args.hub:
+        overrides["backbone"] = backbones.hub_id(args.hub)
+    strategy = strategies.STRATEGIES.get(args.strategy or "")
+    if strategy and strategy.source and args.source_run and "backbone" not in overrides:
+        # Weights from an earlier run fit only that run's backbone.
+        overrides["backbone"] = runs.load_config(runs.run_path(args.source_run, ws)).backbone
+    chosen = overrides.get("backbone")
+    if chosen is not None and (chosen in backbones.BACKBONES or backbones.is_hub(chosen)) and args.image_size is None:
         # Keep the preset's image size where the backbone allows it.
-        spec = backbones.get(args.backbone)
+        spec = backbones.get(chosen)
         size = config_mod.PRESETS[args.preset]["image_size"]
         overrides["image_size"] = min(max(size, spec.min_size), spec.max_size)
-    forced = strategies.STRATEGIES.get(args.strategy or "")
-    if forced and forced.forced_weights and args.weights is None:
-        overrides["weights"] = forced.forced_weights
-    if args.backbone in backbones.BACKBONES and args.weights is None:
-        options = backbones.get(args.backbone).weights_options
+    if strategy and strategy.forced_weights and args.weights is None:
+        overrides["weights"] = strategy.forced_weights
+    if chosen is not None and (chosen in backbones.BACKBONES or backbones.is_hub(chosen)) and args.weights is None:
+        options = backbones.get(chosen).weights_options
         if "weights" not in overrides and len(options) == 1:
             overrides["weights"] = options[0]
+    if strategy and strategy.min_fine_tune_epochs and args.fine_tune_epochs is None:
+        overrides.setdefault("fine_tune_epochs", max(strategy.min_fine_tune_epochs,
+                                                     config_mod.PRESETS[args.preset].get("fine_tune_epochs", 3)))
+    head = {f: getattr(args, f) for f in _HEAD_FLAGS if getattr(args, f) is not None}
+    if head:
+        overrides["head"] = {**config_mod.PRESETS[args.preset].get("head", {}), **head}
     if args.no_augment:
         overrides["augment"] = {k: False for k in asdict(config_mod.AugmentConfig())}
+    if args.augment_views is not None:
+        overrides["augment_views"] = args.augment_views
+    if args.compare_scratch:
+        overrides["compare_scratch"] = True
+    if args.mixed_precision:
+        overrides["mixed_precision"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
     print(cfg.to_json())
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    ws = runs.workspace(args.workspace)
+    info = datasets.load_dataset(args.dataset, ws)
+    everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
+    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
+    rec = strategies.recommend(info["counts"], everyday, cached)
+    _out(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
+    return 0
+
+
+def cmd_code(args: argparse.Namespace) -> int:
+    from core import codegen
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise ConfigError(f"The config file '{path}' does not exist; create one with 'python -m core config'.")
+    cfg = config_mod.RunConfig.from_json(path.read_text(encoding="utf-8"))
+    ws = runs.workspace(args.workspace)
+    script = codegen.training_script(cfg, str(datasets.dataset_path(cfg.dataset_id, ws)), ws=ws)
+    if args.out:
+        Path(args.out).write_text(script, encoding="utf-8")
+        print(args.out)
+    else:
+        print(script, end="")
+    return 0
+
+
+def cmd_sees(args: argparse.Namespace) -> int:
+    from core import modeling
+
+    backbones.check_id(args.backbone)
+    images = []
+    for name in args.images:
+        if not Path(name).is_file():
+            raise TransferLabError(f"The image '{name}' does not exist; check the path.")
+        images.append(Path(name).read_bytes())
+    guesses = modeling.pretrained_guesses(args.backbone, images)
+    rows = [{"file": name, "top": top} for name, top in zip(args.images, guesses)]
+    _out(args, rows, "\n".join(f"{r['file']}: " + ", ".join(f"{t['label']} {t['probability']:.0%}" for t in r["top"])
+                               for r in rows))
     return 0
 
 
@@ -140,7 +268,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     datasets.check_trainable(datasets.load_dataset(cfg.dataset_id, ws))
     run_dir = runs.create_run(cfg, ws)
     print(f"run {run_dir.name}", file=sys.stderr)
-    result = training.run(cfg, run_dir, listener=_progress_listener(args.quiet))
+    result = training.train_and_compare(cfg, run_dir, listener=_progress_listener(args.quiet), distribute=args.distribute)
+    if "transfer_hurt" in result and not args.quiet:
+        verdict = "hurt" if result["transfer_hurt"] else "helped"
+        print(f"transfer {verdict}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
+              f"{result['baseline_val_accuracy']:.3f} against {result['val_accuracy']:.3f}", file=sys.stderr)
+    _out(args, {"id": run_dir.name, **result}, run_dir.name)
+    return 0 if result["state"] == "done" else 1
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from core import training
+
+    ws = runs.workspace(args.workspace)
+    run_dir = runs.run_path(args.run_id, ws)
+    runs.check_resumable(run_dir)
+    runs.cancel_file(run_dir).unlink(missing_ok=True)
+    result = training.run(runs.load_config(run_dir), run_dir, listener=_progress_listener(args.quiet), resume=True)
     _out(args, {"id": run_dir.name, **result}, run_dir.name)
     return 0 if result["state"] == "done" else 1
 
@@ -191,6 +335,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core import export
+
+    run_dir = runs.run_path(args.run_id, runs.workspace(args.workspace))
+    path = export.export(run_dir, args.format)
+    if args.out and Path(args.out).resolve() != path.parent.resolve():
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = Path(shutil.copy2(path, out / path.name))
+    result: dict[str, Any] = {"id": args.run_id, "format": args.format, "path": str(path), "bytes": path.stat().st_size}
+    text = f"{path} ({path.stat().st_size / 2**20:.2f} MB)"
+    if args.format in export.TFLITE_IDS:
+        # Every TFLite file is measured on the test split before anyone relies on it.
+        check = export.report(run_dir, [args.format])
+        row = check["variants"][args.format]
+        result["check"] = {"n": check["n"], "keras_accuracy": check["keras"]["accuracy"], **row}
+        text += (f"\n  test accuracy {row['accuracy']:.3f} on {check['n']} images ({row['change_points']:+.1f} points "
+                 f"against float32), same top class as the Keras model on {row['agreement']:.0%} of them, "
+                 f"{row['ms_per_image']:.2f} ms per image, {row['size_vs_float32']:.0%} of the float32 size")
+    _out(args, result, text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from core import bench
 
@@ -211,32 +378,93 @@ def parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("dataset", help="import or create datasets")
     ds_sub = ds.add_subparsers(dest="dataset_cmd", required=True, parser_class=_Parser)
     imp = ds_sub.add_parser("import", parents=[common], help="import a folder of class folders or a .zip of one")
-    imp.add_argument("src")
+    imp.add_argument("src", help="a folder of class folders, or a .zip / .tar.gz of one (train/ val/ test/ tops keep their split)")
     imp.add_argument("--name")
+    imp.add_argument("--unlabeled", help="a folder or archive of unlabeled images of the same kind, kept with the dataset")
+    imp.add_argument("--max-members", type=int, help="most entries an archive or folder may hold")
+    imp.add_argument("--max-file-mb", type=float, help="largest single file, in MB")
+    imp.add_argument("--max-total-mb", type=float, help="most bytes an import may unpack, in MB")
+    imp.add_argument("--max-ratio", type=float, help="largest expansion ratio of an archive entry")
+    imp.add_argument("--max-pixels", type=int, help="largest image, in pixels (decompression-bomb guard)")
     smp = ds_sub.add_parser("sample", parents=[common], help="create a built-in sample dataset")
     smp.add_argument("name", choices=datasets.SAMPLES)
     ds_sub.add_parser("list", parents=[common], help="list datasets")
+    shw = ds_sub.add_parser("show", parents=[common], help="a dataset's health report")
+    shw.add_argument("dataset_id")
+    dl = ds_sub.add_parser("delete", parents=[common], help="delete a dataset (with --yes)")
+    dl.add_argument("dataset_id")
+    dl.add_argument("--yes", action="store_true", help="confirm the deletion")
     ds.set_defaults(func=cmd_dataset)
 
-    sub.add_parser("backbones", parents=[common], help="list backbones").set_defaults(func=cmd_backbones)
+    bb = sub.add_parser("backbones", parents=[common], help="list backbones (Keras applications, TF Hub, earlier runs)")
+    bb.add_argument("--tier", default="all", choices=("all", *backbones.TIERS),
+                    help="only small-and-fast, balanced or most accurate backbones")
+    bb.add_argument("--hub", action="store_true", help="list well-known TF Hub feature-vector models instead")
+    bb.add_argument("--runs", action="store_true", help="list earlier runs whose backbone can start a new run")
+    bb.set_defaults(func=cmd_backbones)
     sub.add_parser("strategies", parents=[common], help="list transfer strategies").set_defaults(func=cmd_strategies)
 
     cfg = sub.add_parser("config", parents=[common], help="print a valid run config as JSON")
     cfg.add_argument("--dataset", required=True)
     cfg.add_argument("--preset", default="quick", choices=tuple(config_mod.PRESETS))
-    cfg.add_argument("--backbone")
-    cfg.add_argument("--strategy")
+    cfg.add_argument("--backbone", help="a backbone id from 'python -m core backbones'")
+    cfg.add_argument("--hub", help="a TF Hub feature-vector handle: a URL or a SavedModel folder (instead of --backbone)")
+    cfg.add_argument("--strategy", help="a strategy id from 'python -m core strategies'")
+    cfg.add_argument("--source-run", help="the earlier run domain_weights and weight_init start from")
     cfg.add_argument("--weights")
-    cfg.add_argument("--epochs", type=int)
+    cfg.add_argument("--epochs", type=int, help="epochs of the first phase")
+    cfg.add_argument("--learning-rate", type=float, help="learning rate of the first phase")
+    cfg.add_argument("--fine-tune-epochs", type=int, help="epochs of the fine-tuning phase, or of each unfreezing step")
+    cfg.add_argument("--fine-tune-lr", type=float, help="learning rate of the later phases")
+    cfg.add_argument("--fine-tune-layers", type=int, help="how many top layers (or groups) fine-tuning opens")
+    cfg.add_argument("--fine-tune-unit", choices=config_mod.CHOICES["fine_tune_unit"])
     cfg.add_argument("--image-size", type=int)
     cfg.add_argument("--batch-size", type=int)
+    cfg.add_argument("--optimizer", choices=config_mod.CHOICES["optimizer"])
+    cfg.add_argument("--schedule", choices=config_mod.CHOICES["schedule"])
+    cfg.add_argument("--label-smoothing", type=float)
+    cfg.add_argument("--class-weights", choices=config_mod.CHOICES["class_weights"])
+    cfg.add_argument("--patience", type=int)
+    cfg.add_argument("--seed", type=int)
+    cfg.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU only)")
+    cfg.add_argument("--pooling", choices=config_mod.CHOICES["head.pooling"])
+    cfg.add_argument("--dropout", type=float)
+    cfg.add_argument("--hidden-units", type=int)
+    cfg.add_argument("--l2", type=float)
     cfg.add_argument("--no-augment", action="store_true")
+    cfg.add_argument("--augment-views", type=int, help="with a frozen backbone: augmented views per image to cache")
+    cfg.add_argument("--compare-scratch", action="store_true",
+                     help="also train the same network from scratch, to show whether transfer helped")
     cfg.set_defaults(func=cmd_config)
+
+    rc = sub.add_parser("recommend", parents=[common], help="propose a strategy, backbone and epochs for a dataset")
+    rc.add_argument("--dataset", required=True)
+    rc.add_argument("--everyday", choices=("yes", "no", "unsure"), default="unsure",
+                    help="are the images everyday photos (like ImageNet's)?")
+    rc.set_defaults(func=cmd_recommend)
+
+    cd = sub.add_parser("code", parents=[common], help="print a standalone tf_keras training script for a config")
+    cd.add_argument("config", help="a config JSON file from 'python -m core config'")
+    cd.add_argument("--out", help="write the script to this file instead")
+    cd.set_defaults(func=cmd_code)
+
+    se = sub.add_parser("sees", parents=[common], help="what a backbone's ImageNet classifier sees in images (top 3)")
+    se.add_argument("backbone")
+    se.add_argument("images", nargs="+")
+    se.set_defaults(func=cmd_sees)
 
     tr = sub.add_parser("train", parents=[common], help="train in the foreground (progress on stderr)")
     tr.add_argument("config", help="a config JSON file from 'python -m core config'")
     tr.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    tr.add_argument("--distribute", choices=("mirrored", "multiworker"),
+                    help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); "
+                         "multiworker: several machines described by TF_CONFIG")
     tr.set_defaults(func=cmd_train)
+
+    rs = sub.add_parser("resume", parents=[common], help="continue an interrupted or cancelled run from its last checkpoint")
+    rs.add_argument("run_id")
+    rs.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    rs.set_defaults(func=cmd_resume)
 
     ev = sub.add_parser("evaluate", parents=[common], help="evaluate a run on its test split")
     ev.add_argument("run_id")
@@ -250,8 +478,16 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("runs", parents=[common], help="list runs").set_defaults(func=cmd_runs)
 
+    from core import export
+
+    ex = sub.add_parser("export", parents=[common], help="export a trained run (TFLite formats are checked on its test split)")
+    ex.add_argument("run_id")
+    ex.add_argument("--format", required=True, choices=tuple(export.FORMATS), help="what to export")
+    ex.add_argument("--out", help="also copy the file into this folder (it is kept in the run's exports/ folder)")
+    ex.set_defaults(func=cmd_export)
+
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
-    bn.add_argument("name", choices=("quick-shapes",))
+    bn.add_argument("name", choices=("quick-shapes", "import", "train", "export"))
     bn.add_argument("--keras-cache", help="a folder of Keras weight files to seed the benchmark's empty cache with")
     bn.set_defaults(func=cmd_bench)
     return p

@@ -1,18 +1,27 @@
-"""The backbone registry: one BackboneSpec per pretrained network, as data.
+"""The backbone registry: every Keras application in tf_keras, TF Hub feature vectors, earlier runs.
 
-Importing this module does not import TensorFlow; only build_base() does. ImageNet weights come
-through Keras's own downloader and cache (~/.keras/models): tf_keras ignores KERAS_HOME there.
+One BackboneSpec per pretrained network, as data. Importing this module does not import TensorFlow;
+only build_base() and the TF Hub helpers do. ImageNet weights come through Keras's own downloader
+and cache (~/.keras/models): tf_keras ignores KERAS_HOME there.
+
+Figures measured from the built networks (parameter counts, GFLOPs, the layer groups used for
+gradual unfreezing) live in backbone_facts.json, written by core.modeling.write_facts(): building
+every network takes minutes, so the page and the CLI read the stored results instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import WeightsUnavailable
+from core.errors import ConfigError, WeightsUnavailable
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class BackboneSpec:
     # Keras application constructor as (module, attribute), plus its extra keyword arguments.
     constructor: tuple[str, str]
     kwargs: dict[str, Any] = field(default_factory=dict)
-    # How raw 0-255 RGB pixels become the network's input: a key of PREPROCESSING.
+    # How raw 0-255 RGB pixels become the network's input: one of PREPROCESSING.
     preprocessing: str = "none"
     weights_options: tuple[str, ...] = ("imagenet", "none")
     default_size: int = 224
@@ -42,10 +51,14 @@ class BackboneSpec:
     max_size: int = 600
     # ImageNet weights were trained at these sizes; other sizes reuse the closest file's filters.
     weight_sizes: tuple[int, ...] = (224,)
-    params_m: float = 0.0  # published parameter count, millions, classifier included
-    size_mb: float = 0.0  # published ImageNet weights size
     top1: float | None = None  # published ImageNet top-1 accuracy, %
     weights_files: Callable[[int], list[WeightsFile]] = lambda size: []
+    # The same network's ImageNet classifier (include_top=True), for "what does it see?".
+    top_weights_files: Callable[[int], list[WeightsFile]] = lambda size: []
+    # Keras builds a slightly different graph when it loads the weights itself (EfficientNet
+    # rescales its input only then), so those weights must go through the constructor.
+    keras_loads_weights: bool = False
+    hub_handle: str = ""  # a TF Hub feature-vector handle: a URL or a local SavedModel folder
 
     def weights_candidates(self, image_size: int) -> list[WeightsFile]:
         """Weights files usable at this size, the best match first."""
@@ -55,8 +68,63 @@ class BackboneSpec:
             out += [f for f in self.weights_files(s) if f not in out]
         return out
 
+    @property
+    def facts(self) -> dict[str, Any]:
+        """Measured figures from backbone_facts.json ({} for TF Hub models, which are not built in advance)."""
+        return facts().get(self.id, {})
+
+    @property
+    def params_m(self) -> float:
+        """Parameters with the ImageNet classifier, in millions (counted from the built network)."""
+        return round(self.facts.get("params", 0) / 1e6, 2)
+
+    @property
+    def base_params_m(self) -> float:
+        """Parameters of the backbone alone (no classifier), in millions."""
+        return round(self.facts.get("base_params", 0) / 1e6, 2)
+
+    @property
+    def size_mb(self) -> float:
+        """The size of the ImageNet weights download (float32, no classifier), in MB."""
+        return round(self.facts.get("base_params", 0) * 4 / 2**20, 1)
+
+    @property
+    def gflops(self) -> float:
+        """Billions of floating-point operations for one image at the default size."""
+        return self.facts.get("gflops", 0.0)
+
+    @property
+    def ms_per_image(self) -> float:
+        """Estimated milliseconds to run one image through the backbone at its default size on a 2-core CPU.
+
+        One backbone per family was timed (core.modeling.calibrate_speed); the others scale with their GFLOPs.
+        """
+        return self.facts.get("ms_per_image", 0.0)
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        """The convolutional groups found from the graph, bottom (the stem) first."""
+        return self.facts.get("groups", [])
+
+
+PREPROCESSING = ("none", "minus_one_to_one", "zero_to_one", "caffe", "torch")
+# DenseNet's "torch" mode: scale to 0-1, then standardise per channel with ImageNet's statistics.
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+
+
+# ---------------------------------------------------------------- weights files
 
 _KA = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+def _fixed(notop: WeightsFile, top: WeightsFile | None = None) -> dict[str, Callable[[int], list[WeightsFile]]]:
+    """Weights files that do not depend on the image size."""
+    return {"weights_files": lambda s: [notop], "top_weights_files": lambda s: [top] if top else []}
+
+
+def _pair(base_url: str, notop: str, notop_hash: str | None, top: str, top_hash: str | None):
+    return _fixed(WeightsFile(notop, base_url + notop, notop_hash), WeightsFile(top, base_url + top, top_hash))
 
 
 def _mobilenet_v1_files(alpha: float) -> Callable[[int], list[WeightsFile]]:
@@ -64,147 +132,424 @@ def _mobilenet_v1_files(alpha: float) -> Callable[[int], list[WeightsFile]]:
     return lambda s: [WeightsFile(f"mobilenet_{text}_{s}_tf_no_top.h5", f"{_KA}mobilenet/mobilenet_{text}_{s}_tf_no_top.h5")]
 
 
-def _mobilenet_v2_files(alpha: float) -> Callable[[int], list[WeightsFile]]:
+def _mobilenet_v1_top(alpha: float) -> Callable[[int], list[WeightsFile]]:
+    text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}[alpha]
+    return lambda s: [WeightsFile(f"mobilenet_{text}_{s}_tf.h5", f"{_KA}mobilenet/mobilenet_{text}_{s}_tf.h5")]
+
+
+def _mobilenet_v2_files(alpha: float, top: bool = False) -> Callable[[int], list[WeightsFile]]:
     def files(s: int) -> list[WeightsFile]:
-        name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{s}_no_top.h5"
+        name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{s}{'' if top else '_no_top'}.h5"
         return [WeightsFile(name, f"{_KA}mobilenet_v2/{name}")]
 
     return files
 
 
-def _mobilenet_v3_files(kind: str, file_hash: str) -> Callable[[int], list[WeightsFile]]:
-    name = f"weights_mobilenet_v3_{kind}_224_1.0_float_no_top_v2.h5"
-    return lambda s: [WeightsFile(name, f"{_KA}mobilenet_v3/{name}", file_hash)]
+def _mobilenet_v3_files(kind: str, notop_hash: str, top_hash: str):
+    return _pair(f"{_KA}mobilenet_v3/", f"weights_mobilenet_v3_{kind}_224_1.0_float_no_top_v2.h5", notop_hash,
+                 f"weights_mobilenet_v3_{kind}_224_1.0_float.h5", top_hash)
 
 
-def _v1(alpha: float, params: float, top1: float) -> BackboneSpec:
+def _named(base_url: str, model_name: str, hashes: tuple[str, str]):
+    """Files named <model>.h5 and <model>_notop.h5 (EfficientNet, ConvNeXt, RegNet)."""
+    return _pair(base_url, f"{model_name}_notop.h5", hashes[1], f"{model_name}.h5", hashes[0])
+
+
+def _resnet_files(model_name: str, hashes: tuple[str, str]):
+    stem = f"{model_name}_weights_tf_dim_ordering_tf_kernels"
+    return _pair(f"{_KA}resnet/", f"{stem}_notop.h5", hashes[1], f"{stem}.h5", hashes[0])
+
+
+def _tf_kernels(folder: str, model_name: str, notop_hash: str, top_hash: str):
+    stem = f"{model_name}_weights_tf_dim_ordering_tf_kernels"
+    return _pair(f"{_KA}{folder}/", f"{stem}_notop.h5", notop_hash, f"{stem}.h5", top_hash)
+
+
+def _resnet_rs_files(depth: int, sizes: tuple[int, ...], hashes: dict[int, tuple[str, str]]):
+    def files(top: bool) -> Callable[[int], list[WeightsFile]]:
+        def at(s: int) -> list[WeightsFile]:
+            if s not in hashes:
+                return []
+            name = f"resnet-rs-{depth}-i{s}{'' if top else '_notop'}.h5"
+            return [WeightsFile(name, f"{_KA}resnet_rs/{name}", hashes[s][0 if top else 1])]
+
+        return at
+
+    return {"weights_files": files(False), "top_weights_files": files(True), "weight_sizes": sizes}
+
+
+# ---------------------------------------------------------------- the Keras applications
+
+_APPS = "tf_keras.applications"
+
+
+def _v1(alpha: float, top1: float) -> BackboneSpec:
     return BackboneSpec(
-        id=f"mobilenet_v1_{alpha}",
-        label=f"MobileNet V1 (width {alpha})",
-        family="mobilenet_v1",
-        constructor=("tf_keras.applications", "MobileNet"),
-        kwargs={"alpha": alpha},
-        preprocessing="minus_one_to_one",
-        default_size=224,
-        weight_sizes=(128, 160, 192, 224),
-        params_m=params,
-        size_mb=round(params * 4, 1),
-        top1=top1,
-        weights_files=_mobilenet_v1_files(alpha),
+        id=f"mobilenet_v1_{alpha}", label=f"MobileNet V1 (width {alpha})", family="mobilenet_v1",
+        constructor=(_APPS, "MobileNet"), kwargs={"alpha": alpha}, preprocessing="minus_one_to_one",
+        weight_sizes=(128, 160, 192, 224), top1=top1,
+        weights_files=_mobilenet_v1_files(alpha), top_weights_files=_mobilenet_v1_top(alpha),
     )
 
 
-def _v2(alpha: float, params: float, top1: float) -> BackboneSpec:
+def _v2(alpha: float, top1: float) -> BackboneSpec:
     return BackboneSpec(
-        id=f"mobilenet_v2_{alpha}",
-        label=f"MobileNet V2 (width {alpha})",
-        family="mobilenet_v2",
-        constructor=("tf_keras.applications", "MobileNetV2"),
-        kwargs={"alpha": alpha},
-        preprocessing="minus_one_to_one",
-        default_size=224,
-        weight_sizes=(96, 128, 160, 192, 224) if alpha <= 1.0 else (224,),
-        params_m=params,
-        size_mb=round(params * 4, 1),
-        top1=top1,
-        weights_files=_mobilenet_v2_files(alpha),
+        id=f"mobilenet_v2_{alpha}", label=f"MobileNet V2 (width {alpha})", family="mobilenet_v2",
+        constructor=(_APPS, "MobileNetV2"), kwargs={"alpha": alpha}, preprocessing="minus_one_to_one",
+        weight_sizes=(96, 128, 160, 192, 224) if alpha <= 1.0 else (224,), top1=top1,
+        weights_files=_mobilenet_v2_files(alpha), top_weights_files=_mobilenet_v2_files(alpha, top=True),
     )
 
+
+def _app(id: str, label: str, family: str, attr: str, preprocessing: str, top1: float | None,
+         default_size: int = 224, min_size: int = 32, **more: Any) -> BackboneSpec:
+    more.setdefault("weight_sizes", (default_size,))
+    return BackboneSpec(id=id, label=label, family=family, constructor=(_APPS, attr), preprocessing=preprocessing,
+                        default_size=default_size, min_size=min_size, top1=top1, **more)
+
+
+_EFFICIENTNET = {  # name: (default size, top-1, (top hash, no-top hash))
+    "b0": (224, 77.1, ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d")),
+    "b1": (240, 79.1, ("1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432")),
+    "b2": (260, 80.1, ("b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39")),
+    "b3": (300, 81.6, ("ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226")),
+    "b4": (380, 82.9, ("18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba")),
+    "b5": (456, 83.6, ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f")),
+    "b6": (528, 84.0, ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743")),
+    "b7": (600, 84.3, ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a")),
+}
+_EFFICIENTNET_V2 = {  # name: (default size, top-1, (top hash, no-top hash))
+    "b0": (224, 78.7, ("21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff")),
+    "b1": (240, 79.8, ("069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37")),
+    "b2": (260, 80.5, ("424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb")),
+    "b3": (300, 82.0, ("1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856")),
+    "s": (384, 83.9, ("e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070")),
+    "m": (480, 85.3, ("a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342")),
+    "l": (480, 85.7, ("27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615")),
+}
+_CONVNEXT = {  # size: (top-1, (top hash, no-top hash)); Base and larger were pretrained on ImageNet-21k first
+    "tiny": (81.3, ("8ae6e78ce2933352b1ef4008e6dd2f17bc40771563877d156bc6426c7cf503ff",
+                    "d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1")),
+    "small": (82.3, ("ce1277d8f1ee5a0ef0e171469089c18f5233860ceaf9b168049cb9263fd7483c",
+                     "6fc8009faa2f00c1c1dfce59feea9b0745eb260a7dd11bee65c8e20843da6eab")),
+    "base": (85.3, ("52cbb006d3dadd03f6e095a8ca1aca47aecdd75acb4bc74bce1f5c695d0086e6",
+                    "40a20c5548a5e9202f69735ecc06c990e6b7c9d2de39f0361e27baeb24cb7c45")),
+    "large": (86.3, ("070c5ed9ed289581e477741d3b34beffa920db8cf590899d6d2c67fba2a198a6",
+                     "96f02b6f0753d4f543261bc9d09bed650f24dd6bc02ddde3066135b63d23a1cd")),
+    "xlarge": (86.7, ("c1f5ccab661354fc3a79a10fa99af82f0fbf10ec65cb894a3ae0815f17a889ee",
+                      "de3f8a54174130e0cecdc71583354753d557fcf1f4487331558e2a16ba0cfe05")),
+}
+# RegNet top-1 as published with the architecture (Radosavovic et al. 2020, the pycls model zoo
+# the Keras weights were ported from): (top-1, (top hash, no-top hash)).
+_REGNET = {
+    "x002": (68.9, ("49fb46e56cde07fdaf57bffd851461a86548f6a3a4baef234dd37290b826c0b8", "5445b66cd50445eb7ecab094c1e78d4d3d29375439d1a7798861c4af15ffff21")),
+    "x004": (72.7, ("3523c7f5ac0dbbcc2fd6d83b3570e7540f7449d3301cc22c29547302114e4088", "de139bf07a66c9256f2277bf5c1b6dd2d5a3a891a5f8a925a10c8a0a113fd6f3")),
+    "x006": (74.1, ("340216ef334a7bae30daac9f414e693c136fac9ab868704bbfcc9ce6a5ec74bb", "a43ec97ad62f86b2a96a783bfdc63a5a54de02eef54f26379ea05e1bf90a9505")),
+    "x008": (75.2, ("8f145d6a5fae6da62677bb8d26eb92d0b9dfe143ec1ebf68b24a57ae50a2763d", "3c7e4b0917359304dc18e644475c5c1f5e88d795542b676439c4a3acd63b7207")),
+    "x016": (77.0, ("31c386f4c7bfef4c021a583099aa79c1b3928057ba1b7d182f174674c5ef3510", "1b8e3d545d190271204a7b2165936a227d26b79bb7922bac5ee4d303091bf17a")),
+    "x032": (78.3, ("6c025df1409e5ea846375bc9dfa240956cca87ef57384d93fef7d6fa90ca8c7f", "9cd4522806c0fcca01b37874188b2bd394d7c419956d77472a4e072b01d99041")),
+    "x040": (78.6, ("ba128046c588a26dbd3b3a011b26cb7fa3cf8f269c184c132372cb20b6eb54c1", "b4ed0ca0b9a98e789e05000e830403a7ade4d8afa01c73491c44610195198afe")),
+    "x064": (79.2, ("0f4489c3cd3ad979bd6b0324213998bcb36dc861d178f977997ebfe53c3ba564", "3e706fa416a18dfda14c713423eba8041ae2509db3e0a611d5f599b5268a46c4")),
+    "x080": (79.3, ("76320e43272719df648db37271a247c22eb6e810fe469c37a5db7e2cb696d162", "7b1ce8e29ceefec10a6569640ee329dba7fbc98b5d0f6346aabade058b66cf29")),
+    "x120": (79.7, ("5cafc461b78897d5e4f24e68cb406d18e75f31105ef620e7682b611bb355eb3a", "36174ddd0299db04a42631d028abcb1cc7afec2b705e42bd28fcd325e5d596bf")),
+    "x160": (80.0, ("8093f57a5824b181fb734ea21ae34b1f7ee42c5298e63cf6d587c290973195d2", "9d1485050bdf19531ffa1ed7827c75850e0f2972118a996b91aa9264b088fd43")),
+    "x320": (80.5, ("91fb3e6f4e9e44b3687e80977f7f4412ee9937c0c704232664fc83e4322ea01e", "9db7eacc37b85c98184070e1a172e6104c00846f44bcd4e727da9e50d9692398")),
+    "y002": (70.3, ("1e8091c674532b1a61c04f6393a9c570113e0197f22bd1b98cc4c4fe800c6465", "f63221f63d625b8e201221499682587bfe29d33f50a4c4f4d53be00f66c0f12c")),
+    "y004": (74.1, ("752fdbad21c78911bf1dcb8c513e5a0e14697b068e5d9e73525dbaa416d18d8e", "45e6ba8309a17a77e67afc05228454b2e0ee6be0dae65edc0f31f1da10cc066b")),
+    "y006": (75.5, ("98942e07b273da500ff9699a1f88aca78dfad4375faabb0bab784bb0dace80a9", "b70261cba4e60013c99d130cc098d2fce629ff978a445663b6fa4f8fc099a2be")),
+    "y008": (76.3, ("1b099377cc9a4fb183159a6f9b24bc998e5659d25a449f40c90cbffcbcfdcae4", "b11f5432a216ee640fe9be6e32939defa8d08b8d136349bf3690715a98752ca1")),
+    "y016": (78.0, ("b7ce1f5e223f0941c960602de922bcf846288ce7a4c33b2a4f2e4ac4b480045b", "d7404f50205e82d793e219afb9eb2bfeb781b6b2d316a6128c6d7d7dacab7f57")),
+    "y032": (79.0, ("6a6a545cf3549973554c9b94f0cd40e25f229fffb1e7f7ac779a59dcbee612bd", "eb3ac1c45ec60f4f031c3f5180573422b1cf7bebc26c004637517372f68f8937")),
+    "y040": (79.4, ("98d00118b335162bbffe8f1329e54e5c8e75ee09b2a5414f97b0ddfc56e796f6", "b5be2a5e5f072ecdd9c0b8a437cd896df0efa1f6a1f77e41caa8719b7dfcb05d")),
+    "y064": (79.9, ("65c948c7a18aaecaad2d1bd4fd978987425604ba6669ef55a1faa0069a2804b7", "885c4b7ed7ea339daca7dafa1a62cb7d41b1068897ef90a5a3d71b4a2e2db31a")),
+    "y080": (79.9, ("7a2c62da2982e369a4984d3c7c3b32d6f8d3748a71cb37a31156c436c37f3e95", "3d119577e1e3bf8d153b895e8ea9e4ec150ff2d92abdca711b6e949c3fd7115d")),
+    "y120": (80.3, ("a96ab0d27d3ae35a422ee7df0d789069b3e3217a99334e0ce861a96595bc5986", "4a6fa387108380b730b71feea2ad80b5224b5ea9dc21dc156c93fe3c6186485c")),
+    "y160": (80.4, ("45067240ffbc7ca2591313fee2f80dbdda6d66ec1a7451446f9a6d00d8f7ac6e", "ead1e6b568be8f34447ec8941299a9df4368736ba9a8205de5427fa20a1fb316")),
+    "y320": (80.9, ("b05e173e4ae635cfa22d06392ee3741284d17dadfee68f2aa6fd8cb2b7561112", "cad78f74a586e24c61d38be17f3ae53bb9674380174d2585da1a526b8c20e1fd")),
+}
+_REGNET_WORDS = {"002": "200MF", "004": "400MF", "006": "600MF", "008": "800MF", "016": "1.6GF", "032": "3.2GF",
+                 "040": "4.0GF", "064": "6.4GF", "080": "8.0GF", "120": "12GF", "160": "16GF", "320": "32GF"}
+# ResNet-RS top-1 as published (Bello et al. 2021) at the largest size Keras has weights for:
+# depth: (top-1, {size: (top hash, no-top hash)}).
+_RESNET_RS = {
+    50: (78.8, {160: ("69d9d925319f00a8bdd4af23c04e4102", "90daa68cd26c95aa6c5d25451e095529")}),
+    101: (81.2, {160: ("544b3434d00efc199d66e9058c7f3379", "82d5b90c5ce9d710da639d6216d0f979"),
+                 192: ("eb285be29ab42cf4835ff20a5e3b5d23", "f9a0f6b85faa9c3db2b6e233c4eebb5b")}),
+    152: (83.0, {192: ("8d72a301ed8a6f11a47c4ced4396e338", "5fbf7ac2155cb4d5a6180ee9e3aa8704"),
+                 224: ("31a46a92ab21b84193d0d71dd8c3d03b", "dc8b2cba2005552eafa3167f00dc2133"),
+                 256: ("ba6271b99bdeb4e7a9b15c05964ef4ad", "fa79794252dbe47c89130f65349d654a")}),
+    200: (83.4, {256: ("a76930b741884e09ce90fa7450747d5f", "bbdb3994718dfc0d1cd45d7eff3f3d9c")}),
+    270: (83.8, {256: ("20d575825ba26176b03cb51012a367a8", "2c42ecb22e35f3e23d2f70babce0a2aa")}),
+    350: (84.2, {256: ("f4a039dc3c421321b7fc240494574a68", "6e44b55025bbdff8f51692a023143d66"),
+                 320: ("7ccb858cc738305e8ceb3c0140bee393", "ab0c1f9079d2f85a9facbd2c88aa6079")}),
+    420: (84.4, {320: ("ae0eb9bed39e64fc8d7e0db4018dc7e8", "fe6217c32be8305b1889657172b98884")}),
+}
 
 _SPECS: tuple[BackboneSpec, ...] = (
-    # Published figures: the Keras application docstrings (MobileNet tables at 224 px).
-    _v1(0.25, 0.47, 50.6),
-    _v1(0.5, 1.34, 63.7),
-    _v1(0.75, 2.6, 68.4),
-    _v1(1.0, 4.25, 70.6),
-    _v2(0.35, 1.66, 60.3),
-    _v2(0.5, 1.95, 65.4),
-    _v2(0.75, 2.61, 69.8),
-    _v2(1.0, 3.47, 71.8),
-    _v2(1.3, 5.34, 74.4),
-    _v2(1.4, 6.06, 75.0),
+    # Published ImageNet top-1: the Keras Applications table (keras.io/api/applications) and, for
+    # MobileNet widths, the tables in the Keras MobileNet docstrings (at 224 px).
+    _v1(0.25, 50.6), _v1(0.5, 63.7), _v1(0.75, 68.4), _v1(1.0, 70.6),
+    _v2(0.35, 60.3), _v2(0.5, 65.4), _v2(0.75, 69.8), _v2(1.0, 71.8), _v2(1.3, 74.4), _v2(1.4, 75.0),
     BackboneSpec(
-        id="mobilenet_v3_small",
-        label="MobileNet V3 Small",
-        family="mobilenet_v3",
-        constructor=("tf_keras.applications", "MobileNetV3Small"),
-        kwargs={"include_preprocessing": True},
-        params_m=2.55,
-        size_mb=10.0,
-        top1=68.1,
-        weights_files=_mobilenet_v3_files("small", "d3e8ec802a04aa4fc771ee12a9a9b836"),
+        id="mobilenet_v3_small", label="MobileNet V3 Small", family="mobilenet_v3",
+        constructor=(_APPS, "MobileNetV3Small"), kwargs={"include_preprocessing": True}, top1=68.1,
+        **_mobilenet_v3_files("small", "d3e8ec802a04aa4fc771ee12a9a9b836", "8768d4c2e7dee89b9d02b2d03d65d862"),
     ),
     BackboneSpec(
-        id="mobilenet_v3_large",
-        label="MobileNet V3 Large",
-        family="mobilenet_v3",
-        constructor=("tf_keras.applications", "MobileNetV3Large"),
-        kwargs={"include_preprocessing": True},
-        params_m=5.51,
-        size_mb=21.0,
-        top1=75.6,
-        weights_files=_mobilenet_v3_files("large", "07fb09a5933dd0c8eaafa16978110389"),
+        id="mobilenet_v3_large", label="MobileNet V3 Large", family="mobilenet_v3",
+        constructor=(_APPS, "MobileNetV3Large"), kwargs={"include_preprocessing": True}, top1=75.6,
+        **_mobilenet_v3_files("large", "07fb09a5933dd0c8eaafa16978110389", "59e551e166be033d707958cf9e29a6a7"),
     ),
-    BackboneSpec(
-        id="efficientnet_b0",
-        label="EfficientNet B0",
-        family="efficientnet",
-        constructor=("tf_keras.applications", "EfficientNetB0"),
-        params_m=5.3,
-        size_mb=29.0,
-        top1=77.1,
-        weights_files=lambda s: [
-            WeightsFile(
-                "efficientnetb0_notop.h5",
-                "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
-                "50bc09e76180e00e4465e1a485ddc09d",
-            )
-        ],
+    *(
+        _app(f"efficientnet_{b}", f"EfficientNet {b.upper()}", "efficientnet", f"EfficientNet{b.upper()}", "none",
+             top1, size, keras_loads_weights=True,
+             **_named("https://storage.googleapis.com/keras-applications/", f"efficientnet{b}", hashes))
+        for b, (size, top1, hashes) in _EFFICIENTNET.items()
     ),
-    BackboneSpec(
-        id="resnet50",
-        label="ResNet-50",
-        family="resnet",
-        constructor=("tf_keras.applications", "ResNet50"),
-        preprocessing="caffe",
-        params_m=25.6,
-        size_mb=98.0,
-        top1=74.9,
-        weights_files=lambda s: [
-            WeightsFile(
-                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                f"{_KA}resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                "4d473c1dd8becc155b73f8504c6f6626",
-            )
-        ],
+    *(
+        _app(f"efficientnet_v2_{b}", f"EfficientNet V2 {b.upper()}", "efficientnet_v2", f"EfficientNetV2{b.upper()}",
+             "none", top1, size, **_named(f"{_KA}efficientnet_v2/", f"efficientnetv2-{b}", hashes))
+        for b, (size, top1, hashes) in _EFFICIENTNET_V2.items()
+    ),
+    _app("resnet50", "ResNet-50", "resnet", "ResNet50", "caffe", 74.9,
+         **_resnet_files("resnet50", ("2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"))),
+    _app("resnet101", "ResNet-101", "resnet", "ResNet101", "caffe", 76.4,
+         **_resnet_files("resnet101", ("f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21"))),
+    _app("resnet152", "ResNet-152", "resnet", "ResNet152", "caffe", 76.6,
+         **_resnet_files("resnet152", ("100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c"))),
+    _app("resnet50_v2", "ResNet-50 V2", "resnet_v2", "ResNet50V2", "minus_one_to_one", 76.0,
+         **_resnet_files("resnet50v2", ("3ef43a0b657b3be2300d5770ece849e0", "fac2f116257151a9d068a22e544a4917"))),
+    _app("resnet101_v2", "ResNet-101 V2", "resnet_v2", "ResNet101V2", "minus_one_to_one", 77.2,
+         **_resnet_files("resnet101v2", ("6343647c601c52e1368623803854d971", "c0ed64b8031c3730f411d2eb4eea35b5"))),
+    _app("resnet152_v2", "ResNet-152 V2", "resnet_v2", "ResNet152V2", "minus_one_to_one", 78.0,
+         **_resnet_files("resnet152v2", ("a49b44d1979771252814e80f8ec446f9", "ed17cf2e0169df9d443503ef94b23b33"))),
+    *(
+        _app(f"resnet_rs_{depth}", f"ResNet-RS {depth}", "resnet_rs", f"ResNetRS{depth}", "none", top1,
+             max(files), **_resnet_rs_files(depth, tuple(files), files))
+        for depth, (top1, files) in _RESNET_RS.items()
+    ),
+    _app("vgg16", "VGG-16", "vgg", "VGG16", "caffe", 71.3,
+         **_tf_kernels("vgg16", "vgg16", "6d6bbae143d832006294945121d1f1fc", "64373286793e3c8b2b4e3219cbf3544b")),
+    _app("vgg19", "VGG-19", "vgg", "VGG19", "caffe", 71.3,
+         **_tf_kernels("vgg19", "vgg19", "253f8cb515780f3b799900260a226db6", "cbe5617147190e668d6c5d5026f83318")),
+    _app("inception_v3", "Inception V3", "inception", "InceptionV3", "minus_one_to_one", 77.9, 299, 75,
+         **_tf_kernels("inception_v3", "inception_v3", "bcbd6486424b2319ff4ef7d526e38f63",
+                       "9a0d58056eeedaa3f26cb7ebd46da564")),
+    _app("inception_resnet_v2", "Inception-ResNet V2", "inception", "InceptionResNetV2", "minus_one_to_one", 80.3,
+         299, 75, **_tf_kernels("inception_resnet_v2", "inception_resnet_v2", "d19885ff4a710c122648d3b5c3b684e4",
+                                "e693bd0210a403b3192acc6073ad2e96")),
+    _app("xception", "Xception", "xception", "Xception", "minus_one_to_one", 79.0, 299, 71,
+         **_tf_kernels("xception", "xception", "b0042744bf5b25fce3cb969f33bebb97", "0a58e3b7378bc2990ea3b43d5981f1f6")),
+    _app("densenet121", "DenseNet-121", "densenet", "DenseNet121", "torch", 75.0,
+         **_tf_kernels("densenet", "densenet121", "30ee3e1110167f948a6b9946edeeb738",
+                       "9d60b8095a5708f2dcce2bca79d332c7")),
+    _app("densenet169", "DenseNet-169", "densenet", "DenseNet169", "torch", 76.2,
+         **_tf_kernels("densenet", "densenet169", "b8c4d4c20dd625c148057b9ff1c1176b",
+                       "d699b8f76981ab1b30698df4c175e90b")),
+    _app("densenet201", "DenseNet-201", "densenet", "DenseNet201", "torch", 77.3,
+         **_tf_kernels("densenet", "densenet201", "c13680b51ded0fb44dff2d8f86ac8bb1",
+                       "1ceb130c1ea1b78c3bf6114dbdfd8807")),
+    # NASNet's files are cached under other names than their URLs say, exactly as Keras does.
+    _app("nasnet_mobile", "NASNet Mobile", "nasnet", "NASNetMobile", "minus_one_to_one", 74.4,
+         **_fixed(WeightsFile("nasnet_mobile_no_top.h5", f"{_KA}nasnet/NASNet-mobile-no-top.h5",
+                              "1ed92395b5b598bdda52abe5c0dbfd63"),
+                  WeightsFile("nasnet_mobile.h5", f"{_KA}nasnet/NASNet-mobile.h5", "020fb642bf7360b370c678b08e0adf61"))),
+    _app("nasnet_large", "NASNet Large", "nasnet", "NASNetLarge", "minus_one_to_one", 82.5, 331,
+         **_fixed(WeightsFile("nasnet_large_no_top.h5", f"{_KA}nasnet/NASNet-large-no-top.h5",
+                              "d81d89dc07e6e56530c4e77faddd61b5"),
+                  WeightsFile("nasnet_large.h5", f"{_KA}nasnet/NASNet-large.h5", "11577c9a518f0070763c2b964a382f17"))),
+    *(
+        _app(f"convnext_{size}", f"ConvNeXt {size.capitalize() if size != 'xlarge' else 'XLarge'}", "convnext",
+             f"ConvNeXt{size.capitalize() if size != 'xlarge' else 'XLarge'}", "none", top1,
+             **_named(f"{_KA}convnext/", f"convnext_{size}", hashes))
+        for size, (top1, hashes) in _CONVNEXT.items()
+    ),
+    *(
+        _app(f"regnet_{name}", f"RegNet{name[0].upper()} {_REGNET_WORDS[name[1:]]}", "regnet", f"RegNet{name.upper()}",
+             "none", top1, **_named(f"{_KA}regnet/", f"regnet{name}", hashes))
+        for name, (top1, hashes) in _REGNET.items()
     ),
     # Not pretrained: the network the app falls back to when no ImageNet weights are at hand,
     # small enough to train from scratch on a CPU in a minute or two.
     BackboneSpec(
-        id="small_cnn",
-        label="Small CNN (no pretraining)",
-        family="small_cnn",
-        constructor=("core.backbones", "small_cnn"),
-        preprocessing="zero_to_one",
-        weights_options=("none",),
-        default_size=64,
-        max_size=256,
-        params_m=0.39,
-        size_mb=1.6,
+        id="small_cnn", label="Small CNN (no pretraining)", family="small_cnn",
+        constructor=("core.backbones", "small_cnn"), preprocessing="zero_to_one",
+        weights_options=("none",), default_size=64, max_size=256,
     ),
 )
 
 BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS}
 
+# Which tf_keras.applications constructor each family's specs come from, for the completeness test.
+KERAS_APPLICATIONS: tuple[str, ...] = tuple(s.constructor[1] for s in _SPECS if s.constructor[0] == _APPS)
+
+
+# ---------------------------------------------------------------- TF Hub
+
+HUB_PREFIX = "hub:"
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A well-known TF Hub image feature-vector model."""
+
+    handle: str
+    label: str
+    size: int
+    note: str
+
+
+# TF2 SavedModels that take 0-1 RGB images and return one feature vector per image.
+HUB_MODELS: tuple[HubModel, ...] = (
+    HubModel("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5", "MobileNet V2 (TF Hub)", 224,
+             "The TensorFlow transfer-learning tutorial's backbone; small and fast."),
+    HubModel("https://tfhub.dev/google/imagenet/mobilenet_v3_large_100_224/feature_vector/5",
+             "MobileNet V3 Large (TF Hub)", 224, "Fast on phones, more accurate than V2."),
+    HubModel("https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet21k_ft1k_b0/feature_vector/2",
+             "EfficientNet V2 B0, ImageNet-21k (TF Hub)", 224,
+             "Pretrained on 14 million images in 21,000 categories, then ImageNet: broad features."),
+    HubModel("https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5", "ResNet-50 V2 (TF Hub)", 224,
+             "The classic residual network."),
+    HubModel("https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5", "Inception V3 (TF Hub)", 299,
+             "Strong features at 299 pixels."),
+    HubModel("https://tfhub.dev/google/bit/m-r50x1/1", "BiT-M R50x1 (TF Hub)", 224,
+             "Big Transfer: made for transfer learning, pretrained on ImageNet-21k."),
+)
+
+
+def hub_id(handle: str) -> str:
+    """The backbone id for a TF Hub handle (a URL, or a local SavedModel folder made absolute)."""
+    handle = handle.strip()
+    if not handle.startswith(("https://", "http://")):
+        handle = str(Path(handle).expanduser().resolve())
+    return HUB_PREFIX + handle
+
+
+def is_hub(backbone_id: str) -> bool:
+    """True for a TF Hub backbone id (hub:<handle>)."""
+    return isinstance(backbone_id, str) and backbone_id.startswith(HUB_PREFIX)
+
+
+@lru_cache(maxsize=64)
+def _hub_spec(backbone_id: str) -> BackboneSpec:
+    handle = backbone_id[len(HUB_PREFIX):]
+    known = next((m for m in HUB_MODELS if m.handle == handle), None)
+    label = known.label if known else f"TF Hub: {handle.rstrip('/').split('/')[-1] or handle}"
+    return BackboneSpec(
+        id=backbone_id, label=label, family="hub", constructor=("tensorflow_hub", "KerasLayer"),
+        # TF Hub's convention for image models: float RGB in [0, 1].
+        preprocessing="zero_to_one", weights_options=("imagenet",),
+        default_size=known.size if known else 224, weight_sizes=(known.size if known else 224,),
+        hub_handle=handle,
+    )
+
+
+def hub_cache_dir(ws: Path) -> Path:
+    """Where TF Hub models are downloaded and unpacked: inside the workspace."""
+    return ws / "cache" / "tfhub"
+
+
+def use_hub_cache(ws: Path) -> None:
+    """Point TF Hub's downloader at the workspace (TFHUB_CACHE_DIR), for this process."""
+    os.environ["TFHUB_CACHE_DIR"] = str(hub_cache_dir(ws))
+
+
+def _hub_local(handle: str) -> Path | None:
+    """The local SavedModel folder for a handle, if it is one or was downloaded already."""
+    if not handle.startswith(("https://", "http://")):
+        path = Path(handle)
+        return path if (path / "saved_model.pb").is_file() else None
+    cache = os.environ.get("TFHUB_CACHE_DIR")
+    if not cache:
+        return None
+    # TF Hub caches a URL's model in a folder named by the SHA-1 of the handle.
+    path = Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
+    return path if (path / "saved_model.pb").is_file() else None
+
+
+def _fetch_hub(spec: BackboneSpec) -> Path:
+    handle = spec.hub_handle
+    local = _hub_local(handle)
+    if local is not None:
+        return local
+    if not handle.startswith(("https://", "http://")):
+        raise WeightsUnavailable(
+            f"The folder {handle} does not hold a TensorFlow SavedModel (no saved_model.pb); "
+            "choose the folder that contains saved_model.pb."
+        )
+    if os.environ.get("TL_OFFLINE") == "1":
+        raise WeightsUnavailable(
+            f"This computer is offline, so the TF Hub model {handle} cannot be downloaded; use a SavedModel "
+            "folder on this computer instead, or a Keras backbone."
+        )
+    import tensorflow_hub as hub
+
+    try:
+        return Path(hub.resolve(handle))
+    except Exception:  # noqa: BLE001 - any download failure gets the same plain sentence
+        raise WeightsUnavailable(
+            f"The TF Hub model {handle} could not be downloaded (no internet, or no such model); check the "
+            "address, or use a SavedModel folder on this computer."
+        ) from None
+
+
+# ---------------------------------------------------------------- lookups
+
 
 def get(backbone_id: str) -> BackboneSpec:
-    """The spec for a (validated) backbone id."""
+    """The spec for a (validated) backbone id: a registry entry or a TF Hub handle."""
+    if is_hub(backbone_id):
+        return _hub_spec(backbone_id)
     return BACKBONES[backbone_id]
 
 
 def ids() -> tuple[str, ...]:
-    """All backbone ids, in display order."""
+    """All registry backbone ids, in display order (TF Hub handles are open-ended and not listed)."""
     return tuple(BACKBONES)
+
+
+def check_id(backbone_id: str) -> None:
+    """Raise ConfigError unless the id names a registry backbone or a usable TF Hub handle."""
+    if backbone_id in BACKBONES:
+        return
+    if is_hub(backbone_id):
+        handle = backbone_id[len(HUB_PREFIX):]
+        if handle.startswith(("https://", "http://")) or Path(handle).is_absolute():
+            return
+        raise ConfigError(f"The TF Hub handle '{handle}' must be a web address or an absolute folder path.")
+    shown = ", ".join(list(BACKBONES)[:6])
+    raise ConfigError(
+        f"'{backbone_id}' is not a valid backbone; allowed values: {shown}, … (see 'python -m core backbones'), "
+        "or hub:<TF Hub address or SavedModel folder>."
+    )
+
+
+@lru_cache(maxsize=1)
+def facts() -> dict[str, dict[str, Any]]:
+    """Measured figures per backbone id (backbone_facts.json; empty if it is missing)."""
+    path = Path(__file__).with_name("backbone_facts.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def group_count(backbone_id: str) -> int:
+    """How many convolutional groups gradual unfreezing opens, one by one (1 for a TF Hub model)."""
+    return max(1, len(get(backbone_id).groups))
+
+
+# Filters of the page's table: small and fast, a balance of speed and accuracy, the most accurate.
+TIERS: dict[str, tuple[str, Callable[[BackboneSpec], bool]]] = {
+    "fast": ("Small and fast", lambda s: 0 < s.gflops <= 1.5),
+    "balanced": ("Balanced", lambda s: 1.5 < s.gflops <= 12 and (s.top1 or 0) >= 75),
+    "accurate": ("Most accurate", lambda s: (s.top1 or 0) >= 82),
+}
+
+
+def in_tier(spec: BackboneSpec, tier: str) -> bool:
+    """True when a backbone belongs to a filter of TIERS ("all" holds every one)."""
+    return tier == "all" or TIERS[tier][1](spec)
+
+
+# ---------------------------------------------------------------- weights on disk
 
 
 def keras_models_dir() -> Path:
@@ -216,7 +561,9 @@ def keras_models_dir() -> Path:
 
 
 def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
-    """The cached ImageNet weights file for this backbone and size, if one is on disk."""
+    """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk."""
+    if spec.hub_handle:
+        return _hub_local(spec.hub_handle)
     for wf in spec.weights_candidates(image_size):
         path = keras_models_dir() / wf.name
         if path.is_file() and path.stat().st_size > 0:
@@ -226,23 +573,34 @@ def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
 
 def has_weights(spec: BackboneSpec, weights: str, image_size: int) -> bool:
     """True when building with these weights needs no download."""
-    return weights == "none" or cached_weights(spec, image_size) is not None
+    return weights != "imagenet" or cached_weights(spec, image_size) is not None
 
 
-def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
-    """The ImageNet weights file, from the Keras cache or downloaded into it by Keras."""
-    cached = cached_weights(spec, image_size)
-    if cached is not None:
-        return cached
+def _download(files: list[WeightsFile]) -> Path | None:
+    """The first of these files Keras's downloader can fetch into its cache (None offline)."""
+    if os.environ.get("TL_OFFLINE") == "1":
+        return None
     from tf_keras.utils import get_file
 
-    candidates = spec.weights_candidates(image_size)
-    offline = os.environ.get("TL_OFFLINE") == "1"
-    for wf in [] if offline else candidates:
+    for wf in files:
         try:
             return Path(get_file(wf.name, wf.url, cache_subdir="models", file_hash=wf.file_hash))
         except Exception:  # noqa: BLE001 - any download failure means: try the next file, then explain
             continue
+    return None
+
+
+def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
+    """The ImageNet weights file (or TF Hub folder), from the cache or downloaded into it."""
+    if spec.hub_handle:
+        return _fetch_hub(spec)
+    cached = cached_weights(spec, image_size)
+    if cached is not None:
+        return cached
+    candidates = spec.weights_candidates(image_size)
+    fetched = _download(candidates)
+    if fetched is not None:
+        return fetched
     first = candidates[0].name if candidates else "(none)"
     raise WeightsUnavailable(
         f"The ImageNet weights for {spec.label} ({first}) are not in {keras_models_dir()} and could not be "
@@ -250,26 +608,138 @@ def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     )
 
 
-PREPROCESSING = ("none", "minus_one_to_one", "zero_to_one", "caffe")
+def classifier_size(spec: BackboneSpec) -> int:
+    """The image size of the ImageNet classifier weights (include_top): the default, or the nearest file's."""
+    sizes = [s for s in spec.weight_sizes if spec.top_weights_files(s)]
+    return min(sizes, key=lambda s: abs(s - spec.default_size)) if sizes else spec.default_size
+
+
+CLASS_INDEX = WeightsFile(
+    "imagenet_class_index.json", "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
+    "c2c37ea517e94d9795004a39431a14cb",
+)
+
+
+def fetch_classifier(spec: BackboneSpec) -> Path:
+    """The backbone's ImageNet classifier weights (with the ImageNet class names), cached or downloaded."""
+    files = spec.top_weights_files(classifier_size(spec))
+    if not files:
+        raise WeightsUnavailable(f"{spec.label} has no ImageNet classifier, so it cannot name what it sees.")
+    found = []
+    for wanted in (files, [CLASS_INDEX]):
+        cached = next((keras_models_dir() / f.name for f in wanted if (keras_models_dir() / f.name).is_file()), None)
+        found.append(cached or _download(wanted))
+    if None in found:
+        missing = files[0].name if found[0] is None else CLASS_INDEX.name
+        raise WeightsUnavailable(
+            f"The ImageNet classifier of {spec.label} ({missing}) is not on this computer and cannot be downloaded "
+            f"now, so its guesses cannot be shown; with internet once (or that file copied into "
+            f"{keras_models_dir()}) they can."
+        )
+    return found[0]
+
+
+def best_available(image_size: int) -> BackboneSpec | None:
+    """The most accurate pretrained backbone whose ImageNet weights are already cached."""
+    ready = [
+        s
+        for s in BACKBONES.values()
+        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and cached_weights(s, image_size)
+    ]
+    return max(ready, key=lambda s: s.top1 or 0.0, default=None)
+
+
+# ---------------------------------------------------------------- models from earlier runs
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """A finished run of this workspace whose backbone can start a new run (domain weights)."""
+
+    run_id: str
+    backbone: str
+    dataset_id: str
+    classes: int
+    test_accuracy: float | None
+    has_early_checkpoint: bool
+
+    @property
+    def label(self) -> str:
+        """One line for selectors."""
+        acc = f", test accuracy {self.test_accuracy:.0%}" if self.test_accuracy is not None else ""
+        return f"{self.run_id[-12:]}: {get(self.backbone).label} on {self.dataset_id}{acc}"
+
+
+EARLY_CHECKPOINT = "early_base.weights.h5"  # the backbone's weights after the first epoch of a run
+
+
+def run_sources(ws: Path) -> list[RunSource]:
+    """Finished runs of this workspace with a saved model, newest first: sources of domain-specific weights."""
+    from core import runs
+
+    out = []
+    for r in runs.list_runs(ws):
+        if r.state != "done" or r.config is None or not (r.path / "model.keras").is_file():
+            continue
+        try:
+            classes = len(runs.read_json(r.path / "split.json")["classes"])
+        except (OSError, ValueError, KeyError):
+            classes = 0
+        out.append(RunSource(r.id, r.config.backbone, r.config.dataset_id, classes,
+                             (r.evaluation or {}).get("accuracy"),
+                             (r.path / "checkpoints" / EARLY_CHECKPOINT).is_file()))
+    return out
+
+
+# ---------------------------------------------------------------- building
+
+
+def preprocessing_layer(kind: str) -> Any:
+    """The layer that turns raw 0-255 RGB pixels into what a backbone family expects."""
+    if kind == "torch":
+        import tf_keras as keras
+
+        # Normalization computes (x - mean) / sqrt(variance): Keras's "torch" preprocess_input.
+        return keras.layers.Normalization(
+            mean=[255.0 * m for m in TORCH_MEAN], variance=[(255.0 * s) ** 2 for s in TORCH_STD], name="preprocess")
+    from core import layers as tl_layers
+
+    return tl_layers.preprocessing_layer(kind)
+
+
+def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
+    """The bare Keras application (or TF Hub layer) for raw preprocessed input."""
+    if spec.hub_handle:
+        import tensorflow_hub as hub
+
+        return hub.KerasLayer(str(_fetch_hub(spec)), trainable=True, name="hub_model")
+    module, attr = spec.constructor
+    make = getattr(importlib.import_module(module), attr)
+    return make(input_shape=(image_size, image_size, 3), include_top=include_top, weights=weights, **spec.kwargs)
+
+
+def base_name(spec: BackboneSpec) -> str:
+    """The name of the backbone sub-model inside a TransferLab classifier."""
+    return "base_hub" if spec.hub_handle else "base_" + re.sub(r"\W", "_", spec.id)
 
 
 def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
-    """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map."""
+    """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map (or feature vector)."""
     import tf_keras as keras
 
-    from core import layers as tl_layers
-
     shape = (image_size, image_size, 3)
-    module, attr = spec.constructor
-    make = getattr(importlib.import_module(module), attr)
-    net = make(input_shape=shape, include_top=False, weights=None, **spec.kwargs)
-    if weights == "imagenet":
-        # Keras would fetch the same file; loading it ourselves lets sizes without a file of
-        # their own reuse the nearest one (convolution filters do not depend on image size).
-        net.load_weights(str(fetch_weights(spec, image_size)))
+    if weights == "imagenet" and spec.keras_loads_weights:
+        fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing
+        net = make_network(spec, image_size, weights="imagenet")
+    else:
+        net = make_network(spec, image_size)
+        if weights == "imagenet" and not spec.hub_handle:
+            # Keras would fetch the same file; loading it ourselves lets sizes without a file of
+            # their own reuse the nearest one (convolution filters do not depend on image size).
+            net.load_weights(str(fetch_weights(spec, image_size)))
     inputs = keras.Input(shape, name="pixels")
-    x = tl_layers.preprocessing_layer(spec.preprocessing)(inputs)
-    return keras.Model(inputs, net(x), name=f"base_{spec.id.replace('.', '_')}")
+    x = preprocessing_layer(spec.preprocessing)(inputs)
+    return keras.Model(inputs, net(x), name=base_name(spec))
 
 
 def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None) -> Any:
@@ -285,13 +755,3 @@ def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weig
         x = layers.Activation("relu", name=f"block{i + 1}_relu")(x)
         x = layers.MaxPooling2D(name=f"block{i + 1}_pool")(x)
     return keras.Model(inputs, x, name="small_cnn")
-
-
-def best_available(image_size: int) -> BackboneSpec | None:
-    """The most accurate pretrained backbone whose ImageNet weights are already cached."""
-    ready = [
-        s
-        for s in BACKBONES.values()
-        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and cached_weights(s, image_size)
-    ]
-    return max(ready, key=lambda s: s.top1 or 0.0, default=None)

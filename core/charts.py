@@ -115,7 +115,7 @@ def image_sizes(sizes: list[list[int]]) -> go.Figure:
     keys = list(shared)
     n = [shared[k] for k in keys]
     top = max(n, default=1)
-    fig = go.Figure(go.Scattergl(
+    fig = go.Figure(go.Scatter(
         x=[k[0] for k in keys], y=[k[1] for k in keys], mode="markers",
         marker=dict(size=[6 + 24 * (c / top) ** 0.5 for c in n], opacity=0.6),
         customdata=n, hovertemplate="%{x} × %{y} px: %{customdata} image(s)<extra></extra>",

@@ -70,21 +70,33 @@ class RunConfig:
     # Also train the same network from scratch with the same budget, to show whether transfer helped.
     compare_scratch: bool = False
     preset: str = ""  # the preset this config started from, for display only
+    # The earlier run of this workspace that domain_weights and weight_init start from.
+    source_run: str = ""
+    # Fine-tuning unfreezes the top fine_tune_layers "layers" (those with weights), or that many "groups".
+    fine_tune_unit: str = "layers"
+    schedule: str = "constant"  # the learning rate within a phase: constant, cosine decay, reduce on plateau
+    label_smoothing: float = 0.0
+    class_weights: str = "auto"  # "auto": balanced class weights when the classes are uneven
+    mixed_precision: bool = False  # float16 compute on a GPU; ignored (with a notice) without one
 
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the allowed values if anything is out of bounds; return self."""
         if not isinstance(self.dataset_id, str) or not self.dataset_id:
             raise ConfigError("The config has no dataset: import or choose a dataset first.")
-        _check_choice("backbone", self.backbone, backbones.ids())
+        backbones.check_id(self.backbone)
         _check_choice("strategy", self.strategy, strategies.ids())
         spec = backbones.get(self.backbone)
-        _check_choice("weights", self.weights, spec.weights_options)
-        forced = strategies.get(self.strategy).forced_weights
+        strategy = strategies.get(self.strategy)
+        forced = strategy.forced_weights
+        if forced != "run":  # "run": an earlier run's weights, whatever the backbone offers
+            _check_choice("weights", self.weights, spec.weights_options)
         if forced is not None and self.weights != forced:
             raise ConfigError(
                 f"The {self.strategy} strategy trains from weights '{forced}', "
                 f"but the config asks for '{self.weights}'; set weights to '{forced}'."
             )
+        if strategy.source and not self.source_run:
+            raise ConfigError(f"The {self.strategy} strategy starts from an earlier run; choose one (source_run).")
         for name, allowed in CHOICES.items():
             _check_choice(name, _lookup(self, name), allowed)
         for name, (low, high) in RANGES.items():
@@ -95,8 +107,8 @@ class RunConfig:
                 "Validation and test fractions together must leave at least 40% of the images "
                 f"for training; they add up to {self.val_fraction + self.test_fraction:.0%}."
             )
-        if self.strategy == "fine_tune" and self.fine_tune_epochs < 1:
-            raise ConfigError("Fine-tuning needs fine_tune_epochs of at least 1.")
+        if self.fine_tune_epochs < strategy.min_fine_tune_epochs:
+            raise ConfigError(f"{strategy.label} needs fine_tune_epochs of at least {strategy.min_fine_tune_epochs}.")
         return self
 
     def to_json(self) -> str:
@@ -135,8 +147,12 @@ class RunConfig:
 
 # Declared constraints shared by validate() and the widgets.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "head.pooling": ("avg", "max", "flatten"),
-    "optimizer": ("adam", "sgd", "rmsprop"),
+    # maxpool_flatten: 2x2 max pooling, then flatten (keeps a coarse layout of the feature map).
+    "head.pooling": ("avg", "max", "maxpool_flatten", "flatten"),
+    "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
+    "schedule": ("constant", "cosine", "plateau"),
+    "class_weights": ("auto", "balanced", "none"),
+    "fine_tune_unit": ("layers", "groups"),
 }
 RANGES: dict[str, tuple[float, float]] = {
     "image_size": (32, 600),
@@ -154,6 +170,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "head.hidden_units": (0, 4096),
     "head.l2": (0.0, 0.1),
     "augment_views": (0, 20),
+    "label_smoothing": (0.0, 0.5),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -181,3 +182,13 @@ def list_runs(ws: Path) -> list[RunInfo]:
         status = read_status(path)
         out.append(RunInfo(path.name, path, status.get("state", "unknown"), config, status, evaluation))
     return out
+
+
+def delete_run(run_id: str, ws: Path) -> None:
+    """Remove a run folder with everything in it; a queued or running run must be cancelled first."""
+    path = run_path(run_id, ws)
+    state = read_status(path).get("state", "unknown")
+    if state in ("queued", "running"):
+        raise RunStateError(f"Run '{run_id}' is still {'waiting to start' if state == 'queued' else 'training'}; "
+                            "cancel it on the Train page before deleting it.")
+    shutil.rmtree(path)

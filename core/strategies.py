@@ -1,9 +1,15 @@
-"""Transfer strategies as data: which part of the backbone trains in which phase, at what rate."""
+"""Transfer strategies as data: which part of the backbone trains in which phase, at what rate.
+
+Also what surrounds them: the picture of each strategy (which layer groups are frozen in which
+phase), the recommender, and the class weights. Nothing here imports TensorFlow.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from core import backbones
 
 if TYPE_CHECKING:
     from core.config import RunConfig
@@ -16,9 +22,12 @@ class Phase:
     name: str
     epochs: int
     learning_rate: float
-    # "none": the backbone is frozen; "all": everything trains; "top": the top N backbone layers.
+    # "none": the backbone is frozen; "all": everything trains; "top": the top N weighted layers;
+    # "groups": the top N convolutional groups (core.modeling.conv_groups).
     base_trainable: str
     top_layers: int = 0
+    top_groups: int = 0
+    label: str = ""  # what happens, in words
 
 
 @dataclass(frozen=True)
@@ -30,26 +39,70 @@ class Strategy:
     sentence: str
     use_when: str
     # The weights the backbone starts from; None means the user's choice is kept.
+    # "run" means an earlier run's weights (config.source_run), loaded as `source` says.
     forced_weights: str | None
     phases: Callable[["RunConfig"], list[Phase]]
+    # Where an earlier run's weights come from: "model" (its trained backbone) or "early" (its
+    # backbone after the first epoch); None when the strategy does not start from a run.
+    source: str | None = None
+    # The settings beyond the first phase's that this strategy reads (the page shows only those).
+    settings: tuple[str, ...] = ()
+    min_fine_tune_epochs: int = 0
+
+
+def _head(c: "RunConfig") -> Phase:
+    return Phase("head", c.epochs, c.learning_rate, "none", label="Train the new head; the backbone is frozen")
+
+
+def _top(c: "RunConfig") -> Phase:
+    if c.fine_tune_unit == "groups":
+        return Phase("fine_tune", c.fine_tune_epochs, c.fine_tune_learning_rate, "groups", top_groups=c.fine_tune_layers,
+                     label=f"Also train the top {c.fine_tune_layers} group(s) of the backbone, at a lower rate")
+    return Phase("fine_tune", c.fine_tune_epochs, c.fine_tune_learning_rate, "top", c.fine_tune_layers,
+                 label=f"Also train the top {c.fine_tune_layers} layers of the backbone, at a lower rate")
 
 
 def _feature_extraction(c: "RunConfig") -> list[Phase]:
-    return [Phase("head", c.epochs, c.learning_rate, "none")]
+    return [_head(c)]
 
 
 def _fine_tune(c: "RunConfig") -> list[Phase]:
     # The head first: a randomly initialised head would send large gradients into the
     # pretrained layers and wreck them. Then the top layers at a lower rate.
-    return [
-        Phase("head", c.epochs, c.learning_rate, "none"),
-        Phase("fine_tune", c.fine_tune_epochs, c.fine_tune_learning_rate, "top", c.fine_tune_layers),
+    return [_head(c), _top(c)]
+
+
+def _gradual_unfreeze(c: "RunConfig") -> list[Phase]:
+    # ULMFiT's gradual unfreezing: the most specific (top) group first, the generic stem last,
+    # so every step adapts a little more without disturbing what is below too early.
+    n = backbones.group_count(c.backbone)
+    steps = [
+        Phase(f"unfreeze_{k}", c.fine_tune_epochs, c.fine_tune_learning_rate, "groups", top_groups=k,
+              label=f"Open group {n - k} as well (the top {k} of {n} groups train)")
+        for k in range(1, n)
     ]
+    steps.append(Phase("unfreeze_stem", c.fine_tune_epochs, c.fine_tune_learning_rate, "groups", top_groups=n,
+                       label="Open the stem too: the whole backbone trains"))
+    return [_head(c), *steps]
 
 
 def _from_scratch(c: "RunConfig") -> list[Phase]:
-    return [Phase("scratch", c.epochs, c.learning_rate, "all")]
+    return [Phase("scratch", c.epochs, c.learning_rate, "all", label="Train the whole network from random weights")]
 
+
+def _domain_weights(c: "RunConfig") -> list[Phase]:
+    phases = [_head(c)]
+    if c.fine_tune_epochs > 0:
+        phases.append(_top(c))
+    return phases
+
+
+def _weight_init(c: "RunConfig") -> list[Phase]:
+    return [Phase("train_all", c.epochs, c.learning_rate, "all",
+                  label="Train the whole network, starting from the earlier run's early weights")]
+
+
+_TOP = ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_layers", "fine_tune_unit")
 
 STRATEGIES: dict[str, Strategy] = {
     s.id: s
@@ -69,6 +122,20 @@ STRATEGIES: dict[str, Strategy] = {
             use_when="You have a few hundred images per class or more, and feature extraction has levelled off.",
             forced_weights=None,
             phases=_fine_tune,
+            settings=_TOP,
+            min_fine_tune_epochs=1,
+        ),
+        Strategy(
+            id="gradual_unfreeze",
+            label="Gradual unfreezing",
+            sentence="Train the new classifier first, then open the backbone one group of layers at a time, from the "
+                     "top down, ending with the stem, a few epochs per step.",
+            use_when="Your images are unlike everyday photos (microscopy, X-rays, drawings, satellite images) and you "
+                     "have at least a hundred per class.",
+            forced_weights=None,
+            phases=_gradual_unfreeze,
+            settings=("fine_tune_epochs", "fine_tune_learning_rate"),
+            min_fine_tune_epochs=1,
         ),
         Strategy(
             id="from_scratch",
@@ -78,28 +145,32 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights="none",
             phases=_from_scratch,
         ),
+        Strategy(
+            id="domain_weights",
+            label="Domain weights",
+            sentence="Start from the backbone of a model you trained earlier in this workspace on related images, "
+                     "remove its classifier and train a new one (optionally fine-tuning after).",
+            use_when="You already trained a model on a related task (the same kind of images), so its backbone "
+                     "knows your domain better than ImageNet does.",
+            forced_weights="run",
+            phases=_domain_weights,
+            source="model",
+            settings=("source_run", *_TOP),
+        ),
+        Strategy(
+            id="weight_init",
+            label="Weight initialisation",
+            sentence="Start the whole network from an early checkpoint (after the first epoch) of an earlier run, "
+                     "then train everything.",
+            use_when="An earlier run on related images had a good start but then over-specialised; its early "
+                     "weights are a better starting point than random ones.",
+            forced_weights="run",
+            phases=_weight_init,
+            source="early",
+            settings=("source_run",),
+        ),
     )
 }
-
-
-def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
-    """True when a phase trains on cached backbone features instead of passing images through it."""
-    return phase.base_trainable == "none" and (not config.augment.any() or config.augment_views > 0)
-
-
-def speed_note(config: "RunConfig") -> str:
-    """One sentence on how the frozen phases are trained (cached features or full passes)."""
-    frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
-    if not frozen:
-        return "The backbone trains too, so every epoch passes each image through the whole network."
-    if not config.augment.any():
-        return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
-                "once and the classifier trains on the stored result: much faster.")
-    if config.augment_views > 0:
-        return (f"The backbone is frozen: {config.augment_views} augmented copies of each image go through it once "
-                "and the classifier trains on the stored results.")
-    return ("The backbone is frozen but augmentation makes new copies every epoch, so each epoch passes every "
-            "image through the backbone (slower; prepared augmented copies on the Model page are faster).")
 
 
 def get(strategy_id: str) -> Strategy:
@@ -110,3 +181,159 @@ def get(strategy_id: str) -> Strategy:
 def ids() -> tuple[str, ...]:
     """All strategy ids, in display order."""
     return tuple(STRATEGIES)
+
+
+def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
+    """True when a phase trains on cached backbone features instead of passing images through it."""
+    # The cache is keyed by backbone and weights, which do not name an earlier run: a backbone
+    # from a run always passes images through.
+    return (phase.base_trainable == "none" and config.weights != "run"
+            and (not config.augment.any() or config.augment_views > 0))
+
+
+def speed_note(config: "RunConfig") -> str:
+    """One sentence on how the frozen phases are trained (cached features or full passes)."""
+    frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
+    if not frozen:
+        return "The backbone trains too, so every epoch passes each image through the whole network."
+    if config.weights == "run":
+        return ("The backbone is frozen but comes from an earlier run, so every epoch passes each image through it "
+                "(stored results are kept only for ImageNet and random backbones).")
+    if not config.augment.any():
+        return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
+                "once and the classifier trains on the stored result: much faster.")
+    if config.augment_views > 0:
+        return (f"The backbone is frozen: {config.augment_views} augmented copies of each image go through it once "
+                "and the classifier trains on the stored results.")
+    return ("The backbone is frozen but augmentation makes new copies every epoch, so each epoch passes every "
+            "image through the backbone (slower; prepared augmented copies on the Model page are faster).")
+
+
+# ---------------------------------------------------------------- the picture
+
+
+def phase_table(config: "RunConfig") -> dict[str, Any]:
+    """Which layer groups train in each phase, for the strategy's picture: rows top (the head) to bottom (the stem).
+
+    Each cell is "trainable", "partly" (only some layers of the group) or "frozen"; the groups
+    are the backbone's, found from its graph (stored in backbone_facts.json).
+    """
+    spec = backbones.get(config.backbone)
+    groups = spec.groups or [{"name": "backbone", "layers": 1, "params": 0}]
+    names = [g["name"] for g in groups]
+    sizes = [max(1, g["layers"]) for g in groups]
+    phases = [p for p in get(config.strategy).phases(config) if p.epochs > 0]
+    rows = ["head"] + names[::-1]
+    cells: list[list[str]] = []
+    for phase in phases:
+        state = _group_states(phase, sizes)
+        cells.append(["trainable"] + state[::-1])
+    return {
+        "rows": rows,
+        "phases": [p.name for p in phases],
+        "labels": [p.label for p in phases],
+        "cells": [[cells[c][r] for c in range(len(phases))] for r in range(len(rows))],  # rows x phases
+        "params": [None] + [g["params"] for g in groups][::-1],
+    }
+
+
+def _group_states(phase: Phase, sizes: list[int]) -> list[str]:
+    """Per group, bottom first: trainable, partly or frozen in this phase."""
+    n = len(sizes)
+    if phase.base_trainable == "all":
+        return ["trainable"] * n
+    if phase.base_trainable == "groups":
+        return ["trainable" if i >= n - phase.top_groups else "frozen" for i in range(n)]
+    if phase.base_trainable == "top":
+        states, left = [], phase.top_layers
+        for size in reversed(sizes):
+            states.append("trainable" if left >= size else "partly" if left > 0 else "frozen")
+            left -= size
+        return states[::-1]
+    return ["frozen"] * n
+
+
+# ---------------------------------------------------------------- the recommender
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What the recommender proposes, with its reason in one sentence."""
+
+    strategy: str
+    backbone: str
+    image_size: int
+    epochs: int
+    fine_tune_epochs: int
+    reason: str
+
+    def overrides(self) -> dict[str, Any]:
+        """The RunConfig fields this recommendation sets."""
+        out = {"strategy": self.strategy, "backbone": self.backbone, "image_size": self.image_size,
+               "epochs": self.epochs, "fine_tune_epochs": self.fine_tune_epochs}
+        if get(self.strategy).forced_weights is None:
+            out["weights"] = "imagenet"
+        return out
+
+
+# The recommender's backbones, smallest first: quick to try on a CPU, good features.
+_SMALL, _MEDIUM = ("mobilenet_v2_1.0", 160), ("efficientnet_b0", 224)
+
+
+def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
+    """Strategy, backbone and epochs for a dataset, from its size and balance and whether its images are everyday photos.
+
+    everyday: True (photos of everyday things), False (another domain), None (not sure).
+    cached: backbone ids whose ImageNet weights are on this computer (preferred when suitable).
+    The rule: similar domain -> feature extraction; different -> fine-tune or gradual unfreezing;
+    very little data -> freeze more.
+    """
+    sizes = [n for n in counts.values() if n > 0] or [0]
+    per_class, total = min(sizes), sum(sizes)
+    uneven = max(sizes) / max(1, min(sizes))
+    if per_class < 20:
+        strategy, epochs, ft, why = ("feature_extraction", 20, 0,
+                                     f"with only {per_class} images in the smallest class, freezing the whole "
+                                     "pretrained backbone and training just a new head is safest")
+    elif everyday is False and per_class >= 100:
+        strategy, epochs, ft, why = ("gradual_unfreeze", 5, 3,
+                                     f"your images are unlike everyday photos and you have {per_class}+ per class, "
+                                     "so opening the backbone group by group lets it adapt without forgetting")
+    elif everyday is False:
+        strategy, epochs, ft, why = ("fine_tune", 10, 5,
+                                     "your images are unlike everyday photos, so the top of the backbone is retrained "
+                                     "after the head, while the lower layers stay frozen because data is limited")
+    elif per_class >= 300:
+        strategy, epochs, ft, why = ("fine_tune", 10, 5,
+                                     f"everyday photos with {per_class}+ per class are enough to fine-tune the top "
+                                     "of the backbone after training the head")
+    else:
+        strategy, epochs, ft, why = ("feature_extraction", 15, 0,
+                                     "everyday photos are what ImageNet backbones already understand, so a frozen "
+                                     "backbone with a new head works well"
+                                     + ("" if everyday else " (assuming they are everyday photos)"))
+    candidates = [_SMALL, _MEDIUM] if total < 2000 else [_MEDIUM, _SMALL]
+    ready = set(cached)
+    backbone, size = next((c for c in candidates if c[0] in ready), candidates[0])
+    extra = f"; the classes are uneven ({uneven:.0f}x), so rarer classes count more" if uneven > 1.5 else ""
+    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}."
+    return Recommendation(strategy, backbone, size, epochs, ft, reason)
+
+
+# ---------------------------------------------------------------- class weights
+
+# "auto" turns class weights on when the largest class has more than this many times the
+# images of the smallest.
+IMBALANCE_AUTO = 1.5
+
+
+def class_weights(setting: str, labels: Any) -> dict[int, float] | None:
+    """Keras class_weight for the training labels: "balanced" weights, none, or "auto" (balanced when uneven)."""
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels)
+    present, counts = np.unique(labels, return_counts=True)
+    if setting == "none" or len(present) == 0 or (setting == "auto" and counts.max() / counts.min() <= IMBALANCE_AUTO):
+        return None
+    return dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=labels).tolist()))

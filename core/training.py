@@ -105,7 +105,7 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
     return EventCallback()
 
 
-def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: float):
+def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: float, base=None, run_dir: Path | None = None):
     import tf_keras as keras
 
     from core import modeling
@@ -123,6 +123,8 @@ def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: f
 
         def on_epoch_end(self, epoch, logs=None):
             modeling.save_checkpoint(model, last_path)
+            if base is not None and run_dir is not None:
+                modeling.save_early_checkpoint(base, run_dir)  # once: what weight_init starts from
             val_loss = float((logs or {}).get("val_loss", math.inf))
             if math.isfinite(val_loss) and val_loss < self.best:
                 self.best = val_loss
@@ -212,11 +214,11 @@ def _train(
     resume: bool, distribute: str | None,
 ) -> dict:
     import tf_keras as keras
-    from sklearn.utils.class_weight import compute_class_weight
 
     from core import evaluation, features, modeling
 
     config.validate()
+    backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
     datasets.check_trainable(info)
     if not resume:
@@ -234,8 +236,7 @@ def _train(
     steps = math.ceil(len(parts["train"]) / config.batch_size)
     labels = np.array([label for _, label in parts["train"]])
     val_labels = np.array([label for _, label in parts["val"]])
-    present = np.unique(labels)
-    class_weight = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=labels).tolist()))
+    class_weight = strategies.class_weights(config.class_weights, labels)
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     best_path, last_path = checkpoints / "best", checkpoints / "last"  # tf.train.Checkpoint prefixes
@@ -245,8 +246,13 @@ def _train(
     if strategy is not None:
         n = strategy.num_replicas_in_sync
         emit(events.Notice(f"Training on {n} device{'s' if n != 1 else ''} in parallel ({distribute})."))
+    for message in modeling.use_precision(config):
+        emit(events.Notice(message))
     with scope():
         model, base = modeling.build(config, len(info["classes"]))
+    if not resume:
+        for message in modeling.init_from_source(base, config, ws):
+            emit(events.Notice(message))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
     epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
     if resume:
@@ -285,13 +291,15 @@ def _train(
                     datasets.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed),
                 )
             train_data, val_data = image_data
+        rate = modeling.learning_rate(config, phase, (steps_per_epoch or steps) * epochs_left[phase.name])
+        smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
         with scope():
-            modeling.compile_for(trainer, config.optimizer, phase.learning_rate)
+            modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
         tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
-        saver = _checkpoint_callback(model, best_path, last_path, best_val_loss)
-        callbacks = [saver, tracker]  # the checkpoint is on disk before the epoch is reported
+        saver = _checkpoint_callback(model, best_path, last_path, best_val_loss, base, run_dir)
+        callbacks = [saver, tracker, *modeling.phase_callbacks(config)]  # the checkpoint is on disk before the epoch is reported
         stopper = None
         if config.patience > 0:
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)

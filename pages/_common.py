@@ -26,6 +26,9 @@ PHASE_WORDS = {
     "head": "training the new classifier (backbone frozen)",
     "fine_tune": "fine-tuning the top of the backbone",
     "scratch": "training the whole network from scratch",
+    "train_all": "training the whole network from an earlier run's early weights",
+    "unfreeze_stem": "training the whole backbone, stem included",
+    **{f"unfreeze_{k}": f"training the top {k} layer group{'s' if k > 1 else ''} of the backbone" for k in range(1, 16)},
 }
 
 STATE_WORDS = {

@@ -1,4 +1,4 @@
-"""Compare: every run in the workspace side by side."""
+"""Compare: every run side by side; learning curves, trade-offs and the from-scratch check; re-run or delete."""
 
 from pathlib import Path
 from typing import Any
@@ -6,54 +6,172 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import backbones, datasets, runs, strategies
+from core import charts, compare, jobs, runs
 from pages import _common
 
+# Table columns: row key -> (title, column config). The order is the table's.
+COLUMNS: dict[str, tuple[str, Any]] = {
+    "id": ("run", st.column_config.TextColumn(help="The run's id: when it started, then a random tail.")),
+    "state": ("state", None),
+    "dataset": ("dataset", None),
+    "backbone": ("backbone", None),
+    "strategy": ("strategy", None),
+    "epochs": ("epochs", st.column_config.NumberColumn(
+        help="Epochs trained over all phases (early stopping can end a run sooner); planned epochs for a run "
+             "that recorded none.")),
+    "train_seconds": ("training time (s)", st.column_config.NumberColumn(format="%.0f")),
+    "val_accuracy": ("validation accuracy", st.column_config.NumberColumn(
+        format="percent", help="The best accuracy on the validation images over all epochs.")),
+    "test_accuracy": ("test accuracy", st.column_config.NumberColumn(
+        format="percent", help="Accuracy on test images the run never trained on or chose its best epoch by.")),
+    "macro_f1": ("macro F1", st.column_config.NumberColumn(
+        format="percent", help="F1 averaged over classes, each class counting the same.")),
+    "auc": ("AUC", st.column_config.NumberColumn(
+        format="%.3f", help="Area under the ROC curve (one class against the rest, averaged): 1 is perfect "
+                            "ranking, 0.5 is guessing.")),
+    "params": ("parameters", st.column_config.NumberColumn(format="compact", help="Numbers the model holds.")),
+    "size_mb": ("size (MB)", st.column_config.NumberColumn(format="%.1f", help="model.keras on disk.")),
+    "ms_per_image": ("ms per image", st.column_config.NumberColumn(
+        format="%.1f", help="Prediction time per test image on this computer, in batches.")),
+    "transfer": ("vs. from scratch", st.column_config.TextColumn(
+        help="For a run trained with a from-scratch baseline: whether the pretrained start helped (by best "
+             "validation accuracy). The baseline is listed right below its run.")),
+}
+CURVE_METRICS = {
+    "val_accuracy": "Validation accuracy",
+    "val_loss": "Validation loss",
+    "accuracy": "Training accuracy",
+    "loss": "Training loss",
+}
+MAX_CURVES = 8  # without a selection, the newest runs' curves; more lines are unreadable
 
-def run_row(r: runs.RunInfo, names: dict[str, str]) -> dict[str, Any]:
-    """One table row: what was trained and how it went."""
-    c, ev = r.config, r.evaluation or {}
-    return {
-        "run": r.id,
-        "state": _common.STATE_WORDS.get(r.state, r.state),
-        "dataset": names.get(c.dataset_id, c.dataset_id) if c else None,
-        "backbone": backbones.get(c.backbone).label if c else None,
-        "strategy": strategies.get(c.strategy).label if c else None,
-        "epochs": sum(p.epochs for p in strategies.get(c.strategy).phases(c)) if c else None,
-        "image size": c.image_size if c else None,
-        "train seconds": r.status.get("train_seconds"),
-        "test accuracy": r.status.get("test_accuracy", ev.get("accuracy")),
-        "macro F1": ev.get("macro", {}).get("f1-score"),
-    }
+
+def transfer_text(row: dict[str, Any]) -> str:
+    """The negative-transfer column: what the from-scratch comparison found for this row."""
+    if row.get("baseline_of"):
+        return f"baseline of …{row['baseline_of'][-6:]}"
+    hurt, gain = row.get("transfer_hurt"), row.get("transfer_gain")
+    if hurt is None:
+        return "baseline still training" if row.get("baseline_run") else ""
+    points = f" ({gain:+.1f} points)" if gain is not None else ""
+    return ("⚠ transfer hurt" if hurt else "transfer helped") + points
 
 
-def table_ui(rows: list[dict[str, Any]]) -> None:
-    st.dataframe(
-        pd.DataFrame(rows), hide_index=True, width="stretch",
-        column_config={
-            "epochs": st.column_config.NumberColumn(
-                help="Planned epochs over all phases; early stopping may end sooner."),
-            "train seconds": st.column_config.NumberColumn(format="%.0f"),
-            "test accuracy": st.column_config.NumberColumn(format="percent"),
-            "macro F1": st.column_config.NumberColumn(format="percent",
-                                                      help="F1 averaged over classes, each class counting the same."),
-        },
+def run_label(row: dict[str, Any]) -> str:
+    return f"{row['backbone'] or '?'} / {row['strategy'] or '?'} …{row['id'][-6:]}"
+
+
+def table_ui(rows: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
+    """The sortable run table; returns the rows the user selected."""
+    frame = pd.DataFrame([
+        {title: (_common.STATE_WORDS.get(row["state"], row["state"]) if key == "state"
+                 else transfer_text(row) if key == "transfer" else row.get(key))
+         for key, (title, _) in COLUMNS.items()}
+        for row in rows
+    ])
+    event = st.dataframe(
+        frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+        key=f"compare.table.{version}",
+        column_config={title: cfg for title, cfg in COLUMNS.values() if cfg is not None},
     )
+    return [rows[i] for i in event.selection.rows if i < len(rows)]
+
+
+def negative_transfer_ui(rows: list[dict[str, Any]]) -> None:
+    """Say plainly where pretrained weights did worse than training from scratch."""
+    by_id = {r["id"]: r for r in rows}
+    for row in rows:
+        if row.get("transfer_hurt") is True:
+            base = by_id.get(row.get("baseline_run") or "")
+            versus = (f" ({row['val_accuracy']:.0%} against {base['val_accuracy']:.0%} validation accuracy)"
+                      if base and row.get("val_accuracy") is not None and base.get("val_accuracy") is not None else "")
+            st.warning(
+                f"Negative transfer in run {row['id']}: {row['backbone']} with pretrained weights did worse than the "
+                f"same network trained from scratch{versus}. Your images may be unlike the photos it was pretrained "
+                "on; try fine-tuning more layers, or keep the from-scratch model.", icon=":material/trending_down:")
+
+
+def curves_ui(chosen: list[dict[str, Any]]) -> None:
+    metric = st.selectbox("Curve", list(CURVE_METRICS), format_func=CURVE_METRICS.get, key="compare.metric",
+                          help="Validation curves show how well each run did on images it was not trained on.")
+    series = [(run_label(r), r["history"]) for r in chosen if r["history"]]
+    if not series:
+        st.caption("None of these runs recorded an epoch yet.")
+        return
+    st.plotly_chart(charts.overlaid_curves(series, metric, CURVE_METRICS[metric]), width="stretch",
+                    key="compare.curves")
+
+
+def scatter_ui(rows: list[dict[str, Any]], selected: set[str]) -> None:
+    points = [{**r, "label": run_label(r), "selected": r["id"] in selected} for r in rows]
+    if not any(r.get("test_accuracy") is not None for r in rows):
+        st.caption("The trade-off charts appear once a run has been tested.")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(charts.runs_scatter(points, "train_seconds", "test_accuracy", "training time (s)",
+                                          "test accuracy", "Accuracy against training time"),
+                      width="stretch", key="compare.time")
+    right.plotly_chart(charts.runs_scatter(points, "size_mb", "test_accuracy", "model size (MB)", "test accuracy",
+                                           "Accuracy against model size", log_x=True),
+                       width="stretch", key="compare.size")
+
+
+def actions_ui(selected: list[dict[str, Any]], ws: Path, version: int) -> None:
+    """Re-run the selected runs with their own configs, or delete them after a confirmation."""
+    if not selected:
+        st.caption("Select runs with the boxes at the left of the table to re-run or delete them.")
+        return
+    n = len(selected)
+    words = f"{n} run" if n == 1 else f"{n} runs"
+    left, right = st.columns(2)
+    if left.button(f"Re-run {words} with the same settings", key="compare.rerun", icon=":material/replay:",
+                   help="Starts a new run with exactly the stored config of each selected run."):
+        new_ids = [jobs.submit(runs.load_config(r["path"]), ws) for r in selected]
+        _common.remember_run(new_ids[-1])
+        st.session_state["compare.flash"] = f"Started {len(new_ids)} new run(s): {', '.join(new_ids)}."
+        st.rerun()
+    busy = [r["id"] for r in selected if r["state"] in _common.ACTIVE_STATES]
+    confirm = right.checkbox(f"Yes, delete {words} and all their files", key=f"compare.confirm.{version}",
+                             help="Deleting cannot be undone: the model, its exports and its results go.")
+    if busy:
+        right.caption("Runs still waiting or training cannot be deleted; cancel them on the Train page first.")
+    if right.button(f"Delete {words}", key="compare.delete", icon=":material/delete:", disabled=not confirm or bool(busy)):
+        for r in selected:
+            runs.delete_run(r["id"], ws)
+            if st.session_state.get("run_id") == r["id"]:
+                _common.forget_run()
+        # A fresh table widget: the old selection's row numbers would point at other runs now.
+        st.session_state["compare.version"] = version + 1
+        st.session_state["compare.flash"] = f"Deleted {words}."
+        st.rerun()
 
 
 def page() -> None:
     ws: Path = _common.workspace()
     st.title("Compare runs")
     _common.reconcile_once(ws)
-    found = runs.list_runs(ws)
-    if not found:
+    flash = st.session_state.pop("compare.flash", None)
+    if flash:
+        st.success(flash)
+    rows = compare.table(ws)
+    if not rows:
         st.info("No runs yet. Train a model on the Train page, then compare runs here.")
         _common.link_to("pages/train.py", "Go to the Train page", ":material/monitoring:")
         return
-    st.caption("Every run in this workspace, newest first. Test accuracy and F1 are measured on test images "
-               "the run never trained on; runs on different datasets are not directly comparable.")
-    names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
-    table_ui([run_row(r, names) for r in found])
+    st.caption("Every run in this workspace, newest first; click a column title to sort. Test accuracy and F1 are "
+               "measured on test images the run never trained on; runs on different datasets are not directly "
+               "comparable.")
+    version = st.session_state.get("compare.version", 0)
+    selected = table_ui(rows, version)
+    negative_transfer_ui(rows)
+    actions_ui(selected, ws, version)
+    st.subheader("Learning curves")
+    chosen = selected or [r for r in rows if r["history"]][:MAX_CURVES]
+    if not selected:
+        st.caption(f"The newest {min(len(chosen), MAX_CURVES)} runs; select rows in the table to choose which.")
+    curves_ui(chosen)
+    st.subheader("Trade-offs")
+    scatter_ui(rows, {r["id"] for r in selected})
 
 
 _common.guarded(page)

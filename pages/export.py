@@ -1,13 +1,47 @@
-"""Export: download a finished run's trained model and its class labels."""
+"""Export: take a finished run's model anywhere; every phone format is measured on the test images."""
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from core import backbones, runs
+from core import backbones, export, runs
 from pages import _common
 
-EXPORTABLE = ("done", "cancelled")  # a cancelled run keeps the best model it reached
+# How to use each model file in a few lines (SIZE and FILE are filled in).
+USAGE = {
+    "keras": (
+        "import numpy as np\nimport tf_keras as keras\nfrom PIL import Image\n\n"
+        'model = keras.models.load_model("FILE", compile=False)\n'
+        'labels = open("labels.txt").read().splitlines()\n'
+        'image = Image.open("photo.jpg").convert("RGB").resize((SIZE, SIZE))\n'
+        "probabilities = model.predict(np.asarray(image, dtype=np.float32)[None])[0]\n"
+        "print(labels[int(probabilities.argmax())])"
+    ),
+    "savedmodel": (
+        "import numpy as np\nimport tensorflow as tf\nfrom PIL import Image\n\n"
+        "# unzip savedmodel.zip first\n"
+        'serve = tf.saved_model.load("savedmodel").signatures["serving_default"]\n'
+        'labels = open("labels.txt").read().splitlines()\n'
+        'image = Image.open("photo.jpg").convert("RGB").resize((SIZE, SIZE))\n'
+        'probabilities = serve(image=tf.constant(np.asarray(image, dtype=np.float32)[None]))["probabilities"][0]\n'
+        "print(labels[int(np.argmax(probabilities))])"
+    ),
+    "tflite": (
+        "import numpy as np\nfrom ai_edge_litert.interpreter import Interpreter  # pip install ai-edge-litert\n"
+        "from PIL import Image\n\n"
+        'interpreter = Interpreter(model_path="FILE")\ninterpreter.allocate_tensors()\n'
+        "inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]\n"
+        'labels = open("labels.txt").read().splitlines()\n'
+        'image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((SIZE, SIZE)), dtype=np.float32)[None]\n'
+        'if inp["dtype"] != np.float32:  # full-integer model: pixels go in as quantized integers\n'
+        '    scale, zero = inp["quantization"]\n'
+        '    image = np.clip(np.round(image / scale + zero), 0, 255).astype(inp["dtype"])\n'
+        'interpreter.set_tensor(inp["index"], image)\ninterpreter.invoke()\n'
+        'scores = interpreter.get_tensor(out["index"])[0]  # the highest score is the answer either way\n'
+        "print(labels[int(scores.argmax())])"
+    ),
+}
 
 
 def run_ui(ready: list[runs.RunInfo]) -> runs.RunInfo:
@@ -28,62 +62,120 @@ def run_ui(ready: list[runs.RunInfo]) -> runs.RunInfo:
     return by_id[st.selectbox("Run", list(by_id), key=key, format_func=label)]
 
 
-def labels_text(run: runs.RunInfo) -> str:
-    """labels.txt: one class name per line, in the order of the model's outputs."""
-    classes: list[Any] = runs.read_json(run.path / "split.json")["classes"]
-    return "".join(f"{name}\n" for name in classes)
+def format_ui() -> export.ExportFormat:
+    """Choose one of the formats installed here."""
+    options = [f.id for f in export.FORMATS.values() if f.available()]
+    chosen = st.selectbox("Format", options, format_func=lambda i: export.FORMATS[i].label, key="export.format",
+                          help="What to download. TensorFlow Lite runs on phones and small devices; the model card "
+                               "and the training code describe how the model was made.")
+    fmt = export.FORMATS[chosen]
+    st.caption(fmt.sentence)
+    return fmt
 
 
-def downloads_ui(run: runs.RunInfo) -> None:
-    model_file = run.path / "model.keras"
-    size = run.config.image_size if run.config else None
-    left, right = st.columns(2)
-    left.download_button(
-        "Download model.keras", data=model_file.read_bytes, file_name="model.keras",
-        mime="application/octet-stream", on_click="ignore", type="primary", icon=":material/download:",
-        key="export.model", help=f"{model_file.stat().st_size / 2**20:.1f} MB",
+def download_ui(run: runs.RunInfo, fmt: export.ExportFormat) -> None:
+    """Offer the export file, making it first (once) when it does not exist yet."""
+    path = export.existing(run.path, fmt.id)
+    if path is None and st.button(f"Prepare {fmt.label}", key="export.make", type="primary", icon=":material/build:",
+                                  help="Made once and kept with the run, so the next download is immediate."):
+        with st.spinner(f"Preparing {fmt.label}… (conversions take up to a minute)"):
+            path = export.export(run.path, fmt.id)
+    if path is None:
+        return
+    st.download_button(
+        f"Download {path.name}", data=path.read_bytes, file_name=path.name, mime=fmt.mime, on_click="ignore",
+        type="primary", icon=":material/download:", key="export.download",
+        help=f"{path.stat().st_size / 2**20:.2f} MB, kept in the run's exports folder",
     )
-    labels = labels_text(run)
-    right.download_button(
-        "Download labels.txt", data=labels, file_name="labels.txt", mime="text/plain",
-        on_click="ignore", icon=":material/download:", key="export.labels",
-        help="Classes, in the order of the model's outputs: " + ", ".join(labels.splitlines()),
+    size = run.config.image_size if run.config else "SIZE"
+    usage = USAGE.get("tflite" if fmt.tflite else fmt.id)
+    if usage:
+        st.markdown(f"The model takes RGB images of **{size}×{size}** pixels with raw values 0-255 (resizing to the "
+                    "network's scale is built in) and gives one score per class, in the order of **labels.txt**.")
+        st.code(usage.replace("SIZE", str(size)).replace("FILE", path.name), language="python")
+    if fmt.id == "keras" and run.config and backbones.get(run.config.backbone).preprocessing == "caffe":
+        st.caption("This model uses TransferLab's own preprocessing layer (core/layers.py); import that module before "
+                   "loading the .keras file elsewhere, or use the SavedModel or TensorFlow Lite export, which need nothing extra.")
+
+
+def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table row per measured TensorFlow Lite variant."""
+    return [
+        {
+            "variant": export.FORMATS[format_id].label,
+            "file": row["file"],
+            "size (MB)": row["bytes"] / 2**20,
+            "of float32 size": row["size_vs_float32"],
+            "test accuracy": row["accuracy"],
+            "change (points)": row["change_points"],
+            "same answer as Keras": row["agreement"],
+            "ms per image": row["ms_per_image"],
+        }
+        for format_id, row in report["variants"].items()
+    ]
+
+
+def check_ui(run: runs.RunInfo) -> None:
+    """The TensorFlow Lite variants side by side, measured on the run's test images."""
+    st.subheader("TensorFlow Lite variants, measured")
+    report = export.cached_report(run.path)
+    complete = bool(report) and all(f in report["variants"] for f in export.TFLITE_IDS)
+    if not complete and st.button(
+        "Make and measure all four variants", key="export.measure", icon=":material/speed:",
+        help="Converts the model four ways and runs each file on the test images with the LiteRT interpreter.",
+    ):
+        with st.spinner("Converting and measuring… (about a minute for a typical model)"):
+            report = export.report(run.path)
+    if not report or not report.get("variants"):
+        st.caption("Smaller variants can lose accuracy. Measure them to see the size, the test accuracy and the "
+                   "speed of each before you choose.")
+        return
+    st.dataframe(
+        pd.DataFrame(report_rows(report)), hide_index=True, width="stretch",
+        column_config={
+            "size (MB)": st.column_config.NumberColumn(format="%.2f"),
+            "of float32 size": st.column_config.NumberColumn(format="percent"),
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "change (points)": st.column_config.NumberColumn(
+                format="%+.1f", help="Test accuracy minus the float32 file's, in percentage points."),
+            "same answer as Keras": st.column_config.NumberColumn(
+                format="percent", help="Test images where the file's top class equals the trained Keras model's."),
+            "ms per image": st.column_config.NumberColumn(format="%.2f", help="One image at a time, one CPU thread."),
+        },
     )
-    st.markdown(
-        "**model.keras** is the trained Keras model (Keras 2 / `tf_keras` format). "
-        + (f"It takes RGB images resized to **{size}×{size}** pixels with raw pixel values 0-255; " if size else "")
-        + "resizing to the right scale is built in, so no other preprocessing is needed. It outputs one "
-        "probability per class, in the order of the lines of **labels.txt**."
-    )
-    if run.config and backbones.get(run.config.backbone).preprocessing == "caffe":
-        st.caption("This model uses TransferLab's own preprocessing layer (core/layers.py); "
-                   "import that module before loading the model elsewhere.")
-    st.code(
-        "import numpy as np\nimport tf_keras as keras\nfrom PIL import Image\n\n"
-        'model = keras.models.load_model("model.keras", compile=False)\n'
-        'labels = open("labels.txt").read().splitlines()\n'
-        f'image = Image.open("photo.jpg").convert("RGB").resize(({size or "SIZE"}, {size or "SIZE"}))\n'
-        "probabilities = model.predict(np.asarray(image, dtype=np.float32)[None])[0]\n"
-        "print(labels[int(probabilities.argmax())])",
-        language="python",
-    )
+    keras_row = report.get("keras") or {}
+    st.caption(f"Measured on the {report['n']} test images with the LiteRT interpreter on one CPU thread of this "
+               f"computer; the Keras model scores {keras_row.get('accuracy', 0):.1%} on them. Full-integer int8 takes "
+               "and returns uint8 values.")
+
+
+def more_formats_ui() -> None:
+    """Formats whose converters are not installed here, and how to add them."""
+    missing = [f for f in export.FORMATS.values() if not f.available()]
+    if missing:
+        with st.expander("More formats"):
+            for f in missing:
+                st.markdown(f"**{f.label}** is not installed here. {f.install_note}")
 
 
 def page() -> None:
     ws = _common.workspace()
     st.title("Export")
     ready = [r for r in runs.list_runs(ws)
-             if r.state in EXPORTABLE and (r.path / "model.keras").is_file() and (r.path / "split.json").is_file()]
+             if r.state in export.EXPORTABLE_STATES and (r.path / "model.keras").is_file()
+             and (r.path / "split.json").is_file()]
     if not ready:
-        st.info("No trained model yet. When a run has finished on the Train page, its model can be downloaded here.")
+        st.info("No trained model yet. When a run has finished on the Train page, its model can be exported here.")
         _common.link_to("pages/train.py", "Go to the Train page", ":material/monitoring:")
-    else:
-        run = run_ui(ready)
-        if run.state == "cancelled":
-            st.caption("This run was cancelled; its model is the best one it reached before stopping, "
-                       "and it was not tested.")
-        downloads_ui(run)
-    st.info("Other formats (TensorFlow SavedModel, TensorFlow Lite for phones) are not available yet.")
+        more_formats_ui()
+        return
+    run = run_ui(ready)
+    if run.state == "cancelled":
+        st.caption("This run was cancelled; its model is the best one it reached before stopping, and it was not tested.")
+    fmt = format_ui()
+    download_ui(run, fmt)
+    check_ui(run)
+    more_formats_ui()
 
 
 _common.guarded(page)

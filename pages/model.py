@@ -2,28 +2,33 @@
 
 Every option and bound comes from core (BACKBONES, STRATEGIES, CHOICES, RANGES, PRESETS), the same
 declarations RunConfig.validate() checks, so the page never offers a value the trainer refuses.
+TensorFlow is imported only when the user asks for the parameter count or the pretrained model's
+guesses, never to draw the page.
 """
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from core import backbones, strategies
+from core import backbones, charts, codegen, datasets, strategies
 from core.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
 from core.errors import ConfigError, TransferLabError
 from pages import _common
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
+UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
 
 # Top-level RunConfig fields that have a widget; head and augment fields are added below.
 FORM_FIELDS = (
     "backbone", "weights", "strategy", "image_size", "epochs", "learning_rate", "batch_size",
-    "fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_layers",
-    "optimizer", "patience", "val_fraction", "test_fraction", "seed", "augment_views", "compare_scratch",
+    "fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_layers", "fine_tune_unit", "source_run",
+    "optimizer", "schedule", "patience", "label_smoothing", "class_weights", "mixed_precision",
+    "val_fraction", "test_fraction", "seed", "augment_views", "compare_scratch",
 )
-HEAD_FIELDS = ("pooling", "dropout", "hidden_units")
+HEAD_FIELDS = ("pooling", "dropout", "hidden_units", "l2")
 
 PRESET_LEADS = {
     "quick": "Fastest: a first model within minutes on an ordinary laptop.",
@@ -38,9 +43,18 @@ AUGMENT_WORDS = {
     "brightness": ("Change brightness", "Make images up to 20% lighter or darker."),
     "translate": ("Shift position", "Move the image by up to 10% sideways and up or down."),
 }
-WEIGHT_WORDS = {"imagenet": "Pretrained on ImageNet", "none": "Random (no pretraining)"}
+WEIGHT_WORDS = {"imagenet": "Pretrained on ImageNet", "none": "Random (no pretraining)", "run": "From an earlier run"}
+POOLING_WORDS = {"avg": "average (usual)", "max": "maximum", "maxpool_flatten": "2x2 max pool, then flatten",
+                 "flatten": "flatten (keep every position)"}
+OPTIMIZER_WORDS = {"adam": "Adam", "adamw": "AdamW (Adam with weight decay)", "sgd": "SGD with momentum",
+                   "rmsprop": "RMSprop"}
+SCHEDULE_WORDS = {"constant": "constant", "cosine": "cosine decay within each phase",
+                  "plateau": "lower it when validation loss stalls"}
+CLASS_WEIGHT_WORDS = {"auto": "automatic (on when classes are uneven)", "balanced": "always balance", "none": "off"}
+EVERYDAY = {"yes": "Yes, everyday photos", "no": "No, another kind of image", "unsure": "Not sure"}
 LEARNING_RATES = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BATCH_SIZES = (4, 8, 16, 32, 64, 128)
+L2_VALUES = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 IMAGE_STEP = 16
 
 
@@ -53,6 +67,13 @@ def form_values(config: RunConfig) -> dict[str, Any]:
     values |= {K + "head." + name: getattr(config.head, name) for name in HEAD_FIELDS}
     values |= {K + "augment." + f.name: getattr(config.augment, f.name) for f in fields(AugmentConfig)}
     values[K + "preset"] = config.preset or "quick"
+    if backbones.is_hub(config.backbone):
+        # The registry selectbox keeps a registry id; the TF Hub handle has widgets of its own.
+        values[K + "backbone"] = PRESETS["quick"]["backbone"]
+        values[UI + "source"] = "hub"
+        handle = backbones.get(config.backbone).hub_handle
+        values[UI + "hub_handle"] = handle
+        values[UI + "hub_choice"] = handle if any(m.handle == handle for m in backbones.HUB_MODELS) else "other"
     return values
 
 
@@ -69,17 +90,20 @@ def ensure_form(dataset_id: str) -> None:
         start = preset("quick", dataset_id)
     for key, value in form_values(start).items():
         st.session_state.setdefault(key, value)
+    st.session_state.setdefault(UI + "source", "keras")
+    st.session_state.setdefault(UI + "hub_handle", backbones.HUB_MODELS[0].handle)
 
 
 def apply_preset(dataset_id: str) -> None:
     """Callback of the preset radio: reset every setting to the chosen preset."""
     load_form(preset(st.session_state[K + "preset"], dataset_id))
+    st.session_state[UI + "source"] = "keras"
 
 
-def uses_fine_tune(strategy_id: str) -> bool:
-    """True when the strategy has a phase that retrains the top of the backbone."""
-    probe = RunConfig(dataset_id="probe", fine_tune_epochs=1)
-    return any(phase.base_trainable == "top" for phase in strategies.get(strategy_id).phases(probe))
+def apply_recommendation(overrides: dict[str, Any]) -> None:
+    """Callback of the recommender's button: put its choices into the widgets."""
+    st.session_state.update({K + key: value for key, value in overrides.items()})
+    st.session_state[UI + "source"] = "keras"
 
 
 def keep_in(key: str, allowed: tuple, fallback: Any) -> None:
@@ -96,6 +120,13 @@ def with_current(options: tuple, key: str) -> tuple:
 def in_range(options: tuple, name: str) -> tuple:
     low, high = RANGES[name]
     return tuple(v for v in options if low <= v <= high)
+
+
+def weights_where(spec: backbones.BackboneSpec, size: int) -> str:
+    """Whether a backbone's pretrained weights are on this computer, in words."""
+    if "imagenet" not in spec.weights_options:
+        return "no pretraining"
+    return "on this computer" if backbones.cached_weights(spec, size) else "downloaded when needed"
 
 
 # ---------------------------------------------------------------- widgets
@@ -115,36 +146,102 @@ def preset_ui(dataset_id: str) -> str:
     )
 
 
-def backbone_ui() -> backbones.BackboneSpec:
+def recommender_ui(info: dict[str, Any]) -> None:
+    """A question about the images, the recommendation with its reason, and a button to use it."""
+    with st.expander("Not sure what to choose? Get a recommendation"):
+        answer = st.radio("Are your images everyday photos (people, animals, objects, scenes)?", tuple(EVERYDAY),
+                          key=UI + "everyday", format_func=EVERYDAY.get, horizontal=True,
+                          help="Pretrained backbones learned from millions of everyday photos. Microscopy, X-rays, "
+                               "drawings, satellite or factory images are a different kind.")
+        cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
+        rec = strategies.recommend(info["counts"], {"yes": True, "no": False}.get(answer), cached)
+        st.markdown(f"**Recommendation:** {rec.reason}")
+        st.caption(f"{rec.epochs} epochs for the head"
+                   + (f", then {rec.fine_tune_epochs} per later phase" if rec.fine_tune_epochs else "")
+                   + f", at {rec.image_size} px.")
+        st.button("Use this recommendation", key=UI + "use_recommendation", on_click=apply_recommendation,
+                  args=(rec.overrides(),), icon=":material/auto_fix_high:")
+
+
+def backbone_table_ui(size: int) -> str:
+    """The zoo as a sortable table, filtered by speed or accuracy; returns the chosen filter."""
+    tiers = ("all", *backbones.TIERS)
+    tier = st.radio("Show", tiers, key=UI + "tier", horizontal=True,
+                    format_func=lambda t: "All" if t == "all" else backbones.TIERS[t][0],
+                    help="Small and fast: under 1.5 billion operations per image. Balanced: up to 12 billion with "
+                         "ImageNet top-1 of 75% or more. Most accurate: ImageNet top-1 of 82% or more.")
+    with st.expander("All backbones side by side (click a column to sort)"):
+        st.dataframe(pd.DataFrame([
+            {
+                "backbone": s.label, "id": s.id, "family": s.family, "parameters (M)": s.params_m,
+                "backbone only (M)": s.base_params_m, "weights (MB)": s.size_mb, "ImageNet top-1 %": s.top1,
+                "GFLOPs": s.gflops, "ms per image (est.)": s.ms_per_image, "native size": s.default_size,
+                "sizes": f"{s.min_size}-{s.max_size} px", "groups": len(s.groups),
+                "ImageNet weights": weights_where(s, size),
+            }
+            for s in backbones.BACKBONES.values() if backbones.in_tier(s, tier)
+        ]), hide_index=True, width="stretch",
+            column_config={"GFLOPs": st.column_config.NumberColumn(help="Billions of operations per image at the "
+                                                                         "native size."),
+                           "ms per image (est.)": st.column_config.NumberColumn(
+                               help="For one image at the native size on a 2-core CPU: one backbone per family "
+                                    "was timed, the others scaled by their operations.")})
+    return tier
+
+
+def hub_ui() -> str:
+    """A TF Hub feature-vector handle: a well-known one or any address or SavedModel folder."""
+    known = {m.handle: m for m in backbones.HUB_MODELS}
+    choice = st.selectbox("Well-known TF Hub models", (*known, "other"), key=UI + "hub_choice",
+                          format_func=lambda h: f"{known[h].label}: {known[h].note}" if h in known else "Another one…")
+    if choice != "other":
+        st.session_state[UI + "hub_handle"] = choice
+    handle = st.text_input("TF Hub address or SavedModel folder", key=UI + "hub_handle", disabled=choice != "other",
+                           help="An image feature-vector model: a tfhub.dev / kaggle.com address, or the folder of a "
+                                "TensorFlow SavedModel on this computer. It must take RGB images and return one "
+                                "vector per image.")
+    st.caption("TF Hub models are downloaded into the workspace when training starts. Offline, only SavedModel "
+               "folders on this computer work; training says so and switches to a cached Keras backbone otherwise.")
+    return backbones.hub_id(handle) if handle.strip() else backbones.HUB_PREFIX
+
+
+def backbone_ui(strategy: strategies.Strategy, source: backbones.RunSource | None) -> backbones.BackboneSpec:
     st.caption(
         "The **backbone** is the network that has already learned to see, by training on millions of photos. "
         "Bigger backbones are usually more accurate but slower to train and to use."
     )
-
     size = int(st.session_state[K + "image_size"])
+    if strategy.source:
+        if source is None:
+            return backbones.get(st.session_state[K + "backbone"])
+        spec = backbones.get(source.backbone)
+        st.markdown(f"Backbone: **{spec.label}**, the one run `{source.run_id[-12:]}` trained (its weights fit only it).")
+        return spec
+    where = st.radio("Where the backbone comes from", ("keras", "hub"), key=UI + "source", horizontal=True,
+                     format_func={"keras": "Keras applications", "hub": "TF Hub"}.get,
+                     help="Keras applications: the standard pretrained networks. TF Hub: any image feature-vector "
+                          "model published there, or a SavedModel folder.")
+    if where == "hub":
+        return backbones.get(hub_ui())
+    tier = backbone_table_ui(size)
 
     def label(backbone_id: str) -> str:
         spec = backbones.get(backbone_id)
         if "imagenet" not in spec.weights_options:
             return f"{spec.label} ({spec.params_m:g}M parameters, no pretraining)"
-        where = "weights on this computer" if backbones.cached_weights(spec, size) else "weights downloaded when needed"
-        return f"{spec.label} ({spec.params_m:g}M parameters, ImageNet top-1 {spec.top1:g}%, {where})"
+        return (f"{spec.label} ({spec.params_m:g}M parameters, ImageNet top-1 {spec.top1:g}%, "
+                f"weights {weights_where(spec, size)})")
 
-    chosen = st.selectbox("Backbone", backbones.ids(), key=K + "backbone", persist_state="session", format_func=label,
+    key = K + "backbone"
+    options = tuple(b for b, s in backbones.BACKBONES.items() if backbones.in_tier(s, tier) or b == st.session_state[key])
+    chosen = st.selectbox("Backbone", options, key=key, persist_state="session", format_func=label,
                           help="ImageNet top-1: how often the backbone's first guess was right on ImageNet's "
                                "1,000 categories; a rough guide to how good its visual features are.")
-    with st.expander("All backbones side by side"):
-        st.dataframe(pd.DataFrame([
-            {
-                "backbone": s.label, "parameters (M)": s.params_m, "weights (MB)": s.size_mb,
-                "ImageNet top-1 %": s.top1, "image size": f"{s.min_size}-{s.max_size} px",
-                "ImageNet weights": ("no pretraining" if "imagenet" not in s.weights_options else
-                                     "on this computer" if backbones.cached_weights(s, s.default_size) else
-                                     "downloaded when needed"),
-            }
-            for s in backbones.BACKBONES.values()
-        ]), hide_index=True, width="stretch")
-    return backbones.get(chosen)
+    spec = backbones.get(chosen)
+    st.caption(f"{spec.gflops:g} billion operations per image at {spec.default_size} px (about "
+               f"{spec.ms_per_image:,.0f} ms per image on a 2-core CPU); {len(spec.groups)} layer groups; "
+               f"preprocessing built in ({spec.preprocessing.replace('_', ' ')}).")
+    return spec
 
 
 def strategy_ui() -> strategies.Strategy:
@@ -154,12 +251,34 @@ def strategy_ui() -> strategies.Strategy:
         help="How much of the backbone is retrained on your images.",
     )
     strategy = strategies.get(chosen)
-    st.caption(f"{strategy.sentence} **Use it when:** {strategy.use_when}")
+    st.markdown(f"{strategy.sentence}  \n**Use it when:** {strategy.use_when}")
     return strategy
+
+
+def source_run_ui(strategy: strategies.Strategy, found: list[backbones.RunSource]) -> backbones.RunSource | None:
+    """The earlier run a strategy starts from; None (with the reason shown) when there is none to choose."""
+    if not strategy.source:
+        return None
+    usable = [s for s in found if strategy.source != "early" or s.has_early_checkpoint]
+    if not usable:
+        st.warning("There is no finished run in this workspace to start from yet"
+                   + (" (with an early checkpoint)" if strategy.source == "early" else "")
+                   + ". Train a model first, for example with feature extraction, then come back.")
+        return None
+    by_id = {s.run_id: s for s in usable}
+    key = K + "source_run"
+    keep_in(key, tuple(by_id), usable[0].run_id)
+    chosen = st.selectbox("Earlier run to start from", tuple(by_id), key=key, persist_state="session",
+                          format_func=lambda r: by_id[r].label,
+                          help="A model trained earlier in this workspace, best on images like yours.")
+    return by_id[chosen]
 
 
 def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, image_size: int) -> str:
     """Where the backbone's weights start from; fixed when the strategy or backbone allows only one."""
+    if strategy.forced_weights == "run":
+        st.caption(f"Starting weights: **{WEIGHT_WORDS['run']}** (the only choice for {strategy.label}).")
+        return "run"
     allowed = (strategy.forced_weights,) if strategy.forced_weights else spec.weights_options
     allowed = tuple(w for w in allowed if w in spec.weights_options)
     if len(allowed) == 1:
@@ -174,7 +293,7 @@ def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, imag
                            format_func=lambda w: WEIGHT_WORDS.get(w, w),
                            help="Pretrained weights are what makes transfer learning work; "
                                 "random weights show what the network learns from your images alone.")
-    if weights == "imagenet":
+    if weights == "imagenet" and not spec.hub_handle:
         if backbones.cached_weights(spec, image_size):
             st.caption("The ImageNet weights for this backbone are already on this computer.")
         else:
@@ -183,7 +302,7 @@ def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, imag
                 "Without internet, training switches to the best backbone whose weights are on this computer, "
                 "or to a small network trained from scratch, and says so on the Train page."
             )
-    elif strategy.forced_weights is None:
+    elif weights == "none" and strategy.forced_weights is None:
         st.warning(f"{strategy.label} is meant for a pretrained backbone: with random weights there is no "
                    "knowledge to transfer. Choose From scratch to train the whole network from random weights.")
     return weights
@@ -197,20 +316,22 @@ def image_size_ui(spec: backbones.BackboneSpec) -> int:
     st.session_state[key] = min(high, low + round((value - low) / IMAGE_STEP) * IMAGE_STEP) if value < high else high
     return st.slider("Image size (pixels per side)", low, high, step=IMAGE_STEP, key=key, persist_state="session",
                      help=f"Images are resized to this square size. {spec.label} was pretrained at "
-                          f"{spec.default_size} px; smaller is faster, larger can see finer detail.")
+                          f"{spec.default_size} px; smaller is faster, larger can see finer detail. The range is "
+                          "what its weights allow.")
 
 
-def training_ui(fine_tune: bool) -> dict[str, Any]:
+def training_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     st.caption(
         "An **epoch** is one pass over all the training images. Training stops early when the model has "
         "stopped improving on the validation images (images held back to check it during training)."
     )
+    later = "fine_tune_epochs" in strategy.settings
     left, middle, right = st.columns(3)
     values: dict[str, Any] = {}
     lo, hi = RANGES["epochs"]
     values["epochs"] = left.number_input(
         "Epochs", int(lo), int(hi), step=1, key=K + "epochs", persist_state="session",
-        help="The most passes over the training images" + (" in the first phase." if fine_tune else "."))
+        help="The most passes over the training images" + (" in the first phase." if later else "."))
     key = K + "learning_rate"
     values["learning_rate"] = middle.select_slider(
         "Learning rate", with_current(in_range(LEARNING_RATES, "learning_rate"), key), key=key, persist_state="session",
@@ -221,24 +342,44 @@ def training_ui(fine_tune: bool) -> dict[str, Any]:
     values["batch_size"] = right.select_slider(
         "Batch size", with_current(in_range(BATCH_SIZES, "batch_size"), key), key=key, persist_state="session",
         help="How many images the model looks at before each step. Smaller uses less memory.")
-    if fine_tune:
-        st.markdown("**Fine-tuning phase**")
-        left, middle, right = st.columns(3)
-        if st.session_state[K + "fine_tune_epochs"] < 1:
-            st.session_state[K + "fine_tune_epochs"] = 5
-        lo, hi = RANGES["fine_tune_epochs"]
-        values["fine_tune_epochs"] = left.number_input(
-            "Fine-tuning epochs", max(1, int(lo)), int(hi), step=1, key=K + "fine_tune_epochs", persist_state="session",
-            help="Epochs after the classifier has been trained, with the top of the backbone unfrozen.")
-        key = K + "fine_tune_learning_rate"
-        values["fine_tune_learning_rate"] = middle.select_slider(
-            "Fine-tuning learning rate", with_current(in_range(LEARNING_RATES, "fine_tune_learning_rate"), key),
-            key=key, persist_state="session", format_func=lambda v: f"{v:g}",
-            help="Kept low so the pretrained knowledge is adjusted, not overwritten.")
+    if later:
+        values |= later_phases_ui(strategy)
+    return values
+
+
+def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
+    """The settings of the phases after the head: fine-tuning, or each step of gradual unfreezing."""
+    gradual = strategy.id == "gradual_unfreeze"
+    st.markdown("**Unfreezing steps**" if gradual else "**Fine-tuning phase**")
+    left, middle, right = st.columns(3)
+    values: dict[str, Any] = {}
+    key = K + "fine_tune_epochs"
+    low = max(strategy.min_fine_tune_epochs, int(RANGES["fine_tune_epochs"][0]))
+    if st.session_state[key] < low:
+        st.session_state[key] = 3 if gradual else 5
+    values["fine_tune_epochs"] = left.number_input(
+        "Epochs per step" if gradual else "Fine-tuning epochs", low, int(RANGES["fine_tune_epochs"][1]), step=1,
+        key=key, persist_state="session",
+        help=("Epochs after each group of layers is opened." if gradual else
+              "Epochs after the classifier has been trained, with the top of the backbone unfrozen"
+              + (" (0: no fine-tuning)." if low == 0 else ".")))
+    key = K + "fine_tune_learning_rate"
+    values["fine_tune_learning_rate"] = middle.select_slider(
+        "Learning rate after the head", with_current(in_range(LEARNING_RATES, "fine_tune_learning_rate"), key),
+        key=key, persist_state="session", format_func=lambda v: f"{v:g}",
+        help="Kept low so the pretrained knowledge is adjusted, not overwritten.")
+    if "fine_tune_layers" in strategy.settings:
+        unit = st.session_state[K + "fine_tune_unit"]
         lo, hi = RANGES["fine_tune_layers"]
         values["fine_tune_layers"] = right.number_input(
-            "Backbone layers to retrain", int(lo), int(hi), step=1, key=K + "fine_tune_layers", persist_state="session",
-            help="How many of the backbone's top layers (those with weights) are retrained.")
+            f"Backbone {unit} to retrain", int(lo), int(hi), step=1, key=K + "fine_tune_layers",
+            persist_state="session",
+            help="How many of the backbone's top layers (those with weights), or top layer groups, are retrained.")
+        values["fine_tune_unit"] = st.radio(
+            "Count the top of the backbone in", CHOICES["fine_tune_unit"], key=K + "fine_tune_unit",
+            persist_state="session", horizontal=True,
+            help="Layers: single layers with weights. Groups: whole stages of the backbone, found from its structure "
+                 "(shown in the picture above).")
     return values
 
 
@@ -267,16 +408,24 @@ def augment_views_ui() -> int:
              "epoch: slower, with endless variety.")
 
 
-def head_ui() -> dict[str, Any]:
+def head_ui(spec: backbones.BackboneSpec) -> dict[str, Any]:
     st.caption("The new classifier put on top of the backbone, which learns your classes.")
-    left, middle, right = st.columns(3)
+    left, right = st.columns(2)
     values: dict[str, Any] = {}
     values["pooling"] = left.selectbox(
         "Pooling", CHOICES["head.pooling"], key=K + "head.pooling", persist_state="session",
-        help="How the backbone's grid of features is summarised: 'avg' (average, the usual choice), "
-             "'max' (strongest response) or 'flatten' (keep every position; many more weights).")
+        format_func=POOLING_WORDS.get, disabled=bool(spec.hub_handle),
+        help="How the backbone's grid of features becomes one list of numbers: the average (the usual choice), "
+             "the strongest response, a 2x2 max pool that keeps a coarse layout, or every position (many more "
+             "weights). A TF Hub model pools by itself.")
+    key = K + "head.l2"
+    values["l2"] = right.select_slider(
+        "Weight penalty (L2)", with_current(in_range(L2_VALUES, "head.l2"), key), key=key, persist_state="session",
+        format_func=lambda v: "off" if v == 0 else f"{v:g}",
+        help="Keeps the classifier's weights small, which helps against overfitting on few images.")
+    left, right = st.columns(2)
     lo, hi = RANGES["head.dropout"]
-    values["dropout"] = middle.slider(
+    values["dropout"] = left.slider(
         "Dropout", float(lo), float(hi), step=0.05, key=K + "head.dropout", persist_state="session",
         help="The share of features switched off at random while training, so the classifier "
              "cannot lean on a few of them. Helps against overfitting.")
@@ -291,16 +440,35 @@ def advanced_ui() -> dict[str, Any]:
     values: dict[str, Any] = {}
     left, middle, right = st.columns(3)
     values["optimizer"] = left.selectbox(
-        "Optimizer", CHOICES["optimizer"], key=K + "optimizer", persist_state="session",
-        help="The rule that updates the weights; adam is a safe default.")
+        "Optimizer", CHOICES["optimizer"], key=K + "optimizer", persist_state="session", format_func=OPTIMIZER_WORDS.get,
+        help="The rule that updates the weights; Adam is a safe default.")
+    values["schedule"] = middle.selectbox(
+        "Learning-rate schedule", CHOICES["schedule"], key=K + "schedule", persist_state="session",
+        format_func=SCHEDULE_WORDS.get,
+        help="Constant keeps each phase's rate; cosine lowers it smoothly to zero over the phase; the last one "
+             "divides it by three whenever the validation loss stops improving.")
     lo, hi = RANGES["patience"]
-    values["patience"] = middle.number_input(
+    values["patience"] = right.number_input(
         "Early-stopping patience (epochs)", int(lo), int(hi), step=1, key=K + "patience", persist_state="session",
         help="Stop a phase after this many epochs without a better validation loss; 0 never stops early.")
+    left, middle, right = st.columns(3)
+    lo, hi = RANGES["label_smoothing"]
+    values["label_smoothing"] = left.slider(
+        "Label smoothing", float(lo), float(hi), step=0.05, key=K + "label_smoothing", persist_state="session",
+        help="Trains towards 'probably this class' instead of 'certainly': makes the model less over-confident.")
+    values["class_weights"] = middle.selectbox(
+        "Class weights", CHOICES["class_weights"], key=K + "class_weights", persist_state="session",
+        format_func=CLASS_WEIGHT_WORDS.get,
+        help="Makes mistakes on rare classes count more, so the model does not ignore them. Automatic switches it on "
+             f"when the largest class has more than {strategies.IMBALANCE_AUTO:g} times the images of the smallest.")
     lo, hi = RANGES["seed"]
     values["seed"] = right.number_input(
         "Random seed", int(lo), int(hi), step=1, key=K + "seed", persist_state="session",
         help="The same seed gives the same split of the images and the same start.")
+    values["mixed_precision"] = st.checkbox(
+        "Mixed precision (GPU only)", key=K + "mixed_precision", persist_state="session",
+        help="Computes in 16-bit floats on a GPU: faster and lighter. Without a GPU it is ignored, and the Train "
+             "page says so.")
     values["compare_scratch"] = st.checkbox(
         "Also train from scratch, to check that transfer learning helped", key=K + "compare_scratch",
         persist_state="session",
@@ -314,6 +482,99 @@ def advanced_ui() -> dict[str, Any]:
             help="Validation images check the model during training; test images are kept aside "
                  "and used once at the end to measure accuracy honestly.")
     return values
+
+
+# ---------------------------------------------------------------- after the config is built
+
+
+def picture_ui(config: RunConfig) -> None:
+    """The strategy's picture: which layer groups train in which phase."""
+    table = strategies.phase_table(config)
+    st.plotly_chart(charts.strategy_phases(table), width="stretch", key=UI + "picture")
+    steps = "; ".join(f"{i}. {label}" for i, label in enumerate(table["labels"], start=1))
+    st.caption(f"The layer groups are the backbone's stages, found from its structure (the stem at the bottom). "
+               f"Phases: {steps}.")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _summary(config_json: str, num_classes: int) -> dict[str, Any]:
+    from core import modeling  # TensorFlow, only when asked for
+
+    return modeling.summary(RunConfig.from_json(config_json), num_classes)
+
+
+def summary_ui(config: RunConfig, num_classes: int) -> None:
+    """Parameters per phase and the layer view: the groups from the registry at once, exact counts on request."""
+    spec = backbones.get(config.backbone)
+    with st.expander("Model summary: parameters and layers"):
+        if spec.groups:
+            st.caption(f"{spec.label}: {spec.base_params_m:g} million parameters in {len(spec.groups)} layer groups.")
+            st.dataframe(pd.DataFrame([{"group": g["name"], "from layer": g["first"], "to layer": g["last"],
+                                        "layers with weights": g["layers"], "parameters": g["params"]}
+                                       for g in spec.groups][::-1]), hide_index=True, width="stretch")
+        if not st.toggle("Count the trainable parameters of every phase (builds the network: a few seconds, "
+                         "longer for big backbones)", key=UI + "count"):
+            return
+        with st.spinner("Building the network…"):
+            try:
+                counts = _summary(config.to_json(), num_classes)
+            except TransferLabError as exc:
+                st.info(str(exc))
+                return
+        st.markdown(f"**{counts['total']:,} parameters** in all, {counts['head']:,} of them in the new head.")
+        st.dataframe(pd.DataFrame([{"phase": f"{i}. {p['name']}", "what trains": p["label"],
+                                    "trainable parameters": p["trainable"]}
+                                   for i, p in enumerate(counts["phases"], start=1)]), hide_index=True, width="stretch")
+        names = [g["name"] for g in counts["groups"]]
+        group = st.selectbox("Layers of group", names[::-1], key=UI + "layers_of")
+        chosen = counts["groups"][names.index(group)]
+        st.dataframe(pd.DataFrame(chosen["layers"]), hide_index=True, width="stretch", height=240)
+
+
+def code_ui(config: RunConfig, folder: Path, classes: list[str], ws: Path) -> None:
+    """'Show me the code': the standalone script for these settings, to read and download."""
+    with st.expander("Show me the code"):
+        try:
+            script = codegen.training_script(config, str(folder), classes=classes, ws=ws)
+        except TransferLabError as exc:
+            st.info(str(exc))
+            return
+        st.caption("A standalone Python script (TensorFlow with tf_keras) that trains the same model on the same "
+                   "folder of images: loading, the backbone and its preprocessing, the head, and each phase.")
+        st.download_button("Download train.py", script, file_name="train.py", mime="text/x-python",
+                           key=UI + "download_code", icon=":material/download:")
+        st.code(script, language="python", line_numbers=True)
+
+
+def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
+    """'What does the pretrained model see?': the backbone's ImageNet top-3 for a few of the user's images."""
+    spec = backbones.get(config.backbone)
+    if "imagenet" not in spec.weights_options or spec.hub_handle:
+        return
+    with st.expander("What does the pretrained model see?"):
+        st.caption(f"Before any training, {spec.label} names what it sees with its 1,000 ImageNet categories. "
+                   "Sensible guesses mean your images are like what it learned from, so its features will serve well.")
+        if not st.button("Look at a few of my images", key=UI + "sees"):
+            return
+        samples = []
+        for name in info["classes"][:6]:
+            first = next((p for p in sorted((folder / name).iterdir()) if p.suffix.lower() in datasets.IMAGE_SUFFIXES),
+                         None)
+            if first is not None:
+                samples.append((name, first))
+        from core import modeling  # TensorFlow, only when asked for
+
+        with st.spinner("Asking the pretrained model…"):
+            try:
+                guesses = modeling.pretrained_guesses(spec.id, [p.read_bytes() for _, p in samples])
+            except TransferLabError as exc:
+                st.info(str(exc))
+                return
+        columns = st.columns(3)
+        for i, ((name, path), top) in enumerate(zip(samples, guesses)):
+            with columns[i % 3]:
+                st.image(str(path), caption=f"a {name} image", width=160)
+                st.markdown("\n".join(f"- {t['label']} ({t['probability']:.0%})" for t in top))
 
 
 # ---------------------------------------------------------------- page
@@ -340,34 +601,47 @@ def page() -> None:
     ensure_form(info["id"])
 
     name = preset_ui(info["id"])
-    st.subheader("Backbone and strategy")
-    spec = backbone_ui()
+    recommender_ui(info)
+    st.subheader("Strategy")
     strategy = strategy_ui()
+    source = source_run_ui(strategy, backbones.run_sources(ws) if strategy.source else [])
+    picture = st.container()
+    st.subheader("Backbone")
+    spec = backbone_ui(strategy, source)
     image_size = image_size_ui(spec)
     overrides: dict[str, Any] = {
         "backbone": spec.id, "strategy": strategy.id, "image_size": image_size,
         "weights": weights_ui(spec, strategy, image_size),
+        "source_run": source.run_id if source else "",
     }
-    fine_tune = uses_fine_tune(strategy.id)
-    if not fine_tune:
-        # Hidden settings keep their values, so switching the strategy back restores them.
-        overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
-                                                          "fine_tune_layers")}
+    # Hidden settings keep their values, so switching the strategy back restores them.
+    overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
+                                                      "fine_tune_layers", "fine_tune_unit")}
     st.subheader("Training")
-    overrides |= training_ui(fine_tune)
+    overrides |= training_ui(strategy)
     st.subheader("Augmentation")
     overrides["augment"] = augment_ui()
     overrides["augment_views"] = augment_views_ui()
     st.subheader("Classifier head")
-    overrides["head"] = head_ui()
+    overrides["head"] = head_ui(spec)
     with st.expander("Advanced settings"):
         overrides |= advanced_ui()
 
+    if strategy.source and source is None:
+        st.session_state.pop("run_config", None)
+        return
     config = build_config(name, info["id"], overrides)
     if config is None:
         return
+    with picture:
+        picture_ui(config)
     st.session_state["run_config"] = config.to_json()
     st.success("These settings are ready; the Train page uses them.")
+    st.caption(strategies.speed_note(config))
+    folder = datasets.dataset_path(info["id"], ws)
+    summary_ui(config, len(info["classes"]))
+    code_ui(config, folder, info["classes"], ws)
+    sees_ui(config, info, folder)
     with st.expander("The exact settings, as saved with the run"):
         st.json(config.to_json())
     _common.link_to("pages/train.py", "Next: train the model", ":material/monitoring:")

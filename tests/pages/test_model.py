@@ -1,10 +1,12 @@
 """Model: the RunConfig the page builds holds exactly the values its widgets show."""
 
+import json
+
 import pytest
 
-from core import backbones
+from core import backbones, strategies
 from core.config import PRESETS, RunConfig, preset
-from tests.pages.conftest import app_test, assert_clean
+from tests.pages.conftest import app_test, assert_clean, plotly_charts
 
 
 def built(at) -> RunConfig:
@@ -72,6 +74,11 @@ def test_changed_widgets_reach_the_config(ws, tiny_dataset):
     at.number_input(key="model.head.hidden_units").set_value(64)
     at.selectbox(key="model.optimizer").set_value("sgd")
     at.number_input(key="model.patience").set_value(0)
+    at.selectbox(key="model.schedule").set_value("cosine")
+    at.slider(key="model.label_smoothing").set_value(0.1)
+    at.selectbox(key="model.class_weights").set_value("balanced")
+    at.checkbox(key="model.mixed_precision").check()
+    at.select_slider(key="model.head.l2").set_value(1e-4)
     at.run()
     assert_clean(at)
     config = assert_config_matches_widgets(at)
@@ -82,6 +89,80 @@ def test_changed_widgets_reach_the_config(ws, tiny_dataset):
     assert config.augment.contrast and not config.augment.flip
     assert (config.head.pooling, config.head.dropout, config.head.hidden_units) == ("max", 0.5, 64)
     assert (config.optimizer, config.patience) == ("sgd", 0)
+    assert (config.schedule, config.label_smoothing, config.class_weights, config.mixed_precision, config.head.l2) == (
+        "cosine", 0.1, "balanced", True, 1e-4)
+
+
+def test_a_preset_and_a_strategy_build_the_config_the_page_shows(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.radio(key="model.preset").set_value("balanced").run()
+    at.selectbox(key="model.strategy").set_value("gradual_unfreeze").run()
+    assert_clean(at)
+    config = assert_config_matches_widgets(at)
+    assert config == preset("balanced", tiny_dataset["id"], strategy="gradual_unfreeze",
+                            fine_tune_epochs=at.number_input(key="model.fine_tune_epochs").value)
+    assert json.loads(at.json[0].value) == json.loads(config.to_json())  # the exact settings shown
+    # The picture: one row per layer group (and the head), one column per phase.
+    chart = json.loads(plotly_charts(at)[0].proto.spec)
+    heatmap = chart["data"][0]
+    groups = backbones.get(config.backbone).groups
+    assert heatmap["y"] == ["head"] + [g["name"] for g in groups][::-1]
+    assert len(heatmap["x"]) == len(strategies.get("gradual_unfreeze").phases(config)) == 1 + len(groups)
+    assert at.number_input(key="model.fine_tune_epochs").label == "Epochs per step"
+
+
+def test_the_recommendation_fills_in_the_settings(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.radio(key="model_ui.everyday").set_value("no").run()
+    rec = strategies.recommend(tiny_dataset["counts"], False)
+    assert rec.reason in at.markdown[[m.value for m in at.markdown].index(f"**Recommendation:** {rec.reason}")].value
+    at.button(key="model_ui.use_recommendation").click().run()
+    assert_clean(at)
+    config = assert_config_matches_widgets(at)
+    assert (config.strategy, config.backbone, config.epochs) == (rec.strategy, rec.backbone, rec.epochs)
+
+
+def test_tier_filter_narrows_the_backbones(ws, tiny_dataset):
+    at = app_test("model").run()
+    everything = len(at.selectbox(key="model.backbone").options)
+    at.radio(key="model_ui.tier").set_value("accurate").run()
+    assert_clean(at)
+    shown = at.selectbox(key="model.backbone").options
+    assert len(backbones.BACKBONES) == everything > len(shown) > 1  # the current choice stays listed
+    assert any("ConvNeXt" in option for option in shown) and not any("V1 (width 0.25)" in o for o in shown)
+
+
+def test_domain_weights_start_from_an_earlier_run(ws, tiny_dataset, make_run):
+    at = app_test("model").run()
+    at.selectbox(key="model.strategy").set_value("domain_weights").run()
+    assert "no finished run" in at.warning[0].value
+    assert "run_config" not in at.session_state
+    earlier = make_run(backbone="resnet50", dataset_id=tiny_dataset["id"])
+    at = app_test("model").run()
+    at.selectbox(key="model.strategy").set_value("domain_weights").run()
+    assert_clean(at)
+    config = assert_config_matches_widgets(at)
+    assert (config.source_run, config.backbone, config.weights) == (earlier.name, "resnet50", "run")
+    assert at.selectbox(key="model.source_run").value == earlier.name
+
+
+def test_a_tf_hub_backbone(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.radio(key="model_ui.source").set_value("hub").run()
+    assert_clean(at)
+    assert built(at).backbone == backbones.hub_id(backbones.HUB_MODELS[0].handle)
+    at.selectbox(key="model_ui.hub_choice").set_value("other").run()
+    at.text_input(key="model_ui.hub_handle").set_value("https://tfhub.dev/google/bit/m-r50x1/1").run()
+    assert_clean(at)
+    assert built(at).backbone == "hub:https://tfhub.dev/google/bit/m-r50x1/1"
+
+
+def test_show_me_the_code(ws, tiny_dataset):
+    at = app_test("model").run()
+    assert_clean(at)
+    code = at.get("code")[0].value
+    compile(code, "train.py", "exec")
+    assert f"IMAGE_SIZE = {built(at).image_size}" in code and "def main()" in code
 
 
 def test_preset_resets_the_settings(ws, tiny_dataset):
@@ -132,3 +213,16 @@ def test_refused_settings_show_a_sentence(ws, tiny_dataset):
     assert not at.exception
     assert "at least 40%" in at.error[0].value
     assert "run_config" not in at.session_state  # the Train page will not use stale settings
+
+
+def test_summary_and_what_the_pretrained_model_sees_on_request(ws, tiny_dataset):
+    at = app_test("model").run()
+    at.selectbox(key="model.strategy").set_value("fine_tune").run()
+    at.toggle(key="model_ui.count").set_value(True).run()
+    assert_clean(at)
+    phases = at.dataframe[-2].value
+    assert list(phases["phase"]) == ["1. head", "2. fine_tune"]
+    assert 0 < phases["trainable parameters"][0] < phases["trainable parameters"][1]
+    at.button(key="model_ui.sees").click().run()
+    assert not at.exception
+    assert "classifier of MobileNet V2" in at.info[0].value and "cannot be downloaded now" in at.info[0].value

@@ -1,0 +1,377 @@
+"""'Show me the code': a standalone tf_keras training script equivalent to a RunConfig.
+
+The script needs only TensorFlow (with tf_keras; tensorflow-hub for a TF Hub backbone). The
+functions that decide what trains (the layer groups found from the graph, what each phase
+opens) are copied from core/modeling.py's own source, so the script cannot drift from the
+trainer. The source is read as text (ast), so writing a script does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from core import backbones, strategies
+from core.config import RunConfig
+
+_HEAD = '''"""Train {label} on a folder of class folders with the "{strategy}" strategy.
+
+Written by TransferLab; the same settings as its run config (config.json), as plain tf_keras.
+
+Usage:  python train.py [DATA_DIR] [OUT_DIR]
+  DATA_DIR  one folder per class, each holding that class's images (default: the folder below)
+  OUT_DIR   where model.keras, labels.txt and the checkpoints go (default: ./trained)
+Needs:  pip install tensorflow tf_keras{hub_pip}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # the tf_keras (Keras 2) API, as TransferLab uses
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tf_keras import layers
+{hub_import}
+'''
+
+_BODY = '''
+
+def list_images(data_dir):
+    """The class names (CLASSES, else the sorted folder names) and every image as (relative path, class index)."""
+    classes = CLASSES or sorted(p.name for p in data_dir.iterdir()
+                                if p.is_dir() and not p.name.startswith(".") and p.name not in ("unlabeled", "docs"))
+    items = [(f"{name}/{f.name}", index) for index, name in enumerate(classes)
+             for f in sorted((data_dir / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    return classes, items
+
+
+def split_images(data_dir, items):
+    """Train/validation/test parts: SPLIT_FILE or a split.json next to the data, else a stratified split."""
+    split_file = data_dir / "split.json"
+    if SPLIT_FILE:
+        # A relative SPLIT_FILE sits next to this script.
+        split_file = Path(SPLIT_FILE) if Path(SPLIT_FILE).is_absolute() else Path(__file__).with_name(SPLIT_FILE)
+    if split_file.is_file():
+        parts = json.loads(split_file.read_text())
+        return {part: [tuple(item) for item in parts[part]] for part in ("train", "val", "test")}
+    rng = np.random.default_rng(SEED)
+    parts = {"train": [], "val": [], "test": []}
+    for label in sorted({label for _, label in items}):
+        files = [item for item in items if item[1] == label]
+        files = [files[i] for i in rng.permutation(len(files))]
+        n_test, n_val = max(1, round(len(files) * TEST_FRACTION)), max(1, round(len(files) * VAL_FRACTION))
+        parts["test"] += files[:n_test]
+        parts["val"] += files[n_test:n_test + n_val]
+        parts["train"] += files[n_test + n_val:]
+    return parts
+
+
+def make_dataset(data_dir, items, shuffle):
+    """(float32 0-255 images, labels) batches, streamed from disk."""
+    paths = [str(data_dir / name) for name, _ in items]
+    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant([label for _, label in items], tf.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(items), seed=SEED, reshuffle_each_iteration=True)
+
+    def load(path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE)), label
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+
+
+def class_weights(labels):
+    """Balanced class weights (rare classes count more), as CLASS_WEIGHTS asks."""
+    present, counts = np.unique(labels, return_counts=True)
+    if CLASS_WEIGHTS == "none" or (CLASS_WEIGHTS == "auto" and counts.max() / counts.min() <= 1.5):
+        return None
+    return {int(c): len(labels) / (len(present) * int(n)) for c, n in zip(present, counts)}
+
+
+def build_model(num_classes):
+    """Augmentation -> preprocessing + backbone -> new head; returns the model and the backbone."""
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    x = inputs
+    steps = augmentation_layers()
+    if steps:
+        # Random changes for training images only; at prediction time they pass images through.
+        x = keras.Sequential(steps, name="augmentation")(x)
+    base = backbone()
+    # Pretrained BatchNorm statistics stay in inference mode, even when layers are unfrozen for
+    # fine-tuning, or the first updates wreck what was learned. From scratch, BatchNorm must learn.
+    x = base(x, training=False) if PRETRAINED else base(x)
+    x = pooling(len(base.output_shape))(x)
+    reg = keras.regularizers.l2(L2) if L2 > 0 else None
+    if HIDDEN_UNITS:
+        x = layers.Dropout(DROPOUT, name="hidden_dropout")(x)
+        x = layers.Dense(HIDDEN_UNITS, activation="relu", kernel_regularizer=reg, name="hidden")(x)
+    x = layers.Dropout(DROPOUT, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, dtype="float32",
+                           name="predictions")(x)
+    return keras.Model(inputs, outputs, name="transferlab_classifier"), base
+
+
+def make_loss():
+    if LABEL_SMOOTHING > 0:
+        return SmoothedSparseCrossentropy(LABEL_SMOOTHING)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def main():
+    data_dir = Path(sys.argv[1] if len(sys.argv) > 1 else DATA_DIR)
+    out_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "trained")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(SEED)
+    if MIXED_PRECISION and tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    classes, items = list_images(data_dir)
+    parts = split_images(data_dir, items)
+    print(f"{len(classes)} classes; {len(parts['train'])} training, {len(parts['val'])} validation, "
+          f"{len(parts['test'])} test images")
+    train_ds = make_dataset(data_dir, parts["train"], True)
+    val_ds = make_dataset(data_dir, parts["val"], False)
+    test_ds = make_dataset(data_dir, parts["test"], False)
+    weights = class_weights(np.array([label for _, label in parts["train"]]))
+
+    model, base = build_model(len(classes))
+    load_source_weights(base)
+    checkpoint = str(out_dir / "best.weights.h5")
+    best_val_loss = None  # the best epoch over all phases is kept
+    steps_per_epoch = math.ceil(len(parts["train"]) / BATCH_SIZE)
+    for phase in PHASES:
+        apply_phase(base, phase)  # recompiled after every change of what trains
+        rate = phase.learning_rate
+        if SCHEDULE == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
+        model.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
+        callbacks = [keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True,
+                                                     save_weights_only=True, initial_value_threshold=best_val_loss)]
+        if PATIENCE:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE))
+        if SCHEDULE == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3,
+                                                               patience=max(1, PATIENCE // 2), min_lr=1e-7))
+        trainable = sum(keras.backend.count_params(w) for w in model.trainable_weights)
+        print(f"phase {phase.name}: {phase.epochs} epochs at learning rate {phase.learning_rate:g}, "
+              f"{trainable:,} trainable parameters")
+        history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, class_weight=weights,
+                            callbacks=callbacks, verbose=2)
+        losses = [v for v in history.history.get("val_loss", []) if math.isfinite(v)]
+        if losses:
+            best_val_loss = min(losses + ([best_val_loss] if best_val_loss is not None else []))
+    if Path(checkpoint).exists():
+        model.load_weights(checkpoint)
+    model.save(out_dir / "model.keras")
+    (out_dir / "labels.txt").write_text("".join(f"{name}\\n" for name in classes))
+    _, accuracy = model.evaluate(test_ds, verbose=0)
+    print(f"test accuracy {accuracy:.3f} on {len(parts['test'])} images; model saved to {out_dir / 'model.keras'}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def _source(obj: Any) -> str:
+    return inspect.getsource(obj).rstrip("\n")
+
+
+@lru_cache(maxsize=4)
+def _definitions(module: str) -> dict[str, str]:
+    """Top-level functions, classes and assignments of a core module, by name, as source text (decorators included)."""
+    text = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    out = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            out[node.name] = "\n".join(lines[start - 1:node.end_lineno])
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = "\n".join(lines[node.lineno - 1:node.end_lineno])
+    return out
+
+
+def _preprocess_code(kind: str) -> str:
+    codes = {
+        "minus_one_to_one": 'layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")',
+        "zero_to_one": 'layers.Rescaling(1.0 / 255.0, name="preprocess")',
+        "caffe": 'CaffePreprocess(name="preprocess")',
+        "torch": (f"layers.Normalization(mean={[round(255.0 * m, 4) for m in backbones.TORCH_MEAN]}, "
+                  f"variance={[round((255.0 * s) ** 2, 4) for s in backbones.TORCH_STD]}, name=\"preprocess\")"),
+        "none": 'layers.Identity(name="preprocess")',
+    }
+    return codes[kind]
+
+
+def _augmentation_code(config: RunConfig) -> list[str]:
+    a, seed = config.augment, config.seed
+    steps = [
+        (a.flip, f'layers.RandomFlip("horizontal", seed={seed})'),
+        (a.rotate, f"layers.RandomRotation(0.1, seed={seed})"),
+        (a.zoom, f"layers.RandomZoom(0.15, seed={seed})"),
+        (a.translate, f"layers.RandomTranslation(0.1, 0.1, seed={seed})"),
+        (a.contrast, f"layers.RandomContrast(0.2, seed={seed})"),
+        (a.brightness, f"layers.RandomBrightness(0.2, value_range=(0, 255), seed={seed})"),
+    ]
+    return [f"        {code}," for on, code in steps if on]
+
+
+def _network_code(spec: backbones.BackboneSpec) -> tuple[str, list[str]]:
+    """The line that makes the bare network, and any definitions it needs."""
+    if spec.hub_handle:
+        return f'net = hub.KerasLayer({spec.hub_handle!r}, trainable=True, name="hub_model")', []
+    module, attr = spec.constructor
+    kwargs = "".join(f", {k}={v!r}" for k, v in spec.kwargs.items())
+    shape = "input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), include_top=False"
+    if module == "tf_keras.applications":
+        # Keras downloads the ImageNet weights into ~/.keras/models on first use.
+        return f"net = keras.applications.{attr}({shape}, weights=WEIGHTS{kwargs})", []
+    from importlib import import_module
+
+    return f"net = {attr}({shape}, weights=None{kwargs})", [_source(getattr(import_module(module), attr))]
+
+
+def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]:
+    how = strategies.get(config.strategy).source
+    lines = ["def load_source_weights(base):",
+             '    """Start the backbone from an earlier run\'s weights, as the strategy asks."""']
+    if how is None:
+        return lines + ["    return  # this strategy starts from WEIGHTS"]
+    if how == "early":
+        return lines + ["    base.load_weights(SOURCE_WEIGHTS)  # the earlier run's backbone after its first epoch"]
+    custom = ', custom_objects={"KerasLayer": hub.KerasLayer}' if spec.hub_handle else ""
+    return lines + [
+        "    # The earlier run's whole classifier; only its backbone is kept, the head is new.",
+        f"    earlier = keras.models.load_model(SOURCE_WEIGHTS, compile=False{custom})",
+        f"    base.set_weights(earlier.get_layer({backbones.base_name(spec)!r}).get_weights())",
+    ]
+
+
+def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
+                    classes: list[str] | None = None, split_file: str | None = None, ws: Path | None = None) -> str:
+    """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
+
+    source_weights: for domain_weights the earlier run's model.keras, for weight_init its early
+    checkpoint (checkpoints/early_base.weights.h5); the default is that file in the workspace ws
+    (default: runs.workspace()).
+    classes: the class order (the model's outputs); by default the dataset's dataset.json, else
+    the script sorts the class folders. split_file: a run's split.json ({classes, train, val,
+    test} of [path relative to the dataset folder, class index]), absolute or next to the script;
+    without it, a split.json beside the images is used, else the script draws a stratified split.
+    """
+    from core import runs
+
+    config.validate()
+    spec = backbones.get(config.backbone)
+    strategy = strategies.get(config.strategy)
+    phases = [p for p in strategy.phases(config) if p.epochs > 0]
+    if strategy.source and source_weights is None:
+        run_dir = runs.runs_root(ws or runs.workspace()) / config.source_run
+        source_weights = str(run_dir / "checkpoints" / backbones.EARLY_CHECKPOINT if strategy.source == "early"
+                             else run_dir / "model.keras")
+    if classes is None:
+        info = Path(dataset_folder) / "dataset.json"
+        classes = json.loads(info.read_text(encoding="utf-8")).get("classes") if info.is_file() else None
+    head = config.head
+    make_net, extra = _network_code(spec)
+    if spec.preprocessing == "caffe":
+        custom = _definitions("layers")
+        extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
+    modeling = _definitions("modeling")
+    if config.label_smoothing > 0:
+        extra.append(modeling["SmoothedSparseCrossentropy"])
+    optimizers = {"adam": "keras.optimizers.Adam(learning_rate=learning_rate)",
+                  "adamw": "keras.optimizers.AdamW(learning_rate=learning_rate)",
+                  "sgd": "keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)",
+                  "rmsprop": "keras.optimizers.RMSprop(learning_rate=learning_rate)"}
+    phase_lines = [f"    Phase({p.name!r}, {p.epochs}, {p.learning_rate!r}, {p.base_trainable!r}, {p.top_layers}, "
+                   f"{p.top_groups}),  # {p.label}" for p in phases]
+    settings = [
+        "# The run's settings (TransferLab's config.json holds the same values).",
+        f"DATA_DIR = {str(dataset_folder)!r}",
+        f"CLASSES = {classes!r}  # the order of the model's outputs (None: the sorted class folders)",
+        f"SPLIT_FILE = {split_file!r}  # a run's split.json (relative: next to this script); None: see split_images",
+        f"IMAGE_SUFFIXES = {('.jpg', '.jpeg', '.png', '.bmp', '.gif')!r}",
+        f"IMAGE_SIZE = {config.image_size}",
+        f"BATCH_SIZE = {config.batch_size}",
+        f"SEED = {config.seed}",
+        f"VAL_FRACTION = {config.val_fraction!r}",
+        f"TEST_FRACTION = {config.test_fraction!r}",
+        f"WEIGHTS = {('imagenet' if config.weights == 'imagenet' and not spec.hub_handle else None)!r}"
+        "  # ImageNet weights, or None: random (or SOURCE_WEIGHTS)",
+        f"SOURCE_WEIGHTS = {source_weights!r}  # an earlier run's weights (domain_weights, weight_init)",
+        f"PRETRAINED = {config.weights != 'none'}  # keeps BatchNorm statistics frozen",
+        f"DROPOUT = {head.dropout!r}",
+        f"HIDDEN_UNITS = {head.hidden_units}",
+        f"L2 = {head.l2!r}",
+        f"OPTIMIZER = {config.optimizer!r}",
+        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase) or plateau",
+        f"LABEL_SMOOTHING = {config.label_smoothing!r}",
+        f"CLASS_WEIGHTS = {config.class_weights!r}  # auto: balanced when the classes are uneven",
+        f"MIXED_PRECISION = {config.mixed_precision}  # float16 on a GPU only",
+        f"PATIENCE = {config.patience}  # early stopping on validation loss; 0 switches it off",
+        "",
+        "",
+        "class Phase:",
+        '    """One fit(): which backbone layers train ("none", "all", the "top" N layers or N "groups")."""',
+        "",
+        "    def __init__(self, name, epochs, learning_rate, base_trainable, top_layers=0, top_groups=0):",
+        "        self.name, self.epochs, self.learning_rate = name, epochs, learning_rate",
+        "        self.base_trainable, self.top_layers, self.top_groups = base_trainable, top_layers, top_groups",
+        "",
+        "",
+        f"# Strategy {config.strategy}: {strategy.sentence}",
+        "PHASES = [",
+        *phase_lines,
+        "]",
+    ]
+    pool = {"avg": "layers.GlobalAveragePooling2D(name=\"pool\")", "max": "layers.GlobalMaxPooling2D(name=\"pool\")",
+            "flatten": "layers.Flatten(name=\"pool\")",
+            "maxpool_flatten": ('keras.Sequential([layers.MaxPooling2D(2, padding="same"), layers.Flatten()], '
+                                'name="pool")')}
+    functions = [
+        "def augmentation_layers():",
+        '    """Random changes applied to training images, each epoch anew."""',
+        "    return [",
+        *_augmentation_code(config),
+        "    ]",
+        "",
+        "",
+        "def backbone():",
+        f'    """{spec.label} with its preprocessing: raw 0-255 RGB pixels in, features out."""',
+        f"    {make_net}",
+        '    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="pixels")',
+        f"    x = {_preprocess_code(spec.preprocessing)}(inputs)",
+        f"    return keras.Model(inputs, net(x), name={backbones.base_name(spec)!r})",
+        "",
+        "",
+        "def pooling(feature_rank):",
+        '    """Feature map -> one vector per image (a TF Hub feature vector is pooled already)."""',
+        "    if feature_rank == 2:",
+        '        return layers.Identity(name="pool")',
+        f"    return {pool[head.pooling]}",
+        "",
+        "",
+        "def make_optimizer(learning_rate):",
+        f"    return {optimizers[config.optimizer]}",
+        "",
+        "",
+        *_source_loader(config, spec),
+    ]
+    # What trains in each phase: the same functions as TransferLab's trainer (core/modeling.py).
+    same = [modeling[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
+    header = _HEAD.format(label=spec.label, strategy=config.strategy, hub_pip=" tensorflow-hub" if spec.hub_handle else "",
+                          hub_import="import tensorflow_hub as hub\n" if spec.hub_handle else "")
+    parts = [header + "\n".join(settings), *extra, "\n".join(functions), *same]
+    return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + _BODY

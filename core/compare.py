@@ -1,0 +1,121 @@
+"""The run table of the Compare page: one row of plain numbers per run, read from the run folders.
+
+Nothing here imports TensorFlow: the parameter count is read from the weights file inside
+model.keras with h5py, so listing many runs stays fast.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from core import backbones, datasets, runs, strategies
+
+# status.json fields written by training.train_and_compare: the transfer run names its baseline run
+# and says whether its best validation accuracy fell below the baseline's (negative transfer).
+BASELINE_FIELD = "baseline_run"
+HURT_FIELD = "transfer_hurt"
+
+
+def history(run_dir: Path) -> list[dict[str, Any]]:
+    """Per-epoch metrics over all phases, from the run's epoch_end events."""
+    return [
+        {"phase": e.get("phase"), "epoch": e.get("epoch"), **e.get("metrics", {})}
+        for e in runs.read_events(run_dir)
+        if e.get("type") == "epoch_end"
+    ]
+
+
+def param_count(model_path: Path) -> int | None:
+    """Parameters of a saved .keras model (all weights, the optimizer's excluded); None if unreadable."""
+    import h5py
+
+    total = 0
+
+    def add(name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += int(obj.size)
+
+    try:
+        with zipfile.ZipFile(model_path) as zf, zf.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
+            for group in ("layers", "vars"):
+                if group in h5:
+                    h5[group].visititems(add)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return total
+
+
+def _auc(evaluation: dict[str, Any]) -> float | None:
+    """eval.json's ROC AUC: a number, or the macro average where it holds several."""
+    value = evaluation.get("roc_auc")
+    if isinstance(value, dict):
+        value = value.get("macro", value.get("macro_ovr"))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def run_row(info: runs.RunInfo, dataset_names: dict[str, str]) -> dict[str, Any]:
+    """One row: what was trained, how long it took, how well it does, how big and fast it is."""
+    config, ev, status = info.config, info.evaluation or {}, info.status
+    curve = history(info.path)
+    val = [h["val_accuracy"] for h in curve if isinstance(h.get("val_accuracy"), (int, float))]
+    planned = sum(p.epochs for p in strategies.get(config.strategy).phases(config)) if config else None
+    model = info.path / "model.keras"
+    return {
+        "id": info.id,
+        "path": info.path,
+        "state": info.state,
+        "dataset": dataset_names.get(config.dataset_id, config.dataset_id) if config else None,
+        "backbone": backbones.get(config.backbone).label if config else None,
+        "strategy": strategies.get(config.strategy).label if config else None,
+        "strategy_id": config.strategy if config else None,
+        "image_size": config.image_size if config else None,
+        "epochs": len(curve) if curve else planned,
+        "train_seconds": status.get("train_seconds"),
+        "val_accuracy": max(val) if val else status.get("val_accuracy"),
+        "test_accuracy": ev.get("accuracy", status.get("test_accuracy")),
+        "macro_f1": (ev.get("macro") or {}).get("f1-score"),
+        "auc": _auc(ev),
+        "params": param_count(model) if model.is_file() else None,
+        "size_mb": round(model.stat().st_size / 2**20, 3) if model.is_file() else None,
+        "ms_per_image": ev.get("ms_per_image"),
+        "baseline_run": status.get(BASELINE_FIELD),
+        "transfer_hurt": status.get(HURT_FIELD),
+        "history": curve,
+    }
+
+
+def table(ws: Path) -> list[dict[str, Any]]:
+    """Every run in the workspace, newest first, each from-scratch baseline right after its transfer run."""
+    names = {d["id"]: d.get("name", d["id"]) for d in datasets.list_datasets(ws)}
+    rows = [run_row(info, names) for info in runs.list_runs(ws)]
+    by_id = {r["id"]: r for r in rows}
+    baselines = {r["baseline_run"] for r in rows if r["baseline_run"] in by_id}
+    ordered: list[dict[str, Any]] = []
+    for row in rows:
+        if row["id"] in baselines:
+            continue
+        ordered.append(row)
+        base = by_id.get(row["baseline_run"])
+        if base is not None:
+            row["transfer_hurt"] = transfer_hurt(row, base)
+            row["transfer_gain"] = _gain(row, base)
+            base["baseline_of"] = row["id"]
+            ordered.append(base)
+    return ordered
+
+
+def _gain(row: dict[str, Any], base: dict[str, Any]) -> float | None:
+    """Points of best validation accuracy the pretrained start gained over the baseline (the trainer's measure)."""
+    a, b = row.get("val_accuracy"), base.get("val_accuracy")
+    return None if a is None or b is None else round(100 * (a - b), 2)
+
+
+def transfer_hurt(row: dict[str, Any], base: dict[str, Any]) -> bool | None:
+    """The run's own flag if it wrote one; else whether its best validation accuracy is below the baseline's."""
+    if isinstance(row.get("transfer_hurt"), bool):
+        return row["transfer_hurt"]
+    gain = _gain(row, base)
+    return None if gain is None else gain < 0
