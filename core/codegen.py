@@ -51,8 +51,9 @@ def list_images(data_dir):
     """The class names (CLASSES, else the sorted folder names) and every image as (relative path, class index)."""
     classes = CLASSES or sorted(p.name for p in data_dir.iterdir()
                                 if p.is_dir() and not p.name.startswith(".") and p.name not in ("unlabeled", "docs"))
-    items = [(f"{name}/{f.name}", index) for index, name in enumerate(classes)
-             for f in sorted((data_dir / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    folders = CLASS_DIRS or classes
+    items = [(f"{folder}/{f.name}", index) for index, folder in enumerate(folders)
+             for f in sorted((data_dir / folder).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     return classes, items
 
 
@@ -280,9 +281,11 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         run_dir = runs.runs_root(ws or runs.workspace()) / config.source_run
         source_weights = str(run_dir / "checkpoints" / backbones.EARLY_CHECKPOINT if strategy.source == "early"
                              else run_dir / "model.keras")
-    if classes is None:
-        info = Path(dataset_folder) / "dataset.json"
-        classes = json.loads(info.read_text(encoding="utf-8")).get("classes") if info.is_file() else None
+    info_file = Path(dataset_folder) / "dataset.json"
+    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
+    classes = classes or info.get("classes")
+    # TransferLab stores each class under a safe folder name, which may differ from the class name.
+    class_dirs = [info.get("class_dirs", {}).get(c, c) for c in classes] if classes else None
     head = config.head
     make_net, extra = _network_code(spec)
     if spec.preprocessing == "caffe":
@@ -301,6 +304,7 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         "# The run's settings (TransferLab's config.json holds the same values).",
         f"DATA_DIR = {str(dataset_folder)!r}",
         f"CLASSES = {classes!r}  # the order of the model's outputs (None: the sorted class folders)",
+        f"CLASS_DIRS = {class_dirs!r}  # each class's folder in DATA_DIR (None: named like the class)",
         f"SPLIT_FILE = {split_file!r}  # a run's split.json (relative: next to this script); None: see split_images",
         f"IMAGE_SUFFIXES = {('.jpg', '.jpeg', '.png', '.bmp', '.gif')!r}",
         f"IMAGE_SIZE = {config.image_size}",

@@ -556,12 +556,7 @@ def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
                    "Sensible guesses mean your images are like what it learned from, so its features will serve well.")
         if not st.button("Look at a few of my images", key=UI + "sees"):
             return
-        samples = []
-        for name in info["classes"][:6]:
-            first = next((p for p in sorted((folder / name).iterdir()) if p.suffix.lower() in datasets.IMAGE_SUFFIXES),
-                         None)
-            if first is not None:
-                samples.append((name, first))
+        samples = [(name, folder / info["images"][name][0]) for name in info["classes"][:6] if info["images"].get(name)]
         from core import modeling  # TensorFlow, only when asked for
 
         with st.spinner("Asking the pretrained model…"):
