@@ -421,6 +421,11 @@ def hub_id(handle: str) -> str:
     """The backbone id for a TF Hub handle (a URL, or a local SavedModel folder made absolute)."""
     handle = handle.strip()
     if not handle.startswith(("https://", "http://")):
+        from core import hosting  # hosting -> runs -> config -> backbones
+
+        if hosting.enabled():
+            raise ConfigError("On this shared server a TF Hub model must be given by its web address (https://…), "
+                              "not by a folder on the server.")
         handle = str(Path(handle).expanduser().resolve())
     return HUB_PREFIX + handle
 

@@ -39,6 +39,7 @@ from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from core import hosting
 from core.config import AugmentConfig, RunConfig
 from core.errors import DatasetError
 from core.runs import read_json, write_json
@@ -52,7 +53,7 @@ MIN_IMAGES_TO_TRAIN = 10
 ADVISED_IMAGES = 100
 IMBALANCE_WARNING = 3.0  # largest class / smallest class
 SMALL_SIDE = 64  # images whose shorter side is below this carry little detail
-_DATASET_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}-[0-9a-f]{8}$")
+_DATASET_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}-[0-9a-f]{8,12}$")
 
 # Top folders that mean "these images are already split"; the value is the part they fill.
 SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -525,7 +526,8 @@ def _write_dataset(
         )
     root = ws / "datasets"
     root.mkdir(parents=True, exist_ok=True)
-    dataset_id = f"{_slug(name)}-{secrets.token_hex(4)}"
+    hosting.check_room(ws)
+    dataset_id = f"{_slug(name)}-{secrets.token_hex(6)}"
     tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
     try:
         taken: set[str] = set(_RESERVED_DIRS)
@@ -598,6 +600,7 @@ def _write_dataset(
         info["warnings"] = health_warnings(counts) + duplicate_warnings(info["duplicates"])
         info["report"] = health_report(info)
         write_json(tmp / "dataset.json", info)
+        hosting.check_room(ws)  # the new images are already counted: they sit in the workspace's temporary folder
         if progress:
             progress(1.0, f"Stored {sum(counts.values()):,} images")
         os.replace(tmp, root / dataset_id)

@@ -27,3 +27,7 @@ class RunStateError(TransferLabError):
 
 class TrainingFailed(TransferLabError):
     """Training stopped on a problem the user can fix (NaN loss, out of memory)."""
+
+
+class QuotaExceeded(TransferLabError):
+    """A shared server's cap was reached (disk space of a workspace, runs waiting or training at once)."""

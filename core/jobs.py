@@ -3,9 +3,11 @@
 The app never trains on its script thread (a rerun would kill the fit). The page submits a job,
 then only reads the run folder, so it can leave, reload and reattach by run id.
 
-Queue: a job's process waits, as `queued` with its position, until fewer than TL_MAX_JOBS
-(default 1) runs of the workspace are running; the check-and-start step holds a file lock, so
-processes of several servers or command lines share the limit.
+Queue: submitting a run puts a ticket in the queue folder (the workspace's runs folder, or
+TL_QUEUE_DIR: one queue for every workspace of a hosted server). A job's process waits, as
+`queued` with its position, until fewer than TL_MAX_JOBS (default 1) ticketed runs are training;
+the check-and-start step holds a file lock, so processes of several servers or command lines
+share the limit. A ticket goes when its run ends or its process is gone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from core import datasets, runs, strategies
+from core import datasets, hosting, runs, strategies
 from core.config import RunConfig
 from core.errors import TransferLabError
 
@@ -29,7 +31,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def max_jobs() -> int:
-    """How many runs of a workspace may train at once (TL_MAX_JOBS, default 1)."""
+    """How many runs of a queue may train at once (TL_MAX_JOBS, default 1)."""
     return max(1, int(os.environ.get("TL_MAX_JOBS", "1")))
 
 
@@ -42,7 +44,10 @@ def submit(config: RunConfig, ws: Path) -> str:
     """Validate, create the run folder and start its job process; returns the run id."""
     config.validate()
     datasets.check_trainable(datasets.load_dataset(config.dataset_id, ws))
+    hosting.check_active_runs(ws)
+    hosting.check_room(ws)
     run_dir = runs.create_run(config, ws)
+    _enqueue(run_dir, hosting.queue_dir(ws))
     _spawn(run_dir, resume=False)
     return run_dir.name
 
@@ -51,8 +56,10 @@ def resume(run_id: str, ws: Path) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint, as a new job."""
     run_dir = runs.run_path(run_id, ws)
     runs.check_resumable(run_dir)
+    hosting.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
     runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None)
+    _enqueue(run_dir, hosting.queue_dir(ws))
     _spawn(run_dir, resume=True)
 
 
@@ -74,7 +81,8 @@ def cancel(run_id: str, ws: Path) -> None:
     runs.request_cancel(runs.run_path(run_id, ws))
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
+    """True while the process exists (a finished child of ours is reaped, not counted)."""
     if not pid:
         return False
     try:
@@ -90,11 +98,14 @@ def _alive(pid: int | None) -> bool:
         return True  # not our child, and it exists
 
 
+_alive = alive
+
+
 def reconcile(ws: Path) -> list[str]:
     """Mark queued/running runs whose process is gone as interrupted; returns their ids."""
     found = []
     for info in runs.list_runs(ws):
-        if info.state in ("queued", "running") and not _alive(info.status.get("pid")):
+        if info.state in ("queued", "running") and not alive(info.status.get("pid")):
             if time.time() - info.status.get("created", 0) < 5:
                 continue  # just submitted: its process may not have recorded its pid yet
             runs.update_status(info.path, "interrupted", finished=time.time(),
@@ -105,17 +116,20 @@ def reconcile(ws: Path) -> list[str]:
 
 
 def queue_position(run_id: str, ws: Path) -> int | None:
-    """1-based place among waiting runs (oldest first), or None when the run is not waiting."""
-    waiting = sorted((r for r in runs.list_runs(ws) if r.state == "queued"), key=lambda r: r.status.get("created", 0))
-    ids = [r.id for r in waiting]
-    return ids.index(run_id) + 1 if run_id in ids else None
+    """1-based place among waiting runs of its queue (oldest first), or None when the run is not waiting."""
+    run_dir = runs.run_path(run_id, ws)
+    qdir = _queue_of(run_dir)
+    with _queue_lock(qdir):
+        _, waiting = _queue_state(qdir)
+    names = [d.name for d in waiting]
+    return names.index(run_id) + 1 if run_id in names else None
 
 
 def progress(run_id: str, ws: Path) -> dict[str, Any]:
     """Everything a progress view needs, read from the run folder."""
     run_dir = runs.run_path(run_id, ws)
     status = runs.read_status(run_dir)
-    if status.get("state") in ("queued", "running") and not _alive(status.get("pid")):
+    if status.get("state") in ("queued", "running") and not alive(status.get("pid")):
         reconcile(ws)
         status = runs.read_status(run_dir)
     history: list[dict[str, Any]] = []
@@ -167,9 +181,26 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     }
 
 
+def _queue_of(run_dir: Path) -> Path:
+    """The queue folder a run was submitted to (recorded in its status)."""
+    recorded = runs.read_status(run_dir).get("queue")
+    return Path(recorded) if recorded else runs.runs_root(run_dir.parent.parent)
+
+
+def _ticket(run_dir: Path, qdir: Path) -> Path:
+    return qdir / "tickets" / f"{run_dir.name}.json"
+
+
+def _enqueue(run_dir: Path, qdir: Path) -> None:
+    """Put the run in line: its status names the queue, and the queue holds a ticket naming the run."""
+    runs.update_status(run_dir, queue=str(qdir))
+    runs.write_json(_ticket(run_dir, qdir), {"run_dir": str(run_dir.resolve()),
+                                             "created": runs.read_status(run_dir).get("created", time.time())})
+
+
 @contextlib.contextmanager
-def _queue_lock(ws: Path) -> Iterator[None]:
-    path = runs.runs_root(ws) / ".queue.lock"
+def _queue_lock(qdir: Path) -> Iterator[None]:
+    path = qdir / ".queue.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -179,22 +210,46 @@ def _queue_lock(ws: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _wait_turn(run_dir: Path, ws: Path) -> bool:
+def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
+    """(training, waiting oldest first) run folders of a queue; drops the tickets of ended runs. Hold the lock."""
+    training, waiting = [], []
+    for ticket in sorted((qdir / "tickets").glob("*.json")):
+        try:
+            entry = runs.read_json(ticket)
+            run_dir = Path(entry["run_dir"])
+            status = runs.read_status(run_dir)
+        except (OSError, ValueError, KeyError, TransferLabError):
+            ticket.unlink(missing_ok=True)  # its run was deleted (or its workspace expired)
+            continue
+        state, pid = status.get("state"), status.get("pid")
+        fresh = time.time() - status.get("created", 0) < 5  # just submitted: its process may have no pid yet
+        if state == "running" and alive(pid):
+            training.append(run_dir)
+        elif state == "queued" and (alive(pid) or fresh):
+            waiting.append((status.get("created", 0), run_dir))
+        else:
+            ticket.unlink(missing_ok=True)
+    return training, [d for _, d in sorted(waiting, key=lambda w: w[0])]
+
+
+def _wait_turn(run_dir: Path) -> bool:
     """Block until this run may start (then mark it running); False if it was cancelled while waiting."""
+    qdir = _queue_of(run_dir)
+    if not _ticket(run_dir, qdir).is_file():
+        _enqueue(run_dir, qdir)  # a run started without submit() (older run folders)
     while True:
         if runs.cancel_requested(run_dir):
             runs.update_status(run_dir, "cancelled", finished=time.time(), message="Cancelled before it started.")
             return False
-        with _queue_lock(ws):
-            listed = runs.list_runs(ws)
-            running = [r for r in listed if r.state == "running" and _alive(r.status.get("pid"))]
-            waiting = sorted((r for r in listed if r.state == "queued"), key=lambda r: r.status.get("created", 0))
-            ids = [r.id for r in waiting]
-            if len(running) < max_jobs() and ids and ids[0] == run_dir.name:
-                runs.update_status(run_dir, "running", pid=os.getpid(), queue_position=None)
+        with _queue_lock(qdir):
+            runs.update_status(run_dir, pid=os.getpid())
+            training, waiting = _queue_state(qdir)
+            names = [d.name for d in waiting]
+            if len(training) < max_jobs() and names and names[0] == run_dir.name:
+                runs.update_status(run_dir, "running", queue_position=None)
                 return True
-            position = ids.index(run_dir.name) + 1 if run_dir.name in ids else None
-            runs.update_status(run_dir, pid=os.getpid(), queue_position=position)
+            position = names.index(run_dir.name) + 1 if run_dir.name in names else None
+            runs.update_status(run_dir, queue_position=position)
         time.sleep(WAIT_POLL_SECONDS)
 
 
@@ -215,13 +270,12 @@ def _watchdog(run_dir: Path, grace: float) -> None:
 
 def _worker(run_dir: Path, resume: bool) -> None:
     """Job process entry: wait for a slot, then train (and compare with a baseline if asked)."""
-    ws = run_dir.parent.parent
     log = open(run_dir / "job.log", "ab", buffering=0)
     os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
     os.dup2(log.fileno(), 2)
     sys.stdout = os.fdopen(1, "w", buffering=1)
     sys.stderr = os.fdopen(2, "w", buffering=1)
-    if not _wait_turn(run_dir, ws):
+    if not _wait_turn(run_dir):
         return
     threading.Thread(target=_watchdog, args=(run_dir, cancel_grace_seconds()), daemon=True).start()
     from core import training

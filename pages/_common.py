@@ -6,13 +6,14 @@ Nothing here imports TensorFlow, so the Home and Data pages stay light.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import datasets, jobs, runs
+from core import datasets, hosting, jobs, runs
 from core.errors import RunNotFound, TransferLabError
 
 log = logging.getLogger("transferlab.pages")
@@ -43,8 +44,53 @@ STATE_WORDS = {
 
 
 def workspace() -> Path:
-    """The workspace folder (TL_WORKSPACE, else ./workspace)."""
-    return runs.workspace()
+    """This visitor's workspace: TL_WORKSPACE (else ./workspace) on a private computer.
+
+    In hosted mode (TL_HOSTED=1, or `hosted = true` under [transferlab] in secrets.toml), a private
+    folder inside it instead: the logged-in user's, which persists, else this browser session's,
+    which expires (core.hosting). Training then queues server-wide, under the same root.
+    """
+    root = runs.workspace()
+    if not hosted():
+        return root
+    os.environ.setdefault("TL_QUEUE_DIR", str(root / hosting.QUEUE))
+    hosting.sweep_now_and_then(root)
+    identity = login_identity()
+    if identity:
+        return hosting.user_workspace(root, identity)
+    session_id = st.session_state.setdefault("_session_workspace", hosting.new_session_id())
+    return hosting.session_workspace(root, session_id)
+
+
+def hosted() -> bool:
+    """True on a shared server: TL_HOSTED=1, or `hosted = true` under [transferlab] in secrets.toml."""
+    if not hosting.enabled() and _secrets_flag():
+        os.environ["TL_HOSTED"] = "1"  # the job processes and core's caps read the same setting
+    return hosting.enabled()
+
+
+def _secrets_flag() -> bool:
+    try:
+        section = st.secrets.get("transferlab") or {}
+    except FileNotFoundError:  # no secrets.toml: the usual case on a private computer
+        return False
+    return str(section.get("hosted", "")).lower() in ("1", "true", "yes")
+
+
+def login_configured() -> bool:
+    """True when secrets.toml has an [auth] section, so st.login can work."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets.toml
+        return False
+
+
+def login_identity() -> str | None:
+    """Who is logged in (issuer and subject, else e-mail), or None."""
+    if not login_configured() or not st.user.is_logged_in:
+        return None
+    who = st.user.get("sub") or st.user.get("email")
+    return f"{st.user.get('iss', '')}|{who}" if who else None
 
 
 def use_router() -> None:
@@ -159,8 +205,11 @@ def forget_run() -> None:
 
 
 def sidebar(ws: Path) -> None:
-    """The shared sidebar: the workspace and a compact status of the active job."""
-    st.caption(f"Workspace: `{ws}`")
+    """The shared sidebar: whose workspace this is and a compact status of the active job."""
+    if hosted():
+        account_ui()
+    else:
+        st.caption(f"Workspace: `{ws}`")
     run_id = active_run_id()
     if not run_id:
         st.caption("No training run yet.")
@@ -173,6 +222,26 @@ def sidebar(ws: Path) -> None:
         return
     st.session_state["sidebar.poll"] = POLL_EVERY if state in ACTIVE_STATES else None
     st.fragment(_sidebar_status, run_every=st.session_state["sidebar.poll"])(run_id, ws)
+
+
+def account_ui() -> None:
+    """On a shared server: where this visitor's work lives, and logging in and out when login is set up."""
+    if login_identity():
+        name = st.user.get("name") or st.user.get("email") or "you"
+        st.caption(f"Signed in as **{name}**. Your datasets and runs are private to your account and kept.")
+        if st.button("Log out", key="account.logout", icon=":material/logout:",
+                     help="Your work stays in your account for the next time you log in."):
+            st.logout()
+        return
+    hours = hosting.ttl_seconds() / 3600
+    st.caption(f"Your datasets and runs are private to this browser tab and deleted {hours:g} hours after you last "
+               "use them; reloading the page starts afresh.")
+    if login_configured() and st.button(
+        "Log in to keep your work", key="account.login", icon=":material/login:",
+        help="With an account your datasets and runs are kept between visits. Work done before logging in "
+             "stays in this tab only.",
+    ):
+        st.login()
 
 
 def _sidebar_status(run_id: str, ws: Path) -> None:

@@ -7,9 +7,12 @@ server settings a shared host may use, so training is short without a test-only 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -37,13 +40,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on a free port with its own workspace; yields (url, workspace)."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    ws = tmp / "workspace"
+def _start(tmp: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port with the workspace tmp/workspace; waits for /_stcore/health."""
     port = _free_port()
-    env = {**os.environ, "TL_WORKSPACE": str(ws), "HOME": str(tmp), "TL_OFFLINE": "1", "TL_MAX_EPOCHS": "2"}
+    env = {**os.environ, "TL_WORKSPACE": str(tmp / "workspace"), "HOME": str(tmp), "TL_OFFLINE": "1",
+           "TL_MAX_EPOCHS": "2", **settings}
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
@@ -55,19 +56,45 @@ def server(tmp_path_factory):
     while True:
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
             raise AssertionError("the app did not answer /_stcore/health:\n" + (tmp / "server.log").read_text()[-3000:])
         time.sleep(0.3)
-    yield url, ws
+
+
+def _stop(proc: subprocess.Popen, ws: Path) -> None:
+    """Stop the server, and any training job it left (jobs run in their own process group, past a server stop)."""
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    for status in ws.glob("**/runs/*/status.json"):
+        info = json.loads(status.read_text())
+        if info.get("state") in ("queued", "running") and info.get("pid"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(info["pid"], signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on a free port with its own workspace; yields (url, workspace)."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    proc, url = _start(tmp)
+    yield url, tmp / "workspace"
+    _stop(proc, tmp / "workspace")
+
+
+@pytest.fixture(scope="module")
+def hosted_server(tmp_path_factory):
+    """The app as on a shared server (TL_HOSTED=1); yields (url, root of the visitors' workspaces)."""
+    tmp = tmp_path_factory.mktemp("e2e-hosted")
+    proc, url = _start(tmp, TL_HOSTED="1")
+    yield url, tmp / "workspace"
+    _stop(proc, tmp / "workspace")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +130,15 @@ class Walk:
         if counts:
             self.clicks += 1
         self.page.wait_for_url(re.compile(rf"/{title.lower()}(\?|$)"), timeout=60_000)
+        self.settle()
+
+    def choose(self, label: str, option: str, counts: bool = True) -> None:
+        """Pick an option of the selectbox with this label."""
+        box = self.page.get_by_test_id("stSelectbox").filter(has_text=label).first
+        box.click()
+        self.page.get_by_role("option", name=option, exact=True).click()
+        if counts:
+            self.clicks += 2
         self.settle()
 
     def shot(self, label: str) -> Path:

@@ -1,8 +1,8 @@
-"""The first-time user's walk in a real browser: sample -> quick training -> results."""
+"""The first-time user's walk in a real browser: sample -> quick training -> results -> a phone model."""
 
 import re
 
-from tests.e2e.conftest import Walk
+from tests.e2e.conftest import SHOTS, Walk
 
 MAX_CLICKS_TO_A_MODEL = 6
 
@@ -57,4 +57,19 @@ def test_first_time_user_walk(server, browser):
     walk.settle()
     trying.get_by_text(re.compile(r"% sure\)")).first.wait_for(timeout=120_000)  # "<class> (NN% sure)"
     walk.shot("try-it")
+    assert not page.get_by_test_id("stException").count()
+
+    # 7. Export TensorFlow Lite and receive the download.
+    walk.nav("Export", counts=False)
+    walk.choose("Format", "TensorFlow Lite, float32", counts=False)
+    walk.click(page.get_by_role("button", name="Prepare TensorFlow Lite, float32"), counts=False)
+    download_button = page.get_by_role("button", name="Download model_float32.tflite")
+    download_button.wait_for(timeout=180_000)
+    with page.expect_download(timeout=60_000) as download:
+        download_button.click()
+    saved = SHOTS / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "model_float32.tflite"
+    assert saved.read_bytes()[4:8] == b"TFL3"  # the FlatBuffer identifier of a TensorFlow Lite model
+    walk.shot("export-tflite")
     assert not page.get_by_test_id("stException").count()

@@ -1,0 +1,139 @@
+"""Hosted mode: private workspaces that expire, one training queue for the server, per-workspace caps."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from core import backbones, datasets, hosting, jobs, runs
+from core.config import AugmentConfig, RunConfig
+from core.errors import ConfigError, QuotaExceeded, TransferLabError
+
+
+@pytest.fixture
+def hosted(monkeypatch):
+    monkeypatch.setenv("TL_HOSTED", "1")
+    for name in ("TL_QUEUE_DIR", "TL_WORKSPACE_QUOTA_MB", "TL_MAX_ACTIVE_RUNS", "TL_SESSION_TTL_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _age(ws: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(ws / hosting.LAST_SEEN, (past, past))
+
+
+def _fake_run(ws: Path, state: str, pid: int | None) -> Path:
+    run_dir = runs.create_run(RunConfig(dataset_id="tiny-0123abcd"), ws)
+    runs.update_status(run_dir, state, pid=pid)
+    return run_dir
+
+
+def test_session_ids_are_random_and_checked(tmp_path):
+    ids = {hosting.new_session_id() for _ in range(50)}
+    assert len(ids) == 50 and all(len(i) == 32 for i in ids)
+    ws = hosting.session_workspace(tmp_path, next(iter(ids)))
+    assert ws.parent == tmp_path / "sessions" and (ws / hosting.LAST_SEEN).is_file()
+    for bad in ("../../etc", "ABC", "", "0" * 31):
+        with pytest.raises(TransferLabError):
+            hosting.session_workspace(tmp_path, bad)
+
+
+def test_a_user_workspace_is_named_by_a_hash_and_is_the_same_each_visit(tmp_path):
+    first = hosting.user_workspace(tmp_path, "https://accounts.example|ada@example.org")
+    again = hosting.user_workspace(tmp_path, "https://accounts.example|ada@example.org")
+    other = hosting.user_workspace(tmp_path, "https://accounts.example|bob@example.org")
+    assert first == again != other
+    assert "ada" not in first.name and first.parent == tmp_path / "users"
+
+
+def test_sweep_removes_only_expired_idle_session_workspaces(tmp_path, hosted, monkeypatch):
+    monkeypatch.setenv("TL_SESSION_TTL_HOURS", "1")
+    expired = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    fresh = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    training = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    died = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    user = hosting.user_workspace(tmp_path, "iss|someone")
+    _fake_run(training, "running", os.getpid())
+    _fake_run(died, "running", 2**22 + 12345)  # no such process: its run is over
+    for ws in (expired, training, died, user):
+        _age(ws, 2 * 3600)
+    _age(fresh, 1800)
+
+    removed = hosting.sweep(tmp_path)
+
+    assert sorted(removed) == sorted([expired.name, died.name])
+    assert not expired.exists() and not died.exists()
+    assert fresh.is_dir() and training.is_dir() and user.is_dir()
+
+
+def test_an_import_over_the_workspace_quota_is_refused_and_leaves_nothing(ws, tiny_source, hosted, monkeypatch):
+    monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "0.05")  # the tiny dataset is larger than 50 kB
+    with pytest.raises(QuotaExceeded, match="delete a dataset"):
+        datasets.import_path(tiny_source, ws, name="tiny")
+    assert datasets.list_datasets(ws) == []
+    assert not [p for p in (ws / "datasets").iterdir()]  # the temporary folder went too
+    monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "50")
+    info = datasets.import_path(tiny_source, ws, name="tiny")
+    assert len(info["id"].rsplit("-", 1)[1]) == 12  # 48 random bits
+
+
+def test_no_quota_on_a_private_computer(ws, tiny_source, monkeypatch):
+    monkeypatch.delenv("TL_HOSTED", raising=False)
+    monkeypatch.delenv("TL_WORKSPACE_QUOTA_MB", raising=False)
+    assert hosting.quota_bytes() is None and hosting.max_active_runs() is None
+    hosting.check_room(ws, adding=10 * 2**40)
+
+
+def test_a_bad_server_setting_is_one_sentence(hosted, monkeypatch):
+    monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "lots")
+    with pytest.raises(TransferLabError, match="TL_WORKSPACE_QUOTA_MB"):
+        hosting.quota_bytes()
+
+
+def test_a_visitor_may_not_queue_more_runs_than_allowed(tiny, ws, hosted, monkeypatch):
+    monkeypatch.setenv("TL_MAX_ACTIVE_RUNS", "1")
+    _fake_run(ws, "queued", os.getpid())
+    config = RunConfig(dataset_id=tiny["id"], backbone="small_cnn", weights="none", strategy="from_scratch",
+                       image_size=32, epochs=1).validate()
+    with pytest.raises(QuotaExceeded, match="waiting or training"):
+        jobs.submit(config, ws)
+    assert len(runs.list_runs(ws)) == 1
+
+
+def test_hub_folders_on_the_server_are_refused_when_hosted(tmp_path, hosted):
+    assert backbones.hub_id("https://tfhub.dev/google/imagenet/mobilenet_v2_035_224/feature_vector/5").startswith("hub:")
+    with pytest.raises(ConfigError, match="web address"):
+        backbones.hub_id(str(tmp_path))
+
+
+def test_one_queue_serves_every_workspace_of_the_server(tiny_source, tmp_path, monkeypatch):
+    """Two visitors' workspaces, TL_MAX_JOBS=1 for the server: the second run waits for the first."""
+    monkeypatch.setenv("TL_QUEUE_DIR", str(tmp_path / "queue"))
+    monkeypatch.setenv("TL_MAX_JOBS", "1")
+    wss = [hosting.session_workspace(tmp_path, hosting.new_session_id()) for _ in range(2)]
+    run_dirs = []
+    for ws, epochs in zip(wss, (4, 1)):
+        info = datasets.import_path(tiny_source, ws, name="tiny")
+        config = RunConfig(dataset_id=info["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32,
+                           epochs=epochs, batch_size=8, patience=0,
+                           augment=AugmentConfig(flip=False, rotate=False)).validate()
+        run_dirs.append(runs.run_path(jobs.submit(config, ws), ws))
+    first, second = run_dirs
+    assert runs.read_status(second)["queue"] == str(tmp_path / "queue")
+
+    deadline = time.monotonic() + 120
+    seen_waiting = False
+    while runs.read_status(second).get("state") != "done":
+        assert time.monotonic() < deadline, runs.read_status(second)
+        if runs.read_status(first).get("state") == "running" and runs.read_status(second).get("state") == "queued":
+            seen_waiting = seen_waiting or jobs.queue_position(second.name, wss[1]) == 1
+        assert not (runs.read_status(first).get("state") == "running"
+                    and runs.read_status(second).get("state") == "running"), "both trained at once"
+        time.sleep(0.2)
+    assert seen_waiting
+    assert runs.read_status(first)["state"] == "done"
+    assert jobs.queue_position(second.name, wss[1]) is None
+    assert not list((tmp_path / "queue" / "tickets").glob("*.json"))  # ended runs leave the queue

@@ -1,0 +1,73 @@
+"""Two people on one shared server (TL_HOSTED=1), in two browser contexts: neither sees the other's work."""
+
+import re
+
+from tests.e2e.conftest import Walk
+
+RUN_HEADING = re.compile(r"^Run \d{8}-\d{6}-[0-9a-f]{12}$")
+
+
+def shown(page) -> str:
+    """Everything the visitor can read: the page's text plus the values shown in inputs (selectboxes)."""
+    values = page.eval_on_selector_all("input, textarea", "els => els.map(e => e.value)")
+    return page.locator("body").inner_text() + "\n" + "\n".join(values)
+
+
+def wait_until_shown(page, text: str, timeout_s: float = 60) -> None:
+    page.wait_for_function(
+        """text => document.body.innerText.includes(text)
+                  || [...document.querySelectorAll('input, textarea')].some(e => e.value.includes(text))""",
+        arg=text, timeout=timeout_s * 1000)
+
+
+def test_two_visitors_never_see_each_others_datasets_or_runs(hosted_server, browser):
+    url, root = hosted_server
+    alice_ctx, bob_ctx = browser.new_context(viewport={"width": 1400, "height": 1000}), browser.new_context(
+        viewport={"width": 1400, "height": 1000})
+    alice, bob = Walk(alice_ctx.new_page(), "hosted-alice"), Walk(bob_ctx.new_page(), "hosted-bob")
+
+    # Alice loads the sample and starts training.
+    alice.page.goto(url)
+    alice.settle()
+    alice.page.get_by_text("private to this browser tab").wait_for(timeout=60_000)
+    alice.click(alice.page.get_by_role("button", name="Load the sample images and start"))
+    alice.page.get_by_role("heading", name="Data", exact=True).wait_for(timeout=60_000)
+    (dataset_dir,) = root.glob("sessions/*/datasets/shapes-*")
+    dataset_id = dataset_dir.name
+    wait_until_shown(alice.page, dataset_id)
+    alice.shot("data")
+    alice.nav("Train")
+    alice.click(alice.page.get_by_role("button", name="Start training"))
+    run_id = alice.page.get_by_role("heading", name=RUN_HEADING).inner_text().removeprefix("Run ")
+    alice.shot("training")
+
+    # Bob, on the same server at the same time, finds an empty workspace everywhere.
+    bob.page.goto(url)
+    bob.settle()
+    for title in ("Data", "Train", "Predictions", "Compare", "Export"):
+        bob.nav(title)
+        if title == "Train":
+            bob.page.get_by_text("There is no dataset yet").first.wait_for(timeout=30_000)
+        bob.shot(title.lower())
+        assert dataset_id not in shown(bob.page) and run_id not in shown(bob.page), title
+
+    # Even Alice's run link (say, copied from her address bar) shows Bob nothing of hers.
+    bob.page.goto(f"{url}/train?run={run_id}")
+    bob.settle()
+    bob.shot("alices-link")
+    assert bob.page.get_by_role("heading", name=RUN_HEADING).count() == 0
+    assert run_id not in shown(bob.page)
+
+    # Alice still has both; each visitor has a separate folder on the server.
+    alice.nav("Data", counts=False)
+    wait_until_shown(alice.page, dataset_id)
+    alice.nav("Train", counts=False)
+    alice.page.get_by_role("heading", name=f"Run {run_id}", exact=True).wait_for(timeout=30_000)
+    alice.shot("still-hers")
+    sessions = [p for p in (root / "sessions").iterdir() if p.is_dir()]
+    assert len(sessions) >= 2
+    assert [p.parent.parent.name for p in root.glob(f"sessions/*/runs/{run_id}")] == [dataset_dir.parent.parent.name]
+    for page in (alice.page, bob.page):
+        assert not page.get_by_test_id("stException").count()
+    alice_ctx.close()
+    bob_ctx.close()

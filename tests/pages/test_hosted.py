@@ -1,0 +1,116 @@
+"""Hosted mode in the pages: each browser session (or logged-in user) sees only its own workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import datasets, hosting
+from tests.pages.conftest import app_test, assert_clean
+
+
+@pytest.fixture
+def hosted(ws, monkeypatch):
+    """A shared server: TL_HOSTED=1 with `ws` as its root; the settings the app writes are undone afterwards."""
+    monkeypatch.setenv("TL_HOSTED", "1")
+    for name in ("TL_QUEUE_DIR", "TL_WORKSPACE_QUOTA_MB", "TL_MAX_ACTIVE_RUNS"):
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)  # recorded as absent, so whatever the app sets is removed afterwards
+    return ws
+
+
+def _visitor_workspace(at: AppTest, root: Path) -> Path:
+    return hosting.session_workspace(root, at.session_state["_session_workspace"])
+
+
+def _page_text(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "title", "subheader") for e in at.get(kind)]
+    parts += [str(getattr(e, "options", "")) for e in at.get("selectbox")]
+    return "\n".join(map(str, parts))
+
+
+def test_two_browser_sessions_never_see_each_others_data(hosted, tiny_source, make_run):
+    alice, bob = app_test("app").run(), app_test("app").run()
+    ws_a, ws_b = _visitor_workspace(alice, hosted), _visitor_workspace(bob, hosted)
+    assert ws_a != ws_b and ws_a.parent == ws_b.parent == hosted / "sessions"
+    info = datasets.import_path(tiny_source, ws_a, name="alices-photos")
+    run_dir = ws_a / "runs" / "20260101-120000-0123456789ab"
+    run_dir.parent.mkdir(parents=True)
+    make_run("done", dataset_id=info["id"]).rename(run_dir)
+
+    for page in ("data", "compare", "predictions", "export"):
+        alice.switch_page(f"pages/{page}.py").run()
+        bob.switch_page(f"pages/{page}.py").run()
+        assert_clean(alice)
+        assert_clean(bob)
+        assert info["id"] not in _page_text(bob) and run_dir.name not in _page_text(bob), page
+    alice.switch_page("pages/data.py").run()
+    assert info["id"] in _page_text(alice)
+
+    # Bob opening a link to Alice's run (a new browser session) finds nothing and is told nothing about it.
+    link = app_test("app")
+    link.query_params["run"] = run_dir.name
+    link.run()
+    assert_clean(link)
+    assert any("No training run yet" in c.value for c in link.sidebar.caption)
+    assert any("private to this browser tab" in c.value for c in link.sidebar.caption)
+    assert not any(str(hosted) in c.value for c in link.sidebar.caption)  # no server paths on a shared server
+    assert "run" not in link.query_params
+    link.switch_page("pages/predictions.py").run()
+    assert_clean(link)
+    assert run_dir.name not in _page_text(link)
+
+
+def test_a_logged_in_user_keeps_one_workspace_across_visits(hosted, tiny_source):
+    def visit() -> AppTest:
+        at = app_test("app")
+        at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s",
+                              "client_id": "c", "client_secret": "s",
+                              "server_metadata_url": "https://accounts.example/.well-known/openid-configuration"}
+        at.user = {"is_logged_in": True, "iss": "https://accounts.example", "sub": "ada-1", "name": "Ada",
+                   "email": "ada@example.org"}
+        return at.run()
+
+    first = visit()
+    assert_clean(first)
+    assert any("Signed in as **Ada**" in c.value for c in first.sidebar.caption)
+    assert first.sidebar.button(key="account.logout")
+    users = list((hosted / "users").iterdir())
+    assert len(users) == 1 and "ada" not in users[0].name
+    info = datasets.import_path(tiny_source, users[0], name="adas-photos")
+    second = visit()  # a new browser session, the same account
+    second.switch_page("pages/data.py").run()
+    assert_clean(second)
+    assert info["id"] in _page_text(second)
+    assert list((hosted / "users").iterdir()) == users
+    assert "_session_workspace" not in second.session_state
+
+
+def test_anonymous_visitors_are_offered_a_login_when_it_is_set_up(hosted):
+    at = app_test("app")
+    at.secrets["auth"] = {"client_id": "c"}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert_clean(at)
+    assert at.sidebar.button(key="account.login").label == "Log in to keep your work"
+
+
+def test_the_secrets_flag_turns_hosted_mode_on(ws, monkeypatch):
+    monkeypatch.setenv("TL_HOSTED", "0")
+    monkeypatch.setenv("TL_QUEUE_DIR", "x")
+    monkeypatch.delenv("TL_QUEUE_DIR")
+    at = app_test("app")
+    at.secrets["transferlab"] = {"hosted": True}
+    at.run()
+    assert_clean(at)
+    assert (ws / "sessions" / at.session_state["_session_workspace"]).is_dir()
+
+
+def test_the_folder_import_and_server_paths_are_off_when_hosted(hosted):
+    at = app_test("app").run()
+    at.switch_page("pages/data.py").run()
+    assert_clean(at)
+    folder = at.text_input(key="data.folder")
+    assert folder.disabled
