@@ -62,6 +62,11 @@ def workspace() -> Path:
     return hosting.session_workspace(root, session_id)
 
 
+def reload_keeps_work() -> bool:
+    """False for an anonymous visitor of a shared server, whose workspace belongs to this browser tab only."""
+    return not hosted() or login_identity() is not None
+
+
 def hosted() -> bool:
     """True on a shared server: TL_HOSTED=1, or `hosted = true` under [transferlab] in secrets.toml."""
     if not hosting.enabled() and _secrets_flag():

@@ -29,7 +29,8 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "auc": ("AUC", st.column_config.NumberColumn(
         format="%.3f", help="Area under the ROC curve (one class against the rest, averaged): 1 is perfect "
                             "ranking, 0.5 is guessing.")),
-    "params": ("parameters", st.column_config.NumberColumn(format="compact", help="Numbers the model holds.")),
+    "params": ("parameters", st.column_config.NumberColumn(
+        format="compact", help="The weights: the numbers the model learned. More means a bigger, slower model.")),
     "size_mb": ("size (MB)", st.column_config.NumberColumn(format="%.1f", help="model.keras on disk.")),
     "ms_per_image": ("ms per image", st.column_config.NumberColumn(
         format="%.1f", help="Prediction time per test image on this computer, in batches.")),
@@ -125,7 +126,7 @@ def actions_ui(selected: list[dict[str, Any]], ws: Path, version: int) -> None:
     words = f"{n} run" if n == 1 else f"{n} runs"
     left, right = st.columns(2)
     if left.button(f"Re-run {words} with the same settings", key="compare.rerun", icon=":material/replay:",
-                   help="Starts a new run with exactly the stored config of each selected run."):
+                   help="Trains each selected run again as a new run, with exactly the settings it was trained with."):
         new_ids = [jobs.submit(runs.load_config(r["path"]), ws) for r in selected]
         _common.remember_run(new_ids[-1])
         st.session_state["compare.flash"] = f"Started {len(new_ids)} new run(s): {', '.join(new_ids)}."
@@ -135,7 +136,8 @@ def actions_ui(selected: list[dict[str, Any]], ws: Path, version: int) -> None:
                              help="Deleting cannot be undone: the model, its exports and its results go.")
     if busy:
         right.caption("Runs still waiting or training cannot be deleted; cancel them on the Train page first.")
-    if right.button(f"Delete {words}", key="compare.delete", icon=":material/delete:", disabled=not confirm or bool(busy)):
+    if right.button(f"Delete {words}", key="compare.delete", icon=":material/delete:", disabled=not confirm or bool(busy),
+                    help="Deletes the selected runs for good; tick the box above first to confirm."):
         for r in selected:
             runs.delete_run(r["id"], ws)
             if st.session_state.get("run_id") == r["id"]:

@@ -20,14 +20,18 @@ SHOWN_CONFLICTS = 20
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in datasets.IMAGE_SUFFIXES]
 SPLIT_FIELDS = ("val_fraction", "test_fraction", "seed")
 DEFAULTS = RunConfig(dataset_id="defaults")
+# The augmentation switches: label and tooltip (the Model page shows the same switches).
 AUGMENT_LABELS = {
-    "flip": "Flip left-right",
-    "rotate": "Rotate a little",
-    "zoom": "Zoom in and out",
-    "translate": "Shift position",
-    "contrast": "Change contrast",
-    "brightness": "Change brightness",
+    "flip": ("Flip left-right", "Mirror images at random; fine unless left and right matter (text, arrows)."),
+    "rotate": ("Rotate a little", "Turn images by up to about 36 degrees either way."),
+    "zoom": ("Zoom in and out", "Zoom by up to 15%, as if photographed nearer or farther away."),
+    "translate": ("Shift position", "Move the image by up to 10% sideways and up or down."),
+    "contrast": ("Change contrast", "Vary the contrast by up to 20%."),
+    "brightness": ("Change brightness", "Make images up to 20% lighter or darker."),
 }
+SPLIT_HELP = ("The model learns from the training images. Validation images check it after every epoch (one pass "
+              "over the training images); test images are kept aside and used once at the end to measure accuracy "
+              "honestly. Each class is split in the same proportions.")
 Progress = Callable[[float, str], None]
 
 
@@ -95,24 +99,29 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool]:
             )
             st.caption(f"{len(files)} picture(s)")
         classes.append((name, files))
-    st.button("Add a class", key="data.add_class", icon=":material/add:", on_click=_add_class)
+    st.button("Add a class", key="data.add_class", icon=":material/add:", on_click=_add_class,
+              help="Adds an empty class to name and fill, for one more kind of thing to tell apart.")
     unlabeled = st.file_uploader(
         "Unlabeled pictures (optional)", type=IMAGE_TYPES, accept_multiple_files=True,
         key=f"data.unlabeled_files.{b['generation']}",
-        help="Pictures of the same kind that nobody has labelled yet; they are kept with the dataset "
-             "(for later domain adaptation) and never used as training examples.",
+        help="Pictures of the same kind that nobody has sorted into a class yet. They are kept with the dataset "
+             "for later use and never used as training examples.",
     )
     st.session_state.setdefault("data.builder_name", "my classes")
-    name = st.text_input("Dataset name", key="data.builder_name")
+    name = st.text_input("Dataset name", key="data.builder_name",
+                         help="The name this dataset is listed under in the app; any name will do.")
     clicked = st.button("Create the dataset", key="data.build", type="primary", icon=":material/check:",
-                        disabled=not b["slots"])
+                        disabled=not b["slots"],
+                        help="Checks every picture, stores a copy of each usable one in your workspace and lists "
+                             "any it had to skip, with the reason.")
     return classes, unlabeled, name, clicked
 
 
 def samples_ui() -> str | None:
     """A built-in sample; its name when its button was clicked."""
     name = st.radio("Sample", datasets.SAMPLES, key="data.sample_name", format_func=str.capitalize,
-                    captions=[datasets.SAMPLE_DESCRIPTIONS[s] for s in datasets.SAMPLES])
+                    captions=[datasets.SAMPLE_DESCRIPTIONS[s] for s in datasets.SAMPLES],
+                    help="Ready-made example datasets, to try TransferLab before using your own images.")
     clicked = st.button("Load the sample", key="data.sample", icon=":material/category:",
                         help="Adds the chosen sample to your workspace (or selects it if it is already there).")
     return name if clicked else None
@@ -128,7 +137,9 @@ def folder_ui() -> str | None:
                    "give the folder that holds the class folders.")
     path = st.text_input("Folder on the server", key="data.folder", disabled=hosted, placeholder="/path/to/images",
                          help="A folder whose sub-folders are the classes, each holding that class's images.")
-    clicked = st.button("Import the folder", key="data.folder_import", disabled=hosted or not path)
+    clicked = st.button("Import the folder", key="data.folder_import", disabled=hosted or not path,
+                        help="Checks the images in that folder and stores a copy of each usable one in your workspace; "
+                             "the folder itself is left as it is.")
     return path.strip() if clicked and path and not hosted else None
 
 
@@ -232,7 +243,9 @@ def delete_ui(info: dict[str, Any], ws: Path) -> None:
     key = "data.confirm_delete"
     if st.session_state.get(key) != info["id"]:
         st.button("Delete this dataset…", key="data.delete", icon=":material/delete:",
-                  on_click=lambda: st.session_state.update({key: info["id"]}))
+                  on_click=lambda: st.session_state.update({key: info["id"]}),
+                  help="Removes the workspace's copy of these images, after asking you to confirm. "
+                       "The files you imported from are not touched.")
         return
     used = datasets.runs_using(info["id"], ws)
     runs_note = (f" {len(used)} training run(s) used it: their models stay, but their test images go with it."
@@ -240,8 +253,9 @@ def delete_ui(info: dict[str, Any], ws: Path) -> None:
     st.warning(f"Delete '{info['name']}' and its {sum(info['counts'].values())} images for good?{runs_note}")
     yes, no = st.columns(2)
     yes.button("Yes, delete it", key="data.delete_yes", type="primary", on_click=_delete,
-               args=(info["id"], info["name"], ws))
-    no.button("Cancel", key="data.delete_no", on_click=lambda: st.session_state.pop(key, None))
+               args=(info["id"], info["name"], ws), help="Deletes the dataset for good; this cannot be undone.")
+    no.button("Cancel", key="data.delete_no", on_click=lambda: st.session_state.pop(key, None),
+              help="Keeps the dataset.")
 
 
 # ---------------------------------------------------------------- split settings
@@ -265,11 +279,11 @@ def split_ui(predefined: bool) -> tuple[float, float, int]:
         lo, hi = RANGES[name]
         values.append(column.slider(
             label, float(lo), float(hi), step=0.05, key=f"data.{name}", on_change=_mirror, args=(name,),
-            help="Validation images check the model during training; test images are kept aside "
-                 "and used once at the end to measure accuracy honestly. Each class is split in the same proportions."))
+            help=SPLIT_HELP))
     lo, hi = RANGES["seed"]
     seed = right.number_input("Random seed", int(lo), int(hi), step=1, key="data.seed", on_change=_mirror,
-                              args=("seed",), help="The same seed gives the same split of the images.")
+                              args=("seed",), help="The same seed gives the same split of the images; "
+                                                   "change it to draw a different one.")
     return values[0], values[1], int(seed)
 
 
@@ -357,12 +371,13 @@ def show_split(report: dict[str, Any]) -> None:
 def gallery_ui(info: dict[str, Any], ws: Path) -> None:
     """Thumbnails of one class, a page at a time; a button under each shows it large."""
     left, right = st.columns([2, 1])
-    label = left.selectbox("Class", info["classes"], key="data.gallery_class")
+    label = left.selectbox("Class", info["classes"], key="data.gallery_class", help="Whose images to show.")
     files = info["images"][label]
     pages = max(1, -(-len(files) // GALLERY_PAGE))
     # A class with fewer pages than the last one viewed starts again at its last page.
     st.session_state["data.gallery_page"] = min(st.session_state.get("data.gallery_page", 1), pages)
-    page = int(right.number_input(f"Page (of {pages})", 1, pages, step=1, key="data.gallery_page"))
+    page = int(right.number_input(f"Page (of {pages})", 1, pages, step=1, key="data.gallery_page",
+                                  help=f"The gallery shows {GALLERY_PAGE} images at a time; go to the next ones here."))
     root = datasets.dataset_path(info["id"], ws)
     big = st.session_state.get("data.enlarged")
     if big in files:
@@ -382,15 +397,16 @@ def gallery_ui(info: dict[str, Any], ws: Path) -> None:
 
 def augment_ui() -> AugmentConfig:
     """The augmentation switches (shared with the Model page)."""
-    st.caption("Training shows the model randomly changed copies of each image, so it learns what matters "
-               "rather than one exact picture. Switch changes on and off to see them.")
+    st.caption("**Augmentation**: training shows the model randomly changed copies of each image, so it learns "
+               "what matters rather than one exact picture. Switch changes on and off to see them; the Model page "
+               "uses the same switches.")
     values = {}
     columns = st.columns(3)
-    for i, (name, label) in enumerate(AUGMENT_LABELS.items()):
+    for i, (name, (label, help_text)) in enumerate(AUGMENT_LABELS.items()):
         key = f"data.augment.{name}"
         st.session_state[key] = st.session_state.get(f"model.augment.{name}", getattr(DEFAULTS.augment, name))
         values[name] = columns[i % 3].checkbox(
-            label, key=key, on_change=lambda n=name: st.session_state.update(
+            label, key=key, help=help_text, on_change=lambda n=name: st.session_state.update(
                 {f"model.augment.{n}": st.session_state[f"data.augment.{n}"]}))
     return AugmentConfig(**values)
 
@@ -403,7 +419,8 @@ def preview_ui(info: dict[str, Any], ws: Path) -> None:
         return
     seed = st.session_state.setdefault("data.preview_seed", 0)
     st.button("Show other random changes", key="data.preview_again",
-              on_click=lambda: st.session_state.update({"data.preview_seed": seed + 1}))
+              on_click=lambda: st.session_state.update({"data.preview_seed": seed + 1}),
+              help="Draws new random changes of the same images, as the next epoch of training would.")
     if not augment.any():
         st.info("Every change is switched off: training sees the images as they are.")
     root = datasets.dataset_path(info["id"], ws)
@@ -442,7 +459,8 @@ def page() -> None:
     ws = _common.workspace()
     st.title("Data")
     st.caption(
-        "A dataset is a set of example images sorted into classes: the categories the model learns to tell apart. "
+        "A **dataset** is a set of example images sorted into **classes**: the categories the model learns to tell "
+        "apart. "
         "Every image is checked, turned upright, converted to RGB and stored as a fresh copy; "
         "every file that cannot be used is listed with the reason."
     )

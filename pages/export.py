@@ -59,15 +59,19 @@ def run_ui(ready: list[runs.RunInfo]) -> runs.RunInfo:
             parts.append(backbones.get(r.config.backbone).label)
         return " · ".join(parts)
 
-    return by_id[st.selectbox("Run", list(by_id), key=key, format_func=label)]
+    return by_id[st.selectbox("Run", list(by_id), key=key, format_func=label,
+                              help="Runs with a saved model, newest first. A cancelled run keeps the best model it "
+                                   "reached before it stopped.")]
 
 
 def format_ui() -> export.ExportFormat:
     """Choose one of the formats installed here."""
     options = [f.id for f in export.FORMATS.values() if f.available()]
     chosen = st.selectbox("Format", options, format_func=lambda i: export.FORMATS[i].label, key="export.format",
-                          help="What to download. TensorFlow Lite runs on phones and small devices; the model card "
-                               "and the training code describe how the model was made.")
+                          help="What to download. TensorFlow Lite is a compact format for phones and small devices; "
+                               "its float16 and int8 variants are quantized (numbers stored with fewer bits), smaller "
+                               "and faster but possibly a little less accurate. The model card and the training code "
+                               "describe how the model was made.")
     fmt = export.FORMATS[chosen]
     st.caption(fmt.sentence)
     return fmt
@@ -118,11 +122,15 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 def check_ui(run: runs.RunInfo) -> None:
     """The TensorFlow Lite variants side by side, measured on the run's test images."""
     st.subheader("TensorFlow Lite variants, measured")
+    st.caption("TensorFlow Lite is the model format for phones and small devices. **Quantization** stores the model's "
+               "numbers with fewer bits: float16 halves the file, int8 (8-bit integers) makes it about a quarter to a "
+               "third of the float32 size (measured below) and usually faster, at the risk of a little accuracy.")
     report = export.cached_report(run.path)
     complete = bool(report) and all(f in report["variants"] for f in export.TFLITE_IDS)
     if not complete and st.button(
         "Make and measure all four variants", key="export.measure", icon=":material/speed:",
-        help="Converts the model four ways and runs each file on the test images with the LiteRT interpreter.",
+        help="Converts the model to the four TensorFlow Lite variants and runs each file on the test images (with "
+             "LiteRT, the TensorFlow Lite runtime), to show what the smaller files cost in accuracy and speed.",
     ):
         with st.spinner("Converting and measuring… (about a minute for a typical model)"):
             report = export.report(run.path)
@@ -145,8 +153,8 @@ def check_ui(run: runs.RunInfo) -> None:
     )
     keras_row = report.get("keras") or {}
     st.caption(f"Measured on the {report['n']} test images with the LiteRT interpreter on one CPU thread of this "
-               f"computer; the Keras model scores {keras_row.get('accuracy', 0):.1%} on them. Full-integer int8 takes "
-               "and returns uint8 values.")
+               f"computer; the Keras model scores {keras_row.get('accuracy', 0):.1%} on them. The full-integer int8 "
+               "file takes and returns whole numbers from 0 to 255 (uint8) instead of decimals.")
 
 
 def more_formats_ui() -> None:

@@ -41,6 +41,51 @@ def intro_ui() -> None:
         )
 
 
+# The words the app uses, each in a sentence; the pages explain them again where their controls are.
+GLOSSARY = (
+    ("Transfer learning", "reusing a network that already learned one big task (recognising everyday photos) as "
+                          "the starting point for yours, so it needs far fewer images and far less time."),
+    ("Dataset and classes", "your example images, sorted into classes: the categories the model learns to tell "
+                            "apart, such as ripe and unripe."),
+    ("Training, validation and test images", "the dataset is split three ways. The model learns from the training "
+                                             "images; the validation images check it after every epoch, to keep its "
+                                             "best moment; the test images stay aside until the end, for an honest "
+                                             "score."),
+    ("Augmentation", "randomly changed copies of the training images (mirrored, turned, zoomed…), so the model "
+                     "learns what matters instead of memorising exact pictures."),
+    ("Backbone", "the pretrained network that turns an image into a summary of what it sees (its features)."),
+    ("Pretrained weights, ImageNet", "weights are the millions of numbers a network learns. Pretrained ones were "
+                                     "learned on ImageNet, 1.2 million everyday photos in 1,000 categories."),
+    ("Feature extraction", "the backbone stays frozen (unchanged); only the new classifier on top of it learns. "
+                           "Fast, and good with few images."),
+    ("Fine-tuning", "after the classifier has learned, the top layers of the backbone are adjusted too, gently."),
+    ("Gradual unfreezing", "fine-tuning in steps: the backbone is opened one group of layers at a time, from the top."),
+    ("From scratch", "training the whole network from random weights, without pretrained knowledge: it needs many "
+                     "more images, and shows what transfer learning adds."),
+    ("Epoch", "one pass of the training over all the training images."),
+    ("Batch size", "how many images the model looks at before each small update of its weights."),
+    ("Learning rate", "how big each of those updates is: too big and training jumps around, too small and it "
+                      "crawls."),
+    ("Overfitting", "memorising the training images instead of learning the general pattern: training scores keep "
+                    "improving while validation scores get worse."),
+    ("Accuracy, precision, recall, F1", "accuracy is the share of images put in the right class. Precision: when "
+                                        "the model says 'this class', how often it is right. Recall: of the images "
+                                        "really in a class, how many it finds. F1 combines precision and recall."),
+    ("Confusion matrix", "a table of true classes (rows) against the model's guesses (columns): the diagonal holds "
+                         "the right answers, the rest shows which classes get mixed up."),
+    ("Grad-CAM", "a heatmap over an image showing which parts weighed most in the model's answer."),
+    ("TensorFlow Lite", "a compact model file format for phones and small devices."),
+    ("Quantization", "storing a model's numbers with fewer bits (for example 8-bit integers, 'int8', instead of "
+                     "32-bit decimals): a smaller, faster file that may lose a little accuracy."),
+)
+
+
+def glossary_ui() -> None:
+    """The words used throughout the app, one line each."""
+    with st.expander("What do these words mean?", icon=":material/menu_book:"):
+        st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY))
+
+
 def start_ui() -> bool:
     """The 'Start here' path; True when the sample button was clicked."""
     st.subheader("Start here")
@@ -55,7 +100,8 @@ def start_ui() -> bool:
         type="primary",
         key="home.start",
         icon=":material/play_arrow:",
-        help="Adds the built-in 'shapes' sample to your workspace and opens the Data page.",
+        help="Adds the built-in 'shapes' sample to your workspace and opens the Data page, where you can look at it "
+             "before training.",
     )
     _common.link_to("pages/data.py", "Or bring your own images on the Data page", ":material/photo_library:")
     return clicked
@@ -64,6 +110,7 @@ def start_ui() -> bool:
 def page() -> None:
     st.title("TransferLab")
     intro_ui()
+    glossary_ui()
     if start_ui():
         with st.spinner("Preparing the sample images…"):
             info = _common.load_sample(_common.workspace())

@@ -160,7 +160,9 @@ def recommender_ui(info: dict[str, Any]) -> None:
                    + (f", then {rec.fine_tune_epochs} per later phase" if rec.fine_tune_epochs else "")
                    + f", at {rec.image_size} px.")
         st.button("Use this recommendation", key=UI + "use_recommendation", on_click=apply_recommendation,
-                  args=(rec.overrides(),), icon=":material/auto_fix_high:")
+                  args=(rec.overrides(),), icon=":material/auto_fix_high:",
+                  help="Puts the recommended backbone, strategy and settings into the form below; you can still "
+                       "change any of them.")
 
 
 def backbone_table_ui(size: int) -> str:
@@ -168,8 +170,9 @@ def backbone_table_ui(size: int) -> str:
     tiers = ("all", *backbones.TIERS)
     tier = st.radio("Show", tiers, key=UI + "tier", horizontal=True,
                     format_func=lambda t: "All" if t == "all" else backbones.TIERS[t][0],
-                    help="Small and fast: under 1.5 billion operations per image. Balanced: up to 12 billion with "
-                         "ImageNet top-1 of 75% or more. Most accurate: ImageNet top-1 of 82% or more.")
+                    help="Narrows the list of backbones. Small and fast: under 1.5 billion operations per image. "
+                         "Balanced: up to 12 billion, and a first guess right on 75% or more of ImageNet's held-out "
+                         "photos (its 'top-1' score). Most accurate: top-1 of 82% or more.")
     with st.expander("All backbones side by side (click a column to sort)"):
         st.dataframe(pd.DataFrame([
             {
@@ -193,13 +196,15 @@ def hub_ui() -> str:
     """A TF Hub feature-vector handle: a well-known one or any address or SavedModel folder."""
     known = {m.handle: m for m in backbones.HUB_MODELS}
     choice = st.selectbox("Well-known TF Hub models", (*known, "other"), key=UI + "hub_choice",
-                          format_func=lambda h: f"{known[h].label}: {known[h].note}" if h in known else "Another one…")
+                          format_func=lambda h: f"{known[h].label}: {known[h].note}" if h in known else "Another one…",
+                          help="Pretrained image models published on TF Hub (Google's collection of ready-made "
+                               "models), each usable as a backbone. 'Another one…' lets you give any address.")
     if choice != "other":
         st.session_state[UI + "hub_handle"] = choice
     handle = st.text_input("TF Hub address or SavedModel folder", key=UI + "hub_handle", disabled=choice != "other",
-                           help="An image feature-vector model: a tfhub.dev / kaggle.com address, or the folder of a "
-                                "TensorFlow SavedModel on this computer. It must take RGB images and return one "
-                                "vector per image.")
+                           help="A tfhub.dev / kaggle.com address, or a TensorFlow SavedModel folder on this "
+                                "computer, of a 'feature-vector' model: one that takes colour (RGB) images and returns "
+                                "one list of numbers describing each.")
     st.caption("TF Hub models are downloaded into the workspace when training starts. Offline, only SavedModel "
                "folders on this computer work; training says so and switches to a cached Keras backbone otherwise.")
     return backbones.hub_id(handle) if handle.strip() else backbones.HUB_PREFIX
@@ -219,8 +224,8 @@ def backbone_ui(strategy: strategies.Strategy, source: backbones.RunSource | Non
         return spec
     where = st.radio("Where the backbone comes from", ("keras", "hub"), key=UI + "source", horizontal=True,
                      format_func={"keras": "Keras applications", "hub": "TF Hub"}.get,
-                     help="Keras applications: the standard pretrained networks. TF Hub: any image feature-vector "
-                          "model published there, or a SavedModel folder.")
+                     help="Keras applications: the standard pretrained networks that come with TensorFlow, listed "
+                          "below. TF Hub: a pretrained image model published on TF Hub, or one saved on this computer.")
     if where == "hub":
         return backbones.get(hub_ui())
     tier = backbone_table_ui(size)
@@ -235,8 +240,9 @@ def backbone_ui(strategy: strategies.Strategy, source: backbones.RunSource | Non
     key = K + "backbone"
     options = tuple(b for b, s in backbones.BACKBONES.items() if backbones.in_tier(s, tier) or b == st.session_state[key])
     chosen = st.selectbox("Backbone", options, key=key, persist_state="session", format_func=label,
-                          help="ImageNet top-1: how often the backbone's first guess was right on ImageNet's "
-                               "1,000 categories; a rough guide to how good its visual features are.")
+                          help="The pretrained network that turns each image into features for the new classifier; "
+                               "bigger ones are usually more accurate but slower. ImageNet top-1: how often its first "
+                               "guess was right on ImageNet's 1,000 categories, a rough guide to how well it sees.")
     spec = backbones.get(chosen)
     st.caption(f"{spec.gflops:g} billion operations per image at {spec.default_size} px (about "
                f"{spec.ms_per_image:,.0f} ms per image on a 2-core CPU); {len(spec.groups)} layer groups; "
@@ -248,7 +254,9 @@ def strategy_ui() -> strategies.Strategy:
     chosen = st.selectbox(
         "Transfer strategy", strategies.ids(), key=K + "strategy", persist_state="session",
         format_func=lambda s: strategies.get(s).label,
-        help="How much of the backbone is retrained on your images.",
+        help="How much of the backbone is retrained on your images. Feature extraction keeps it frozen (unchanged) and "
+             "trains only the new classifier; fine-tuning and gradual unfreezing then adjust its top layers too; "
+             "from scratch trains everything from random weights.",
     )
     strategy = strategies.get(chosen)
     st.markdown(f"{strategy.sentence}  \n**Use it when:** {strategy.use_when}")
@@ -291,8 +299,9 @@ def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, imag
         keep_in(key, allowed, allowed[0])
         weights = st.radio("Starting weights", allowed, key=key, persist_state="session", horizontal=True,
                            format_func=lambda w: WEIGHT_WORDS.get(w, w),
-                           help="Pretrained weights are what makes transfer learning work; "
-                                "random weights show what the network learns from your images alone.")
+                           help="Weights are the numbers a network learns. Pretrained ones, learned from ImageNet's "
+                                "1.2 million everyday photos, are what makes transfer learning work; random weights "
+                                "show what the network learns from your images alone.")
     if weights == "imagenet" and not spec.hub_handle:
         if backbones.cached_weights(spec, image_size):
             st.caption("The ImageNet weights for this backbone are already on this computer.")
@@ -331,17 +340,19 @@ def training_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     lo, hi = RANGES["epochs"]
     values["epochs"] = left.number_input(
         "Epochs", int(lo), int(hi), step=1, key=K + "epochs", persist_state="session",
-        help="The most passes over the training images" + (" in the first phase." if later else "."))
+        help="The most passes over all the training images" + (" in the first phase" if later else "")
+             + "; early stopping (under Advanced settings) can end training sooner.")
     key = K + "learning_rate"
     values["learning_rate"] = middle.select_slider(
         "Learning rate", with_current(in_range(LEARNING_RATES, "learning_rate"), key), key=key, persist_state="session",
         format_func=lambda v: f"{v:g}",
-        help="How big a step the model takes after each batch. Too high and training jumps around; "
-             "too low and it learns slowly. 0.001 is a good start.")
+        help="How big a change the model makes to its weights after each batch of images. Too high and training "
+             "jumps around; too low and it learns slowly. 0.001 is a good start.")
     key = K + "batch_size"
     values["batch_size"] = right.select_slider(
         "Batch size", with_current(in_range(BATCH_SIZES, "batch_size"), key), key=key, persist_state="session",
-        help="How many images the model looks at before each step. Smaller uses less memory.")
+        help="How many images the model looks at before each update of its weights. Smaller uses less memory; "
+             "larger gives steadier updates.")
     if later:
         values |= later_phases_ui(strategy)
     return values
@@ -360,14 +371,15 @@ def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     values["fine_tune_epochs"] = left.number_input(
         "Epochs per step" if gradual else "Fine-tuning epochs", low, int(RANGES["fine_tune_epochs"][1]), step=1,
         key=key, persist_state="session",
-        help=("Epochs after each group of layers is opened." if gradual else
+        help=("Epochs after each group of layers is opened (made trainable)." if gradual else
               "Epochs after the classifier has been trained, with the top of the backbone unfrozen"
               + (" (0: no fine-tuning)." if low == 0 else ".")))
     key = K + "fine_tune_learning_rate"
     values["fine_tune_learning_rate"] = middle.select_slider(
         "Learning rate after the head", with_current(in_range(LEARNING_RATES, "fine_tune_learning_rate"), key),
         key=key, persist_state="session", format_func=lambda v: f"{v:g}",
-        help="Kept low so the pretrained knowledge is adjusted, not overwritten.")
+        help="The learning rate once the backbone is being retrained. Kept low so the pretrained knowledge is "
+             "adjusted, not overwritten.")
     if "fine_tune_layers" in strategy.settings:
         unit = st.session_state[K + "fine_tune_unit"]
         lo, hi = RANGES["fine_tune_layers"]
@@ -403,8 +415,8 @@ def augment_views_ui() -> int:
     return st.number_input(
         "Prepared augmented copies per image", int(lo), int(hi), step=1, key=K + "augment_views",
         persist_state="session",
-        help="With a frozen backbone, TransferLab can run the backbone once on this many augmented copies of "
-             "each image and reuse them, which is much faster. 0 runs the backbone on fresh copies every "
+        help="While the backbone is frozen (not retrained), TransferLab can run it once on this many changed copies "
+             "of each image and reuse the results, which is much faster. 0 runs it on fresh copies every "
              "epoch: slower, with endless variety.")
 
 
@@ -415,14 +427,16 @@ def head_ui(spec: backbones.BackboneSpec) -> dict[str, Any]:
     values["pooling"] = left.selectbox(
         "Pooling", CHOICES["head.pooling"], key=K + "head.pooling", persist_state="session",
         format_func=POOLING_WORDS.get, disabled=bool(spec.hub_handle),
-        help="How the backbone's grid of features becomes one list of numbers: the average (the usual choice), "
-             "the strongest response, a 2x2 max pool that keeps a coarse layout, or every position (many more "
-             "weights). A TF Hub model pools by itself.")
+        help="The backbone describes each patch of the image; pooling turns that grid into one list of numbers for "
+             "the classifier: the average over the image (the usual choice), the strongest response, the strongest "
+             "in each 2x2 block of patches (keeps a coarse layout), or every patch (many more weights). A TF Hub "
+             "model does this by itself.")
     key = K + "head.l2"
     values["l2"] = right.select_slider(
         "Weight penalty (L2)", with_current(in_range(L2_VALUES, "head.l2"), key), key=key, persist_state="session",
         format_func=lambda v: "off" if v == 0 else f"{v:g}",
-        help="Keeps the classifier's weights small, which helps against overfitting on few images.")
+        help="Keeps the classifier's weights small, which helps against overfitting: memorising the few training "
+             "images instead of learning what the classes have in common.")
     left, right = st.columns(2)
     lo, hi = RANGES["head.dropout"]
     values["dropout"] = left.slider(
@@ -432,7 +446,8 @@ def head_ui(spec: backbones.BackboneSpec) -> dict[str, Any]:
     lo, hi = RANGES["head.hidden_units"]
     values["hidden_units"] = right.number_input(
         "Hidden units", int(lo), int(hi), step=32, key=K + "head.hidden_units", persist_state="session",
-        help="0 goes straight from features to class scores; more adds a hidden layer of that size.")
+        help="0 goes straight from the backbone's features to one score per class. More adds an extra layer of that "
+             "many units in between, which can combine features but needs more images.")
     return values
 
 
@@ -441,16 +456,19 @@ def advanced_ui() -> dict[str, Any]:
     left, middle, right = st.columns(3)
     values["optimizer"] = left.selectbox(
         "Optimizer", CHOICES["optimizer"], key=K + "optimizer", persist_state="session", format_func=OPTIMIZER_WORDS.get,
-        help="The rule that updates the weights; Adam is a safe default.")
+        help="The rule that updates the weights (the numbers the network learns) after each batch; Adam is a safe "
+             "default.")
     values["schedule"] = middle.selectbox(
         "Learning-rate schedule", CHOICES["schedule"], key=K + "schedule", persist_state="session",
         format_func=SCHEDULE_WORDS.get,
-        help="Constant keeps each phase's rate; cosine lowers it smoothly to zero over the phase; the last one "
-             "divides it by three whenever the validation loss stops improving.")
+        help="How the learning rate changes during a phase. Constant keeps it; cosine lowers it smoothly to zero by "
+             "the phase's end; the last one divides it by three whenever the validation loss (how wrong the model "
+             "is on the validation images) stops improving.")
     lo, hi = RANGES["patience"]
     values["patience"] = right.number_input(
         "Early-stopping patience (epochs)", int(lo), int(hi), step=1, key=K + "patience", persist_state="session",
-        help="Stop a phase after this many epochs without a better validation loss; 0 never stops early.")
+        help="Stop a phase after this many epochs without a better validation loss (how wrong the model is on the "
+             "validation images). The best epoch is kept either way; 0 never stops early.")
     left, middle, right = st.columns(3)
     lo, hi = RANGES["label_smoothing"]
     values["label_smoothing"] = left.slider(
@@ -467,8 +485,8 @@ def advanced_ui() -> dict[str, Any]:
         help="The same seed gives the same split of the images and the same start.")
     values["mixed_precision"] = st.checkbox(
         "Mixed precision (GPU only)", key=K + "mixed_precision", persist_state="session",
-        help="Computes in 16-bit floats on a GPU: faster and lighter. Without a GPU it is ignored, and the Train "
-             "page says so.")
+        help="Computes with 16-bit instead of 32-bit numbers on a GPU (graphics card): faster and lighter. Without a "
+             "GPU it is ignored, and the Train page says so.")
     values["compare_scratch"] = st.checkbox(
         "Also train from scratch, to check that transfer learning helped", key=K + "compare_scratch",
         persist_state="session",
@@ -479,8 +497,8 @@ def advanced_ui() -> dict[str, Any]:
         lo, hi = RANGES[name]
         values[name] = column.slider(
             label, float(lo), float(hi), step=0.05, key=K + name, persist_state="session",
-            help="Validation images check the model during training; test images are kept aside "
-                 "and used once at the end to measure accuracy honestly.")
+            help="The model learns from the training images. Validation images check it after every epoch; test "
+                 "images are kept aside and used once at the end to measure accuracy honestly.")
     return values
 
 
@@ -513,7 +531,9 @@ def summary_ui(config: RunConfig, num_classes: int) -> None:
                                         "layers with weights": g["layers"], "parameters": g["params"]}
                                        for g in spec.groups][::-1]), hide_index=True, width="stretch")
         if not st.toggle("Count the trainable parameters of every phase (builds the network: a few seconds, "
-                         "longer for big backbones)", key=UI + "count"):
+                         "longer for big backbones)", key=UI + "count",
+                         help="Parameters are the weights: the numbers the network learns. This counts how many of "
+                              "them each phase trains."):
             return
         with st.spinner("Building the network…"):
             try:
@@ -526,7 +546,8 @@ def summary_ui(config: RunConfig, num_classes: int) -> None:
                                     "trainable parameters": p["trainable"]}
                                    for i, p in enumerate(counts["phases"], start=1)]), hide_index=True, width="stretch")
         names = [g["name"] for g in counts["groups"]]
-        group = st.selectbox("Layers of group", names[::-1], key=UI + "layers_of")
+        group = st.selectbox("Layers of group", names[::-1], key=UI + "layers_of",
+                             help="Lists the layers of one group of the backbone, with their parameters.")
         chosen = counts["groups"][names.index(group)]
         st.dataframe(pd.DataFrame(chosen["layers"]), hide_index=True, width="stretch", height=240)
 
@@ -542,7 +563,8 @@ def code_ui(config: RunConfig, folder: Path, classes: list[str], ws: Path) -> No
         st.caption("A standalone Python script (TensorFlow with tf_keras) that trains the same model on the same "
                    "folder of images: loading, the backbone and its preprocessing, the head, and each phase.")
         st.download_button("Download train.py", script, file_name="train.py", mime="text/x-python",
-                           key=UI + "download_code", icon=":material/download:")
+                           key=UI + "download_code", icon=":material/download:",
+                           help="The script shown below, to train the same model without TransferLab.")
         st.code(script, language="python", line_numbers=True)
 
 
@@ -554,7 +576,9 @@ def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
     with st.expander("What does the pretrained model see?"):
         st.caption(f"Before any training, {spec.label} names what it sees with its 1,000 ImageNet categories. "
                    "Sensible guesses mean your images are like what it learned from, so its features will serve well.")
-        if not st.button("Look at a few of my images", key=UI + "sees"):
+        if not st.button("Look at a few of my images", key=UI + "sees",
+                         help="Shows the pretrained backbone's best guesses for one image of each class (up to six); "
+                              "loading it takes a few seconds."):
             return
         samples = [(name, folder / info["images"][name][0]) for name in info["classes"][:6] if info["images"].get(name)]
         from core import modeling  # TensorFlow, only when asked for

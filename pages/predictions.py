@@ -90,13 +90,15 @@ def scores_ui(rep: dict[str, Any]) -> None:
     cols = st.columns(5)
     cols[0].metric("Test accuracy", f"{rep['accuracy']:.1%}", help="Share of test images whose class was guessed right.")
     cols[1].metric("Macro F1", f"{rep['macro']['f1-score']:.1%}",
-                   help="F1 averaged over classes, each class counting the same.")
+                   help="F1 (precision and recall in one number, see below) averaged over the classes, each class "
+                        "counting the same, so a weak rare class shows.")
     cols[2].metric("Weighted F1", f"{rep['weighted']['f1-score']:.1%}",
-                   help="F1 averaged over classes, weighted by their number of test images.")
+                   help="F1 averaged over the classes, each weighted by its number of test images.")
     auc = rep.get("roc_auc")
     cols[3].metric("ROC-AUC", "-" if auc is None else f"{auc:.3f}",
-                   help="How well the probabilities rank the right class above the others: 1 is perfect, 0.5 is "
-                        "guessing. With more than two classes: each class against the rest, averaged.")
+                   help="Area under the ROC curve: how well the model's probabilities rank images of a class above "
+                        "the others, at any threshold. 1 is perfect, 0.5 is guessing. With more than two classes: "
+                        "each class against the rest, averaged.")
     cols[4].metric("Test images", rep.get("n", "-"), help="Images held back from training and used only for this check.")
     if rep.get("roc_auc_note"):
         st.caption(rep["roc_auc_note"])
@@ -132,7 +134,7 @@ def confusion_ui(rep: dict[str, Any], root: Path | None) -> None:
     with left:
         st.plotly_chart(charts.confusion_matrix(rep["confusion_matrix"], rep["classes"]), width="stretch",
                         key="pred.confusion")
-        st.caption("Each row is the true class, each column the class the model guessed: "
+        st.caption("**Confusion matrix**: each row is the true class, each column the class the model guessed; "
                    "the diagonal holds the right answers, everything else a mix-up.")
     with right:
         cells = rep["cells"]
@@ -172,8 +174,9 @@ def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
                                                                "p_predicted": "probability of the guess"}),
                          hide_index=True, width="stretch",
                          column_config={"probability of the true class": PERCENT, "probability of the guess": PERCENT,
-                                        "loss": st.column_config.NumberColumn(format="%.3f",
-                                                                              help="-log(probability of the true class)")})
+                                        "loss": st.column_config.NumberColumn(
+                                            format="%.3f", help="How wrong the answer was: it grows as the probability "
+                                                                "given to the true class falls (-log of it).")})
         conf = rep["confidence"]
         st.plotly_chart(charts.confidence_histogram(conf["confidence"], conf["correct"]), width="stretch",
                         key="pred.confidence")
@@ -196,7 +199,8 @@ def curves_ui(run: runs.RunInfo, ws: Path) -> None:
     left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key="pred.loss")
     right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key="pred.accuracy")
     st.caption("Loss measures how wrong the model is (lower is better). When the validation curve rises "
-               "while the training curve keeps falling, the model has started to memorise the training images.")
+               "while the training curve keeps falling, the model has started to memorise the training images "
+               "(overfitting).")
 
 
 # ---------------------------------------------------------------- new images
@@ -209,7 +213,8 @@ def images_ui() -> list[tuple[str, str, bytes]]:
     images = [(f.file_id, f.name, f.getvalue()) for f in files or []]
     if st.toggle("Take a photo with the camera", key="pred.use_camera",
                  help="Your browser asks for permission first; the photo is only used for this prediction."):
-        photo = st.camera_input("Photo", key="pred.camera")
+        photo = st.camera_input("Photo", key="pred.camera",
+                                help="Take a picture to classify; it is only used for this prediction.")
         if photo is not None:
             images.append((photo.file_id, "camera photo", photo.getvalue()))
     return images
@@ -228,6 +233,8 @@ def explain_one(model: Any, data: bytes, image_size: int, class_index: int) -> d
 def try_ui(run: runs.RunInfo) -> None:
     """Classify the viewer's own images (top-k bars), with a Grad-CAM heatmap of where the model looked."""
     st.subheader("Try it on your own images")
+    st.caption("Each image gets the model's answer, how sure it is, and a Grad-CAM heatmap: the parts of the "
+               "image that weighed most in that answer.")
     if not (run.path / "model.keras").is_file():
         st.info("This run has no saved model file, so it cannot classify new images.")
         return
@@ -305,7 +312,9 @@ def batch_ui(run: runs.RunInfo) -> None:
                      column_config={"probability": PERCENT})
     st.download_button("Download the predictions (CSV)", evaluation.predictions_csv(results),
                        file_name=f"predictions-{run.id}.csv", mime="text/csv", key="pred.csv",
-                       icon=":material/download:")
+                       icon=":material/download:",
+                       help="A table for spreadsheets: each file, its predicted class and how sure the model is, "
+                            "with its next guesses.")
     problems = [r["error"] for r in results if "error" in r] + [f"{s['file']}: {s['reason']}" for s in skipped]
     if problems:
         with st.expander(f"{len(problems)} file(s) skipped"):
@@ -337,7 +346,8 @@ def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
             st.error(str(exc))
             return
     method = st.radio("Projection", list(emb["projections"]), horizontal=True, key="pred.projection",
-                      help="PCA keeps the broad layout; t-SNE keeps close neighbours close and shows clusters better.")
+                      help="Two ways to flatten the backbone's many numbers per image onto a page. PCA keeps the "
+                           "broad layout; t-SNE keeps close neighbours close and shows clusters better.")
     labels = [emb["classes"][i] for i in emb["labels"]]
     hover = [f"{f} ({labels[i]}, {emb['splits'][i]})" for i, f in enumerate(emb["files"])]
     flagged = [m["index"] for m in emb["mislabeled"]]
@@ -363,7 +373,8 @@ def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
                "a wrong label teaches the model the wrong thing. (On a weak model this list is noisy.)")
     names = {n: f"{m['file']}: labelled {m['label']}, neighbours say {m['neighbours_say']} ({m['agreement']:.0%})"
              for n, m in enumerate(suspects)}
-    pick = st.selectbox("Look at one", list(names), format_func=names.get, key="pred.suspect")
+    pick = st.selectbox("Look at one", list(names), format_func=names.get, key="pred.suspect",
+                        help="Shows the chosen image, so you can check its label by eye.")
     show_images(root, [suspects[pick]["file"]], [names[pick]], "The run's dataset is no longer in the workspace.")
 
 

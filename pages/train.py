@@ -48,7 +48,8 @@ def start_ui(busy: str | None) -> bool:
                    "start the next when it has finished or been cancelled.")
     return st.button("Start training", type="primary", key="train.start", disabled=bool(busy),
                      icon=":material/play_arrow:",
-                     help="Training runs in the background: you can switch pages or reload and come back.")
+                     help="Trains a new model with the settings above. It runs in the background: you can switch "
+                          "pages and come back" + (" or reload." if _common.reload_keeps_work() else "."))
 
 
 def epoch_line(h: dict[str, Any]) -> str:
@@ -85,7 +86,7 @@ def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.progress(p["epoch_fraction"],
                     text=f"Current epoch {batch['epoch']}: batch {batch['batch']} of {batch['steps']}")
     if st.button("Cancel training", key="train.cancel", icon=":material/stop:",
-                 help="Stops after the current batch and keeps the best model so far."):
+                 help="Stops after the current batch (group of images) and keeps the best model so far."):
         jobs.cancel(run_id, ws)
         st.session_state["train.cancelling"] = run_id
     if st.session_state.get("train.cancelling") == run_id:
@@ -143,7 +144,8 @@ def result_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
     elif state in ("cancelled", "interrupted"):
         st.warning(p["message"] or f"Training was {state}.")
         if p["history"] and st.button("Resume from the last checkpoint", key="train.resume", icon=":material/replay:",
-                                      help="Continues with the epochs that were left, from the last saved epoch."):
+                                      help="Continues with the epochs (passes over the training images) that were "
+                                           "left, from the last saved epoch."):
             jobs.resume(run_id, ws)
             st.session_state["train.poll"] = _common.POLL_EVERY
             st.rerun(scope="app")
@@ -168,8 +170,9 @@ def progress_ui(run_id: str, ws: Path) -> None:
         left, right = st.columns(2)
         left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key="train.loss")
         right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key="train.accuracy")
-        st.caption("Loss measures how wrong the model is (lower is better). When the validation curve rises "
-                   "while the training curve keeps falling, the model has started to memorise the training images.")
+        st.caption("Loss measures how wrong the model is (lower is better); an epoch is one pass over all the training "
+                   "images. When the validation curve rises while the training curve keeps falling, the model has "
+                   "started to memorise the training images instead of learning the general pattern: overfitting.")
         st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None)
     if not active and st.session_state.get("train.poll") is not None:
         # The job has ended: stop the timer with a full rerun, which draws the page without one.
@@ -180,8 +183,13 @@ def progress_ui(run_id: str, ws: Path) -> None:
 def page() -> None:
     ws = _common.workspace()
     st.title("Train")
-    st.caption("Training runs in the background on the server: you can switch pages or reload the browser, "
-               "and this page picks the run up again.")
+    if _common.reload_keeps_work():
+        st.caption("Training runs in the background on the server: you can switch pages or reload the browser, "
+                   "and this page picks the run up again.")
+    else:
+        st.caption("Training runs in the background on the server: you can switch pages and come back. On this "
+                   "shared server your work belongs to this browser tab, so keep the tab open (reloading starts "
+                   "afresh).")
     _common.reconcile_once(ws)
 
     run_id = _common.active_run_id()

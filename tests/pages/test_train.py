@@ -106,8 +106,11 @@ def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
 
 
 def test_a_waiting_job_shows_its_place_in_line(ws, tiny_dataset, make_run):
+    from core import hosting, jobs
+
     run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
                        status={"pid": os.getpid(), "created": time.time()})
+    jobs._enqueue(run_dir, hosting.queue_dir(ws))  # what jobs.submit does before the process starts
     at = app_test("train")
     at.session_state["run_id"] = run_dir.name
     at.run()
