@@ -335,6 +335,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from core import hosting
+
+    ttl = None if args.ttl_hours is None else args.ttl_hours * 3600
+    removed = hosting.sweep(runs.workspace(args.workspace), ttl=ttl)
+    _out(args, removed, f"Removed {len(removed)} expired session workspace(s).")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from core import export
 
@@ -477,6 +486,11 @@ def parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     sub.add_parser("runs", parents=[common], help="list runs").set_defaults(func=cmd_runs)
+
+    sw = sub.add_parser("sweep", parents=[common], help="hosted mode: remove the anonymous session workspaces unused "
+                                                         "for longer than their time to live (for a cron job)")
+    sw.add_argument("--ttl-hours", type=float, help="default: TL_SESSION_TTL_HOURS, else 12")
+    sw.set_defaults(func=cmd_sweep)
 
     from core import export
 

@@ -126,6 +126,7 @@ def guarded(body: Callable[[], None]) -> None:
     try:
         body()
     except TransferLabError as exc:
+        log.info("Shown to the visitor: %s", exc, exc_info=exc)
         st.error(str(exc))
     except Exception:  # noqa: BLE001 - the viewer gets a sentence, the log gets the traceback
         log.exception("Unexpected error while drawing a page")

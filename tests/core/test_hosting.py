@@ -137,3 +137,14 @@ def test_one_queue_serves_every_workspace_of_the_server(tiny_source, tmp_path, m
     assert runs.read_status(first)["state"] == "done"
     assert jobs.queue_position(second.name, wss[1]) is None
     assert not list((tmp_path / "queue" / "tickets").glob("*.json"))  # ended runs leave the queue
+
+
+def test_the_sweep_command_for_a_cron_job(tmp_path, capsys):
+    from core.__main__ import main
+
+    old = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    _age(old, 3 * 3600)
+    kept = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    assert main(["sweep", "--workspace", str(tmp_path), "--ttl-hours", "2"]) == 0
+    assert "Removed 1 expired" in capsys.readouterr().out
+    assert not old.exists() and kept.is_dir()
