@@ -185,6 +185,12 @@ def check_room(ws: Path, adding: int = 0) -> None:
         )
 
 
+def room_bytes(ws: Path) -> int | None:
+    """How many more bytes the workspace may hold (None: no quota)."""
+    quota = quota_bytes()
+    return None if quota is None else max(0, quota - workspace_bytes(ws))
+
+
 def check_active_runs(ws: Path) -> None:
     """QuotaExceeded when the workspace already has as many waiting or training runs as allowed."""
     cap = max_active_runs()

@@ -82,6 +82,13 @@ def _secrets_flag() -> bool:
     return str(section.get("hosted", "")).lower() in ("1", "true", "yes")
 
 
+def upload_limit_mb(ws: Path) -> int:
+    """The largest upload accepted now: server.maxUploadSize, and on a shared server no more than the workspace's room."""
+    limit = int(st.get_option("server.maxUploadSize"))
+    room = hosting.room_bytes(ws)
+    return limit if room is None else max(1, min(limit, room // 2**20))
+
+
 def login_configured() -> bool:
     """True when secrets.toml has an [auth] section, so st.login can work."""
     try:

@@ -38,9 +38,9 @@ Progress = Callable[[float, str], None]
 # ---------------------------------------------------------------- ways in
 
 
-def upload_ui() -> Any:
+def upload_ui(ws: Path) -> Any:
     """A .zip of class folders; the uploaded file, or None."""
-    limit = st.get_option("server.maxUploadSize")
+    limit = _common.upload_limit_mb(ws)
     st.caption(
         "Make one folder per class, named after the class (for example `cats/` and `dogs/`), put each "
         "class's images inside, and zip the folders together. JPEG, PNG, BMP, GIF, WebP and TIFF images are read. "
@@ -49,7 +49,7 @@ def upload_ui() -> Any:
     )
     st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
     return st.file_uploader(
-        "Upload a .zip of class folders", type=["zip"], key="data.upload",
+        "Upload a .zip of class folders", type=["zip"], key="data.upload", max_upload_size=limit,
         help=f"Up to {limit} MB. Each class needs at least {datasets.MIN_IMAGES_TO_IMPORT} images to import and "
              f"{datasets.MIN_IMAGES_TO_TRAIN} to train; {datasets.ADVISED_IMAGES} or more is best.",
     )
@@ -178,7 +178,7 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
     limits = datasets.ImportLimits.from_env()
     imported = None
     with upload_tab:
-        upload = upload_ui()
+        upload = upload_ui(ws)
         # The uploader keeps its file across reruns: import each upload once.
         if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
             st.session_state["data.imported_upload"] = upload.file_id

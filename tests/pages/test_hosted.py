@@ -114,3 +114,16 @@ def test_the_folder_import_and_server_paths_are_off_when_hosted(hosted):
     assert_clean(at)
     folder = at.text_input(key="data.folder")
     assert folder.disabled
+
+
+def test_uploads_are_capped_by_the_room_left_in_a_hosted_workspace(hosted, monkeypatch):
+    from pages import _common
+
+    (hosted / "big.bin").write_bytes(b"\0" * 2**20)
+    monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "3")
+    assert _common.upload_limit_mb(hosted) == 2
+    monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "1")
+    assert _common.upload_limit_mb(hosted) == 1  # never 0: the import itself then says what to delete
+    monkeypatch.delenv("TL_HOSTED")
+    monkeypatch.delenv("TL_WORKSPACE_QUOTA_MB")
+    assert _common.upload_limit_mb(hosted) == 200  # server.maxUploadSize in .streamlit/config.toml
