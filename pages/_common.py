@@ -32,6 +32,16 @@ PHASE_WORDS = {
     **{f"unfreeze_{k}": f"training the top {k} layer group{'s' if k > 1 else ''} of the backbone" for k in range(1, 16)},
 }
 
+# The augmentation switches, label and tooltip, in the order the Data and Model pages show them.
+AUGMENT_WORDS = {
+    "flip": ("Flip left-right", "Mirror images at random; fine unless left and right matter (text, arrows)."),
+    "rotate": ("Rotate a little", "Turn images by up to about 36 degrees either way."),
+    "zoom": ("Zoom in and out", "Zoom by up to 15%, as if photographed nearer or farther away."),
+    "translate": ("Shift position", "Move the image by up to 10% sideways and up or down."),
+    "contrast": ("Change contrast", "Vary the contrast by up to 20%."),
+    "brightness": ("Change brightness", "Make images up to 20% lighter or darker."),
+}
+
 STATE_WORDS = {
     "queued": "waiting to start",
     "running": "training",
@@ -209,6 +219,18 @@ def active_run_id() -> str | None:
     if run_id:
         remember_run(run_id)
     return run_id
+
+
+def run_picker(candidates: list[runs.RunInfo], key: str, label: str, describe: Callable[[runs.RunInfo], list[str]],
+               help: str) -> runs.RunInfo:
+    """A selectbox over runs (newest first), starting on the active run when it is one of them."""
+    by_id = {r.id: r for r in candidates}
+    if st.session_state.get(key) not in by_id:
+        active = st.session_state.get("run_id")
+        st.session_state[key] = active if active in by_id else candidates[0].id
+    chosen = st.selectbox(label, list(by_id), key=key, help=help,
+                          format_func=lambda run_id: " · ".join([run_id, *describe(by_id[run_id])]))
+    return by_id[chosen]
 
 
 def forget_run() -> None:

@@ -20,15 +20,6 @@ SHOWN_CONFLICTS = 20
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in datasets.IMAGE_SUFFIXES]
 SPLIT_FIELDS = ("val_fraction", "test_fraction", "seed")
 DEFAULTS = RunConfig(dataset_id="defaults")
-# The augmentation switches: label and tooltip (the Model page shows the same switches).
-AUGMENT_LABELS = {
-    "flip": ("Flip left-right", "Mirror images at random; fine unless left and right matter (text, arrows)."),
-    "rotate": ("Rotate a little", "Turn images by up to about 36 degrees either way."),
-    "zoom": ("Zoom in and out", "Zoom by up to 15%, as if photographed nearer or farther away."),
-    "translate": ("Shift position", "Move the image by up to 10% sideways and up or down."),
-    "contrast": ("Change contrast", "Vary the contrast by up to 20%."),
-    "brightness": ("Change brightness", "Make images up to 20% lighter or darker."),
-}
 SPLIT_HELP = ("The model learns from the training images. Validation images check it after every epoch (one pass "
               "over the training images); test images are kept aside and used once at the end to measure accuracy "
               "honestly. Each class is split in the same proportions.")
@@ -402,7 +393,7 @@ def augment_ui() -> AugmentConfig:
                "uses the same switches.")
     values = {}
     columns = st.columns(3)
-    for i, (name, (label, help_text)) in enumerate(AUGMENT_LABELS.items()):
+    for i, (name, (label, help_text)) in enumerate(_common.AUGMENT_WORDS.items()):
         key = f"data.augment.{name}"
         st.session_state[key] = st.session_state.get(f"model.augment.{name}", getattr(DEFAULTS.augment, name))
         values[name] = columns[i % 3].checkbox(

@@ -46,22 +46,16 @@ USAGE = {
 
 def run_ui(ready: list[runs.RunInfo]) -> runs.RunInfo:
     """Choose a run that has a saved model (the active one first)."""
-    by_id = {r.id: r for r in ready}
-    key = "export.run"
-    if st.session_state.get(key) not in by_id:
-        active = st.session_state.get("run_id")
-        st.session_state[key] = active if active in by_id else ready[0].id
 
-    def label(run_id: str) -> str:
-        r = by_id[run_id]
-        parts = [run_id, _common.STATE_WORDS.get(r.state, r.state)]
+    def describe(r: runs.RunInfo) -> list[str]:
+        parts = [_common.STATE_WORDS.get(r.state, r.state)]
         if r.config is not None:
             parts.append(backbones.get(r.config.backbone).label)
-        return " · ".join(parts)
+        return parts
 
-    return by_id[st.selectbox("Run", list(by_id), key=key, format_func=label,
+    return _common.run_picker(ready, "export.run", "Run", describe,
                               help="Runs with a saved model, newest first. A cancelled run keeps the best model it "
-                                   "reached before it stopped.")]
+                                   "reached before it stopped.")
 
 
 def format_ui() -> export.ExportFormat:

@@ -35,14 +35,6 @@ PRESET_LEADS = {
     "balanced": "The usual starting point: a bigger backbone at a larger image size.",
     "best": "Most accurate and slowest: the strongest backbone, then fine-tuned.",
 }
-AUGMENT_WORDS = {
-    "flip": ("Flip left-right", "Mirror images at random; fine unless left and right matter (text, arrows)."),
-    "rotate": ("Rotate a little", "Turn images by up to about 36 degrees either way."),
-    "zoom": ("Zoom in and out", "Zoom by up to 15%, as if photographed nearer or farther away."),
-    "contrast": ("Change contrast", "Vary the contrast by up to 20%."),
-    "brightness": ("Change brightness", "Make images up to 20% lighter or darker."),
-    "translate": ("Shift position", "Move the image by up to 10% sideways and up or down."),
-}
 WEIGHT_WORDS = {"imagenet": "Pretrained on ImageNet", "none": "Random (no pretraining)", "run": "From an earlier run"}
 POOLING_WORDS = {"avg": "average (usual)", "max": "maximum", "maxpool_flatten": "2x2 max pool, then flatten",
                  "flatten": "flatten (keep every position)"}
@@ -403,7 +395,7 @@ def augment_ui() -> dict[str, bool]:
     columns = st.columns(3)
     values = {}
     for i, f in enumerate(fields(AugmentConfig)):
-        label, help_text = AUGMENT_WORDS.get(f.name, (f.name.capitalize(), None))
+        label, help_text = _common.AUGMENT_WORDS.get(f.name, (f.name.capitalize(), None))
         values[f.name] = columns[i % 3].checkbox(label, key=K + "augment." + f.name, persist_state="session",
                                                  help=help_text)
     return values

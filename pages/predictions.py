@@ -28,24 +28,17 @@ GRADCAM_SHOWN = 6
 
 def run_ui(done: list[runs.RunInfo]) -> runs.RunInfo:
     """Choose a finished run (the active one first, if it has finished)."""
-    by_id = {r.id: r for r in done}
-    key = "pred.run"
-    if st.session_state.get(key) not in by_id:
-        active = st.session_state.get("run_id")
-        st.session_state[key] = active if active in by_id else done[0].id
 
-    def label(run_id: str) -> str:
-        r = by_id[run_id]
-        parts = [run_id]
+    def describe(r: runs.RunInfo) -> list[str]:
+        parts = []
         if r.config is not None:
             parts.append(backbones.get(r.config.backbone).label)
         if r.evaluation and "accuracy" in r.evaluation:
             parts.append(f"test accuracy {r.evaluation['accuracy']:.1%}")
-        return " · ".join(parts)
+        return parts
 
-    chosen = st.selectbox("Finished run", list(by_id), key=key, format_func=label,
-                          help="Runs that trained to the end. Newest first.")
-    return by_id[chosen]
+    return _common.run_picker(done, "pred.run", "Finished run", describe,
+                              help="Runs that trained to the end. Newest first.")
 
 
 def dataset_root(run: runs.RunInfo) -> Path | None:
