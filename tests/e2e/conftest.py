@@ -41,10 +41,19 @@ def _free_port() -> int:
 
 
 def _start(tmp: Path, **settings: str) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port with the workspace tmp/workspace; waits for /_stcore/health."""
+    """`streamlit run app.py` on a free port with the workspace tmp/workspace; waits for /_stcore/health.
+
+    For a timed, real walk (not part of `make test`): TL_E2E_KERAS_CACHE=DIR seeds the server's Keras
+    cache with the weight files in DIR, and TL_E2E_FULL=1 lifts the 2-epoch cap.
+    """
     port = _free_port()
     env = {**os.environ, "TL_WORKSPACE": str(tmp / "workspace"), "HOME": str(tmp), "TL_OFFLINE": "1",
            "TL_MAX_EPOCHS": "2", **settings}
+    if os.environ.get("TL_E2E_FULL") == "1":
+        env.pop("TL_MAX_EPOCHS")
+    seed = os.environ.get("TL_E2E_KERAS_CACHE")
+    if seed:
+        shutil.copytree(seed, tmp / ".keras" / "models", dirs_exist_ok=True)
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
