@@ -249,12 +249,19 @@ def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]
              '    """Start the backbone from an earlier run\'s weights, as the strategy asks."""']
     if how is None:
         return lines + ["    return  # this strategy starts from WEIGHTS"]
+    lines += [
+        "    # A relative SOURCE_WEIGHTS sits next to this script.",
+        "    path = Path(SOURCE_WEIGHTS) if Path(SOURCE_WEIGHTS).is_absolute() else Path(__file__).parent / SOURCE_WEIGHTS",
+        "    if not path.is_file():",
+        '        sys.exit(f"The earlier run\'s weights file {path} is missing: copy it from that run\'s folder in the "',
+        '                 "TransferLab workspace (runs/<run id>/) and set SOURCE_WEIGHTS to where it is.")',
+    ]
     if how == "early":
-        return lines + ["    base.load_weights(SOURCE_WEIGHTS)  # the earlier run's backbone after its first epoch"]
+        return lines + ["    base.load_weights(str(path))  # the earlier run's backbone after its first epoch"]
     custom = ', custom_objects={"KerasLayer": hub.KerasLayer}' if spec.hub_handle else ""
     return lines + [
         "    # The earlier run's whole classifier; only its backbone is kept, the head is new.",
-        f"    earlier = keras.models.load_model(SOURCE_WEIGHTS, compile=False{custom})",
+        f"    earlier = keras.models.load_model(path, compile=False{custom})",
         f"    base.set_weights(earlier.get_layer({backbones.base_name(spec)!r}).get_weights())",
     ]
 
@@ -264,23 +271,21 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
 
     source_weights: for domain_weights the earlier run's model.keras, for weight_init its early
-    checkpoint (checkpoints/early_base.weights.h5); the default is that file in the workspace ws
-    (default: runs.workspace()).
+    checkpoint (checkpoints/early_base.weights.h5), absolute or relative to the script's folder;
+    the default is that file in the workspace ws (default: runs.workspace()).
     classes: the class order (the model's outputs); by default the dataset's dataset.json, else
     the script sorts the class folders. split_file: a run's split.json ({classes, train, val,
     test} of [path relative to the dataset folder, class index]), absolute or next to the script;
     without it, a split.json beside the images is used, else the script draws a stratified split.
     """
-    from core import runs
+    from core import features, runs
 
     config.validate()
     spec = backbones.get(config.backbone)
     strategy = strategies.get(config.strategy)
     phases = [p for p in strategy.phases(config) if p.epochs > 0]
     if strategy.source and source_weights is None:
-        run_dir = runs.runs_root(ws or runs.workspace()) / config.source_run
-        source_weights = str(run_dir / "checkpoints" / backbones.EARLY_CHECKPOINT if strategy.source == "early"
-                             else run_dir / "model.keras")
+        source_weights = str(features.source_weights_file(ws or runs.workspace(), config))
     info_file = Path(dataset_folder) / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     classes = classes or info.get("classes")

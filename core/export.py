@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from core import backbones, datasets, runs, strategies
+from core import backbones, datasets, features, runs, strategies
 from core.config import RunConfig
 from core.errors import RunStateError, TransferLabError
 
@@ -186,20 +186,145 @@ def _make_card(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     target.write_text(model_card(run_dir), encoding="utf-8")
 
 
+# Where the code export puts the earlier run's weights file a run started from, next to train.py.
+SOURCE_FOLDER = "source_run"
+README_CLASSES = 12  # class folders the code export's README draws; CLASS_DIRS in train.py has them all
+
+
 def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     from core import codegen
 
     config = runs.load_config(run_dir)
+    ws = run_dir.parent.parent
     try:
         folder = str(_dataset_root(run_dir, config))
     except TransferLabError:  # the dataset was deleted since: the user names a folder when running it
         folder = "data"
-    script = codegen.training_script(config, folder, classes=classes(run_dir))
+    source = features.source_weights_file(ws, config) if strategies.get(config.strategy).source else None
+    # The same generator as the Model page's code; only the weights file is the copy shipped beside it.
+    script = codegen.training_script(
+        config, folder, source_weights=f"{SOURCE_FOLDER}/{source.name}" if source else None,
+        classes=classes(run_dir), ws=ws)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("train.py", script)
+        zf.writestr("README.md", code_readme(run_dir, folder))
         zf.write(run_dir / "config.json", "config.json")
         zf.write(run_dir / "split.json", "split.json")
         zf.writestr("labels.txt", labels_text(run_dir))
+        if source is not None and source.is_file():
+            # Weights barely compress, and a model.keras is a zip already.
+            zf.write(source, f"{SOURCE_FOLDER}/{source.name}", compress_type=zipfile.ZIP_STORED)
+
+
+def _installed_version(*names: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in names:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def code_readme(run_dir: Path, data_folder: str) -> str:
+    """README.md of the code export: what is in it, what to install, the image folder layout, the command."""
+    config = runs.load_config(run_dir)
+    ws = run_dir.parent.parent
+    spec = backbones.get(config.backbone)
+    strategy = strategies.get(config.strategy)
+    names = classes(run_dir)
+    try:
+        dirs = datasets.load_dataset(config.dataset_id, ws).get("class_dirs", {})
+    except TransferLabError:
+        dirs = {}
+    folders = [dirs.get(name, name) for name in names]
+    packages = ["tensorflow", "tf_keras"] + (["tensorflow-hub"] if spec.hub_handle else [])
+    versions = {"tensorflow": _installed_version("tensorflow", "tensorflow-cpu"), "tf_keras": _installed_version("tf_keras"),
+                "tensorflow-hub": _installed_version("tensorflow_hub")}
+    pinned = [f"{p}=={versions[p]}" for p in packages if versions.get(p)]
+    source = _source_description(config, ws)
+    shipped = source is not None and features.source_weights_file(ws, config).is_file()
+    lines = [
+        f"# Training code for TransferLab run {run_dir.name}",
+        "",
+        f"`train.py` trains {spec.label} with the {strategy.label.lower()} strategy, with the same settings as the "
+        "run (they are in `config.json`, and written out at the top of the script). It needs only TensorFlow.",
+        "",
+        "In this folder: `train.py` (the script), `config.json` (the run's settings), `labels.txt` (the class names, "
+        "line i naming the model's output i), `split.json` (which images the run used for training, validation and "
+        "testing)" + (f", `{SOURCE_FOLDER}/` (the weights the run started from)" if shipped else "") + ".",
+        "",
+        "## 1. Install",
+        "",
+        "    pip install " + " ".join(packages),
+        "",
+    ]
+    if pinned:
+        lines += [f"The run was made with {', '.join(pinned)}; to reproduce it as closely as possible install those "
+                  f"versions: `pip install {' '.join(pinned)}`.", ""]
+    lines += [
+        "## 2. Your images",
+        "",
+        "One folder per class, holding that class's images (.jpg, .jpeg, .png, .bmp or .gif):",
+        "",
+        "    data/",
+    ]
+    for name, folder in list(zip(names, folders))[:README_CLASSES]:
+        lines.append(f"      {folder}/" + ("" if folder == name else f"        (class \"{name}\")"))
+        lines.append("        photo1.jpg  photo2.png  ...")
+    if len(names) > README_CLASSES:
+        lines.append(f"      ... {len(names) - README_CLASSES} more (CLASS_DIRS in train.py lists every folder)")
+    lines += [
+        "",
+        "The folder names must be exactly these. To train and test on exactly the run's images, put a copy of "
+        "`split.json` inside the image folder: the script then uses its lists (paths relative to the image folder). "
+        f"Without it the script draws its own stratified split (seed {config.seed}).",
+        "",
+        "## 3. Run",
+        "",
+        "    python train.py DATA_DIR OUT_DIR",
+        "",
+        f"DATA_DIR defaults to `{data_folder}`" + (" (where the images were when this was exported)"
+                                                   if Path(data_folder).is_absolute() else "") + "; OUT_DIR defaults to "
+        "`trained`. The script prints each phase and the test accuracy, and writes `OUT_DIR/model.keras` (raw 0-255 "
+        "RGB images in, one probability per class out) and `OUT_DIR/labels.txt`.",
+    ]
+    if config.weights == "imagenet" and not spec.hub_handle:
+        lines += ["", f"On its first run Keras downloads {spec.label}'s ImageNet weights into `~/.keras/models`."]
+    if spec.hub_handle:
+        lines += ["", f"On its first run tensorflow-hub downloads the model `{spec.hub_handle}`."]
+    if source is not None:
+        file = features.source_weights_file(ws, config)
+        where = f"`{SOURCE_FOLDER}/{file.name}`"
+        lines += ["", "## Starting weights", "", f"The run started from {source}."]
+        if shipped:
+            lines.append(f"That file is included as {where}; `train.py` loads it from there (SOURCE_WEIGHTS).")
+        else:
+            lines.append(f"That file was missing from the workspace when this was exported: fetch "
+                         f"`runs/{config.source_run}/{file.relative_to(runs.runs_root(ws) / config.source_run).as_posix()}` "
+                         f"from the TransferLab workspace where run {config.source_run} was trained and put it at "
+                         f"{where}, next to `train.py`; the script stops with a message until it is there.")
+    return "\n".join(lines) + "\n"
+
+
+def _source_description(config: RunConfig, ws: Path) -> str | None:
+    """"run X's weights (its trained backbone), a <backbone> trained on dataset <name>" for a config that starts
+    from an earlier run; None for one that does not."""
+    how = strategies.get(config.strategy).source
+    if how is None:
+        return None
+    what = "its backbone after its first epoch" if how == "early" else "its trained backbone"
+    text = f"run `{config.source_run}`'s weights ({what})"
+    try:
+        source = runs.load_config(runs.run_path(config.source_run, ws))
+    except (TransferLabError, OSError, ValueError):
+        return text + "; that run is no longer in this workspace"
+    try:
+        dataset = f"\"{datasets.load_dataset(source.dataset_id, ws)['name']}\" (`{source.dataset_id}`)"
+    except (TransferLabError, OSError, ValueError, KeyError):
+        dataset = f"`{source.dataset_id}`"
+    return text + f", a {backbones.get(source.backbone).label} trained on dataset {dataset}"
 
 
 def serving_module(model: Any, image_size: int) -> Any:
@@ -557,8 +682,7 @@ def model_card(run_dir: Path) -> str:
         "## Model",
         "",
         f"- Classifies an image into one of {len(names)} classes: {', '.join(names)}.",
-        f"- Backbone: {spec.label} (`{spec.id}`), weights `{config.weights}`"
-        + (" (pretrained on ImageNet)" if config.weights == "imagenet" else " (no pretraining)") + ".",
+        f"- Backbone: {spec.label} (`{spec.id}`), {_weights_sentence(config, run_dir.parent.parent)}.",
         f"- Transfer strategy: {strategy.label} (`{strategy.id}`): {strategy.sentence}",
         f"- Input: RGB images of {config.image_size}×{config.image_size} pixels, raw values 0-255 (the "
         "preprocessing is inside the model). Output: one probability per class, in the order of `labels.txt`.",
@@ -630,10 +754,28 @@ def model_card(run_dir: Path) -> str:
     lines += [f"- {text}" for text in limits]
     if info:
         lines += [f"- Data warning from the import: {w}" for w in info.get("warnings", [])]
-    if config.weights == "imagenet":
+    if spec.hub_handle:
+        lines.append(f"- The backbone was pretrained by the publisher of `{spec.hub_handle}` and carries the gaps and "
+                     "biases of the images it was trained on.")
+    elif config.weights == "imagenet":
         lines.append("- The backbone was pretrained on ImageNet photos and carries that collection's gaps and biases.")
+    elif config.weights == "run":
+        lines.append(f"- The backbone started from run `{config.source_run}`: what that run's images taught it, their "
+                     "gaps and biases included, carries over.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _weights_sentence(config: RunConfig, ws: Path) -> str:
+    """Where the backbone's starting weights came from, for the model card."""
+    spec = backbones.get(config.backbone)
+    if spec.hub_handle:
+        return f"weights `{config.weights}`: pretrained, from the TF Hub model `{spec.hub_handle}`"
+    if config.weights == "imagenet":
+        return "weights `imagenet` (pretrained on ImageNet)"
+    if config.weights == "run":
+        return f"weights `run`: the network started from {_source_description(config, ws)}"
+    return f"weights `{config.weights}`: trained from scratch, starting from random weights (no pretraining)"
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -674,8 +816,9 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("card", "Model card (.md)", "model_card.md", "text/markdown",
                      "A one-page description: data, settings, test metrics, intended use and limitations.", _make_card),
         ExportFormat("code", "Training code (.zip)", "training_code.zip", "application/zip",
-                     "config.json with an equivalent stand-alone Python training script (train.py) that needs only "
-                     "TensorFlow; copy the included split.json into the image folder to train on the run's own split.",
+                     "The stand-alone Python training script the Model page shows (train.py, needs only TensorFlow) "
+                     "with config.json, labels.txt, the run's split.json, a README on how to run it, and the weights "
+                     "the run started from when it started from an earlier run.",
                      _make_code),
         ExportFormat("tfjs", "TensorFlow.js (.zip)", "tfjs_model.zip", "application/zip",
                      "For web pages (TensorFlow.js graph model); not checked here, as there is no browser runtime.",

@@ -1,9 +1,11 @@
 """The feature cache: with a frozen backbone, each image's features are computed once, not every epoch.
 
 A cache file holds pooled backbone features per image, keyed by everything that decides them:
-backbone, weights, image size, pooling and (for augmented views) the augmentation, seed and view
-count, plus each image's content hash. A reused vector is therefore exactly what a fresh pass
-would compute. Files live in <workspace>/cache/features/.
+backbone (a TF Hub backbone's id is its handle; a local SavedModel folder's files are hashed),
+weights (for a backbone from an earlier run: that run and a content hash of the weights file it
+starts from), image size, pooling and (for augmented views) the augmentation, seed and view count,
+plus each image's content hash. A reused vector is therefore exactly what a fresh pass would
+compute. Files live in <workspace>/cache/features/.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import os
 import tempfile
 import time
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core import datasets
+from core import backbones, datasets, runs, strategies
 from core.config import RunConfig
 
 CACHE_VERSION = 1
@@ -31,10 +34,47 @@ def cache_file(ws: Path, config: RunConfig, views: int) -> Path:
         "version": CACHE_VERSION, "dataset": config.dataset_id, "backbone": config.backbone,
         "weights": config.weights, "image_size": config.image_size, "pooling": config.head.pooling,
     }
+    if config.weights == "run":
+        # The backbone starts from an earlier run's file: the run, and what that file holds now
+        # (a cancelled run resumed later saves a new model.keras under the same name).
+        source = source_weights_file(ws, config)
+        key |= {"source_run": config.source_run, "source_file": source.name, "source_sha256": _file_digest(source)}
+    handle = backbones.get(config.backbone).hub_handle
+    if handle and not handle.startswith(("https://", "http://")):
+        # A SavedModel folder on this computer can be replaced under the same path; a web handle
+        # names one published version. The variables index holds a checksum of every tensor.
+        key["hub_files"] = [_file_digest(Path(handle) / "saved_model.pb"),
+                            _file_digest(Path(handle) / "variables" / "variables.index")]
     if views:
         key |= {"views": views, "augment": asdict(config.augment), "seed": config.seed}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     return ws / "cache" / "features" / f"{digest}.npz"
+
+
+def source_weights_file(ws: Path, config: RunConfig) -> Path:
+    """The earlier run's file a weights="run" backbone starts from: its model.keras, or its early checkpoint."""
+    run_dir = runs.runs_root(ws) / config.source_run
+    if strategies.get(config.strategy).source == "early":
+        return run_dir / "checkpoints" / backbones.EARLY_CHECKPOINT
+    return run_dir / "model.keras"
+
+
+def _file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes (None when it is missing), hashed once per size and modification time."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _hash_file(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _hash_file(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _item_keys(info: dict[str, Any], items: list[tuple[str, int]]) -> list[str]:

@@ -185,10 +185,9 @@ def ids() -> tuple[str, ...]:
 
 def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
     """True when a phase trains on cached backbone features instead of passing images through it."""
-    # The cache is keyed by backbone and weights, which do not name an earlier run: a backbone
-    # from a run always passes images through.
-    return (phase.base_trainable == "none" and config.weights != "run"
-            and (not config.augment.any() or config.augment_views > 0))
+    # The cache key names everything that decides a feature vector, an earlier run's weights file
+    # included (core.features.cache_file), so a frozen backbone from any source can use it.
+    return phase.base_trainable == "none" and (not config.augment.any() or config.augment_views > 0)
 
 
 def speed_note(config: "RunConfig") -> str:
@@ -196,9 +195,6 @@ def speed_note(config: "RunConfig") -> str:
     frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
     if not frozen:
         return "The backbone trains too, so every epoch passes each image through the whole network."
-    if config.weights == "run":
-        return ("The backbone is frozen but comes from an earlier run, so every epoch passes each image through it "
-                "(stored results are kept only for ImageNet and random backbones).")
     if not config.augment.any():
         return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
                 "once and the classifier trains on the stored result: much faster.")

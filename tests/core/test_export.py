@@ -152,7 +152,7 @@ def test_model_card_names_every_metric_in_eval_json(trained):
 
 def test_training_code_is_a_standalone_script_that_trains_on_the_runs_split(trained, tmp_path):
     with zipfile.ZipFile(export.export(trained, "code")) as zf:
-        assert sorted(zf.namelist()) == ["config.json", "labels.txt", "split.json", "train.py"]
+        assert sorted(zf.namelist()) == ["README.md", "config.json", "labels.txt", "split.json", "train.py"]
         zf.extractall(tmp_path)
     script = (tmp_path / "train.py").read_text()
     py_compile.compile(str(tmp_path / "train.py"), doraise=True)

@@ -192,6 +192,58 @@ def test_feature_cache_is_reused_exactly_and_keyed_by_settings(tiny, ws):
     assert next(e for e in runs.read_events(other) if e["type"] == "features")["computed"] > 0
 
 
+def test_feature_cache_file_names_the_earlier_run_and_its_weights(ws):
+    from core import features
+
+    cfg = RunConfig(dataset_id="d-0123abcd", backbone="mobilenet_v1_0.25", strategy="domain_weights", weights="run",
+                    source_run="20260101-000000-aaaaaaaaaaaa", image_size=32).validate()
+    other = cfg.with_changes(source_run="20260101-000000-bbbbbbbbbbbb")
+    assert features.cache_file(ws, cfg, 0) != features.cache_file(ws, other, 0)
+    assert features.cache_file(ws, cfg, 2) != features.cache_file(ws, other, 2)
+    # The same run whose weights file changed (a cancelled run resumed later saves a new model.keras).
+    model = ws / "runs" / cfg.source_run / "model.keras"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"first weights")
+    first = features.cache_file(ws, cfg, 0)
+    model.write_bytes(b"other weights, longer")
+    assert features.cache_file(ws, cfg, 0) != first
+    # weight_init starts from the run's early checkpoint, not its model.keras.
+    early = cfg.with_changes(strategy="weight_init")
+    assert features.source_weights_file(ws, early) == ws / "runs" / cfg.source_run / "checkpoints" / backbones.EARLY_CHECKPOINT
+    # A TF Hub SavedModel folder replaced under the same path.
+    folder = ws.parent / "hub_model"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables" / "variables.index").write_bytes(b"tensors")
+    hub = RunConfig(dataset_id="d-0123abcd", backbone=backbones.hub_id(str(folder)), image_size=32).validate()
+    first = features.cache_file(ws, hub, 0)
+    (folder / "variables" / "variables.index").write_bytes(b"other tensors")
+    assert features.cache_file(ws, hub, 0) != first
+
+
+def test_cached_features_match_full_passes_for_a_backbone_from_an_earlier_run(tiny, ws, monkeypatch):
+    from core import strategies
+
+    source = _config(tiny, epochs=1, seed=7)  # another seed: a backbone unlike the one this run would build
+    source_dir = runs.create_run(source, ws)
+    training.run(source, source_dir)
+    cfg = _config(tiny, epochs=3, strategy="domain_weights", weights="run", source_run=source_dir.name,
+                  head=HeadConfig(dropout=0.0))  # dropout off: its random masks differ by path
+    cached_dir = runs.create_run(cfg, ws)
+    training.run(cfg, cached_dir)
+    feature_pass = next(e for e in runs.read_events(cached_dir) if e["type"] == "features")
+    # The source run's own features (random weights) are cached too, under another key: none is reused.
+    assert feature_pass["computed"] == feature_pass["images"] > 0
+    monkeypatch.setattr(strategies, "uses_feature_cache", lambda config, phase: False)
+    full_dir = runs.create_run(cfg, ws)
+    training.run(cfg, full_dir)
+    assert "features" not in [e["type"] for e in runs.read_events(full_dir)]
+    (cached, cached_acc), (full, full_acc) = _final_metrics(cached_dir), _final_metrics(full_dir)
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert cached[key] == pytest.approx(full[key], rel=1e-3, abs=1e-4), key
+    assert cached_acc == full_acc
+
+
 def test_augmented_views_are_cached_k_per_image(tiny, ws):
     cfg = _config(tiny, epochs=2, augment=AugmentConfig(flip=True, rotate=False), augment_views=2)
     run_dir = runs.create_run(cfg, ws)
