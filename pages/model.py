@@ -199,7 +199,13 @@ def hub_ui() -> str:
                                 "one list of numbers describing each.")
     st.caption("TF Hub models are downloaded into the workspace when training starts. Offline, only SavedModel "
                "folders on this computer work; training says so and switches to a cached Keras backbone otherwise.")
-    return backbones.hub_id(handle) if handle.strip() else backbones.HUB_PREFIX
+    if not handle.strip():
+        return backbones.HUB_PREFIX
+    try:
+        return backbones.hub_id(handle)
+    except ConfigError as exc:  # a server folder on a shared server
+        st.error(str(exc))
+        return backbones.HUB_PREFIX
 
 
 def backbone_ui(strategy: strategies.Strategy, source: backbones.RunSource | None) -> backbones.BackboneSpec:

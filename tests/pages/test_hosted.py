@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import datasets, hosting
-from tests.pages.conftest import app_test, assert_clean
+from tests.pages.conftest import app_test, assert_clean, image_bytes
 
 
 @pytest.fixture
@@ -127,3 +127,22 @@ def test_uploads_are_capped_by_the_room_left_in_a_hosted_workspace(hosted, monke
     monkeypatch.delenv("TL_HOSTED")
     monkeypatch.delenv("TL_WORKSPACE_QUOTA_MB")
     assert _common.upload_limit_mb(hosted) == 200  # server.maxUploadSize in .streamlit/config.toml
+
+
+def test_a_hub_folder_on_the_server_is_refused_in_a_sentence_when_hosted(hosted, monkeypatch, tmp_path):
+    at = app_test("app").run()
+    ws = _visitor_workspace(at, hosted)  # the Model page needs a dataset: give this visitor one
+    src = tmp_path / "two"
+    for label, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        (src / label).mkdir(parents=True)
+        for i in range(3):
+            (src / label / f"{i}.png").write_bytes(image_bytes(colour))
+    datasets.import_path(src, ws, name="two")
+    at.switch_page("pages/model.py").run()
+    at.radio(key="model_ui.source").set_value("hub").run()
+    at.selectbox(key="model_ui.hub_choice").set_value("other").run()
+    at.text_input(key="model_ui.hub_handle").set_value(str(tmp_path)).run()
+    assert not at.exception
+    assert at.error[0].value == ("On this shared server a TF Hub model must be given by its web address (https://…), "
+                                 "not by a folder on the server.")
+    assert at.title and at.title[0].value == "Model"  # the page goes on; only the field is refused
