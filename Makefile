@@ -31,7 +31,7 @@ $(CHROMIUM):
 	else echo "warning: install Debian's chromium package to run the browser tests"; fi
 
 test: $(STAMP_DEV) | $(CHROMIUM)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n 2 --dist loadfile
 
 bench: $(STAMP_RUN)
 	$(PY) -m core bench quick-shapes
