@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,14 @@ class RunInfo:
     state: str
     config: RunConfig | None
     status: dict[str, Any]
-    evaluation: dict[str, Any] | None
+
+    @cached_property
+    def evaluation(self) -> dict[str, Any] | None:
+        """eval.json, read on first use: it holds every test prediction, so listings do not read it."""
+        try:
+            return read_json(self.path / "eval.json")
+        except (OSError, ValueError):
+            return None
 
 
 def list_runs(ws: Path) -> list[RunInfo]:
@@ -173,14 +181,8 @@ def list_runs(ws: Path) -> list[RunInfo]:
             config = load_config(path)
         except Exception:  # noqa: BLE001 - a config from an older version still lists
             config = None
-        evaluation = None
-        if (path / "eval.json").is_file():
-            try:
-                evaluation = read_json(path / "eval.json")
-            except ValueError:
-                evaluation = None
         status = read_status(path)
-        out.append(RunInfo(path.name, path, status.get("state", "unknown"), config, status, evaluation))
+        out.append(RunInfo(path.name, path, status.get("state", "unknown"), config, status))
     return out
 
 
