@@ -408,7 +408,7 @@ def _scan_folder(src: Path, limits: ImportLimits, scan: _Scan) -> None:
         scan.files.append((rel, read))
 
 
-def _zip_entries(src: Path, limits: ImportLimits, skipped: list[dict]) -> list[tuple[PurePosixPath, Callable[[], bytes]]]:
+def zip_entries(src: Path, limits: ImportLimits, skipped: list[dict]) -> list[tuple[PurePosixPath, Callable[[], bytes]]]:
     """The files of a zip as (path, bounded reader), with unsafe zips refused and set-aside files listed."""
     scan = _Scan(skipped=skipped)
     _scan_zip(_open_zip(src, Path(src).name), Path(src).name, limits, scan)

@@ -31,3 +31,7 @@ class TrainingFailed(TransferLabError):
 
 class QuotaExceeded(TransferLabError):
     """A shared server's cap was reached (disk space of a workspace, runs waiting or training at once)."""
+
+
+class ExportError(TransferLabError):
+    """An export could not be made, or it does not reproduce the model it came from."""

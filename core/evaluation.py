@@ -268,7 +268,7 @@ def images_from_zip(data: bytes, limits: datasets.ImportLimits = datasets.Import
     with tempfile.TemporaryDirectory(prefix="tl-batch-") as tmp:
         path = Path(tmp) / "upload.zip"
         path.write_bytes(data)
-        for member, read in datasets._zip_entries(path, limits, skipped):
+        for member, read in datasets.zip_entries(path, limits, skipped):
             if member.suffix.lower() not in datasets.IMAGE_SUFFIXES:
                 skipped.append({"file": str(member), "reason": f"not an image file type ({member.suffix or 'no extension'})"})
                 continue

@@ -29,7 +29,7 @@ import numpy as np
 
 from core import backbones, datasets, features, runs, strategies
 from core.config import RunConfig
-from core.errors import RunStateError, TransferLabError
+from core.errors import ExportError, RunStateError, TransferLabError
 
 log = logging.getLogger("transferlab.export")
 
@@ -42,10 +42,6 @@ CHECK_IMAGES = 16
 FLOAT_TOLERANCE = 1e-4  # largest difference in any class probability a float export may show
 INTERPRETER_THREADS = 1  # latency on one CPU thread: comparable between machines and variants
 REPORT = "report.json"
-
-
-class ExportError(TransferLabError):
-    """An export could not be made, or it does not reproduce the model it came from."""
 
 
 @dataclass(frozen=True)
