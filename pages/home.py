@@ -33,7 +33,7 @@ def intro_ui() -> None:
     with right:
         st.subheader("The steps")
         st.markdown(
-            "1. **Data**: load a folder of images, one sub-folder per class (or try the built-in sample).\n"
+            "1. **Data**: bring your images: a zip with one folder per class, or add them class by class (or try the built-in sample).\n"
             "2. **Model**: choose a backbone and how much of it to retrain, or just pick a preset.\n"
             "3. **Train**: the training runs in the background; watch its progress live.\n"
             "4. **Predictions**: see how well the model does on images it never saw, and try your own.\n"
