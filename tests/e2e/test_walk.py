@@ -28,6 +28,14 @@ def test_first_time_user_walk(server, browser):
     walk.nav("Train")
     walk.click(page.get_by_role("button", name="Start training"))
     page.get_by_test_id("stProgress").first.wait_for(timeout=60_000)
+    # Progress moves: the bars' texts (epochs done, batch k of n) take at least two different values.
+    page.wait_for_function(
+        """() => {
+            const text = [...document.querySelectorAll("[data-testid='stProgress']")].map(e => e.innerText).join("|");
+            window.__progressSeen = window.__progressSeen || new Set();
+            if (text) window.__progressSeen.add(text);
+            return window.__progressSeen.size >= 2;
+        }""", polling=250, timeout=120_000)
     run_heading = page.get_by_role("heading", name=re.compile(r"^Run \d{8}-\d{6}-[0-9a-f]{12}$"))
     run_title = run_heading.inner_text()
     walk.shot("training")
