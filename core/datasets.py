@@ -649,6 +649,14 @@ def import_path(
     return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, predefined, docs, progress)
 
 
+def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dict[str, Any]:
+    """`import_path` for a path a visitor typed: refused on a shared server, where it could read anyone's files."""
+    if hosting.enabled():
+        raise DatasetError("Importing from a folder on the server is switched off on this shared server; "
+                           "upload a zip of class folders instead.")
+    return import_path(src, ws, **kwargs)
+
+
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
     *, progress: ProgressFn | None = None,

@@ -95,7 +95,12 @@ def alive(pid: int | None) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)  # a finished child is a zombie until reaped
         return done == 0
     except ChildProcessError:
-        return True  # not our child, and it exists
+        pass  # not our child: it exists, unless it is someone else's finished child not yet reaped
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust os.kill
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")  # the state field follows "(command)"
 
 
 _alive = alive
@@ -223,10 +228,12 @@ def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
             continue
         state, pid = status.get("state"), status.get("pid")
         fresh = time.time() - status.get("created", 0) < 5  # just submitted: its process may have no pid yet
-        if state == "running" and alive(pid):
-            training.append(run_dir)
-        elif state == "queued" and (alive(pid) or fresh):
+        if state == "queued" and (alive(pid) or fresh):
             waiting.append((status.get("created", 0), run_dir))
+        elif state != "queued" and alive(pid):
+            # Training, or done and still working: the same process then trains the from-scratch
+            # baseline (compare_scratch). The slot is free only when the process has ended.
+            training.append(run_dir)
         else:
             ticket.unlink(missing_ok=True)
     return training, [d for _, d in sorted(waiting, key=lambda w: w[0])]

@@ -1,6 +1,5 @@
 """Data: bring images in (zip, classes built here, samples, server folder), then check, split and look at a dataset."""
 
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -120,7 +119,7 @@ def samples_ui() -> str | None:
 
 def folder_ui() -> str | None:
     """A folder path on the server; the path when its button was clicked, else None."""
-    hosted = os.environ.get("TL_HOSTED") == "1"
+    hosted = _common.hosted()
     if hosted:
         st.caption("Importing from a folder on the server is switched off on this hosted server; upload a zip instead.")
     else:
@@ -195,7 +194,7 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
     with folder_tab:
         folder = folder_ui()
         if folder:
-            imported = attempt(lambda p: datasets.import_path(folder, ws, limits=limits, progress=p),
+            imported = attempt(lambda p: datasets.import_server_folder(folder, ws, limits=limits, progress=p),
                                f"Importing {folder}…")
     return imported
 

@@ -136,7 +136,12 @@ def test_one_queue_serves_every_workspace_of_the_server(tiny_source, tmp_path, m
     assert seen_waiting
     assert runs.read_status(first)["state"] == "done"
     assert jobs.queue_position(second.name, wss[1]) is None
-    assert not list((tmp_path / "queue" / "tickets").glob("*.json"))  # ended runs leave the queue
+    pid = runs.read_status(second)["pid"]
+    while jobs.alive(pid):  # "done" is written just before the process exits
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    jobs.queue_position(second.name, wss[1])  # any look at the queue drops the tickets of ended runs
+    assert not list((tmp_path / "queue" / "tickets").glob("*.json"))
 
 
 def test_the_sweep_command_for_a_cron_job(tmp_path, capsys):
@@ -148,3 +153,18 @@ def test_the_sweep_command_for_a_cron_job(tmp_path, capsys):
     assert main(["sweep", "--workspace", str(tmp_path), "--ttl-hours", "2"]) == 0
     assert "Removed 1 expired" in capsys.readouterr().out
     assert not old.exists() and kept.is_dir()
+
+
+def test_a_run_holds_its_queue_slot_until_its_process_ends(tmp_path):
+    """A finished run whose process still works (training its from-scratch baseline) keeps the slot."""
+    ws = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    qdir = tmp_path / "queue"
+    working = _fake_run(ws, "done", os.getpid())  # this process is alive
+    ended = _fake_run(ws, "done", 2**22 + 12345)  # no such process
+    waiting = _fake_run(ws, "queued", os.getpid())
+    for run_dir in (working, ended, waiting):
+        jobs._enqueue(run_dir, qdir)
+    with jobs._queue_lock(qdir):
+        training, queued = jobs._queue_state(qdir)
+    assert training == [working.resolve()] and queued == [waiting.resolve()]
+    assert not jobs._ticket(ended, qdir).exists()

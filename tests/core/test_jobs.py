@@ -155,3 +155,20 @@ def test_cancel_mid_training_keeps_the_best_checkpoint(tiny, ws):
     assert 1 <= epochs < 60
     assert (run_dir / "model.keras").is_file() and (run_dir / "checkpoints" / "best.index").is_file()
     assert "best model so far was kept" in runs.read_status(run_dir)["message"]
+
+
+def test_another_process_finished_child_is_not_alive():
+    """A job ended but not yet reaped by its parent (the server) is a zombie: it no longer holds a queue slot."""
+    import subprocess
+    import sys
+
+    code = ("import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'pass']); "
+            "print(c.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        _until(lambda: not jobs.alive(child), what="the unreaped child to count as ended")
+        assert jobs.alive(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait()

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from core import datasets
+from core.errors import DatasetError
 from tests.conftest import ROOT
 from tests.pages.conftest import app_test, assert_clean, class_zip, image_bytes, plotly_charts
 
@@ -190,12 +191,18 @@ def test_server_folder_import(ws, tmp_path):
     assert [d["counts"] for d in datasets.list_datasets(ws)] == [{"blue": 3, "red": 3}]
 
 
-def test_server_folder_import_is_off_when_hosted(ws, monkeypatch):
-    monkeypatch.setenv("TL_HOSTED", "1")
+@pytest.mark.parametrize("flag", ["1", "true", " yes "])
+def test_server_folder_import_is_off_when_hosted(ws, monkeypatch, tiny_dataset, flag):
+    monkeypatch.setenv("TL_HOSTED", flag)
+    monkeypatch.setenv("TL_QUEUE_DIR", "x")
+    monkeypatch.delenv("TL_QUEUE_DIR")  # the app sets it in hosted mode: undone after the test
     at = app_test("data").run()
     assert_clean(at)
     assert at.text_input(key="data.folder").disabled
     assert at.button(key="data.folder_import").disabled
+    # And in core, whatever the page does: a typed server path is never read on a shared server.
+    with pytest.raises(DatasetError, match="switched off"):
+        datasets.import_server_folder(ws / "datasets" / tiny_dataset["id"], ws)
 
 
 def test_selector_switches_the_dataset(ws, tiny_dataset):
