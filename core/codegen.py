@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core import backbones, strategies
+from core import backbones, hosting, strategies
 from core.config import RunConfig
 
 _HEAD = '''"""Train {label} on a folder of class folders with the "{strategy}" strategy.
@@ -266,6 +266,11 @@ def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]
     ]
 
 
+def shown_folder(dataset_folder: str | Path) -> str:
+    """The dataset folder as a script shows it: the real path, except on a shared server ("images")."""
+    return "images" if hosting.enabled() else str(dataset_folder)
+
+
 def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
                     classes: list[str] | None = None, split_file: str | None = None, ws: Path | None = None) -> str:
     """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
@@ -286,6 +291,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     phases = [p for p in strategy.phases(config) if p.epochs > 0]
     if strategy.source and source_weights is None:
         source_weights = str(features.source_weights_file(ws or runs.workspace(), config))
+        if hosting.enabled():  # no server paths for visitors of a shared server: a file to put beside the script
+            source_weights = f"source_run/{Path(source_weights).name}"
     info_file = Path(dataset_folder) / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     classes = classes or info.get("classes")
@@ -307,7 +314,7 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
                    f"{p.top_groups}),  # {p.label}" for p in phases]
     settings = [
         "# The run's settings (TransferLab's config.json holds the same values).",
-        f"DATA_DIR = {str(dataset_folder)!r}",
+        f"DATA_DIR = {shown_folder(dataset_folder)!r}",
         f"CLASSES = {classes!r}  # the order of the model's outputs (None: the sorted class folders)",
         f"CLASS_DIRS = {class_dirs!r}  # each class's folder in DATA_DIR (None: named like the class)",
         f"SPLIT_FILE = {split_file!r}  # a run's split.json (relative: next to this script); None: see split_images",

@@ -7,6 +7,7 @@ checks, so the page can never offer a value the trainer refuses.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -97,6 +98,9 @@ class RunConfig:
             )
         if strategy.source and not self.source_run:
             raise ConfigError(f"The {self.strategy} strategy starts from an earlier run; choose one (source_run).")
+        if self.source_run and not re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{12}", self.source_run):
+            raise ConfigError(f"'{self.source_run}' is not a run id (like 20260101-120000-0123456789ab); "
+                              "list runs with 'python -m core runs'.")
         for name, allowed in CHOICES.items():
             _check_choice(name, _lookup(self, name), allowed)
         for name, (low, high) in RANGES.items():

@@ -527,6 +527,8 @@ def _write_dataset(
     root = ws / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     hosting.check_room(ws)
+    room = hosting.room_bytes(ws)  # None: no quota (a private computer)
+    written = 0
     dataset_id = f"{_slug(name)}-{secrets.token_hex(6)}"
     tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
     try:
@@ -554,11 +556,15 @@ def _write_dataset(
                 continue
             if entry.label is None:
                 rel = f"{UNLABELED}/{len(unlabeled):05d}.jpg"
-                img.save(tmp / rel, "JPEG", quality=92)
+            else:
+                rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}.jpg"
+            img.save(tmp / rel, "JPEG", quality=92)
+            written += (tmp / rel).stat().st_size
+            if room is not None and written > room:
+                hosting.check_room(ws)  # raises: the images so far already fill the workspace (the folder goes below)
+            if entry.label is None:
                 unlabeled.append(rel)
                 continue
-            rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}.jpg"
-            img.save(tmp / rel, "JPEG", quality=92)
             images[entry.label].append(rel)
             sizes.append(list(size))
             hashes[rel] = hashlib.sha256(data).hexdigest()

@@ -203,7 +203,7 @@ def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
         classes=classes(run_dir), ws=ws)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("train.py", script)
-        zf.writestr("README.md", code_readme(run_dir, folder))
+        zf.writestr("README.md", code_readme(run_dir, codegen.shown_folder(folder)))
         zf.write(run_dir / "config.json", "config.json")
         zf.write(run_dir / "split.json", "split.json")
         zf.writestr("labels.txt", labels_text(run_dir))

@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 # How often a server process looks for expired session workspaces.
 SWEEP_EVERY_SECONDS = 600.0
 _last_sweep = 0.0
+_sweep_lock = threading.Lock()
 
 
 def enabled() -> bool:
@@ -148,13 +150,19 @@ def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> lis
     return removed
 
 
-def sweep_now_and_then(root: Path) -> list[str]:
-    """`sweep()` at most every SWEEP_EVERY_SECONDS per process (cheap to call on every page view)."""
+def sweep_now_and_then(root: Path) -> threading.Thread | None:
+    """`sweep()` in a background thread, at most every SWEEP_EVERY_SECONDS per process.
+
+    Cheap to call on every page view; the visitor whose view starts it does not wait for the deletions.
+    """
     global _last_sweep
-    if time.monotonic() - _last_sweep < SWEEP_EVERY_SECONDS and _last_sweep:
-        return []
-    _last_sweep = time.monotonic()
-    return sweep(root)
+    with _sweep_lock:
+        if _last_sweep and time.monotonic() - _last_sweep < SWEEP_EVERY_SECONDS:
+            return None
+        _last_sweep = time.monotonic()
+    thread = threading.Thread(target=sweep, args=(root,), name="transferlab-sweep", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- caps

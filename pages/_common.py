@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
@@ -85,26 +85,50 @@ def hosted() -> bool:
 
 
 def _secrets_flag() -> bool:
+    section = _secret("transferlab") or {}
+    return str(section.get("hosted", "")).strip().lower() in ("1", "true", "yes")
+
+
+def _secret(name: str) -> Mapping[str, Any] | None:
+    """A top-level table of secrets.toml; None when there is no secrets file.
+
+    A secrets file that exists but cannot be read stops every page with a sentence: running on as
+    a private computer could put every visitor in one shared workspace.
+    """
     try:
-        section = st.secrets.get("transferlab") or {}
-    except FileNotFoundError:  # no secrets.toml: the usual case on a private computer
-        return False
-    return str(section.get("hosted", "")).lower() in ("1", "true", "yes")
+        return st.secrets.get(name)
+    except FileNotFoundError as exc:  # Streamlit raises this for a missing and for an unreadable file
+        if any(Path(p).expanduser().is_file() for p in st.get_option("secrets.files")):
+            raise TransferLabError(
+                "The server's secrets.toml cannot be read, so the app stops rather than guess whether it is "
+                "shared; the server log says what is wrong with the file."
+            ) from exc
+        return None
 
 
 def upload_limit_mb(ws: Path) -> int:
-    """The largest upload accepted now: server.maxUploadSize, and on a shared server no more than the workspace's room."""
+    """The largest upload worth sending now: server.maxUploadSize (the server refuses more), and on a shared
+    server no more than the workspace's room (the import refuses more, part way). Shown, not passed to the
+    uploader as max_upload_size: that is part of the widget's identity, so a changing room would drop a file."""
     limit = int(st.get_option("server.maxUploadSize"))
     room = hosting.room_bytes(ws)
     return limit if room is None else max(1, min(limit, room // 2**20))
 
 
+def login_providers() -> list[str | None]:
+    """The OIDC providers in secrets.toml: [None] for one set directly under [auth], else the names of
+    its [auth.<name>] tables; [] when login is not set up."""
+    auth = _secret("auth")
+    if not auth:
+        return []
+    if "client_id" in auth:
+        return [None]
+    return [name for name, table in auth.items() if isinstance(table, Mapping) and "client_id" in table]
+
+
 def login_configured() -> bool:
-    """True when secrets.toml has an [auth] section, so st.login can work."""
-    try:
-        return "auth" in st.secrets
-    except FileNotFoundError:  # no secrets.toml
-        return False
+    """True when secrets.toml sets up at least one login provider, so st.login can work."""
+    return bool(login_providers())
 
 
 def login_identity() -> str | None:
@@ -271,12 +295,15 @@ def account_ui() -> None:
     hours = hosting.ttl_seconds() / 3600
     st.caption(f"Your datasets and runs are private to this browser tab and deleted {hours:g} hours after you last "
                "use them; reloading the page starts afresh.")
-    if login_configured() and st.button(
-        "Log in to keep your work", key="account.login", icon=":material/login:",
-        help="With an account your datasets and runs are kept between visits. Work done before logging in "
-             "stays in this tab only.",
-    ):
-        st.login()
+    for provider in login_providers():
+        label = "Log in to keep your work" if provider is None else f"Log in with {provider.title()} to keep your work"
+        if st.button(label, key="account.login" + (f".{provider}" if provider else ""), icon=":material/login:",
+                     help="With an account your datasets and runs are kept between visits. Work done before "
+                          "logging in stays in this tab only."):
+            if provider:
+                st.login(provider)
+            else:
+                st.login()
 
 
 def _sidebar_status(run_id: str, ws: Path) -> None:

@@ -37,9 +37,13 @@ def upload_ui(ws: Path) -> Any:
         "Top folders named `train/`, `val/` and `test/` (each holding the class folders) keep your own split; "
         "a top folder named `unlabeled/` is kept aside as unlabeled images of the same kind."
     )
-    st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
+    if limit < int(st.get_option("server.maxUploadSize")):
+        st.caption(f"Your workspace on this shared server has room for about {limit} MB more; delete a dataset or "
+                   "runs you no longer need to make room.")
+    else:
+        st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
     return st.file_uploader(
-        "Upload a .zip of class folders", type=["zip"], key="data.upload", max_upload_size=limit,
+        "Upload a .zip of class folders", type=["zip"], key="data.upload",
         help=f"Up to {limit} MB. Each class needs at least {datasets.MIN_IMAGES_TO_IMPORT} images to import and "
              f"{datasets.MIN_IMAGES_TO_TRAIN} to train; {datasets.ADVISED_IMAGES} or more is best.",
     )

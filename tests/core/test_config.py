@@ -112,3 +112,9 @@ def test_registries_are_consistent():
     for strategy in strategies.STRATEGIES.values():
         assert strategy.sentence and strategy.use_when
         assert strategy.phases(RunConfig(dataset_id="x", fine_tune_epochs=2))
+
+
+def test_a_source_run_must_be_a_run_id():
+    with pytest.raises(ConfigError, match="is not a run id"):
+        RunConfig(dataset_id="d-0123abcd", backbone="mobilenet_v1_0.25", strategy="domain_weights", weights="run",
+                  source_run="../../etc").validate()

@@ -168,3 +168,24 @@ def test_a_run_holds_its_queue_slot_until_its_process_ends(tmp_path):
         training, queued = jobs._queue_state(qdir)
     assert training == [working.resolve()] and queued == [waiting.resolve()]
     assert not jobs._ticket(ended, qdir).exists()
+
+
+def test_generated_code_shows_no_server_paths_when_hosted(tmp_path, hosted):
+    from core import codegen
+
+    ws = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    config = RunConfig(dataset_id="tiny-0123abcdef01", backbone="mobilenet_v1_0.25", strategy="domain_weights",
+                       weights="run", source_run="20260101-120000-0123456789ab")
+    script = codegen.training_script(config, str(ws / "datasets" / "tiny-0123abcdef01"), classes=["a", "b"], ws=ws)
+    assert str(tmp_path) not in script
+    assert "DATA_DIR = 'images'" in script and "SOURCE_WEIGHTS = 'source_run/model.keras'" in script
+
+
+def test_page_views_sweep_in_the_background_at_most_every_few_minutes(tmp_path, hosted, monkeypatch):
+    monkeypatch.setattr(hosting, "_last_sweep", 0.0)
+    old = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    _age(old, 13 * 3600)
+    thread = hosting.sweep_now_and_then(tmp_path)
+    thread.join(timeout=30)
+    assert not old.exists()
+    assert hosting.sweep_now_and_then(tmp_path) is None  # the next view, minutes later: nothing to do

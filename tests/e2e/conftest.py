@@ -83,9 +83,12 @@ def _stop(proc: subprocess.Popen, ws: Path) -> None:
         proc.kill()
     for status in ws.glob("**/runs/*/status.json"):
         info = json.loads(status.read_text())
-        if info.get("state") in ("queued", "running") and info.get("pid"):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(info["pid"], signal.SIGKILL)
+        pid = info.get("pid")
+        if info.get("state") not in ("queued", "running") or not pid:
+            continue
+        with contextlib.suppress(OSError):  # only a job process of this run, never a recycled pid
+            if str(status.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ def _visitor_workspace(at: AppTest, root: Path) -> Path:
 def _page_text(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "title", "subheader") for e in at.get(kind)]
     parts += [str(getattr(e, "options", "")) for e in at.get("selectbox")]
+    parts += [e.value.to_csv() for e in at.dataframe]  # the Compare page's run table
     return "\n".join(map(str, parts))
 
 
@@ -40,14 +41,14 @@ def test_two_browser_sessions_never_see_each_others_data(hosted, tiny_source, ma
     run_dir.parent.mkdir(parents=True)
     make_run("done", dataset_id=info["id"]).rename(run_dir)
 
-    for page in ("data", "compare", "predictions", "export"):
+    for page, shows in (("data", info["id"]), ("compare", run_dir.name), ("predictions", run_dir.name),
+                        ("export", run_dir.name)):
         alice.switch_page(f"pages/{page}.py").run()
         bob.switch_page(f"pages/{page}.py").run()
         assert_clean(alice)
         assert_clean(bob)
+        assert shows in _page_text(alice), page  # the check can see what it looks for
         assert info["id"] not in _page_text(bob) and run_dir.name not in _page_text(bob), page
-    alice.switch_page("pages/data.py").run()
-    assert info["id"] in _page_text(alice)
 
     # Bob opening a link to Alice's run (a new browser session) finds nothing and is told nothing about it.
     link = app_test("app")
@@ -146,3 +147,37 @@ def test_a_hub_folder_on_the_server_is_refused_in_a_sentence_when_hosted(hosted,
     assert at.error[0].value == ("On this shared server a TF Hub model must be given by its web address (https://…), "
                                  "not by a folder on the server.")
     assert at.title and at.title[0].value == "Model"  # the page goes on; only the field is refused
+
+
+def test_named_login_providers_each_get_a_button(hosted):
+    at = app_test("app")
+    table = {"client_id": "c", "client_secret": "s", "server_metadata_url": "https://example.org/.well-known/x"}
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s",
+                          "google": dict(table), "microsoft": dict(table)}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert_clean(at)
+    assert at.sidebar.button(key="account.login.google").label == "Log in with Google to keep your work"
+    assert at.sidebar.button(key="account.login.microsoft")
+    assert not [b for b in at.sidebar.button if b.key == "account.login"]  # st.login() alone would fail here
+
+
+def test_an_unreadable_secrets_file_stops_the_app_instead_of_mixing_visitors(ws, tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit import config
+
+    monkeypatch.delenv("TL_HOSTED", raising=False)
+    broken = tmp_path / "secrets.toml"
+    broken.write_text("[transferlab]\nhosted = true\n[auth\n")
+    old = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(broken)])
+    st.secrets._reset()
+    try:
+        at = app_test("app").run()
+        at.switch_page("pages/data.py").run()
+    finally:
+        config.set_option("secrets.files", old)
+        st.secrets._reset()
+    assert not at.exception
+    assert any("secrets.toml cannot be read" in e.value for e in at.error)
+    assert not (ws / "datasets").exists() and "_session_workspace" not in at.session_state
