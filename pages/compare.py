@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, compare, jobs, runs
+from core.errors import QuotaExceeded
 from pages import _common
 
 # Table columns: row key -> (title, column config). The order is the table's.
@@ -127,9 +128,18 @@ def actions_ui(selected: list[dict[str, Any]], ws: Path, version: int) -> None:
     left, right = st.columns(2)
     if left.button(f"Re-run {words} with the same settings", key="compare.rerun", icon=":material/replay:",
                    help="Trains each selected run again as a new run, with exactly the settings it was trained with."):
-        new_ids = [jobs.submit(runs.load_config(r["path"]), ws) for r in selected]
-        _common.remember_run(new_ids[-1])
-        st.session_state["compare.flash"] = f"Started {len(new_ids)} new run(s): {', '.join(new_ids)}."
+        new_ids, refused = [], None
+        for r in selected:
+            try:
+                new_ids.append(jobs.submit(runs.load_config(r["path"]), ws))
+            except QuotaExceeded as exc:  # a shared server's cap: say which runs did start
+                refused = str(exc)
+                break
+        if new_ids:
+            _common.remember_run(new_ids[-1])
+            st.session_state["compare.flash"] = f"Started {len(new_ids)} new run(s): {', '.join(new_ids)}."
+        if refused:
+            st.session_state["compare.refused"] = f"{n - len(new_ids)} of the {n} runs did not start. {refused}"
         st.rerun()
     busy = [r["id"] for r in selected if r["state"] in _common.ACTIVE_STATES]
     confirm = right.checkbox(f"Yes, delete {words} and all their files", key=f"compare.confirm.{version}",
@@ -155,6 +165,9 @@ def page() -> None:
     flash = st.session_state.pop("compare.flash", None)
     if flash:
         st.success(flash)
+    refused = st.session_state.pop("compare.refused", None)
+    if refused:
+        st.error(refused)
     rows = compare.table(ws)
     if not rows:
         st.info("No runs yet. Train a model on the Train page, then compare runs here.")

@@ -133,3 +133,25 @@ def test_an_unexpected_error_is_a_friendly_sentence_and_a_logged_traceback(ws, m
     assert "Something went wrong" in at.error[0].value
     assert "disk on fire" not in at.error[0].value
     assert any("disk on fire" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_rerun_says_which_runs_started_when_a_cap_refuses_the_rest(ws, make_run, monkeypatch):
+    from core.errors import QuotaExceeded
+
+    make_run("done")
+    make_run("done")
+    started = []
+
+    def capped_submit(config, workspace):
+        if started:
+            raise QuotaExceeded("You already have 1 run(s) waiting or training, the most this shared server allows.")
+        started.append("20260202-000000-abcdefabcdef")
+        return started[-1]
+
+    monkeypatch.setattr(jobs, "submit", capped_submit)
+    at = app_test("compare").run()
+    _select(at, 0, 1)
+    at.button(key="compare.rerun").click().run()
+    assert not at.exception
+    assert "Started 1 new run(s): 20260202-000000-abcdefabcdef." in at.success[0].value
+    assert at.error[0].value.startswith("1 of the 2 runs did not start. You already have 1 run(s)")
