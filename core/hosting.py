@@ -126,7 +126,7 @@ def has_active_runs(ws: Path) -> bool:
     """True while a run of the workspace is waiting or training in a live process."""
     from core import jobs  # jobs imports this module
 
-    return any(r.state in ("queued", "running") and jobs.alive(r.status.get("pid")) for r in runs.list_runs(ws))
+    return any(r.state in ("queued", "running") and jobs.process_alive(r.status) for r in runs.list_runs(ws))
 
 
 def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> list[str]:
@@ -206,7 +206,7 @@ def check_active_runs(ws: Path) -> None:
         return
     from core import jobs
 
-    active = [r for r in runs.list_runs(ws) if r.state in ("queued", "running") and jobs.alive(r.status.get("pid"))]
+    active = [r for r in runs.list_runs(ws) if r.state in ("queued", "running") and jobs.process_alive(r.status)]
     if len(active) >= cap:
         raise QuotaExceeded(
             f"You already have {len(active)} run(s) waiting or training, the most this shared server allows at once; "

@@ -73,7 +73,7 @@ def _spawn(run_dir: Path, resume: bool) -> None:
         cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
     )
-    runs.update_status(run_dir, pid=proc.pid)
+    runs.update_status(run_dir, pid=proc.pid, pid_started=start_time(proc.pid))
 
 
 def cancel(run_id: str, ws: Path) -> None:
@@ -81,9 +81,28 @@ def cancel(run_id: str, ws: Path) -> None:
     runs.request_cancel(runs.run_path(run_id, ws))
 
 
-def alive(pid: int | None) -> bool:
-    """True while the process exists (a finished child of ours is reaped, not counted)."""
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, from /proc); None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[19])  # field 22, counted from the state field (3)
+
+
+def process_alive(status: dict[str, Any]) -> bool:
+    """True while the process recorded in a run's status still runs (and is that process, not a recycled pid)."""
+    return alive(status.get("pid"), status.get("pid_started"))
+
+
+def alive(pid: int | None, started: int | None = None) -> bool:
+    """True while the process exists (a finished child of ours is reaped, not counted).
+
+    `started`, the start time recorded with the pid, tells a recycled pid (another program now) from the job.
+    """
     if not pid:
+        return False
+    if started is not None and start_time(pid) not in (None, started):
         return False
     try:
         os.kill(pid, 0)
@@ -110,7 +129,7 @@ def reconcile(ws: Path) -> list[str]:
     """Mark queued/running runs whose process is gone as interrupted; returns their ids."""
     found = []
     for info in runs.list_runs(ws):
-        if info.state in ("queued", "running") and not alive(info.status.get("pid")):
+        if info.state in ("queued", "running") and not process_alive(info.status):
             if time.time() - info.status.get("created", 0) < 5:
                 continue  # just submitted: its process may not have recorded its pid yet
             runs.update_status(info.path, "interrupted", finished=time.time(),
@@ -134,7 +153,7 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     """Everything a progress view needs, read from the run folder."""
     run_dir = runs.run_path(run_id, ws)
     status = runs.read_status(run_dir)
-    if status.get("state") in ("queued", "running") and not alive(status.get("pid")):
+    if status.get("state") in ("queued", "running") and not process_alive(status):
         reconcile(ws)
         status = runs.read_status(run_dir)
     history: list[dict[str, Any]] = []
@@ -226,11 +245,11 @@ def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
         except (OSError, ValueError, KeyError, TransferLabError):
             ticket.unlink(missing_ok=True)  # its run was deleted (or its workspace expired)
             continue
-        state, pid = status.get("state"), status.get("pid")
+        state, running = status.get("state"), process_alive(status)
         fresh = time.time() - status.get("created", 0) < 5  # just submitted: its process may have no pid yet
-        if state == "queued" and (alive(pid) or fresh):
+        if state == "queued" and (running or fresh):
             waiting.append((status.get("created", 0), run_dir))
-        elif state != "queued" and alive(pid):
+        elif state != "queued" and running:
             # Training, or done and still working: the same process then trains the from-scratch
             # baseline (compare_scratch). The slot is free only when the process has ended.
             training.append(run_dir)
@@ -249,7 +268,7 @@ def _wait_turn(run_dir: Path) -> bool:
             runs.update_status(run_dir, "cancelled", finished=time.time(), message="Cancelled before it started.")
             return False
         with _queue_lock(qdir):
-            runs.update_status(run_dir, pid=os.getpid())
+            runs.update_status(run_dir, pid=os.getpid(), pid_started=start_time(os.getpid()))
             training, waiting = _queue_state(qdir)
             names = [d.name for d in waiting]
             if len(training) < max_jobs() and names and names[0] == run_dir.name:

@@ -172,3 +172,11 @@ def test_another_process_finished_child_is_not_alive():
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_recycled_pid_is_not_the_job():
+    """After a crash the job's pid may belong to another program: its start time tells them apart."""
+    me = os.getpid()
+    assert jobs.process_alive({"pid": me, "pid_started": jobs.start_time(me)})
+    assert not jobs.process_alive({"pid": me, "pid_started": jobs.start_time(me) + 1})
+    assert jobs.process_alive({"pid": me})  # older status files without a start time
