@@ -32,6 +32,8 @@ USERS = "users"
 QUEUE = "queue"
 LAST_SEEN = ".last_seen"
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+# An import folder untouched this long belongs to an import that was killed.
+STALE_IMPORT_SECONDS = 6 * 3600.0
 # How often a server process looks for expired session workspaces.
 SWEEP_EVERY_SECONDS = 600.0
 _last_sweep = 0.0
@@ -137,17 +139,27 @@ def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> lis
     ttl = ttl_seconds() if ttl is None else ttl
     now = time.time() if now is None else now
     removed = []
-    folder = root / SESSIONS
-    if not folder.is_dir():
-        return removed
-    for ws in sorted(folder.iterdir()):
+    for ws in sorted((root / SESSIONS).glob("*")):
         if not ws.is_dir() or not _SESSION_ID.match(ws.name):
             continue
         if now - last_seen(ws) <= ttl or has_active_runs(ws):
+            _remove_stale_imports(ws, now)
             continue
         shutil.rmtree(ws, ignore_errors=True)
         removed.append(ws.name)
+    for ws in sorted((root / USERS).glob("*")):
+        _remove_stale_imports(ws, now)
     return removed
+
+
+def _remove_stale_imports(ws: Path, now: float) -> None:
+    """Temporary import folders an import killed mid-way left behind (they would count against the quota)."""
+    for tmp in (ws / "datasets").glob(".import-*"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_IMPORT_SECONDS:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # the import finished or failed meanwhile
 
 
 def sweep_now_and_then(root: Path) -> threading.Thread | None:

@@ -189,3 +189,20 @@ def test_page_views_sweep_in_the_background_at_most_every_few_minutes(tmp_path, 
     thread.join(timeout=30)
     assert not old.exists()
     assert hosting.sweep_now_and_then(tmp_path) is None  # the next view, minutes later: nothing to do
+
+
+def test_the_sweep_removes_folders_left_by_killed_imports(tmp_path, hosted):
+    live = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    user = hosting.user_workspace(tmp_path, "iss|someone")
+    stale, recent = live / "datasets" / ".import-dead", user / "datasets" / ".import-busy"
+    for folder in (stale, recent):
+        folder.mkdir(parents=True)
+        (folder / "00000.jpg").write_bytes(b"x" * 100)
+    old = time.time() - 7 * 3600
+    os.utime(stale, (old, old))
+    (user / "datasets" / ".import-old").mkdir()
+    os.utime(user / "datasets" / ".import-old", (old, old))
+
+    assert hosting.sweep(tmp_path) == []  # no workspace expired
+    assert not stale.exists() and not (user / "datasets" / ".import-old").exists()
+    assert recent.is_dir() and live.is_dir()
