@@ -199,13 +199,18 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_config(name: str) -> config_mod.RunConfig:
+    """A config file written by `python -m core config` (or by hand)."""
+    path = Path(name)
+    if not path.is_file():
+        raise ConfigError(f"The config file '{path}' does not exist; create one with 'python -m core config'.")
+    return config_mod.RunConfig.from_json(path.read_text(encoding="utf-8"))
+
+
 def cmd_code(args: argparse.Namespace) -> int:
     from core import codegen
 
-    path = Path(args.config)
-    if not path.is_file():
-        raise ConfigError(f"The config file '{path}' does not exist; create one with 'python -m core config'.")
-    cfg = config_mod.RunConfig.from_json(path.read_text(encoding="utf-8"))
+    cfg = _read_config(args.config)
     ws = runs.workspace(args.workspace)
     script = codegen.training_script(cfg, str(datasets.dataset_path(cfg.dataset_id, ws)), ws=ws)
     if args.out:
@@ -260,10 +265,7 @@ def _progress_listener(quiet: bool):
 def cmd_train(args: argparse.Namespace) -> int:
     from core import training
 
-    path = Path(args.config)
-    if not path.is_file():
-        raise ConfigError(f"The config file '{path}' does not exist; create one with 'python -m core config'.")
-    cfg = config_mod.RunConfig.from_json(path.read_text(encoding="utf-8"))
+    cfg = _read_config(args.config)
     ws = runs.workspace(args.workspace)
     datasets.check_trainable(datasets.load_dataset(cfg.dataset_id, ws))
     run_dir = runs.create_run(cfg, ws)

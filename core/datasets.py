@@ -95,16 +95,9 @@ class ImportLimits:
                  "max_pixels": ("TL_IMPORT_MAX_PIXELS", 1)}
         values: dict[str, Any] = {}
         for key, (env, unit) in names.items():
-            raw = os.environ.get(env)
-            if raw is None:
-                continue
-            try:
-                number = float(raw)
-            except ValueError:
-                number = -1.0
-            if number <= 0:
-                raise DatasetError(f"The setting {env}={raw!r} must be a positive number.")
-            values[key] = number * unit if key == "max_ratio" else int(number * unit)
+            number = hosting.env_number(env, None, DatasetError)
+            if number is not None:
+                values[key] = number * unit if key == "max_ratio" else int(number * unit)
         return cls(**values)
 
 
@@ -526,8 +519,7 @@ def _write_dataset(
         )
     root = ws / "datasets"
     root.mkdir(parents=True, exist_ok=True)
-    hosting.check_room(ws)
-    room = hosting.room_bytes(ws)  # None: no quota (a private computer)
+    room = hosting.check_room(ws)  # None: no quota (a private computer)
     written = 0
     dataset_id = f"{_slug(name)}-{secrets.token_hex(6)}"
     tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=root))

@@ -45,7 +45,8 @@ def enabled() -> bool:
     return os.environ.get("TL_HOSTED", "").strip().lower() in ("1", "true", "yes")
 
 
-def _number(name: str, default: float | None) -> float | None:
+def env_number(name: str, default: float | None, error: type[TransferLabError] = TransferLabError) -> float | None:
+    """A positive number from the environment variable `name` (default when unset); `error` names a bad one."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -54,24 +55,24 @@ def _number(name: str, default: float | None) -> float | None:
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise TransferLabError(f"The server setting {name}={raw!r} must be a positive number.")
+        raise error(f"The setting {name}={raw!r} must be a positive number.")
     return value
 
 
 def ttl_seconds() -> float:
     """How long an unused anonymous workspace is kept (TL_SESSION_TTL_HOURS, default 12 hours)."""
-    return float(_number("TL_SESSION_TTL_HOURS", 12.0)) * 3600
+    return float(env_number("TL_SESSION_TTL_HOURS", 12.0)) * 3600
 
 
 def quota_bytes() -> int | None:
     """The most a workspace may hold (TL_WORKSPACE_QUOTA_MB; default 1000 MB when hosted, else no limit)."""
-    mb = _number("TL_WORKSPACE_QUOTA_MB", 1000.0 if enabled() else None)
+    mb = env_number("TL_WORKSPACE_QUOTA_MB", 1000.0 if enabled() else None)
     return None if mb is None else int(mb * 2**20)
 
 
 def max_active_runs() -> int | None:
     """How many runs one workspace may have waiting or training (TL_MAX_ACTIVE_RUNS; default 2 when hosted)."""
-    n = _number("TL_MAX_ACTIVE_RUNS", 2 if enabled() else None)
+    n = env_number("TL_MAX_ACTIVE_RUNS", 2 if enabled() else None)
     return None if n is None else int(n)
 
 
@@ -124,11 +125,11 @@ def last_seen(ws: Path) -> float:
     return 0.0
 
 
-def has_active_runs(ws: Path) -> bool:
-    """True while a run of the workspace is waiting or training in a live process."""
+def active_runs(ws: Path) -> list[runs.RunInfo]:
+    """The workspace's runs waiting or training in a live process."""
     from core import jobs  # jobs imports this module
 
-    return any(r.state in ("queued", "running") and jobs.process_alive(r.status) for r in runs.list_runs(ws))
+    return [r for r in runs.list_runs(ws) if r.state in ("queued", "running") and jobs.process_alive(r.status)]
 
 
 def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> list[str]:
@@ -142,7 +143,7 @@ def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> lis
     for ws in sorted((root / SESSIONS).glob("*")):
         if not ws.is_dir() or not _SESSION_ID.match(ws.name):
             continue
-        if now - last_seen(ws) <= ttl or has_active_runs(ws):
+        if now - last_seen(ws) <= ttl or active_runs(ws):
             _remove_stale_imports(ws, now)
             continue
         shutil.rmtree(ws, ignore_errors=True)
@@ -192,23 +193,22 @@ def workspace_bytes(ws: Path) -> int:
     return total
 
 
-def check_room(ws: Path, adding: int = 0) -> None:
-    """QuotaExceeded when the workspace (plus `adding` bytes) would hold more than its quota."""
+def room_bytes(ws: Path) -> int | None:
+    """How many more bytes the workspace may hold (negative when over; None: no quota)."""
     quota = quota_bytes()
-    if quota is None:
-        return
-    used = workspace_bytes(ws)
-    if used + adding > quota:
+    return None if quota is None else quota - workspace_bytes(ws)
+
+
+def check_room(ws: Path, adding: int = 0) -> int | None:
+    """The workspace's room in bytes (None: no quota); QuotaExceeded when `adding` bytes would not fit."""
+    room = room_bytes(ws)
+    if room is not None and adding > room:
+        quota = quota_bytes()
         raise QuotaExceeded(
-            f"Your workspace would hold {(used + adding) / 2**20:,.0f} MB, more than the {quota / 2**20:,.0f} MB "
+            f"Your workspace would hold {(quota - room + adding) / 2**20:,.0f} MB, more than the {quota / 2**20:,.0f} MB "
             "this server allows; delete a dataset on the Data page or runs on the Compare page, then try again."
         )
-
-
-def room_bytes(ws: Path) -> int | None:
-    """How many more bytes the workspace may hold (None: no quota)."""
-    quota = quota_bytes()
-    return None if quota is None else max(0, quota - workspace_bytes(ws))
+    return room
 
 
 def check_active_runs(ws: Path) -> None:
@@ -216,9 +216,7 @@ def check_active_runs(ws: Path) -> None:
     cap = max_active_runs()
     if cap is None:
         return
-    from core import jobs
-
-    active = [r for r in runs.list_runs(ws) if r.state in ("queued", "running") and jobs.process_alive(r.status)]
+    active = active_runs(ws)
     if len(active) >= cap:
         raise QuotaExceeded(
             f"You already have {len(active)} run(s) waiting or training, the most this shared server allows at once; "

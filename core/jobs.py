@@ -32,12 +32,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def max_jobs() -> int:
     """How many runs of a queue may train at once (TL_MAX_JOBS, default 1)."""
-    return max(1, int(os.environ.get("TL_MAX_JOBS", "1")))
+    return max(1, int(hosting.env_number("TL_MAX_JOBS", 1)))
 
 
 def cancel_grace_seconds() -> float:
     """How long a cancelled job may take to stop on its own before it is stopped hard (TL_CANCEL_GRACE)."""
-    return float(os.environ.get("TL_CANCEL_GRACE", "30"))
+    return float(hosting.env_number("TL_CANCEL_GRACE", 30.0))
 
 
 def submit(config: RunConfig, ws: Path) -> str:
@@ -120,9 +120,6 @@ def alive(pid: int | None, started: int | None = None) -> bool:
     except OSError:
         return True  # no /proc (macOS): trust os.kill
     return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")  # the state field follows "(command)"
-
-
-_alive = alive
 
 
 def reconcile(ws: Path) -> list[str]:

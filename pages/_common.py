@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import datasets, hosting, jobs, runs
+from core import charts, datasets, hosting, jobs, runs
 from core.errors import RunNotFound, TransferLabError
 
 log = logging.getLogger("transferlab.pages")
@@ -112,7 +112,7 @@ def upload_limit_mb(ws: Path) -> int:
     uploader as max_upload_size: that is part of the widget's identity, so a changing room would drop a file."""
     limit = int(st.get_option("server.maxUploadSize"))
     room = hosting.room_bytes(ws)
-    return limit if room is None else max(1, min(limit, room // 2**20))
+    return limit if room is None else max(1, min(limit, room // 2**20))  # never 0: the import says what to delete
 
 
 def login_providers() -> list[str | None]:
@@ -243,6 +243,16 @@ def active_run_id() -> str | None:
     if run_id:
         remember_run(run_id)
     return run_id
+
+
+def curves_ui(history: list[dict[str, Any]], key: str) -> None:
+    """Loss and accuracy per epoch, training against validation, with what to read in them."""
+    left, right = st.columns(2)
+    left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key=f"{key}.loss")
+    right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key=f"{key}.accuracy")
+    st.caption("Loss measures how wrong the model is (lower is better); an epoch is one pass over all the training "
+               "images. When the validation curve rises while the training curve keeps falling, the model has "
+               "started to memorise the training images instead of learning the general pattern: overfitting.")
 
 
 def run_picker(candidates: list[runs.RunInfo], key: str, label: str, describe: Callable[[runs.RunInfo], list[str]],

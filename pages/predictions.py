@@ -188,12 +188,7 @@ def curves_ui(run: runs.RunInfo, ws: Path) -> None:
     hint = evaluation.overfitting_hint(history)
     if hint:
         st.warning(hint)
-    left, right = st.columns(2)
-    left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key="pred.loss")
-    right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key="pred.accuracy")
-    st.caption("Loss measures how wrong the model is (lower is better). When the validation curve rises "
-               "while the training curve keeps falling, the model has started to memorise the training images "
-               "(overfitting).")
+    _common.curves_ui(history, "pred")
 
 
 # ---------------------------------------------------------------- new images

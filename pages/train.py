@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import backbones, charts, jobs, runs, strategies
+from core import backbones, jobs, runs, strategies
 from core.config import RunConfig, preset
 from core.errors import RunNotFound
 from pages import _common
@@ -167,12 +167,7 @@ def progress_ui(run_id: str, ws: Path) -> None:
         st.info(notice)
     history = p["history"]
     if history:
-        left, right = st.columns(2)
-        left.plotly_chart(charts.training_curves(history, "loss"), width="stretch", key="train.loss")
-        right.plotly_chart(charts.training_curves(history, "accuracy"), width="stretch", key="train.accuracy")
-        st.caption("Loss measures how wrong the model is (lower is better); an epoch is one pass over all the training "
-                   "images. When the validation curve rises while the training curve keeps falling, the model has "
-                   "started to memorise the training images instead of learning the general pattern: overfitting.")
+        _common.curves_ui(history, "train")
         st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None)
     if not active and st.session_state.get("train.poll") is not None:
         # The job has ended: stop the timer with a full rerun, which draws the page without one.

@@ -91,6 +91,9 @@ def test_a_bad_server_setting_is_one_sentence(hosted, monkeypatch):
     monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "lots")
     with pytest.raises(TransferLabError, match="TL_WORKSPACE_QUOTA_MB"):
         hosting.quota_bytes()
+    monkeypatch.setenv("TL_MAX_JOBS", "many")
+    with pytest.raises(TransferLabError, match="TL_MAX_JOBS='many' must be a positive number"):
+        jobs.max_jobs()
 
 
 def test_a_visitor_may_not_queue_more_runs_than_allowed(tiny, ws, hosted, monkeypatch):

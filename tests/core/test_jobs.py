@@ -62,7 +62,7 @@ def test_killed_job_is_interrupted_and_resumes_from_its_checkpoint(tiny, ws):
     _until(lambda: any(e["type"] == "epoch_end" for e in runs.read_events(run_dir)), what="an epoch")
     pid = runs.read_status(run_dir)["pid"]
     os.kill(pid, signal.SIGKILL)
-    _until(lambda: not jobs._alive(pid), what="the process to end")
+    _until(lambda: not jobs.alive(pid), what="the process to end")
     assert jobs.progress(run_id, ws)["state"] == "interrupted"
     jobs.resume(run_id, ws)
     assert _until(lambda: _finished(run_dir), what="resumed run done") == "done", (run_dir / "job.log").read_text()

@@ -161,22 +161,27 @@ def _final_metrics(run_dir):
     return last, runs.read_json(run_dir / "eval.json")["accuracy"]
 
 
-def test_cached_features_train_the_same_head_as_full_passes(tiny, ws, monkeypatch):
+def _assert_cache_matches_full_passes(cfg: RunConfig, ws, monkeypatch) -> dict:
+    """Train cfg on cached features, then with full passes; same curves and test accuracy. Returns the feature event."""
     from core import strategies
-    from core import training as t
 
-    cfg = _config(tiny, epochs=3, head=HeadConfig(dropout=0.0))  # dropout off: its random masks differ by path
     cached_dir = runs.create_run(cfg, ws)
-    t.run(cfg, cached_dir)
-    assert [e["type"] for e in runs.read_events(cached_dir)][0] == "features"
+    training.run(cfg, cached_dir)
+    feature_pass = next(e for e in runs.read_events(cached_dir) if e["type"] == "features")
     monkeypatch.setattr(strategies, "uses_feature_cache", lambda config, phase: False)
     full_dir = runs.create_run(cfg, ws)
-    t.run(cfg, full_dir)
+    training.run(cfg, full_dir)
     assert "features" not in [e["type"] for e in runs.read_events(full_dir)]
     (cached, cached_acc), (full, full_acc) = _final_metrics(cached_dir), _final_metrics(full_dir)
     for key in ("loss", "val_loss", "val_accuracy"):
         assert cached[key] == pytest.approx(full[key], rel=1e-3, abs=1e-4), key
     assert cached_acc == full_acc
+    return feature_pass
+
+
+def test_cached_features_train_the_same_head_as_full_passes(tiny, ws, monkeypatch):
+    cfg = _config(tiny, epochs=3, head=HeadConfig(dropout=0.0))  # dropout off: its random masks differ by path
+    assert _assert_cache_matches_full_passes(cfg, ws, monkeypatch)["computed"] > 0
 
 
 def test_feature_cache_is_reused_exactly_and_keyed_by_settings(tiny, ws):
@@ -222,26 +227,14 @@ def test_feature_cache_file_names_the_earlier_run_and_its_weights(ws):
 
 
 def test_cached_features_match_full_passes_for_a_backbone_from_an_earlier_run(tiny, ws, monkeypatch):
-    from core import strategies
-
     source = _config(tiny, epochs=1, seed=7)  # another seed: a backbone unlike the one this run would build
     source_dir = runs.create_run(source, ws)
     training.run(source, source_dir)
     cfg = _config(tiny, epochs=3, strategy="domain_weights", weights="run", source_run=source_dir.name,
                   head=HeadConfig(dropout=0.0))  # dropout off: its random masks differ by path
-    cached_dir = runs.create_run(cfg, ws)
-    training.run(cfg, cached_dir)
-    feature_pass = next(e for e in runs.read_events(cached_dir) if e["type"] == "features")
+    feature_pass = _assert_cache_matches_full_passes(cfg, ws, monkeypatch)
     # The source run's own features (random weights) are cached too, under another key: none is reused.
     assert feature_pass["computed"] == feature_pass["images"] > 0
-    monkeypatch.setattr(strategies, "uses_feature_cache", lambda config, phase: False)
-    full_dir = runs.create_run(cfg, ws)
-    training.run(cfg, full_dir)
-    assert "features" not in [e["type"] for e in runs.read_events(full_dir)]
-    (cached, cached_acc), (full, full_acc) = _final_metrics(cached_dir), _final_metrics(full_dir)
-    for key in ("loss", "val_loss", "val_accuracy"):
-        assert cached[key] == pytest.approx(full[key], rel=1e-3, abs=1e-4), key
-    assert cached_acc == full_acc
 
 
 def test_augmented_views_are_cached_k_per_image(tiny, ws):

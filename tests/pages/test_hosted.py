@@ -109,14 +109,6 @@ def test_the_secrets_flag_turns_hosted_mode_on(ws, monkeypatch):
     assert (ws / "sessions" / at.session_state["_session_workspace"]).is_dir()
 
 
-def test_the_folder_import_and_server_paths_are_off_when_hosted(hosted):
-    at = app_test("app").run()
-    at.switch_page("pages/data.py").run()
-    assert_clean(at)
-    folder = at.text_input(key="data.folder")
-    assert folder.disabled
-
-
 def test_uploads_are_capped_by_the_room_left_in_a_hosted_workspace(hosted, monkeypatch):
     from pages import _common
 
