@@ -1,13 +1,13 @@
-"""Command line: python -m core ... (the same functions the pages call).
+"""Command line: python -m core ... (the same core functions the pages call).
 
 Exit 0 on success; 2 on bad input with one plain sentence on stderr; 1 on an internal error.
+Everything below is imported at the top: no core module imports TensorFlow until it is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import traceback
@@ -15,8 +15,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from core import backbones, config as config_mod, datasets, runs, strategies
+from core import bench, settings
+from core.data import health, importer, samples
+from core.data.limits import ImportLimits
+from core.engine import evaluation, modeling, training
 from core.errors import ConfigError, TransferLabError
+from core.service import hosting
+from core.ship import codegen, export
+from core.spec import backbones, config as config_mod, strategies
+from core.store import datasets, runs, sources
+from core.store.files import workspace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,9 +46,9 @@ def _dataset_summary(info: dict) -> str:
     return "\n".join(lines)
 
 
-def _import_limits(args: argparse.Namespace) -> datasets.ImportLimits:
+def _import_limits(args: argparse.Namespace) -> ImportLimits:
     """The import caps: TL_IMPORT_* settings, then any --max-* flags."""
-    limits = datasets.ImportLimits.from_env()
+    limits = ImportLimits.from_env()
     given = {"max_members": args.max_members, "max_ratio": args.max_ratio, "max_pixels": args.max_pixels,
              "max_file_bytes": args.max_file_mb and int(args.max_file_mb * 2**20),
              "max_total_bytes": args.max_total_mb and int(args.max_total_mb * 2**20)}
@@ -59,15 +67,15 @@ def _import_progress() -> Any:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    ws = runs.workspace(args.workspace)
+    ws = workspace(args.workspace)
     if args.dataset_cmd == "import":
-        info = datasets.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
+        info = importer.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
                                     unlabeled=args.unlabeled, progress=_import_progress())
     elif args.dataset_cmd == "sample":
-        info = datasets.import_sample(args.name, ws, progress=_import_progress())
+        info = samples.import_sample(args.name, ws, progress=_import_progress())
     elif args.dataset_cmd == "show":
         info = datasets.load_dataset(args.dataset_id, ws)
-        report = datasets.health_report(info)
+        report = health.health_report(info)
         _out(args, {"id": info["id"], "name": info["name"], "source": info["source"], "classes": info["classes"],
                     "warnings": info["warnings"], "skipped": info["skipped"], "report": report},
              _dataset_summary(info) + f"\n  imbalance ratio {report['imbalance_ratio']}; duplicates: "
@@ -112,7 +120,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         _out(args, rows, "\n".join(f"{r['label']:<44} {r['id']}\n{'':<44} {r['note']}" for r in rows))
         return 0
     if args.runs:
-        found = backbones.run_sources(runs.workspace(args.workspace))
+        found = sources.run_sources(workspace(args.workspace))
         rows = [{"run_id": s.run_id, "backbone": s.backbone, "dataset_id": s.dataset_id, "classes": s.classes,
                  "test_accuracy": s.test_accuracy, "early_checkpoint": s.has_early_checkpoint} for s in found]
         _out(args, rows, "\n".join(s.label for s in found) or "No finished runs in this workspace yet.")
@@ -149,7 +157,7 @@ _HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    ws = runs.workspace(args.workspace)
+    ws = workspace(args.workspace)
     datasets.dataset_path(args.dataset, ws)
     overrides: dict[str, Any] = {k: getattr(args, f) for f, k in _CONFIG_FLAGS.items() if getattr(args, f) is not None}
     if args.hub:
@@ -190,7 +198,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    ws = runs.workspace(args.workspace)
+    ws = workspace(args.workspace)
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
@@ -208,10 +216,8 @@ def _read_config(name: str) -> config_mod.RunConfig:
 
 
 def cmd_code(args: argparse.Namespace) -> int:
-    from core import codegen
-
     cfg = _read_config(args.config)
-    ws = runs.workspace(args.workspace)
+    ws = workspace(args.workspace)
     script = codegen.training_script(cfg, str(datasets.dataset_path(cfg.dataset_id, ws)), ws=ws)
     if args.out:
         Path(args.out).write_text(script, encoding="utf-8")
@@ -222,8 +228,6 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 
 def cmd_sees(args: argparse.Namespace) -> int:
-    from core import modeling
-
     backbones.check_id(args.backbone)
     images = []
     for name in args.images:
@@ -263,11 +267,9 @@ def _progress_listener(quiet: bool):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core import training
-
     cfg = _read_config(args.config)
-    ws = runs.workspace(args.workspace)
-    datasets.check_trainable(datasets.load_dataset(cfg.dataset_id, ws))
+    ws = workspace(args.workspace)
+    health.check_trainable(datasets.load_dataset(cfg.dataset_id, ws))
     run_dir = runs.create_run(cfg, ws)
     print(f"run {run_dir.name}", file=sys.stderr)
     result = training.train_and_compare(cfg, run_dir, listener=_progress_listener(args.quiet), distribute=args.distribute)
@@ -280,9 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from core import training
-
-    ws = runs.workspace(args.workspace)
+    ws = workspace(args.workspace)
     run_dir = runs.run_path(args.run_id, ws)
     runs.check_resumable(run_dir)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
@@ -292,9 +292,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core import evaluation
-
-    report = evaluation.evaluate(runs.run_path(args.run_id, runs.workspace(args.workspace)))
+    report = evaluation.evaluate(runs.run_path(args.run_id, workspace(args.workspace)))
     brief = {k: v for k, v in report.items() if k != "predictions"}
     rows = "\n".join(f"  {r['class']:<16} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  n={r['support']}"
                      for r in report["per_class"])
@@ -303,9 +301,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core import evaluation
-
-    run_dir = runs.run_path(args.run_id, runs.workspace(args.workspace))
+    run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     images = []
     for name in args.images:
         path = Path(name)
@@ -324,7 +320,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    found = runs.list_runs(runs.workspace(args.workspace))
+    found = runs.list_runs(workspace(args.workspace))
     rows = [{
         "id": r.id, "state": r.state,
         "backbone": r.config.backbone if r.config else None,
@@ -338,18 +334,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from core import hosting
-
     ttl = None if args.ttl_hours is None else args.ttl_hours * 3600
-    removed = hosting.sweep(runs.workspace(args.workspace), ttl=ttl)
+    removed = hosting.sweep(workspace(args.workspace), ttl=ttl)
     _out(args, removed, f"Removed {len(removed)} expired session workspace(s).")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core import export
-
-    run_dir = runs.run_path(args.run_id, runs.workspace(args.workspace))
+    run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     path = export.export(run_dir, args.format)
     if args.out and Path(args.out).resolve() != path.parent.resolve():
         out = Path(args.out)
@@ -370,8 +362,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from core import bench
-
     result = bench.run(args.name, keras_cache=args.keras_cache)
     _out(args, result, bench.describe(result))
     return 0
@@ -398,7 +388,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--max-ratio", type=float, help="largest expansion ratio of an archive entry")
     imp.add_argument("--max-pixels", type=int, help="largest image, in pixels (decompression-bomb guard)")
     smp = ds_sub.add_parser("sample", parents=[common], help="create a built-in sample dataset")
-    smp.add_argument("name", choices=datasets.SAMPLES)
+    smp.add_argument("name", choices=samples.SAMPLES)
     ds_sub.add_parser("list", parents=[common], help="list datasets")
     shw = ds_sub.add_parser("show", parents=[common], help="a dataset's health report")
     shw.add_argument("dataset_id")
@@ -494,8 +484,6 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--ttl-hours", type=float, help="default: TL_SESSION_TTL_HOURS, else 12")
     sw.set_defaults(func=cmd_sweep)
 
-    from core import export
-
     ex = sub.add_parser("export", parents=[common], help="export a trained run (TFLite formats are checked on its test split)")
     ex.add_argument("run_id")
     ex.add_argument("--format", required=True, choices=tuple(export.FORMATS), help="what to export")
@@ -503,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
-    bn.add_argument("name", choices=("quick-shapes", "import", "train", "export"))
+    bn.add_argument("name", choices=tuple(bench.BENCHMARKS))
     bn.add_argument("--keras-cache", help="a folder of Keras weight files to seed the benchmark's empty cache with")
     bn.set_defaults(func=cmd_bench)
     return p
@@ -522,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if os.environ.get("TL_DEBUG"):
+        if settings.debug():
             traceback.print_exc()
         else:
             print("set TL_DEBUG=1 to see the details", file=sys.stderr)

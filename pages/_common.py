@@ -6,15 +6,18 @@ Nothing here imports TensorFlow, so the Home and Data pages stay light.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from core import charts, datasets, hosting, jobs, runs
+from core import settings
+from core.data import samples
 from core.errors import RunNotFound, TransferLabError
+from core.service import hosting, jobs
+from core.store import datasets, files, quota, runs
+from pages import _charts as charts
 
 log = logging.getLogger("transferlab.pages")
 
@@ -60,10 +63,10 @@ def workspace() -> Path:
     folder inside it instead: the logged-in user's, which persists, else this browser session's,
     which expires (core.hosting). Training then queues server-wide, under the same root.
     """
-    root = runs.workspace()
+    root = files.workspace()
     if not hosted():
         return root
-    os.environ.setdefault("TL_QUEUE_DIR", str(root / hosting.QUEUE))
+    settings.default_queue_dir(root / hosting.QUEUE)
     hosting.sweep_now_and_then(root)
     identity = login_identity()
     if identity:
@@ -79,9 +82,9 @@ def reload_keeps_work() -> bool:
 
 def hosted() -> bool:
     """True on a shared server: TL_HOSTED=1, or `hosted = true` under [transferlab] in secrets.toml."""
-    if not hosting.enabled() and _secrets_flag():
-        os.environ["TL_HOSTED"] = "1"  # the job processes and core's caps read the same setting
-    return hosting.enabled()
+    if not settings.hosted() and _secrets_flag():
+        settings.set_hosted()  # the job processes and core's caps read the same setting
+    return settings.hosted()
 
 
 def _secrets_flag() -> bool:
@@ -111,7 +114,7 @@ def upload_limit_mb(ws: Path) -> int:
     server no more than the workspace's room (the import refuses more, part way). Shown, not passed to the
     uploader as max_upload_size: that is part of the widget's identity, so a changing room would drop a file."""
     limit = int(st.get_option("server.maxUploadSize"))
-    room = hosting.room_bytes(ws)
+    room = quota.room_bytes(ws)
     return limit if room is None else max(1, min(limit, room // 2**20))  # never 0: the import says what to delete
 
 
@@ -206,7 +209,7 @@ def load_sample(ws: Path) -> dict[str, Any]:
     for info in datasets.list_datasets(ws):
         if info.get("name") == "shapes" and info.get("source") == "shapes":
             return info
-    return datasets.import_sample("shapes", ws)
+    return samples.import_sample("shapes", ws)
 
 
 def dataset_label(info: dict[str, Any]) -> str:
@@ -227,7 +230,7 @@ def no_dataset_guidance() -> None:
 def reconcile_once(ws: Path) -> None:
     """Mark jobs whose process died (e.g. a server restart) as interrupted, once per browser session."""
     if not st.session_state.get("_reconciled"):
-        jobs.reconcile(ws)
+        runs.reconcile(ws)
         st.session_state["_reconciled"] = True
 
 
@@ -302,7 +305,7 @@ def account_ui() -> None:
                      help="Your work stays in your account for the next time you log in."):
             st.logout()
         return
-    hours = hosting.ttl_seconds() / 3600
+    hours = settings.session_ttl_seconds() / 3600
     st.caption(f"Your datasets and runs are private to this browser tab and deleted {hours:g} hours after you last "
                "use them; reloading the page starts afresh.")
     for provider in login_providers():

@@ -6,8 +6,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import charts, compare, jobs, runs
 from core.errors import QuotaExceeded
+from core.service import compare, jobs
+from core.store import runs
+from pages import _charts as charts
 from pages import _common
 
 # Table columns: row key -> (title, column config). The order is the table's.

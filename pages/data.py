@@ -6,9 +6,13 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from core import charts, datasets
-from core.config import RANGES, AugmentConfig, RunConfig
+from core.data import archives, health, images, importer, samples
+from core.data.limits import ImportLimits
+from core.engine.augment import augmentation_preview
 from core.errors import ConfigError, TransferLabError
+from core.spec.config import RANGES, AugmentConfig, RunConfig
+from core.store import datasets
+from pages import _charts as charts
 from pages import _common
 
 GALLERY_PAGE = 24  # thumbnails per gallery page: only these are read from disk
@@ -16,7 +20,7 @@ GALLERY_COLUMNS = 6
 PREVIEW_CLASSES = 3
 PREVIEW_VARIANTS = 4
 SHOWN_CONFLICTS = 20
-IMAGE_TYPES = [suffix.lstrip(".") for suffix in datasets.IMAGE_SUFFIXES]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
 SPLIT_FIELDS = ("val_fraction", "test_fraction", "seed")
 DEFAULTS = RunConfig(dataset_id="defaults")
 SPLIT_HELP = ("The model learns from the training images. Validation images check it after every epoch (one pass "
@@ -44,8 +48,8 @@ def upload_ui(ws: Path) -> Any:
         st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
     return st.file_uploader(
         "Upload a .zip of class folders", type=["zip"], key="data.upload",
-        help=f"Up to {limit} MB. Each class needs at least {datasets.MIN_IMAGES_TO_IMPORT} images to import and "
-             f"{datasets.MIN_IMAGES_TO_TRAIN} to train; {datasets.ADVISED_IMAGES} or more is best.",
+        help=f"Up to {limit} MB. Each class needs at least {importer.MIN_IMAGES_TO_IMPORT} images to import and "
+             f"{health.MIN_IMAGES_TO_TRAIN} to train; {health.ADVISED_IMAGES} or more is best.",
     )
 
 
@@ -113,8 +117,8 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool]:
 
 def samples_ui() -> str | None:
     """A built-in sample; its name when its button was clicked."""
-    name = st.radio("Sample", datasets.SAMPLES, key="data.sample_name", format_func=str.capitalize,
-                    captions=[datasets.SAMPLE_DESCRIPTIONS[s] for s in datasets.SAMPLES],
+    name = st.radio("Sample", samples.SAMPLES, key="data.sample_name", format_func=str.capitalize,
+                    captions=[samples.SAMPLE_DESCRIPTIONS[s] for s in samples.SAMPLES],
                     help="Ready-made example datasets, to try TransferLab before using your own images.")
     clicked = st.button("Load the sample", key="data.sample", icon=":material/category:",
                         help="Adds the chosen sample to your workspace (or selects it if it is already there).")
@@ -144,7 +148,7 @@ def load_sample(name: str, ws: Path, progress: Progress) -> dict[str, Any]:
     for info in datasets.list_datasets(ws):
         if info.get("name") == name and info.get("source") == name:
             return info
-    return datasets.import_sample(name, ws, progress=progress)
+    return samples.import_sample(name, ws, progress=progress)
 
 
 def imported_sentence(info: dict[str, Any]) -> str:
@@ -169,19 +173,19 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
     """The four ways in, as tabs; the newly imported dataset, if any."""
     upload_tab, build_tab, sample_tab, folder_tab = st.tabs(
         ["Upload a zip", "Build classes here", "Built-in samples", "Folder on the server"])
-    limits = datasets.ImportLimits.from_env()
+    limits = ImportLimits.from_env()
     imported = None
     with upload_tab:
         upload = upload_ui(ws)
         # The uploader keeps its file across reruns: import each upload once.
         if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
             st.session_state["data.imported_upload"] = upload.file_id
-            imported = attempt(lambda p: datasets.import_upload(upload, upload.name, ws, limits=limits, progress=p),
+            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p),
                                f"Importing {upload.name}…")
     with build_tab:
         classes, unlabeled, name, clicked = builder_ui()
         if clicked:
-            imported = attempt(lambda p: datasets.import_classes(
+            imported = attempt(lambda p: importer.import_classes(
                 [(label, [(f.name, f.getvalue) for f in files]) for label, files in classes], ws, name,
                 limits=limits, unlabeled=[(f.name, f.getvalue) for f in unlabeled], progress=p,
             ), "Importing your classes…")
@@ -198,7 +202,7 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
     with folder_tab:
         folder = folder_ui()
         if folder:
-            imported = attempt(lambda p: datasets.import_server_folder(folder, ws, limits=limits, progress=p),
+            imported = attempt(lambda p: importer.import_server_folder(folder, ws, limits=limits, progress=p),
                                f"Importing {folder}…")
     return imported
 
@@ -315,7 +319,7 @@ def show_health(info: dict[str, Any], report: dict[str, Any], ws: Path) -> None:
             f"Widths {sizes['width']['min']:.0f}-{sizes['width']['max']:.0f} px (median {sizes['width']['median']:.0f}), "
             f"heights {sizes['height']['min']:.0f}-{sizes['height']['max']:.0f} px (median {sizes['height']['median']:.0f}). "
             "Every image is resized to the model's input size when training."
-            + (f" {sizes['small']} image(s) are smaller than {datasets.SMALL_SIDE} px on a side and carry little detail."
+            + (f" {sizes['small']} image(s) are smaller than {health.SMALL_SIDE} px on a side and carry little detail."
                if sizes["small"] else "")
         )
     show_duplicates(info, ws)
@@ -330,7 +334,7 @@ def show_health(info: dict[str, Any], report: dict[str, Any], ws: Path) -> None:
 
 def show_duplicates(info: dict[str, Any], ws: Path) -> None:
     """Exact copies: a table for those within a class; both images for those across classes."""
-    dups = datasets.find_duplicates(info)
+    dups = health.find_duplicates(info)
     if not dups["within"] and not dups["across"]:
         st.caption("No exact duplicate images were found.")
         return
@@ -340,7 +344,7 @@ def show_duplicates(info: dict[str, Any], ws: Path) -> None:
         st.subheader("The same image in more than one class")
         st.caption("Each row is one picture filed under different classes; keep it in the right class only.")
         for group in dups["across"][:SHOWN_CONFLICTS]:
-            st.image([datasets.thumbnail(root / rel, 128) for rel in group["files"]],
+            st.image([images.thumbnail(root / rel, 128) for rel in group["files"]],
                      caption=[f"{label_of[rel]} · {rel}" for rel in group["files"]], width=128)
         if len(dups["across"]) > SHOWN_CONFLICTS:
             st.caption(f"…and {len(dups['across']) - SHOWN_CONFLICTS} more.")
@@ -384,7 +388,7 @@ def gallery_ui(info: dict[str, Any], ws: Path) -> None:
     columns = st.columns(GALLERY_COLUMNS)
     for i, rel in enumerate(shown):
         with columns[i % GALLERY_COLUMNS]:
-            st.image(datasets.thumbnail(root / rel), caption=Path(rel).name, width="stretch")
+            st.image(images.thumbnail(root / rel), caption=Path(rel).name, width="stretch")
             st.button("Enlarge", key=f"data.enlarge.{rel}", icon=":material/zoom_in:",
                       on_click=lambda rel=rel: st.session_state.update({"data.enlarged": rel}))
 
@@ -420,7 +424,7 @@ def preview_ui(info: dict[str, Any], ws: Path) -> None:
     root = datasets.dataset_path(info["id"], ws)
     paths = [root / info["images"][label][0] for label in info["classes"][:PREVIEW_CLASSES]]
     with st.spinner("Applying the changes…"):
-        rows = datasets.augmentation_preview(paths, augment, seed, variants=PREVIEW_VARIANTS)
+        rows = augmentation_preview(paths, augment, seed, variants=PREVIEW_VARIANTS)
     for label, row in zip(info["classes"], rows):
         st.image(row, caption=[f"{label}: as trained"] + [f"changed {i}" for i in range(1, len(row))], width=140)
 
@@ -435,7 +439,7 @@ def show_dataset(info: dict[str, Any], ws: Path) -> None:
             RunConfig(dataset_id=info["id"], val_fraction=val_fraction, test_fraction=test_fraction, seed=seed).validate()
         except ConfigError as exc:
             st.warning(str(exc))
-    report = datasets.health_report(info, val_fraction, test_fraction, seed)
+    report = health.health_report(info, val_fraction, test_fraction, seed)
     with health_tab:
         show_health(info, report, ws)
     with split_tab:

@@ -5,7 +5,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import backbones, export, runs
+from core.ship import export, runfiles
+from core.spec import backbones
+from core.store import runs
 from pages import _common
 
 # How to use each model file in a few lines (SIZE and FILE are filled in).
@@ -92,8 +94,9 @@ def download_ui(run: runs.RunInfo, fmt: export.ExportFormat) -> None:
                     "network's scale is built in) and gives one score per class, in the order of **labels.txt**.")
         st.code(usage.replace("SIZE", str(size)).replace("FILE", path.name), language="python")
     if fmt.id == "keras" and run.config and backbones.get(run.config.backbone).preprocessing == "caffe":
-        st.caption("This model uses TransferLab's own preprocessing layer (core/layers.py); import that module before "
-                   "loading the .keras file elsewhere, or use the SavedModel or TensorFlow Lite export, which need nothing extra.")
+        st.caption("This model uses TransferLab's own preprocessing layer (core/engine/layers.py); call its "
+                   "custom_objects() before loading the .keras file elsewhere, or use the SavedModel or TensorFlow Lite "
+                   "export, which need nothing extra.")
 
 
 def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -164,7 +167,7 @@ def page() -> None:
     ws = _common.workspace()
     st.title("Export")
     ready = [r for r in runs.list_runs(ws)
-             if r.state in export.EXPORTABLE_STATES and (r.path / "model.keras").is_file()
+             if r.state in runfiles.EXPORTABLE_STATES and (r.path / "model.keras").is_file()
              and (r.path / "split.json").is_file()]
     if not ready:
         st.info("No trained model yet. When a run has finished on the Train page, its model can be exported here.")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import datasets
+from core.data import samples
 from pages import _common
 
 
@@ -89,10 +89,10 @@ def glossary_ui() -> None:
 def start_ui() -> bool:
     """The 'Start here' path; True when the sample button was clicked."""
     st.subheader("Start here")
-    kinds = ", ".join(f"{k}s" for k in datasets.SHAPE_CLASSES[:-1]) + f" and {datasets.SHAPE_CLASSES[-1]}s"
+    kinds = ", ".join(f"{k}s" for k in samples.SHAPE_CLASSES[:-1]) + f" and {samples.SHAPE_CLASSES[-1]}s"
     st.caption(
-        f"The built-in sample holds {datasets.SHAPES_PER_CLASS * len(datasets.SHAPE_CLASSES)} small pictures of "
-        f"{kinds} ({datasets.SHAPES_PER_CLASS} of each) in random colours, sizes and places on noisy "
+        f"The built-in sample holds {samples.SHAPES_PER_CLASS * len(samples.SHAPE_CLASSES)} small pictures of "
+        f"{kinds} ({samples.SHAPES_PER_CLASS} of each) in random colours, sizes and places on noisy "
         "backgrounds. It is ready in a few seconds."
     )
     clicked = st.button(

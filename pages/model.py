@@ -13,9 +13,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import backbones, charts, codegen, datasets, strategies
-from core.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
+from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
+from core.ship import codegen
+from core.spec import backbones, strategies
+from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
+from core.store import datasets, sources
+from pages import _charts as charts
 from pages import _common
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
@@ -208,7 +212,7 @@ def hub_ui() -> str:
         return backbones.HUB_PREFIX
 
 
-def backbone_ui(strategy: strategies.Strategy, source: backbones.RunSource | None) -> backbones.BackboneSpec:
+def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None) -> backbones.BackboneSpec:
     st.caption(
         "The **backbone** is the network that has already learned to see, by training on millions of photos. "
         "Bigger backbones are usually more accurate but slower to train and to use."
@@ -261,7 +265,7 @@ def strategy_ui() -> strategies.Strategy:
     return strategy
 
 
-def source_run_ui(strategy: strategies.Strategy, found: list[backbones.RunSource]) -> backbones.RunSource | None:
+def source_run_ui(strategy: strategies.Strategy, found: list[sources.RunSource]) -> sources.RunSource | None:
     """The earlier run a strategy starts from; None (with the reason shown) when there is none to choose."""
     if not strategy.source:
         return None
@@ -514,7 +518,6 @@ def picture_ui(config: RunConfig) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _summary(config_json: str, num_classes: int) -> dict[str, Any]:
-    from core import modeling  # TensorFlow, only when asked for
 
     return modeling.summary(RunConfig.from_json(config_json), num_classes)
 
@@ -579,7 +582,6 @@ def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
                               "loading it takes a few seconds."):
             return
         samples = [(name, folder / info["images"][name][0]) for name in info["classes"][:6] if info["images"].get(name)]
-        from core import modeling  # TensorFlow, only when asked for
 
         with st.spinner("Asking the pretrained model…"):
             try:
@@ -621,7 +623,7 @@ def page() -> None:
     recommender_ui(info)
     st.subheader("Strategy")
     strategy = strategy_ui()
-    source = source_run_ui(strategy, backbones.run_sources(ws) if strategy.source else [])
+    source = source_run_ui(strategy, sources.run_sources(ws) if strategy.source else [])
     picture = st.container()
     st.subheader("Backbone")
     spec = backbone_ui(strategy, source)

@@ -13,11 +13,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import backbones, charts, datasets, jobs, runs
+from core.data import archives
+from core.engine import evaluation, interpret
 from core.errors import DatasetError, TransferLabError
+from core.service import jobs
+from core.spec import backbones
+from core.store import datasets, files, runs
+from pages import _charts as charts
 from pages import _common
 
-IMAGE_TYPES = [suffix.lstrip(".") for suffix in datasets.IMAGE_SUFFIXES]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
 PERCENT = st.column_config.NumberColumn(format="percent")
 GALLERY = 12
 GRADCAM_SHOWN = 6
@@ -53,7 +58,6 @@ def dataset_root(run: runs.RunInfo) -> Path | None:
 
 def session_model(run: runs.RunInfo) -> Any:
     """The run's model, loaded once and kept in this browser session (one model at a time)."""
-    from core import evaluation  # imports TensorFlow when the model is loaded
 
     path = run.path / "model.keras"
     key = (str(path), path.stat().st_mtime_ns)
@@ -179,7 +183,6 @@ def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
 
 def curves_ui(run: runs.RunInfo, ws: Path) -> None:
     """The run's training and validation curves, with a sentence when it started to overfit."""
-    from core import evaluation
 
     history = jobs.progress(run.id, ws)["history"]
     if not history:
@@ -210,7 +213,6 @@ def images_ui() -> list[tuple[str, str, bytes]]:
 
 def explain_one(model: Any, data: bytes, image_size: int, class_index: int) -> dict[str, Any]:
     """Grad-CAM for one image, or the sentence saying why there is none."""
-    from core import interpret
 
     try:
         return interpret.explain(model, data, image_size, class_index)
@@ -229,7 +231,6 @@ def try_ui(run: runs.RunInfo) -> None:
     images = images_ui()
     if not images:
         return
-    from core import evaluation  # imports TensorFlow: only now that a prediction is asked for
 
     wanted = (run.id, tuple(i for i, _, _ in images))
     cached = st.session_state.get("pred.results")
@@ -239,7 +240,7 @@ def try_ui(run: runs.RunInfo) -> None:
         model = session_model(run)
         with st.spinner("Classifying…"):
             results = evaluation.predict(run.path, [(name, data) for _, name, data in images], top_k=5, model=model)
-            classes = runs.read_json(run.path / "split.json")["classes"]
+            classes = files.read_json(run.path / "split.json")["classes"]
             explained = [
                 explain_one(model, data, run.config.image_size, classes.index(r["prediction"]))
                 if "prediction" in r and n < GRADCAM_SHOWN and run.config is not None else None
@@ -276,7 +277,6 @@ def batch_ui(run: runs.RunInfo) -> None:
                                    "files that are not images are listed as skipped.")
     if upload is None:
         return
-    from core import evaluation
 
     cached = st.session_state.get("pred.batch")
     if cached and cached[0] == (run.id, upload.file_id):
@@ -314,7 +314,6 @@ def batch_ui(run: runs.RunInfo) -> None:
 
 def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
     """A 2-D map of the backbone's features of the dataset images, coloured by class, with suspects listed."""
-    from core import interpret
 
     st.caption("Each dot is one image of the dataset, placed by what the backbone sees in it: images the model "
                "finds alike sit together. A dot deep inside another class's cloud may carry the wrong label.")
@@ -383,7 +382,6 @@ def page() -> None:
         ["Test scores", "Mistakes", "Training curves", "Try it", "Embedding view"])
     rep = None
     if run.evaluation:
-        from core import evaluation  # scikit-learn, no TensorFlow
 
         rep = evaluation.report(run.evaluation)
     with scores:

@@ -9,9 +9,11 @@ from typing import Any
 
 import streamlit as st
 
-from core import backbones, jobs, runs, strategies
-from core.config import RunConfig, preset
 from core.errors import RunNotFound
+from core.service import jobs
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig, preset
+from core.store import runs
 from pages import _common
 
 LOG_LINES = 12

@@ -15,6 +15,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # Tests never reach for the internet: a missing weights file must fail at once, not download.
 os.environ["TL_OFFLINE"] = "1"
 
+from core.data.importer import import_path  # noqa: E402 - after the project root is on sys.path
+from core.data.samples import SHAPE_CLASSES, generate_shapes  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
@@ -36,8 +39,6 @@ def ws(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def tiny_source(tmp_path_factory) -> Path:
     """A folder of 3 class folders x 12 small generated images."""
-    from core.datasets import SHAPE_CLASSES, generate_shapes
-
     src = generate_shapes(tmp_path_factory.mktemp("src") / "tiny", per_class=12, size=40, seed=1)
     for extra in SHAPE_CLASSES[3:]:
         for f in (src / extra).iterdir():
@@ -49,6 +50,4 @@ def tiny_source(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny(ws, tiny_source) -> dict:
     """The tiny dataset imported into the test's workspace (its dataset.json)."""
-    from core.datasets import import_path
-
     return import_path(tiny_source, ws, name="tiny")

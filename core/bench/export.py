@@ -22,7 +22,7 @@ from typing import Any
 
 from core.errors import TransferLabError
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 FLOWERS = PROJECT.parent / "shared" / "datasets" / "flowers"
 SHARED_WEIGHTS = PROJECT.parent / "shared" / "keras-cache" / "models"
 WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"

@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import datasets, runs
-from core.config import AugmentConfig, RunConfig
+from core.data import importer, splits
 from core.errors import TransferLabError
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import datasets, runs
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 FLOWERS = PROJECT.parent / "shared" / "datasets" / "flowers"
 PER_CLASS, IMAGE_SIZE, EPOCHS, BACKBONE = 300, 224, 10, "mobilenet_v2_1.0"
 
@@ -72,17 +73,19 @@ import json, sys, time
 import numpy as np
 from pathlib import Path
 import core
-from core import datasets, features, modeling
-from core.config import RunConfig
+from core.data import tfdata
+from core.data.images import load_image_array
+from core.engine import features, modeling
+from core.spec.config import RunConfig
 cfg = RunConfig.from_json(open(sys.argv[1]).read())
 root, items = Path(sys.argv[2]), json.load(open(sys.argv[3]))
 model, base = modeling.build(cfg, 5)
 extractor = features.feature_extractor(model, base, augmented=False)
 extractor.predict(np.zeros((cfg.batch_size, cfg.image_size, cfg.image_size, 3), np.float32), verbose=0)  # warm up
 started = time.perf_counter()
-extractor.predict(datasets.pipeline(root, items, cfg.image_size, cfg.batch_size, False, 0), verbose=0)
+extractor.predict(tfdata.pipeline(root, items, cfg.image_size, cfg.batch_size, False, 0), verbose=0)
 streamed = len(items) / (time.perf_counter() - started)
-tensors = np.stack([datasets.load_image_array((root / rel).read_bytes(), cfg.image_size) for rel, _ in items[:256]])
+tensors = np.stack([load_image_array((root / rel).read_bytes(), cfg.image_size) for rel, _ in items[:256]])
 started = time.perf_counter()
 extractor.predict(tensors, batch_size=cfg.batch_size, verbose=0)
 in_memory = len(tensors) / (time.perf_counter() - started)
@@ -123,14 +126,14 @@ def run() -> dict[str, Any]:
         tmp_path = Path(tmp)
         ws = tmp_path / "workspace"
         env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_OFFLINE": "1", "HOME": str(tmp_path)}
-        info = datasets.import_path(_subset(tmp_path / "flowers300", PER_CLASS), ws, name="flowers300")
+        info = importer.import_path(_subset(tmp_path / "flowers300", PER_CLASS), ws, name="flowers300")
         cfg = RunConfig(
             dataset_id=info["id"], backbone=BACKBONE, weights="none", image_size=IMAGE_SIZE, epochs=EPOCHS,
             patience=0, augment=AugmentConfig(flip=False, rotate=False), batch_size=32,
         ).validate()
         cfg_path = tmp_path / "config.json"
         cfg_path.write_text(cfg.to_json())
-        parts = datasets.split(info, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        parts = splits.split(info, cfg.val_fraction, cfg.test_fraction, cfg.seed)
         spec = {"root": str(datasets.dataset_path(info["id"], ws)), "train": parts["train"], "val": parts["val"],
                 "image_size": IMAGE_SIZE, "batch_size": cfg.batch_size, "seed": cfg.seed, "epochs": EPOCHS,
                 "classes": len(info["classes"])}
@@ -148,7 +151,7 @@ def run() -> dict[str, Any]:
         out, _ = _run([sys.executable, "-c", _THROUGHPUT, str(cfg_path), spec["root"], str(items_path)], env)
         throughput = json.loads(out)
 
-        all_info = datasets.import_path(_subset(tmp_path / "flowers_all", None), ws, name="flowers_all")
+        all_info = importer.import_path(_subset(tmp_path / "flowers_all", None), ws, name="flowers_all")
         all_path = tmp_path / "config_all.json"
         all_path.write_text(cfg.with_changes(dataset_id=all_info["id"]).to_json())
         out, all_wall = _run([sys.executable, "-c", _PEAK_RSS, sys.executable, "-m", "core", "train", str(all_path),

@@ -18,8 +18,13 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, roc_auc_score, roc_curve
 
-from core import datasets, runs
+from core.data import archives, tfdata
+from core.data.images import load_image_array
+from core.data.limits import ImportLimits
+from core.engine import modeling
 from core.errors import DatasetError, RunStateError
+from core.store import datasets, runs
+from core.store.files import read_json, write_json
 
 # Images decoded and predicted together: bounds memory for a big zip at a large image size.
 PREDICT_CHUNK = 32
@@ -180,12 +185,11 @@ def overfitting_hint(history: list[dict[str, Any]], min_rise: float = 0.05) -> s
 
 def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
     """Predict the run's test split, compute metrics, and write eval.json (predictions kept)."""
-    from core import modeling
 
     config = runs.load_config(run_dir)
     if not (run_dir / "split.json").is_file():
         raise RunStateError(f"Run '{run_dir.name}' has not been trained yet, so there is nothing to evaluate.")
-    split = runs.read_json(run_dir / "split.json")
+    split = read_json(run_dir / "split.json")
     if model is None:
         if not (run_dir / "model.keras").is_file():
             raise RunStateError(f"Run '{run_dir.name}' has no saved model; train it first.")
@@ -195,7 +199,7 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
     test = [tuple(item) for item in split["test"]]
     if not test:
         raise DatasetError("The test split is empty; raise the test fraction or add images.")
-    ds = datasets.pipeline(root, test, config.image_size, config.batch_size, False, config.seed)
+    ds = tfdata.pipeline(root, test, config.image_size, config.batch_size, False, config.seed)
     started = time.monotonic()
     probs = model.predict(ds, verbose=0)
     seconds = time.monotonic() - started
@@ -212,7 +216,7 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
             for (rel, _), t, p in zip(test, y_true, probs)
         ],
     }
-    runs.write_json(run_dir / "eval.json", report)
+    write_json(run_dir / "eval.json", report)
     return report
 
 
@@ -221,7 +225,6 @@ def load_model(run_dir: Path) -> Any:
     if not (run_dir / "model.keras").is_file():
         state = runs.read_status(run_dir).get("state")
         raise RunStateError(f"Run '{run_dir.name}' has no trained model yet (state: {state}).")
-    from core import modeling
 
     return modeling.load(run_dir / "model.keras")
 
@@ -235,13 +238,13 @@ def predict(run_dir: Path, images: list[tuple[str, bytes]], top_k: int = 3, mode
     if model is None:
         model = load_model(run_dir)
     config = runs.load_config(run_dir)
-    classes = runs.read_json(run_dir / "split.json")["classes"]
+    classes = read_json(run_dir / "split.json")["classes"]
     results: list[dict[str, Any]] = []
     for start in range(0, len(images), PREDICT_CHUNK):
         arrays, slots = [], []
         for name, data in images[start : start + PREDICT_CHUNK]:
             try:
-                arrays.append(datasets.load_image_array(data, config.image_size))
+                arrays.append(load_image_array(data, config.image_size))
                 slots.append(len(results))
                 results.append({"file": name})
             except DatasetError as exc:
@@ -256,7 +259,7 @@ def predict(run_dir: Path, images: list[tuple[str, bytes]], top_k: int = 3, mode
     return results
 
 
-def images_from_zip(data: bytes, limits: datasets.ImportLimits = datasets.ImportLimits(),
+def images_from_zip(data: bytes, limits: ImportLimits = ImportLimits(),
                     max_images: int = MAX_BATCH_IMAGES) -> tuple[list[tuple[str, bytes]], list[dict[str, str]]]:
     """The image files of an uploaded zip as (name, bytes), read member by member with the import guards.
 
@@ -268,8 +271,8 @@ def images_from_zip(data: bytes, limits: datasets.ImportLimits = datasets.Import
     with tempfile.TemporaryDirectory(prefix="tl-batch-") as tmp:
         path = Path(tmp) / "upload.zip"
         path.write_bytes(data)
-        for member, read in datasets.zip_entries(path, limits, skipped):
-            if member.suffix.lower() not in datasets.IMAGE_SUFFIXES:
+        for member, read in archives.zip_entries(path, limits, skipped):
+            if member.suffix.lower() not in archives.IMAGE_SUFFIXES:
                 skipped.append({"file": str(member), "reason": f"not an image file type ({member.suffix or 'no extension'})"})
                 continue
             if len(images) >= max_images:

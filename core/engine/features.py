@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from core import backbones, datasets, runs, strategies
-from core.config import RunConfig
+from core.data import tfdata
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig
+from core.store import runs
 
 CACHE_VERSION = 1
 
@@ -55,7 +57,7 @@ def source_weights_file(ws: Path, config: RunConfig) -> Path:
     """The earlier run's file a weights="run" backbone starts from: its model.keras, or its early checkpoint."""
     run_dir = runs.runs_root(ws) / config.source_run
     if strategies.get(config.strategy).source == "early":
-        return run_dir / "checkpoints" / backbones.EARLY_CHECKPOINT
+        return run_dir / "checkpoints" / runs.EARLY_CHECKPOINT
     return run_dir / "model.keras"
 
 
@@ -143,7 +145,7 @@ def features_for(
         index = {k: i for i, k in enumerate(keys)}
         todo = [items[index[k]] for k in missing]
         for v in range(max(views, 1)):
-            ds = datasets.pipeline(root, todo, config.image_size, config.batch_size, False, config.seed + v)
+            ds = tfdata.pipeline(root, todo, config.image_size, config.batch_size, False, config.seed + v)
             computed = extractor.predict(ds, verbose=0)
             table.update({f"{k}#{v}": vec for k, vec in zip(missing, computed)})
         _save(cache, table)

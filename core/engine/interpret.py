@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from core import datasets, runs
+from core.data import images, tfdata
+from core.engine import evaluation
 from core.errors import DatasetError, TransferLabError
+from core.store import datasets, runs
+from core.store.files import read_json
 
 # t-SNE is quadratic in the number of points; above this the map would take minutes on a CPU.
 MAX_EMBEDDED = 2000
@@ -136,7 +139,7 @@ def gradcam(model: Any, image: np.ndarray, class_index: int | None = None) -> tu
 
 def explain(model: Any, data: bytes, image_size: int, class_index: int | None = None) -> dict[str, Any]:
     """Grad-CAM for an image file's bytes, at the model's input size: the image as seen, the heatmap, the class."""
-    arr = datasets.load_image_array(data, image_size)
+    arr = images.load_image_array(data, image_size)
     heatmap, index, layer = gradcam(model, arr, class_index)
     return {"image": np.clip(arr, 0, 255).astype(np.uint8), "heatmap": heatmap, "class_index": index, "layer": layer}
 
@@ -190,12 +193,11 @@ def compute_embeddings(run_dir: Path, model: Any = None, max_images: int = MAX_E
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    from core import evaluation
 
     config = runs.load_config(run_dir)
     if not (run_dir / "split.json").is_file():
         raise DatasetError(f"Run '{run_dir.name}' has no split.json, so its dataset images are not known.")
-    split = runs.read_json(run_dir / "split.json")
+    split = read_json(run_dir / "split.json")
     root = datasets.dataset_path(config.dataset_id, run_dir.parent.parent)
     items = [(rel, int(label), part) for part in ("train", "val", "test") for rel, label in split[part]]
     items = [item for item in _sample(items, max_images, config.seed) if (root / item[0]).is_file()]
@@ -203,7 +205,7 @@ def compute_embeddings(run_dir: Path, model: Any = None, max_images: int = MAX_E
         raise DatasetError("Fewer than 3 of the run's images are still in the dataset folder; there is nothing to map.")
     if model is None:
         model = evaluation.load_model(run_dir)
-    ds = datasets.pipeline(root, [(rel, label) for rel, label, _ in items], config.image_size,
+    ds = tfdata.pipeline(root, [(rel, label) for rel, label, _ in items], config.image_size,
                            config.batch_size, False, config.seed)
     features = feature_model(model).predict(ds.map(lambda x, y: x), verbose=0).reshape(len(items), -1)
     labels = np.array([label for _, label, _ in items])

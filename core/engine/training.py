@@ -16,9 +16,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core import backbones, datasets, events, runs, strategies
-from core.config import RunConfig
+from core import events, settings
+from core.data import health, splits, tfdata
+from core.engine import evaluation, features, modeling, networks
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig
+from core.store import datasets, runs
+from core.store.files import write_json
 
 # A network trained from scratch needs more passes than a head on pretrained features.
 SCRATCH_MIN_EPOCHS = 30
@@ -34,7 +39,7 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
     if config.weights != "imagenet":
         return config, []
     try:
-        backbones.fetch_weights(spec, config.image_size)
+        networks.fetch_weights(spec, config.image_size)
         return config, []
     except WeightsUnavailable as exc:
         missing = str(exc)
@@ -61,8 +66,8 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
 
 def apply_epoch_cap(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """A server may cap epochs per phase (TL_MAX_EPOCHS, e.g. on a shared host); say so when it bites."""
-    cap = int(os.environ.get("TL_MAX_EPOCHS", "0") or 0)
-    if cap <= 0 or (config.epochs <= cap and config.fine_tune_epochs <= cap):
+    cap = settings.max_epochs()
+    if cap is None or (config.epochs <= cap and config.fine_tune_epochs <= cap):
         return config, []
     capped = config.with_changes(epochs=min(config.epochs, cap), fine_tune_epochs=min(config.fine_tune_epochs, cap))
     return capped.validate(), [f"This server limits training to {cap} epoch(s) per phase, so this run trains at most that many."]
@@ -107,8 +112,6 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
 
 def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: float, base=None, run_dir: Path | None = None):
     import tf_keras as keras
-
-    from core import modeling
 
     class RunCheckpoint(keras.callbacks.Callback):
         """Save the whole classifier's weights: the last epoch always, the best by validation loss.
@@ -215,12 +218,10 @@ def _train(
 ) -> dict:
     import tf_keras as keras
 
-    from core import evaluation, features, modeling
-
     config.validate()
     backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
-    datasets.check_trainable(info)
+    health.check_trainable(info)
     if not resume:
         config, notices = resolve_weights(config)
         config, cap_notices = apply_epoch_cap(config)
@@ -230,8 +231,8 @@ def _train(
             emit(events.Notice(message))
 
     keras.utils.set_random_seed(config.seed)
-    parts = datasets.split(info, config.val_fraction, config.test_fraction, config.seed)
-    runs.write_json(run_dir / "split.json", {"classes": info["classes"], **parts})
+    parts = splits.split(info, config.val_fraction, config.test_fraction, config.seed)
+    write_json(run_dir / "split.json", {"classes": info["classes"], **parts})
     root = datasets.dataset_path(config.dataset_id, ws)
     steps = math.ceil(len(parts["train"]) / config.batch_size)
     labels = np.array([label for _, label in parts["train"]])
@@ -287,8 +288,8 @@ def _train(
             trainer, steps_per_epoch = model, None
             if image_data is None:
                 image_data = (
-                    datasets.pipeline(root, parts["train"], config.image_size, config.batch_size, True, config.seed),
-                    datasets.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed),
+                    tfdata.pipeline(root, parts["train"], config.image_size, config.batch_size, True, config.seed),
+                    tfdata.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed),
                 )
             train_data, val_data = image_data
         rate = modeling.learning_rate(config, phase, (steps_per_epoch or steps) * epochs_left[phase.name])

@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from core import backbones, datasets, runs, strategies
+from core.spec import backbones, strategies
+from core.store import datasets, runs
 
 # status.json fields written by training.train_and_compare: the transfer run names its baseline run
 # and says whether its best validation accuracy fell below the baseline's (negative transfer).

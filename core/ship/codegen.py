@@ -2,7 +2,7 @@
 
 The script needs only TensorFlow (with tf_keras; tensorflow-hub for a TF Hub backbone). The
 functions that decide what trains (the layer groups found from the graph, what each phase
-opens) are copied from core/modeling.py's own source, so the script cannot drift from the
+opens) are copied from core/engine/modeling.py's own source, so the script cannot drift from the
 trainer. The source is read as text (ast), so writing a script does not import TensorFlow.
 """
 
@@ -11,12 +11,16 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core import backbones, hosting, strategies
-from core.config import RunConfig
+from core import settings
+from core.engine import features, layers, modeling
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig
+from core.store.files import workspace
 
 _HEAD = '''"""Train {label} on a folder of class folders with the "{strategy}" strategy.
 
@@ -189,9 +193,10 @@ def _source(obj: Any) -> str:
 
 
 @lru_cache(maxsize=4)
-def _definitions(module: str) -> dict[str, str]:
-    """Top-level functions, classes and assignments of a core module, by name, as source text (decorators included)."""
-    text = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+def _definitions(path: str) -> dict[str, str]:
+    """Top-level functions, classes and assignments of a core module, by name, as source text (decorators
+    included); also the classes a function defines (core.engine.layers makes its Keras classes lazily)."""
+    text = Path(path).read_text(encoding="utf-8")
     lines = text.splitlines()
     out = {}
     for node in ast.parse(text).body:
@@ -200,6 +205,11 @@ def _definitions(module: str) -> dict[str, str]:
             out[node.name] = "\n".join(lines[start - 1:node.end_lineno])
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             out[node.targets[0].id] = "\n".join(lines[node.lineno - 1:node.end_lineno])
+        if isinstance(node, ast.FunctionDef):
+            for inner in node.body:
+                if isinstance(inner, ast.ClassDef):
+                    start = min([d.lineno for d in inner.decorator_list] + [inner.lineno])
+                    out.setdefault(inner.name, textwrap.dedent("\n".join(lines[start - 1:inner.end_lineno])))
     return out
 
 
@@ -268,7 +278,7 @@ def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]
 
 def shown_folder(dataset_folder: str | Path) -> str:
     """The dataset folder as a script shows it: the real path, except on a shared server ("images")."""
-    return "images" if hosting.enabled() else str(dataset_folder)
+    return "images" if settings.hosted() else str(dataset_folder)
 
 
 def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
@@ -277,21 +287,19 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
 
     source_weights: for domain_weights the earlier run's model.keras, for weight_init its early
     checkpoint (checkpoints/early_base.weights.h5), absolute or relative to the script's folder;
-    the default is that file in the workspace ws (default: runs.workspace()).
+    the default is that file in the workspace ws (default: the TL_WORKSPACE one).
     classes: the class order (the model's outputs); by default the dataset's dataset.json, else
     the script sorts the class folders. split_file: a run's split.json ({classes, train, val,
     test} of [path relative to the dataset folder, class index]), absolute or next to the script;
     without it, a split.json beside the images is used, else the script draws a stratified split.
     """
-    from core import features, runs
-
     config.validate()
     spec = backbones.get(config.backbone)
     strategy = strategies.get(config.strategy)
     phases = [p for p in strategy.phases(config) if p.epochs > 0]
     if strategy.source and source_weights is None:
-        source_weights = str(features.source_weights_file(ws or runs.workspace(), config))
-        if hosting.enabled():  # no server paths for visitors of a shared server: a file to put beside the script
+        source_weights = str(features.source_weights_file(ws or workspace(), config))
+        if settings.hosted():  # no server paths for visitors of a shared server: a file to put beside the script
             source_weights = f"source_run/{Path(source_weights).name}"
     info_file = Path(dataset_folder) / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
@@ -300,19 +308,19 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     class_dirs = [info.get("class_dirs", {}).get(c, c) for c in classes] if classes else None
     head = config.head
     make_net, extra = _network_code(spec)
+    custom = _definitions(layers.__file__)
     if spec.preprocessing == "caffe":
-        custom = _definitions("layers")
         extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
-    modeling = _definitions("modeling")
+    trainer = _definitions(modeling.__file__)
     if config.label_smoothing > 0:
-        extra.append(modeling["SmoothedSparseCrossentropy"])
+        extra.append(custom["SmoothedSparseCrossentropy"])
     optimizers = {"adam": "keras.optimizers.Adam(learning_rate=learning_rate)",
                   "adamw": "keras.optimizers.AdamW(learning_rate=learning_rate)",
                   "sgd": "keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)",
                   "rmsprop": "keras.optimizers.RMSprop(learning_rate=learning_rate)"}
     phase_lines = [f"    Phase({p.name!r}, {p.epochs}, {p.learning_rate!r}, {p.base_trainable!r}, {p.top_layers}, "
                    f"{p.top_groups}),  # {p.label}" for p in phases]
-    settings = [
+    constants = [
         "# The run's settings (TransferLab's config.json holds the same values).",
         f"DATA_DIR = {shown_folder(dataset_folder)!r}",
         f"CLASSES = {classes!r}  # the order of the model's outputs (None: the sorted class folders)",
@@ -385,9 +393,9 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         "",
         *_source_loader(config, spec),
     ]
-    # What trains in each phase: the same functions as TransferLab's trainer (core/modeling.py).
-    same = [modeling[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
+    # What trains in each phase: the same functions as TransferLab's trainer (core/engine/modeling.py).
+    same = [trainer[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
     header = _HEAD.format(label=spec.label, strategy=config.strategy, hub_pip=" tensorflow-hub" if spec.hub_handle else "",
                           hub_import="import tensorflow_hub as hub\n" if spec.hub_handle else "")
-    parts = [header + "\n".join(settings), *extra, "\n".join(functions), *same]
+    parts = [header + "\n".join(constants), *extra, "\n".join(functions), *same]
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + _BODY

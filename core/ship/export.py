@@ -11,7 +11,6 @@ the Export page can list formats and existing files without it.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import secrets
@@ -27,13 +26,16 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from core import backbones, datasets, features, runs, strategies
-from core.config import RunConfig
-from core.errors import ExportError, RunStateError, TransferLabError
+from core.engine import features
+from core.errors import ExportError, TransferLabError
+from core.ship import card, codegen, runfiles
+from core.ship.runfiles import check_ready, classes, exports_dir, labels_text
+from core.spec import strategies
+from core.store import runs
+from core.store.files import read_json, write_json
 
 log = logging.getLogger("transferlab.export")
 
-EXPORTABLE_STATES = ("done", "cancelled")  # a cancelled run keeps the best model it reached
 # Images from the training split that calibrate full-integer quantization (TFLite's converter
 # needs typical inputs to choose each tensor's range; a few hundred is the usual advice).
 REPRESENTATIVE_IMAGES = 200
@@ -71,61 +73,6 @@ class ExportFormat:
     def available(self) -> bool:
         """True when everything this format needs is installed."""
         return self.module is None or importlib.util.find_spec(self.module) is not None
-
-
-# ---------------------------------------------------------------- run data
-
-
-def exports_dir(run_dir: Path) -> Path:
-    """The run's exports/ folder (inside the run folder, like everything a run writes)."""
-    return run_dir / "exports"
-
-
-def _split(run_dir: Path) -> dict[str, Any]:
-    if not (run_dir / "split.json").is_file():
-        raise RunStateError(f"Run '{run_dir.name}' has not been trained yet, so there is nothing to export.")
-    return runs.read_json(run_dir / "split.json")
-
-
-def check_ready(run_dir: Path) -> None:
-    """Raise RunStateError unless the run has a finished, saved model."""
-    state = runs.read_status(run_dir).get("state", "unknown")
-    if state not in EXPORTABLE_STATES or not (run_dir / "model.keras").is_file():
-        raise RunStateError(f"Run '{run_dir.name}' has no finished model to export yet (state: {state}).")
-    _split(run_dir)
-
-
-def classes(run_dir: Path) -> list[str]:
-    """Class names in the order of the model's outputs (the training labels are their indices)."""
-    return list(_split(run_dir)["classes"])
-
-
-def labels_text(run_dir: Path) -> str:
-    """labels.txt: one class name per line, line i naming output i."""
-    return "".join(f"{name}\n" for name in classes(run_dir))
-
-
-def _dataset_root(run_dir: Path, config: RunConfig) -> Path:
-    return datasets.dataset_path(config.dataset_id, run_dir.parent.parent)
-
-
-def _images(run_dir: Path, part: str, limit: int | None = None, shuffle_seed: int | None = None) -> Any:
-    """(float32 0-255 images, labels) batches of one split part, streamed from the dataset folder."""
-    config = runs.load_config(run_dir)
-    items = [tuple(item) for item in _split(run_dir)[part]]
-    if shuffle_seed is not None:
-        order = np.random.default_rng(shuffle_seed).permutation(len(items))
-        items = [items[i] for i in order]
-    items = items[:limit] if limit else items
-    if not items:
-        raise ExportError(f"The run's {part} split is empty, so the export cannot be checked on it.")
-    return datasets.pipeline(_dataset_root(run_dir, config), items, config.image_size, 32, False, config.seed)
-
-
-def _load_model(run_dir: Path) -> Any:
-    from core import modeling
-
-    return modeling.load(run_dir / "model.keras")
 
 
 # ---------------------------------------------------------------- making exports
@@ -179,21 +126,18 @@ def _make_labels(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
 
 
 def _make_card(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
-    target.write_text(model_card(run_dir), encoding="utf-8")
+    target.write_text(card.model_card(run_dir), encoding="utf-8")
 
 
 # Where the code export puts the earlier run's weights file a run started from, next to train.py.
 SOURCE_FOLDER = "source_run"
-README_CLASSES = 12  # class folders the code export's README draws; CLASS_DIRS in train.py has them all
 
 
 def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
-    from core import codegen
-
     config = runs.load_config(run_dir)
     ws = run_dir.parent.parent
     try:
-        folder = str(_dataset_root(run_dir, config))
+        folder = str(runfiles.dataset_root(run_dir, config))
     except TransferLabError:  # the dataset was deleted since: the user names a folder when running it
         folder = "data"
     source = features.source_weights_file(ws, config) if strategies.get(config.strategy).source else None
@@ -203,124 +147,13 @@ def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
         classes=classes(run_dir), ws=ws)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("train.py", script)
-        zf.writestr("README.md", code_readme(run_dir, codegen.shown_folder(folder)))
+        zf.writestr("README.md", card.code_readme(run_dir, codegen.shown_folder(folder), SOURCE_FOLDER))
         zf.write(run_dir / "config.json", "config.json")
         zf.write(run_dir / "split.json", "split.json")
         zf.writestr("labels.txt", labels_text(run_dir))
         if source is not None and source.is_file():
             # Weights barely compress, and a model.keras is a zip already.
             zf.write(source, f"{SOURCE_FOLDER}/{source.name}", compress_type=zipfile.ZIP_STORED)
-
-
-def _installed_version(*names: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for name in names:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            continue
-    return None
-
-
-def code_readme(run_dir: Path, data_folder: str) -> str:
-    """README.md of the code export: what is in it, what to install, the image folder layout, the command."""
-    config = runs.load_config(run_dir)
-    ws = run_dir.parent.parent
-    spec = backbones.get(config.backbone)
-    strategy = strategies.get(config.strategy)
-    names = classes(run_dir)
-    try:
-        dirs = datasets.load_dataset(config.dataset_id, ws).get("class_dirs", {})
-    except TransferLabError:
-        dirs = {}
-    folders = [dirs.get(name, name) for name in names]
-    packages = ["tensorflow", "tf_keras"] + (["tensorflow-hub"] if spec.hub_handle else [])
-    versions = {"tensorflow": _installed_version("tensorflow", "tensorflow-cpu"), "tf_keras": _installed_version("tf_keras"),
-                "tensorflow-hub": _installed_version("tensorflow_hub")}
-    pinned = [f"{p}=={versions[p]}" for p in packages if versions.get(p)]
-    source = _source_description(config, ws)
-    shipped = source is not None and features.source_weights_file(ws, config).is_file()
-    lines = [
-        f"# Training code for TransferLab run {run_dir.name}",
-        "",
-        f"`train.py` trains {spec.label} with the {strategy.label.lower()} strategy, with the same settings as the "
-        "run (they are in `config.json`, and written out at the top of the script). It needs only TensorFlow.",
-        "",
-        "In this folder: `train.py` (the script), `config.json` (the run's settings), `labels.txt` (the class names, "
-        "line i naming the model's output i), `split.json` (which images the run used for training, validation and "
-        "testing)" + (f", `{SOURCE_FOLDER}/` (the weights the run started from)" if shipped else "") + ".",
-        "",
-        "## 1. Install",
-        "",
-        "    pip install " + " ".join(packages),
-        "",
-    ]
-    if pinned:
-        lines += [f"The run was made with {', '.join(pinned)}; to reproduce it as closely as possible install those "
-                  f"versions: `pip install {' '.join(pinned)}`.", ""]
-    lines += [
-        "## 2. Your images",
-        "",
-        "One folder per class, holding that class's images (.jpg, .jpeg, .png, .bmp or .gif):",
-        "",
-        "    data/",
-    ]
-    for name, folder in list(zip(names, folders))[:README_CLASSES]:
-        lines.append(f"      {folder}/" + ("" if folder == name else f"        (class \"{name}\")"))
-        lines.append("        photo1.jpg  photo2.png  ...")
-    if len(names) > README_CLASSES:
-        lines.append(f"      ... {len(names) - README_CLASSES} more (CLASS_DIRS in train.py lists every folder)")
-    lines += [
-        "",
-        "The folder names must be exactly these. To train and test on exactly the run's images, put a copy of "
-        "`split.json` inside the image folder: the script then uses its lists (paths relative to the image folder). "
-        f"Without it the script draws its own stratified split (seed {config.seed}).",
-        "",
-        "## 3. Run",
-        "",
-        "    python train.py DATA_DIR OUT_DIR",
-        "",
-        f"DATA_DIR defaults to `{data_folder}`" + (" (where the images were when this was exported)"
-                                                   if Path(data_folder).is_absolute() else "") + "; OUT_DIR defaults to "
-        "`trained`. The script prints each phase and the test accuracy, and writes `OUT_DIR/model.keras` (raw 0-255 "
-        "RGB images in, one probability per class out) and `OUT_DIR/labels.txt`.",
-    ]
-    if config.weights == "imagenet" and not spec.hub_handle:
-        lines += ["", f"On its first run Keras downloads {spec.label}'s ImageNet weights into `~/.keras/models`."]
-    if spec.hub_handle:
-        lines += ["", f"On its first run tensorflow-hub downloads the model `{spec.hub_handle}`."]
-    if source is not None:
-        file = features.source_weights_file(ws, config)
-        where = f"`{SOURCE_FOLDER}/{file.name}`"
-        lines += ["", "## Starting weights", "", f"The run started from {source}."]
-        if shipped:
-            lines.append(f"That file is included as {where}; `train.py` loads it from there (SOURCE_WEIGHTS).")
-        else:
-            lines.append(f"That file was missing from the workspace when this was exported: fetch "
-                         f"`runs/{config.source_run}/{file.relative_to(runs.runs_root(ws) / config.source_run).as_posix()}` "
-                         f"from the TransferLab workspace where run {config.source_run} was trained and put it at "
-                         f"{where}, next to `train.py`; the script stops with a message until it is there.")
-    return "\n".join(lines) + "\n"
-
-
-def _source_description(config: RunConfig, ws: Path) -> str | None:
-    """"run X's weights (its trained backbone), a <backbone> trained on dataset <name>" for a config that starts
-    from an earlier run; None for one that does not."""
-    how = strategies.get(config.strategy).source
-    if how is None:
-        return None
-    what = "its backbone after its first epoch" if how == "early" else "its trained backbone"
-    text = f"run `{config.source_run}`'s weights ({what})"
-    try:
-        source = runs.load_config(runs.run_path(config.source_run, ws))
-    except (TransferLabError, OSError, ValueError):
-        return text + "; that run is no longer in this workspace"
-    try:
-        dataset = f"\"{datasets.load_dataset(source.dataset_id, ws)['name']}\" (`{source.dataset_id}`)"
-    except (TransferLabError, OSError, ValueError, KeyError):
-        dataset = f"`{source.dataset_id}`"
-    return text + f", a {backbones.get(source.backbone).label} trained on dataset {dataset}"
 
 
 def serving_module(model: Any, image_size: int) -> Any:
@@ -352,7 +185,7 @@ def savedmodel_dir(run_dir: Path) -> Path:
         return target
     check_ready(run_dir)
     config = runs.load_config(run_dir)
-    model = _load_model(run_dir)
+    model = runfiles.load_model(run_dir)
     module = serving_module(model, config.image_size)
     tmp = target.with_name(f".savedmodel.{secrets.token_hex(4)}.tmp")
     try:
@@ -371,7 +204,7 @@ def savedmodel_dir(run_dir: Path) -> Path:
 
 def _check_float(run_dir: Path, model: Any, predict: Callable[[np.ndarray], np.ndarray], label: str) -> None:
     """Refuse an export whose class probabilities differ from the Keras model's on test images."""
-    images = next(iter(_images(run_dir, "test", CHECK_IMAGES)))[0].numpy()
+    images = next(iter(runfiles.part_images(run_dir, "test", CHECK_IMAGES)))[0].numpy()
     diff = float(np.abs(predict(images) - model(images, training=False).numpy()).max())
     if not diff <= FLOAT_TOLERANCE:
         raise ExportError(
@@ -392,7 +225,7 @@ def _make_savedmodel(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
 def _representative(run_dir: Path) -> Callable[[], Any]:
     """Typical inputs for calibration: training images (never test images), one at a time."""
     config = runs.load_config(run_dir)
-    ds = _images(run_dir, "train", REPRESENTATIVE_IMAGES, shuffle_seed=config.seed).unbatch().batch(1)
+    ds = runfiles.part_images(run_dir, "train", REPRESENTATIVE_IMAGES, shuffle_seed=config.seed).unbatch().batch(1)
 
     def generate() -> Any:
         for images, _ in ds:
@@ -454,7 +287,7 @@ def _make_onnx(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
 
         session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        _check_float(run_dir, _load_model(run_dir), lambda x: session.run(None, {name: x})[0], fmt.label)
+        _check_float(run_dir, runfiles.load_model(run_dir), lambda x: session.run(None, {name: x})[0], fmt.label)
 
 
 @contextmanager
@@ -521,7 +354,7 @@ def cached_report(run_dir: Path) -> dict[str, Any] | None:
     """exports/report.json as last written, without measuring anything."""
     path = exports_dir(run_dir) / REPORT
     try:
-        return runs.read_json(path)
+        return read_json(path)
     except (OSError, ValueError):
         return None
 
@@ -562,19 +395,19 @@ def report(run_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> dict[
         "split": "test", "n": n, "threads": INTERPRETER_THREADS, "keras": keras_row,
         "variants": {f: variants[f] for f in TFLITE_IDS if f in variants},
     }
-    runs.write_json(exports_dir(run_dir) / REPORT, result)
+    write_json(exports_dir(run_dir) / REPORT, result)
     return result
 
 
 def _measure(run_dir: Path, paths: dict[str, Path]) -> tuple[dict[str, Any], dict[str, Any], int]:
     """One pass over the test split: Keras predictions, then every variant image by image."""
-    model = _load_model(run_dir)
+    model = runfiles.load_model(run_dir)
     interpreters = {f: _interpreter(p) for f, p in paths.items()}
     seconds = {f: 0.0 for f in paths}
     probs: dict[str, list[np.ndarray]] = {f: [] for f in paths}
     keras_probs, labels, keras_seconds = [], [], 0.0
     warm = False
-    for images, y in _images(run_dir, "test"):
+    for images, y in runfiles.part_images(run_dir, "test"):
         batch = images.numpy()
         if not warm:  # the first call of each traces or allocates: not part of the latency
             model(batch[:1], training=False)
@@ -613,175 +446,6 @@ def _measure(run_dir: Path, paths: dict[str, Path]) -> tuple[dict[str, Any], dic
         "bytes": (run_dir / "model.keras").stat().st_size,
     }
     return rows, keras_row, n
-
-
-# ---------------------------------------------------------------- model card
-
-# eval.json keys that are not metrics (or are shown in their own section of the card).
-_NOT_METRICS = ("split", "n", "classes", "predictions", "per_class", "confusion_matrix")
-
-
-def _metric_rows(evaluation: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Every metric of eval.json by its own name (nested ones as 'key sub-key'), and the keys of data too
-    large for a table (curves), which the card names without showing."""
-    rows: list[tuple[str, str]] = []
-    other: list[str] = []
-    for key, value in evaluation.items():
-        if key in _NOT_METRICS or key.endswith("_note"):
-            continue
-        if _is_number(value):
-            rows.append((f"`{key}`", f"{value:.4g}"))
-        elif value is None:
-            note = evaluation.get(f"{key}_note")
-            rows.append((f"`{key}`", "not defined" + (f": {note}" if note else "")))
-        elif isinstance(value, dict):
-            rows += [(f"`{key}` {sub}", f"{v:.4g}") for sub, v in value.items() if _is_number(v)]
-        else:
-            other.append(key)
-    return rows, other
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a test accuracy measured on n images."""
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(round(accuracy * n)), n).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-def model_card(run_dir: Path) -> str:
-    """A markdown model card: data, configuration, every metric in eval.json, intended use and limits."""
-    config = runs.load_config(run_dir)
-    split = _split(run_dir)
-    names = split["classes"]
-    status = runs.read_status(run_dir)
-    spec = backbones.get(config.backbone)
-    strategy = strategies.get(config.strategy)
-    evaluation = runs.read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else None
-    try:
-        info: dict[str, Any] | None = datasets.load_dataset(config.dataset_id, run_dir.parent.parent)
-    except TransferLabError:
-        info = None
-    counts = {part: [0] * len(names) for part in ("train", "val", "test")}
-    for part in counts:
-        for _, label in split[part]:
-            counts[part][label] += 1
-
-    lines = [f"# Model card: {info['name'] if info else config.dataset_id} image classifier", ""]
-    lines += [
-        f"Trained with TransferLab, run `{run_dir.name}` ({time.strftime('%Y-%m-%d', time.localtime(status.get('finished', status.get('created', 0))))}).",
-        "",
-        "## Model",
-        "",
-        f"- Classifies an image into one of {len(names)} classes: {', '.join(names)}.",
-        f"- Backbone: {spec.label} (`{spec.id}`), {_weights_sentence(config, run_dir.parent.parent)}.",
-        f"- Transfer strategy: {strategy.label} (`{strategy.id}`): {strategy.sentence}",
-        f"- Input: RGB images of {config.image_size}×{config.image_size} pixels, raw values 0-255 (the "
-        "preprocessing is inside the model). Output: one probability per class, in the order of `labels.txt`.",
-        "",
-        "## Data",
-        "",
-        f"Dataset `{config.dataset_id}`" + (f" (\"{info['name']}\", imported from {info.get('source', 'unknown')})" if info else "")
-        + ". Images per class and split (training / validation / test):",
-        "",
-        "| class | train | validation | test |",
-        "|---|---:|---:|---:|",
-    ]
-    lines += [f"| {name} | {counts['train'][i]} | {counts['val'][i]} | {counts['test'][i]} |" for i, name in enumerate(names)]
-    lines += ["", "The test images were never used for training or for choosing the best epoch.", ""]
-    lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
-    lines += [f"| `{key}` | {value} |" for key, value in _flat(json.loads(config.to_json()))]
-    lines += ["", "## Metrics", ""]
-    limits = []
-    if evaluation is None:
-        lines.append("This run was not evaluated on its test images (it was cancelled before the end), so there are "
-                     "no test metrics.")
-        limits.append("The model was never measured on held-out images: its accuracy is unknown.")
-    else:
-        n = int(evaluation.get("n", sum(counts["test"])))
-        lines += [f"Measured on the {n} test images (`eval.json`).", "", "| metric | value |", "|---|---:|"]
-        rows, other = _metric_rows(evaluation)
-        lines += [f"| {name} | {value} |" for name, value in rows]
-        if other:
-            lines += ["", "Also in eval.json: " + ", ".join(f"`{key}`" for key in other) + "."]
-        if evaluation.get("per_class"):
-            auc = any("auc" in r for r in evaluation["per_class"])
-            lines += ["", "Per class (`per_class`):", "",
-                      "| class | precision | recall | F1 |" + (" AUC |" if auc else "") + " test images |",
-                      "|---|---:|---:|---:|" + ("---:|" if auc else "") + "---:|"]
-            lines += [f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
-                      + (f" {r['auc']:.3f} |" if auc and _is_number(r.get("auc")) else " - |" if auc else "")
-                      + f" {r['support']} |" for r in evaluation["per_class"]]
-        if evaluation.get("confusion_matrix"):
-            lines += ["", "Confusion matrix (`confusion_matrix`; rows: true class, columns: predicted class):", "",
-                      "| true \\ predicted | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-            lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
-                      for name, row in zip(names, evaluation["confusion_matrix"])]
-        if "accuracy" in evaluation and n:
-            low, high = _accuracy_interval(float(evaluation["accuracy"]), n)
-            limits.append(f"The test accuracy of {evaluation['accuracy']:.1%} comes from {n} images; with so many, the "
-                          f"true accuracy on similar images plausibly lies between {low:.1%} and {high:.1%} (95% Wilson interval).")
-        weakest = min(evaluation.get("per_class") or [], key=lambda r: r["f1"], default=None)
-        if weakest is not None and len(names) > 1:
-            limits.append(f"The weakest class is '{weakest['class']}' (F1 {weakest['f1']:.2f}): expect more mistakes on it.")
-    lines += [
-        "",
-        "## Intended use",
-        "",
-        f"Sorting or pre-screening photos that look like the training images into the classes {', '.join(names)}, "
-        "with a person checking the results that matter. Good for teaching, prototyping, and tasks where an "
-        "occasional mistake is cheap.",
-        "",
-        "Not intended for decisions about people, for medical, legal or safety-critical use, or for images unlike "
-        "the training photos.",
-        "",
-        "## Limitations",
-        "",
-        f"- The model always answers with one of its {len(names)} classes, even for an image that shows none of "
-        "them; a high probability is not proof that the image belongs to any class.",
-        f"- It learned from {sum(counts['train'])} training images. Photos taken differently (lighting, camera, "
-        "background, framing) can be classified worse than the test figures suggest.",
-        f"- Images are shrunk to {config.image_size}×{config.image_size} pixels: details smaller than that are lost.",
-    ]
-    lines += [f"- {text}" for text in limits]
-    if info:
-        lines += [f"- Data warning from the import: {w}" for w in info.get("warnings", [])]
-    if spec.hub_handle:
-        lines.append(f"- The backbone was pretrained by the publisher of `{spec.hub_handle}` and carries the gaps and "
-                     "biases of the images it was trained on.")
-    elif config.weights == "imagenet":
-        lines.append("- The backbone was pretrained on ImageNet photos and carries that collection's gaps and biases.")
-    elif config.weights == "run":
-        lines.append(f"- The backbone started from run `{config.source_run}`: what that run's images taught it, their "
-                     "gaps and biases included, carries over.")
-    lines.append("")
-    return "\n".join(lines)
-
-
-def _weights_sentence(config: RunConfig, ws: Path) -> str:
-    """Where the backbone's starting weights came from, for the model card."""
-    spec = backbones.get(config.backbone)
-    if spec.hub_handle:
-        return f"weights `{config.weights}`: pretrained, from the TF Hub model `{spec.hub_handle}`"
-    if config.weights == "imagenet":
-        return "weights `imagenet` (pretrained on ImageNet)"
-    if config.weights == "run":
-        return f"weights `run`: the network started from {_source_description(config, ws)}"
-    return f"weights `{config.weights}`: trained from scratch, starting from random weights (no pretraining)"
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out += _flat(value, f"{prefix}{key}.")
-        else:
-            out.append((prefix + key, value))
-    return out
 
 
 # ---------------------------------------------------------------- the registry

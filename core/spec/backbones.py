@@ -1,18 +1,18 @@
-"""The backbone registry: every Keras application in tf_keras, TF Hub feature vectors, earlier runs.
+"""The backbone registry: every Keras application in tf_keras, and TF Hub feature vectors, as data.
 
-One BackboneSpec per pretrained network, as data. Importing this module does not import TensorFlow;
-only build_base() and the TF Hub helpers do. ImageNet weights come through Keras's own downloader
-and cache (~/.keras/models): tf_keras ignores KERAS_HOME there.
+One BackboneSpec per pretrained network: its constructor, preprocessing, image sizes, weights files
+and published figures. Static: nothing here builds a network or downloads (core.engine.networks does),
+and the backbones of earlier runs are composed above the run store (core.store.sources). ImageNet
+weights live in Keras's own cache (~/.keras/models): tf_keras ignores KERAS_HOME there.
 
 Figures measured from the built networks (parameter counts, GFLOPs, the layer groups used for
-gradual unfreezing) live in backbone_facts.json, written by core.modeling.write_facts(): building
+gradual unfreezing) live in backbone_facts.json, written by core.engine.facts.write_facts(): building
 every network takes minutes, so the page and the CLI read the stored results instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -21,7 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import ConfigError, WeightsUnavailable
+from core import settings
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class BackboneSpec:
     def ms_per_image(self) -> float:
         """Estimated milliseconds to run one image through the backbone at its default size on a 2-core CPU.
 
-        One backbone per family was timed (core.modeling.calibrate_speed); the others scale with their GFLOPs.
+        One backbone per family was timed (core.engine.facts.calibrate_speed); the others scale with their GFLOPs.
         """
         return self.facts.get("ms_per_image", 0.0)
 
@@ -373,7 +374,7 @@ _SPECS: tuple[BackboneSpec, ...] = (
     # small enough to train from scratch on a CPU in a minute or two.
     BackboneSpec(
         id="small_cnn", label="Small CNN (no pretraining)", family="small_cnn",
-        constructor=("core.backbones", "small_cnn"), preprocessing="zero_to_one",
+        constructor=("core.engine.networks", "small_cnn"), preprocessing="zero_to_one",
         weights_options=("none",), default_size=64, max_size=256,
     ),
 )
@@ -421,9 +422,7 @@ def hub_id(handle: str) -> str:
     """The backbone id for a TF Hub handle (a URL, or a local SavedModel folder made absolute)."""
     handle = handle.strip()
     if not handle.startswith(("https://", "http://")):
-        from core import hosting  # hosting -> runs -> config -> backbones
-
-        if hosting.enabled():
+        if settings.hosted():
             raise ConfigError("On this shared server a TF Hub model must be given by its web address (https://…), "
                               "not by a folder on the server.")
         handle = str(Path(handle).expanduser().resolve())
@@ -459,7 +458,7 @@ def use_hub_cache(ws: Path) -> None:
     os.environ["TFHUB_CACHE_DIR"] = str(hub_cache_dir(ws))
 
 
-def _hub_local(handle: str) -> Path | None:
+def hub_local(handle: str) -> Path | None:
     """The local SavedModel folder for a handle, if it is one or was downloaded already."""
     if not handle.startswith(("https://", "http://")):
         path = Path(handle)
@@ -470,32 +469,6 @@ def _hub_local(handle: str) -> Path | None:
     # TF Hub caches a URL's model in a folder named by the SHA-1 of the handle.
     path = Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
     return path if (path / "saved_model.pb").is_file() else None
-
-
-def _fetch_hub(spec: BackboneSpec) -> Path:
-    handle = spec.hub_handle
-    local = _hub_local(handle)
-    if local is not None:
-        return local
-    if not handle.startswith(("https://", "http://")):
-        raise WeightsUnavailable(
-            f"The folder {handle} does not hold a TensorFlow SavedModel (no saved_model.pb); "
-            "choose the folder that contains saved_model.pb."
-        )
-    if os.environ.get("TL_OFFLINE") == "1":
-        raise WeightsUnavailable(
-            f"This computer is offline, so the TF Hub model {handle} cannot be downloaded; use a SavedModel "
-            "folder on this computer instead, or a Keras backbone."
-        )
-    import tensorflow_hub as hub
-
-    try:
-        return Path(hub.resolve(handle))
-    except Exception:  # noqa: BLE001 - any download failure gets the same plain sentence
-        raise WeightsUnavailable(
-            f"The TF Hub model {handle} could not be downloaded (no internet, or no such model); check the "
-            "address, or use a SavedModel folder on this computer."
-        ) from None
 
 
 # ---------------------------------------------------------------- lookups
@@ -568,7 +541,7 @@ def keras_models_dir() -> Path:
 def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
     """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk."""
     if spec.hub_handle:
-        return _hub_local(spec.hub_handle)
+        return hub_local(spec.hub_handle)
     for wf in spec.weights_candidates(image_size):
         path = keras_models_dir() / wf.name
         if path.is_file() and path.stat().st_size > 0:
@@ -579,38 +552,6 @@ def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
 def has_weights(spec: BackboneSpec, weights: str, image_size: int) -> bool:
     """True when building with these weights needs no download."""
     return weights != "imagenet" or cached_weights(spec, image_size) is not None
-
-
-def _download(files: list[WeightsFile]) -> Path | None:
-    """The first of these files Keras's downloader can fetch into its cache (None offline)."""
-    if os.environ.get("TL_OFFLINE") == "1":
-        return None
-    from tf_keras.utils import get_file
-
-    for wf in files:
-        try:
-            return Path(get_file(wf.name, wf.url, cache_subdir="models", file_hash=wf.file_hash))
-        except Exception:  # noqa: BLE001 - any download failure means: try the next file, then explain
-            continue
-    return None
-
-
-def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
-    """The ImageNet weights file (or TF Hub folder), from the cache or downloaded into it."""
-    if spec.hub_handle:
-        return _fetch_hub(spec)
-    cached = cached_weights(spec, image_size)
-    if cached is not None:
-        return cached
-    candidates = spec.weights_candidates(image_size)
-    fetched = _download(candidates)
-    if fetched is not None:
-        return fetched
-    first = candidates[0].name if candidates else "(none)"
-    raise WeightsUnavailable(
-        f"The ImageNet weights for {spec.label} ({first}) are not in {keras_models_dir()} and could not be "
-        f"downloaded; connect to the internet once, or copy that file into {keras_models_dir()}."
-    )
 
 
 def classifier_size(spec: BackboneSpec) -> int:
@@ -625,25 +566,6 @@ CLASS_INDEX = WeightsFile(
 )
 
 
-def fetch_classifier(spec: BackboneSpec) -> Path:
-    """The backbone's ImageNet classifier weights (with the ImageNet class names), cached or downloaded."""
-    files = spec.top_weights_files(classifier_size(spec))
-    if not files:
-        raise WeightsUnavailable(f"{spec.label} has no ImageNet classifier, so it cannot name what it sees.")
-    found = []
-    for wanted in (files, [CLASS_INDEX]):
-        cached = next((keras_models_dir() / f.name for f in wanted if (keras_models_dir() / f.name).is_file()), None)
-        found.append(cached or _download(wanted))
-    if None in found:
-        missing = files[0].name if found[0] is None else CLASS_INDEX.name
-        raise WeightsUnavailable(
-            f"The ImageNet classifier of {spec.label} ({missing}) is not on this computer and cannot be downloaded "
-            f"now, so its guesses cannot be shown; with internet once (or that file copied into "
-            f"{keras_models_dir()}) they can."
-        )
-    return found[0]
-
-
 def best_available(image_size: int) -> BackboneSpec | None:
     """The most accurate pretrained backbone whose ImageNet weights are already cached."""
     ready = [
@@ -654,109 +576,6 @@ def best_available(image_size: int) -> BackboneSpec | None:
     return max(ready, key=lambda s: s.top1 or 0.0, default=None)
 
 
-# ---------------------------------------------------------------- models from earlier runs
-
-
-@dataclass(frozen=True)
-class RunSource:
-    """A finished run of this workspace whose backbone can start a new run (domain weights)."""
-
-    run_id: str
-    backbone: str
-    dataset_id: str
-    classes: int
-    test_accuracy: float | None
-    has_early_checkpoint: bool
-
-    @property
-    def label(self) -> str:
-        """One line for selectors."""
-        acc = f", test accuracy {self.test_accuracy:.0%}" if self.test_accuracy is not None else ""
-        return f"{self.run_id[-12:]}: {get(self.backbone).label} on {self.dataset_id}{acc}"
-
-
-EARLY_CHECKPOINT = "early_base.weights.h5"  # the backbone's weights after the first epoch of a run
-
-
-def run_sources(ws: Path) -> list[RunSource]:
-    """Finished runs of this workspace with a saved model, newest first: sources of domain-specific weights."""
-    from core import runs
-
-    out = []
-    for r in runs.list_runs(ws):
-        if r.state != "done" or r.config is None or not (r.path / "model.keras").is_file():
-            continue
-        try:
-            classes = len(runs.read_json(r.path / "split.json")["classes"])
-        except (OSError, ValueError, KeyError):
-            classes = 0
-        out.append(RunSource(r.id, r.config.backbone, r.config.dataset_id, classes,
-                             (r.evaluation or {}).get("accuracy"),
-                             (r.path / "checkpoints" / EARLY_CHECKPOINT).is_file()))
-    return out
-
-
-# ---------------------------------------------------------------- building
-
-
-def preprocessing_layer(kind: str) -> Any:
-    """The layer that turns raw 0-255 RGB pixels into what a backbone family expects."""
-    if kind == "torch":
-        import tf_keras as keras
-
-        # Normalization computes (x - mean) / sqrt(variance): Keras's "torch" preprocess_input.
-        return keras.layers.Normalization(
-            mean=[255.0 * m for m in TORCH_MEAN], variance=[(255.0 * s) ** 2 for s in TORCH_STD], name="preprocess")
-    from core import layers as tl_layers
-
-    return tl_layers.preprocessing_layer(kind)
-
-
-def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
-    """The bare Keras application (or TF Hub layer) for raw preprocessed input."""
-    if spec.hub_handle:
-        import tensorflow_hub as hub
-
-        return hub.KerasLayer(str(_fetch_hub(spec)), trainable=True, name="hub_model")
-    module, attr = spec.constructor
-    make = getattr(importlib.import_module(module), attr)
-    return make(input_shape=(image_size, image_size, 3), include_top=include_top, weights=weights, **spec.kwargs)
-
-
 def base_name(spec: BackboneSpec) -> str:
     """The name of the backbone sub-model inside a TransferLab classifier."""
     return "base_hub" if spec.hub_handle else "base_" + re.sub(r"\W", "_", spec.id)
-
-
-def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
-    """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map (or feature vector)."""
-    import tf_keras as keras
-
-    shape = (image_size, image_size, 3)
-    if weights == "imagenet" and spec.keras_loads_weights:
-        fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing
-        net = make_network(spec, image_size, weights="imagenet")
-    else:
-        net = make_network(spec, image_size)
-        if weights == "imagenet" and not spec.hub_handle:
-            # Keras would fetch the same file; loading it ourselves lets sizes without a file of
-            # their own reuse the nearest one (convolution filters do not depend on image size).
-            net.load_weights(str(fetch_weights(spec, image_size)))
-    inputs = keras.Input(shape, name="pixels")
-    x = preprocessing_layer(spec.preprocessing)(inputs)
-    return keras.Model(inputs, net(x), name=base_name(spec))
-
-
-def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None) -> Any:
-    """A four-block CNN for training from scratch (the offline fallback), Keras-application style."""
-    import tf_keras as keras
-    from tf_keras import layers
-
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for i, filters in enumerate((32, 64, 128, 256)):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i + 1}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{i + 1}_bn")(x)
-        x = layers.Activation("relu", name=f"block{i + 1}_relu")(x)
-        x = layers.MaxPooling2D(name=f"block{i + 1}_pool")(x)
-    return keras.Model(inputs, x, name="small_cnn")

@@ -11,8 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from core import backbones, strategies
 from core.errors import ConfigError
+from core.spec import backbones, strategies
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from core import backbones
+from core.spec import backbones
 
 if TYPE_CHECKING:
-    from core.config import RunConfig
+    from core.spec.config import RunConfig
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The run store: one folder per run in the workspace, written atomically, listed and loaded."""
+"""The run store: one folder per run in the workspace, written atomically, listed and loaded.
+
+A run records the process that trains it (pid and start time), so any reader can tell a run that
+is training from one whose process is gone: `reconcile` marks the latter interrupted.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +11,19 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from core.config import RunConfig
 from core.errors import RunNotFound, RunStateError
+from core.spec.config import RunConfig
+from core.store.files import read_json, write_json
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{12}$")
-
-
-def workspace(path: str | os.PathLike | None = None) -> Path:
-    """The workspace folder: the argument, else TL_WORKSPACE, else ./workspace."""
-    return Path(path or os.environ.get("TL_WORKSPACE") or "workspace").resolve()
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file written by write_json."""
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def new_run_id() -> str:
@@ -50,7 +31,12 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(6)
 
 
+# The backbone's weights after the first epoch of a run (weight_init starts from them), in checkpoints/.
+EARLY_CHECKPOINT = "early_base.weights.h5"
+
+
 def runs_root(ws: Path) -> Path:
+    """The folder holding every run of a workspace."""
     return ws / "runs"
 
 
@@ -194,3 +180,66 @@ def delete_run(run_id: str, ws: Path) -> None:
         raise RunStateError(f"Run '{run_id}' is still {'waiting to start' if state == 'queued' else 'training'}; "
                             "cancel it on the Train page before deleting it.")
     shutil.rmtree(path)
+
+
+# ---------------------------------------------------------------- the process that trains a run
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, from /proc); None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[19])  # field 22, counted from the state field (3)
+
+
+def alive(pid: int | None, started: int | None = None) -> bool:
+    """True while the process exists (a finished child of ours is reaped, not counted).
+
+    `started`, the start time recorded with the pid, tells a recycled pid (another program now) from the job.
+    """
+    if not pid:
+        return False
+    if started is not None and start_time(pid) not in (None, started):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # a finished child is a zombie until reaped
+        return done == 0
+    except ChildProcessError:
+        pass  # not our child: it exists, unless it is someone else's finished child not yet reaped
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust os.kill
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")  # the state field follows "(command)"
+
+
+def process_alive(status: dict[str, Any]) -> bool:
+    """True while the process recorded in a run's status still runs (and is that process, not a recycled pid)."""
+    return alive(status.get("pid"), status.get("pid_started"))
+
+
+def active_runs(ws: Path) -> list[RunInfo]:
+    """The workspace's runs waiting or training in a live process."""
+    return [r for r in list_runs(ws) if r.state in ("queued", "running") and process_alive(r.status)]
+
+
+def reconcile(ws: Path) -> list[str]:
+    """Mark queued/running runs whose process is gone as interrupted; returns their ids."""
+    found = []
+    for info in list_runs(ws):
+        if info.state in ("queued", "running") and not process_alive(info.status):
+            if time.time() - info.status.get("created", 0) < 5:
+                continue  # just submitted: its process may not have recorded its pid yet
+            update_status(info.path, "interrupted", finished=time.time(),
+                          message="The training process ended unexpectedly (the server may have restarted); "
+                                  "resume it to continue from its last checkpoint.")
+            found.append(info.id)
+    return found

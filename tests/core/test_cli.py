@@ -4,7 +4,9 @@ import sys
 
 import pytest
 
-from core.__main__ import main
+from core.cli import main
+from core.data.importer import import_path
+from core.data.samples import generate_shapes
 from tests.conftest import ROOT
 
 
@@ -72,7 +74,6 @@ def test_from_scratch_strategy_gets_random_weights(ws, capsys, tiny):
 
 
 def test_training_refuses_classes_under_ten_images(ws, capsys, tmp_path):
-    from core.datasets import generate_shapes, import_path
 
     info = import_path(generate_shapes(tmp_path / "few", per_class=4, size=32), ws)
     code, out, _ = _run(capsys, "config", "--dataset", info["id"])

@@ -4,8 +4,10 @@ import shutil
 
 import pytest
 
-from core import datasets, runs, training
-from core.config import AugmentConfig, RunConfig
+from core.data import importer
+from core.engine import training
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import runs
 from tests.conftest import SHARED
 
 FLOWERS = SHARED / "datasets" / "flowers"
@@ -26,7 +28,7 @@ def test_mobilenet_v1_imagenet_on_40_flowers_per_class(ws, tmp_path, _isolated_h
         (src / folder.name).mkdir(parents=True)
         for photo in sorted(folder.glob("*.jpg"))[:40]:
             shutil.copy(photo, src / folder.name / photo.name)
-    info = datasets.import_path(src, ws, name="flowers40")
+    info = importer.import_path(src, ws, name="flowers40")
     assert info["counts"] == {c: 40 for c in info["classes"]} and len(info["classes"]) == 5
     cfg = RunConfig(
         dataset_id=info["id"], backbone="mobilenet_v1_0.25", weights="imagenet", image_size=224,

@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, runs
-from core.config import RunConfig
+from core.data import importer
+from core.spec.config import RunConfig
+from core.store import runs
 from tests.conftest import ROOT
 
 TIMEOUT = 30
@@ -75,7 +76,7 @@ def tiny_dataset(ws: Path, tmp_path: Path) -> dict[str, Any]:
         (src / label).mkdir(parents=True)
         for i in range(3):
             (src / label / f"{i}.png").write_bytes(image_bytes(colour))
-    return datasets.import_path(src, ws, name="tiny")
+    return importer.import_path(src, ws, name="tiny")
 
 
 EVAL = {

@@ -4,7 +4,9 @@ import json
 
 import pandas as pd
 
-from core import jobs, runs
+from core.errors import QuotaExceeded
+from core.service import jobs
+from core.store import runs
 from tests.pages.conftest import EVAL, app_test, assert_clean, plotly_charts
 
 
@@ -136,7 +138,6 @@ def test_an_unexpected_error_is_a_friendly_sentence_and_a_logged_traceback(ws, m
 
 
 def test_rerun_says_which_runs_started_when_a_cap_refuses_the_rest(ws, make_run, monkeypatch):
-    from core.errors import QuotaExceeded
 
     make_run("done")
     make_run("done")

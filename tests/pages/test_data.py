@@ -11,8 +11,11 @@ import zipfile
 import pytest
 from PIL import Image
 
-from core import datasets
+from core.data import images, importer, samples
+from core.engine.augment import augmentation_preview
 from core.errors import DatasetError
+from core.spec.config import AugmentConfig
+from core.store import datasets
 from tests.conftest import ROOT
 from tests.pages.conftest import app_test, assert_clean, class_zip, image_bytes, plotly_charts
 
@@ -176,7 +179,7 @@ def test_flowers_sample_offline_says_so_in_one_sentence(ws, monkeypatch):
     at.radio(key="data.sample_name").set_value("flowers").run()
     at.button(key="data.sample").click().run()
     assert not at.exception
-    assert [e.value for e in at.error] == [datasets.FLOWERS_OFFLINE]
+    assert [e.value for e in at.error] == [samples.FLOWERS_OFFLINE]
     assert datasets.list_datasets(ws) == []
 
 
@@ -202,11 +205,11 @@ def test_server_folder_import_is_off_when_hosted(ws, monkeypatch, tiny_dataset, 
     assert at.button(key="data.folder_import").disabled
     # And in core, whatever the page does: a typed server path is never read on a shared server.
     with pytest.raises(DatasetError, match="switched off"):
-        datasets.import_server_folder(ws / "datasets" / tiny_dataset["id"], ws)
+        importer.import_server_folder(ws / "datasets" / tiny_dataset["id"], ws)
 
 
 def test_selector_switches_the_dataset(ws, tiny_dataset):
-    other = datasets.import_path(ws / "datasets" / tiny_dataset["id"], ws, name="copy")
+    other = importer.import_path(ws / "datasets" / tiny_dataset["id"], ws, name="copy")
     at = app_test("data").run()
     assert at.session_state["dataset_id"] == other["id"]  # newest first
     at.selectbox(key="data.select").set_value(tiny_dataset["id"]).run()
@@ -265,8 +268,8 @@ def _big_dataset(ws, per_class: int = 5000) -> str:
 def test_gallery_of_10000_images_reads_only_one_page(ws, monkeypatch):
     _big_dataset(ws)
     calls = []
-    original = datasets.thumbnail
-    monkeypatch.setattr(datasets, "thumbnail", lambda path, *a: calls.append(path.name) or original(path, *a))
+    original = images.thumbnail
+    monkeypatch.setattr(images, "thumbnail", lambda path, *a: calls.append(path.name) or original(path, *a))
     at = app_test("data").run()
     assert_clean(at)
     assert len(calls) == 24 and calls[0] == "00000.jpg"
@@ -305,11 +308,10 @@ def test_augmentation_preview_uses_the_training_layers(ws, tiny):
 
 @pytest.mark.parametrize("switches", [{"flip": True}, {}])
 def test_preview_rows_match_augmentation_preview(tiny, ws, switches):
-    from core.config import AugmentConfig
 
     augment = AugmentConfig(**{k: switches.get(k, False) for k in ("flip", "rotate", "zoom", "contrast", "brightness", "translate")})
     root = datasets.dataset_path(tiny["id"], ws)
-    rows = datasets.augmentation_preview([root / tiny["images"]["square"][0]], augment, seed=1, image_size=32, variants=6)
+    rows = augmentation_preview([root / tiny["images"]["square"][0]], augment, seed=1, image_size=32, variants=6)
     original, *variants = rows[0]
     assert original.shape == (32, 32, 3) and original.dtype.name == "uint8" and len(variants) == 6
     if switches:

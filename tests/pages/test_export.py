@@ -2,7 +2,7 @@
 
 import json
 
-from core import export
+from core.ship import export
 from tests.pages.conftest import app_test, assert_clean
 
 

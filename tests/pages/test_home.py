@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from core import datasets
+from core.store import datasets
 from tests.pages.conftest import ROOT, app_test, assert_clean, plotly_charts
 
 

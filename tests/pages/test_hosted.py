@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, hosting
+from core.data import importer
+from core.service import hosting
 from tests.pages.conftest import app_test, assert_clean, image_bytes
 
 
@@ -36,7 +37,7 @@ def test_two_browser_sessions_never_see_each_others_data(hosted, tiny_source, ma
     alice, bob = app_test("app").run(), app_test("app").run()
     ws_a, ws_b = _visitor_workspace(alice, hosted), _visitor_workspace(bob, hosted)
     assert ws_a != ws_b and ws_a.parent == ws_b.parent == hosted / "sessions"
-    info = datasets.import_path(tiny_source, ws_a, name="alices-photos")
+    info = importer.import_path(tiny_source, ws_a, name="alices-photos")
     run_dir = ws_a / "runs" / "20260101-120000-0123456789ab"
     run_dir.parent.mkdir(parents=True)
     make_run("done", dataset_id=info["id"]).rename(run_dir)
@@ -80,7 +81,7 @@ def test_a_logged_in_user_keeps_one_workspace_across_visits(hosted, tiny_source)
     assert first.sidebar.button(key="account.logout")
     users = list((hosted / "users").iterdir())
     assert len(users) == 1 and "ada" not in users[0].name
-    info = datasets.import_path(tiny_source, users[0], name="adas-photos")
+    info = importer.import_path(tiny_source, users[0], name="adas-photos")
     second = visit()  # a new browser session, the same account
     second.switch_page("pages/data.py").run()
     assert_clean(second)
@@ -130,7 +131,7 @@ def test_a_hub_folder_on_the_server_is_refused_in_a_sentence_when_hosted(hosted,
         (src / label).mkdir(parents=True)
         for i in range(3):
             (src / label / f"{i}.png").write_bytes(image_bytes(colour))
-    datasets.import_path(src, ws, name="two")
+    importer.import_path(src, ws, name="two")
     at.switch_page("pages/model.py").run()
     at.radio(key="model_ui.source").set_value("hub").run()
     at.selectbox(key="model_ui.hub_choice").set_value("other").run()

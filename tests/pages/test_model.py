@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from core import backbones, strategies
-from core.config import PRESETS, RunConfig, preset
+from core.spec import backbones, strategies
+from core.spec.config import PRESETS, RunConfig, preset
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
 
 

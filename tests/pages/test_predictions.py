@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-import core.evaluation
-import core.interpret
-from core import runs
-from tests.core.test_evaluation import trained_copy
+from core.engine import evaluation, interpret
+from core.store import files
+from tests.core.engine.test_evaluation import trained_copy
 from tests.pages.conftest import EVAL, app_test, assert_clean, image_bytes, plotly_charts
 
 
@@ -132,7 +131,7 @@ def test_a_run_without_eval_says_so(ws, make_run):
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    """core.evaluation's model loading and prediction replaced: no TensorFlow is needed."""
+    """core.engine.evaluation's model loading and prediction replaced: no TensorFlow is needed."""
     calls = []
 
     def fake_predict(run_dir, images, top_k=3, model=None):
@@ -149,9 +148,9 @@ def fake_model(monkeypatch):
         return {"image": np.zeros((4, 4, 3), np.uint8), "heatmap": np.eye(4), "class_index": class_index,
                 "layer": "last_conv"}
 
-    monkeypatch.setattr(core.evaluation, "load_model", lambda run_dir: "the model")
-    monkeypatch.setattr(core.evaluation, "predict", fake_predict)
-    monkeypatch.setattr(core.interpret, "explain", fake_explain)
+    monkeypatch.setattr(evaluation, "load_model", lambda run_dir: "the model")
+    monkeypatch.setattr(evaluation, "predict", fake_predict)
+    monkeypatch.setattr(interpret, "explain", fake_explain)
     return calls
 
 
@@ -224,11 +223,11 @@ def test_a_real_run_answers_for_an_uploaded_image_and_maps_its_dataset(trained, 
     at = app_test("predictions").run()
     assert_clean(at)
     assert at.selectbox(key="pred.run").value == trained.name
-    assert at.metric[0].value == f"{runs.read_json(trained / 'eval.json')['accuracy']:.1%}"
+    assert at.metric[0].value == f"{files.read_json(trained / 'eval.json')['accuracy']:.1%}"
     at.file_uploader(key="pred.upload").set_value([(image.name, image.read_bytes(), "image/png")]).run()
     assert_clean(at)
     model = at.session_state["pred.model"][1]  # loaded once for this browser session
-    expected = core.evaluation.predict(trained, [(image.name, image.read_bytes())], top_k=5, model=model)[0]
+    expected = evaluation.predict(trained, [(image.name, image.read_bytes())], top_k=5, model=model)[0]
     trying = _tab(at, "Try it")
     assert any(f"**{expected['prediction']}** ({expected['top'][0]['probability']:.0%} sure)" in m.value
                for m in trying.markdown)

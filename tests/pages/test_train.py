@@ -4,8 +4,9 @@ import json
 import os
 import time
 
-from core import runs
-from core.config import AugmentConfig, RunConfig
+from core.service import jobs
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import runs
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
 
 EVENTS = [
@@ -106,11 +107,10 @@ def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
 
 
 def test_a_waiting_job_shows_its_place_in_line(ws, tiny_dataset, make_run):
-    from core import hosting, jobs
 
     run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
                        status={"pid": os.getpid(), "created": time.time()})
-    jobs._enqueue(run_dir, hosting.queue_dir(ws))  # what jobs.submit does before the process starts
+    jobs._enqueue(run_dir, jobs.queue_dir(ws))  # what jobs.submit does before the process starts
     at = app_test("train")
     at.session_state["run_id"] = run_dir.name
     at.run()
@@ -119,7 +119,6 @@ def test_a_waiting_job_shows_its_place_in_line(ws, tiny_dataset, make_run):
 
 
 def test_an_interrupted_run_offers_to_resume(ws, tiny_dataset, make_run, monkeypatch):
-    from core import jobs
 
     run_dir = make_run("interrupted", dataset_id=tiny_dataset["id"], events=EVENTS[:4],
                        status={"message": "The training process ended unexpectedly."})

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import datasets
+from core.data import importer
+from core.data.limits import ImportLimits
 from core.errors import DatasetError
+from core.store import datasets
 
 
 def _png(colour=(200, 30, 30), size=(16, 12), mode="RGB") -> bytes:
@@ -112,9 +114,9 @@ CASES: dict[str, dict[str, Any]] = {
                    "skipped": [{"file": "cat/more.zip",
                                 "reason": "archive inside the archive (not opened); upload it on its own"}]},
     "ratio bomb": {"add": {"cat/zeros.png": b"\0" * 5_000_000}, "refused": "was refused as a possible zip bomb"},
-    "too many members": {"limits": datasets.ImportLimits(max_members=5),
+    "too many members": {"limits": ImportLimits(max_members=5),
                          "refused": "holds 6 entries, more than the limit of 5"},
-    "over the total size": {"limits": datasets.ImportLimits(max_total_bytes=300),
+    "over the total size": {"limits": ImportLimits(max_total_bytes=300),
                             "refused": "expands to more than"},
     "truncated JPEG": {"add": {"dog/cut.jpg": _jpeg(_noise())[:400]}, "counts": GOOD_COUNTS,
                        "skipped": [{"file": "dog/cut.jpg", "reason": "not a readable image (the file is cut short or damaged)"}]},
@@ -173,14 +175,14 @@ def test_corpus_case(case, ws, tmp_path, monkeypatch):
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     before = _tree(tmp_path, ws)
-    limits = spec.get("limits", datasets.ImportLimits())
+    limits = spec.get("limits", ImportLimits())
 
     if "refused" in spec:
         with pytest.raises(DatasetError, match=spec["refused"].replace("(", r"\(").replace(")", r"\)")):
-            datasets.import_path(source, ws, limits=limits)
+            importer.import_path(source, ws, limits=limits)
         assert list((ws / "datasets").iterdir()) == [] if (ws / "datasets").exists() else True
     else:
-        info = datasets.import_path(source, ws, limits=limits)
+        info = importer.import_path(source, ws, limits=limits)
         assert info["counts"] == spec["counts"]
         assert info["skipped"] == spec["skipped"]
         assert info["ignored_system_files"] == spec.get("junk", 0)
@@ -203,7 +205,7 @@ def test_converted_images_look_right(ws, tmp_path):
     """The awkward formats arrive as upright RGB with sensible pixels, not just "imported"."""
     members = {**BASE, "cat/clear.png": _rgba_png(), "cat/turned.jpg": _exif_rotated_jpeg(),
                "cat/deep.png": _sixteen_bit_png(), "dog/moving.gif": _animated_gif()}
-    info = datasets.import_path(_write_zip(tmp_path / "odd.zip", members), ws)
+    info = importer.import_path(_write_zip(tmp_path / "odd.zip", members), ws)
     root = datasets.dataset_path(info["id"], ws)
     cat, dog = (info["images"][c] for c in ("cat", "dog"))
     # Files are stored in archive order: the three BASE images, then the odd ones.
@@ -224,7 +226,7 @@ def test_a_file_that_is_not_a_zip_is_refused(ws, tmp_path):
     fake = tmp_path / "photos.zip"
     fake.write_bytes(b"these are not the photos you are looking for")
     with pytest.raises(DatasetError, match="'photos.zip' is not a readable zip file"):
-        datasets.import_path(fake, ws)
+        importer.import_path(fake, ws)
     with pytest.raises(DatasetError, match="'upload.zip' is not a readable zip file"):
-        datasets.import_upload(io.BytesIO(b"PK but not really"), "upload.zip", ws)
+        importer.import_upload(io.BytesIO(b"PK but not really"), "upload.zip", ws)
     assert not (ws / "datasets").exists() or list((ws / "datasets").iterdir()) == []

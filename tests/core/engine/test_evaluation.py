@@ -13,10 +13,13 @@ import pytest
 from sklearn.metrics import (accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
-from core import evaluation, runs
-from core.__main__ import main
-from core.datasets import ImportLimits
+from core.cli import main
+from core.data import importer
+from core.data.limits import ImportLimits
+from core.engine import evaluation, training
 from core.errors import DatasetError
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import files, runs
 
 CLASSES = ["cat", "dog", "fox"]
 _TRAINED: dict[str, Path] = {}
@@ -28,12 +31,10 @@ def trained_copy(tmp_path_factory, tiny_source) -> Path:
     The run is trained once per test session (about 5 s) and copied into a fresh workspace for
     each caller, so tests that add files to a run folder cannot see each other's.
     """
-    from core import datasets, training
-    from core.config import AugmentConfig, RunConfig
 
     if "run" not in _TRAINED:
         ws = tmp_path_factory.mktemp("trained-ws")
-        info = datasets.import_path(tiny_source, ws, name="tiny")
+        info = importer.import_path(tiny_source, ws, name="tiny")
         cfg = RunConfig(dataset_id=info["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32, epochs=1,
                         batch_size=8, patience=0, augment=AugmentConfig(flip=True, rotate=False)).validate()
         run_dir = runs.create_run(cfg, ws)
@@ -213,7 +214,7 @@ def test_cli_predict_agrees_with_the_page_function(trained, tiny_source, capsys,
 
 
 def test_a_trained_run_stores_auc_and_its_report_matches_the_stored_metrics(trained):
-    ev = runs.read_json(trained / "eval.json")
+    ev = files.read_json(trained / "eval.json")
     rep = evaluation.report(ev)
     assert "roc_auc" in ev and len(ev["roc_curves"]) == len(ev["classes"])
     assert rep["accuracy"] == pytest.approx(ev["accuracy"]) and rep["confusion_matrix"] == ev["confusion_matrix"]

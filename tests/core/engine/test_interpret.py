@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from core import evaluation, interpret, runs
-from tests.core.test_evaluation import trained_copy
+from core.engine import evaluation, interpret, modeling
+from core.spec.config import AugmentConfig, HeadConfig, RunConfig
+from core.store import files, runs
+from tests.core.engine.test_evaluation import trained_copy
 
 SIZE, SQUARE = 48, 12
 COLOURS = [(230, 20, 20), (20, 200, 20), (20, 20, 230)]
@@ -101,8 +103,6 @@ def test_gradcam_without_a_reachable_convolution_says_so(hidden):
 
 @pytest.mark.parametrize("pooling", ["avg", "maxpool_flatten"])
 def test_every_head_of_the_model_builder_is_explained_and_mapped(pooling):
-    from core import modeling
-    from core.config import AugmentConfig, HeadConfig, RunConfig
 
     config = RunConfig(dataset_id="any", backbone="small_cnn", weights="none", strategy="from_scratch", image_size=32,
                        head=HeadConfig(pooling=pooling, hidden_units=8), augment=AugmentConfig(flip=True)).validate()
@@ -133,7 +133,7 @@ def test_the_last_conv_layer_of_a_registry_backbone_keeps_a_position(model):
 def test_explain_an_image_file_with_a_trained_run(trained, model, tiny_source):
     data = next(tiny_source.rglob("*.png")).read_bytes()
     out = interpret.explain(model, data, 32)
-    classes = runs.read_json(trained / "split.json")["classes"]
+    classes = files.read_json(trained / "split.json")["classes"]
     expected = evaluation.predict(trained, [("x.png", data)], model=model)[0]["prediction"]
     assert out["image"].shape == (32, 32, 3) and out["image"].dtype == np.uint8
     assert out["heatmap"].shape == (32, 32) and 0 <= out["heatmap"].min() <= out["heatmap"].max() <= 1
@@ -142,7 +142,7 @@ def test_explain_an_image_file_with_a_trained_run(trained, model, tiny_source):
 
 
 def test_embeddings_are_computed_once_then_read_from_the_run_folder(trained, model, monkeypatch):
-    split = runs.read_json(trained / "split.json")
+    split = files.read_json(trained / "split.json")
     labels = {rel: label for part in ("train", "val", "test") for rel, label in split[part]}
     emb = interpret.compute_embeddings(trained, model=model, max_images=30)  # of 36: a sample
     assert (trained / interpret.EMBEDDINGS_FILE).is_file()

@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from core import backbones, codegen, datasets, modeling, runs, strategies, training
-from core.config import AugmentConfig, HeadConfig, RunConfig
+from core.cli import main
+from core.data import importer
+from core.engine import layers, modeling, training
 from core.errors import ConfigError, RunStateError
+from core.ship import codegen
+from core.spec import backbones, strategies
+from core.spec.config import AugmentConfig, HeadConfig, RunConfig
+from core.store import datasets, runs, sources
 from tests.conftest import SHARED
 
 NO_AUG = AugmentConfig(flip=False, rotate=False)
@@ -161,7 +166,7 @@ def source(tmp_path_factory, tiny_source):
     themselves: finding its tensors in a later run proves they were carried over.
     """
     ws = tmp_path_factory.mktemp("source-ws")
-    info = datasets.import_path(tiny_source, ws, name="tiny")
+    info = importer.import_path(tiny_source, ws, name="tiny")
     # Every advanced setting at once, so the trainer's use of them is checked on this run too.
     cfg = RunConfig(dataset_id=info["id"], backbone="mobilenet_v1_0.25", weights="none", seed=7,
                     image_size=32, epochs=2, batch_size=8, patience=0, augment=NO_AUG, optimizer="adamw",
@@ -220,14 +225,14 @@ def test_earlier_run_strategies_refuse_a_mismatch_with_a_sentence(source, tmp_pa
     _, base = modeling.build(cfg, 3)
     with pytest.raises(ConfigError, match="set backbone to 'mobilenet_v1_0.25'"):
         modeling.init_from_source(base, cfg, ws)
-    (source_dir / "checkpoints" / backbones.EARLY_CHECKPOINT).rename(tmp_path / "kept.h5")
+    (source_dir / "checkpoints" / runs.EARLY_CHECKPOINT).rename(tmp_path / "kept.h5")
     try:
         cfg = cfg.with_changes(backbone="mobilenet_v1_0.25", strategy="weight_init")
         with pytest.raises(RunStateError, match="no early checkpoint"):
             modeling.init_from_source(modeling.build(cfg, 3)[1], cfg, ws)
     finally:
-        (tmp_path / "kept.h5").rename(source_dir / "checkpoints" / backbones.EARLY_CHECKPOINT)
-    assert [s.run_id for s in backbones.run_sources(ws)][-1] == source_dir.name
+        (tmp_path / "kept.h5").rename(source_dir / "checkpoints" / runs.EARLY_CHECKPOINT)
+    assert [s.run_id for s in sources.run_sources(ws)][-1] == source_dir.name
 
 
 # ---------------------------------------------------------------- the generated script
@@ -305,7 +310,7 @@ def test_class_weights_setting():
 def test_label_smoothing_loss_matches_one_hot_crossentropy():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
     labels = np.array([0, 2])
-    ours = modeling.SmoothedSparseCrossentropy(0.2)(labels, probs)
+    ours = layers.get("SmoothedSparseCrossentropy")(0.2)(labels, probs)
     reference = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(np.eye(3)[labels], probs)
     assert float(ours) == pytest.approx(float(reference), rel=1e-5)
 
@@ -322,7 +327,6 @@ def test_mixed_precision_without_a_gpu_says_so_and_stays_float32():
 def test_cli_config_recommend_and_code(source, capsys, tmp_path):
     import json
 
-    from core.__main__ import main
 
     ws, source_dir = source
     dataset = runs.load_config(source_dir).dataset_id

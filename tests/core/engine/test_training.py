@@ -1,12 +1,13 @@
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from core import backbones, runs, training
-from core.config import AugmentConfig, HeadConfig, RunConfig
+from core.engine import features, modeling, networks, training
 from core.errors import TrainingFailed, WeightsUnavailable
+from core.spec import backbones, strategies
+from core.spec.config import AugmentConfig, HeadConfig, RunConfig
+from core.store import files, runs
 
 NO_AUG = AugmentConfig(flip=False, rotate=False)
 
@@ -21,7 +22,6 @@ def _config(tiny, **changes) -> RunConfig:
 
 def _spy_build(monkeypatch):
     """Capture the backbone that training builds, to compare its weights before and after."""
-    from core import modeling
 
     captured = {}
     real_build = modeling.build
@@ -60,7 +60,7 @@ def test_run_folder_and_exact_event_sequence(tiny, ws):
         assert (run_dir / name).is_file(), name
     assert runs.read_status(run_dir)["state"] == "done"
     assert runs.load_config(run_dir) == cfg
-    split = runs.read_json(run_dir / "split.json")
+    split = files.read_json(run_dir / "split.json")
     steps = -(-len(split["train"]) // cfg.batch_size)
     kinds = [e["type"] for e in runs.read_events(run_dir)]
     epoch = ["batch_end"] * steps + ["epoch_end"]
@@ -70,7 +70,7 @@ def test_run_folder_and_exact_event_sequence(tiny, ws):
     assert [e["batch"] for e in events[1 : steps + 1]] == list(range(1, steps + 1))
     epoch_end = events[steps + 1]
     assert set(epoch_end["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
-    report = runs.read_json(run_dir / "eval.json")
+    report = files.read_json(run_dir / "eval.json")
     assert report["n"] == len(split["test"]) == len(report["predictions"])
     assert np.array(report["confusion_matrix"]).sum() == report["n"]
 
@@ -102,7 +102,6 @@ def test_cancel_file_is_honoured(tiny, ws):
 def test_nan_loss_fails_with_a_plain_sentence(tiny, ws, monkeypatch):
     import tensorflow as tf
 
-    from core import modeling
 
     def nan_compile(model, name, learning_rate):
         model.compile(optimizer="sgd", loss=lambda y, p: tf.reduce_mean(p) * np.nan, metrics=["accuracy"])
@@ -137,7 +136,7 @@ def test_from_scratch_trains_the_whole_network(tiny, ws):
 def test_missing_weights_fall_back_to_scratch_with_a_sentence(tiny):
     cfg = _config(tiny, weights="imagenet", image_size=128)
     with pytest.raises(WeightsUnavailable, match=r"mobilenet_2_5_128_tf_no_top\.h5.*copy that file into"):
-        backbones.fetch_weights(backbones.get(cfg.backbone), cfg.image_size)
+        networks.fetch_weights(backbones.get(cfg.backbone), cfg.image_size)
     resolved, notes = training.resolve_weights(cfg)
     assert (resolved.backbone, resolved.weights, resolved.strategy) == ("small_cnn", "none", "from_scratch")
     assert resolved.epochs >= training.SCRATCH_MIN_EPOCHS
@@ -158,12 +157,11 @@ def test_fallback_prefers_the_best_cached_backbone(tiny, _isolated_home):
 
 def _final_metrics(run_dir):
     last = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"][-1]["metrics"]
-    return last, runs.read_json(run_dir / "eval.json")["accuracy"]
+    return last, files.read_json(run_dir / "eval.json")["accuracy"]
 
 
 def _assert_cache_matches_full_passes(cfg: RunConfig, ws, monkeypatch) -> dict:
     """Train cfg on cached features, then with full passes; same curves and test accuracy. Returns the feature event."""
-    from core import strategies
 
     cached_dir = runs.create_run(cfg, ws)
     training.run(cfg, cached_dir)
@@ -198,7 +196,6 @@ def test_feature_cache_is_reused_exactly_and_keyed_by_settings(tiny, ws):
 
 
 def test_feature_cache_file_names_the_earlier_run_and_its_weights(ws):
-    from core import features
 
     cfg = RunConfig(dataset_id="d-0123abcd", backbone="mobilenet_v1_0.25", strategy="domain_weights", weights="run",
                     source_run="20260101-000000-aaaaaaaaaaaa", image_size=32).validate()
@@ -214,7 +211,7 @@ def test_feature_cache_file_names_the_earlier_run_and_its_weights(ws):
     assert features.cache_file(ws, cfg, 0) != first
     # weight_init starts from the run's early checkpoint, not its model.keras.
     early = cfg.with_changes(strategy="weight_init")
-    assert features.source_weights_file(ws, early) == ws / "runs" / cfg.source_run / "checkpoints" / backbones.EARLY_CHECKPOINT
+    assert features.source_weights_file(ws, early) == ws / "runs" / cfg.source_run / "checkpoints" / runs.EARLY_CHECKPOINT
     # A TF Hub SavedModel folder replaced under the same path.
     folder = ws.parent / "hub_model"
     (folder / "variables").mkdir(parents=True)
@@ -284,7 +281,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tiny, ws, tmp_path):
         "import sys, core, tensorflow as tf\n"
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"
         "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-        "from core.__main__ import main\n"
+        "from core.cli import main\n"
         f"sys.exit(main(['train', {str(path)!r}, '--workspace', {str(ws)!r}, '--json', '--quiet', '--distribute', 'mirrored']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)

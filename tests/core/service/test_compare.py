@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core import compare, runs
-from core.config import RunConfig
 from core.errors import RunStateError
+from core.service import compare
+from core.spec.config import RunConfig
+from core.store import files, runs
 
 
 _COUNTER = itertools.count()
@@ -22,7 +23,7 @@ def _run(ws: Path, status: dict, evaluation: dict | None = None, val_curve: tupl
     run_dir = runs.runs_root(ws) / f"20260101-12{next(_COUNTER) % 3600:04d}-{os.urandom(6).hex()}"
     run_dir.mkdir(parents=True)
     runs.save_config(run_dir, RunConfig(dataset_id="gone-0123abcd", **config))
-    runs.write_json(run_dir / "status.json", status)
+    files.write_json(run_dir / "status.json", status)
     for i, acc in enumerate(val_curve, start=1):
         runs.append_event(run_dir, {"type": "epoch_end", "phase": "head", "epoch": i, "epochs": len(val_curve),
                                     "metrics": {"loss": 1.0 / i, "val_accuracy": acc}, "seconds": 1.0})

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from core import backbones, datasets, hosting, jobs, runs
-from core.config import AugmentConfig, RunConfig
+from core import settings
+from core.cli import main
+from core.data import importer
 from core.errors import ConfigError, QuotaExceeded, TransferLabError
+from core.service import hosting, jobs
+from core.ship import codegen
+from core.spec import backbones
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import datasets, quota, runs
 
 
 @pytest.fixture
@@ -72,28 +78,28 @@ def test_sweep_removes_only_expired_idle_session_workspaces(tmp_path, hosted, mo
 def test_an_import_over_the_workspace_quota_is_refused_and_leaves_nothing(ws, tiny_source, hosted, monkeypatch):
     monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "0.05")  # the tiny dataset is larger than 50 kB
     with pytest.raises(QuotaExceeded, match="delete a dataset"):
-        datasets.import_path(tiny_source, ws, name="tiny")
+        importer.import_path(tiny_source, ws, name="tiny")
     assert datasets.list_datasets(ws) == []
     assert not [p for p in (ws / "datasets").iterdir()]  # the temporary folder went too
     monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "50")
-    info = datasets.import_path(tiny_source, ws, name="tiny")
+    info = importer.import_path(tiny_source, ws, name="tiny")
     assert len(info["id"].rsplit("-", 1)[1]) == 12  # 48 random bits
 
 
 def test_no_quota_on_a_private_computer(ws, tiny_source, monkeypatch):
     monkeypatch.delenv("TL_HOSTED", raising=False)
     monkeypatch.delenv("TL_WORKSPACE_QUOTA_MB", raising=False)
-    assert hosting.quota_bytes() is None and hosting.max_active_runs() is None
-    hosting.check_room(ws, adding=10 * 2**40)
+    assert settings.workspace_quota_bytes() is None and settings.max_active_runs() is None
+    quota.check_room(ws, adding=10 * 2**40)
 
 
 def test_a_bad_server_setting_is_one_sentence(hosted, monkeypatch):
     monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "lots")
     with pytest.raises(TransferLabError, match="TL_WORKSPACE_QUOTA_MB"):
-        hosting.quota_bytes()
+        settings.workspace_quota_bytes()
     monkeypatch.setenv("TL_MAX_JOBS", "many")
     with pytest.raises(TransferLabError, match="TL_MAX_JOBS='many' must be a positive number"):
-        jobs.max_jobs()
+        settings.max_jobs()
 
 
 def test_a_visitor_may_not_queue_more_runs_than_allowed(tiny, ws, hosted, monkeypatch):
@@ -119,7 +125,7 @@ def test_one_queue_serves_every_workspace_of_the_server(tiny_source, tmp_path, m
     wss = [hosting.session_workspace(tmp_path, hosting.new_session_id()) for _ in range(2)]
     run_dirs = []
     for ws, epochs in zip(wss, (4, 1)):
-        info = datasets.import_path(tiny_source, ws, name="tiny")
+        info = importer.import_path(tiny_source, ws, name="tiny")
         config = RunConfig(dataset_id=info["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32,
                            epochs=epochs, batch_size=8, patience=0,
                            augment=AugmentConfig(flip=False, rotate=False)).validate()
@@ -140,7 +146,7 @@ def test_one_queue_serves_every_workspace_of_the_server(tiny_source, tmp_path, m
     assert runs.read_status(first)["state"] == "done"
     assert jobs.queue_position(second.name, wss[1]) is None
     pid = runs.read_status(second)["pid"]
-    while jobs.alive(pid):  # "done" is written just before the process exits
+    while runs.alive(pid):  # "done" is written just before the process exits
         assert time.monotonic() < deadline
         time.sleep(0.1)
     jobs.queue_position(second.name, wss[1])  # any look at the queue drops the tickets of ended runs
@@ -148,7 +154,6 @@ def test_one_queue_serves_every_workspace_of_the_server(tiny_source, tmp_path, m
 
 
 def test_the_sweep_command_for_a_cron_job(tmp_path, capsys):
-    from core.__main__ import main
 
     old = hosting.session_workspace(tmp_path, hosting.new_session_id())
     _age(old, 3 * 3600)
@@ -174,7 +179,6 @@ def test_a_run_holds_its_queue_slot_until_its_process_ends(tmp_path):
 
 
 def test_generated_code_shows_no_server_paths_when_hosted(tmp_path, hosted):
-    from core import codegen
 
     ws = hosting.session_workspace(tmp_path, hosting.new_session_id())
     config = RunConfig(dataset_id="tiny-0123abcdef01", backbone="mobilenet_v1_0.25", strategy="domain_weights",

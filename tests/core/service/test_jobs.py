@@ -4,8 +4,10 @@ import time
 
 import pytest
 
-from core import jobs, runs
-from core.config import AugmentConfig, RunConfig
+from core.engine import training
+from core.service import jobs, worker
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import runs
 from tests.conftest import SHARED
 
 
@@ -62,7 +64,7 @@ def test_killed_job_is_interrupted_and_resumes_from_its_checkpoint(tiny, ws):
     _until(lambda: any(e["type"] == "epoch_end" for e in runs.read_events(run_dir)), what="an epoch")
     pid = runs.read_status(run_dir)["pid"]
     os.kill(pid, signal.SIGKILL)
-    _until(lambda: not jobs.alive(pid), what="the process to end")
+    _until(lambda: not runs.alive(pid), what="the process to end")
     assert jobs.progress(run_id, ws)["state"] == "interrupted"
     jobs.resume(run_id, ws)
     assert _until(lambda: _finished(run_dir), what="resumed run done") == "done", (run_dir / "job.log").read_text()
@@ -85,8 +87,8 @@ def test_watchdog_stops_a_job_hard_after_the_grace_period(tiny, ws, monkeypatch)
     runs.update_status(run_dir, "running", pid=os.getpid())
     runs.request_cancel(run_dir)
     exits = []
-    monkeypatch.setattr(jobs.os, "_exit", exits.append)
-    jobs._watchdog(run_dir, grace=0.0)
+    monkeypatch.setattr(worker.os, "_exit", exits.append)
+    worker._watchdog(run_dir, grace=0.0)
     status = runs.read_status(run_dir)
     assert exits == [3] and status["state"] == "cancelled" and "stopped hard" in status["message"]
 
@@ -108,13 +110,12 @@ def test_progress_counts_every_phase_of_the_strategy(tiny, ws):
 def test_a_run_whose_process_died_is_marked_interrupted(tiny, ws):
     run_dir = runs.create_run(RunConfig(dataset_id=tiny["id"]), ws)
     runs.update_status(run_dir, "running", pid=2**22 + 12345, created=time.time() - 60)
-    assert jobs.reconcile(ws) == [run_dir.name]
+    assert runs.reconcile(ws) == [run_dir.name]
     status = runs.read_status(run_dir)
     assert status["state"] == "interrupted" and "ended unexpectedly" in status["message"]
 
 
 def test_transfer_run_is_compared_with_a_scratch_baseline(tiny, ws):
-    from core import training
 
     cfg = _cfg(tiny, compare_scratch=True, epochs=2)
     run_dir = runs.create_run(cfg, ws)
@@ -128,7 +129,6 @@ def test_transfer_run_is_compared_with_a_scratch_baseline(tiny, ws):
 def test_transfer_hurt_flag_compares_with_the_same_network_from_scratch(tiny, ws, _isolated_home):
     import shutil
 
-    from core import training
 
     models = _isolated_home / ".keras" / "models"
     models.mkdir(parents=True)
@@ -167,8 +167,8 @@ def test_another_process_finished_child_is_not_alive():
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         child = int(parent.stdout.readline())
-        _until(lambda: not jobs.alive(child), what="the unreaped child to count as ended")
-        assert jobs.alive(parent.pid)
+        _until(lambda: not runs.alive(child), what="the unreaped child to count as ended")
+        assert runs.alive(parent.pid)
     finally:
         parent.kill()
         parent.wait()
@@ -177,6 +177,6 @@ def test_another_process_finished_child_is_not_alive():
 def test_a_recycled_pid_is_not_the_job():
     """After a crash the job's pid may belong to another program: its start time tells them apart."""
     me = os.getpid()
-    assert jobs.process_alive({"pid": me, "pid_started": jobs.start_time(me)})
-    assert not jobs.process_alive({"pid": me, "pid_started": jobs.start_time(me) + 1})
-    assert jobs.process_alive({"pid": me})  # older status files without a start time
+    assert runs.process_alive({"pid": me, "pid_started": runs.start_time(me)})
+    assert not runs.process_alive({"pid": me, "pid_started": runs.start_time(me) + 1})
+    assert runs.process_alive({"pid": me})  # older status files without a start time

@@ -21,8 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import backbones, codegen, datasets, export, runs, strategies, training
-from core.config import AugmentConfig, RunConfig
+from core.data import importer
+from core.engine import modeling, training
+from core.ship import card, codegen, export
+from core.spec import backbones, strategies
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import datasets, files, runs
 
 NO_AUG = AugmentConfig(flip=False, rotate=False)
 HUB = "hub:https://tfhub.dev/google/bit/m-r50x1/1"
@@ -32,7 +36,7 @@ HUB = "hub:https://tfhub.dev/google/bit/m-r50x1/1"
 def source(tmp_path_factory, tiny_source) -> Path:
     """A finished tiny run with its model.keras and early checkpoint, in a workspace of its own."""
     ws = tmp_path_factory.mktemp("codegen-ws")
-    info = datasets.import_path(tiny_source, ws, name="tiny")
+    info = importer.import_path(tiny_source, ws, name="tiny")
     cfg = RunConfig(dataset_id=info["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32, epochs=1,
                     batch_size=8, patience=0, augment=NO_AUG).validate()
     run_dir = runs.create_run(cfg, ws)
@@ -88,7 +92,7 @@ def test_exported_script_trains_and_the_readme_says_how(source, tmp_path):
     proc = subprocess.run([sys.executable, "train.py", str(data), str(tmp_path / "trained")], cwd=out,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    split = runs.read_json(source / "split.json")
+    split = files.read_json(source / "split.json")
     assert f"{len(split['train'])} training, {len(split['val'])} validation, {len(split['test'])} test" in proc.stdout
     assert "phase head" in proc.stdout and "test accuracy" in proc.stdout
     assert (tmp_path / "trained" / "model.keras").is_file()
@@ -111,15 +115,13 @@ def test_gradual_unfreeze_export_is_the_model_page_script(source, tmp_path):
 
 
 def _base_weights(model_path: Path) -> list[np.ndarray]:
-    from core import modeling
 
     return modeling.load(model_path).get_layer(backbones.base_name(backbones.get("mobilenet_v1_0.25"))).get_weights()
 
 
 @pytest.mark.parametrize("strategy, shipped", [("domain_weights", "model.keras"),
-                                               ("weight_init", backbones.EARLY_CHECKPOINT)])
+                                               ("weight_init", runs.EARLY_CHECKPOINT)])
 def test_run_weights_travel_with_the_script_and_load(source, tmp_path, strategy, shipped):
-    from core import modeling
 
     run_dir = _finished(source, strategy=strategy, weights="run", source_run=source.name)
     out = _unzip(run_dir, tmp_path)
@@ -180,7 +182,7 @@ def test_densenet_export_uses_torch_preprocessing(source, tmp_path):
 
 
 def _backbone_line(run_dir: Path) -> str:
-    return next(line for line in export.model_card(run_dir).splitlines() if line.startswith("- Backbone:"))
+    return next(line for line in card.model_card(run_dir).splitlines() if line.startswith("- Backbone:"))
 
 
 def test_model_card_says_where_the_starting_weights_came_from(source):
@@ -198,6 +200,6 @@ def test_model_card_says_where_the_starting_weights_came_from(source):
     assert "20200101-000000-abcdefabcdef" in gone and "no longer in this workspace" in gone
     hub = _finished(source, backbone=HUB, weights="imagenet", image_size=224)
     assert "TF Hub model `https://tfhub.dev/google/bit/m-r50x1/1`" in _backbone_line(hub)
-    card = export.model_card(hub)
-    assert "publisher of `https://tfhub.dev/google/bit/m-r50x1/1`" in card
+    text = card.model_card(hub)
+    assert "publisher of `https://tfhub.dev/google/bit/m-r50x1/1`" in text
 

@@ -19,9 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import __main__ as cli, datasets, export, runs, training
-from core.config import AugmentConfig, RunConfig
+from core import cli
+from core.data import importer, tfdata
+from core.engine import layers, modeling, training
 from core.errors import RunStateError
+from core.ship import export
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import datasets, files, runs
 from tests.conftest import ROOT
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
@@ -38,7 +42,7 @@ def trained(tmp_path_factory) -> Path:
             pixels = np.clip(np.array(colour) + rng.normal(0, 35, (40, 40, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(src / name / f"{i}.png")
     ws = tmp_path_factory.mktemp("workspace")
-    info = datasets.import_path(src, ws, name="colours")
+    info = importer.import_path(src, ws, name="colours")
     cfg = RunConfig(
         dataset_id=info["id"], backbone="small_cnn", weights="none", strategy="from_scratch", image_size=32,
         epochs=6, learning_rate=3e-3, batch_size=8, patience=0, augment=AugmentConfig(flip=True, rotate=True),
@@ -51,9 +55,9 @@ def trained(tmp_path_factory) -> Path:
 def _all_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Every image of the run's dataset (train, val and test), as the model takes them."""
     cfg = runs.load_config(run_dir)
-    split = runs.read_json(run_dir / "split.json")
+    split = files.read_json(run_dir / "split.json")
     items = [tuple(i) for part in ("train", "val", "test") for i in split[part]]
-    ds = datasets.pipeline(datasets.dataset_path(cfg.dataset_id, run_dir.parent.parent), items, cfg.image_size, 64,
+    ds = tfdata.pipeline(datasets.dataset_path(cfg.dataset_id, run_dir.parent.parent), items, cfg.image_size, 64,
                            False, 0)
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
     return np.concatenate(xs), np.concatenate(ys)
@@ -62,7 +66,6 @@ def _all_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def reference(trained) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All images, their labels, and the Keras model's probabilities for them."""
-    from core import modeling
 
     images, labels = _all_images(trained)
     return images, labels, modeling.load(trained / "model.keras").predict(images, verbose=0)
@@ -83,7 +86,7 @@ def test_tflite_variants_reproduce_the_keras_model(trained, reference):
 
 def test_report_measures_every_variant_on_the_test_split_and_is_cached(trained, monkeypatch):
     report = export.report(trained)
-    n_test = len(runs.read_json(trained / "split.json")["test"])
+    n_test = len(files.read_json(trained / "split.json")["test"])
     assert report["n"] == n_test and list(report["variants"]) == list(export.TFLITE_IDS)
     rows = report["variants"]
     assert rows["tflite"]["change_points"] == 0 and rows["tflite"]["size_vs_float32"] == 1
@@ -113,7 +116,6 @@ def test_exports_are_made_once_and_reused(trained):
 def test_keras_and_savedmodel_exports_load_back_and_agree(trained, reference, tmp_path):
     import tensorflow as tf
 
-    from core import modeling
 
     images, _, probs = reference
     keras_file = export.export(trained, "keras")
@@ -131,7 +133,7 @@ def test_labels_follow_the_order_of_the_model_outputs(trained, reference):
     info = datasets.load_dataset(runs.load_config(trained).dataset_id, trained.parent.parent)
     assert lines == info["classes"] and probs.shape[1] == len(lines)
     # Line i names the folder of the images the model answers i for.
-    split = runs.read_json(trained / "split.json")
+    split = files.read_json(trained / "split.json")
     folders = [rel.split("/")[0] for part in ("train", "val", "test") for rel, _ in split[part]]
     answered = [info["class_dirs"][lines[answer]] for answer in probs.argmax(1)]
     assert np.mean([a == f for a, f in zip(answered, folders)]) >= 0.9
@@ -139,7 +141,7 @@ def test_labels_follow_the_order_of_the_model_outputs(trained, reference):
 
 def test_model_card_names_every_metric_in_eval_json(trained):
     card = export.export(trained, "card").read_text()
-    evaluation = runs.read_json(trained / "eval.json")
+    evaluation = files.read_json(trained / "eval.json")
     for key in set(evaluation) - {"split", "n", "classes", "predictions"} - {k for k in evaluation if k.endswith("_note")}:
         assert f"`{key}`" in card, key
     for sub in evaluation["macro"]:
@@ -169,7 +171,7 @@ def test_training_code_is_a_standalone_script_that_trains_on_the_runs_split(trai
     proc = subprocess.run([sys.executable, str(tmp_path / "train.py"), str(data), str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    split = runs.read_json(trained / "split.json")
+    split = files.read_json(trained / "split.json")
     assert f"{len(split['train'])} training, {len(split['val'])} validation, {len(split['test'])} test images" in proc.stdout
     assert "test accuracy" in proc.stdout and (tmp_path / "out" / "model.keras").is_file()
     assert (tmp_path / "out" / "labels.txt").read_text() == export.labels_text(trained)
@@ -180,7 +182,7 @@ def test_caffe_preprocessing_converts_to_float_and_full_integer(tmp_path):
     import tensorflow as tf
     import tf_keras as keras
 
-    from core.layers import CaffePreprocess
+    CaffePreprocess = layers.get("CaffePreprocess")
 
     # Class scores read straight from the preprocessed channels: a wrong channel order or mean shows.
     inputs = keras.Input((16, 16, 3))

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import backbones, modeling, runs, training
-from core.config import AugmentConfig, RunConfig
+from core.cli import main
+from core.engine import facts, layers, modeling, networks, training
 from core.errors import WeightsUnavailable
+from core.spec import backbones
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import runs
 
 
 def test_every_keras_application_of_tf_keras_is_registered():
@@ -54,9 +57,9 @@ def test_tiers_filter_the_zoo():
 @pytest.mark.parametrize("backbone_id", ["mobilenet_v1_0.25", "mobilenet_v2_0.35", "resnet50", "small_cnn"])
 def test_groups_found_from_the_graph_match_the_stored_ones_at_any_size(backbone_id):
     spec = backbones.get(backbone_id)
-    net = backbones.make_network(spec, 32)  # stored at the default size; the structure does not change
+    net = networks.make_network(spec, 32)  # stored at the default size; the structure does not change
     groups = modeling.conv_groups(net)
-    assert modeling.group_facts(groups) == spec.groups
+    assert facts.group_facts(groups) == spec.groups
     # Every layer (but the input placeholder) is in exactly one group; groups follow the network upwards.
     flat = [layer for g in groups for layer in g]
     assert sorted(map(id, flat)) == sorted(id(layer) for layer in net.layers[1:])
@@ -65,7 +68,7 @@ def test_groups_found_from_the_graph_match_the_stored_ones_at_any_size(backbone_
 
 
 def test_resnet_groups_end_at_add_layers():
-    net = backbones.make_network(backbones.get("resnet50"), 32)
+    net = networks.make_network(backbones.get("resnet50"), 32)
     groups = modeling.conv_groups(net)
     blocks = []
     for group in groups[1:]:
@@ -82,7 +85,7 @@ def test_preprocessing_matches_keras_own(kind, module):
     import importlib
 
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
-    ours = backbones.preprocessing_layer(kind)(pixels).numpy()
+    ours = layers.preprocessing_layer(kind)(pixels).numpy()
     keras_own = importlib.import_module(f"tf_keras.applications.{module}").preprocess_input(pixels.copy())
     np.testing.assert_allclose(ours, keras_own, rtol=1e-4, atol=1e-4)
 
@@ -125,9 +128,9 @@ def test_tf_hub_offline_is_a_clear_sentence(tiny, ws, tmp_path):
     handle = backbones.HUB_MODELS[0].handle
     backbones.use_hub_cache(ws)
     with pytest.raises(WeightsUnavailable, match="offline, so the TF Hub model .* cannot be downloaded"):
-        backbones.fetch_weights(backbones.get(backbones.hub_id(handle)), 224)
+        networks.fetch_weights(backbones.get(backbones.hub_id(handle)), 224)
     with pytest.raises(WeightsUnavailable, match="does not hold a TensorFlow SavedModel"):
-        backbones.fetch_weights(backbones.get(backbones.hub_id(str(tmp_path))), 224)
+        networks.fetch_weights(backbones.get(backbones.hub_id(str(tmp_path))), 224)
     cfg = RunConfig(dataset_id=tiny["id"], backbone=backbones.hub_id(handle), image_size=64).validate()
     resolved, notes = training.resolve_weights(cfg)
     assert resolved.backbone == "small_cnn" and "offline" in notes[0]
@@ -149,7 +152,7 @@ def test_pretrained_guesses_name_three_imagenet_labels(_isolated_home, monkeypat
     cache = backbones.keras_models_dir()
     cache.mkdir(parents=True)
     # Stand-ins for the downloads: random classifier weights and 1,000 made-up class names.
-    net = backbones.make_network(spec, backbones.classifier_size(spec), include_top=True)
+    net = networks.make_network(spec, backbones.classifier_size(spec), include_top=True)
     net.save_weights(str(cache / spec.top_weights_files(backbones.classifier_size(spec))[0].name))
     index = {str(i): [f"n{i:08d}", f"thing_{i}"] for i in range(1000)}
     (cache / backbones.CLASS_INDEX.name).write_text(json.dumps(index))
@@ -165,7 +168,6 @@ def test_pretrained_guesses_name_three_imagenet_labels(_isolated_home, monkeypat
 
 
 def test_cli_lists_tiers_and_tf_hub_models(capsys):
-    from core.__main__ import main
 
     assert main(["backbones", "--tier", "accurate", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from core import backbones, strategies
-from core.config import PRESETS, AugmentConfig, HeadConfig, RunConfig, preset
 from core.errors import ConfigError
+from core.spec import backbones, strategies
+from core.spec.config import AugmentConfig, HeadConfig, PRESETS, RunConfig, preset
 
 
 def test_round_trip_is_exact():

@@ -1,0 +1,139 @@
+"""The health report of a dataset: class sizes and balance, image sizes, exact duplicates within and
+across classes, and how the default split would divide it; and the check that it can be trained on."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import fields
+from typing import Any
+
+from core.data import splits
+from core.errors import DatasetError
+from core.spec.config import RunConfig
+
+MIN_IMAGES_TO_TRAIN = 10
+ADVISED_IMAGES = 100
+IMBALANCE_WARNING = 3.0  # largest class / smallest class
+SMALL_SIDE = 64  # images whose shorter side is below this carry little detail
+
+# The split the health report shows when nothing else is chosen: the RunConfig defaults.
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.name in ("val_fraction", "test_fraction", "seed")}
+
+
+def health_warnings(counts: dict[str, int]) -> list[str]:
+    """Plain sentences about class sizes and balance."""
+    out = []
+    for label, n in sorted(counts.items()):
+        if n < MIN_IMAGES_TO_TRAIN:
+            out.append(f"Class '{label}' has only {n} images; add at least {MIN_IMAGES_TO_TRAIN} before training.")
+        elif n < ADVISED_IMAGES:
+            out.append(f"Class '{label}' has {n} images; 100 or more per class usually gives a more reliable model.")
+    if counts and min(counts.values()) and max(counts.values()) / min(counts.values()) >= IMBALANCE_WARNING:
+        out.append(
+            f"The classes are imbalanced ({max(counts.values())} vs {min(counts.values())} images); "
+            "class weights will balance their influence during training."
+        )
+    return out
+
+
+def find_duplicates(info: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Exact copies (same original bytes) within one class, and across classes (label conflicts)."""
+    label_of = {rel: label for label in info["classes"] for rel in info["images"][label]}
+    groups: dict[str, list[str]] = {}
+    for rel, digest in info.get("hashes", {}).items():
+        if rel in label_of:
+            groups.setdefault(digest, []).append(rel)
+    within, across = [], []
+    for files in groups.values():
+        if len(files) < 2:
+            continue
+        files = sorted(files)
+        classes = sorted({label_of[f] for f in files}, key=info["classes"].index)
+        group = {"classes": classes, "files": files}
+        (across if len(classes) > 1 else within).append(group)
+    return {"within": within, "across": across}
+
+
+def duplicate_warnings(duplicates: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Plain sentences about exact copies."""
+    out = []
+    extra = sum(len(g["files"]) - 1 for g in duplicates["within"])
+    if extra:
+        out.append(
+            f"{extra} image(s) are exact copies of another image in the same class; copies count twice and can "
+            "land in both training and test, which flatters the test accuracy."
+        )
+    if duplicates["across"]:
+        out.append(
+            f"{len(duplicates['across'])} image(s) appear in more than one class (label conflicts); "
+            "look at them in the health report and remove the copies with the wrong label."
+        )
+    return out
+
+
+def split_counts(info: dict[str, Any], parts: dict[str, list[tuple[str, int]]]) -> dict[str, dict[str, int]]:
+    """Images per class in each part of a split: {class: {"train": n, "val": n, "test": n}}."""
+    out = {label: {p: 0 for p in splits.PARTS} for label in info["classes"]}
+    for part in splits.PARTS:
+        for _, index in parts[part]:
+            out[info["classes"][index]][part] += 1
+    return out
+
+
+def health_report(
+    info: dict[str, Any], val_fraction: float = _DEFAULTS["val_fraction"], test_fraction: float = _DEFAULTS["test_fraction"],
+    seed: int = _DEFAULTS["seed"],
+) -> dict[str, Any]:
+    """Everything the health report shows, from a dataset.json (works for datasets imported before it existed)."""
+    counts = info["counts"]
+    largest, smallest = max(counts.values()), min(counts.values())
+    ratio = largest / max(smallest, 1)
+    sizes = info.get("image_sizes", [])
+    widths, heights = [s[0] for s in sizes], [s[1] for s in sizes]
+    duplicates = find_duplicates(info)
+    try:
+        parts = splits.split(info, val_fraction, test_fraction, seed)
+        split_info: dict[str, Any] = {"counts": split_counts(info, parts), "problem": None}
+    except DatasetError as exc:
+        split_info = {"counts": None, "problem": str(exc)}
+    split_info |= {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
+                   "predefined": bool(info.get("predefined_split"))}
+    return {
+        "images": sum(counts.values()),
+        "classes": len(counts),
+        "counts": counts,
+        "imbalance_ratio": round(ratio, 2),
+        "imbalanced": ratio >= IMBALANCE_WARNING,
+        "remedy": (
+            "Class weights are applied automatically during training, so each class counts equally; "
+            "adding images to the smallest classes helps most."
+        ),
+        "too_small_to_train": sorted(c for c, n in counts.items() if n < MIN_IMAGES_TO_TRAIN),
+        "below_advised": sorted(c for c, n in counts.items() if MIN_IMAGES_TO_TRAIN <= n < ADVISED_IMAGES),
+        "sizes": {
+            "width": _summary(widths),
+            "height": _summary(heights),
+            "small": sum(1 for w, h in zip(widths, heights) if min(w, h) < SMALL_SIDE),
+        },
+        "skipped": len(info.get("skipped", [])),
+        "ignored_system_files": info.get("ignored_system_files", 0),
+        "duplicates": {"within": len(duplicates["within"]), "across": len(duplicates["across"])},
+        "unlabeled": len(info.get("unlabeled", [])),
+        "split": split_info,
+    }
+
+
+def _summary(values: list[int]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def check_trainable(info: dict[str, Any]) -> None:
+    """Refuse, in one sentence, a dataset too small to train on."""
+    small = {c: n for c, n in info["counts"].items() if n < MIN_IMAGES_TO_TRAIN}
+    if small:
+        label, n = next(iter(small.items()))
+        raise DatasetError(
+            f"Class '{label}' has only {n} images; add at least {MIN_IMAGES_TO_TRAIN} images to every class before training."
+        )

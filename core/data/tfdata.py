@@ -1,0 +1,24 @@
+"""The tf.data input pipeline: stored JPEGs streamed from disk, decoded, resized and batched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_size: int, shuffle: bool, seed: int) -> Any:
+    """A tf.data.Dataset of (float32 0-255 images, int labels), streamed from disk."""
+    import tensorflow as tf
+
+    paths = [str(root / rel) for rel, _ in items]
+    labels = [label for _, label in items]
+    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, dtype=tf.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
+
+    def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        img = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+        img = tf.image.resize(tf.cast(img, tf.float32), (image_size, image_size))
+        return img, label
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

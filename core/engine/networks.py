@@ -1,0 +1,148 @@
+"""Backbone networks as Keras models: weights fetched through Keras's downloader (or TF Hub), the bare
+application built, and wrapped with its preprocessing so it takes raw 0-255 RGB pixels.
+
+The registry (core.spec.backbones) says what each backbone is; this module makes one. TensorFlow is
+imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from core import settings
+from core.engine import layers
+from core.errors import WeightsUnavailable
+from core.spec import backbones
+from core.spec.backbones import BackboneSpec, WeightsFile
+
+# ---------------------------------------------------------------- weights
+
+
+def fetch_hub(spec: BackboneSpec) -> Path:
+    """The local folder of a TF Hub model: the SavedModel folder given, or downloaded into the hub cache."""
+    handle = spec.hub_handle
+    local = backbones.hub_local(handle)
+    if local is not None:
+        return local
+    if not handle.startswith(("https://", "http://")):
+        raise WeightsUnavailable(
+            f"The folder {handle} does not hold a TensorFlow SavedModel (no saved_model.pb); "
+            "choose the folder that contains saved_model.pb."
+        )
+    if settings.offline():
+        raise WeightsUnavailable(
+            f"This computer is offline, so the TF Hub model {handle} cannot be downloaded; use a SavedModel "
+            "folder on this computer instead, or a Keras backbone."
+        )
+    import tensorflow_hub as hub
+
+    try:
+        return Path(hub.resolve(handle))
+    except Exception:  # noqa: BLE001 - any download failure gets the same plain sentence
+        raise WeightsUnavailable(
+            f"The TF Hub model {handle} could not be downloaded (no internet, or no such model); check the "
+            "address, or use a SavedModel folder on this computer."
+        ) from None
+
+
+def _download(files: list[WeightsFile]) -> Path | None:
+    """The first of these files Keras's downloader can fetch into its cache (None offline)."""
+    if settings.offline():
+        return None
+    from tf_keras.utils import get_file
+
+    for wf in files:
+        try:
+            return Path(get_file(wf.name, wf.url, cache_subdir="models", file_hash=wf.file_hash))
+        except Exception:  # noqa: BLE001 - any download failure means: try the next file, then explain
+            continue
+    return None
+
+
+def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
+    """The ImageNet weights file (or TF Hub folder), from the cache or downloaded into it."""
+    if spec.hub_handle:
+        return fetch_hub(spec)
+    cached = backbones.cached_weights(spec, image_size)
+    if cached is not None:
+        return cached
+    candidates = spec.weights_candidates(image_size)
+    fetched = _download(candidates)
+    if fetched is not None:
+        return fetched
+    first = candidates[0].name if candidates else "(none)"
+    models = backbones.keras_models_dir()
+    raise WeightsUnavailable(
+        f"The ImageNet weights for {spec.label} ({first}) are not in {models} and could not be "
+        f"downloaded; connect to the internet once, or copy that file into {models}."
+    )
+
+
+def fetch_classifier(spec: BackboneSpec) -> Path:
+    """The backbone's ImageNet classifier weights (with the ImageNet class names), cached or downloaded."""
+    files = spec.top_weights_files(backbones.classifier_size(spec))
+    if not files:
+        raise WeightsUnavailable(f"{spec.label} has no ImageNet classifier, so it cannot name what it sees.")
+    found = []
+    models = backbones.keras_models_dir()
+    for wanted in (files, [backbones.CLASS_INDEX]):
+        cached = next((models / f.name for f in wanted if (models / f.name).is_file()), None)
+        found.append(cached or _download(wanted))
+    if None in found:
+        missing = files[0].name if found[0] is None else backbones.CLASS_INDEX.name
+        raise WeightsUnavailable(
+            f"The ImageNet classifier of {spec.label} ({missing}) is not on this computer and cannot be downloaded "
+            f"now, so its guesses cannot be shown; with internet once (or that file copied into "
+            f"{models}) they can."
+        )
+    return found[0]
+
+
+# ---------------------------------------------------------------- building
+
+
+def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
+    """The bare Keras application (or TF Hub layer) for raw preprocessed input."""
+    if spec.hub_handle:
+        import tensorflow_hub as hub
+
+        return hub.KerasLayer(str(fetch_hub(spec)), trainable=True, name="hub_model")
+    module, attr = spec.constructor
+    make = getattr(importlib.import_module(module), attr)
+    return make(input_shape=(image_size, image_size, 3), include_top=include_top, weights=weights, **spec.kwargs)
+
+
+def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
+    """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map (or feature vector)."""
+    import tf_keras as keras
+
+    shape = (image_size, image_size, 3)
+    if weights == "imagenet" and spec.keras_loads_weights:
+        fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing
+        net = make_network(spec, image_size, weights="imagenet")
+    else:
+        net = make_network(spec, image_size)
+        if weights == "imagenet" and not spec.hub_handle:
+            # Keras would fetch the same file; loading it ourselves lets sizes without a file of
+            # their own reuse the nearest one (convolution filters do not depend on image size).
+            net.load_weights(str(fetch_weights(spec, image_size)))
+    inputs = keras.Input(shape, name="pixels")
+    x = layers.preprocessing_layer(spec.preprocessing)(inputs)
+    return keras.Model(inputs, net(x), name=backbones.base_name(spec))
+
+
+def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None) -> Any:
+    """A four-block CNN for training from scratch (the offline fallback), Keras-application style."""
+    import tf_keras as keras
+    from tf_keras import layers as kl
+
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, filters in enumerate((32, 64, 128, 256)):
+        x = kl.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i + 1}_conv")(x)
+        x = kl.BatchNormalization(name=f"block{i + 1}_bn")(x)
+        x = kl.Activation("relu", name=f"block{i + 1}_relu")(x)
+        x = kl.MaxPooling2D(name=f"block{i + 1}_pool")(x)
+    return keras.Model(inputs, x, name="small_cnn")

@@ -1,0 +1,55 @@
+"""A training job's process: `python -m core.service.worker RUN_DIR [--resume]`, started by core.service.jobs.
+
+It waits for its turn in the queue, then trains (and compares with a baseline if asked); a watchdog
+thread stops it hard when a cancel request is not honoured within the grace period. Everything it
+prints, TensorFlow's C++ logs included, goes to the run's job.log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core import settings
+from core.engine import training
+from core.errors import TransferLabError
+from core.service import jobs
+from core.store import runs
+
+
+def _watchdog(run_dir: Path, grace: float) -> None:
+    """After a cancel request, give the job `grace` seconds to stop at a batch; then stop it hard."""
+    while not runs.cancel_requested(run_dir):
+        time.sleep(0.5)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if runs.read_status(run_dir).get("state") in runs.FINISHED:
+            return
+    runs.update_status(run_dir, "cancelled", finished=time.time(),
+                       message=f"Training did not stop within {grace:.0f} s of the cancel request, so it was stopped "
+                               "hard; the best checkpoint so far was kept.")
+    os._exit(3)
+
+
+def main(run_dir: Path, resume: bool) -> None:
+    """Job process entry: wait for a slot, then train (and compare with a baseline if asked)."""
+    log = open(run_dir / "job.log", "ab", buffering=0)
+    os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
+    os.dup2(log.fileno(), 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    if not jobs.wait_turn(run_dir):
+        return
+    threading.Thread(target=_watchdog, args=(run_dir, settings.cancel_grace_seconds()), daemon=True).start()
+    try:
+        training.train_and_compare(runs.load_config(run_dir), run_dir, resume=resume)
+    except TransferLabError:
+        pass  # status.json already holds the sentence
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), resume="--resume" in sys.argv[2:])

@@ -1,0 +1,299 @@
+"""The text that travels with a model: the model card (data, settings, every metric, intended use and
+limits) and the README of the training-code export."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from core.engine import features
+from core.errors import TransferLabError
+from core.ship import runfiles
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig
+from core.store import datasets, runs
+from core.store.files import read_json
+
+README_CLASSES = 12  # class folders the code export's README draws; CLASS_DIRS in train.py has them all
+
+
+def _installed_version(*names: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in names:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
+    """README.md of the code export: what is in it, what to install, the image folder layout, the command."""
+    config = runs.load_config(run_dir)
+    ws = run_dir.parent.parent
+    spec = backbones.get(config.backbone)
+    strategy = strategies.get(config.strategy)
+    names = runfiles.classes(run_dir)
+    try:
+        dirs = datasets.load_dataset(config.dataset_id, ws).get("class_dirs", {})
+    except TransferLabError:
+        dirs = {}
+    folders = [dirs.get(name, name) for name in names]
+    packages = ["tensorflow", "tf_keras"] + (["tensorflow-hub"] if spec.hub_handle else [])
+    versions = {"tensorflow": _installed_version("tensorflow", "tensorflow-cpu"), "tf_keras": _installed_version("tf_keras"),
+                "tensorflow-hub": _installed_version("tensorflow_hub")}
+    pinned = [f"{p}=={versions[p]}" for p in packages if versions.get(p)]
+    source = _source_description(config, ws)
+    shipped = source is not None and features.source_weights_file(ws, config).is_file()
+    lines = [
+        f"# Training code for TransferLab run {run_dir.name}",
+        "",
+        f"`train.py` trains {spec.label} with the {strategy.label.lower()} strategy, with the same settings as the "
+        "run (they are in `config.json`, and written out at the top of the script). It needs only TensorFlow.",
+        "",
+        "In this folder: `train.py` (the script), `config.json` (the run's settings), `labels.txt` (the class names, "
+        "line i naming the model's output i), `split.json` (which images the run used for training, validation and "
+        "testing)" + (f", `{source_folder}/` (the weights the run started from)" if shipped else "") + ".",
+        "",
+        "## 1. Install",
+        "",
+        "    pip install " + " ".join(packages),
+        "",
+    ]
+    if pinned:
+        lines += [f"The run was made with {', '.join(pinned)}; to reproduce it as closely as possible install those "
+                  f"versions: `pip install {' '.join(pinned)}`.", ""]
+    lines += [
+        "## 2. Your images",
+        "",
+        "One folder per class, holding that class's images (.jpg, .jpeg, .png, .bmp or .gif):",
+        "",
+        "    data/",
+    ]
+    for name, folder in list(zip(names, folders))[:README_CLASSES]:
+        lines.append(f"      {folder}/" + ("" if folder == name else f"        (class \"{name}\")"))
+        lines.append("        photo1.jpg  photo2.png  ...")
+    if len(names) > README_CLASSES:
+        lines.append(f"      ... {len(names) - README_CLASSES} more (CLASS_DIRS in train.py lists every folder)")
+    lines += [
+        "",
+        "The folder names must be exactly these. To train and test on exactly the run's images, put a copy of "
+        "`split.json` inside the image folder: the script then uses its lists (paths relative to the image folder). "
+        f"Without it the script draws its own stratified split (seed {config.seed}).",
+        "",
+        "## 3. Run",
+        "",
+        "    python train.py DATA_DIR OUT_DIR",
+        "",
+        f"DATA_DIR defaults to `{data_folder}`" + (" (where the images were when this was exported)"
+                                                   if Path(data_folder).is_absolute() else "") + "; OUT_DIR defaults to "
+        "`trained`. The script prints each phase and the test accuracy, and writes `OUT_DIR/model.keras` (raw 0-255 "
+        "RGB images in, one probability per class out) and `OUT_DIR/labels.txt`.",
+    ]
+    if config.weights == "imagenet" and not spec.hub_handle:
+        lines += ["", f"On its first run Keras downloads {spec.label}'s ImageNet weights into `~/.keras/models`."]
+    if spec.hub_handle:
+        lines += ["", f"On its first run tensorflow-hub downloads the model `{spec.hub_handle}`."]
+    if source is not None:
+        file = features.source_weights_file(ws, config)
+        where = f"`{source_folder}/{file.name}`"
+        lines += ["", "## Starting weights", "", f"The run started from {source}."]
+        if shipped:
+            lines.append(f"That file is included as {where}; `train.py` loads it from there (SOURCE_WEIGHTS).")
+        else:
+            lines.append(f"That file was missing from the workspace when this was exported: fetch "
+                         f"`runs/{config.source_run}/{file.relative_to(runs.runs_root(ws) / config.source_run).as_posix()}` "
+                         f"from the TransferLab workspace where run {config.source_run} was trained and put it at "
+                         f"{where}, next to `train.py`; the script stops with a message until it is there.")
+    return "\n".join(lines) + "\n"
+
+
+def _source_description(config: RunConfig, ws: Path) -> str | None:
+    """"run X's weights (its trained backbone), a <backbone> trained on dataset <name>" for a config that starts
+    from an earlier run; None for one that does not."""
+    how = strategies.get(config.strategy).source
+    if how is None:
+        return None
+    what = "its backbone after its first epoch" if how == "early" else "its trained backbone"
+    text = f"run `{config.source_run}`'s weights ({what})"
+    try:
+        source = runs.load_config(runs.run_path(config.source_run, ws))
+    except (TransferLabError, OSError, ValueError):
+        return text + "; that run is no longer in this workspace"
+    try:
+        dataset = f"\"{datasets.load_dataset(source.dataset_id, ws)['name']}\" (`{source.dataset_id}`)"
+    except (TransferLabError, OSError, ValueError, KeyError):
+        dataset = f"`{source.dataset_id}`"
+    return text + f", a {backbones.get(source.backbone).label} trained on dataset {dataset}"
+
+
+# ---------------------------------------------------------------- model card
+
+# eval.json keys that are not metrics (or are shown in their own section of the card).
+_NOT_METRICS = ("split", "n", "classes", "predictions", "per_class", "confusion_matrix")
+
+
+def _metric_rows(evaluation: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every metric of eval.json by its own name (nested ones as 'key sub-key'), and the keys of data too
+    large for a table (curves), which the card names without showing."""
+    rows: list[tuple[str, str]] = []
+    other: list[str] = []
+    for key, value in evaluation.items():
+        if key in _NOT_METRICS or key.endswith("_note"):
+            continue
+        if _is_number(value):
+            rows.append((f"`{key}`", f"{value:.4g}"))
+        elif value is None:
+            note = evaluation.get(f"{key}_note")
+            rows.append((f"`{key}`", "not defined" + (f": {note}" if note else "")))
+        elif isinstance(value, dict):
+            rows += [(f"`{key}` {sub}", f"{v:.4g}") for sub, v in value.items() if _is_number(v)]
+        else:
+            other.append(key)
+    return rows, other
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
+    """95% Wilson interval of a test accuracy measured on n images."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(round(accuracy * n)), n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def model_card(run_dir: Path) -> str:
+    """A markdown model card: data, configuration, every metric in eval.json, intended use and limits."""
+    config = runs.load_config(run_dir)
+    split = runfiles.read_split(run_dir)
+    names = split["classes"]
+    status = runs.read_status(run_dir)
+    spec = backbones.get(config.backbone)
+    strategy = strategies.get(config.strategy)
+    evaluation = read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else None
+    try:
+        info: dict[str, Any] | None = datasets.load_dataset(config.dataset_id, run_dir.parent.parent)
+    except TransferLabError:
+        info = None
+    counts = {part: [0] * len(names) for part in ("train", "val", "test")}
+    for part in counts:
+        for _, label in split[part]:
+            counts[part][label] += 1
+
+    lines = [f"# Model card: {info['name'] if info else config.dataset_id} image classifier", ""]
+    lines += [
+        f"Trained with TransferLab, run `{run_dir.name}` ({time.strftime('%Y-%m-%d', time.localtime(status.get('finished', status.get('created', 0))))}).",
+        "",
+        "## Model",
+        "",
+        f"- Classifies an image into one of {len(names)} classes: {', '.join(names)}.",
+        f"- Backbone: {spec.label} (`{spec.id}`), {_weights_sentence(config, run_dir.parent.parent)}.",
+        f"- Transfer strategy: {strategy.label} (`{strategy.id}`): {strategy.sentence}",
+        f"- Input: RGB images of {config.image_size}×{config.image_size} pixels, raw values 0-255 (the "
+        "preprocessing is inside the model). Output: one probability per class, in the order of `labels.txt`.",
+        "",
+        "## Data",
+        "",
+        f"Dataset `{config.dataset_id}`" + (f" (\"{info['name']}\", imported from {info.get('source', 'unknown')})" if info else "")
+        + ". Images per class and split (training / validation / test):",
+        "",
+        "| class | train | validation | test |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {name} | {counts['train'][i]} | {counts['val'][i]} | {counts['test'][i]} |" for i, name in enumerate(names)]
+    lines += ["", "The test images were never used for training or for choosing the best epoch.", ""]
+    lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
+    lines += [f"| `{key}` | {value} |" for key, value in _flat(json.loads(config.to_json()))]
+    lines += ["", "## Metrics", ""]
+    limits = []
+    if evaluation is None:
+        lines.append("This run was not evaluated on its test images (it was cancelled before the end), so there are "
+                     "no test metrics.")
+        limits.append("The model was never measured on held-out images: its accuracy is unknown.")
+    else:
+        n = int(evaluation.get("n", sum(counts["test"])))
+        lines += [f"Measured on the {n} test images (`eval.json`).", "", "| metric | value |", "|---|---:|"]
+        rows, other = _metric_rows(evaluation)
+        lines += [f"| {name} | {value} |" for name, value in rows]
+        if other:
+            lines += ["", "Also in eval.json: " + ", ".join(f"`{key}`" for key in other) + "."]
+        if evaluation.get("per_class"):
+            auc = any("auc" in r for r in evaluation["per_class"])
+            lines += ["", "Per class (`per_class`):", "",
+                      "| class | precision | recall | F1 |" + (" AUC |" if auc else "") + " test images |",
+                      "|---|---:|---:|---:|" + ("---:|" if auc else "") + "---:|"]
+            lines += [f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
+                      + (f" {r['auc']:.3f} |" if auc and _is_number(r.get("auc")) else " - |" if auc else "")
+                      + f" {r['support']} |" for r in evaluation["per_class"]]
+        if evaluation.get("confusion_matrix"):
+            lines += ["", "Confusion matrix (`confusion_matrix`; rows: true class, columns: predicted class):", "",
+                      "| true \\ predicted | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+            lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
+                      for name, row in zip(names, evaluation["confusion_matrix"])]
+        if "accuracy" in evaluation and n:
+            low, high = _accuracy_interval(float(evaluation["accuracy"]), n)
+            limits.append(f"The test accuracy of {evaluation['accuracy']:.1%} comes from {n} images; with so many, the "
+                          f"true accuracy on similar images plausibly lies between {low:.1%} and {high:.1%} (95% Wilson interval).")
+        weakest = min(evaluation.get("per_class") or [], key=lambda r: r["f1"], default=None)
+        if weakest is not None and len(names) > 1:
+            limits.append(f"The weakest class is '{weakest['class']}' (F1 {weakest['f1']:.2f}): expect more mistakes on it.")
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        f"Sorting or pre-screening photos that look like the training images into the classes {', '.join(names)}, "
+        "with a person checking the results that matter. Good for teaching, prototyping, and tasks where an "
+        "occasional mistake is cheap.",
+        "",
+        "Not intended for decisions about people, for medical, legal or safety-critical use, or for images unlike "
+        "the training photos.",
+        "",
+        "## Limitations",
+        "",
+        f"- The model always answers with one of its {len(names)} classes, even for an image that shows none of "
+        "them; a high probability is not proof that the image belongs to any class.",
+        f"- It learned from {sum(counts['train'])} training images. Photos taken differently (lighting, camera, "
+        "background, framing) can be classified worse than the test figures suggest.",
+        f"- Images are shrunk to {config.image_size}×{config.image_size} pixels: details smaller than that are lost.",
+    ]
+    lines += [f"- {text}" for text in limits]
+    if info:
+        lines += [f"- Data warning from the import: {w}" for w in info.get("warnings", [])]
+    if spec.hub_handle:
+        lines.append(f"- The backbone was pretrained by the publisher of `{spec.hub_handle}` and carries the gaps and "
+                     "biases of the images it was trained on.")
+    elif config.weights == "imagenet":
+        lines.append("- The backbone was pretrained on ImageNet photos and carries that collection's gaps and biases.")
+    elif config.weights == "run":
+        lines.append(f"- The backbone started from run `{config.source_run}`: what that run's images taught it, their "
+                     "gaps and biases included, carries over.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _weights_sentence(config: RunConfig, ws: Path) -> str:
+    """Where the backbone's starting weights came from, for the model card."""
+    spec = backbones.get(config.backbone)
+    if spec.hub_handle:
+        return f"weights `{config.weights}`: pretrained, from the TF Hub model `{spec.hub_handle}`"
+    if config.weights == "imagenet":
+        return "weights `imagenet` (pretrained on ImageNet)"
+    if config.weights == "run":
+        return f"weights `run`: the network started from {_source_description(config, ws)}"
+    return f"weights `{config.weights}`: trained from scratch, starting from random weights (no pretraining)"
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out += _flat(value, f"{prefix}{key}.")
+        else:
+            out.append((prefix + key, value))
+    return out

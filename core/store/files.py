@@ -1,0 +1,34 @@
+"""The workspace folder and the one way files are written into it: JSON, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core import settings
+
+
+def workspace(path: str | os.PathLike | None = None) -> Path:
+    """The workspace folder: the argument, else TL_WORKSPACE, else ./workspace."""
+    return settings.workspace_dir(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by write_json."""
+    return json.loads(path.read_text(encoding="utf-8"))
