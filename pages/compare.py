@@ -29,6 +29,9 @@ COLUMNS: dict[str, tuple[str, Any]] = {
         format="percent", help="Accuracy on test images the run never trained on or chose its best epoch by.")),
     "macro_f1": ("macro F1", st.column_config.NumberColumn(
         format="percent", help="F1 averaged over classes, each class counting the same.")),
+    "target_accuracy": ("target accuracy", st.column_config.NumberColumn(
+        format="percent", help="Domain adaptation: accuracy on held-out images from where the model will be used "
+                               "(the run's target dataset).")),
     "auc": ("AUC", st.column_config.NumberColumn(
         format="%.3f", help="Area under the ROC curve (one class against the rest, averaged): 1 is perfect "
                             "ranking, 0.5 is guessing.")),

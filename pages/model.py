@@ -21,6 +21,7 @@ from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig,
 from core.store import datasets, sources
 from pages import _charts as charts
 from pages import _common
+from pages import _domain
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
 UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
@@ -624,6 +625,7 @@ def page() -> None:
     st.subheader("Strategy")
     strategy = strategy_ui()
     source = source_run_ui(strategy, sources.run_sources(ws) if strategy.source else [])
+    domain = _domain.target_ui(strategy, info, ws)
     picture = st.container()
     st.subheader("Backbone")
     spec = backbone_ui(strategy, source)
@@ -633,6 +635,7 @@ def page() -> None:
         "weights": weights_ui(spec, strategy, image_size),
         "source_run": source.run_id if source else "",
     }
+    overrides |= domain
     # Hidden settings keep their values, so switching the strategy back restores them.
     overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
                                                       "fine_tune_layers", "fine_tune_unit")}

@@ -21,6 +21,7 @@ from core.spec import backbones
 from core.store import datasets, files, runs
 from pages import _charts as charts
 from pages import _common
+from pages import _domain
 
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -390,6 +391,7 @@ def page() -> None:
             st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
         else:
             scores_ui(rep)
+            _domain.target_metrics_ui(rep)
     with mistakes:
         if rep is None:
             st.caption("Without a test evaluation there are no mistakes to show.")
