@@ -35,3 +35,7 @@ class QuotaExceeded(TransferLabError):
 
 class ExportError(TransferLabError):
     """An export could not be made, or it does not reproduce the model it came from."""
+
+
+class ServingError(TransferLabError):
+    """A model cannot be served, or a request to the model server is malformed (answered with status 400)."""

@@ -129,3 +129,12 @@ def import_limits(error: type[TransferLabError] = TransferLabError) -> dict[str,
         if number is not None:
             values[key] = number * unit if key == "max_ratio" else int(number * unit)
     return values
+
+
+# ---------------------------------------------------------------- the model server
+
+
+def serve_key() -> str | None:
+    """TL_SERVE_KEY: when set, `python -m core serve` answers only requests with `Authorization: Bearer KEY`."""
+    key = os.environ.get("TL_SERVE_KEY", "").strip()
+    return key or None
