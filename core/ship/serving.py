@@ -19,8 +19,8 @@ TensorFlow are imported inside the functions that need them, so the Export page 
 line can use the text helpers below without them.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the annotations of the routes defined inside
+# create_app(), where Request is a local name, so they must be evaluated where they are written.
 import base64
 import binascii
 import functools
