@@ -79,7 +79,7 @@ class ServedModel:
         """Class probabilities for a batch of float 0-255 images, computed as `predict` computes them."""
         chunk = evaluation.PREDICT_CHUNK
         with self.lock:
-            return np.concatenate([self.model.predict(arrays[i : i + chunk], verbose=0)
+            return np.concatenate([self.model.predict_on_batch(arrays[i : i + chunk])
                                    for i in range(0, len(arrays), chunk)])
 
     def classify(self, files: list[tuple[str, bytes]], top_k: int) -> list[dict[str, Any]]:
