@@ -7,6 +7,7 @@ Everything below is imported at the top: no core module imports TensorFlow until
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -32,8 +33,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+def _print(args: argparse.Namespace, text: str, end: str = "\n") -> None:
+    """A command's own output: the real stdout (library prints are routed to stderr while a command runs)."""
+    print(text, end=end, file=getattr(args, "stdout", None) or sys.stdout, flush=True)
+
+
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
+    _print(args, json.dumps(data, indent=2) if args.json else text)
 
 
 def _dataset_summary(info: dict) -> str:
@@ -193,7 +199,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.mixed_precision:
         overrides["mixed_precision"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
-    print(cfg.to_json())
+    _print(args, cfg.to_json())
     return 0
 
 
@@ -221,9 +227,9 @@ def cmd_code(args: argparse.Namespace) -> int:
     script = codegen.training_script(cfg, str(datasets.dataset_path(cfg.dataset_id, ws)), ws=ws)
     if args.out:
         Path(args.out).write_text(script, encoding="utf-8")
-        print(args.out)
+        _print(args, args.out)
     else:
-        print(script, end="")
+        _print(args, script, end="")
     return 0
 
 
@@ -500,8 +506,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = parser().parse_args(argv)
+    # stdout carries the command's own output only (one JSON document with --json): whatever a library
+    # prints while the command runs (Keras's "Downloading data from ...", progress bars) goes to stderr.
+    args.stdout = sys.stdout
     try:
-        return args.func(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.func(args)
     except TransferLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
