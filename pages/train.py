@@ -69,9 +69,10 @@ def epoch_line(h: dict[str, Any]) -> str:
 def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
     """Phase, progress bars and the Cancel button of a queued or running job."""
     phase = p["phase"]
-    if p["queue_position"]:
-        st.info(f"Waiting for another training run to finish: this run is number {p['queue_position']} in line. "
-                "It starts by itself.")
+    if p["runs_ahead"]:
+        ahead = p["runs_ahead"]
+        st.info(f"Waiting for {ahead} other training run{'s' if ahead != 1 else ''} to finish first: this computer "
+                "trains one at a time. This run starts by itself; you can leave this page.")
     elif p["state"] == "queued" or phase is None:
         st.info("Getting ready: starting TensorFlow, loading the images and the backbone. "
                 "This takes a few seconds, longer when weights are downloaded.")
