@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import health, importer, samples
 from core.data.limits import ImportLimits
-from core.engine import evaluation, modeling, training
+from core.engine import evaluation, modeling, networks, training
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting
 from core.ship import codegen, export
@@ -139,6 +139,30 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         for r in rows
     )
     _out(args, rows, text)
+    return 0
+
+
+def _kit(args: argparse.Namespace) -> list[tuple[Any, int]]:
+    """The backbones a weights command is about: those named (at --size or their default), else the offline kit."""
+    if args.backbones:
+        return [(backbones.get(b), args.size or backbones.get(b).default_size) for b in args.backbones]
+    return [(backbones.get(b), args.size or size) for b, size in config_mod.offline_kit()]
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    kit = _kit(args)
+    if args.weights_cmd == "list":
+        rows = [{"backbone": spec.id, "label": spec.label, "image_size": size,
+                 "ready": backbones.cached_weights(spec, size) is not None} for spec, size in kit]
+        _out(args, rows, "\n".join(f"{r['backbone']:<22} {r['image_size']:>4} px  "
+                                   f"{'ready' if r['ready'] else 'not on this computer'}" for r in rows))
+        return 0
+    rows = []
+    for spec, size in kit:
+        path, fetched = networks.download_weights(spec, size, progress=None if args.json else _import_progress())
+        rows.append({"backbone": spec.id, "image_size": size, "file": str(path), "downloaded": fetched})
+    _out(args, rows, "\n".join(f"{r['backbone']:<22} {'downloaded' if r['downloaded'] else 'already here'}: {r['file']}"
+                               for r in rows))
     return 0
 
 
@@ -410,6 +434,16 @@ def parser() -> argparse.ArgumentParser:
     bb.add_argument("--runs", action="store_true", help="list earlier runs whose backbone can start a new run")
     bb.set_defaults(func=cmd_backbones)
     sub.add_parser("strategies", parents=[common], help="list transfer strategies").set_defaults(func=cmd_strategies)
+
+    wt = sub.add_parser("weights", help="get ImageNet weights ready before going offline (a demo on a school network)")
+    wt_sub = wt.add_subparsers(dest="weights_cmd", required=True, parser_class=_Parser)
+    for name, words in (("download", "download weights into Keras's cache now, with progress"),
+                        ("list", "which backbones' weights are on this computer")):
+        w = wt_sub.add_parser(name, parents=[common], help=words)
+        w.add_argument("backbones", nargs="*", metavar="BACKBONE",
+                       help="backbone ids (default: those the presets and the recommender use)")
+        w.add_argument("--size", type=int, help="image size the weights are for (default: each backbone's usual size)")
+    wt.set_defaults(func=cmd_weights)
 
     cfg = sub.add_parser("config", parents=[common], help="print a valid run config as JSON")
     cfg.add_argument("--dataset", required=True)

@@ -226,6 +226,12 @@ def preset(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
     return RunConfig.from_dict(data).validate()
 
 
+def offline_kit() -> list[tuple[str, int]]:
+    """(backbone, image size) whose weights the presets and the recommender use: what to fetch before going offline."""
+    kit = [(p["backbone"], p["image_size"]) for p in PRESETS.values()] + list(strategies.RECOMMENDED_BACKBONES)
+    return list(dict.fromkeys(kit))
+
+
 def _typed_kwargs(cls: type, data: dict, prefix: str) -> dict[str, Any]:
     """Check keys and value types against the dataclass fields (JSON has no tuples or ints vs floats)."""
     known = {f.name: f for f in fields(cls)}

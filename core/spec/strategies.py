@@ -274,6 +274,7 @@ class Recommendation:
 
 # The recommender's backbones, smallest first: quick to try on a CPU, good features.
 _SMALL, _MEDIUM = ("mobilenet_v2_1.0", 160), ("efficientnet_b0", 224)
+RECOMMENDED_BACKBONES = (_SMALL, _MEDIUM)
 
 
 def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
