@@ -19,9 +19,9 @@ from pages import _common
 LOG_LINES = 12
 
 
-def config_ui(info: dict[str, Any]) -> RunConfig:
+def config_ui(info: dict[str, Any], ws: Path) -> RunConfig:
     """The settings from the Model page (applied to the chosen dataset), else the quick preset; shown briefly."""
-    text = st.session_state.get("run_config")
+    text = _common.model_settings(ws)
     if text:
         config = RunConfig.from_json(text)
         if config.dataset_id != info["id"]:
@@ -212,7 +212,7 @@ def page() -> None:
         _common.no_dataset_guidance()
         return
     st.subheader("New run" if run_id else "Start a run")
-    config = config_ui(info)
+    config = config_ui(info, ws)
     if start_ui(busy):
         new_id = jobs.submit(config, ws)
         _common.remember_run(new_id)
