@@ -20,7 +20,7 @@ from core.spec import backbones, strategies
 from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
-from pages import _common
+from pages import _common, _weights
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
 UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
@@ -363,15 +363,8 @@ def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, imag
                            help="Weights are the numbers a network learns. Pretrained ones, learned from ImageNet's "
                                 "1.2 million everyday photos, are what makes transfer learning work; random weights "
                                 "show what the network learns from your images alone.")
-    if weights == "imagenet" and not spec.hub_handle:
-        if backbones.cached_weights(spec, image_size):
-            st.caption("The ImageNet weights for this backbone are already on this computer.")
-        else:
-            st.caption(
-                f"The ImageNet weights (about {spec.size_mb:g} MB) are downloaded when training starts. "
-                "Without internet, training switches to the best backbone whose weights are on this computer, "
-                "or to a small network trained from scratch, and says so on the Train page."
-            )
+    if weights == "imagenet" and not spec.hub_handle and backbones.cached_weights(spec, image_size):
+        st.caption("The ImageNet weights for this backbone are already on this computer.")
     elif weights == "none" and strategy.forced_weights is None:
         st.warning(f"{strategy.label} is meant for a pretrained backbone: with random weights there is no "
                    "knowledge to transfer. Choose From scratch to train the whole network from random weights.")
@@ -730,6 +723,7 @@ def page() -> None:
     save_draft(ws, config)
     with chosen:
         st.markdown(choice_line(config))
+        _weights.outlook_ui(config)
         st.caption(strategies.speed_note(config))
         st.success("These settings are ready; the Train page uses them.")
     folder = datasets.dataset_path(info["id"], ws)

@@ -85,3 +85,33 @@ def test_numbers_and_names_in_words(ws, tiny_dataset):
     note = strategies.speed_note(built(at))
     assert note.startswith("While the new classifier trains") and "Later phases retrain" in note
     assert any(c.value == note for c in at.caption)
+
+
+def test_before_start_the_pages_say_what_trains_without_weights(ws, tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no cached weights at all
+    at = app_test("model").run()
+    assert_clean(at)
+    assert any("small network learns from scratch" in w.value and "lower accuracy" in w.value for w in at.warning)
+    train = app_test("train").run()
+    assert any("small network learns from scratch" in w.value for w in train.warning)
+    # With the quick preset's weights on this computer, nothing needs saying.
+    spec = backbones.get("mobilenet_v2_0.35")
+    models = backbones.keras_models_dir()
+    models.mkdir(parents=True)
+    (models / spec.weights_candidates(128)[0].name).write_bytes(b"weights")
+    again = app_test("model").run()
+    assert not any("scratch" in w.value for w in again.warning)
+    assert any("already on this computer" in c.value for c in again.caption)
+    # Another backbone without weights: the one whose weights are here is named as the offline stand-in.
+    again.selectbox(key="model.backbone").set_value("efficientnet_b0").run()
+    assert any("Without internet, MobileNet V2 (width 0.35)" in i.value for i in again.info)
+
+
+def test_the_train_page_names_the_backbone_the_run_really_trains(ws, tiny_dataset, make_run):
+    # config.json holds what was trained (rewritten on a fallback), whatever the Model page had asked for.
+    run = make_run(dataset_id=tiny_dataset["id"], backbone="mobilenet_v1_0.25", image_size=128)
+    at = app_test("train")
+    at.session_state["run_id"] = run.name
+    at.run()
+    assert_clean(at)
+    assert any("Trains **MobileNet V1 (width 0.25)**" in m.value for m in at.markdown)
