@@ -192,17 +192,23 @@ def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
 
 def speed_note(config: "RunConfig") -> str:
     """One sentence on how the frozen phases are trained (cached features or full passes)."""
-    frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
+    phases = [p for p in STRATEGIES[config.strategy].phases(config) if p.epochs > 0]
+    frozen = [p for p in phases if p.base_trainable == "none"]
     if not frozen:
         return "The backbone trains too, so every epoch passes each image through the whole network."
+    # With later phases that retrain the backbone, say which phase the note is about.
+    later = len(frozen) < len(phases)
+    first = "While the new classifier trains, the backbone is frozen" if later else "The backbone is frozen"
+    tail = (" Later phases retrain part of the backbone, so there every epoch passes each image through the "
+            "whole network.") if later else ""
     if not config.augment.any():
-        return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
-                "once and the classifier trains on the stored result: much faster.")
+        return (f"{first} and there is no augmentation, so each image goes through the backbone "
+                "once and the classifier trains on the stored result: much faster." + tail)
     if config.augment_views > 0:
-        return (f"The backbone is frozen: {config.augment_views} augmented copies of each image go through it once "
-                "and the classifier trains on the stored results.")
-    return ("The backbone is frozen but augmentation makes new copies every epoch, so each epoch passes every "
-            "image through the backbone (slower; prepared augmented copies on the Model page are faster).")
+        return (f"{first}: {config.augment_views} augmented copies of each image go through it once "
+                "and the classifier trains on the stored results." + tail)
+    return (f"{first}, but augmentation makes new copies every epoch, so each epoch passes every "
+            "image through the backbone (slower; prepared augmented copies under Customise are faster)." + tail)
 
 
 # ---------------------------------------------------------------- the picture
@@ -313,8 +319,34 @@ def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[st
     ready = set(cached)
     backbone, size = next((c for c in candidates if c[0] in ready), candidates[0])
     extra = f"; the classes are uneven ({uneven:.0f}x), so rarer classes count more" if uneven > 1.5 else ""
-    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}."
+    download = ""
+    if backbone not in ready:
+        better = backbones.get(backbone)
+        fallback = _ready_fallback(ready)
+        if fallback is not None:
+            # Offline-safe: train what is on this computer now; name what a download would add.
+            backbone, size = fallback.id, min(max(_SMALL[1], fallback.min_size), fallback.max_size)
+            download = (f"; its weights are on this computer, while {better.label} would likely be more accurate "
+                        f"but needs its weights (about {better.size_mb:g} MB) downloaded first")
+        else:
+            download = (f"; its ImageNet weights (about {better.size_mb:g} MB) are not on this computer yet and are "
+                        "downloaded when training starts")
+    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}{download}."
     return Recommendation(strategy, backbone, size, epochs, ft, reason)
+
+
+def _ready_fallback(ready: set[str]) -> backbones.BackboneSpec | None:
+    """Among backbones whose ImageNet weights are on this computer: the most accurate one that is no
+    slower than the recommender's medium choice, else the fastest; None when none is ready."""
+    specs = [backbones.BACKBONES[b] for b in sorted(ready)
+             if b in backbones.BACKBONES and "imagenet" in backbones.BACKBONES[b].weights_options]
+    if not specs:
+        return None
+    limit = backbones.get(_MEDIUM[0]).gflops
+    light = [s for s in specs if s.gflops <= limit]
+    if light:
+        return max(light, key=lambda s: s.top1 or 0.0)
+    return min(specs, key=lambda s: s.gflops)
 
 
 # ---------------------------------------------------------------- class weights
