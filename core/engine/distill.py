@@ -34,7 +34,7 @@ from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.spec.strategies import Phase
 from core.store import runs
-from core.store.files import read_json
+from core.store.files import read_json, write_json
 
 CACHE_VERSION = 1
 _EPS = 1e-30
@@ -317,3 +317,91 @@ def phase_inputs(teacher: Teacher, model: Any, base: Any, phase: Phase, config: 
                                 config.seed)
     val_data = _image_dataset(root, val, val_packed, None, config.image_size, config.batch_size, None)
     return model, train_data, val_data, None, figures
+
+
+# ---------------------------------------------------------------- the verdict: teacher, student alone, distilled
+
+REPORT = "distill_report.json"
+
+
+def student_alone(config: RunConfig) -> RunConfig:
+    """The same student, same budget, without the teacher: from scratch, or its usual transfer strategy."""
+    if config.weights == "none":
+        strategy = "from_scratch"
+    else:
+        strategy = "fine_tune" if config.fine_tune_epochs > 0 else "feature_extraction"
+    return config.with_changes(strategy=strategy, source_run="", compare_student_alone=False, compare_scratch=False,
+                               preset="").validate()
+
+
+def ms_per_image(model: Any, image_size: int, batch: int = 16, repeats: int = 3) -> float:
+    """Milliseconds per image of a model on this computer: the fastest of a few timed batches, after a warm-up."""
+    x = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, 3)).astype(np.float32)
+    model.predict_on_batch(x)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict_on_batch(x)
+        best = min(best, time.perf_counter() - started)
+    return round(1000 * best / batch, 3)
+
+
+def measure(run_dir: Path, role: str) -> dict[str, Any]:
+    """One verdict row: test accuracy, parameters, size on disk, ms per image."""
+    config = runs.load_config(run_dir)
+    path = run_dir / "model.keras"
+    model = modeling.load(path)
+    evaluation = read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else {}
+    return {"role": role, "run": run_dir.name, "backbone": config.backbone,
+            "label": backbones.get(config.backbone).label, "test_accuracy": evaluation.get("accuracy"),
+            "params": int(model.count_params()), "size_mb": round(path.stat().st_size / 2**20, 3),
+            "ms_per_image": ms_per_image(model, config.image_size)}
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    """One or two sentences comparing the distilled student with its teacher (and with the student alone)."""
+    by = {r["role"]: r for r in rows}
+    teacher, student = by["teacher"], by["distilled"]
+    acc = lambda r: 100 * (r["test_accuracy"] or 0.0)  # noqa: E731
+    text = (f"The distilled {student['label']} reaches {acc(student):.1f}% test accuracy against the teacher's "
+            f"{acc(teacher):.1f}% ({acc(student) - acc(teacher):+.1f} points), at {student['size_mb'] / teacher['size_mb']:.0%} "
+            f"of its size and {student['ms_per_image']:.1f} instead of {teacher['ms_per_image']:.1f} ms per image.")
+    alone = by.get("student_alone")
+    if alone is not None:
+        gain = acc(student) - acc(alone)
+        text += (f" Trained alone with the same budget, the same student reaches {acc(alone):.1f}%, so the teacher "
+                 + (f"added {gain:.1f} points." if gain > 0 else f"did not help here ({gain:+.1f} points)."))
+    return text
+
+
+def finish(config: RunConfig, run_dir: Path, ws: Path, train: Callable[[RunConfig, Path], dict]) -> dict[str, Any]:
+    """After a distill run: the student alone (if asked), then distill_report.json with the verdict."""
+    import tf_keras as keras
+
+    out: dict[str, Any] = {}
+    runs.update_status(run_dir, teacher_run=config.source_run)
+    alone_dir = None
+    if config.compare_student_alone:
+        alone = student_alone(config)
+        alone_dir = runs.create_run(alone, ws)
+        runs.update_status(alone_dir, student_alone_of=run_dir.name)
+        runs.update_status(run_dir, student_alone_run=alone_dir.name)
+        keras.backend.clear_session()
+        if train(alone, alone_dir)["state"] != "done":
+            alone_dir = None
+        out["student_alone_run"] = alone_dir.name if alone_dir else None
+    rows = [measure(runs.run_path(config.source_run, ws), "teacher")]
+    if alone_dir is not None:
+        rows.append(measure(alone_dir, "student_alone"))
+    rows.append(measure(run_dir, "distilled"))
+    report = {"teacher_run": config.source_run, "temperature": config.temperature,
+              "distill_weight": config.distill_weight, "rows": rows, "verdict": verdict(rows)}
+    write_json(run_dir / REPORT, report)
+    runs.update_status(run_dir, distill_verdict=report["verdict"])
+    return out | {"distill": report}
+
+
+def read_report(run_dir: Path) -> dict[str, Any] | None:
+    """A distilled run's distill_report.json, or None."""
+    path = run_dir / REPORT
+    return read_json(path) if path.is_file() else None

@@ -365,6 +365,9 @@ def train_and_compare(
 
     result = run(config, run_dir, listener, should_stop, resume, distribute)
     trained = runs.load_config(run_dir)
+    if result["state"] == "done" and trained.strategy == "distill":  # student alone, then the verdict
+        result |= distill.finish(trained, run_dir, run_dir.parent.parent,
+                                 lambda c, d: run(c, d, listener, should_stop, distribute=distribute))
     if result["state"] != "done" or not config.compare_scratch:
         return result
     if trained.weights == "none":

@@ -154,11 +154,18 @@ def _counting_teacher(monkeypatch) -> dict:
 def test_the_teacher_runs_once_per_image_and_distillation_trains(tiny, ws, monkeypatch):
     teacher_dir = _train(ws, _small(tiny))
     seen = _counting_teacher(monkeypatch)
-    cfg = _small(tiny, strategy="distill", source_run=teacher_dir.name, epochs=2)
-    run_dir = _train(ws, cfg)
+    cfg = _small(tiny, strategy="distill", source_run=teacher_dir.name, epochs=2, compare_student_alone=True)
+    run_dir = runs.create_run(cfg, ws)
+    result = training.train_and_compare(cfg, run_dir)
+    report = json.loads((run_dir / distill.REPORT).read_text())
+    assert [r["role"] for r in report["rows"]] == ["teacher", "student_alone", "distilled"]
+    assert all(r["ms_per_image"] > 0 and r["size_mb"] > 0 and r["params"] > 0 for r in report["rows"])
+    assert "Trained alone with the same budget" in report["verdict"]
+    alone = runs.load_config(runs.run_path(result["student_alone_run"], ws))
+    assert (alone.strategy, alone.source_run, alone.epochs) == ("from_scratch", "", cfg.epochs)
     split = json.loads((teacher_dir / "split.json").read_text())
     assert seen["images"] == len(split["train"]) + len(split["val"])  # every training and validation image, once
-    _train(ws, cfg.with_changes(epochs=1))  # a second student: all from the cache
+    _train(ws, cfg.with_changes(epochs=1, compare_student_alone=False))  # a second student: all from the cache
     assert seen["images"] == len(split["train"]) + len(split["val"])
     assert (run_dir / "eval.json").is_file()
 
