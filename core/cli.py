@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import health, importer, samples
 from core.data.limits import ImportLimits
-from core.engine import evaluation, modeling, networks, training
+from core.engine import evaluation, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting
 from core.ship import codegen, export
@@ -183,6 +183,8 @@ _CONFIG_FLAGS = {
     "schedule": "schedule", "label_smoothing": "label_smoothing", "class_weights": "class_weights",
     "patience": "patience", "seed": "seed", "source_run": "source_run",
 }
+_CONFIG_FLAGS.update({"source_backbone": "source_backbone", "temperature": "temperature",
+                      "distill_weight": "distill_weight"})  # layer_transfer and distill
 _HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
 
 
@@ -222,6 +224,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["compare_scratch"] = True
     if args.mixed_precision:
         overrides["mixed_precision"] = True
+    if args.compare_student_alone:
+        overrides["compare_student_alone"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
     _print(args, cfg.to_json())
     return 0
@@ -397,6 +401,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer_map(args: argparse.Namespace) -> int:
+    report = transfer.transfer_map(args.source, args.target, workspace(args.workspace), args.image_size)
+    rows = [f"  shared      {r['name']:<40} {r['params']:>12,}" for r in report["shared"]]
+    rows += [f"  difference  {r['name']:<40} {r['params']:>12,}" for r in report["difference"]]
+    text = "\n".join([report["sentence"], f"{report['shared_params']:,} of {report['total_params']:,} parameters "
+                      f"({report['share']:.1%}) transfer.", *rows])
+    _out(args, report, text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (kept separate so tests and docs can read it)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -473,6 +487,11 @@ def parser() -> argparse.ArgumentParser:
     cfg.add_argument("--hidden-units", type=int)
     cfg.add_argument("--l2", type=float)
     cfg.add_argument("--no-augment", action="store_true")
+    cfg.add_argument("--source-backbone", help="layer_transfer: copy shared layers from this backbone instead of a run")
+    cfg.add_argument("--temperature", type=float, help="distill: how much the teacher's answers are softened (default 4)")
+    cfg.add_argument("--distill-weight", type=float, help="distill: the teacher's share of the loss, 0-1 (default 0.7)")
+    cfg.add_argument("--compare-student-alone", action="store_true",
+                     help="distill: also train the same student without the teacher, same budget")
     cfg.add_argument("--augment-views", type=int, help="with a frozen backbone: augmented views per image to cache")
     cfg.add_argument("--compare-scratch", action="store_true",
                      help="also train the same network from scratch, to show whether transfer helped")
@@ -534,6 +553,13 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("name", choices=tuple(bench.BENCHMARKS))
     bn.add_argument("--keras-cache", help="a folder of Keras weight files to seed the benchmark's empty cache with")
     bn.set_defaults(func=cmd_bench)
+
+    tm = sub.add_parser("transfer-map", parents=[common],
+                        help="which layers of a backbone a run or another backbone can give it (shared) and which train anew")
+    tm.add_argument("--from", dest="source", required=True, help="a run id or a backbone id")
+    tm.add_argument("--to", dest="target", required=True, help="the backbone id that receives the layers")
+    tm.add_argument("--image-size", type=int, help="default: the target backbone's own size")
+    tm.set_defaults(func=cmd_transfer_map)
     return p
 
 

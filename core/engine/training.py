@@ -18,7 +18,7 @@ import numpy as np
 
 from core import events, settings
 from core.data import health, splits, tfdata
-from core.engine import evaluation, features, modeling, networks
+from core.engine import distill, evaluation, features, modeling, networks, transfer
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -223,7 +223,9 @@ def _train(
     info = datasets.load_dataset(config.dataset_id, ws)
     health.check_trainable(info)
     if not resume:
-        config, notices = resolve_weights(config)
+        config, notices = transfer.keep_backbone(config)  # layer_transfer and distill keep their backbone
+        config, more = resolve_weights(config)
+        notices += more
         config, cap_notices = apply_epoch_cap(config)
         notices += cap_notices
         runs.save_config(run_dir, config)  # config.json holds what is actually trained
@@ -249,11 +251,15 @@ def _train(
         emit(events.Notice(f"Training on {n} device{'s' if n != 1 else ''} in parallel ({distribute})."))
     for message in modeling.use_precision(config):
         emit(events.Notice(message))
+    teacher = distill.load_teacher(config, ws, info["classes"]) if config.strategy == "distill" else None
     with scope():
         model, base = modeling.build(config, len(info["classes"]))
     if not resume:
         for message in modeling.init_from_source(base, config, ws):
             emit(events.Notice(message))
+    shared, messages = transfer.prepare(base, config, ws, run_dir, resume)  # layer_transfer: copy the shared layers
+    for message in messages:
+        emit(events.Notice(message))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
     epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
     if resume:
@@ -271,7 +277,13 @@ def _train(
         if epochs_left[phase.name] <= 0:
             continue
         modeling.apply_phase(base, phase)
-        if strategies.uses_feature_cache(config, phase):
+        transfer.apply_phase(base, phase, shared, config)
+        if teacher is not None:
+            trainer, train_data, val_data, steps_per_epoch, fig = distill.phase_inputs(
+                teacher, model, base, phase, config, info, root, parts, ws, class_weight)
+            emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
+                               f"({fig['teacher_computed']} computed now, the others from its cache)."))
+        elif strategies.uses_feature_cache(config, phase):
             views = config.augment_views if config.augment.any() else 0
             extractor = features.feature_extractor(model, base, augmented=bool(views))
             cache = features.cache_file(ws, config, views)
@@ -295,7 +307,10 @@ def _train(
         rate = modeling.learning_rate(config, phase, (steps_per_epoch or steps) * epochs_left[phase.name])
         smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
         with scope():
-            modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
+            if teacher is not None:
+                distill.compile_for(trainer, config, rate)
+            else:
+                modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
         tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
@@ -307,7 +322,7 @@ def _train(
             callbacks.append(stopper)
         trainer.fit(
             train_data, validation_data=val_data, epochs=epochs_left[phase.name], steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks, class_weight=class_weight, verbose=0,
+            callbacks=callbacks, class_weight=None if teacher is not None else class_weight, verbose=0,
         )
         best_val_loss = saver.best
         stopped_early = bool(stopper and stopper.stopped_epoch > 0)
@@ -350,6 +365,9 @@ def train_and_compare(
 
     result = run(config, run_dir, listener, should_stop, resume, distribute)
     trained = runs.load_config(run_dir)
+    if result["state"] == "done" and trained.strategy == "distill":  # student alone, then the verdict
+        result |= distill.finish(trained, run_dir, run_dir.parent.parent,
+                                 lambda c, d: run(c, d, listener, should_stop, distribute=distribute))
     if result["state"] != "done" or not config.compare_scratch:
         return result
     if trained.weights == "none":
