@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import health, importer, samples
 from core.data.limits import ImportLimits
-from core.engine import evaluation, modeling, training
+from core.engine import evaluation, lrfind, modeling, training
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting
 from core.ship import codegen, export
@@ -281,6 +281,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result["state"] == "done" else 1
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    cfg = _read_config(args.config)
+    tty = sys.stderr.isatty()
+
+    def show(i: int, n: int, lr: float, loss: float) -> None:
+        if tty:
+            print(f"\r  batch {i}/{n} rate {lr:.2e} smoothed loss {loss:.4f}", end="", file=sys.stderr)
+
+    out = lrfind.find(cfg, workspace(args.workspace), num_iter=args.batches, progress=show)
+    if tty:
+        print(file=sys.stderr)
+    _out(args, out, f"suggested learning rate {out['suggestion']:.2e} (valley rule, {out['batches']} batches"
+                    f"{', stopped when the loss passed 4x its minimum' if out['stopped_early'] else ''}"
+                    f"{', on cached features' if out['on_features'] else ''})")
+    return 0
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     run_dir = runs.run_path(args.run_id, ws)
@@ -461,6 +478,12 @@ def parser() -> argparse.ArgumentParser:
                     help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); "
                          "multiworker: several machines described by TF_CONFIG")
     tr.set_defaults(func=cmd_train)
+
+    lf = sub.add_parser("lr-find", parents=[common], help="find a good learning rate: ~100 batches with the rate "
+                                                          "growing from 1e-7 to 1, fastai's valley suggestion")
+    lf.add_argument("config", help="a config JSON file from 'python -m core config'")
+    lf.add_argument("--batches", type=int, default=lrfind.NUM_ITER, help="how many batches (default 100)")
+    lf.set_defaults(func=cmd_lr_find)
 
     rs = sub.add_parser("resume", parents=[common], help="continue an interrupted or cancelled run from its last checkpoint")
     rs.add_argument("run_id")
