@@ -19,9 +19,9 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import health, importer, samples
 from core.data.limits import ImportLimits
-from core.engine import evaluation, modeling, networks, training, transfer
+from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
-from core.service import hosting
+from core.service import hosting, studies, tuner
 from core.ship import codegen, export
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
@@ -315,6 +315,79 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result["state"] == "done" else 1
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    cfg = _read_config(args.config)
+    tty = sys.stderr.isatty()
+
+    def show(i: int, n: int, lr: float, loss: float) -> None:
+        if tty:
+            print(f"\r  batch {i}/{n} rate {lr:.2e} smoothed loss {loss:.4f}", end="", file=sys.stderr)
+
+    out = lrfind.find(cfg, workspace(args.workspace), num_iter=args.batches, progress=show)
+    if tty:
+        print(file=sys.stderr)
+    _out(args, out, f"suggested learning rate {out['suggestion']:.2e} (valley rule, {out['batches']} batches"
+                    f"{', stopped when the loss passed 4x its minimum' if out['stopped_early'] else ''}"
+                    f"{', on cached features' if out['on_features'] else ''})")
+    return 0
+
+
+def _trial_line(r: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
+    value = "" if r["value"] is None else f"val_loss {r['value']:.4f}"
+    acc = "" if r["val_accuracy"] is None else f" val_acc {r['val_accuracy']:.3f}"
+    pruned = f" (after epoch {r['pruned_epoch']})" if r["pruned_epoch"] else ""
+    secs = "" if r["seconds"] is None else f" {r['seconds']:.0f}s"
+    return f"  #{r['number']:<3} {r['state']:<8}{pruned} {value}{acc}{secs}  {r['run_id'] or ''}  {params}"
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
+    cfg = _read_config(args.config) if args.config else None
+    if args.join:
+        if not args.study:
+            raise ConfigError("--join needs --study ID (the study to work on).")
+        record = studies.join(args.study, ws, cfg, args.storage)
+        study_id = record["id"]
+    else:
+        if args.study:
+            raise ConfigError("--study names a study to join; add --join, or leave --study out to start a new one.")
+        if cfg is None:
+            raise ConfigError("tune needs a config file (from 'python -m core config'), or --study ID --join.")
+        trials = args.trials if args.trials is not None or args.minutes is not None else studies.DEFAULT_TRIALS
+        study_id = studies.create(cfg, ws, trials=trials, minutes=args.minutes, search=split(args.search),
+                                  backbone_ids=split(args.backbones), storage=args.storage)
+    print(f"study {study_id}", file=sys.stderr)
+    listener = _progress_listener(True)
+    show = (lambda row: print(_trial_line(row), file=sys.stderr)) if not args.quiet else None
+    result = tuner.work(study_id, ws, listener=listener, trials=args.trials if args.join else None,
+                        minutes=args.minutes if args.join else None, on_trial=show)
+    best = result["best"]
+    text = f"study {study_id}: " + (f"best trial #{best['number']} (run {best['run_id']}), validation loss "
+                                     f"{best['value']:.4f}, {best['params']}" if best else "no trial finished")
+    _out(args, result, text)
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    if args.study_cmd == "list":
+        rows = studies.list_studies(ws)
+        _out(args, rows, "\n".join(f"{r['id']}  {r['dataset_id']}  {','.join(r['space'])}  job: {r['job']}" for r in rows)
+             or "No studies yet.")
+        return 0
+    if args.study_cmd == "cancel":
+        studies.cancel(args.study_id, ws)
+        _out(args, {"id": args.study_id, "cancel_requested": True}, f"asked study {args.study_id} to stop")
+        return 0
+    info = studies.show(args.study_id, ws)
+    counts = ", ".join(f"{n} {k}" for k, n in info["counts"].items() if n)
+    head = f"{info['id']} on {info['dataset_id']}: searches {', '.join(info['space'])}; {counts or 'no trials yet'}"
+    _out(args, info, "\n".join([head, *(_trial_line(r) for r in info["trials"])]))
+    return 0
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     run_dir = runs.run_path(args.run_id, ws)
@@ -520,6 +593,37 @@ def parser() -> argparse.ArgumentParser:
                     help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); "
                          "multiworker: several machines described by TF_CONFIG")
     tr.set_defaults(func=cmd_train)
+
+    lf = sub.add_parser("lr-find", parents=[common], help="find a good learning rate: ~100 batches with the rate "
+                                                          "growing from 1e-7 to 1, fastai's valley suggestion")
+    lf.add_argument("config", help="a config JSON file from 'python -m core config'")
+    lf.add_argument("--batches", type=int, default=lrfind.NUM_ITER, help="how many batches (default 100)")
+    lf.set_defaults(func=cmd_lr_find)
+
+    tn = sub.add_parser("tune", parents=[common], help="search for good settings: an Optuna study whose every trial is "
+                                                       "a run (prints the study id, then the best trial)")
+    tn.add_argument("config", nargs="?", help="a config JSON file: the settings not searched come from it")
+    tn.add_argument("--trials", type=int, help=f"how many trials in all (default {studies.DEFAULT_TRIALS})")
+    tn.add_argument("--minutes", type=float, help="stop starting trials after this many minutes")
+    tn.add_argument("--search", help=f"settings to search, comma-separated (default {','.join(studies.HEAD_SEARCH)}; "
+                                     f"also: {','.join(n for n in studies.CATALOGUE if n not in studies.HEAD_SEARCH)},backbone)")
+    tn.add_argument("--backbones", help="backbones to choose among, comma-separated (with --search backbone, default: "
+                                        "those whose weights are on this computer)")
+    tn.add_argument("--storage", help="an Optuna storage URL shared by workers on several machines (postgresql://, "
+                                      "mysql://, sqlite:///, journal:///PATH); default: a SQLite file in the study folder")
+    tn.add_argument("--study", help="with --join: the study to work on")
+    tn.add_argument("--join", action="store_true", help="work on an existing study (another worker, or a resume)")
+    tn.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    tn.set_defaults(func=cmd_tune)
+
+    sd = sub.add_parser("study", help="look at hyperparameter searches")
+    sd_sub = sd.add_subparsers(dest="study_cmd", required=True, parser_class=_Parser)
+    sd_sub.add_parser("list", parents=[common], help="list studies")
+    sds = sd_sub.add_parser("show", parents=[common], help="every trial: number, run id, params, value, state, seconds")
+    sds.add_argument("study_id")
+    sdc = sd_sub.add_parser("cancel", parents=[common], help="ask a study's background job to stop")
+    sdc.add_argument("study_id")
+    sd.set_defaults(func=cmd_study)
 
     rs = sub.add_parser("resume", parents=[common], help="continue an interrupted or cancelled run from its last checkpoint")
     rs.add_argument("run_id")

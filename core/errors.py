@@ -35,3 +35,7 @@ class QuotaExceeded(TransferLabError):
 
 class ExportError(TransferLabError):
     """An export could not be made, or it does not reproduce the model it came from."""
+
+
+class StudyError(TransferLabError):
+    """A hyperparameter search cannot be created, joined or read (empty space, no budget, bad storage)."""

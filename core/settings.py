@@ -129,3 +129,9 @@ def import_limits(error: type[TransferLabError] = TransferLabError) -> dict[str,
         if number is not None:
             values[key] = number * unit if key == "max_ratio" else int(number * unit)
     return values
+
+
+def study_heartbeat_seconds() -> int:
+    """How often a search worker tells its study's storage it is alive (TL_STUDY_HEARTBEAT, default 10 s);
+    a trial silent for three times as long was killed, and is failed and retried."""
+    return max(1, int(env_number("TL_STUDY_HEARTBEAT", 10)))

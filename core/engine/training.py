@@ -139,11 +139,14 @@ def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: f
 def run(
     config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
     should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict:
     """Train, checkpoint the best model, evaluate on the test split; status.json says how it ended.
 
     resume: continue an interrupted or cancelled run from its last checkpoint.
     distribute: None, "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
+    callbacks: Keras callbacks added to every phase (the search's pruner); one whose `stop_run` is
+    true after a phase ends the run there, evaluated like a finished one.
     """
     ws = run_dir.parent.parent
     should_stop = should_stop or (lambda: runs.cancel_requested(run_dir))
@@ -155,7 +158,7 @@ def run(
 
     runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(), message=None)
     try:
-        return _train(config, run_dir, ws, emit, should_stop, resume, distribute)
+        return _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
     except TransferLabError as exc:
         runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
         raise
@@ -214,7 +217,7 @@ def _done_so_far(run_dir: Path, phases: list[strategies.Phase]) -> tuple[dict[st
 
 def _train(
     config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
-    resume: bool, distribute: str | None,
+    resume: bool, distribute: str | None, extra_callbacks: list[Any] | None = None,
 ) -> dict:
     import tf_keras as keras
 
@@ -320,6 +323,7 @@ def _train(
         if config.patience > 0:
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
             callbacks.append(stopper)
+        callbacks += extra_callbacks or []
         trainer.fit(
             train_data, validation_data=val_data, epochs=epochs_left[phase.name], steps_per_epoch=steps_per_epoch,
             callbacks=callbacks, class_weight=None if teacher is not None else class_weight, verbose=0,
@@ -335,6 +339,8 @@ def _train(
         if tracker.cancelled:
             cancelled = True
             break
+        if any(getattr(cb, "stop_run", False) for cb in extra_callbacks or []):
+            break  # the search pruned this trial: evaluate what it has
 
     if modeling.checkpoint_exists(best_path):
         modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
