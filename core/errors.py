@@ -35,3 +35,7 @@ class QuotaExceeded(TransferLabError):
 
 class ExportError(TransferLabError):
     """An export could not be made, or it does not reproduce the model it came from."""
+
+
+class PruningError(TransferLabError):
+    """A model cannot be pruned as asked (nothing prunable, a sparsity out of range, an unfinished run)."""
