@@ -39,3 +39,7 @@ class ExportError(TransferLabError):
 
 class StudyError(TransferLabError):
     """A hyperparameter search cannot be created, joined or read (empty space, no budget, bad storage)."""
+
+
+class PruningError(TransferLabError):
+    """A model cannot be pruned as asked (nothing prunable, a sparsity out of range, an unfinished run)."""
