@@ -22,7 +22,7 @@ from core.data.limits import ImportLimits
 from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting, studies, tuner
-from core.ship import codegen, export
+from core.ship import codegen, export, serving
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
 from core.store.files import workspace
@@ -468,6 +468,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    run_ids = [args.run_id, *(args.run or [])]
+    names = args.name or []
+    if len(names) > len(run_ids):
+        raise TransferLabError(f"{len(names)} names for {len(run_ids)} run(s): give at most one --name per run, in order.")
+    pairs = [(runs.run_path(r, ws), names[i] if i < len(names) else None) for i, r in enumerate(run_ids)]
+    served = serving.load_all(pairs)
+    key = settings.serve_key()
+    if not serving.is_loopback(args.host):
+        print(f"note: listening on {args.host}: every computer that can reach this one can use the model"
+              + ("" if key else "; set TL_SERVE_KEY to require a key") + ".", file=sys.stderr)
+
+    def ready(url: str) -> None:
+        rows = [{"name": m.name, "run": m.run_dir.name, "labels": m.classes, "status": f"{url}/v1/models/{m.name}",
+                 "predict": f"{url}/v1/models/{m.name}:predict", "classify": f"{url}/v1/models/{m.name}:classify"}
+                for m in served]
+        text = "\n".join(f"serving {r['name']} (run {r['run']}) at {r['status']}  (POST :predict, :classify)" for r in rows)
+        _out(args, {"url": url, "api_key": key is not None, "models": rows}, text + "\nstop with Ctrl-C")
+        sys.stdout.flush()
+
+    serving.run_server(served, args.host, args.port, key=key, ready=ready)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(args.name, keras_cache=args.keras_cache)
     _out(args, result, bench.describe(result))
@@ -652,6 +677,19 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", required=True, choices=tuple(export.FORMATS), help="what to export")
     ex.add_argument("--out", help="also copy the file into this folder (it is kept in the run's exports/ folder)")
     ex.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", parents=[common], help="answer other programs over HTTP (TensorFlow Serving's REST API)",
+                        description="Serve trained runs over HTTP: GET /v1/models/NAME (status), /v1/models/NAME/metadata, "
+                                    "POST /v1/models/NAME:predict (JSON instances) and NAME:classify (multipart image "
+                                    "upload). Set TL_SERVE_KEY to require 'Authorization: Bearer KEY'.")
+    sv.add_argument("run_id")
+    sv.add_argument("--run", action="append", help="serve another run too (repeat for more)")
+    sv.add_argument("--name", action="append",
+                    help="the name in the address /v1/models/NAME, one per run in order (default: the dataset's name)")
+    sv.add_argument("--host", default=serving.DEFAULT_HOST,
+                    help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every network)")
+    sv.add_argument("--port", type=int, default=serving.DEFAULT_PORT, help="port (default 8501; 0: any free one)")
+    sv.set_defaults(func=cmd_serve)
 
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
     bn.add_argument("name", choices=tuple(bench.BENCHMARKS))

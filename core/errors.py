@@ -43,3 +43,7 @@ class StudyError(TransferLabError):
 
 class PruningError(TransferLabError):
     """A model cannot be pruned as asked (nothing prunable, a sparsity out of range, an unfinished run)."""
+
+
+class ServingError(TransferLabError):
+    """A model cannot be served, or a request to the model server is malformed (answered with status 400)."""

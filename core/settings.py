@@ -135,3 +135,12 @@ def study_heartbeat_seconds() -> int:
     """How often a search worker tells its study's storage it is alive (TL_STUDY_HEARTBEAT, default 10 s);
     a trial silent for three times as long was killed, and is failed and retried."""
     return max(1, int(env_number("TL_STUDY_HEARTBEAT", 10)))
+
+
+# ---------------------------------------------------------------- the model server
+
+
+def serve_key() -> str | None:
+    """TL_SERVE_KEY: when set, `python -m core serve` answers only requests with `Authorization: Bearer KEY`."""
+    key = os.environ.get("TL_SERVE_KEY", "").strip()
+    return key or None
