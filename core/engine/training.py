@@ -155,6 +155,8 @@ def run(
             listener(event)
 
     claimed = runs.claim(run_dir)  # RunStateError, before any status is touched, if another process trains it
+    for leftover in run_dir.glob(".model.*.tmp.keras"):  # a save killed with its process (only the trainer writes it)
+        leftover.unlink(missing_ok=True)
     runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
                        pid_started=runs.start_time(os.getpid()), message=None)
     try:
