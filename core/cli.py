@@ -391,6 +391,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     run_dir = runs.run_path(args.run_id, ws)
+    runs.reconcile(ws)  # a run whose process died (killed, power cut) reads as interrupted
     runs.check_resumable(run_dir)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
     result = training.run(runs.load_config(run_dir), run_dir, listener=_progress_listener(args.quiet), resume=True)
@@ -399,6 +400,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     report = evaluation.evaluate(runs.run_path(args.run_id, workspace(args.workspace)))
     brief = {k: v for k, v in report.items() if k != "predictions"}
     rows = "\n".join(f"  {r['class']:<16} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  n={r['support']}"
@@ -408,6 +410,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     images = []
     for name in args.images:
@@ -427,6 +430,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     found = runs.list_runs(workspace(args.workspace))
     rows = [{
         "id": r.id, "state": r.state,
@@ -448,6 +452,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     path = export.export(run_dir, args.format)
     if args.out and Path(args.out).resolve() != path.parent.resolve():

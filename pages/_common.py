@@ -237,11 +237,10 @@ def no_dataset_guidance() -> None:
 # ---------------------------------------------------------------- the active run
 
 
-def reconcile_once(ws: Path) -> None:
-    """Mark jobs whose process died (e.g. a server restart) as interrupted, once per browser session."""
-    if not st.session_state.get("_reconciled"):
-        runs.reconcile(ws)
-        st.session_state["_reconciled"] = True
+def reconcile_runs(ws: Path) -> None:
+    """Mark runs whose process died (a server restart, a killed job) as interrupted: the store's one check,
+    the same the command line makes."""
+    runs.reconcile(ws)
 
 
 def remember_run(run_id: str) -> None:

@@ -199,7 +199,7 @@ def page() -> None:
         st.caption("Training runs in the background on the server: you can switch pages and come back. On this "
                    "shared server your work belongs to this browser tab, so keep the tab open (reloading starts "
                    "afresh).")
-    _common.reconcile_once(ws)
+    _common.reconcile_runs(ws)
 
     run_id = _common.active_run_id()
     run_dir = None

@@ -23,7 +23,7 @@ from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.store import datasets, runs
-from core.store.files import write_json
+from core.store.files import atomic_target, write_json
 
 # A network trained from scratch needs more passes than a head on pretrained features.
 SCRATCH_MIN_EPOCHS = 30
@@ -95,6 +95,7 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
             logs = logs or {}
             loss = float(logs.get("loss", float("nan")))
             listener(events.BatchEnd(phase, self.epoch, batch + 1, steps, loss, float(logs.get("accuracy", 0.0))))
+            settings.fault("batch")  # batch:N: killed mid-epoch at the Nth batch of the process
             if not math.isfinite(loss):
                 self.nan = True
                 self.model.stop_training = True
@@ -156,7 +157,11 @@ def run(
         if listener is not None:
             listener(event)
 
-    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(), message=None)
+    claimed = runs.claim(run_dir)  # RunStateError, before any status is touched, if another process trains it
+    for leftover in run_dir.glob(".model.*.tmp.keras"):  # a save killed with its process (only the trainer writes it)
+        leftover.unlink(missing_ok=True)
+    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
+                       pid_started=runs.start_time(os.getpid()), message=None)
     try:
         return _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
     except TransferLabError as exc:
@@ -166,6 +171,11 @@ def run(
         runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
         raise TrainingFailed(OOM_MESSAGE) from None
     except BaseException as exc:
+        if runs.disk_full(exc):  # before the OOM check: TensorFlow reports a full disk as ResourceExhausted too
+            message = DISK_FULL_MESSAGE.format(ws=ws)
+            with contextlib.suppress(OSError):  # status.json may not fit either; then it still reads as interrupted
+                runs.update_status(run_dir, "interrupted", finished=time.time(), message=message)
+            raise TrainingFailed(message) from None
         if _is_oom(exc):
             runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
             raise TrainingFailed(OOM_MESSAGE) from None
@@ -175,8 +185,13 @@ def run(
             detail=traceback.format_exc(limit=20),
         )
         raise
+    finally:
+        if claimed:
+            runs.release(run_dir)
 
 
+DISK_FULL_MESSAGE = ("The disk holding {ws} is full, so training stopped; the last good checkpoint was kept. "
+                     "Free some space (delete old runs or datasets), then resume the run.")
 OOM_MESSAGE = "Training ran out of memory; choose a smaller batch size or image size and try again."
 
 
@@ -225,6 +240,10 @@ def _train(
     backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
     health.check_trainable(info)
+    restart = resume and not modeling.checkpoint_exists(run_dir / "checkpoints" / "last")
+    if restart:  # stopped before its first checkpoint (e.g. in the feature pass): nothing to continue from
+        resume = False
+        emit(events.Notice("This run stopped before its first epoch ended, so it starts again from the beginning."))
     if not resume:
         config, notices = transfer.keep_backbone(config)  # layer_transfer and distill keep their backbone
         config, more = resolve_weights(config)
@@ -344,7 +363,9 @@ def _train(
 
     if modeling.checkpoint_exists(best_path):
         modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
-    model.save(run_dir / "model.keras")
+    with atomic_target(run_dir / "model.keras") as tmp:  # a kill mid-save leaves the old model.keras or none
+        model.save(tmp)
+        settings.fault("model_save")
     seconds = round(time.monotonic() - started, 2)
     if cancelled:
         runs.update_status(run_dir, "cancelled", finished=time.time(), train_seconds=seconds,
