@@ -19,6 +19,9 @@ from core.spec.backbones import BackboneSpec, WeightsFile
 
 # ---------------------------------------------------------------- weights
 
+# What a visitor of a shared server can do about a file missing on the server (they cannot copy files there).
+ASK_OPERATOR = "ask whoever runs this server"
+
 
 def fetch_hub(spec: BackboneSpec) -> Path:
     """The local folder of a TF Hub model: the SavedModel folder given, or downloaded into the hub cache."""
@@ -73,6 +76,11 @@ def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     if fetched is not None:
         return fetched
     first = candidates[0].name if candidates else "(none)"
+    if settings.hosted():  # a shared server: name the file, not the server's folders
+        raise WeightsUnavailable(
+            f"The ImageNet weights for {spec.label} ({first}) are not on this server and could not be downloaded; "
+            f"choose another backbone, or {ASK_OPERATOR} to put {first} into the server's Keras cache."
+        )
     models = backbones.keras_models_dir()
     raise WeightsUnavailable(
         f"The ImageNet weights for {spec.label} ({first}) are not in {models} and could not be "
@@ -92,6 +100,11 @@ def fetch_classifier(spec: BackboneSpec) -> Path:
         found.append(cached or _download(wanted))
     if None in found:
         missing = files[0].name if found[0] is None else backbones.CLASS_INDEX.name
+        if settings.hosted():
+            raise WeightsUnavailable(
+                f"The ImageNet classifier of {spec.label} ({missing}) is not on this server and cannot be downloaded "
+                f"now, so its guesses cannot be shown; {ASK_OPERATOR} to put {missing} into the server's Keras cache."
+            )
         raise WeightsUnavailable(
             f"The ImageNet classifier of {spec.label} ({missing}) is not on this computer and cannot be downloaded "
             f"now, so its guesses cannot be shown; with internet once (or that file copied into "
