@@ -35,3 +35,7 @@ class QuotaExceeded(TransferLabError):
 
 class ExportError(TransferLabError):
     """An export could not be made, or it does not reproduce the model it came from."""
+
+
+class AddressRefused(TransferLabError):
+    """A web address a visitor gave is not one this shared server fetches (or its download went past a cap)."""
