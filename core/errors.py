@@ -47,3 +47,7 @@ class PruningError(TransferLabError):
 
 class ServingError(TransferLabError):
     """A model cannot be served, or a request to the model server is malformed (answered with status 400)."""
+
+
+class AddressRefused(TransferLabError):
+    """A web address a visitor gave is not one this shared server fetches (or its download went past a cap)."""

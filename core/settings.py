@@ -109,6 +109,28 @@ def max_epochs() -> int | None:
     return None if cap is None else int(cap)
 
 
+# ---------------------------------------------------------------- web addresses visitors give (core.data.remote)
+
+HUB_HOSTS = ("tfhub.dev", "kaggle.com", "www.kaggle.com", "storage.googleapis.com")
+
+
+def hub_hosts() -> tuple[str, ...]:
+    """The hosts a shared server downloads visitors' TF Hub models from (TL_HUB_HOSTS, comma-separated)."""
+    raw = os.environ.get("TL_HUB_HOSTS", "")
+    given = tuple(h.strip().rstrip(".").lower() for h in raw.split(",") if h.strip())
+    return given or HUB_HOSTS
+
+
+def hub_max_bytes() -> int:
+    """The largest download of a visitor's TF Hub model on a shared server (TL_HUB_MAX_MB, default 500)."""
+    return int(float(env_number("TL_HUB_MAX_MB", 500.0)) * 2**20)
+
+
+def hub_timeout_seconds() -> float:
+    """How long such a download may take in all (TL_HUB_TIMEOUT_S, default 600 seconds)."""
+    return float(env_number("TL_HUB_TIMEOUT_S", 600.0))
+
+
 # ---------------------------------------------------------------- import caps
 
 # ImportLimits field -> (setting, unit that turns the setting's number into the field's).
