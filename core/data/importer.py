@@ -187,6 +187,7 @@ def _write_dataset(
                 rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}.jpg"
             img.save(tmp / rel, "JPEG", quality=92)
             written += (tmp / rel).stat().st_size
+            settings.fault("import")  # an image written into the temporary folder (import:N: the Nth)
             if room is not None and written > room:
                 quota.check_room(ws)  # raises: the images so far already fill the workspace (the folder goes below)
             if entry.label is None:

@@ -54,6 +54,7 @@ def submit(config: RunConfig, ws: Path) -> str:
 def resume(run_id: str, ws: Path) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint, as a new job."""
     run_dir = runs.run_path(run_id, ws)
+    runs.reconcile_run(run_dir)
     runs.check_resumable(run_dir)
     quota.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
@@ -108,8 +109,7 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     """Everything a progress view needs, read from the run folder."""
     run_dir = runs.run_path(run_id, ws)
     status = runs.read_status(run_dir)
-    if status.get("state") in ("queued", "running") and not process_alive(status):
-        runs.reconcile(ws)
+    if runs.reconcile_run(run_dir, status):
         status = runs.read_status(run_dir)
     history: list[dict[str, Any]] = []
     notices: list[str] = []
@@ -214,6 +214,7 @@ def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
             # baseline (compare_scratch). The slot is free only when the process has ended.
             training.append(run_dir)
         else:
+            runs.reconcile_run(run_dir, status)  # a waiting or training run whose process is gone: interrupted
             ticket.unlink(missing_ok=True)
     return training, [d for _, d in sorted(waiting, key=lambda w: w[0])]
 
