@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from core import settings
 from core.engine import features
 from core.errors import ExportError, TransferLabError
 from core.ship import card, codegen, runfiles, serving
@@ -105,6 +106,7 @@ def export(run_dir: Path, format_id: str) -> Path:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fmt.make(run_dir, tmp, fmt)
+        settings.fault("export")  # the file is made under its temporary name
         os.replace(tmp, path)
     finally:
         _remove(tmp)
