@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from core.bench import export as export_bench
+from core.bench.export import FLOWERS, PROJECT, SHARED_WEIGHTS, WEIGHTS_FILE, _cli
 from core.engine import evaluation
 from core.errors import TransferLabError
 
-PROJECT = export_bench.PROJECT
 PER_CLASS = 20
 EPOCHS = 2
 REQUESTS = 200
@@ -38,7 +37,7 @@ REQUESTS = 200
 
 def _photos(n: int) -> list[Path]:
     """n flower photos, taken round-robin from the classes, none of them among the training photos."""
-    folders = sorted(p for p in export_bench.FLOWERS.iterdir() if p.is_dir())
+    folders = sorted(p for p in FLOWERS.iterdir() if p.is_dir())
     pools = [sorted(f.glob("*.jpg"))[PER_CLASS:] for f in folders]
     return [pools[i % len(pools)][i // len(pools)] for i in range(n)]
 
@@ -64,27 +63,27 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
     """Train the small flowers run, serve it, time REQUESTS classify and predict requests; return the figures."""
     import requests  # Streamlit's own dependency: the plainest HTTP client a user's program would use
 
-    weights = Path(keras_cache or export_bench.SHARED_WEIGHTS) / export_bench.WEIGHTS_FILE
-    if not export_bench.FLOWERS.is_dir() or not weights.is_file():
-        raise TransferLabError(f"The serve benchmark needs {export_bench.FLOWERS} and {weights}; neither may be missing.")
+    weights = Path(keras_cache or SHARED_WEIGHTS) / WEIGHTS_FILE
+    if not FLOWERS.is_dir() or not weights.is_file():
+        raise TransferLabError(f"The serve benchmark needs {FLOWERS} and {weights}; neither may be missing.")
     with tempfile.TemporaryDirectory(prefix="tl-bench-serve-") as tmp:
         home = Path(tmp) / "home"
         (home / ".keras" / "models").mkdir(parents=True)
-        shutil.copy(weights, home / ".keras" / "models" / export_bench.WEIGHTS_FILE)
+        shutil.copy(weights, home / ".keras" / "models" / WEIGHTS_FILE)
         ws = Path(tmp) / "workspace"
         env = {**os.environ, "HOME": str(home), "TL_WORKSPACE": str(ws), "TL_OFFLINE": "1"}
         src = Path(tmp) / "flowers"
-        for folder in sorted(p for p in export_bench.FLOWERS.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
             (src / folder.name).mkdir(parents=True)
             for photo in sorted(folder.glob("*.jpg"))[:PER_CLASS]:
                 shutil.copy(photo, src / folder.name / photo.name)
-        dataset = export_bench._cli(["dataset", "import", str(src), "--name", "flowers"], env)
-        config = json.loads(export_bench._cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
-                                               "mobilenet_v2_0.35", "--image-size", "224", "--epochs", str(EPOCHS)],
-                                              env, json_out=False))
+        dataset = _cli(["dataset", "import", str(src), "--name", "flowers"], env)
+        config = json.loads(_cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
+                                  "mobilenet_v2_0.35", "--image-size", "224", "--epochs", str(EPOCHS)], env,
+                                 json_out=False))
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
-        trained = export_bench._cli(["train", str(config_path), "--quiet"], env)
+        trained = _cli(["train", str(config_path), "--quiet"], env)
         run_dir = ws / "runs" / trained["id"]
         photos = [(p.name, p.read_bytes()) for p in _photos(REQUESTS)]
 
