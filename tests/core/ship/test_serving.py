@@ -290,6 +290,14 @@ def test_tf_serving_export_loads_and_gives_the_same_probabilities(run_dir, serve
     assert 'docker run --rm -p 8501:8501 -v "$PWD/tiny:/models/tiny" -e MODEL_NAME=tiny tensorflow/serving' in readme
     assert "curl -H 'Content-Type: application/json' -d @request.json http://localhost:8501/v1/models/tiny:predict" \
         in readme
+    # What tensorflow/serving looks for: the 'serve' tag and a predict signature named serving_default.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((tmp_path / "tf_serving" / "tiny" / "1" / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0]
+    assert list(graph.meta_info_def.tags) == ["serve"]
+    assert graph.signature_def["serving_default"].method_name == "tensorflow/serving/predict"
+    assert list(graph.signature_def["serving_default"].inputs) == ["image"]
     signature = tf.saved_model.load(str(tmp_path / "tf_serving" / "tiny" / "1")).signatures["serving_default"]
     pixels = np.stack([load_image_array(p.read_bytes(), 32) for p in photos])
     probs = signature(image=tf.constant(pixels))["probabilities"].numpy()
