@@ -277,6 +277,29 @@ def test_cli_serve_runs_the_server_and_prints_its_addresses(run_dir, photos):
                      "--workspace", str(run_dir.parent.parent)]) == 2
 
 
+def test_cli_serve_pairs_each_run_with_its_name(run_dir, monkeypatch, capsys):
+    started = {}
+
+    def fake_server(models, host, port, key, ready):
+        started.update(names=[m.name for m in models], host=host, port=port, key=key)
+        ready(f"http://{host}:{port}")
+
+    monkeypatch.setattr(serving, "run_server", fake_server)
+    monkeypatch.delenv("TL_SERVE_KEY", raising=False)
+    ws = str(run_dir.parent.parent)
+    assert cli.main(["serve", run_dir.name, "--run", run_dir.name, "--name", "first", "--name", "second",
+                     "--host", "0.0.0.0", "--port", "9000", "--json", "--workspace", ws]) == 0
+    out = capsys.readouterr()
+    assert started == {"names": ["first", "second"], "host": "0.0.0.0", "port": 9000, "key": None}
+    info = json.loads(out.out)
+    assert [m["classify"] for m in info["models"]] == ["http://0.0.0.0:9000/v1/models/first:classify",
+                                                       "http://0.0.0.0:9000/v1/models/second:classify"]
+    assert "every computer that can reach this one" in out.err and "set TL_SERVE_KEY" in out.err
+    # Two runs under the default name would collide: a sentence, exit 2.
+    assert cli.main(["serve", run_dir.name, "--run", run_dir.name, "--workspace", ws]) == 2
+    assert "give each its own name with --name" in capsys.readouterr().err
+
+
 def test_tf_serving_export_loads_and_gives_the_same_probabilities(run_dir, served, photos, tmp_path):
     import tensorflow as tf
 
