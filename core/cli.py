@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core import bench, settings
-from core.data import health, importer, samples
+from core.data import domains, health, importer, samples
 from core.data.limits import ImportLimits
 from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
@@ -182,6 +182,8 @@ _CONFIG_FLAGS = {
     "fine_tune_layers": "fine_tune_layers", "fine_tune_unit": "fine_tune_unit", "optimizer": "optimizer",
     "schedule": "schedule", "label_smoothing": "label_smoothing", "class_weights": "class_weights",
     "patience": "patience", "seed": "seed", "source_run": "source_run",
+    "target_dataset": "target_dataset_id", "adapt_weight": "adapt_weight", "adapt_loss": "adapt_loss",
+    "target_labeled_per_class": "target_labeled_per_class",
 }
 _CONFIG_FLAGS.update({"source_backbone": "source_backbone", "temperature": "temperature",
                       "distill_weight": "distill_weight"})  # layer_transfer and distill
@@ -226,7 +228,13 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["mixed_precision"] = True
     if args.compare_student_alone:
         overrides["compare_student_alone"] = True
+    if args.compare_source_only:
+        overrides["compare_source_only"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
+    if cfg.target_dataset_id:  # refused or explained before anything trains
+        for message in domains.check_target(datasets.load_dataset(cfg.dataset_id, ws),
+                                            datasets.load_dataset(cfg.target_dataset_id, ws)):
+            print(f"note: {message}", file=sys.stderr)
     _print(args, cfg.to_json())
     return 0
 
@@ -311,6 +319,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         verdict = "hurt" if result["transfer_hurt"] else "helped"
         print(f"transfer {verdict}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
               f"{result['baseline_val_accuracy']:.3f} against {result['val_accuracy']:.3f}", file=sys.stderr)
+    if result.get("adaptation_helped") is not None and not args.quiet:
+        verdict = "helped" if result["adaptation_helped"] else "did not help"
+        print(f"adaptation {verdict}: target accuracy {result['target_accuracy']:.3f} against "
+              f"{result['source_only_target_accuracy']:.3f} for the source-only baseline {result['source_only_run']}",
+              file=sys.stderr)
     _out(args, {"id": run_dir.name, **result}, run_dir.name)
     return 0 if result["state"] == "done" else 1
 
@@ -403,8 +416,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     runs.reconcile(workspace(args.workspace))
     report = evaluation.evaluate(runs.run_path(args.run_id, workspace(args.workspace)))
     brief = {k: v for k, v in report.items() if k != "predictions"}
+    if "target" in brief:
+        brief["target"] = {k: v for k, v in brief["target"].items() if k != "predictions"}
     rows = "\n".join(f"  {r['class']:<16} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  n={r['support']}"
                      for r in report["per_class"])
+    target = report.get("target") or {}
+    if "accuracy" in target:
+        rows += (f"\ntarget domain ({target['dataset_id']}): accuracy {target['accuracy']:.3f}, macro F1 "
+                 f"{target['macro']['f1-score']:.3f} on {target['n']} held-out images")
     _out(args, {"id": args.run_id, **brief}, f"test accuracy {report['accuracy']:.3f} on {report['n']} images\n{rows}")
     return 0
 
@@ -598,6 +617,14 @@ def parser() -> argparse.ArgumentParser:
     cfg.add_argument("--augment-views", type=int, help="with a frozen backbone: augmented views per image to cache")
     cfg.add_argument("--compare-scratch", action="store_true",
                      help="also train the same network from scratch, to show whether transfer helped")
+    cfg.add_argument("--target-dataset", help="domain adaptation: a dataset of images from where the model will be "
+                                              "used (its labels only measure accuracy there)")
+    cfg.add_argument("--adapt-weight", type=float, help="how much lining up the two domains counts (default 1)")
+    cfg.add_argument("--adapt-loss", choices=config_mod.CHOICES["adapt_loss"], help="adaptive_layers: mmd or coral")
+    cfg.add_argument("--target-labeled-per-class", type=int,
+                     help="also train on this many labelled target images per class (default 0)")
+    cfg.add_argument("--compare-source-only", action="store_true",
+                     help="also train the source-only baseline, to show whether adaptation helped on the target")
     cfg.set_defaults(func=cmd_config)
 
     rc = sub.add_parser("recommend", parents=[common], help="propose a strategy, backbone and epochs for a dataset")

@@ -49,6 +49,9 @@ class Strategy:
     # The settings beyond the first phase's that this strategy reads (the page shows only those).
     settings: tuple[str, ...] = ()
     min_fine_tune_epochs: int = 0
+    # Domain adaptation: the strategy lines up a target dataset's features with the source's
+    # (core.engine.adaptation); "adversarial" (DANN) or "discrepancy" (DAN's MMD, or CORAL).
+    adapts: str | None = None
 
 
 def _head(c: "RunConfig") -> Phase:
@@ -124,6 +127,19 @@ def _distill(c: "RunConfig") -> list[Phase]:
         top = _top(c)
         phases.append(Phase("distill_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
                             top.top_groups, top.label + ", still learning from the teacher"))
+    return phases
+
+
+def _adapt(c: "RunConfig") -> list[Phase]:
+    # The frozen backbone's features of source and target images are computed once; the
+    # adaptation layer and the head train on them. Opening the top of the backbone (fine-tune
+    # epochs) lets the backbone itself move towards the target for larger shifts.
+    phases = [Phase("adapt", c.epochs, c.learning_rate, "none",
+                    label="Train the head on labelled source images while lining up source and target features")]
+    if c.fine_tune_epochs > 0:
+        top = _top(c)
+        phases.append(Phase("adapt_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
+                            top.top_groups, label=top.label + ", still lining up source and target"))
     return phases
 
 
@@ -216,6 +232,33 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights=None,
             phases=_distill,
             settings=("source_run", "temperature", "distill_weight", "compare_student_alone", *_TOP),
+        ),
+        Strategy(
+            id="domain_adversarial",
+            label="Domain-adversarial (DANN)",
+            sentence="Train on your labelled images while a small domain classifier tries to tell them from unlabelled "
+                     "images of where the model will be used; a gradient-reversal layer pushes the features to make "
+                     "the two kinds indistinguishable.",
+            use_when="Your labelled photos come from one setting (a lab, a studio, one camera) and the model will be "
+                     "used in another, of which you have unlabelled images (a few hundred is best).",
+            forced_weights=None,
+            phases=_adapt,
+            settings=("target_dataset_id", "adapt_weight", "target_labeled_per_class", "compare_source_only", *_TOP),
+            adapts="adversarial",
+        ),
+        Strategy(
+            id="adaptive_layers",
+            label="Adaptation layers (DAN / CORAL)",
+            sentence="Add an adaptation layer between the backbone and the classifier and train it so that labelled "
+                     "images and unlabelled images from where the model will be used give it the same spread of "
+                     "values (multi-kernel MMD, or CORAL: the same correlations).",
+            use_when="Like domain-adversarial training (labelled images from one setting, unlabelled ones from "
+                     "another) when you want a steadier method with one setting fewer to get right.",
+            forced_weights=None,
+            phases=_adapt,
+            settings=("target_dataset_id", "adapt_loss", "adapt_weight", "target_labeled_per_class",
+                      "compare_source_only", *_TOP),
+            adapts="discrepancy",
         ),
     )
 }
