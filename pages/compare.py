@@ -10,7 +10,7 @@ from core.errors import QuotaExceeded
 from core.service import compare, jobs
 from core.store import runs
 from pages import _charts as charts
-from pages import _common
+from pages import _common, _transfer
 
 # Table columns: row key -> (title, column config). The order is the table's.
 COLUMNS: dict[str, tuple[str, Any]] = {
@@ -181,6 +181,7 @@ def page() -> None:
     version = st.session_state.get("compare.version", 0)
     selected = table_ui(rows, version)
     negative_transfer_ui(rows)
+    _transfer.distill_compare_ui(compare.distillations(ws))
     actions_ui(selected, ws, version)
     st.subheader("Learning curves")
     chosen = selected or [r for r in rows if r["history"]][:MAX_CURVES]
