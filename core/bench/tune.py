@@ -29,7 +29,7 @@ from typing import Any
 
 from core.data import importer, samples
 from core.errors import TransferLabError
-from core.spec.config import AugmentConfig, preset
+from core.spec.config import preset
 
 PROJECT = Path(__file__).resolve().parents[2]
 SHARED = PROJECT.parent / "shared"
@@ -72,7 +72,7 @@ def _one(tmp: Path, label: str, cache: Path, make, trials: int) -> dict[str, Any
     env_b, info_b = _workspace(tmp, f"{label}-study", cache, make)
     paths = []
     for ds in (info, info_b):
-        config = preset("quick", ds["id"], backbone=BACKBONE, augment=AugmentConfig(flip=False, rotate=False))
+        config = preset("quick", ds["id"], backbone=BACKBONE, augment={"flip": False, "rotate": False})
         paths.append(tmp / f"{label}-{len(paths)}.json")
         paths[-1].write_text(config.to_json())
     default, default_wall = _cli(["train", str(paths[0]), "--quiet"], env_a)
