@@ -188,3 +188,18 @@ def test_cli_tune_and_study_show(ws, tiny, tmp_path, capsys):
     assert cli.main(["study", "list"]) == 0 and out["id"] in capsys.readouterr().out
     with pytest.raises(DatasetError):
         studies.create(_config("d-0123abcd"), ws, trials=1)
+
+
+def test_a_study_runs_as_a_background_job_and_cancels(ws, tiny):
+    study_id = studies.submit(_config(tiny["id"]), ws, trials=5, search=["dropout"])
+    assert studies.job_state(study_id, ws)["state"] in ("queued", "running")
+    with pytest.raises(StudyError, match="already running"):
+        studies.start_job(study_id, ws)
+    studies.cancel(study_id, ws)
+    deadline = time.monotonic() + 120
+    while studies.job_state(study_id, ws)["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    job = studies.job_state(study_id, ws)
+    assert job["state"] == "cancelled", job
+    assert studies.show(study_id, ws)["counts"]["complete"] < 5
+    assert [s["job"] for s in studies.list_studies(ws)] == ["cancelled"]
