@@ -108,30 +108,32 @@ def _one(tmp: Path, label: str, cache: Path, make, trials: int) -> dict[str, Any
     }
 
 
-def run(keras_cache: str | None = None) -> dict[str, Any]:
-    """Both datasets; their figures."""
+def run(keras_cache: str | None = None, trials: int = TRIALS, only: tuple[str, ...] = ("shapes", "flowers")) -> dict[str, Any]:
+    """Both datasets (or those in `only`), `trials` trials each; their figures."""
     cache = Path(keras_cache) if keras_cache else KERAS_CACHE
     if not any(cache.glob("mobilenet_v2_*0.35_224_no_top.h5")):
         raise TransferLabError(f"The tune benchmark needs MobileNetV2 0.35's ImageNet weights in {cache}; "
                                "pass --keras-cache FOLDER.")
     if not FLOWERS.is_dir():
         raise TransferLabError(f"The tune benchmark needs the flower photos in {FLOWERS}.")
-    trials = TRIALS
     out: dict[str, Any] = {"benchmark": "tune", "trials": trials, "backbone": BACKBONE, "cpus": os.cpu_count(),
                            "setup": f"{BACKBONE} ImageNet, frozen, 128 px, quick preset head, 10 epochs (patience 3), "
                                     "no augmentation; search lr, dropout, hidden_units, label_smoothing; median pruner"}
     with tempfile.TemporaryDirectory(prefix="tl-bench-tune-") as tmp_name:
         tmp = Path(tmp_name)
-        out["shapes"] = _one(tmp, "shapes", cache, lambda ws: samples.import_sample("shapes", ws), trials)
-        src = _flowers(tmp / "flowers150")
-        out["flowers"] = _one(tmp, "flowers", cache, lambda ws: importer.import_path(src, ws, name="flowers150"), trials)
+        if "shapes" in only:
+            out["shapes"] = _one(tmp, "shapes", cache, lambda ws: samples.import_sample("shapes", ws), trials)
+        if "flowers" in only:
+            src = _flowers(tmp / "flowers150")
+            out["flowers"] = _one(tmp, "flowers", cache, lambda ws: importer.import_path(src, ws, name="flowers150"),
+                                  trials)
     return out
 
 
 def describe(result: dict[str, Any]) -> str:
     """The figures in a few lines."""
     lines = [f"tune benchmark: {result['trials']} trials, {result['setup']}, {result['cpus']} CPUs"]
-    for name in ("shapes", "flowers"):
+    for name in [n for n in ("shapes", "flowers") if n in result]:
         r = result[name]
         lines.append(
             f"  {name} ({r['images']} images): study {r['study_seconds']:.0f} s vs one default run {r['default_seconds']:.0f} s "
