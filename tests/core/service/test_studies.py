@@ -142,8 +142,7 @@ def test_study_resumes_after_sigkill_without_repeating_finished_trials(ws, tiny,
     proc.wait()
     before = {r["number"]: r for r in _trials(ws, study_id) if r["state"] == "complete"}
     killed = next(r for r in _trials(ws, study_id) if r["state"] == "running")
-    time.sleep(3.5)  # the killed trial's heartbeat goes stale (grace: 3 x 1 s)
-    result = tuner.work(study_id, ws)
+    result = tuner.work(study_id, ws)  # waits until the killed trial's heartbeat is stale (3 x 1 s), then retries it
     rows = _trials(ws, study_id)
     assert result["counts"]["complete"] + result["counts"]["pruned"] == 2
     for number, row in before.items():
