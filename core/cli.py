@@ -7,6 +7,7 @@ Everything below is imported at the top: no core module imports TensorFlow until
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -18,10 +19,10 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import health, importer, samples
 from core.data.limits import ImportLimits
-from core.engine import evaluation, lrfind, modeling, training
+from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting, studies, tuner
-from core.ship import codegen, export
+from core.ship import codegen, export, serving
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
 from core.store.files import workspace
@@ -32,8 +33,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+def _print(args: argparse.Namespace, text: str, end: str = "\n") -> None:
+    """A command's own output: the real stdout (library prints are routed to stderr while a command runs)."""
+    print(text, end=end, file=getattr(args, "stdout", None) or sys.stdout, flush=True)
+
+
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
+    _print(args, json.dumps(data, indent=2) if args.json else text)
 
 
 def _dataset_summary(info: dict) -> str:
@@ -136,6 +142,30 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kit(args: argparse.Namespace) -> list[tuple[Any, int]]:
+    """The backbones a weights command is about: those named (at --size or their default), else the offline kit."""
+    if args.backbones:
+        return [(backbones.get(b), args.size or backbones.get(b).default_size) for b in args.backbones]
+    return [(backbones.get(b), args.size or size) for b, size in config_mod.offline_kit()]
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    kit = _kit(args)
+    if args.weights_cmd == "list":
+        rows = [{"backbone": spec.id, "label": spec.label, "image_size": size,
+                 "ready": backbones.cached_weights(spec, size) is not None} for spec, size in kit]
+        _out(args, rows, "\n".join(f"{r['backbone']:<22} {r['image_size']:>4} px  "
+                                   f"{'ready' if r['ready'] else 'not on this computer'}" for r in rows))
+        return 0
+    rows = []
+    for spec, size in kit:
+        path, fetched = networks.download_weights(spec, size, progress=None if args.json else _import_progress())
+        rows.append({"backbone": spec.id, "image_size": size, "file": str(path), "downloaded": fetched})
+    _out(args, rows, "\n".join(f"{r['backbone']:<22} {'downloaded' if r['downloaded'] else 'already here'}: {r['file']}"
+                               for r in rows))
+    return 0
+
+
 def cmd_strategies(args: argparse.Namespace) -> int:
     rows = [{"id": s.id, "label": s.label, "sentence": s.sentence, "use_when": s.use_when,
              "starts_from": s.forced_weights or "your choice", "settings": list(s.settings)}
@@ -153,6 +183,8 @@ _CONFIG_FLAGS = {
     "schedule": "schedule", "label_smoothing": "label_smoothing", "class_weights": "class_weights",
     "patience": "patience", "seed": "seed", "source_run": "source_run",
 }
+_CONFIG_FLAGS.update({"source_backbone": "source_backbone", "temperature": "temperature",
+                      "distill_weight": "distill_weight"})  # layer_transfer and distill
 _HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
 
 
@@ -192,8 +224,10 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["compare_scratch"] = True
     if args.mixed_precision:
         overrides["mixed_precision"] = True
+    if args.compare_student_alone:
+        overrides["compare_student_alone"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
-    print(cfg.to_json())
+    _print(args, cfg.to_json())
     return 0
 
 
@@ -221,9 +255,9 @@ def cmd_code(args: argparse.Namespace) -> int:
     script = codegen.training_script(cfg, str(datasets.dataset_path(cfg.dataset_id, ws)), ws=ws)
     if args.out:
         Path(args.out).write_text(script, encoding="utf-8")
-        print(args.out)
+        _print(args, args.out)
     else:
-        print(script, end="")
+        _print(args, script, end="")
     return 0
 
 
@@ -357,6 +391,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     run_dir = runs.run_path(args.run_id, ws)
+    runs.reconcile(ws)  # a run whose process died (killed, power cut) reads as interrupted
     runs.check_resumable(run_dir)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
     result = training.run(runs.load_config(run_dir), run_dir, listener=_progress_listener(args.quiet), resume=True)
@@ -365,6 +400,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     report = evaluation.evaluate(runs.run_path(args.run_id, workspace(args.workspace)))
     brief = {k: v for k, v in report.items() if k != "predictions"}
     rows = "\n".join(f"  {r['class']:<16} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  n={r['support']}"
@@ -374,6 +410,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     images = []
     for name in args.images:
@@ -393,6 +430,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     found = runs.list_runs(workspace(args.workspace))
     rows = [{
         "id": r.id, "state": r.state,
@@ -414,6 +452,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     path = export.export(run_dir, args.format)
     if args.out and Path(args.out).resolve() != path.parent.resolve():
@@ -434,9 +473,44 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    run_ids = [args.run_id, *(args.run or [])]
+    names = args.name or []
+    if len(names) > len(run_ids):
+        raise TransferLabError(f"{len(names)} names for {len(run_ids)} run(s): give at most one --name per run, in order.")
+    pairs = [(runs.run_path(r, ws), names[i] if i < len(names) else None) for i, r in enumerate(run_ids)]
+    served = serving.load_all(pairs)
+    key = settings.serve_key()
+    if not serving.is_loopback(args.host):
+        print(f"note: listening on {args.host}: every computer that can reach this one can use the model"
+              + ("" if key else "; set TL_SERVE_KEY to require a key") + ".", file=sys.stderr)
+
+    def ready(url: str) -> None:
+        rows = [{"name": m.name, "run": m.run_dir.name, "labels": m.classes, "status": f"{url}/v1/models/{m.name}",
+                 "predict": f"{url}/v1/models/{m.name}:predict", "classify": f"{url}/v1/models/{m.name}:classify"}
+                for m in served]
+        text = "\n".join(f"serving {r['name']} (run {r['run']}) at {r['status']}  (POST :predict, :classify)" for r in rows)
+        _out(args, {"url": url, "api_key": key is not None, "models": rows}, text + "\nstop with Ctrl-C")
+        sys.stdout.flush()
+
+    serving.run_server(served, args.host, args.port, key=key, ready=ready)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(args.name, keras_cache=args.keras_cache)
     _out(args, result, bench.describe(result))
+    return 0
+
+
+def cmd_transfer_map(args: argparse.Namespace) -> int:
+    report = transfer.transfer_map(args.source, args.target, workspace(args.workspace), args.image_size)
+    rows = [f"  shared      {r['name']:<40} {r['params']:>12,}" for r in report["shared"]]
+    rows += [f"  difference  {r['name']:<40} {r['params']:>12,}" for r in report["difference"]]
+    text = "\n".join([report["sentence"], f"{report['shared_params']:,} of {report['total_params']:,} parameters "
+                      f"({report['share']:.1%}) transfer.", *rows])
+    _out(args, report, text)
     return 0
 
 
@@ -478,6 +552,16 @@ def parser() -> argparse.ArgumentParser:
     bb.set_defaults(func=cmd_backbones)
     sub.add_parser("strategies", parents=[common], help="list transfer strategies").set_defaults(func=cmd_strategies)
 
+    wt = sub.add_parser("weights", help="get ImageNet weights ready before going offline (a demo on a school network)")
+    wt_sub = wt.add_subparsers(dest="weights_cmd", required=True, parser_class=_Parser)
+    for name, words in (("download", "download weights into Keras's cache now, with progress"),
+                        ("list", "which backbones' weights are on this computer")):
+        w = wt_sub.add_parser(name, parents=[common], help=words)
+        w.add_argument("backbones", nargs="*", metavar="BACKBONE",
+                       help="backbone ids (default: those the presets and the recommender use)")
+        w.add_argument("--size", type=int, help="image size the weights are for (default: each backbone's usual size)")
+    wt.set_defaults(func=cmd_weights)
+
     cfg = sub.add_parser("config", parents=[common], help="print a valid run config as JSON")
     cfg.add_argument("--dataset", required=True)
     cfg.add_argument("--preset", default="quick", choices=tuple(config_mod.PRESETS))
@@ -506,6 +590,11 @@ def parser() -> argparse.ArgumentParser:
     cfg.add_argument("--hidden-units", type=int)
     cfg.add_argument("--l2", type=float)
     cfg.add_argument("--no-augment", action="store_true")
+    cfg.add_argument("--source-backbone", help="layer_transfer: copy shared layers from this backbone instead of a run")
+    cfg.add_argument("--temperature", type=float, help="distill: how much the teacher's answers are softened (default 4)")
+    cfg.add_argument("--distill-weight", type=float, help="distill: the teacher's share of the loss, 0-1 (default 0.7)")
+    cfg.add_argument("--compare-student-alone", action="store_true",
+                     help="distill: also train the same student without the teacher, same budget")
     cfg.add_argument("--augment-views", type=int, help="with a frozen backbone: augmented views per image to cache")
     cfg.add_argument("--compare-scratch", action="store_true",
                      help="also train the same network from scratch, to show whether transfer helped")
@@ -594,18 +683,42 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="also copy the file into this folder (it is kept in the run's exports/ folder)")
     ex.set_defaults(func=cmd_export)
 
+    sv = sub.add_parser("serve", parents=[common], help="answer other programs over HTTP (TensorFlow Serving's REST API)",
+                        description="Serve trained runs over HTTP: GET /v1/models/NAME (status), /v1/models/NAME/metadata, "
+                                    "POST /v1/models/NAME:predict (JSON instances) and NAME:classify (multipart image "
+                                    "upload). Set TL_SERVE_KEY to require 'Authorization: Bearer KEY'.")
+    sv.add_argument("run_id")
+    sv.add_argument("--run", action="append", help="serve another run too (repeat for more)")
+    sv.add_argument("--name", action="append",
+                    help="the name in the address /v1/models/NAME, one per run in order (default: the dataset's name)")
+    sv.add_argument("--host", default=serving.DEFAULT_HOST,
+                    help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every network)")
+    sv.add_argument("--port", type=int, default=serving.DEFAULT_PORT, help="port (default 8501; 0: any free one)")
+    sv.set_defaults(func=cmd_serve)
+
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
     bn.add_argument("name", choices=tuple(bench.BENCHMARKS))
     bn.add_argument("--keras-cache", help="a folder of Keras weight files to seed the benchmark's empty cache with")
     bn.set_defaults(func=cmd_bench)
+
+    tm = sub.add_parser("transfer-map", parents=[common],
+                        help="which layers of a backbone a run or another backbone can give it (shared) and which train anew")
+    tm.add_argument("--from", dest="source", required=True, help="a run id or a backbone id")
+    tm.add_argument("--to", dest="target", required=True, help="the backbone id that receives the layers")
+    tm.add_argument("--image-size", type=int, help="default: the target backbone's own size")
+    tm.set_defaults(func=cmd_transfer_map)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = parser().parse_args(argv)
+    # stdout carries the command's own output only (one JSON document with --json): whatever a library
+    # prints while the command runs (Keras's "Downloading data from ...", progress bars) goes to stderr.
+    args.stdout = sys.stdout
     try:
-        return args.func(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.func(args)
     except TransferLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core import settings
 from core.data import tfdata
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -101,6 +102,7 @@ def _save(path: Path, table: dict[str, np.ndarray]) -> None:
     try:
         with open(tmp, "wb") as f:
             np.savez(f, keys=np.array(list(table)), features=np.stack(list(table.values())))
+        settings.fault("feature_pass")  # features computed, the cache file not yet in place
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -145,7 +147,7 @@ def features_for(
         index = {k: i for i, k in enumerate(keys)}
         todo = [items[index[k]] for k in missing]
         for v in range(max(views, 1)):
-            ds = tfdata.pipeline(root, todo, config.image_size, config.batch_size, False, config.seed + v)
+            ds = tfdata.pipeline(root, todo, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed + v)
             computed = extractor.predict(ds, verbose=0)
             table.update({f"{k}#{v}": vec for k, vec in zip(missing, computed)})
         _save(cache, table)
