@@ -234,13 +234,19 @@ def _representative(run_dir: Path) -> Callable[[], Any]:
     return generate
 
 
-def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None) -> bytes:
-    """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data)."""
+def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None,
+                   sparse: bool = False) -> bytes:
+    """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data).
+
+    sparse: the model was pruned, so the converter also stores its mostly-zero weights in TFLite's sparse format.
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if variant.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if variant.float16:
         converter.target_spec.supported_types = [tf.float16]
     if variant.integer:
@@ -257,7 +263,8 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
-        content = convert_tflite(source, variant, _representative(run_dir) if variant.integer else None)
+        content = convert_tflite(source, variant, _representative(run_dir) if variant.integer else None,
+                                 sparse=bool(runs.read_status(run_dir).get("pruned_from")))  # a pruned run (pruning.py)
     except TransferLabError:
         raise
     except Exception as exc:  # noqa: BLE001 - converter errors are long MLIR dumps: log them, say one sentence
