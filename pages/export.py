@@ -8,7 +8,7 @@ import streamlit as st
 from core.ship import export, runfiles
 from core.spec import backbones
 from core.store import runs
-from pages import _common
+from pages import _common, _prune
 
 # How to use each model file in a few lines (SIZE and FILE are filled in).
 USAGE = {
@@ -180,6 +180,7 @@ def page() -> None:
     fmt = format_ui()
     download_ui(run, fmt)
     check_ui(run)
+    _prune.section(run, ws)
     more_formats_ui()
 
 
