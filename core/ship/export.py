@@ -263,8 +263,15 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
-        content = convert_tflite(source, variant, _representative(run_dir) if variant.integer else None,
-                                 sparse=bool(runs.read_status(run_dir).get("pruned_from")))  # a pruned run (pruning.py)
+        representative = _representative(run_dir) if variant.integer else None
+        sparse = bool(runs.read_status(run_dir).get("pruned_from"))  # a pruned run (pruning.py)
+        content = convert_tflite(source, variant, representative, sparse=sparse)
+        if sparse and not _runs_in_litert(content):
+            # LiteRT's default CPU delegate (XNNPACK) refuses some sparse kernels (int8 ones): keep the
+            # dense layout, whose zeros still compress when the file is gzipped.
+            log.info("%s: the sparse %s file does not run in LiteRT; converted without the sparse format",
+                     run_dir.name, fmt.id)
+            content = convert_tflite(source, variant, representative)
     except TransferLabError:
         raise
     except Exception as exc:  # noqa: BLE001 - converter errors are long MLIR dumps: log them, say one sentence
@@ -273,6 +280,19 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
             f"Converting this model to {fmt.label} failed ({type(exc).__name__}); the other formats are not affected."
         ) from None
     target.write_bytes(content)
+
+
+def _runs_in_litert(content: bytes) -> bool:
+    """True when LiteRT's default interpreter can prepare this TFLite model (or LiteRT is not installed)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return True
+    try:
+        Interpreter(model_content=content, num_threads=INTERPRETER_THREADS).allocate_tensors()
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _make_tfjs(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
