@@ -387,7 +387,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print("converting to TensorFlow Lite and measuring every variant on the test split...", file=sys.stderr)
-    report = pruning.measure(child)
+    report = pruning.measure(child, args.tflite or ())
     _out(args, {"id": child.name, **report}, _prune_text(report))
     return 0
 
@@ -528,6 +528,8 @@ def parser() -> argparse.ArgumentParser:
                     help="share of the convolution and dense weights set to zero, 0.05-0.95 (default 0.5)")
     pn.add_argument("--epochs", type=int, default=pruning.DEFAULT_EPOCHS,
                     help=f"fine-tuning epochs while pruning (default {pruning.DEFAULT_EPOCHS})")
+    pn.add_argument("--tflite", nargs="+", choices=export.TFLITE_IDS,
+                    help="TFLite variants to convert and measure (default: all four; float32 always, as the baseline)")
     pn.add_argument("--quiet", action="store_true", help="no progress on stderr")
     pn.set_defaults(func=cmd_prune)
 

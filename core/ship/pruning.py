@@ -45,7 +45,7 @@ REPORT = "prune.json"  # in the child's run folder
 SPARSITY_RANGE = (0.05, 0.95)
 EPOCHS_RANGE = (1, 50)
 DEFAULT_SPARSITY = 0.5
-DEFAULT_EPOCHS = 3
+DEFAULT_EPOCHS = 10
 # Layer kinds whose weights tfmot prunes (which weight of each), and kinds it cannot prune.
 PRUNED_WEIGHT = {"Conv2D": "kernel", "Dense": "kernel", "SeparableConv2D": "pointwise_kernel", "Conv1D": "kernel",
                  "Conv3D": "kernel", "Conv2DTranspose": "kernel"}
@@ -280,10 +280,9 @@ def _progress(emit: events.Listener, epochs: int, steps: int, should_stop: Calla
 
 
 def schedule_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
-    """(begin, end) steps of the sparsity ramp: it reaches the target one epoch before the end when there are 3+
-    epochs, so the last epoch recovers at the final sparsity; otherwise at the last step."""
-    total = steps_per_epoch * epochs
-    end = steps_per_epoch * (epochs - 1) if epochs >= 3 else total - 1
+    """(begin, end) steps of the sparsity ramp: the target is reached after the first half of the epochs, so the
+    second half recovers at the final sparsity (one epoch: at its last step)."""
+    end = steps_per_epoch * math.ceil(epochs / 2) if epochs >= 2 else steps_per_epoch - 1
     return 0, max(1, end)
 
 
