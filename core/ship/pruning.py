@@ -398,9 +398,9 @@ def sparse_format(path: Path) -> bool | None:
     return any(d.get("sparsity_parameters") for d in Interpreter(model_path=str(path)).get_tensor_details())
 
 
-def _files(run_dir: Path, tflite: dict[str, Any]) -> dict[str, Any]:
-    rows = {"keras": {"file": "model.keras", "bytes": (run_dir / "model.keras").stat().st_size,
-                      "gzip_bytes": gzipped_size(run_dir / "model.keras")}}
+def _files(run_dir: Path, tflite: dict[str, Any], keras_file: Path | None = None) -> dict[str, Any]:
+    keras_file = keras_file or run_dir / "model.keras"
+    rows = {"keras": {"file": "model.keras", "bytes": keras_file.stat().st_size, "gzip_bytes": gzipped_size(keras_file)}}
     for format_id, row in tflite["variants"].items():
         path = runfiles.exports_dir(run_dir) / row["file"]
         rows[format_id] = {"file": row["file"], "bytes": row["bytes"], "gzip_bytes": gzipped_size(path),
@@ -420,7 +420,15 @@ def measure(child_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> di
     reached = sparsity_by_kind(model)
     parent_reached = sparsity_by_kind(runfiles.load_model(parent_dir))
     child_files = _files(child_dir, export.report(child_dir, format_ids))
-    parent_files = _files(parent_dir, export.report(parent_dir, format_ids))
+    # The trainer's model.keras also holds the optimizer's state; the pruned one holds weights only. The parent's
+    # weights are saved the same way for a fair comparison (its own file's size is kept as well).
+    resaved = child_dir / f".parent-{os.getpid()}.keras"
+    try:
+        runfiles.load_model(parent_dir).save(resaved)
+        parent_files = _files(parent_dir, export.report(parent_dir, format_ids), resaved)
+    finally:
+        resaved.unlink(missing_ok=True)
+    parent_files["keras"]["trainer_file_bytes"] = (parent_dir / "model.keras").stat().st_size
     child_eval, parent_eval = read_json(child_dir / "eval.json"), read_json(parent_dir / "eval.json")
     for format_id, row in child_files.items():
         base = parent_files.get(format_id)
