@@ -103,7 +103,9 @@ def child_ui(child: runs.RunInfo) -> None:
     elif status.get("prune_report_error"):
         st.warning(status["prune_report_error"])
     elif state == "done":
-        if st.button("Measure the pruned model", key="prune.measure", icon=":material/speed:"):
+        if st.button("Measure the pruned model", key="prune.measure", icon=":material/speed:",
+                     help="Converts it to every TensorFlow Lite variant and measures sizes and test accuracy against "
+                          "the run it was pruned from."):
             with st.spinner("Converting to TensorFlow Lite and measuring every file…"):
                 pruning.measure(child.path)
             st.rerun()
