@@ -8,7 +8,7 @@ import streamlit as st
 from core.ship import export, runfiles
 from core.spec import backbones
 from core.store import runs
-from pages import _common
+from pages import _common, _prune
 from pages._serve import serve_ui
 
 # How to use each model file in a few lines (SIZE and FILE are filled in).
@@ -182,6 +182,7 @@ def page() -> None:
     download_ui(run, fmt)
     check_ui(run)
     serve_ui(run, ws)
+    _prune.section(run, ws)
     more_formats_ui()
 
 

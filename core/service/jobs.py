@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from core import settings
 from core.data import health
 from core.errors import TransferLabError
+from core.ship import pruning
 from core.spec import strategies
 from core.spec.config import RunConfig
 from core.store import datasets, quota, runs
@@ -63,12 +64,23 @@ def resume(run_id: str, ws: Path) -> None:
     _spawn(run_dir, resume=True)
 
 
-def _spawn(run_dir: Path, resume: bool) -> None:
+def submit_prune(run_id: str, sparsity: float, epochs: int, ws: Path) -> str:
+    """Prune a finished run in a background job: a new run (pruned_from names the parent); returns its id."""
+    quota.check_active_runs(ws)
+    quota.check_room(ws)
+    child = pruning.create_child(runs.run_path(run_id, ws), sparsity, epochs)
+    _enqueue(child, queue_dir(ws))
+    _spawn(child, resume=False, prune=True)
+    return child.name
+
+
+def _spawn(run_dir: Path, resume: bool, prune: bool = False) -> None:
     # A fresh interpreter per job (spawn semantics): TensorFlow is not fork-safe, and the job's
     # memory goes back to the system when it ends. Not multiprocessing's spawn context: under
     # `streamlit run` it would re-import the app script as the child's __main__. Its own session,
     # so a server restart leaves the job training; one that dies shows as interrupted.
-    cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else [])
+    cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else []) + (
+        ["--prune"] if prune else [])
     proc = subprocess.Popen(
         cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
