@@ -109,6 +109,28 @@ def max_epochs() -> int | None:
     return None if cap is None else int(cap)
 
 
+# ---------------------------------------------------------------- web addresses visitors give (core.data.remote)
+
+HUB_HOSTS = ("tfhub.dev", "kaggle.com", "www.kaggle.com", "storage.googleapis.com")
+
+
+def hub_hosts() -> tuple[str, ...]:
+    """The hosts a shared server downloads visitors' TF Hub models from (TL_HUB_HOSTS, comma-separated)."""
+    raw = os.environ.get("TL_HUB_HOSTS", "")
+    given = tuple(h.strip().rstrip(".").lower() for h in raw.split(",") if h.strip())
+    return given or HUB_HOSTS
+
+
+def hub_max_bytes() -> int:
+    """The largest download of a visitor's TF Hub model on a shared server (TL_HUB_MAX_MB, default 500)."""
+    return int(float(env_number("TL_HUB_MAX_MB", 500.0)) * 2**20)
+
+
+def hub_timeout_seconds() -> float:
+    """How long such a download may take in all (TL_HUB_TIMEOUT_S, default 600 seconds)."""
+    return float(env_number("TL_HUB_TIMEOUT_S", 600.0))
+
+
 # ---------------------------------------------------------------- import caps
 
 # ImportLimits field -> (setting, unit that turns the setting's number into the field's).
@@ -130,6 +152,21 @@ def import_limits(error: type[TransferLabError] = TransferLabError) -> dict[str,
         if number is not None:
             values[key] = number * unit if key == "max_ratio" else int(number * unit)
     return values
+
+
+def study_heartbeat_seconds() -> int:
+    """How often a search worker tells its study's storage it is alive (TL_STUDY_HEARTBEAT, default 10 s);
+    a trial silent for three times as long was killed, and is failed and retried."""
+    return max(1, int(env_number("TL_STUDY_HEARTBEAT", 10)))
+
+
+# ---------------------------------------------------------------- the model server
+
+
+def serve_key() -> str | None:
+    """TL_SERVE_KEY: when set, `python -m core serve` answers only requests with `Authorization: Bearer KEY`."""
+    key = os.environ.get("TL_SERVE_KEY", "").strip()
+    return key or None
 
 
 # ---------------------------------------------------------------- fault injection (tests)

@@ -16,7 +16,7 @@ from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
 from core.service import hosting, jobs
-from core.store import datasets, files, quota, runs
+from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
 log = logging.getLogger("transferlab.pages")
@@ -216,6 +216,16 @@ def dataset_label(info: dict[str, Any]) -> str:
     """One line naming a dataset for selectors: name, image count and classes."""
     total = sum(info["counts"].values())
     return f"{info['name']} ({total} images, {len(info['classes'])} classes) · {info['id']}"
+
+
+# The workspace draft the Model page keeps its settings in (core.store.drafts), so a reload keeps them.
+MODEL_DRAFT = "model"
+
+
+def model_settings(ws: Path) -> str | None:
+    """The RunConfig JSON the Model page built: this browser session's, else the workspace's draft (after a
+    reload, even in the middle of training); None when the Model page was never used here."""
+    return st.session_state.get("run_config") or (drafts.load(ws, MODEL_DRAFT) or {}).get("config")
 
 
 def no_dataset_guidance() -> None:

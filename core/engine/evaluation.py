@@ -199,7 +199,7 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
     test = [tuple(item) for item in split["test"]]
     if not test:
         raise DatasetError("The test split is empty; raise the test fraction or add images.")
-    ds = tfdata.pipeline(root, test, config.image_size, config.batch_size, False, config.seed)
+    ds = tfdata.pipeline(root, test, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed)
     started = time.monotonic()
     probs = model.predict(ds, verbose=0)
     seconds = time.monotonic() - started
@@ -216,8 +216,29 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
             for (rel, _), t, p in zip(test, y_true, probs)
         ],
     }
+    if split.get("target"):
+        report["target"] = target_block(split["target"], classes, config, model, ws)
     write_json(run_dir / "eval.json", report)
     return report
+
+
+def target_block(target: dict[str, Any], classes: list[str], config: Any, model: Any, ws: Path) -> dict[str, Any]:
+    """Accuracy, macro F1 and the confusion matrix on the target domain's held-out test images (never trained on)."""
+    test = [tuple(item) for item in target.get("test", [])]
+    block: dict[str, Any] = {"dataset_id": target["dataset_id"], "n": len(test),
+                             "shared_classes": target.get("shared_classes", [])}
+    if not test:
+        block["note"] = ("No accuracy on the target domain: its images have no class folders named like the "
+                         "training classes, so they adapted the model without labels.")
+        return block
+    root = datasets.dataset_path(target["dataset_id"], ws)
+    probs = model.predict(tfdata.pipeline(root, test, config.image_size, config.batch_size, False, config.seed), verbose=0)
+    y_true = np.array([label for _, label in test])
+    m = metrics_from_predictions(y_true, probs, classes)
+    return block | {"accuracy": m["accuracy"], "macro": m["macro"], "per_class": m["per_class"],
+                    "confusion_matrix": m["confusion_matrix"],
+                    "predictions": [{"file": rel, "true": int(t), "pred": int(p.argmax())}
+                                    for (rel, _), t, p in zip(test, y_true, probs)]}
 
 
 def load_model(run_dir: Path) -> Any:

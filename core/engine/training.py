@@ -18,12 +18,12 @@ import numpy as np
 
 from core import events, settings
 from core.data import health, splits, tfdata
-from core.engine import evaluation, features, modeling, networks
+from core.engine import adaptation, distill, evaluation, features, modeling, networks, transfer
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.store import datasets, runs
-from core.store.files import atomic_target, write_json
+from core.store.files import atomic_target, read_json, write_json
 
 # A network trained from scratch needs more passes than a head on pretrained features.
 SCRATCH_MIN_EPOCHS = 30
@@ -140,11 +140,14 @@ def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: f
 def run(
     config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
     should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict:
     """Train, checkpoint the best model, evaluate on the test split; status.json says how it ended.
 
     resume: continue an interrupted or cancelled run from its last checkpoint.
     distribute: None, "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
+    callbacks: Keras callbacks added to every phase (the search's pruner); one whose `stop_run` is
+    true after a phase ends the run there, evaluated like a finished one.
     """
     ws = run_dir.parent.parent
     should_stop = should_stop or (lambda: runs.cancel_requested(run_dir))
@@ -160,7 +163,7 @@ def run(
     runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
                        pid_started=runs.start_time(os.getpid()), message=None)
     try:
-        return _train(config, run_dir, ws, emit, should_stop, resume, distribute)
+        return _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
     except TransferLabError as exc:
         runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
         raise
@@ -229,7 +232,7 @@ def _done_so_far(run_dir: Path, phases: list[strategies.Phase]) -> tuple[dict[st
 
 def _train(
     config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
-    resume: bool, distribute: str | None,
+    resume: bool, distribute: str | None, extra_callbacks: list[Any] | None = None,
 ) -> dict:
     import tf_keras as keras
 
@@ -242,16 +245,24 @@ def _train(
         resume = False
         emit(events.Notice("This run stopped before its first epoch ended, so it starts again from the beginning."))
     if not resume:
-        config, notices = resolve_weights(config)
+        config, notices = transfer.keep_backbone(config)  # layer_transfer and distill keep their backbone
+        config, more = resolve_weights(config)
+        notices += more
         config, cap_notices = apply_epoch_cap(config)
         notices += cap_notices
+        config, adapt_notices = adaptation.prepare(config)
+        notices += adapt_notices
         runs.save_config(run_dir, config)  # config.json holds what is actually trained
         for message in notices:
             emit(events.Notice(message))
 
     keras.utils.set_random_seed(config.seed)
     parts = splits.split(info, config.val_fraction, config.test_fraction, config.seed)
-    write_json(run_dir / "split.json", {"classes": info["classes"], **parts})
+    target = adaptation.plan(config, info, ws) if config.target_dataset_id else None
+    for message in (target or {}).get("notices", []):
+        emit(events.Notice(message))
+    write_json(run_dir / "split.json", {"classes": info["classes"], **parts,
+                                        **({"target": target} if target else {})})
     root = datasets.dataset_path(config.dataset_id, ws)
     steps = math.ceil(len(parts["train"]) / config.batch_size)
     labels = np.array([label for _, label in parts["train"]])
@@ -268,11 +279,15 @@ def _train(
         emit(events.Notice(f"Training on {n} device{'s' if n != 1 else ''} in parallel ({distribute})."))
     for message in modeling.use_precision(config):
         emit(events.Notice(message))
+    teacher = distill.load_teacher(config, ws, info["classes"]) if config.strategy == "distill" else None
     with scope():
         model, base = modeling.build(config, len(info["classes"]))
     if not resume:
         for message in modeling.init_from_source(base, config, ws):
             emit(events.Notice(message))
+    shared, messages = transfer.prepare(base, config, ws, run_dir, resume)  # layer_transfer: copy the shared layers
+    for message in messages:
+        emit(events.Notice(message))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
     epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
     if resume:
@@ -290,7 +305,19 @@ def _train(
         if epochs_left[phase.name] <= 0:
             continue
         modeling.apply_phase(base, phase)
-        if strategies.uses_feature_cache(config, phase):
+        transfer.apply_phase(base, phase, shared, config)
+        if teacher is not None:
+            trainer, train_data, val_data, steps_per_epoch, fig = distill.phase_inputs(
+                teacher, model, base, phase, config, info, root, parts, ws, class_weight)
+            emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
+                               f"({fig['teacher_computed']} computed now, the others from its cache)."))
+        elif target and adaptation.adapts(config):
+            with scope():
+                trainer, train_data, val_data, steps_per_epoch, fig = adaptation.phase_inputs(
+                    config, target, model, base, phase, ws, info, parts, epochs_left[phase.name])
+            if phase.base_trainable == "none":
+                emit(events.FeaturePass(phase.name, fig["images"], fig["computed"], 0, round(fig["seconds"], 3)))
+        elif strategies.uses_feature_cache(config, phase):
             views = config.augment_views if config.augment.any() else 0
             extractor = features.feature_extractor(model, base, augmented=bool(views))
             cache = features.cache_file(ws, config, views)
@@ -314,7 +341,10 @@ def _train(
         rate = modeling.learning_rate(config, phase, (steps_per_epoch or steps) * epochs_left[phase.name])
         smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
         with scope():
-            modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
+            if teacher is not None:
+                distill.compile_for(trainer, config, rate)
+            else:
+                modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
         tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
@@ -324,9 +354,10 @@ def _train(
         if config.patience > 0:
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
             callbacks.append(stopper)
+        callbacks += extra_callbacks or []
         trainer.fit(
             train_data, validation_data=val_data, epochs=epochs_left[phase.name], steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks, class_weight=class_weight, verbose=0,
+            callbacks=callbacks, class_weight=None if teacher is not None else class_weight, verbose=0,
         )
         best_val_loss = saver.best
         stopped_early = bool(stopper and stopper.stopped_epoch > 0)
@@ -339,6 +370,8 @@ def _train(
         if tracker.cancelled:
             cancelled = True
             break
+        if any(getattr(cb, "stop_run", False) for cb in extra_callbacks or []):
+            break  # the search pruned this trial: evaluate what it has
 
     if modeling.checkpoint_exists(best_path):
         modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
@@ -353,9 +386,11 @@ def _train(
     report = evaluation.evaluate(run_dir, model=model)
     best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)
                              if e.get("type") == "epoch_end"), default=None)
+    target_accuracy = {"target_accuracy": report["target"].get("accuracy")} if "target" in report else {}
     runs.update_status(run_dir, "done", finished=time.time(), train_seconds=seconds, test_accuracy=report["accuracy"],
-                       val_accuracy=best_val_accuracy)
-    return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy}
+                       val_accuracy=best_val_accuracy, **target_accuracy)
+    return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy,
+            **target_accuracy}
 
 
 def train_and_compare(
@@ -371,6 +406,11 @@ def train_and_compare(
 
     result = run(config, run_dir, listener, should_stop, resume, distribute)
     trained = runs.load_config(run_dir)
+    if result["state"] == "done" and trained.strategy == "distill":  # student alone, then the verdict
+        result |= distill.finish(trained, run_dir, run_dir.parent.parent,
+                                 lambda c, d: run(c, d, listener, should_stop, distribute=distribute))
+    if result["state"] == "done" and config.compare_source_only:
+        result |= _source_only(trained, run_dir, listener, should_stop, distribute)
     if result["state"] != "done" or not config.compare_scratch:
         return result
     if trained.weights == "none":
@@ -390,3 +430,31 @@ def train_and_compare(
         runs.update_status(run_dir, baseline_val_accuracy=base_result["val_accuracy"], transfer_hurt=hurt)
         result |= {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}
     return result
+
+
+def _source_only(
+    trained: RunConfig, run_dir: Path, listener: events.Listener | None, should_stop: Callable[[], bool] | None,
+    distribute: str | None,
+) -> dict:
+    """The source-only baseline of an adapted run: the same network, split, data and epochs, adaptation weight 0.
+
+    It is a run of its own; the adapted run's status gets `source_only_run`, both target
+    accuracies and `adaptation_helped` (its target accuracy above the baseline's).
+    """
+    import tf_keras as keras
+
+    baseline = trained.with_changes(adapt_weight=0.0, compare_source_only=False, compare_scratch=False, preset="").validate()
+    baseline_dir = runs.create_run(baseline, run_dir.parent.parent)
+    runs.update_status(baseline_dir, source_only_of=run_dir.name)
+    runs.update_status(run_dir, source_only_run=baseline_dir.name)
+    keras.backend.clear_session()
+    base_result = run(baseline, baseline_dir, listener, should_stop, distribute=distribute)
+    if base_result["state"] != "done":
+        return {"source_only_run": baseline_dir.name}
+    adapted = (read_json(run_dir / "eval.json").get("target") or {}).get("accuracy")
+    source_only = (read_json(baseline_dir / "eval.json").get("target") or {}).get("accuracy")
+    helped = None if adapted is None or source_only is None else adapted > source_only
+    fields = {"source_only_run": baseline_dir.name, "target_accuracy": adapted,
+              "source_only_target_accuracy": source_only, "adaptation_helped": helped}
+    runs.update_status(run_dir, **{k: v for k, v in fields.items() if k != "source_only_run"})
+    return fields

@@ -23,7 +23,8 @@ class Phase:
     epochs: int
     learning_rate: float
     # "none": the backbone is frozen; "all": everything trains; "top": the top N weighted layers;
-    # "groups": the top N convolutional groups (core.modeling.conv_groups).
+    # "groups": the top N convolutional groups (core.modeling.conv_groups); "difference": the layers
+    # not copied from the source (layer_transfer, core.engine.transfer).
     base_trainable: str
     top_layers: int = 0
     top_groups: int = 0
@@ -48,6 +49,9 @@ class Strategy:
     # The settings beyond the first phase's that this strategy reads (the page shows only those).
     settings: tuple[str, ...] = ()
     min_fine_tune_epochs: int = 0
+    # Domain adaptation: the strategy lines up a target dataset's features with the source's
+    # (core.engine.adaptation); "adversarial" (DANN) or "discrepancy" (DAN's MMD, or CORAL).
+    adapts: str | None = None
 
 
 def _head(c: "RunConfig") -> Phase:
@@ -100,6 +104,43 @@ def _domain_weights(c: "RunConfig") -> list[Phase]:
 def _weight_init(c: "RunConfig") -> list[Phase]:
     return [Phase("train_all", c.epochs, c.learning_rate, "all",
                   label="Train the whole network, starting from the earlier run's early weights")]
+
+
+def _layer_transfer(c: "RunConfig") -> list[Phase]:
+    # Net2Net-style growth: what both networks share is copied and held still while the rest (the
+    # difference layers and the new head) learns to fit around it; then everything at a lower rate.
+    return [Phase("difference", c.epochs, c.learning_rate, "difference",
+                  label="Train the difference layers and the new head; the shared layers copied from the source stay frozen"),
+            Phase("train_all", c.fine_tune_epochs, c.fine_tune_learning_rate, "all",
+                  label="Open everything, shared layers too, at a lower rate")]
+
+
+def _distill(c: "RunConfig") -> list[Phase]:
+    # A student without pretrained weights learns everything from the teacher and the labels; a
+    # pretrained one first fits its new head to the teacher, then optionally its top layers.
+    if c.weights == "none":
+        return [Phase("distill", c.epochs, c.learning_rate, "all",
+                      label="Train the whole student from random weights on the teacher's softened answers and the labels")]
+    phases = [Phase("distill_head", c.epochs, c.learning_rate, "none",
+                    label="Train the student's new head on the teacher's softened answers and the labels; its backbone is frozen")]
+    if c.fine_tune_epochs > 0:
+        top = _top(c)
+        phases.append(Phase("distill_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
+                            top.top_groups, top.label + ", still learning from the teacher"))
+    return phases
+
+
+def _adapt(c: "RunConfig") -> list[Phase]:
+    # The frozen backbone's features of source and target images are computed once; the
+    # adaptation layer and the head train on them. Opening the top of the backbone (fine-tune
+    # epochs) lets the backbone itself move towards the target for larger shifts.
+    phases = [Phase("adapt", c.epochs, c.learning_rate, "none",
+                    label="Train the head on labelled source images while lining up source and target features")]
+    if c.fine_tune_epochs > 0:
+        top = _top(c)
+        phases.append(Phase("adapt_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
+                            top.top_groups, label=top.label + ", still lining up source and target"))
+    return phases
 
 
 _TOP = ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_layers", "fine_tune_unit")
@@ -169,6 +210,56 @@ STRATEGIES: dict[str, Strategy] = {
             source="early",
             settings=("source_run",),
         ),
+        Strategy(
+            id="layer_transfer",
+            label="Layer transfer (another architecture)",
+            sentence="Build a different backbone and copy into it every layer it shares with an earlier run or another "
+                     "backbone (same name, same weight shapes); the other layers and the new head train first, then "
+                     "everything at a lower rate.",
+            use_when="You trained one network (say ResNet-50 or EfficientNet-B0) and want a bigger one of the same "
+                     "family (ResNet-101, EfficientNet-B1) without starting over.",
+            forced_weights=None,
+            phases=_layer_transfer,
+            settings=("source_run", "source_backbone", "fine_tune_epochs", "fine_tune_learning_rate"),
+        ),
+        Strategy(
+            id="distill",
+            label="Distillation (teacher to student)",
+            sentence="A model you trained earlier (the teacher) teaches a new network of any architecture (the "
+                     "student): the student learns from the teacher's softened answers as well as from the labels.",
+            use_when="Your accurate model is too big or too slow (for a phone, say) and you want a small one that is "
+                     "nearly as good; the teacher must have been trained on the same classes.",
+            forced_weights=None,
+            phases=_distill,
+            settings=("source_run", "temperature", "distill_weight", "compare_student_alone", *_TOP),
+        ),
+        Strategy(
+            id="domain_adversarial",
+            label="Domain-adversarial (DANN)",
+            sentence="Train on your labelled images while a small domain classifier tries to tell them from unlabelled "
+                     "images of where the model will be used; a gradient-reversal layer pushes the features to make "
+                     "the two kinds indistinguishable.",
+            use_when="Your labelled photos come from one setting (a lab, a studio, one camera) and the model will be "
+                     "used in another, of which you have unlabelled images (a few hundred is best).",
+            forced_weights=None,
+            phases=_adapt,
+            settings=("target_dataset_id", "adapt_weight", "target_labeled_per_class", "compare_source_only", *_TOP),
+            adapts="adversarial",
+        ),
+        Strategy(
+            id="adaptive_layers",
+            label="Adaptation layers (DAN / CORAL)",
+            sentence="Add an adaptation layer between the backbone and the classifier and train it so that labelled "
+                     "images and unlabelled images from where the model will be used give it the same spread of "
+                     "values (multi-kernel MMD, or CORAL: the same correlations).",
+            use_when="Like domain-adversarial training (labelled images from one setting, unlabelled ones from "
+                     "another) when you want a steadier method with one setting fewer to get right.",
+            forced_weights=None,
+            phases=_adapt,
+            settings=("target_dataset_id", "adapt_loss", "adapt_weight", "target_labeled_per_class",
+                      "compare_source_only", *_TOP),
+            adapts="discrepancy",
+        ),
     )
 }
 
@@ -192,17 +283,23 @@ def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
 
 def speed_note(config: "RunConfig") -> str:
     """One sentence on how the frozen phases are trained (cached features or full passes)."""
-    frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
+    phases = [p for p in STRATEGIES[config.strategy].phases(config) if p.epochs > 0]
+    frozen = [p for p in phases if p.base_trainable == "none"]
     if not frozen:
         return "The backbone trains too, so every epoch passes each image through the whole network."
+    # With later phases that retrain the backbone, say which phase the note is about.
+    later = len(frozen) < len(phases)
+    first = "While the new classifier trains, the backbone is frozen" if later else "The backbone is frozen"
+    tail = (" Later phases retrain part of the backbone, so there every epoch passes each image through the "
+            "whole network.") if later else ""
     if not config.augment.any():
-        return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
-                "once and the classifier trains on the stored result: much faster.")
+        return (f"{first} and there is no augmentation, so each image goes through the backbone "
+                "once and the classifier trains on the stored result: much faster." + tail)
     if config.augment_views > 0:
-        return (f"The backbone is frozen: {config.augment_views} augmented copies of each image go through it once "
-                "and the classifier trains on the stored results.")
-    return ("The backbone is frozen but augmentation makes new copies every epoch, so each epoch passes every "
-            "image through the backbone (slower; prepared augmented copies on the Model page are faster).")
+        return (f"{first}: {config.augment_views} augmented copies of each image go through it once "
+                "and the classifier trains on the stored results." + tail)
+    return (f"{first}, but augmentation makes new copies every epoch, so each epoch passes every "
+            "image through the backbone (slower; prepared augmented copies under Customise are faster)." + tail)
 
 
 # ---------------------------------------------------------------- the picture
@@ -238,6 +335,8 @@ def _group_states(phase: Phase, sizes: list[int]) -> list[str]:
     n = len(sizes)
     if phase.base_trainable == "all":
         return ["trainable"] * n
+    if phase.base_trainable == "difference":
+        return ["partly"] * n  # shared layers frozen, difference layers open (core.engine.transfer)
     if phase.base_trainable == "groups":
         return ["trainable" if i >= n - phase.top_groups else "frozen" for i in range(n)]
     if phase.base_trainable == "top":
@@ -274,6 +373,7 @@ class Recommendation:
 
 # The recommender's backbones, smallest first: quick to try on a CPU, good features.
 _SMALL, _MEDIUM = ("mobilenet_v2_1.0", 160), ("efficientnet_b0", 224)
+RECOMMENDED_BACKBONES = (_SMALL, _MEDIUM)
 
 
 def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
@@ -312,8 +412,34 @@ def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[st
     ready = set(cached)
     backbone, size = next((c for c in candidates if c[0] in ready), candidates[0])
     extra = f"; the classes are uneven ({uneven:.0f}x), so rarer classes count more" if uneven > 1.5 else ""
-    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}."
+    download = ""
+    if backbone not in ready:
+        better = backbones.get(backbone)
+        fallback = _ready_fallback(ready)
+        if fallback is not None:
+            # Offline-safe: train what is on this computer now; name what a download would add.
+            backbone, size = fallback.id, min(max(_SMALL[1], fallback.min_size), fallback.max_size)
+            download = (f"; its weights are on this computer, while {better.label} would likely be more accurate "
+                        f"but needs its weights (about {better.size_mb:g} MB) downloaded first")
+        else:
+            download = (f"; its ImageNet weights (about {better.size_mb:g} MB) are not on this computer yet and are "
+                        "downloaded when training starts")
+    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}{download}."
     return Recommendation(strategy, backbone, size, epochs, ft, reason)
+
+
+def _ready_fallback(ready: set[str]) -> backbones.BackboneSpec | None:
+    """Among backbones whose ImageNet weights are on this computer: the most accurate one that is no
+    slower than the recommender's medium choice, else the fastest; None when none is ready."""
+    specs = [backbones.BACKBONES[b] for b in sorted(ready)
+             if b in backbones.BACKBONES and "imagenet" in backbones.BACKBONES[b].weights_options]
+    if not specs:
+        return None
+    limit = backbones.get(_MEDIUM[0]).gflops
+    light = [s for s in specs if s.gflops <= limit]
+    if light:
+        return max(light, key=lambda s: s.top1 or 0.0)
+    return min(specs, key=lambda s: s.gflops)
 
 
 # ---------------------------------------------------------------- class weights

@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
+from core import settings
 from core.errors import RunNotFound, RunStateError
 from core.spec.config import RunConfig
 from core.store.files import read_json, write_json
@@ -68,6 +69,8 @@ def run_path(run_id: str, ws: Path) -> Path:
     """The folder of an existing run; RunNotFound for an unknown or malformed id."""
     path = runs_root(ws) / run_id
     if not _RUN_ID.match(run_id) or not (path / "config.json").is_file():
+        if settings.hosted():  # a shared server: no server path, no session id (the folder's name)
+            raise RunNotFound(f"There is no run '{run_id}' in your workspace; the Compare page lists your runs.")
         raise RunNotFound(f"There is no run '{run_id}' in {ws}; list runs with 'python -m core runs'.")
     return path
 

@@ -50,6 +50,7 @@ def test_jobs_queue_one_at_a_time_with_positions(tiny, ws):
     _until(lambda: runs.read_status(first)["state"] == "running", what="first running")
     _until(lambda: runs.read_status(third).get("queue_position") == 2, what="third waiting second in line")
     assert jobs.progress(second.name, ws)["queue_position"] == 1
+    assert jobs.progress(second.name, ws)["runs_ahead"] == 1 and jobs.progress(third.name, ws)["runs_ahead"] == 2
     jobs.cancel(third.name, ws)
     assert _until(lambda: _finished(third), what="third cancelled") == "cancelled"
     assert runs.read_status(third)["message"] == "Cancelled before it started."
