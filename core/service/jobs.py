@@ -226,7 +226,8 @@ def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
             # baseline (compare_scratch). The slot is free only when the process has ended.
             training.append(run_dir)
         else:
-            runs.reconcile_run(run_dir, status)  # a waiting or training run whose process is gone: interrupted
+            if (run_dir / "config.json").is_file():  # a run (a study's job folder gets its own sentence, studies.job_state)
+                runs.reconcile_run(run_dir, status)  # waiting or training, but its process is gone: interrupted
             ticket.unlink(missing_ok=True)
     return training, [d for _, d in sorted(waiting, key=lambda w: w[0])]
 

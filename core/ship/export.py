@@ -103,7 +103,8 @@ def export(run_dir: Path, format_id: str) -> Path:
         return path
     check_ready(run_dir)
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    runs.sweep_scratch(path.parent, f".{path.name}.")  # exports whose process was killed
+    tmp = path.with_name(f"{runs.scratch_prefix(f'.{path.name}.')}{secrets.token_hex(4)}.tmp")
     try:
         fmt.make(run_dir, tmp, fmt)
         settings.fault("export")  # the file is made under its temporary name
