@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
@@ -150,7 +151,7 @@ def recommender_ui(info: dict[str, Any]) -> None:
                           help="Pretrained backbones learned from millions of everyday photos. Microscopy, X-rays, "
                                "drawings, satellite or factory images are a different kind.")
         cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-        rec = strategies.recommend(info["counts"], {"yes": True, "no": False}.get(answer), cached)
+        rec = strategies.recommend(splits.train_counts(info), {"yes": True, "no": False}.get(answer), cached)
         st.markdown(f"**Recommendation:** {rec.reason}")
         st.caption(f"{rec.epochs} epochs for the head"
                    + (f", then {rec.fine_tune_epochs} per later phase" if rec.fine_tune_epochs else "")
