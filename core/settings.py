@@ -7,6 +7,7 @@ A bad number is one sentence naming the setting, raised as the caller's typed er
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from core.errors import TransferLabError
@@ -164,3 +165,41 @@ def import_limits(error: type[TransferLabError] = TransferLabError) -> dict[str,
         if number is not None:
             values[key] = number * unit if key == "max_ratio" else int(number * unit)
     return values
+
+
+def study_heartbeat_seconds() -> int:
+    """How often a search worker tells its study's storage it is alive (TL_STUDY_HEARTBEAT, default 10 s);
+    a trial silent for three times as long was killed, and is failed and retried."""
+    return max(1, int(env_number("TL_STUDY_HEARTBEAT", 10)))
+
+
+# ---------------------------------------------------------------- the model server
+
+
+def serve_key() -> str | None:
+    """TL_SERVE_KEY: when set, `python -m core serve` answers only requests with `Authorization: Bearer KEY`."""
+    key = os.environ.get("TL_SERVE_KEY", "").strip()
+    return key or None
+
+
+# ---------------------------------------------------------------- fault injection (tests)
+
+_FAULT_HITS: dict[str, int] = {}
+
+
+def fault(point: str) -> None:
+    """The one fault-injection hook: TL_FAULT_POINT=point (or point:N, the Nth time it is reached) kills this
+    process with SIGKILL right here, as an out-of-memory kill, a closed SSH session or a power cut would.
+
+    Unset (always, outside the fault tests) it does nothing. Points: feature_pass, batch, checkpoint,
+    model_save, import, export.
+    """
+    wanted = os.environ.get("TL_FAULT_POINT")
+    if not wanted:
+        return
+    name, _, nth = wanted.partition(":")
+    if name != point:
+        return
+    _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
+    if _FAULT_HITS[point] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

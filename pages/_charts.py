@@ -33,12 +33,35 @@ def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.F
 
 
 def confusion_matrix(matrix: list[list[int]], classes: list[str]) -> go.Figure:
-    """Heatmap of true (rows) against predicted (columns) classes, with counts."""
+    """Heatmap of true (rows) against predicted (columns) classes, with counts.
+
+    Plotly heatmaps report no click selection to Streamlit (streamlit#8760), so a layer of square,
+    almost transparent markers, one per cell, takes the clicks; a clicked cell is outlined.
+    """
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix,
-                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+                               texttemplate="%{text}", hoverinfo="skip"))
+    n = max(1, len(classes))
+    fig.add_trace(go.Scatter(
+        x=[p for _ in classes for p in classes], y=[t for t in classes for _ in classes], mode="markers",
+        customdata=[matrix[i][j] for i in range(len(classes)) for j in range(len(classes))],
+        marker=dict(symbol="square", size=max(10, 280 // n), color="rgba(0,0,0,0.01)",
+                    line=dict(width=0)),
+        selected=dict(marker=dict(color="rgba(255,140,0,0.35)")), unselected=dict(marker=dict(opacity=1)),
+        hovertemplate="true %{y}, predicted %{x}: %{customdata} (click to see the images)<extra></extra>",
+        showlegend=False, name="cells"))
     fig.update_layout(title="Confusion matrix", xaxis_title="predicted class", yaxis_title="true class",
                       yaxis_autorange="reversed", height=400, margin=dict(t=40, b=40, l=40, r=10))
     return fig
+
+
+def clicked_cell(selection: Any, cells: list[dict[str, Any]]) -> int | None:
+    """The index in cells ({"true", "predicted", ...}) of the confusion_matrix cell a click selected, or None."""
+    points = (selection or {}).get("selection", {}).get("points") or []
+    for point in points:
+        for i, c in enumerate(cells):
+            if (c["true"], c["predicted"]) == (point.get("y"), point.get("x")):
+                return i
+    return None
 
 
 def probabilities(top: list[dict[str, Any]]) -> go.Figure:

@@ -163,7 +163,7 @@ def actions_ui(selected: list[dict[str, Any]], ws: Path, version: int) -> None:
 def page() -> None:
     ws: Path = _common.workspace()
     st.title("Compare runs")
-    _common.reconcile_once(ws)
+    _common.reconcile_runs(ws)
     flash = st.session_state.pop("compare.flash", None)
     if flash:
         st.success(flash)

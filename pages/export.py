@@ -9,6 +9,7 @@ from core.ship import export, runfiles
 from core.spec import backbones
 from core.store import runs
 from pages import _common
+from pages._serve import serve_ui
 
 # How to use each model file in a few lines (SIZE and FILE are filled in).
 USAGE = {
@@ -180,6 +181,7 @@ def page() -> None:
     fmt = format_ui()
     download_ui(run, fmt)
     check_ui(run)
+    serve_ui(run, ws)
     more_formats_ui()
 
 

@@ -187,6 +187,7 @@ def _write_dataset(
                 rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}.jpg"
             img.save(tmp / rel, "JPEG", quality=92)
             written += (tmp / rel).stat().st_size
+            settings.fault("import")  # an image written into the temporary folder (import:N: the Nth)
             if room is not None and written > room:
                 quota.check_room(ws)  # raises: the images so far already fill the workspace (the folder goes below)
             if entry.label is None:
@@ -200,10 +201,12 @@ def _write_dataset(
         counts = {label: len(files) for label, files in images.items()}
         too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
         if too_few:
-            raise DatasetError(
-                f"The class '{too_few[0]}' has {counts[too_few[0]]} readable image(s); every class needs at least "
-                f"{MIN_IMAGES_TO_IMPORT} (and 100 or more is best)."
-            )
+            if len(too_few) == 1:
+                what = f"The class '{too_few[0]}' has {counts[too_few[0]]} readable image(s)"
+            else:
+                what = "The classes " + ", ".join(f"'{c}' ({counts[c]})" for c in too_few) + " have too few readable images"
+            raise DatasetError(_with_skipped(
+                f"{what}; every class needs at least {MIN_IMAGES_TO_IMPORT} (and 100 or more is best).", skipped))
         if predefined:
             in_train = {rel.split("/")[0] for rel in parts["train"]}
             missing = [label for label in labels if dirs[label] not in in_train]
@@ -241,6 +244,19 @@ def _write_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+SKIPPED_NAMED = 5  # set-aside files named in a refusal; the rest are counted
+
+
+def _with_skipped(message: str, skipped: list[dict]) -> str:
+    """A refusal that also says which files were set aside and why (the user's next step is to fix those)."""
+    files = [s for s in skipped if not s["file"].endswith("/")]
+    if not files:
+        return message
+    listed = "; ".join(f"{s['file']}: {s['reason']}" for s in files[:SKIPPED_NAMED])
+    more = f"; and {len(files) - SKIPPED_NAMED} more" if len(files) > SKIPPED_NAMED else ""
+    return f"{message} {len(files)} file(s) were set aside: {listed}{more}."
 
 
 def _write_docs(docs: Sequence[tuple[str, Callable[[], bytes]]], folder: Path, skipped: list[dict], limits: ImportLimits) -> list[str]:

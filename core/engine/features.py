@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core import settings
 from core.data import tfdata
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -101,6 +102,7 @@ def _save(path: Path, table: dict[str, np.ndarray]) -> None:
     try:
         with open(tmp, "wb") as f:
             np.savez(f, keys=np.array(list(table)), features=np.stack(list(table.values())))
+        settings.fault("feature_pass")  # features computed, the cache file not yet in place
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from core import settings
 from core.data import remote
+from core.data.limits import ProgressFn
 from core.engine import layers
 from core.errors import AddressRefused, WeightsUnavailable
 from core.spec import backbones
@@ -99,6 +100,70 @@ def _download(files: list[WeightsFile]) -> Path | None:
         except Exception:  # noqa: BLE001 - any download failure means: try the next file, then explain
             continue
     return None
+
+
+_CHUNK = 1 << 16
+
+
+def _hash_matches(path: Path, expected: str) -> bool:
+    """Keras's rule: a 64-character hash is SHA-256, a shorter one MD5."""
+    import hashlib
+
+    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()  # noqa: S324 - Keras's published hashes
+    with path.open("rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest() == expected
+
+
+def download_weights(spec: BackboneSpec, image_size: int, progress: ProgressFn | None = None,
+                     timeout: float = 30.0) -> tuple[Path, bool]:
+    """Put a backbone's ImageNet weights into Keras's cache now, with progress: (file, downloaded).
+
+    For a teacher preparing a demo on a school network: fetched while online, used offline later.
+    The file is streamed to a temporary name, its hash checked as Keras checks it, then renamed, so
+    an interrupted download never leaves a half file under the real name.
+    """
+    import urllib.request
+
+    from tf_keras.src.utils import data_utils
+
+    cached = backbones.cached_weights(spec, image_size)
+    if cached is not None:
+        return cached, False
+    if spec.hub_handle or "imagenet" not in spec.weights_options:
+        raise WeightsUnavailable(f"{spec.label} has no ImageNet weights file to download.")
+    if settings.offline():
+        raise WeightsUnavailable(f"This computer is set to offline (TL_OFFLINE=1), so the weights of {spec.label} "
+                                 "cannot be downloaded; unset it while connected to the internet.")
+    models = backbones.keras_models_dir()
+    models.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for wf in spec.weights_candidates(image_size):
+        part = models / f".{wf.name}.part"
+        try:
+            with urllib.request.urlopen(wf.url, timeout=timeout) as answer, part.open("wb") as out:
+                total, done = int(answer.headers.get("Content-Length") or 0), 0
+                while chunk := answer.read(_CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done / total if total else 0.0, f"{wf.name}: {done / 2**20:.1f} MB")
+            if wf.file_hash and not _hash_matches(part, wf.file_hash):
+                problems.append(f"{wf.name} arrived damaged (its checksum does not match)")
+                continue
+            final = models / wf.name
+            part.replace(final)
+            if progress:
+                progress(1.0, f"{wf.name}: ready")
+            return final, True
+        except OSError as exc:
+            why = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__  # no server path in the text
+            problems.append(f"{wf.name} could not be downloaded ({why})")
+        finally:
+            part.unlink(missing_ok=True)
+    raise WeightsUnavailable(f"The ImageNet weights of {spec.label} could not be fetched: {'; '.join(problems)}. "
+                             "Check the internet connection and try again.")
 
 
 def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:

@@ -54,6 +54,7 @@ def submit(config: RunConfig, ws: Path) -> str:
 def resume(run_id: str, ws: Path) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint, as a new job."""
     run_dir = runs.run_path(run_id, ws)
+    runs.reconcile_run(run_dir)
     runs.check_resumable(run_dir)
     quota.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
@@ -82,20 +83,33 @@ def cancel(run_id: str, ws: Path) -> None:
 
 def queue_position(run_id: str, ws: Path) -> int | None:
     """1-based place among waiting runs of its queue (oldest first), or None when the run is not waiting."""
+    place = queue_place(run_id, ws)
+    return place["position"] if place else None
+
+
+def queue_place(run_id: str, ws: Path) -> dict[str, int] | None:
+    """A waiting run's place in line and how many runs must finish before it starts (0: it starts now).
+
+    None when the run is not waiting. A run that is first in line with a free slot is just starting,
+    so nothing is ahead of it: the page then says "getting ready", not "waiting".
+    """
     run_dir = runs.run_path(run_id, ws)
     qdir = _queue_of(run_dir)
     with _queue_lock(qdir):
-        _, waiting = _queue_state(qdir)
+        training, waiting = _queue_state(qdir)
     names = [d.name for d in waiting]
-    return names.index(run_id) + 1 if run_id in names else None
+    if run_id not in names:
+        return None
+    position = names.index(run_id) + 1
+    busy = max(0, len(training) - settings.max_jobs() + 1)  # running jobs that must end to free one slot
+    return {"position": position, "ahead": position - 1 + busy}
 
 
 def progress(run_id: str, ws: Path) -> dict[str, Any]:
     """Everything a progress view needs, read from the run folder."""
     run_dir = runs.run_path(run_id, ws)
     status = runs.read_status(run_dir)
-    if status.get("state") in ("queued", "running") and not process_alive(status):
-        runs.reconcile(ws)
+    if runs.reconcile_run(run_dir, status):
         status = runs.read_status(run_dir)
     history: list[dict[str, Any]] = []
     notices: list[str] = []
@@ -141,9 +155,14 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
         "fraction": min(1.0, fraction),
         "epoch_fraction": min(1.0, epoch_fraction),
         "eta_seconds": eta,
-        "queue_position": queue_position(run_id, ws) if state == "queued" else None,
+        **_place(run_id, ws, state),
         "status": status,
     }
+
+
+def _place(run_id: str, ws: Path, state: str) -> dict[str, int | None]:
+    place = queue_place(run_id, ws) if state == "queued" else None
+    return {"queue_position": place and place["position"], "runs_ahead": place["ahead"] if place else 0}
 
 
 def _queue_of(run_dir: Path) -> Path:
@@ -195,6 +214,7 @@ def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
             # baseline (compare_scratch). The slot is free only when the process has ended.
             training.append(run_dir)
         else:
+            runs.reconcile_run(run_dir, status)  # a waiting or training run whose process is gone: interrupted
             ticket.unlink(missing_ok=True)
     return training, [d for _, d in sorted(waiting, key=lambda w: w[0])]
 

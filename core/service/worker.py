@@ -42,6 +42,11 @@ def main(run_dir: Path, resume: bool) -> None:
     os.dup2(log.fileno(), 2)
     sys.stdout = os.fdopen(1, "w", buffering=1)
     sys.stderr = os.fdopen(2, "w", buffering=1)
+    try:
+        runs.claim(run_dir)  # held while this process lives: no second process trains the run meanwhile
+    except TransferLabError as exc:
+        print(exc)  # another process trains this run; its status is that process's to write
+        return
     if not jobs.wait_turn(run_dir):
         return
     threading.Thread(target=_watchdog, args=(run_dir, settings.cancel_grace_seconds()), daemon=True).start()

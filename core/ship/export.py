@@ -11,6 +11,7 @@ the Export page can list formats and existing files without it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import secrets
@@ -26,9 +27,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from core import settings
 from core.engine import features
 from core.errors import ExportError, TransferLabError
-from core.ship import card, codegen, runfiles
+from core.ship import card, codegen, runfiles, serving
 from core.ship.runfiles import check_ready, classes, exports_dir, labels_text
 from core.spec import strategies
 from core.store import runs
@@ -104,6 +106,7 @@ def export(run_dir: Path, format_id: str) -> Path:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fmt.make(run_dir, tmp, fmt)
+        settings.fault("export")  # the file is made under its temporary name
         os.replace(tmp, path)
     finally:
         _remove(tmp)
@@ -448,6 +451,38 @@ def _measure(run_dir: Path, paths: dict[str, Path]) -> tuple[dict[str, Any], dic
     return rows, keras_row, n
 
 
+def _example_image(run_dir: Path) -> np.ndarray:
+    """One of the run's own images (a test image where there is one), as the model takes it."""
+    for part in ("test", "val", "train"):
+        try:
+            return next(iter(runfiles.part_images(run_dir, part, 1)))[0].numpy()[0]
+        except ExportError:
+            continue
+    raise ExportError(f"Run '{run_dir.name}' has no images left in its split to make an example request from.")
+
+
+def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
+    """tf_serving/NAME/1/ (the checked SavedModel, version 1) with labels, README and a ready request.json."""
+    import tensorflow as tf
+
+    source = savedmodel_dir(run_dir)
+    name, labels = serving.default_name(run_dir), classes(run_dir)
+    body = serving.request_json(_example_image(run_dir))
+    # The answer the README promises for request.json, from the very files that ship.
+    serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
+    pixels = tf.constant(json.loads(body)["instances"], tf.float32)
+    probs = serve(**{serving.INPUT: pixels})[serving.OUTPUT].numpy()[0]
+    example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"tf_serving/{name}/{serving.VERSION}/{path.relative_to(source).as_posix()}")
+        zf.writestr("tf_serving/labels.txt", labels_text(run_dir))
+        zf.writestr("tf_serving/request.json", body)
+        zf.writestr("tf_serving/README.md", serving.tf_serving_readme(name, labels, runs.load_config(run_dir).image_size,
+                                                                      example))
+
+
 # ---------------------------------------------------------------- the registry
 
 FORMATS: dict[str, ExportFormat] = {
@@ -490,6 +525,9 @@ FORMATS: dict[str, ExportFormat] = {
                      "For ONNX Runtime and other frameworks; checked against the trained model when onnxruntime is installed.",
                      _make_onnx, package="tf2onnx", module="tf2onnx",
                      install_note="Add it with: pip install tf2onnx (and onnxruntime to check the export)."),
+        ExportFormat("tf-serving", "TensorFlow Serving (.zip)", "tf_serving.zip", "application/zip",
+                     "The SavedModel in the folder layout TensorFlow Serving loads as it is (NAME/1/), with a README "
+                     "holding the docker command, a curl example and a ready request.json.", _make_tf_serving),
     )
 }
 TFLITE_IDS: tuple[str, ...] = tuple(f.id for f in FORMATS.values() if f.tflite is not None)

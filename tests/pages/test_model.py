@@ -222,7 +222,8 @@ def test_summary_and_what_the_pretrained_model_sees_on_request(ws, tiny_dataset)
     at.toggle(key="model_ui.count").set_value(True).run()
     assert_clean(at)
     phases = at.dataframe[-2].value
-    assert list(phases["phase"]) == ["1. head", "2. fine_tune"]
+    assert list(phases["phase"]) == ["1. training the new classifier (backbone frozen)",
+                                     "2. fine-tuning the top of the backbone"]  # words, not "2. fine_tune"
     assert 0 < phases["trainable parameters"][0] < phases["trainable parameters"][1]
     at.button(key="model_ui.sees").click().run()
     assert not at.exception

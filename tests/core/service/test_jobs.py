@@ -50,6 +50,7 @@ def test_jobs_queue_one_at_a_time_with_positions(tiny, ws):
     _until(lambda: runs.read_status(first)["state"] == "running", what="first running")
     _until(lambda: runs.read_status(third).get("queue_position") == 2, what="third waiting second in line")
     assert jobs.progress(second.name, ws)["queue_position"] == 1
+    assert jobs.progress(second.name, ws)["runs_ahead"] == 1 and jobs.progress(third.name, ws)["runs_ahead"] == 2
     jobs.cancel(third.name, ws)
     assert _until(lambda: _finished(third), what="third cancelled") == "cancelled"
     assert runs.read_status(third)["message"] == "Cancelled before it started."
@@ -77,8 +78,8 @@ def test_resume_refuses_runs_that_cannot_resume(tiny, ws):
     runs.update_status(run_dir, "done")
     with pytest.raises(Exception, match="only interrupted or cancelled runs can be resumed"):
         jobs.resume(run_dir.name, ws)
-    runs.update_status(run_dir, "interrupted")
-    with pytest.raises(Exception, match="nothing to resume"):
+    runs.update_status(run_dir, "running", pid=os.getpid(), pid_started=runs.start_time(os.getpid()))
+    with pytest.raises(Exception, match="is being trained right now by another process"):
         jobs.resume(run_dir.name, ws)
 
 
@@ -153,7 +154,7 @@ def test_cancel_mid_training_keeps_the_best_checkpoint(tiny, ws):
     assert _until(lambda: _finished(run_dir), what="cancelled") == "cancelled"
     epochs = sum(1 for e in runs.read_events(run_dir) if e["type"] == "epoch_end")
     assert 1 <= epochs < 60
-    assert (run_dir / "model.keras").is_file() and (run_dir / "checkpoints" / "best.index").is_file()
+    assert (run_dir / "model.keras").is_file() and runs.checkpoint_files(run_dir / "checkpoints" / "best") is not None
     assert "best model so far was kept" in runs.read_status(run_dir)["message"]
 
 
