@@ -21,7 +21,7 @@ from core.spec import backbones, strategies
 from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
-from pages import _common, _weights
+from pages import _common, _offline, _weights
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
 UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
@@ -731,6 +731,7 @@ def page() -> None:
     summary_ui(config, len(info["classes"]))
     code_ui(config, folder, info["classes"], ws)
     sees_ui(config, info, folder)
+    _offline.offline_ui(config)
     with st.expander("The exact settings, as saved with the run"):
         st.json(config.to_json())
     _common.link_to("pages/train.py", "Next: train the model", ":material/monitoring:")

@@ -199,7 +199,7 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
     test = [tuple(item) for item in split["test"]]
     if not test:
         raise DatasetError("The test split is empty; raise the test fraction or add images.")
-    ds = tfdata.pipeline(root, test, config.image_size, config.batch_size, False, config.seed)
+    ds = tfdata.pipeline(root, test, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed)
     started = time.monotonic()
     probs = model.predict(ds, verbose=0)
     seconds = time.monotonic() - started
