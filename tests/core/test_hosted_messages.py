@@ -62,6 +62,7 @@ RAISERS: dict[str, Callable[[Path], object]] = {
     "export after the dataset was deleted": lambda ws: runfiles.dataset_root(
         p := _finished_run_without_dataset(ws), runs.load_config(p)),
     "weights missing": lambda ws: networks.fetch_weights(backbones.get("mobilenet_v2_1.0"), 160),
+    "weights download offline": lambda ws: networks.download_weights(backbones.get("mobilenet_v2_1.0"), 160),
     "classifier missing": lambda ws: networks.fetch_classifier(backbones.get("mobilenet_v2_1.0")),
     "hub model offline": lambda ws: networks.fetch_hub(backbones.get(backbones.hub_id(backbones.HUB_MODELS[0].handle))),
     "hub folder": lambda ws: backbones.hub_id(str(ws)),
