@@ -140,3 +140,8 @@ def test_every_typed_error_that_formats_a_server_folder_has_a_hosted_wording():
                 if shown & SERVER_PLACES and not says_hosted:
                     missing.append(f"{rel}:{node.lineno} {sorted(shown & SERVER_PLACES)}")
     assert not missing, missing
+
+
+def test_an_offline_shared_server_says_so_for_a_tf_hub_address(visitor):
+    with pytest.raises(TransferLabError, match="This server is offline"):
+        networks.fetch_hub(backbones.get(backbones.hub_id(backbones.HUB_MODELS[0].handle)))
