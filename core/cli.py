@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core import bench, settings
-from core.data import domains, health, importer, samples
+from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
 from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
@@ -244,7 +244,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(info["counts"], everyday, cached)
+    rec = strategies.recommend(splits.train_counts(info), everyday, cached)
     _out(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
@@ -163,7 +164,7 @@ def recommendation(info: dict[str, Any]) -> strategies.Recommendation:
     """The recommender's choice for this dataset and the answer about everyday photos (kept for the preset radio)."""
     answer = st.session_state.get(UI + "everyday", tuple(EVERYDAY)[0])
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(info["counts"], {"yes": True, "no": False}.get(answer), cached)
+    rec = strategies.recommend(splits.train_counts(info), {"yes": True, "no": False}.get(answer), cached)
     st.session_state[UI + "rec"] = rec.overrides()
     return rec
 
