@@ -169,9 +169,20 @@ def overlaid_curves(series: list[tuple[str, list[dict[str, Any]]]], metric: str,
         fig.add_trace(go.Scatter(x=list(range(1, len(history) + 1)), y=[h.get(metric) for h in history],
                                  mode="lines+markers", name=name,
                                  hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="epoch (all phases)", yaxis_title=metric, height=360,
-                      uirevision=metric, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
+    # A legend even for one line, so the line is named; the axis says the metric in words.
+    fig.update_layout(title=title, xaxis_title="epoch (all phases)", yaxis_title=title.lower(), height=360,
+                      uirevision=metric, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25),
+                      showlegend=True)
     return fig
+
+
+def _padded(values: list[float], share: float) -> list[float] | None:
+    """An axis range around the values with a margin of `share` of their spread on each side."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = (high - low) * share or abs(high) * share or 1.0
+    return [low - pad, high + pad]
 
 
 def runs_scatter(points: list[dict[str, Any]], x: str, y: str, x_title: str, y_title: str, title: str,
@@ -180,13 +191,19 @@ def runs_scatter(points: list[dict[str, Any]], x: str, y: str, x_title: str, y_t
     shown = [p for p in points if p.get(x) is not None and p.get(y) is not None]
     fig = go.Figure(go.Scatter(
         x=[p[x] for p in shown], y=[p[y] for p in shown], mode="markers+text",
-        text=[p.get("label", "") for p in shown], textposition="top center", customdata=[p.get("id") for p in shown],
+        text=[p.get("label", "") for p in shown], textposition="top center", cliponaxis=False,
+        customdata=[p.get("hover", p.get("label", "")) for p in shown],
         marker=dict(size=[16 if p.get("selected") else 10 for p in shown],
                     line=dict(width=[2 if p.get("selected") else 0 for p in shown], color="black")),
-        hovertemplate="%{text}<br>" + x_title + ": %{x:.3g}<br>" + y_title + ": %{y:.3f}<extra></extra>",
+        hovertemplate="%{customdata}<br>" + x_title + ": %{x:.3g}<br>" + y_title + ": %{y:.1%}<extra></extra>",
     ))
+    # Room around the points, so labels at the edges are not cut off.
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=360,
-                      margin=dict(t=40, b=40, l=40, r=10), xaxis_type="log" if log_x else None)
+                      margin=dict(t=50, b=40, l=50, r=40), xaxis_type="log" if log_x else None,
+                      yaxis_tickformat=".0%")
+    fig.update_yaxes(range=_padded([p[y] for p in shown], 0.08))
+    if not log_x:
+        fig.update_xaxes(range=_padded([p[x] for p in shown], 0.12))
     return fig
 
 
