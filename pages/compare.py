@@ -18,10 +18,10 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "backbone": ("backbone", None),
     "strategy": ("strategy", None),
     "test_accuracy": ("test accuracy", st.column_config.NumberColumn(
-        format="percent", width="small",
+        format="%.1f%%", width="small",
         help="Accuracy on test images the run never trained on or chose its best epoch by: the fair score.")),
     "macro_f1": ("F1", st.column_config.NumberColumn(
-        format="percent", width="small",
+        format="%.1f%%", width="small",
         help="Macro F1: precision and recall in one number, averaged over the classes, each counting the same.")),
     "weights_mb": ("size (MB)", st.column_config.NumberColumn(
         format="%.1f", width="small",
@@ -36,7 +36,7 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "state": ("state", None),
     "dataset": ("dataset", None),
     "val_accuracy": ("validation accuracy", st.column_config.NumberColumn(
-        format="percent", help="The best accuracy on the validation images over all epochs. The run chose its "
+        format="%.1f%%", help="The best accuracy on the validation images over all epochs. The run chose its "
                                "best epoch by these images, so this flatters it; compare by test accuracy.")),
     "epochs": ("epochs", st.column_config.NumberColumn(
         help="Epochs trained over all phases (early stopping can end a run sooner); planned epochs for a run "
@@ -85,6 +85,14 @@ def short_label(row: dict[str, Any]) -> str:
     return f"{row['backbone'] or '?'} …{row['id'][-4:]}"
 
 
+# Shares shown as percentages with one decimal, as on the other pages (Streamlit's "percent" shows two).
+PERCENT_KEYS = ("test_accuracy", "macro_f1", "val_accuracy")
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
 def weights_mb(row: dict[str, Any]) -> float | None:
     """The float32 weights in MB (4 bytes a parameter), the deployable size; None when they cannot be counted."""
     return round(row["params"] * 4 / 2**20, 3) if row.get("params") else None
@@ -95,7 +103,7 @@ def table_ui(rows: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
     frame = pd.DataFrame([
         {title: (_common.STATE_WORDS.get(row["state"], row["state"]) if key == "state"
                  else transfer_text(row) if key == "transfer" else weights_mb(row) if key == "weights_mb"
-                 else row.get(key))
+                 else _percent(row.get(key)) if key in PERCENT_KEYS else row.get(key))
          for key, (title, _) in COLUMNS.items()}
         for row in rows
     ])

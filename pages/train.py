@@ -91,8 +91,14 @@ def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.markdown(f"**Phase {phase['index']} of {phase['phases']}:** {words} "
                     f"({phase['trainable_params']:,} weights being trained).")
     done = len(p["history"])
-    eta = p["eta_seconds"]
-    left = f", about {_duration(eta)} left" if eta is not None else ""
+    eta, pending = p["eta_seconds"], p.get("eta_pending_epochs", 0)
+    left = ""
+    if eta is not None and pending:
+        later = f"{pending} epoch{'s' if pending != 1 else ''} of later phases"
+        left = (f", about {_duration(eta)} left before {later}, which are timed once they start" if eta >= 1
+                else f", {later} to go (timed once they start)")
+    elif eta is not None:
+        left = f", about {_duration(eta)} left"
     st.progress(p["fraction"], text=f"Overall: {done} epoch{'s' if done != 1 else ''} finished{left}")
     batch = p["last_batch"]
     if batch:

@@ -115,3 +115,23 @@ def test_the_train_page_names_the_backbone_the_run_really_trains(ws, tiny_datase
     at.run()
     assert_clean(at)
     assert any("Trains **MobileNet V1 (width 0.25)**" in m.value for m in at.markdown)
+
+
+def test_the_train_page_eta_does_not_promise_later_phases_too_early(ws, tiny_dataset, make_run):
+    import os
+    import time
+
+    events = [
+        {"type": "phase_start", "phase": "head", "index": 1, "phases": 2, "epochs": 2, "steps": 5,
+         "trainable_params": 10},
+        {"type": "epoch_end", "phase": "head", "epoch": 1, "epochs": 2, "seconds": 1.0,
+         "metrics": {"loss": 0.9, "accuracy": 0.6, "val_loss": 0.8, "val_accuracy": 0.7}},
+    ]
+    run = make_run("running", dataset_id=tiny_dataset["id"], events=events, strategy="fine_tune", epochs=2,
+                   fine_tune_epochs=9, status={"pid": os.getpid(), "created": time.time()})
+    at = app_test("train")
+    at.session_state["run_id"] = run.name
+    at.run()
+    assert_clean(at)
+    overall = at.progress[0]
+    assert "9 epochs of later phases" in overall.proto.text and "timed once they start" in overall.proto.text
