@@ -15,6 +15,15 @@ def class_counts(counts: dict[str, int]) -> go.Figure:
     return fig
 
 
+def phase_short(name: str) -> str:
+    """A training phase in a word or two, for chart marks and log lines ("fine-tuning", not "fine_tune")."""
+    if name.startswith("unfreeze_") and name.removeprefix("unfreeze_").isdigit():
+        k = int(name.removeprefix("unfreeze_"))
+        return f"top {k} group{'s' if k > 1 else ''} open"
+    return {"head": "new classifier", "fine_tune": "fine-tuning", "scratch": "from scratch",
+            "train_all": "whole network", "unfreeze_stem": "all groups open"}.get(name, name.replace("_", " "))
+
+
 def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.Figure:
     """Train vs validation curve of one metric over all epochs, with phase boundaries marked."""
     x = list(range(1, len(history) + 1))
@@ -25,7 +34,7 @@ def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.F
     for i in range(1, len(history)):
         if history[i]["phase"] != history[i - 1]["phase"]:
             fig.add_vline(x=i + 0.5, line_dash="dash", line_color="grey",
-                          annotation_text=history[i]["phase"], annotation_position="top")
+                          annotation_text=phase_short(history[i]["phase"]), annotation_position="top")
     fig.update_xaxes(dtick=1 if len(history) <= 20 else None)  # whole epochs only
     fig.update_layout(title=metric.capitalize(), xaxis_title="epoch", height=320, uirevision=metric,
                       margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
@@ -44,7 +53,7 @@ def confusion_matrix(matrix: list[list[int]], classes: list[str]) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=[p for _ in classes for p in classes], y=[t for t in classes for _ in classes], mode="markers",
         customdata=[matrix[i][j] for i in range(len(classes)) for j in range(len(classes))],
-        marker=dict(symbol="square", size=max(10, 280 // n), color="rgba(0,0,0,0.01)",
+        marker=dict(symbol="square", size=max(10, 280 // n), color="rgba(0,0,0,0)",
                     line=dict(width=0)),
         selected=dict(marker=dict(color="rgba(255,140,0,0.35)")), unselected=dict(marker=dict(opacity=1)),
         hovertemplate="true %{y}, predicted %{x}: %{customdata} (click to see the images)<extra></extra>",

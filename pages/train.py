@@ -14,6 +14,7 @@ from core.service import jobs
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
 from core.store import runs
+from pages import _charts as charts
 from pages import _common, _weights
 
 LOG_LINES = 12
@@ -73,7 +74,7 @@ def epoch_line(h: dict[str, Any]) -> str:
     def num(key: str) -> str:
         return f"{h[key]:.3f}" if isinstance(h.get(key), (int, float)) else "-"
 
-    return (f"{h['phase']:<9} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
+    return (f"{charts.phase_short(h['phase']):<14} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
             f"validation loss {num('val_loss')}, validation accuracy {pct('val_accuracy')} ({h['seconds']:.1f} s)")
 
 

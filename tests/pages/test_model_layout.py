@@ -88,7 +88,8 @@ def test_numbers_and_names_in_words(ws, tiny_dataset):
 
 
 def test_before_start_the_pages_say_what_trains_without_weights(ws, tiny_dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no cached weights at all
+    (tmp_path / "home").mkdir()  # a writable, empty home: no cached weights at all
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     at = app_test("model").run()
     assert_clean(at)
     assert any("small network learns from scratch" in w.value and "lower accuracy" in w.value for w in at.warning)
@@ -97,7 +98,7 @@ def test_before_start_the_pages_say_what_trains_without_weights(ws, tiny_dataset
     # With the quick preset's weights on this computer, nothing needs saying.
     spec = backbones.get("mobilenet_v2_0.35")
     models = backbones.keras_models_dir()
-    models.mkdir(parents=True)
+    models.mkdir(parents=True, exist_ok=True)
     (models / spec.weights_candidates(128)[0].name).write_bytes(b"weights")
     again = app_test("model").run()
     assert not any("scratch" in w.value for w in again.warning)
@@ -135,3 +136,12 @@ def test_the_train_page_eta_does_not_promise_later_phases_too_early(ws, tiny_dat
     assert_clean(at)
     overall = at.progress[0]
     assert "9 epochs of later phases" in overall.proto.text and "timed once they start" in overall.proto.text
+
+
+def test_phases_in_words_on_charts_and_in_the_log():
+    from pages import _charts as charts
+
+    assert charts.phase_short("fine_tune") == "fine-tuning" and charts.phase_short("unfreeze_2") == "top 2 groups open"
+    history = [{"phase": "head", "loss": 1.0}, {"phase": "fine_tune", "loss": 0.5}]
+    marks = [a["text"] for a in charts.training_curves(history).to_dict()["layout"]["annotations"]]
+    assert marks == ["fine-tuning"]
