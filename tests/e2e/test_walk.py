@@ -9,6 +9,12 @@ from tests.e2e.conftest import SHOTS, Walk
 MAX_CLICKS_TO_A_MODEL = 6  # Home -> the first confusion matrix, tab clicks included
 
 
+def shown_value(selectbox) -> str:
+    """What a selectbox shows: its text, or the value of its search input (where Streamlit puts the choice)."""
+    inputs = selectbox.locator("input")
+    return " ".join([selectbox.inner_text(), *(inputs.nth(k).input_value() for k in range(inputs.count()))])
+
+
 def test_first_time_user_walk(server, browser):
     url, ws = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -82,16 +88,23 @@ def test_first_time_user_walk(server, browser):
     classes, cm = evaluation["classes"], evaluation["confusion_matrix"]
     n = len(classes)
     cell = first.get_by_test_id("stSelectbox").filter(has_text="Show the images of one cell")
-    before = cell.inner_text()
+    before = shown_value(cell)
     label = lambda i, j: f"true {classes[i]} → guessed {classes[j]} ({cm[i][j]})"  # noqa: E731
     i, j = next((i, j) for i in range(n) for j in range(n) if cm[i][j] and label(i, j) not in before)
-    # Where a user's click lands: Plotly's drag layer takes the pointer and finds the point under it.
+    # As a user does: point at the cell (Plotly's drag layer takes the pointer and shows the cell's hover
+    # label; its click event needs that hover first), then click.
     box = matrix.locator("g.trace.scatter path.point").nth(i * n + j).bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    matrix.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
+    page.mouse.click(x, y)
     walk.settle()
     expected = label(i, j)
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=expected, timeout=30_000)
-    assert expected in cell.inner_text()
+    page.wait_for_function(
+        """t => [...document.querySelectorAll("[data-testid='stSelectbox']")].some(
+                 e => e.innerText.includes(t) || [...e.querySelectorAll("input")].some(i => i.value.includes(t)))""",
+        arg=expected, timeout=30_000)
+    assert expected in shown_value(cell)
     walk.shot("clicked-cell")
 
     # 6. Upload one image and see a prediction.
