@@ -7,6 +7,7 @@ Everything below is imported at the top: no core module imports TensorFlow until
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -16,12 +17,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core import bench, settings
-from core.data import domains, health, importer, samples
+from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
-from core.engine import evaluation, modeling, training
+from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
-from core.service import hosting
-from core.ship import codegen, export
+from core.service import hosting, studies, tuner
+from core.ship import codegen, export, pruning, serving
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
 from core.store.files import workspace
@@ -32,8 +33,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+def _print(args: argparse.Namespace, text: str, end: str = "\n") -> None:
+    """A command's own output: the real stdout (library prints are routed to stderr while a command runs)."""
+    print(text, end=end, file=getattr(args, "stdout", None) or sys.stdout, flush=True)
+
+
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
+    _print(args, json.dumps(data, indent=2) if args.json else text)
 
 
 def _dataset_summary(info: dict) -> str:
@@ -136,6 +142,30 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kit(args: argparse.Namespace) -> list[tuple[Any, int]]:
+    """The backbones a weights command is about: those named (at --size or their default), else the offline kit."""
+    if args.backbones:
+        return [(backbones.get(b), args.size or backbones.get(b).default_size) for b in args.backbones]
+    return [(backbones.get(b), args.size or size) for b, size in config_mod.offline_kit()]
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    kit = _kit(args)
+    if args.weights_cmd == "list":
+        rows = [{"backbone": spec.id, "label": spec.label, "image_size": size,
+                 "ready": backbones.cached_weights(spec, size) is not None} for spec, size in kit]
+        _out(args, rows, "\n".join(f"{r['backbone']:<22} {r['image_size']:>4} px  "
+                                   f"{'ready' if r['ready'] else 'not on this computer'}" for r in rows))
+        return 0
+    rows = []
+    for spec, size in kit:
+        path, fetched = networks.download_weights(spec, size, progress=None if args.json else _import_progress())
+        rows.append({"backbone": spec.id, "image_size": size, "file": str(path), "downloaded": fetched})
+    _out(args, rows, "\n".join(f"{r['backbone']:<22} {'downloaded' if r['downloaded'] else 'already here'}: {r['file']}"
+                               for r in rows))
+    return 0
+
+
 def cmd_strategies(args: argparse.Namespace) -> int:
     rows = [{"id": s.id, "label": s.label, "sentence": s.sentence, "use_when": s.use_when,
              "starts_from": s.forced_weights or "your choice", "settings": list(s.settings)}
@@ -155,6 +185,8 @@ _CONFIG_FLAGS = {
     "target_dataset": "target_dataset_id", "adapt_weight": "adapt_weight", "adapt_loss": "adapt_loss",
     "target_labeled_per_class": "target_labeled_per_class",
 }
+_CONFIG_FLAGS.update({"source_backbone": "source_backbone", "temperature": "temperature",
+                      "distill_weight": "distill_weight"})  # layer_transfer and distill
 _HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
 
 
@@ -194,6 +226,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["compare_scratch"] = True
     if args.mixed_precision:
         overrides["mixed_precision"] = True
+    if args.compare_student_alone:
+        overrides["compare_student_alone"] = True
     if args.compare_source_only:
         overrides["compare_source_only"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
@@ -201,7 +235,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         for message in domains.check_target(datasets.load_dataset(cfg.dataset_id, ws),
                                             datasets.load_dataset(cfg.target_dataset_id, ws)):
             print(f"note: {message}", file=sys.stderr)
-    print(cfg.to_json())
+    _print(args, cfg.to_json())
     return 0
 
 
@@ -210,7 +244,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(info["counts"], everyday, cached)
+    rec = strategies.recommend(splits.train_counts(info), everyday, cached)
     _out(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 
@@ -229,9 +263,9 @@ def cmd_code(args: argparse.Namespace) -> int:
     script = codegen.training_script(cfg, str(datasets.dataset_path(cfg.dataset_id, ws)), ws=ws)
     if args.out:
         Path(args.out).write_text(script, encoding="utf-8")
-        print(args.out)
+        _print(args, args.out)
     else:
-        print(script, end="")
+        _print(args, script, end="")
     return 0
 
 
@@ -294,9 +328,83 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result["state"] == "done" else 1
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    cfg = _read_config(args.config)
+    tty = sys.stderr.isatty()
+
+    def show(i: int, n: int, lr: float, loss: float) -> None:
+        if tty:
+            print(f"\r  batch {i}/{n} rate {lr:.2e} smoothed loss {loss:.4f}", end="", file=sys.stderr)
+
+    out = lrfind.find(cfg, workspace(args.workspace), num_iter=args.batches, progress=show)
+    if tty:
+        print(file=sys.stderr)
+    _out(args, out, f"suggested learning rate {out['suggestion']:.2e} (valley rule, {out['batches']} batches"
+                    f"{', stopped when the loss passed 4x its minimum' if out['stopped_early'] else ''}"
+                    f"{', on cached features' if out['on_features'] else ''})")
+    return 0
+
+
+def _trial_line(r: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
+    value = "" if r["value"] is None else f"val_loss {r['value']:.4f}"
+    acc = "" if r["val_accuracy"] is None else f" val_acc {r['val_accuracy']:.3f}"
+    pruned = f" (after epoch {r['pruned_epoch']})" if r["pruned_epoch"] else ""
+    secs = "" if r["seconds"] is None else f" {r['seconds']:.0f}s"
+    return f"  #{r['number']:<3} {r['state']:<8}{pruned} {value}{acc}{secs}  {r['run_id'] or ''}  {params}"
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
+    cfg = _read_config(args.config) if args.config else None
+    if args.join:
+        if not args.study:
+            raise ConfigError("--join needs --study ID (the study to work on).")
+        record = studies.join(args.study, ws, cfg, args.storage)
+        study_id = record["id"]
+    else:
+        if args.study:
+            raise ConfigError("--study names a study to join; add --join, or leave --study out to start a new one.")
+        if cfg is None:
+            raise ConfigError("tune needs a config file (from 'python -m core config'), or --study ID --join.")
+        trials = args.trials if args.trials is not None or args.minutes is not None else studies.DEFAULT_TRIALS
+        study_id = studies.create(cfg, ws, trials=trials, minutes=args.minutes, search=split(args.search),
+                                  backbone_ids=split(args.backbones), storage=args.storage)
+    print(f"study {study_id}", file=sys.stderr)
+    listener = _progress_listener(True)
+    show = (lambda row: print(_trial_line(row), file=sys.stderr)) if not args.quiet else None
+    result = tuner.work(study_id, ws, listener=listener, trials=args.trials if args.join else None,
+                        minutes=args.minutes if args.join else None, on_trial=show)
+    best = result["best"]
+    text = f"study {study_id}: " + (f"best trial #{best['number']} (run {best['run_id']}), validation loss "
+                                     f"{best['value']:.4f}, {best['params']}" if best else "no trial finished")
+    _out(args, result, text)
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    if args.study_cmd == "list":
+        rows = studies.list_studies(ws)
+        _out(args, rows, "\n".join(f"{r['id']}  {r['dataset_id']}  {','.join(r['space'])}  job: {r['job']}" for r in rows)
+             or "No studies yet.")
+        return 0
+    if args.study_cmd == "cancel":
+        studies.cancel(args.study_id, ws)
+        _out(args, {"id": args.study_id, "cancel_requested": True}, f"asked study {args.study_id} to stop")
+        return 0
+    info = studies.show(args.study_id, ws)
+    counts = ", ".join(f"{n} {k}" for k, n in info["counts"].items() if n)
+    head = f"{info['id']} on {info['dataset_id']}: searches {', '.join(info['space'])}; {counts or 'no trials yet'}"
+    _out(args, info, "\n".join([head, *(_trial_line(r) for r in info["trials"])]))
+    return 0
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     run_dir = runs.run_path(args.run_id, ws)
+    runs.reconcile(ws)  # a run whose process died (killed, power cut) reads as interrupted
     runs.check_resumable(run_dir)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
     result = training.run(runs.load_config(run_dir), run_dir, listener=_progress_listener(args.quiet), resume=True)
@@ -305,6 +413,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     report = evaluation.evaluate(runs.run_path(args.run_id, workspace(args.workspace)))
     brief = {k: v for k, v in report.items() if k != "predictions"}
     if "target" in brief:
@@ -320,6 +429,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     images = []
     for name in args.images:
@@ -339,6 +449,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     found = runs.list_runs(workspace(args.workspace))
     rows = [{
         "id": r.id, "state": r.state,
@@ -360,6 +471,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
     path = export.export(run_dir, args.format)
     if args.out and Path(args.out).resolve() != path.parent.resolve():
@@ -380,9 +492,75 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    ws = workspace(args.workspace)
+    run_ids = [args.run_id, *(args.run or [])]
+    names = args.name or []
+    if len(names) > len(run_ids):
+        raise TransferLabError(f"{len(names)} names for {len(run_ids)} run(s): give at most one --name per run, in order.")
+    pairs = [(runs.run_path(r, ws), names[i] if i < len(names) else None) for i, r in enumerate(run_ids)]
+    served = serving.load_all(pairs)
+    key = settings.serve_key()
+    if not serving.is_loopback(args.host):
+        print(f"note: listening on {args.host}: every computer that can reach this one can use the model"
+              + ("" if key else "; set TL_SERVE_KEY to require a key") + ".", file=sys.stderr)
+
+    def ready(url: str) -> None:
+        rows = [{"name": m.name, "run": m.run_dir.name, "labels": m.classes, "status": f"{url}/v1/models/{m.name}",
+                 "predict": f"{url}/v1/models/{m.name}:predict", "classify": f"{url}/v1/models/{m.name}:classify"}
+                for m in served]
+        text = "\n".join(f"serving {r['name']} (run {r['run']}) at {r['status']}  (POST :predict, :classify)" for r in rows)
+        _out(args, {"url": url, "api_key": key is not None, "models": rows}, text + "\nstop with Ctrl-C")
+        sys.stdout.flush()
+
+    serving.run_server(served, args.host, args.port, key=key, ready=ready)
+    return 0
+
+
+def _prune_text(r: dict[str, Any]) -> str:
+    lines = [f"run {r['run']}: pruned from {r['parent']} to {r['sparsity_reached']:.1%} sparsity of its prunable weights "
+             f"(asked {r['sparsity']:.0%}, {r['epochs']} epochs)",
+             f"  test accuracy {r['test_accuracy']:.3f} ({r['change_points']:+.1f} points against {r['parent_test_accuracy']:.3f})"
+             + (f", {r['ms_per_image']:.2f} ms per image" if r.get("ms_per_image") is not None else ""),
+             f"  parameters {r['parameters']:,}, of which non-zero {r['nonzero_parameters']:,} "
+             f"(parent {r['parent_nonzero_parameters']:,})"]
+    for kind, k in r["kinds"].items():
+        lines.append(f"  {kind:<16} {k['layers']:>3} layers {k['weights']:>10,} weights  {k['sparsity']:6.1%} zero"
+                     + ("" if k["prunable"] else "  (not prunable)"))
+    lines.append(f"  {'file':<16}{'MB':>8}{'gzip MB':>9}{'gzip of parent':>16}")
+    for name, f in r["files"].items():
+        lines.append(f"  {name:<16}{f['bytes'] / 2**20:>8.2f}{f['gzip_bytes'] / 2**20:>9.2f}{f.get('gzip_vs_parent', 0):>16.0%}")
+    lines.append(f"  {r['not_prunable']}")
+    return "\n".join(lines)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    parent = runs.run_path(args.run_id, workspace(args.workspace))
+    child, result = pruning.prune_run(parent, args.sparsity, args.epochs, listener=_progress_listener(args.quiet))
+    print(f"run {child.name}", file=sys.stderr)
+    if result["state"] != "done":
+        _out(args, {"id": child.name, **result}, child.name)
+        return 1
+    if not args.quiet:
+        print("converting to TensorFlow Lite and measuring every variant on the test split...", file=sys.stderr)
+    report = pruning.measure(child, args.tflite or ())
+    _out(args, {"id": child.name, **report}, _prune_text(report))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(args.name, keras_cache=args.keras_cache)
     _out(args, result, bench.describe(result))
+    return 0
+
+
+def cmd_transfer_map(args: argparse.Namespace) -> int:
+    report = transfer.transfer_map(args.source, args.target, workspace(args.workspace), args.image_size)
+    rows = [f"  shared      {r['name']:<40} {r['params']:>12,}" for r in report["shared"]]
+    rows += [f"  difference  {r['name']:<40} {r['params']:>12,}" for r in report["difference"]]
+    text = "\n".join([report["sentence"], f"{report['shared_params']:,} of {report['total_params']:,} parameters "
+                      f"({report['share']:.1%}) transfer.", *rows])
+    _out(args, report, text)
     return 0
 
 
@@ -424,6 +602,16 @@ def parser() -> argparse.ArgumentParser:
     bb.set_defaults(func=cmd_backbones)
     sub.add_parser("strategies", parents=[common], help="list transfer strategies").set_defaults(func=cmd_strategies)
 
+    wt = sub.add_parser("weights", help="get ImageNet weights ready before going offline (a demo on a school network)")
+    wt_sub = wt.add_subparsers(dest="weights_cmd", required=True, parser_class=_Parser)
+    for name, words in (("download", "download weights into Keras's cache now, with progress"),
+                        ("list", "which backbones' weights are on this computer")):
+        w = wt_sub.add_parser(name, parents=[common], help=words)
+        w.add_argument("backbones", nargs="*", metavar="BACKBONE",
+                       help="backbone ids (default: those the presets and the recommender use)")
+        w.add_argument("--size", type=int, help="image size the weights are for (default: each backbone's usual size)")
+    wt.set_defaults(func=cmd_weights)
+
     cfg = sub.add_parser("config", parents=[common], help="print a valid run config as JSON")
     cfg.add_argument("--dataset", required=True)
     cfg.add_argument("--preset", default="quick", choices=tuple(config_mod.PRESETS))
@@ -452,6 +640,11 @@ def parser() -> argparse.ArgumentParser:
     cfg.add_argument("--hidden-units", type=int)
     cfg.add_argument("--l2", type=float)
     cfg.add_argument("--no-augment", action="store_true")
+    cfg.add_argument("--source-backbone", help="layer_transfer: copy shared layers from this backbone instead of a run")
+    cfg.add_argument("--temperature", type=float, help="distill: how much the teacher's answers are softened (default 4)")
+    cfg.add_argument("--distill-weight", type=float, help="distill: the teacher's share of the loss, 0-1 (default 0.7)")
+    cfg.add_argument("--compare-student-alone", action="store_true",
+                     help="distill: also train the same student without the teacher, same budget")
     cfg.add_argument("--augment-views", type=int, help="with a frozen backbone: augmented views per image to cache")
     cfg.add_argument("--compare-scratch", action="store_true",
                      help="also train the same network from scratch, to show whether transfer helped")
@@ -489,6 +682,37 @@ def parser() -> argparse.ArgumentParser:
                          "multiworker: several machines described by TF_CONFIG")
     tr.set_defaults(func=cmd_train)
 
+    lf = sub.add_parser("lr-find", parents=[common], help="find a good learning rate: ~100 batches with the rate "
+                                                          "growing from 1e-7 to 1, fastai's valley suggestion")
+    lf.add_argument("config", help="a config JSON file from 'python -m core config'")
+    lf.add_argument("--batches", type=int, default=lrfind.NUM_ITER, help="how many batches (default 100)")
+    lf.set_defaults(func=cmd_lr_find)
+
+    tn = sub.add_parser("tune", parents=[common], help="search for good settings: an Optuna study whose every trial is "
+                                                       "a run (prints the study id, then the best trial)")
+    tn.add_argument("config", nargs="?", help="a config JSON file: the settings not searched come from it")
+    tn.add_argument("--trials", type=int, help=f"how many trials in all (default {studies.DEFAULT_TRIALS})")
+    tn.add_argument("--minutes", type=float, help="stop starting trials after this many minutes")
+    tn.add_argument("--search", help=f"settings to search, comma-separated (default {','.join(studies.HEAD_SEARCH)}; "
+                                     f"also: {','.join(n for n in studies.CATALOGUE if n not in studies.HEAD_SEARCH)},backbone)")
+    tn.add_argument("--backbones", help="backbones to choose among, comma-separated (with --search backbone, default: "
+                                        "those whose weights are on this computer)")
+    tn.add_argument("--storage", help="an Optuna storage URL shared by workers on several machines (postgresql://, "
+                                      "mysql://, sqlite:///, journal:///PATH); default: a SQLite file in the study folder")
+    tn.add_argument("--study", help="with --join: the study to work on")
+    tn.add_argument("--join", action="store_true", help="work on an existing study (another worker, or a resume)")
+    tn.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    tn.set_defaults(func=cmd_tune)
+
+    sd = sub.add_parser("study", help="look at hyperparameter searches")
+    sd_sub = sd.add_subparsers(dest="study_cmd", required=True, parser_class=_Parser)
+    sd_sub.add_parser("list", parents=[common], help="list studies")
+    sds = sd_sub.add_parser("show", parents=[common], help="every trial: number, run id, params, value, state, seconds")
+    sds.add_argument("study_id")
+    sdc = sd_sub.add_parser("cancel", parents=[common], help="ask a study's background job to stop")
+    sdc.add_argument("study_id")
+    sd.set_defaults(func=cmd_study)
+
     rs = sub.add_parser("resume", parents=[common], help="continue an interrupted or cancelled run from its last checkpoint")
     rs.add_argument("run_id")
     rs.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -517,18 +741,54 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="also copy the file into this folder (it is kept in the run's exports/ folder)")
     ex.set_defaults(func=cmd_export)
 
+    sv = sub.add_parser("serve", parents=[common], help="answer other programs over HTTP (TensorFlow Serving's REST API)",
+                        description="Serve trained runs over HTTP: GET /v1/models/NAME (status), /v1/models/NAME/metadata, "
+                                    "POST /v1/models/NAME:predict (JSON instances) and NAME:classify (multipart image "
+                                    "upload). Set TL_SERVE_KEY to require 'Authorization: Bearer KEY'.")
+    sv.add_argument("run_id")
+    sv.add_argument("--run", action="append", help="serve another run too (repeat for more)")
+    sv.add_argument("--name", action="append",
+                    help="the name in the address /v1/models/NAME, one per run in order (default: the dataset's name)")
+    sv.add_argument("--host", default=serving.DEFAULT_HOST,
+                    help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every network)")
+    sv.add_argument("--port", type=int, default=serving.DEFAULT_PORT, help="port (default 8501; 0: any free one)")
+    sv.set_defaults(func=cmd_serve)
+
+    pn = sub.add_parser("prune", parents=[common], help="make a smaller model: magnitude pruning of a finished run "
+                                                          "into a new run, measured with its TFLite variants")
+    pn.add_argument("run_id")
+    pn.add_argument("--sparsity", type=float, default=pruning.DEFAULT_SPARSITY,
+                    help="share of the convolution and dense weights set to zero, 0.05-0.95 (default 0.5)")
+    pn.add_argument("--epochs", type=int, default=pruning.DEFAULT_EPOCHS,
+                    help=f"fine-tuning epochs while pruning (default {pruning.DEFAULT_EPOCHS})")
+    pn.add_argument("--tflite", nargs="+", choices=export.TFLITE_IDS,
+                    help="TFLite variants to convert and measure (default: all four; float32 always, as the baseline)")
+    pn.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    pn.set_defaults(func=cmd_prune)
+
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
     bn.add_argument("name", choices=tuple(bench.BENCHMARKS))
     bn.add_argument("--keras-cache", help="a folder of Keras weight files to seed the benchmark's empty cache with")
     bn.set_defaults(func=cmd_bench)
+
+    tm = sub.add_parser("transfer-map", parents=[common],
+                        help="which layers of a backbone a run or another backbone can give it (shared) and which train anew")
+    tm.add_argument("--from", dest="source", required=True, help="a run id or a backbone id")
+    tm.add_argument("--to", dest="target", required=True, help="the backbone id that receives the layers")
+    tm.add_argument("--image-size", type=int, help="default: the target backbone's own size")
+    tm.set_defaults(func=cmd_transfer_map)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = parser().parse_args(argv)
+    # stdout carries the command's own output only (one JSON document with --json): whatever a library
+    # prints while the command runs (Keras's "Downloading data from ...", progress bars) goes to stderr.
+    args.stdout = sys.stdout
     try:
-        return args.func(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.func(args)
     except TransferLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -35,3 +35,19 @@ class QuotaExceeded(TransferLabError):
 
 class ExportError(TransferLabError):
     """An export could not be made, or it does not reproduce the model it came from."""
+
+
+class StudyError(TransferLabError):
+    """A hyperparameter search cannot be created, joined or read (empty space, no budget, bad storage)."""
+
+
+class PruningError(TransferLabError):
+    """A model cannot be pruned as asked (nothing prunable, a sparsity out of range, an unfinished run)."""
+
+
+class ServingError(TransferLabError):
+    """A model cannot be served, or a request to the model server is malformed (answered with status 400)."""
+
+
+class AddressRefused(TransferLabError):
+    """A web address a visitor gave is not one this shared server fetches (or its download went past a cap)."""

@@ -7,6 +7,7 @@ A bad number is one sentence naming the setting, raised as the caller's typed er
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from core.errors import TransferLabError
@@ -90,6 +91,19 @@ def max_active_runs() -> int | None:
     return None if n is None else int(n)
 
 
+def caps_per_address() -> bool:
+    """Whether the caps of anonymous visitors count per client address too, not only per browser tab
+    (TL_CAPS_PER_ADDRESS, default on; switch it off where many visitors share one address)."""
+    return os.environ.get("TL_CAPS_PER_ADDRESS", "1").strip().lower() in _TRUE
+
+
+def client_address_header() -> str | None:
+    """TL_CLIENT_ADDRESS_HEADER: behind a reverse proxy, the request header that carries the visitor's address
+    (such as X-Forwarded-For or X-Real-IP; its last address counts, the one the proxy added); unset: the
+    connection's own address."""
+    return os.environ.get("TL_CLIENT_ADDRESS_HEADER", "").strip() or None
+
+
 def max_jobs() -> int:
     """How many runs of a queue may train at once (TL_MAX_JOBS, default 1)."""
     return max(1, int(env_number("TL_MAX_JOBS", 1)))
@@ -106,6 +120,28 @@ def max_epochs() -> int | None:
         return None  # 0 has always meant "no cap"
     cap = env_number("TL_MAX_EPOCHS", None)
     return None if cap is None else int(cap)
+
+
+# ---------------------------------------------------------------- web addresses visitors give (core.data.remote)
+
+HUB_HOSTS = ("tfhub.dev", "kaggle.com", "www.kaggle.com", "storage.googleapis.com")
+
+
+def hub_hosts() -> tuple[str, ...]:
+    """The hosts a shared server downloads visitors' TF Hub models from (TL_HUB_HOSTS, comma-separated)."""
+    raw = os.environ.get("TL_HUB_HOSTS", "")
+    given = tuple(h.strip().rstrip(".").lower() for h in raw.split(",") if h.strip())
+    return given or HUB_HOSTS
+
+
+def hub_max_bytes() -> int:
+    """The largest download of a visitor's TF Hub model on a shared server (TL_HUB_MAX_MB, default 500)."""
+    return int(float(env_number("TL_HUB_MAX_MB", 500.0)) * 2**20)
+
+
+def hub_timeout_seconds() -> float:
+    """How long such a download may take in all (TL_HUB_TIMEOUT_S, default 600 seconds)."""
+    return float(env_number("TL_HUB_TIMEOUT_S", 600.0))
 
 
 # ---------------------------------------------------------------- import caps
@@ -129,3 +165,41 @@ def import_limits(error: type[TransferLabError] = TransferLabError) -> dict[str,
         if number is not None:
             values[key] = number * unit if key == "max_ratio" else int(number * unit)
     return values
+
+
+def study_heartbeat_seconds() -> int:
+    """How often a search worker tells its study's storage it is alive (TL_STUDY_HEARTBEAT, default 10 s);
+    a trial silent for three times as long was killed, and is failed and retried."""
+    return max(1, int(env_number("TL_STUDY_HEARTBEAT", 10)))
+
+
+# ---------------------------------------------------------------- the model server
+
+
+def serve_key() -> str | None:
+    """TL_SERVE_KEY: when set, `python -m core serve` answers only requests with `Authorization: Bearer KEY`."""
+    key = os.environ.get("TL_SERVE_KEY", "").strip()
+    return key or None
+
+
+# ---------------------------------------------------------------- fault injection (tests)
+
+_FAULT_HITS: dict[str, int] = {}
+
+
+def fault(point: str) -> None:
+    """The one fault-injection hook: TL_FAULT_POINT=point (or point:N, the Nth time it is reached) kills this
+    process with SIGKILL right here, as an out-of-memory kill, a closed SSH session or a power cut would.
+
+    Unset (always, outside the fault tests) it does nothing. Points: feature_pass, batch, checkpoint,
+    model_save, import, export.
+    """
+    wanted = os.environ.get("TL_FAULT_POINT")
+    if not wanted:
+        return
+    name, _, nth = wanted.partition(":")
+    if name != point:
+        return
+    _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
+    if _FAULT_HITS[point] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

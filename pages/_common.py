@@ -16,7 +16,7 @@ from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
 from core.service import hosting, jobs
-from core.store import datasets, files, quota, runs
+from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
 log = logging.getLogger("transferlab.pages")
@@ -72,7 +72,21 @@ def workspace() -> Path:
     if identity:
         return hosting.user_workspace(root, identity)
     session_id = st.session_state.setdefault("_session_workspace", hosting.new_session_id())
-    return hosting.session_workspace(root, session_id)
+    # The first address seen stays this session's, so its folder does not move when the address changes.
+    client = st.session_state.setdefault("_session_client", client_address())
+    ws = hosting.session_path(root, session_id, client)  # made by the first write, not by this view
+    hosting.visit(ws)
+    return ws
+
+
+def client_address() -> str | None:
+    """The visitor's address: the last one in TL_CLIENT_ADDRESS_HEADER behind a proxy, else the connection's
+    (None on localhost and where Streamlit does not know it)."""
+    header = settings.client_address_header()
+    if header:
+        value = st.context.headers.get(header) or ""
+        return value.split(",")[-1].strip() or None
+    return st.context.ip_address
 
 
 def reload_keeps_work() -> bool:
@@ -218,6 +232,16 @@ def dataset_label(info: dict[str, Any]) -> str:
     return f"{info['name']} ({total} images, {len(info['classes'])} classes) · {info['id']}"
 
 
+# The workspace draft the Model page keeps its settings in (core.store.drafts), so a reload keeps them.
+MODEL_DRAFT = "model"
+
+
+def model_settings(ws: Path) -> str | None:
+    """The RunConfig JSON the Model page built: this browser session's, else the workspace's draft (after a
+    reload, even in the middle of training); None when the Model page was never used here."""
+    return st.session_state.get("run_config") or (drafts.load(ws, MODEL_DRAFT) or {}).get("config")
+
+
 def no_dataset_guidance() -> None:
     """What to show when there is no dataset yet."""
     st.info("There is no dataset yet. Load the built-in sample or upload your own images on the Data page first.")
@@ -227,11 +251,10 @@ def no_dataset_guidance() -> None:
 # ---------------------------------------------------------------- the active run
 
 
-def reconcile_once(ws: Path) -> None:
-    """Mark jobs whose process died (e.g. a server restart) as interrupted, once per browser session."""
-    if not st.session_state.get("_reconciled"):
-        runs.reconcile(ws)
-        st.session_state["_reconciled"] = True
+def reconcile_runs(ws: Path) -> None:
+    """Mark runs whose process died (a server restart, a killed job) as interrupted: the store's one check,
+    the same the command line makes."""
+    runs.reconcile(ws)
 
 
 def remember_run(run_id: str) -> None:

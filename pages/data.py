@@ -297,8 +297,11 @@ def show_health(info: dict[str, Any], report: dict[str, Any], ws: Path) -> None:
     c.metric("Imbalance (largest / smallest)", f"{report['imbalance_ratio']:.1f}×",
              help="How many times more images the largest class has than the smallest.")
     d.metric("Skipped files", report["skipped"])
-    for warning in info["warnings"]:
-        st.warning(warning)
+    # Recomputed from the counts, so a dataset imported before grouping still shows one sentence per problem.
+    found = (health.health_warnings(counts) + health.duplicate_warnings(info["duplicates"])
+             if "duplicates" in info else info["warnings"])
+    if found:
+        st.warning("\n".join(f"- {w}" for w in found) if len(found) > 1 else found[0])
     if report["imbalanced"]:
         st.info(report["remedy"])
     if info.get("skipped"):
@@ -377,11 +380,6 @@ def gallery_ui(info: dict[str, Any], ws: Path) -> None:
     page = int(right.number_input(f"Page (of {pages})", 1, pages, step=1, key="data.gallery_page",
                                   help=f"The gallery shows {GALLERY_PAGE} images at a time; go to the next ones here."))
     root = datasets.dataset_path(info["id"], ws)
-    big = st.session_state.get("data.enlarged")
-    if big in files:
-        st.image(str(root / big), caption=f"{label} · {big}")
-        st.button("Close the large view", key="data.enlarge_close",
-                  on_click=lambda: st.session_state.pop("data.enlarged", None))
     shown = files[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE]
     st.caption(f"Images {(page - 1) * GALLERY_PAGE + 1}-{(page - 1) * GALLERY_PAGE + len(shown)} "
                f"of {len(files):,} in '{label}'.")
@@ -389,8 +387,15 @@ def gallery_ui(info: dict[str, Any], ws: Path) -> None:
     for i, rel in enumerate(shown):
         with columns[i % GALLERY_COLUMNS]:
             st.image(images.thumbnail(root / rel), caption=Path(rel).name, width="stretch")
-            st.button("Enlarge", key=f"data.enlarge.{rel}", icon=":material/zoom_in:",
-                      on_click=lambda rel=rel: st.session_state.update({"data.enlarged": rel}))
+            if st.button("Enlarge", key=f"data.enlarge.{rel}", icon=":material/zoom_in:",
+                         help="Opens the image large, over the page; close it with × or Esc."):
+                enlarged(str(root / rel), f"{label} · {rel}")
+
+
+@st.dialog("Image", width="large")
+def enlarged(path: str, caption: str) -> None:
+    """The large view, in a dialog over the page where the viewer is looking (not above the grid, off-screen)."""
+    st.image(path, caption=caption, width="stretch")
 
 
 def augment_ui() -> AugmentConfig:

@@ -13,15 +13,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
 from core.spec import backbones, strategies
 from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
-from core.store import datasets, sources
+from core.store import datasets, drafts, sources
 from pages import _charts as charts
-from pages import _common
-from pages import _domain
+from pages import _common, _domain, _offline, _transfer, _weights
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
 UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
@@ -35,6 +35,11 @@ FORM_FIELDS = (
 )
 HEAD_FIELDS = ("pooling", "dropout", "hidden_units", "l2")
 
+# The preset radio also offers the recommender's choice; a config records which one it started from.
+RECOMMENDED = "recommended"
+PRESET_CHOICES = (*PRESETS, RECOMMENDED)
+PRESET_NAMES = {"quick": "Quick", "balanced": "Balanced", "best": "Best", RECOMMENDED: "Recommended for my images"}
+DRAFT = _common.MODEL_DRAFT  # the workspace draft that keeps these settings across a browser reload
 PRESET_LEADS = {
     "quick": "Fastest: a first model within minutes on an ordinary laptop.",
     "balanced": "The usual starting point: a bigger backbone at a larger image size.",
@@ -63,7 +68,7 @@ def form_values(config: RunConfig) -> dict[str, Any]:
     values = {K + name: getattr(config, name) for name in FORM_FIELDS}
     values |= {K + "head." + name: getattr(config.head, name) for name in HEAD_FIELDS}
     values |= {K + "augment." + f.name: getattr(config.augment, f.name) for f in fields(AugmentConfig)}
-    values[K + "preset"] = config.preset or "quick"
+    values[K + "preset"] = config.preset if config.preset in PRESET_CHOICES else "quick"
     if backbones.is_hub(config.backbone):
         # The registry selectbox keeps a registry id; the TF Hub handle has widgets of its own.
         values[K + "backbone"] = PRESETS["quick"]["backbone"]
@@ -79,28 +84,54 @@ def load_form(config: RunConfig) -> None:
     st.session_state.update(form_values(config))
 
 
-def ensure_form(dataset_id: str) -> None:
-    """Fill widgets that have no value yet: from the config built last time, else the quick preset."""
+def ensure_form(dataset_id: str, ws: Path) -> None:
+    """Fill widgets that have no value yet: from the config built last time in this browser session, else
+    from the workspace's draft (a reload), else the quick preset."""
+    draft = drafts.load(ws, DRAFT) or {}
+    text = st.session_state.get("run_config") or draft.get("config")
     try:
-        start = RunConfig.from_json(st.session_state["run_config"])
-    except (KeyError, TransferLabError):
+        start = RunConfig.from_json(text) if text else preset("quick", dataset_id)
+        if start.dataset_id != dataset_id:
+            start = preset("quick", dataset_id)
+    except TransferLabError:
         start = preset("quick", dataset_id)
     for key, value in form_values(start).items():
         st.session_state.setdefault(key, value)
+    for key, value in (draft.get("ui") or {}).items():
+        if key in DRAFT_UI:
+            st.session_state.setdefault(UI + key, value)
     st.session_state.setdefault(UI + "source", "keras")
     st.session_state.setdefault(UI + "hub_handle", backbones.HUB_MODELS[0].handle)
 
 
+# Page-only widgets kept in the draft with the config.
+DRAFT_UI = ("everyday", "tier")
+
+
+def save_draft(ws: Path, config: RunConfig) -> None:
+    """Keep the settings in the workspace, so a browser reload (even mid-training) brings them back."""
+    ui = {key: st.session_state[UI + key] for key in DRAFT_UI if UI + key in st.session_state}
+    drafts.save(ws, DRAFT, {"config": config.to_json(), "ui": ui})
+
+
+def preset_config(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
+    """A preset's config, or for 'recommended' the quick preset with the recommendation applied."""
+    if name == RECOMMENDED:
+        rec = st.session_state.get(UI + "rec") or {}
+        return preset("quick", dataset_id, **{**rec, **overrides, "preset": RECOMMENDED})
+    return preset(name, dataset_id, **overrides)
+
+
 def apply_preset(dataset_id: str) -> None:
     """Callback of the preset radio: reset every setting to the chosen preset."""
-    load_form(preset(st.session_state[K + "preset"], dataset_id))
+    load_form(preset_config(st.session_state[K + "preset"], dataset_id))
     st.session_state[UI + "source"] = "keras"
 
 
-def apply_recommendation(overrides: dict[str, Any]) -> None:
-    """Callback of the recommender's button: put its choices into the widgets."""
-    st.session_state.update({K + key: value for key, value in overrides.items()})
-    st.session_state[UI + "source"] = "keras"
+def apply_recommendation(dataset_id: str) -> None:
+    """Callback of the recommender's button: the preset radio moves to 'Recommended' and the settings follow."""
+    st.session_state[K + "preset"] = RECOMMENDED
+    apply_preset(dataset_id)
 
 
 def keep_in(key: str, allowed: tuple, fallback: Any) -> None:
@@ -129,41 +160,64 @@ def weights_where(spec: backbones.BackboneSpec, size: int) -> str:
 # ---------------------------------------------------------------- widgets
 
 
-def preset_ui(dataset_id: str) -> str:
+def recommendation(info: dict[str, Any]) -> strategies.Recommendation:
+    """The recommender's choice for this dataset and the answer about everyday photos (kept for the preset radio)."""
+    answer = st.session_state.get(UI + "everyday", tuple(EVERYDAY)[0])
+    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
+    rec = strategies.recommend(splits.train_counts(info), {"yes": True, "no": False}.get(answer), cached)
+    st.session_state[UI + "rec"] = rec.overrides()
+    return rec
+
+
+def preset_ui(dataset_id: str, rec: strategies.Recommendation) -> str:
     def caption(name: str) -> str:
+        if name == RECOMMENDED:
+            return (f"Chosen for your images: {strategies.get(rec.strategy).label.lower()} with "
+                    f"{backbones.get(rec.backbone).label}, {rec.image_size} px (see why below).")
         p = PRESETS[name]
         spec, strategy = backbones.get(p["backbone"]), strategies.get(p["strategy"])
         return f"{PRESET_LEADS.get(name, '')} {spec.label}, {p['image_size']} px, {strategy.label.lower()}."
 
     return st.radio(
-        "Start from a preset", tuple(PRESETS), key=K + "preset", persist_state="session", format_func=str.capitalize,
-        captions=[caption(name) for name in PRESETS], horizontal=True,
+        "Start from a preset", PRESET_CHOICES, key=K + "preset", persist_state="session",
+        format_func=PRESET_NAMES.get, captions=[caption(name) for name in PRESET_CHOICES], horizontal=True,
         on_change=apply_preset, args=(dataset_id,),
-        help="Choosing a preset resets all the settings below to it; you can then change any of them.",
+        help="Choosing a preset resets all the settings under Customise to it; you can then change any of them.",
     )
 
 
-def recommender_ui(info: dict[str, Any]) -> None:
+def recommender_ui(dataset_id: str, rec: strategies.Recommendation) -> None:
     """A question about the images, the recommendation with its reason, and a button to use it."""
-    with st.expander("Not sure what to choose? Get a recommendation"):
-        answer = st.radio("Are your images everyday photos (people, animals, objects, scenes)?", tuple(EVERYDAY),
-                          key=UI + "everyday", format_func=EVERYDAY.get, horizontal=True,
-                          help="Pretrained backbones learned from millions of everyday photos. Microscopy, X-rays, "
-                               "drawings, satellite or factory images are a different kind.")
-        cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-        rec = strategies.recommend(info["counts"], {"yes": True, "no": False}.get(answer), cached)
+    with st.container(border=True):
+        st.radio("Are your images everyday photos (people, animals, objects, scenes)?", tuple(EVERYDAY),
+                 key=UI + "everyday", format_func=EVERYDAY.get, horizontal=True,
+                 help="Pretrained backbones learned from millions of everyday photos. Microscopy, X-rays, "
+                      "drawings, satellite or factory images are a different kind.")
         st.markdown(f"**Recommendation:** {rec.reason}")
         st.caption(f"{rec.epochs} epochs for the head"
                    + (f", then {rec.fine_tune_epochs} per later phase" if rec.fine_tune_epochs else "")
                    + f", at {rec.image_size} px.")
-        st.button("Use this recommendation", key=UI + "use_recommendation", on_click=apply_recommendation,
-                  args=(rec.overrides(),), icon=":material/auto_fix_high:",
-                  help="Puts the recommended backbone, strategy and settings into the form below; you can still "
-                       "change any of them.")
+        using = st.session_state.get(K + "preset") == RECOMMENDED
+        st.button("Use this recommendation again" if using else "Use this recommendation",
+                  key=UI + "use_recommendation", on_click=apply_recommendation, args=(dataset_id,),
+                  icon=":material/auto_fix_high:",
+                  help="Chooses the 'Recommended for my images' preset: the recommended backbone, strategy and "
+                       "settings go into the settings under Customise; you can still change any of them.")
+
+
+def ops_at(spec: backbones.BackboneSpec, size: int) -> float:
+    """Billions of operations per image at this image size (the registry's figure is at the pretrained size)."""
+    return spec.gflops * (size / spec.default_size) ** 2
+
+
+def ms_at(spec: backbones.BackboneSpec, size: int) -> float:
+    """Estimated milliseconds per image on a 2-core CPU at this image size."""
+    return spec.ms_per_image * (size / spec.default_size) ** 2
 
 
 def backbone_table_ui(size: int) -> str:
     """The zoo as a sortable table, filtered by speed or accuracy; returns the chosen filter."""
+    ops_column, ms_column = f"billion operations per image at {size} px", f"ms per image at {size} px (est.)"
     tiers = ("all", *backbones.TIERS)
     tier = st.radio("Show", tiers, key=UI + "tier", horizontal=True,
                     format_func=lambda t: "All" if t == "all" else backbones.TIERS[t][0],
@@ -173,19 +227,24 @@ def backbone_table_ui(size: int) -> str:
     with st.expander("All backbones side by side (click a column to sort)"):
         st.dataframe(pd.DataFrame([
             {
-                "backbone": s.label, "id": s.id, "family": s.family, "parameters (M)": s.params_m,
-                "backbone only (M)": s.base_params_m, "weights (MB)": s.size_mb, "ImageNet top-1 %": s.top1,
-                "GFLOPs": s.gflops, "ms per image (est.)": s.ms_per_image, "native size": s.default_size,
-                "sizes": f"{s.min_size}-{s.max_size} px", "groups": len(s.groups),
-                "ImageNet weights": weights_where(s, size),
+                "backbone": s.label, "ImageNet weights": weights_where(s, size), "ImageNet top-1 %": s.top1,
+                "parameters (millions)": s.base_params_m, "download (MB)": s.size_mb,
+                ops_column: round(ops_at(s, size), 3), ms_column: round(ms_at(s, size)),
+                "pretrained at (px)": s.default_size, "image sizes": f"{s.min_size}-{s.max_size} px",
+                "layer groups": len(s.groups),
             }
             for s in backbones.BACKBONES.values() if backbones.in_tier(s, tier)
         ]), hide_index=True, width="stretch",
-            column_config={"GFLOPs": st.column_config.NumberColumn(help="Billions of operations per image at the "
-                                                                         "native size."),
-                           "ms per image (est.)": st.column_config.NumberColumn(
-                               help="For one image at the native size on a 2-core CPU: one backbone per family "
-                                    "was timed, the others scaled by their operations.")})
+            column_config={
+                "parameters (millions)": st.column_config.NumberColumn(
+                    help="The weights of the backbone alone (without ImageNet's 1,000-class classifier), the part "
+                         "your model keeps."),
+                ops_column: st.column_config.NumberColumn(
+                    help=f"Billions of operations to look at one image of {size} px, the image size chosen "
+                         "below (they grow with the number of pixels)."),
+                ms_column: st.column_config.NumberColumn(
+                    help=f"For one image of {size} px on a 2-core CPU: one backbone per family was timed at its "
+                         "pretrained size, the others scaled by their operations.")})
     return tier
 
 
@@ -236,8 +295,8 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
     def label(backbone_id: str) -> str:
         spec = backbones.get(backbone_id)
         if "imagenet" not in spec.weights_options:
-            return f"{spec.label} ({spec.params_m:g}M parameters, no pretraining)"
-        return (f"{spec.label} ({spec.params_m:g}M parameters, ImageNet top-1 {spec.top1:g}%, "
+            return f"{spec.label} ({spec.base_params_m:g} million parameters, no pretraining)"
+        return (f"{spec.label} ({spec.base_params_m:g} million parameters, ImageNet top-1 {spec.top1:g}%, "
                 f"weights {weights_where(spec, size)})")
 
     key = K + "backbone"
@@ -247,9 +306,9 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
                                "bigger ones are usually more accurate but slower. ImageNet top-1: how often its first "
                                "guess was right on ImageNet's 1,000 categories, a rough guide to how well it sees.")
     spec = backbones.get(chosen)
-    st.caption(f"{spec.gflops:g} billion operations per image at {spec.default_size} px (about "
-               f"{spec.ms_per_image:,.0f} ms per image on a 2-core CPU); {len(spec.groups)} layer groups; "
-               f"preprocessing built in ({spec.preprocessing.replace('_', ' ')}).")
+    st.caption(f"About {ops_at(spec, size):.2g} billion operations per image at {size} px (about "
+               f"{ms_at(spec, size):,.0f} ms per image on a 2-core CPU); {len(spec.groups)} layer groups; "
+               f"the backbone's own preprocessing of the pixels is built into the model.")
     return spec
 
 
@@ -305,15 +364,8 @@ def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, imag
                            help="Weights are the numbers a network learns. Pretrained ones, learned from ImageNet's "
                                 "1.2 million everyday photos, are what makes transfer learning work; random weights "
                                 "show what the network learns from your images alone.")
-    if weights == "imagenet" and not spec.hub_handle:
-        if backbones.cached_weights(spec, image_size):
-            st.caption("The ImageNet weights for this backbone are already on this computer.")
-        else:
-            st.caption(
-                f"The ImageNet weights (about {spec.size_mb:g} MB) are downloaded when training starts. "
-                "Without internet, training switches to the best backbone whose weights are on this computer, "
-                "or to a small network trained from scratch, and says so on the Train page."
-            )
+    if weights == "imagenet" and not spec.hub_handle and backbones.cached_weights(spec, image_size):
+        st.caption("The ImageNet weights for this backbone are already on this computer.")
     elif weights == "none" and strategy.forced_weights is None:
         st.warning(f"{strategy.label} is meant for a pretrained backbone: with random weights there is no "
                    "knowledge to transfer. Choose From scratch to train the whole network from random weights.")
@@ -544,7 +596,8 @@ def summary_ui(config: RunConfig, num_classes: int) -> None:
                 st.info(str(exc))
                 return
         st.markdown(f"**{counts['total']:,} parameters** in all, {counts['head']:,} of them in the new head.")
-        st.dataframe(pd.DataFrame([{"phase": f"{i}. {p['name']}", "what trains": p["label"],
+        st.dataframe(pd.DataFrame([{"phase": f"{i}. {_common.PHASE_WORDS.get(p['name'], p['label'])}",
+                                    "what trains": p["label"],
                                     "trainable parameters": p["trainable"]}
                                    for i, p in enumerate(counts["phases"], start=1)]), hide_index=True, width="stretch")
         names = [g["name"] for g in counts["groups"]]
@@ -603,11 +656,20 @@ def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
 def build_config(name: str, dataset_id: str, overrides: dict[str, Any]) -> RunConfig | None:
     """The preset with every widget's value applied, validated; None (and the reason shown) if refused."""
     try:
-        return preset(name, dataset_id, **overrides).validate()
+        return preset_config(name, dataset_id, **overrides).validate()
     except ConfigError as exc:
         st.error(str(exc))
         st.session_state.pop("run_config", None)
         return None
+
+
+def choice_line(config: RunConfig) -> str:
+    """The settings in one sentence: what Start on the Train page will train."""
+    spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
+    epochs = sum(p.epochs for p in strategy.phases(config))
+    return (f"**You will train:** {strategy.label.lower()} with **{spec.label}**, {config.image_size} px, "
+            f"up to {epochs} epochs in all ({PRESET_NAMES.get(config.preset, 'your own')} settings"
+            f"{'' if config == preset_config(config.preset, config.dataset_id) else ', changed under Customise'}).")
 
 
 def page() -> None:
@@ -618,36 +680,43 @@ def page() -> None:
         _common.no_dataset_guidance()
         return
     st.caption(f"For dataset **{info['name']}** ({', '.join(info['classes'])}).")
-    ensure_form(info["id"])
+    ensure_form(info["id"], ws)
 
-    name = preset_ui(info["id"])
-    recommender_ui(info)
-    st.subheader("Strategy")
-    strategy = strategy_ui()
-    source = source_run_ui(strategy, sources.run_sources(ws) if strategy.source else [])
-    domain = _domain.target_ui(strategy, info, ws)
-    picture = st.container()
-    st.subheader("Backbone")
-    spec = backbone_ui(strategy, source)
-    image_size = image_size_ui(spec)
-    overrides: dict[str, Any] = {
-        "backbone": spec.id, "strategy": strategy.id, "image_size": image_size,
-        "weights": weights_ui(spec, strategy, image_size),
-        "source_run": source.run_id if source else "",
-    }
-    overrides |= domain
-    # Hidden settings keep their values, so switching the strategy back restores them.
-    overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
-                                                      "fine_tune_layers", "fine_tune_unit")}
-    st.subheader("Training")
-    overrides |= training_ui(strategy)
-    st.subheader("Augmentation")
-    overrides["augment"] = augment_ui()
-    overrides["augment_views"] = augment_views_ui()
-    st.subheader("Classifier head")
-    overrides["head"] = head_ui(spec)
-    with st.expander("Advanced settings"):
-        overrides |= advanced_ui()
+    rec = recommendation(info)
+    name = preset_ui(info["id"], rec)
+    recommender_ui(info["id"], rec)
+    chosen = st.container()
+    with st.expander("Customise: strategy, backbone, training, augmentation and the classifier head"):
+        st.subheader("Strategy")
+        strategy = strategy_ui()
+        source = source_run_ui(strategy, sources.run_sources(ws) if strategy.source else [])
+        picture = st.container()
+        st.subheader("Backbone")
+        spec = backbone_ui(strategy, source)
+        image_size = image_size_ui(spec)
+        overrides: dict[str, Any] = {
+            "backbone": spec.id, "strategy": strategy.id, "image_size": image_size,
+            "weights": weights_ui(spec, strategy, image_size),
+            "source_run": source.run_id if source else "",
+        }
+        extra = _transfer.strategy_controls(strategy, spec, image_size, info["classes"], ws)  # layer_transfer, distill
+        if extra is None:
+            st.session_state.pop("run_config", None)
+            return
+        overrides |= extra
+        overrides |= _domain.target_ui(strategy, info, ws)  # domain_adversarial, adaptive_layers
+        # Hidden settings keep their values, so switching the strategy back restores them.
+        overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
+                                                          "fine_tune_layers", "fine_tune_unit")}
+        st.subheader("Training")
+        overrides |= training_ui(strategy)
+        st.subheader("Augmentation")
+        overrides["augment"] = augment_ui()
+        overrides["augment_views"] = augment_views_ui()
+        st.subheader("Classifier head")
+        overrides["head"] = head_ui(spec)
+        with st.expander("Advanced settings"):
+            overrides |= advanced_ui()
 
     if strategy.source and source is None:
         st.session_state.pop("run_config", None)
@@ -658,12 +727,17 @@ def page() -> None:
     with picture:
         picture_ui(config)
     st.session_state["run_config"] = config.to_json()
-    st.success("These settings are ready; the Train page uses them.")
-    st.caption(strategies.speed_note(config))
+    save_draft(ws, config)
+    with chosen:
+        st.markdown(choice_line(config))
+        _weights.outlook_ui(config)
+        st.caption(strategies.speed_note(config))
+        st.success("These settings are ready; the Train page uses them.")
     folder = datasets.dataset_path(info["id"], ws)
     summary_ui(config, len(info["classes"]))
     code_ui(config, folder, info["classes"], ws)
     sees_ui(config, info, folder)
+    _offline.offline_ui(config)
     with st.expander("The exact settings, as saved with the run"):
         st.json(config.to_json())
     _common.link_to("pages/train.py", "Next: train the model", ":material/monitoring:")

@@ -7,11 +7,14 @@ imported lazily), and it is kept in this browser session only: nothing of one vi
 globally.
 """
 
+import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image, ImageOps
 
 from core.data import archives
 from core.engine import evaluation, interpret
@@ -24,7 +27,13 @@ from pages import _common
 from pages import _domain
 
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
-PERCENT = st.column_config.NumberColumn(format="percent")
+# Percentages with one decimal, as in the figures above the tables (Streamlit's "percent" shows two).
+PERCENT = st.column_config.NumberColumn(format="%.1f%%")
+
+
+def percent(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Shares (0-1) in these columns as percentages (0-100), for PERCENT columns."""
+    return frame.assign(**{c: frame[c] * 100 for c in columns if c in frame})
 GALLERY = 12
 GRADCAM_SHOWN = 6
 
@@ -83,8 +92,8 @@ def show_images(root: Path | None, files: list[str], captions: list[str], missin
 # ---------------------------------------------------------------- test results
 
 
-def scores_ui(rep: dict[str, Any]) -> None:
-    """Accuracy, averaged and per-class precision/recall/F1 and ROC-AUC, with ROC curves."""
+def headline_ui(rep: dict[str, Any]) -> None:
+    """The test accuracy and F1 scores in a row of figures."""
     cols = st.columns(5)
     cols[0].metric("Test accuracy", f"{rep['accuracy']:.1%}", help="Share of test images whose class was guessed right.")
     cols[1].metric("Macro F1", f"{rep['macro']['f1-score']:.1%}",
@@ -100,6 +109,10 @@ def scores_ui(rep: dict[str, Any]) -> None:
     cols[4].metric("Test images", rep.get("n", "-"), help="Images held back from training and used only for this check.")
     if rep.get("roc_auc_note"):
         st.caption(rep["roc_auc_note"])
+
+
+def scores_ui(rep: dict[str, Any]) -> None:
+    """Averaged and per-class precision/recall/F1 and ROC-AUC, with ROC curves."""
     st.caption(
         "**Precision**: when the model says 'this class', how often it is right. **Recall**: of the images "
         "that really are this class, how many it finds. **F1** combines the two into one number."
@@ -109,13 +122,13 @@ def scores_ui(rep: dict[str, Any]) -> None:
         for key, name in (("macro", "macro (every class counts the same)"),
                           ("weighted", "weighted (by test images per class)"))
     ])
-    st.dataframe(averages, hide_index=True, width="stretch",
+    st.dataframe(percent(averages, "precision", "recall", "F1"), hide_index=True, width="stretch",
                  column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT})
     left, right = st.columns([1, 1])
     with left:
         st.markdown("**Per class**")
         per_class = pd.DataFrame(rep["per_class"]).rename(columns={"f1": "F1", "support": "test images", "auc": "AUC"})
-        st.dataframe(per_class, hide_index=True, width="stretch",
+        st.dataframe(percent(per_class, "precision", "recall", "F1"), hide_index=True, width="stretch",
                      column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT,
                                     "AUC": st.column_config.NumberColumn(format="%.3f", help="ROC-AUC of this class "
                                                                          "against all others.")})
@@ -127,18 +140,23 @@ def scores_ui(rep: dict[str, Any]) -> None:
 
 
 def confusion_ui(rep: dict[str, Any], root: Path | None) -> None:
-    """The confusion matrix, and beside it a selector that shows the images of one cell."""
+    """The confusion matrix; clicking a cell (or the selector beside it) shows that cell's images."""
     left, right = st.columns([3, 2])
+    cells = rep["cells"]
     with left:
-        st.plotly_chart(charts.confusion_matrix(rep["confusion_matrix"], rep["classes"]), width="stretch",
-                        key="pred.confusion")
+        event = st.plotly_chart(charts.confusion_matrix(rep["confusion_matrix"], rep["classes"]), width="stretch",
+                                key="pred.confusion", on_select="rerun", selection_mode="points")
         st.caption("**Confusion matrix**: each row is the true class, each column the class the model guessed; "
-                   "the diagonal holds the right answers, everything else a mix-up.")
+                   "the diagonal holds the right answers, everything else a mix-up. Click a cell to see its images.")
     with right:
-        cells = rep["cells"]
         if not cells:
             st.caption("This evaluation has no stored per-image predictions, so its cells cannot be opened.")
             return
+        clicked = charts.clicked_cell(event, cells)
+        if clicked is not None and st.session_state.get("pred.cell_clicked") != clicked:
+            # A new click moves the selector; afterwards the selector can be changed on its own again.
+            st.session_state["pred.cell_clicked"] = clicked
+            st.session_state["pred.cell"] = clicked
         labels = {i: f"true {c['true']} → guessed {c['predicted']} ({c['count']})" for i, c in enumerate(cells)}
         chosen = st.selectbox("Show the images of one cell", list(labels), format_func=labels.get,
                               key="pred.cell", help="Mix-ups come first, the biggest first.")
@@ -154,22 +172,30 @@ def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
     pairs = rep["most_confused"]
     st.markdown("**Most-confused pairs**")
     if pairs:
-        st.dataframe(pd.DataFrame(pairs).rename(columns={"count": "test images", "share": "share of the true class"}),
+        st.dataframe(percent(pd.DataFrame(pairs).rename(columns={"count": "test images",
+                                                                "share": "share of the true class"}),
+                             "share of the true class"),
                      hide_index=True, width="stretch",
                      column_config={"share of the true class": PERCENT})
     else:
         st.caption("No test image was taken for another class.")
     losses = rep["top_losses"]
     if losses:
-        st.markdown("**Top losses**: the test images the model was most sure about and most wrong on")
-        shown = losses[:GALLERY]
-        show_images(root, [r["file"] for r in shown],
-                    [f"{'✓' if r['correct'] else '✗'} true {r['true']} ({r['p_true']:.0%}), "
-                     f"guessed {r['predicted']} ({r['p_predicted']:.0%})" for r in shown],
-                    "The run's dataset is no longer in the workspace, so its images cannot be shown.")
+        wrong = [r for r in losses if not r["correct"]]
+        if wrong:
+            st.markdown("**Confident mistakes**: the wrongly classified test images the model was most sure about")
+            shown = wrong[:GALLERY]
+            show_images(root, [r["file"] for r in shown],
+                        [f"true {r['true']} ({r['p_true']:.0%}), guessed {r['predicted']} ({r['p_predicted']:.0%})"
+                         for r in shown],
+                        "The run's dataset is no longer in the workspace, so its images cannot be shown.")
+        else:
+            st.markdown("**Confident mistakes**: none, every test image was classified right. The least sure right "
+                        "answers are in the table below.")
         with st.expander(f"All of the {len(losses)} highest losses as a table"):
-            st.dataframe(pd.DataFrame(losses).rename(columns={"p_true": "probability of the true class",
-                                                               "p_predicted": "probability of the guess"}),
+            st.dataframe(percent(pd.DataFrame(losses).rename(columns={"p_true": "probability of the true class",
+                                                                       "p_predicted": "probability of the guess"}),
+                                 "probability of the true class", "probability of the guess"),
                          hide_index=True, width="stretch",
                          column_config={"probability of the true class": PERCENT, "probability of the guess": PERCENT,
                                         "loss": st.column_config.NumberColumn(
@@ -216,9 +242,23 @@ def explain_one(model: Any, data: bytes, image_size: int, class_index: int) -> d
     """Grad-CAM for one image, or the sentence saying why there is none."""
 
     try:
-        return interpret.explain(model, data, image_size, class_index)
+        return as_photo(data, interpret.explain(model, data, image_size, class_index))
     except TransferLabError as exc:
         return {"unavailable": str(exc)}
+
+
+def as_photo(data: bytes, why: dict[str, Any], longest: int = 320) -> dict[str, Any]:
+    """The Grad-CAM on the photo as it is, not on the square the model sees: the photo at its own aspect ratio
+    (longest side `longest` px) and the heatmap stretched back to it."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            photo = ImageOps.exif_transpose(opened).convert("RGB")
+    except (OSError, ValueError):
+        return why  # the square the model saw is still a fair picture
+    scale = longest / max(photo.size)
+    size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+    heat = Image.fromarray(np.asarray(why["heatmap"], dtype=np.float32)).resize(size, Image.BILINEAR)
+    return {**why, "image": np.asarray(photo.resize(size, Image.BILINEAR)), "heatmap": np.asarray(heat)}
 
 
 def try_ui(run: runs.RunInfo) -> None:
@@ -262,8 +302,8 @@ def try_ui(run: runs.RunInfo) -> None:
         elif why:
             right.plotly_chart(charts.gradcam_overlay(why["image"], why["heatmap"]), width="stretch",
                                key=f"pred.gradcam.{i}")
-            right.caption(f"Where the model looked to answer '{result['prediction']}' (Grad-CAM on layer "
-                          f"`{why['layer']}`): red areas weighed most.")
+            right.caption(f"Where the model looked to answer '{result['prediction']}': red areas weighed most "
+                          "(a Grad-CAM heatmap, from the backbone's last layer of image features).")
     if len(images) > GRADCAM_SHOWN:
         st.caption(f"Heatmaps are drawn for the first {GRADCAM_SHOWN} images only.")
 
@@ -297,7 +337,7 @@ def batch_ui(run: runs.RunInfo) -> None:
     table = pd.DataFrame([{"file": r["file"], "prediction": r["prediction"], "probability": r["top"][0]["probability"]}
                           for r in ok])
     if not table.empty:
-        st.dataframe(table, hide_index=True, width="stretch",
+        st.dataframe(percent(table, "probability"), hide_index=True, width="stretch",
                      column_config={"probability": PERCENT})
     st.download_button("Download the predictions (CSV)", evaluation.predictions_csv(results),
                        file_name=f"predictions-{run.id}.csv", mime="text/csv", key="pred.csv",
@@ -379,8 +419,9 @@ def page() -> None:
         return
     run = run_ui(done)
     root = dataset_root(run)
+    # The first tab opens with the score and the confusion matrix: no tab click needed to see them.
     scores, mistakes, training, trying, embedding = st.tabs(
-        ["Test scores", "Mistakes", "Training curves", "Try it", "Embedding view"])
+        ["Test scores and confusion matrix", "Mistakes", "Training curves", "Try it", "Embedding view"])
     rep = None
     if run.evaluation:
 
@@ -390,13 +431,14 @@ def page() -> None:
         if rep is None:
             st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
         else:
+            headline_ui(rep)
+            confusion_ui(rep, root)
             scores_ui(rep)
             _domain.target_metrics_ui(rep)
     with mistakes:
         if rep is None:
             st.caption("Without a test evaluation there are no mistakes to show.")
         else:
-            confusion_ui(rep, root)
             mistakes_ui(rep, root)
     with training:
         curves_ui(run, ws)

@@ -9,19 +9,20 @@ from typing import Any
 
 import streamlit as st
 
-from core.errors import RunNotFound
+from core.errors import RunNotFound, TransferLabError
 from core.service import jobs
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
 from core.store import runs
-from pages import _common
+from pages import _charts as charts
+from pages import _common, _weights
 
 LOG_LINES = 12
 
 
-def config_ui(info: dict[str, Any]) -> RunConfig:
+def config_ui(info: dict[str, Any], ws: Path) -> RunConfig:
     """The settings from the Model page (applied to the chosen dataset), else the quick preset; shown briefly."""
-    text = st.session_state.get("run_config")
+    text = _common.model_settings(ws)
     if text:
         config = RunConfig.from_json(text)
         if config.dataset_id != info["id"]:
@@ -37,10 +38,21 @@ def config_ui(info: dict[str, Any]) -> RunConfig:
         f"**Epochs:** up to {epochs} · **Image size:** {config.image_size} px"
     )
     st.caption(f"Using {source}. {strategies.speed_note(config)}")
+    _weights.outlook_ui(config)
     if config.compare_scratch:
         st.caption("A from-scratch baseline with the same number of epochs follows, to check that transfer helped.")
     _common.link_to("pages/model.py", "Change the settings", ":material/tune:")
     return config
+
+
+def trained_ui(run_dir: Path) -> None:
+    """The backbone this run really trains: its config.json is rewritten when training falls back to another."""
+    try:
+        config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, TransferLabError):
+        return
+    spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
+    st.markdown(f"Trains **{spec.label}** ({strategy.label.lower()}, {config.image_size} px).")
 
 
 def start_ui(busy: str | None) -> bool:
@@ -62,16 +74,17 @@ def epoch_line(h: dict[str, Any]) -> str:
     def num(key: str) -> str:
         return f"{h[key]:.3f}" if isinstance(h.get(key), (int, float)) else "-"
 
-    return (f"{h['phase']:<9} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
+    return (f"{charts.phase_short(h['phase']):<14} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
             f"validation loss {num('val_loss')}, validation accuracy {pct('val_accuracy')} ({h['seconds']:.1f} s)")
 
 
 def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
     """Phase, progress bars and the Cancel button of a queued or running job."""
     phase = p["phase"]
-    if p["queue_position"]:
-        st.info(f"Waiting for another training run to finish: this run is number {p['queue_position']} in line. "
-                "It starts by itself.")
+    if p["runs_ahead"]:
+        ahead = p["runs_ahead"]
+        st.info(f"Waiting for {ahead} other training run{'s' if ahead != 1 else ''} to finish first: this computer "
+                "trains one at a time. This run starts by itself; you can leave this page.")
     elif p["state"] == "queued" or phase is None:
         st.info("Getting ready: starting TensorFlow, loading the images and the backbone. "
                 "This takes a few seconds, longer when weights are downloaded.")
@@ -80,8 +93,14 @@ def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.markdown(f"**Phase {phase['index']} of {phase['phases']}:** {words} "
                     f"({phase['trainable_params']:,} weights being trained).")
     done = len(p["history"])
-    eta = p["eta_seconds"]
-    left = f", about {_duration(eta)} left" if eta is not None else ""
+    eta, pending = p["eta_seconds"], p.get("eta_pending_epochs", 0)
+    left = ""
+    if eta is not None and pending:
+        later = f"{pending} epoch{'s' if pending != 1 else ''} of later phases"
+        left = (f", about {_duration(eta)} left before {later}, which are timed once they start" if eta >= 1
+                else f", {later} to go (timed once they start)")
+    elif eta is not None:
+        left = f", about {_duration(eta)} left"
     st.progress(p["fraction"], text=f"Overall: {done} epoch{'s' if done != 1 else ''} finished{left}")
     batch = p["last_batch"]
     if batch:
@@ -187,7 +206,7 @@ def page() -> None:
         st.caption("Training runs in the background on the server: you can switch pages and come back. On this "
                    "shared server your work belongs to this browser tab, so keep the tab open (reloading starts "
                    "afresh).")
-    _common.reconcile_once(ws)
+    _common.reconcile_runs(ws)
 
     run_id = _common.active_run_id()
     run_dir = None
@@ -201,6 +220,7 @@ def page() -> None:
 
     if run_dir is not None:
         st.subheader(f"Run {run_id}")
+        trained_ui(run_dir)
         active = runs.read_status(run_dir).get("state") in _common.ACTIVE_STATES
         st.session_state["train.poll"] = _common.POLL_EVERY if active else None
         st.fragment(progress_ui, run_every=st.session_state["train.poll"])(run_id, ws)
@@ -212,7 +232,7 @@ def page() -> None:
         _common.no_dataset_guidance()
         return
     st.subheader("New run" if run_id else "Start a run")
-    config = config_ui(info)
+    config = config_ui(info, ws)
     if start_ui(busy):
         new_id = jobs.submit(config, ws)
         _common.remember_run(new_id)

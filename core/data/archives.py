@@ -68,6 +68,14 @@ def _check_ratio(what: str, size: int, packed: int, limits: ImportLimits) -> Non
         )
 
 
+def _expansion(size: int, packed: int, limits: ImportLimits) -> str | None:
+    """Why one archive entry is set aside unread as a possible zip bomb, or None when its ratio is fine."""
+    if size > limits.ratio_floor_bytes and size > limits.max_ratio * max(packed, 1):
+        return (f"expands {size / max(packed, 1):,.0f} times, more than the limit of {limits.max_ratio:.0f} "
+                "(a possible zip bomb); set aside unread")
+    return None
+
+
 def bounded(read: Callable[[int], bytes], limits: ImportLimits) -> bytes:
     # Never trust a declared size alone: read one byte past the cap and look.
     data = read(limits.max_file_bytes + 1)
@@ -105,7 +113,11 @@ def scan_zip(zf: zipfile.ZipFile, source: str, limits: ImportLimits, scan: Scan)
         if info.file_size > limits.max_file_bytes:
             scan.skip(path, too_large(limits))
             continue
-        _check_ratio(f"The archive entry '{info.filename}'", info.file_size, info.compress_size, limits)
+        # One entry that expands too much is set aside without being read; the rest still imports.
+        bomb = _expansion(info.file_size, info.compress_size, limits)
+        if bomb:
+            scan.skip(path, bomb)
+            continue
         total += info.file_size
         _check_total(total, source, limits)
 
@@ -115,7 +127,9 @@ def scan_zip(zf: zipfile.ZipFile, source: str, limits: ImportLimits, scan: Scan)
                     data = bounded(f.read, limits)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError):
                 raise DatasetError("damaged entry in the archive (could not be unpacked)") from None
-            _check_ratio(f"The archive entry '{info.filename}'", len(data), info.compress_size, limits)
+            bomb = _expansion(len(data), info.compress_size, limits)  # a declared size can lie
+            if bomb:
+                raise DatasetError(bomb)
             return data
 
         scan.files.append((path, read))

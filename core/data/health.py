@@ -23,17 +23,34 @@ _DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.name in ("val_fra
 def health_warnings(counts: dict[str, int]) -> list[str]:
     """Plain sentences about class sizes and balance."""
     out = []
-    for label, n in sorted(counts.items()):
-        if n < MIN_IMAGES_TO_TRAIN:
-            out.append(f"Class '{label}' has only {n} images; add at least {MIN_IMAGES_TO_TRAIN} before training.")
-        elif n < ADVISED_IMAGES:
-            out.append(f"Class '{label}' has {n} images; 100 or more per class usually gives a more reliable model.")
+    # One sentence per kind of problem, naming every class it concerns (not one near-identical line per class).
+    too_few = {label: n for label, n in sorted(counts.items()) if n < MIN_IMAGES_TO_TRAIN}
+    few = {label: n for label, n in sorted(counts.items()) if MIN_IMAGES_TO_TRAIN <= n < ADVISED_IMAGES}
+    if len(too_few) == 1:
+        (label, n), = too_few.items()
+        out.append(f"Class '{label}' has only {n} images; add at least {MIN_IMAGES_TO_TRAIN} before training.")
+    elif too_few:
+        out.append(f"{len(too_few)} classes have fewer than {MIN_IMAGES_TO_TRAIN} images ({_listed(too_few)}); "
+                   f"add at least {MIN_IMAGES_TO_TRAIN} to each before training.")
+    if len(few) == 1:
+        (label, n), = few.items()
+        out.append(f"Class '{label}' has {n} images; {ADVISED_IMAGES} or more per class usually gives a more "
+                   "reliable model.")
+    elif few:
+        who = "Every class has" if len(few) == len(counts) else f"{len(few)} classes have"
+        out.append(f"{who} fewer than {ADVISED_IMAGES} images ({_listed(few)}); {ADVISED_IMAGES} or more per class "
+                   "usually gives a more reliable model.")
     if counts and min(counts.values()) and max(counts.values()) / min(counts.values()) >= IMBALANCE_WARNING:
         out.append(
             f"The classes are imbalanced ({max(counts.values())} vs {min(counts.values())} images); "
             "class weights will balance their influence during training."
         )
     return out
+
+
+def _listed(sizes: dict[str, int]) -> str:
+    """"'a': 4, 'b': 6" for a sentence."""
+    return ", ".join(f"'{label}': {n}" for label, n in sizes.items())
 
 
 def find_duplicates(info: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

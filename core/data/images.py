@@ -75,11 +75,14 @@ def normalize_image(data: bytes, limits: ImportLimits = ImportLimits()) -> tuple
     return img, size
 
 
-def load_image_array(data: bytes, image_size: int) -> np.ndarray:
-    """An image file's bytes as a float32 (size, size, 3) array of 0-255 pixels, as training sees them."""
+def load_image_array(data: bytes, image_size: int, limits: ImportLimits | None = None) -> np.ndarray:
+    """An image file's bytes as a float32 (size, size, 3) array of 0-255 pixels, as training sees them.
+
+    The pixel cap is the import's (TL_IMPORT_MAX_PIXELS) unless `limits` says otherwise.
+    """
     import tensorflow as tf
 
-    img, _ = normalize_image(data)
+    img, _ = normalize_image(data, limits or ImportLimits.from_env())
     arr = tf.image.resize(np.asarray(img, dtype=np.float32), (image_size, image_size))
     return arr.numpy()
 

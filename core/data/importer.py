@@ -26,7 +26,7 @@ from core.data import archives, health, splits
 from core.data.images import normalize_image
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
-from core.store import quota
+from core.store import quota, runs
 from core.store.files import write_json
 
 MIN_IMAGES_TO_IMPORT = 2
@@ -157,7 +157,8 @@ def _write_dataset(
     room = quota.check_room(ws)  # None: no quota (a private computer)
     written = 0
     dataset_id = f"{_slug(name)}-{secrets.token_hex(6)}"
-    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    runs.sweep_scratch(root, ".import-")  # folders of imports whose process was killed
+    tmp = Path(tempfile.mkdtemp(prefix=runs.scratch_prefix(".import-"), dir=root))
     try:
         taken: set[str] = set(_RESERVED_DIRS)
         dirs = {label: _safe_dir_name(label, taken) for label in labels}
@@ -187,6 +188,7 @@ def _write_dataset(
                 rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}.jpg"
             img.save(tmp / rel, "JPEG", quality=92)
             written += (tmp / rel).stat().st_size
+            settings.fault("import")  # an image written into the temporary folder (import:N: the Nth)
             if room is not None and written > room:
                 quota.check_room(ws)  # raises: the images so far already fill the workspace (the folder goes below)
             if entry.label is None:
@@ -200,10 +202,12 @@ def _write_dataset(
         counts = {label: len(files) for label, files in images.items()}
         too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
         if too_few:
-            raise DatasetError(
-                f"The class '{too_few[0]}' has {counts[too_few[0]]} readable image(s); every class needs at least "
-                f"{MIN_IMAGES_TO_IMPORT} (and 100 or more is best)."
-            )
+            if len(too_few) == 1:
+                what = f"The class '{too_few[0]}' has {counts[too_few[0]]} readable image(s)"
+            else:
+                what = "The classes " + ", ".join(f"'{c}' ({counts[c]})" for c in too_few) + " have too few readable images"
+            raise DatasetError(_with_skipped(
+                f"{what}; every class needs at least {MIN_IMAGES_TO_IMPORT} (and 100 or more is best).", skipped))
         if predefined:
             in_train = {rel.split("/")[0] for rel in parts["train"]}
             missing = [label for label in labels if dirs[label] not in in_train]
@@ -241,6 +245,19 @@ def _write_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+SKIPPED_NAMED = 5  # set-aside files named in a refusal; the rest are counted
+
+
+def _with_skipped(message: str, skipped: list[dict]) -> str:
+    """A refusal that also says which files were set aside and why (the user's next step is to fix those)."""
+    files = [s for s in skipped if not s["file"].endswith("/")]
+    if not files:
+        return message
+    listed = "; ".join(f"{s['file']}: {s['reason']}" for s in files[:SKIPPED_NAMED])
+    more = f"; and {len(files) - SKIPPED_NAMED} more" if len(files) > SKIPPED_NAMED else ""
+    return f"{message} {len(files)} file(s) were set aside: {listed}{more}."
 
 
 def _write_docs(docs: Sequence[tuple[str, Callable[[], bytes]]], folder: Path, skipped: list[dict], limits: ImportLimits) -> list[str]:

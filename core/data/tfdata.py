@@ -6,6 +6,12 @@ from pathlib import Path
 from typing import Any
 
 
+# Batch size for inference passes (features, evaluation, embeddings): the training batch does not change
+# their results, and 16 images of 224 px need about 300 MB less than 32 at no loss of speed on a CPU
+# (measured: 44 vs 15 images/s for MobileNet V2 1.0 under load; see the issue note).
+INFERENCE_BATCH = 16
+
+
 def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_size: int, shuffle: bool, seed: int) -> Any:
     """A tf.data.Dataset of (float32 0-255 images, int labels), streamed from disk."""
     import tensorflow as tf

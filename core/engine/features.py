@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core import settings
 from core.data import tfdata
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -96,11 +97,13 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 
 def _save(path: Path, table: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    runs.sweep_scratch(path.parent, ".features-")  # writes of killed processes
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=runs.scratch_prefix(".features-"), suffix=".npz.tmp")
     os.close(fd)
     try:
         with open(tmp, "wb") as f:
             np.savez(f, keys=np.array(list(table)), features=np.stack(list(table.values())))
+        settings.fault("feature_pass")  # features computed, the cache file not yet in place
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -145,7 +148,7 @@ def features_for(
         index = {k: i for i, k in enumerate(keys)}
         todo = [items[index[k]] for k in missing]
         for v in range(max(views, 1)):
-            ds = tfdata.pipeline(root, todo, config.image_size, config.batch_size, False, config.seed + v)
+            ds = tfdata.pipeline(root, todo, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed + v)
             computed = extractor.predict(ds, verbose=0)
             table.update({f"{k}#{v}": vec for k, vec in zip(missing, computed)})
         _save(cache, table)

@@ -206,7 +206,7 @@ def compute_embeddings(run_dir: Path, model: Any = None, max_images: int = MAX_E
     if model is None:
         model = evaluation.load_model(run_dir)
     ds = tfdata.pipeline(root, [(rel, label) for rel, label, _ in items], config.image_size,
-                           config.batch_size, False, config.seed)
+                           tfdata.INFERENCE_BATCH, False, config.seed)
     features = feature_model(model).predict(ds.map(lambda x, y: x), verbose=0).reshape(len(items), -1)
     labels = np.array([label for _, label, _ in items])
     pca = PCA(n_components=2, random_state=config.seed).fit_transform(features)

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core import settings
 from core.engine import augment, layers, networks
 from core.errors import ConfigError, RunStateError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.spec.strategies import Phase
 from core.store import runs
+from core.store.files import atomic_target
 
 if TYPE_CHECKING:
     import tf_keras as keras
@@ -279,8 +282,8 @@ def save_early_checkpoint(base: keras.Model, run_dir: Path) -> None:
     """Keep the backbone's weights after the first epoch, once per run."""
     path = early_checkpoint_path(run_dir)
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        base.save_weights(str(path))
+        with atomic_target(path) as tmp:  # a kill mid-write leaves no half file that would be kept for good
+            base.save_weights(str(tmp))
 
 
 def source_run(config: RunConfig, ws: Path) -> tuple[Path, RunConfig]:
@@ -336,22 +339,37 @@ def load(path: Path) -> Any:
 
 
 def save_checkpoint(model: keras.Model, prefix: Path) -> None:
-    """Save the weights, matched by object structure (not by order, which changes with trainability)."""
+    """Save the weights, matched by object structure (not by order, which changes with trainability).
+
+    Written under a new name, then published by the store's atomic pointer: a process killed (or a disk
+    that fills up) while writing leaves the previous checkpoint whole.
+    """
     import tensorflow as tf
 
-    tf.train.Checkpoint(model=model).write(str(prefix))
+    files = runs.new_checkpoint_files(prefix)
+    try:
+        tf.train.Checkpoint(model=model).write(str(files))
+    except BaseException:
+        for leftover in prefix.parent.glob(f"{files.name}*"):  # a half-written new version (e.g. the disk filled)
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+        raise
+    settings.fault("checkpoint")  # the new files are complete, the pointer still names the old ones
+    runs.publish_checkpoint(prefix, files)
 
 
 def load_checkpoint(model: keras.Model, prefix: Path) -> None:
     """Restore weights saved by save_checkpoint (compile state and optimizer are not part of it)."""
     import tensorflow as tf
 
-    tf.train.Checkpoint(model=model).read(str(prefix)).expect_partial()
+    files = runs.checkpoint_files(prefix)
+    if files is None:
+        raise RunStateError(f"The checkpoint {prefix} does not exist.")
+    tf.train.Checkpoint(model=model).read(str(files)).expect_partial()
 
 
 def checkpoint_exists(prefix: Path) -> bool:
     """True when save_checkpoint wrote this prefix."""
-    return Path(f"{prefix}.index").is_file()
+    return runs.checkpoint_files(prefix) is not None
 
 
 # ---------------------------------------------------------------- the page's summary

@@ -8,16 +8,24 @@ imported inside the functions that need it.
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from core import settings
+from core.data import remote
+from core.data.limits import ProgressFn
 from core.engine import layers
-from core.errors import WeightsUnavailable
+from core.errors import AddressRefused, WeightsUnavailable
 from core.spec import backbones
 from core.spec.backbones import BackboneSpec, WeightsFile
 
+log = logging.getLogger("transferlab.networks")
+
 # ---------------------------------------------------------------- weights
+
+# What a visitor of a shared server can do about a file missing on the server (they cannot copy files there).
+ASK_OPERATOR = "ask whoever runs this server"
 
 
 def fetch_hub(spec: BackboneSpec) -> Path:
@@ -31,6 +39,8 @@ def fetch_hub(spec: BackboneSpec) -> Path:
             f"The folder {handle} does not hold a TensorFlow SavedModel (no saved_model.pb); "
             "choose the folder that contains saved_model.pb."
         )
+    if settings.hosted():
+        return _fetch_hub_checked(handle)
     if settings.offline():
         raise WeightsUnavailable(
             f"This computer is offline, so the TF Hub model {handle} cannot be downloaded; use a SavedModel "
@@ -47,6 +57,37 @@ def fetch_hub(spec: BackboneSpec) -> Path:
         ) from None
 
 
+def _fetch_hub_checked(handle: str) -> Path:
+    """A visitor's TF Hub address on a shared server: checked (core.data.remote) before any request, every
+    redirect checked, the download capped; unpacked into the hub cache where TF Hub itself would put it."""
+    policy = remote.visitor_policy()
+    remote.check_url(handle, policy, resolve=False)  # AddressRefused, before anything is sent (open_url resolves)
+    if settings.offline():
+        raise WeightsUnavailable(f"This server is offline, so the TF Hub model {handle} cannot be downloaded; "
+                                 "choose a Keras backbone instead.")
+    from tensorflow_hub import file_utils, resolver
+
+    def download(_: str, tmp_dir: str) -> None:
+        with remote.open_url(remote.with_query(handle, "tf-hub-format=compressed"), policy) as body:
+            file_utils.extract_tarfile_to_destination(body, tmp_dir, log_function=body.unpacked)
+
+    module_dir = backbones.hub_module_dir(handle)
+    module_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        found = Path(resolver.atomic_download(handle, download, str(module_dir)))
+    except AddressRefused:
+        raise
+    except Exception:  # noqa: BLE001 - any download failure gets the same plain sentence (the log has the cause)
+        log.warning("The TF Hub model %s could not be downloaded", handle, exc_info=True)
+        found = None
+    if found is None or not (found / "saved_model.pb").is_file():
+        raise WeightsUnavailable(
+            f"The TF Hub model {handle} could not be downloaded (no such model, or not a TensorFlow SavedModel); "
+            "check the address, or choose a Keras backbone."
+        )
+    return found
+
+
 def _download(files: list[WeightsFile]) -> Path | None:
     """The first of these files Keras's downloader can fetch into its cache (None offline)."""
     if settings.offline():
@@ -61,6 +102,70 @@ def _download(files: list[WeightsFile]) -> Path | None:
     return None
 
 
+_CHUNK = 1 << 16
+
+
+def _hash_matches(path: Path, expected: str) -> bool:
+    """Keras's rule: a 64-character hash is SHA-256, a shorter one MD5."""
+    import hashlib
+
+    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()  # noqa: S324 - Keras's published hashes
+    with path.open("rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest() == expected
+
+
+def download_weights(spec: BackboneSpec, image_size: int, progress: ProgressFn | None = None,
+                     timeout: float = 30.0) -> tuple[Path, bool]:
+    """Put a backbone's ImageNet weights into Keras's cache now, with progress: (file, downloaded).
+
+    For a teacher preparing a demo on a school network: fetched while online, used offline later.
+    The file is streamed to a temporary name, its hash checked as Keras checks it, then renamed, so
+    an interrupted download never leaves a half file under the real name.
+    """
+    import urllib.request
+
+    from tf_keras.src.utils import data_utils
+
+    cached = backbones.cached_weights(spec, image_size)
+    if cached is not None:
+        return cached, False
+    if spec.hub_handle or "imagenet" not in spec.weights_options:
+        raise WeightsUnavailable(f"{spec.label} has no ImageNet weights file to download.")
+    if settings.offline():
+        raise WeightsUnavailable(f"This computer is set to offline (TL_OFFLINE=1), so the weights of {spec.label} "
+                                 "cannot be downloaded; unset it while connected to the internet.")
+    models = backbones.keras_models_dir()
+    models.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for wf in spec.weights_candidates(image_size):
+        part = models / f".{wf.name}.part"
+        try:
+            with urllib.request.urlopen(wf.url, timeout=timeout) as answer, part.open("wb") as out:
+                total, done = int(answer.headers.get("Content-Length") or 0), 0
+                while chunk := answer.read(_CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done / total if total else 0.0, f"{wf.name}: {done / 2**20:.1f} MB")
+            if wf.file_hash and not _hash_matches(part, wf.file_hash):
+                problems.append(f"{wf.name} arrived damaged (its checksum does not match)")
+                continue
+            final = models / wf.name
+            part.replace(final)
+            if progress:
+                progress(1.0, f"{wf.name}: ready")
+            return final, True
+        except OSError as exc:
+            why = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__  # no server path in the text
+            problems.append(f"{wf.name} could not be downloaded ({why})")
+        finally:
+            part.unlink(missing_ok=True)
+    raise WeightsUnavailable(f"The ImageNet weights of {spec.label} could not be fetched: {'; '.join(problems)}. "
+                             "Check the internet connection and try again.")
+
+
 def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     """The ImageNet weights file (or TF Hub folder), from the cache or downloaded into it."""
     if spec.hub_handle:
@@ -73,6 +178,11 @@ def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     if fetched is not None:
         return fetched
     first = candidates[0].name if candidates else "(none)"
+    if settings.hosted():  # a shared server: name the file, not the server's folders
+        raise WeightsUnavailable(
+            f"The ImageNet weights for {spec.label} ({first}) are not on this server and could not be downloaded; "
+            f"choose another backbone, or {ASK_OPERATOR} to put {first} into the server's Keras cache."
+        )
     models = backbones.keras_models_dir()
     raise WeightsUnavailable(
         f"The ImageNet weights for {spec.label} ({first}) are not in {models} and could not be "
@@ -92,6 +202,11 @@ def fetch_classifier(spec: BackboneSpec) -> Path:
         found.append(cached or _download(wanted))
     if None in found:
         missing = files[0].name if found[0] is None else backbones.CLASS_INDEX.name
+        if settings.hosted():
+            raise WeightsUnavailable(
+                f"The ImageNet classifier of {spec.label} ({missing}) is not on this server and cannot be downloaded "
+                f"now, so its guesses cannot be shown; {ASK_OPERATOR} to put {missing} into the server's Keras cache."
+            )
         raise WeightsUnavailable(
             f"The ImageNet classifier of {spec.label} ({missing}) is not on this computer and cannot be downloaded "
             f"now, so its guesses cannot be shown; with internet once (or that file copied into "

@@ -18,12 +18,12 @@ import numpy as np
 
 from core import events, settings
 from core.data import health, splits, tfdata
-from core.engine import adaptation, evaluation, features, modeling, networks
+from core.engine import adaptation, distill, evaluation, features, modeling, networks, transfer
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.store import datasets, runs
-from core.store.files import read_json, write_json
+from core.store.files import atomic_target, read_json, write_json
 
 # A network trained from scratch needs more passes than a head on pretrained features.
 SCRATCH_MIN_EPOCHS = 30
@@ -95,6 +95,7 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
             logs = logs or {}
             loss = float(logs.get("loss", float("nan")))
             listener(events.BatchEnd(phase, self.epoch, batch + 1, steps, loss, float(logs.get("accuracy", 0.0))))
+            settings.fault("batch")  # batch:N: killed mid-epoch at the Nth batch of the process
             if not math.isfinite(loss):
                 self.nan = True
                 self.model.stop_training = True
@@ -139,11 +140,14 @@ def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: f
 def run(
     config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
     should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict:
     """Train, checkpoint the best model, evaluate on the test split; status.json says how it ended.
 
     resume: continue an interrupted or cancelled run from its last checkpoint.
     distribute: None, "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
+    callbacks: Keras callbacks added to every phase (the search's pruner); one whose `stop_run` is
+    true after a phase ends the run there, evaluated like a finished one.
     """
     ws = run_dir.parent.parent
     should_stop = should_stop or (lambda: runs.cancel_requested(run_dir))
@@ -153,9 +157,13 @@ def run(
         if listener is not None:
             listener(event)
 
-    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(), message=None)
+    claimed = runs.claim(run_dir)  # RunStateError, before any status is touched, if another process trains it
+    for leftover in run_dir.glob(".model.*.tmp.keras"):  # a save killed with its process (only the trainer writes it)
+        leftover.unlink(missing_ok=True)
+    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
+                       pid_started=runs.start_time(os.getpid()), message=None)
     try:
-        return _train(config, run_dir, ws, emit, should_stop, resume, distribute)
+        return _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
     except TransferLabError as exc:
         runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
         raise
@@ -163,6 +171,11 @@ def run(
         runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
         raise TrainingFailed(OOM_MESSAGE) from None
     except BaseException as exc:
+        if runs.disk_full(exc):  # before the OOM check: TensorFlow reports a full disk as ResourceExhausted too
+            message = DISK_FULL_MESSAGE.format(ws=ws)
+            with contextlib.suppress(OSError):  # status.json may not fit either; then it still reads as interrupted
+                runs.update_status(run_dir, "interrupted", finished=time.time(), message=message)
+            raise TrainingFailed(message) from None
         if _is_oom(exc):
             runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
             raise TrainingFailed(OOM_MESSAGE) from None
@@ -172,8 +185,13 @@ def run(
             detail=traceback.format_exc(limit=20),
         )
         raise
+    finally:
+        if claimed:
+            runs.release(run_dir)
 
 
+DISK_FULL_MESSAGE = ("The disk holding {ws} is full, so training stopped; the last good checkpoint was kept. "
+                     "Free some space (delete old runs or datasets), then resume the run.")
 OOM_MESSAGE = "Training ran out of memory; choose a smaller batch size or image size and try again."
 
 
@@ -214,7 +232,7 @@ def _done_so_far(run_dir: Path, phases: list[strategies.Phase]) -> tuple[dict[st
 
 def _train(
     config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
-    resume: bool, distribute: str | None,
+    resume: bool, distribute: str | None, extra_callbacks: list[Any] | None = None,
 ) -> dict:
     import tf_keras as keras
 
@@ -222,8 +240,14 @@ def _train(
     backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
     health.check_trainable(info)
+    restart = resume and not modeling.checkpoint_exists(run_dir / "checkpoints" / "last")
+    if restart:  # stopped before its first checkpoint (e.g. in the feature pass): nothing to continue from
+        resume = False
+        emit(events.Notice("This run stopped before its first epoch ended, so it starts again from the beginning."))
     if not resume:
-        config, notices = resolve_weights(config)
+        config, notices = transfer.keep_backbone(config)  # layer_transfer and distill keep their backbone
+        config, more = resolve_weights(config)
+        notices += more
         config, cap_notices = apply_epoch_cap(config)
         notices += cap_notices
         config, adapt_notices = adaptation.prepare(config)
@@ -255,11 +279,15 @@ def _train(
         emit(events.Notice(f"Training on {n} device{'s' if n != 1 else ''} in parallel ({distribute})."))
     for message in modeling.use_precision(config):
         emit(events.Notice(message))
+    teacher = distill.load_teacher(config, ws, info["classes"]) if config.strategy == "distill" else None
     with scope():
         model, base = modeling.build(config, len(info["classes"]))
     if not resume:
         for message in modeling.init_from_source(base, config, ws):
             emit(events.Notice(message))
+    shared, messages = transfer.prepare(base, config, ws, run_dir, resume)  # layer_transfer: copy the shared layers
+    for message in messages:
+        emit(events.Notice(message))
     phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
     epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
     if resume:
@@ -277,7 +305,13 @@ def _train(
         if epochs_left[phase.name] <= 0:
             continue
         modeling.apply_phase(base, phase)
-        if target and adaptation.adapts(config):
+        transfer.apply_phase(base, phase, shared, config)
+        if teacher is not None:
+            trainer, train_data, val_data, steps_per_epoch, fig = distill.phase_inputs(
+                teacher, model, base, phase, config, info, root, parts, ws, class_weight)
+            emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
+                               f"({fig['teacher_computed']} computed now, the others from its cache)."))
+        elif target and adaptation.adapts(config):
             with scope():
                 trainer, train_data, val_data, steps_per_epoch, fig = adaptation.phase_inputs(
                     config, target, model, base, phase, ws, info, parts, epochs_left[phase.name])
@@ -307,7 +341,10 @@ def _train(
         rate = modeling.learning_rate(config, phase, (steps_per_epoch or steps) * epochs_left[phase.name])
         smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
         with scope():
-            modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
+            if teacher is not None:
+                distill.compile_for(trainer, config, rate)
+            else:
+                modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
         tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
@@ -317,9 +354,10 @@ def _train(
         if config.patience > 0:
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
             callbacks.append(stopper)
+        callbacks += extra_callbacks or []
         trainer.fit(
             train_data, validation_data=val_data, epochs=epochs_left[phase.name], steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks, class_weight=class_weight, verbose=0,
+            callbacks=callbacks, class_weight=None if teacher is not None else class_weight, verbose=0,
         )
         best_val_loss = saver.best
         stopped_early = bool(stopper and stopper.stopped_epoch > 0)
@@ -332,10 +370,14 @@ def _train(
         if tracker.cancelled:
             cancelled = True
             break
+        if any(getattr(cb, "stop_run", False) for cb in extra_callbacks or []):
+            break  # the search pruned this trial: evaluate what it has
 
     if modeling.checkpoint_exists(best_path):
         modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
-    model.save(run_dir / "model.keras")
+    with atomic_target(run_dir / "model.keras") as tmp:  # a kill mid-save leaves the old model.keras or none
+        model.save(tmp)
+        settings.fault("model_save")
     seconds = round(time.monotonic() - started, 2)
     if cancelled:
         runs.update_status(run_dir, "cancelled", finished=time.time(), train_seconds=seconds,
@@ -364,6 +406,9 @@ def train_and_compare(
 
     result = run(config, run_dir, listener, should_stop, resume, distribute)
     trained = runs.load_config(run_dir)
+    if result["state"] == "done" and trained.strategy == "distill":  # student alone, then the verdict
+        result |= distill.finish(trained, run_dir, run_dir.parent.parent,
+                                 lambda c, d: run(c, d, listener, should_stop, distribute=distribute))
     if result["state"] == "done" and config.compare_source_only:
         result |= _source_only(trained, run_dir, listener, should_stop, distribute)
     if result["state"] != "done" or not config.compare_scratch:

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from core import settings
 from core.data import health
 from core.errors import TransferLabError
+from core.ship import pruning
 from core.spec import strategies
 from core.spec.config import RunConfig
 from core.store import datasets, quota, runs
@@ -54,6 +55,7 @@ def submit(config: RunConfig, ws: Path) -> str:
 def resume(run_id: str, ws: Path) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint, as a new job."""
     run_dir = runs.run_path(run_id, ws)
+    runs.reconcile_run(run_dir)
     runs.check_resumable(run_dir)
     quota.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
@@ -62,12 +64,23 @@ def resume(run_id: str, ws: Path) -> None:
     _spawn(run_dir, resume=True)
 
 
-def _spawn(run_dir: Path, resume: bool) -> None:
+def submit_prune(run_id: str, sparsity: float, epochs: int, ws: Path) -> str:
+    """Prune a finished run in a background job: a new run (pruned_from names the parent); returns its id."""
+    quota.check_active_runs(ws)
+    quota.check_room(ws)
+    child = pruning.create_child(runs.run_path(run_id, ws), sparsity, epochs)
+    _enqueue(child, queue_dir(ws))
+    _spawn(child, resume=False, prune=True)
+    return child.name
+
+
+def _spawn(run_dir: Path, resume: bool, prune: bool = False) -> None:
     # A fresh interpreter per job (spawn semantics): TensorFlow is not fork-safe, and the job's
     # memory goes back to the system when it ends. Not multiprocessing's spawn context: under
     # `streamlit run` it would re-import the app script as the child's __main__. Its own session,
     # so a server restart leaves the job training; one that dies shows as interrupted.
-    cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else [])
+    cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else []) + (
+        ["--prune"] if prune else [])
     proc = subprocess.Popen(
         cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
@@ -82,20 +95,33 @@ def cancel(run_id: str, ws: Path) -> None:
 
 def queue_position(run_id: str, ws: Path) -> int | None:
     """1-based place among waiting runs of its queue (oldest first), or None when the run is not waiting."""
+    place = queue_place(run_id, ws)
+    return place["position"] if place else None
+
+
+def queue_place(run_id: str, ws: Path) -> dict[str, int] | None:
+    """A waiting run's place in line and how many runs must finish before it starts (0: it starts now).
+
+    None when the run is not waiting. A run that is first in line with a free slot is just starting,
+    so nothing is ahead of it: the page then says "getting ready", not "waiting".
+    """
     run_dir = runs.run_path(run_id, ws)
     qdir = _queue_of(run_dir)
     with _queue_lock(qdir):
-        _, waiting = _queue_state(qdir)
+        training, waiting = _queue_state(qdir)
     names = [d.name for d in waiting]
-    return names.index(run_id) + 1 if run_id in names else None
+    if run_id not in names:
+        return None
+    position = names.index(run_id) + 1
+    busy = max(0, len(training) - settings.max_jobs() + 1)  # running jobs that must end to free one slot
+    return {"position": position, "ahead": position - 1 + busy}
 
 
 def progress(run_id: str, ws: Path) -> dict[str, Any]:
     """Everything a progress view needs, read from the run folder."""
     run_dir = runs.run_path(run_id, ws)
     status = runs.read_status(run_dir)
-    if status.get("state") in ("queued", "running") and not process_alive(status):
-        runs.reconcile(ws)
+    if runs.reconcile_run(run_dir, status):
         status = runs.read_status(run_dir)
     history: list[dict[str, Any]] = []
     notices: list[str] = []
@@ -124,10 +150,9 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     state = status.get("state", "unknown")
     fraction = 1.0 if state == "done" else (done_epochs / total_epochs if total_epochs else 0.0)
     epoch_fraction = last_batch["batch"] / last_batch["steps"] if last_batch else 0.0
-    eta = None
-    if state == "running" and history:
-        per_epoch = sum(h["seconds"] for h in history[-3:]) / len(history[-3:])
-        eta = max(0.0, per_epoch * (max(0, total_epochs - done_epochs) - epoch_fraction))
+    eta, eta_pending = None, 0
+    if state == "running" and history and config is not None:
+        eta, eta_pending = _eta(config, planned, history, phase, epoch_fraction)
     return {
         "id": run_id,
         "state": state,
@@ -141,9 +166,47 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
         "fraction": min(1.0, fraction),
         "epoch_fraction": min(1.0, epoch_fraction),
         "eta_seconds": eta,
-        "queue_position": queue_position(run_id, ws) if state == "queued" else None,
+        "eta_pending_epochs": eta_pending,
+        **_place(run_id, ws, state),
         "status": status,
     }
+
+
+def _place(run_id: str, ws: Path, state: str) -> dict[str, int | None]:
+    place = queue_place(run_id, ws) if state == "queued" else None
+    return {"queue_position": place and place["position"], "runs_ahead": place["ahead"] if place else 0}
+
+
+def _eta(config: RunConfig, planned: list[strategies.Phase], history: list[dict[str, Any]],
+         phase: dict[str, Any] | None, epoch_fraction: float) -> tuple[float, int]:
+    """Seconds left over every phase still to come, and the epochs that cannot be timed yet.
+
+    Each phase's epochs are timed by the latest epochs of its own kind (on cached features or full
+    passes; backbone frozen or trained), so a fast head on cached features does not promise a quick
+    fine-tuning; epochs of a kind not run yet are counted apart (timed once their phase starts).
+    """
+    def kind(p: strategies.Phase) -> tuple[bool, str]:
+        return strategies.uses_feature_cache(config, p), p.base_trainable
+
+    kinds = {p.name: kind(p) for p in planned}
+    done_in: dict[str, int] = {}
+    timed: dict[tuple[bool, str], list[float]] = {}
+    for h in history:
+        done_in[h["phase"]] = done_in.get(h["phase"], 0) + 1
+        if h["phase"] in kinds:
+            timed.setdefault(kinds[h["phase"]], []).append(float(h["seconds"]))
+    current = phase["index"] if phase else 1  # 1-based; earlier phases are over, even if they stopped early
+    seconds, pending = 0.0, 0
+    for index, p in enumerate(planned, start=1):
+        if index < current:
+            continue
+        left = max(0.0, p.epochs - done_in.get(p.name, 0) - (epoch_fraction if index == current else 0.0))
+        recent = timed.get(kind(p), [])[-3:]
+        if recent:
+            seconds += left * sum(recent) / len(recent)
+        else:
+            pending += round(left + 0.4999)
+    return max(0.0, seconds), pending
 
 
 def _queue_of(run_dir: Path) -> Path:
@@ -195,6 +258,8 @@ def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:
             # baseline (compare_scratch). The slot is free only when the process has ended.
             training.append(run_dir)
         else:
+            if (run_dir / "config.json").is_file():  # a run (a study's job folder gets its own sentence, studies.job_state)
+                runs.reconcile_run(run_dir, status)  # waiting or training, but its process is gone: interrupted
             ticket.unlink(missing_ok=True)
     return training, [d for _, d in sorted(waiting, key=lambda w: w[0])]
 

@@ -11,6 +11,7 @@ the Export page can list formats and existing files without it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import secrets
@@ -26,9 +27,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from core import settings
 from core.engine import features
 from core.errors import ExportError, TransferLabError
-from core.ship import card, codegen, runfiles
+from core.ship import card, codegen, runfiles, serving
 from core.ship.runfiles import check_ready, classes, exports_dir, labels_text
 from core.spec import strategies
 from core.store import runs
@@ -101,9 +103,11 @@ def export(run_dir: Path, format_id: str) -> Path:
         return path
     check_ready(run_dir)
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    runs.sweep_scratch(path.parent, f".{path.name}.")  # exports whose process was killed
+    tmp = path.with_name(f"{runs.scratch_prefix(f'.{path.name}.')}{secrets.token_hex(4)}.tmp")
     try:
         fmt.make(run_dir, tmp, fmt)
+        settings.fault("export")  # the file is made under its temporary name
         os.replace(tmp, path)
     finally:
         _remove(tmp)
@@ -141,6 +145,8 @@ def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     except TransferLabError:  # the dataset was deleted since: the user names a folder when running it
         folder = "data"
     source = features.source_weights_file(ws, config) if strategies.get(config.strategy).source else None
+    if source is None and config.strategy in ("layer_transfer", "distill") and config.source_run:
+        source = runs.runs_root(ws) / config.source_run / "model.keras"  # the source run or teacher ships too
     # The same generator as the Model page's code; only the weights file is the copy shipped beside it.
     script = codegen.training_script(
         config, folder, source_weights=f"{SOURCE_FOLDER}/{source.name}" if source else None,
@@ -234,13 +240,19 @@ def _representative(run_dir: Path) -> Callable[[], Any]:
     return generate
 
 
-def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None) -> bytes:
-    """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data)."""
+def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None,
+                   sparse: bool = False) -> bytes:
+    """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data).
+
+    sparse: the model was pruned, so the converter also stores its mostly-zero weights in TFLite's sparse format.
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if variant.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if variant.float16:
         converter.target_spec.supported_types = [tf.float16]
     if variant.integer:
@@ -257,7 +269,15 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
-        content = convert_tflite(source, variant, _representative(run_dir) if variant.integer else None)
+        representative = _representative(run_dir) if variant.integer else None
+        sparse = bool(runs.read_status(run_dir).get("pruned_from"))  # a pruned run (pruning.py)
+        content = convert_tflite(source, variant, representative, sparse=sparse)
+        if sparse and not _runs_in_litert(content):
+            # LiteRT's default CPU delegate (XNNPACK) refuses some sparse kernels (int8 ones): keep the
+            # dense layout, whose zeros still compress when the file is gzipped.
+            log.info("%s: the sparse %s file does not run in LiteRT; converted without the sparse format",
+                     run_dir.name, fmt.id)
+            content = convert_tflite(source, variant, representative)
     except TransferLabError:
         raise
     except Exception as exc:  # noqa: BLE001 - converter errors are long MLIR dumps: log them, say one sentence
@@ -266,6 +286,19 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
             f"Converting this model to {fmt.label} failed ({type(exc).__name__}); the other formats are not affected."
         ) from None
     target.write_bytes(content)
+
+
+def _runs_in_litert(content: bytes) -> bool:
+    """True when LiteRT's default interpreter can prepare this TFLite model (or LiteRT is not installed)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return True
+    try:
+        Interpreter(model_content=content, num_threads=INTERPRETER_THREADS).allocate_tensors()
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _make_tfjs(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
@@ -448,6 +481,38 @@ def _measure(run_dir: Path, paths: dict[str, Path]) -> tuple[dict[str, Any], dic
     return rows, keras_row, n
 
 
+def _example_image(run_dir: Path) -> np.ndarray:
+    """One of the run's own images (a test image where there is one), as the model takes it."""
+    for part in ("test", "val", "train"):
+        try:
+            return next(iter(runfiles.part_images(run_dir, part, 1)))[0].numpy()[0]
+        except ExportError:
+            continue
+    raise ExportError(f"Run '{run_dir.name}' has no images left in its split to make an example request from.")
+
+
+def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
+    """tf_serving/NAME/1/ (the checked SavedModel, version 1) with labels, README and a ready request.json."""
+    import tensorflow as tf
+
+    source = savedmodel_dir(run_dir)
+    name, labels = serving.default_name(run_dir), classes(run_dir)
+    body = serving.request_json(_example_image(run_dir))
+    # The answer the README promises for request.json, from the very files that ship.
+    serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
+    pixels = tf.constant(json.loads(body)["instances"], tf.float32)
+    probs = serve(**{serving.INPUT: pixels})[serving.OUTPUT].numpy()[0]
+    example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"tf_serving/{name}/{serving.VERSION}/{path.relative_to(source).as_posix()}")
+        zf.writestr("tf_serving/labels.txt", labels_text(run_dir))
+        zf.writestr("tf_serving/request.json", body)
+        zf.writestr("tf_serving/README.md", serving.tf_serving_readme(name, labels, runs.load_config(run_dir).image_size,
+                                                                      example))
+
+
 # ---------------------------------------------------------------- the registry
 
 FORMATS: dict[str, ExportFormat] = {
@@ -490,6 +555,9 @@ FORMATS: dict[str, ExportFormat] = {
                      "For ONNX Runtime and other frameworks; checked against the trained model when onnxruntime is installed.",
                      _make_onnx, package="tf2onnx", module="tf2onnx",
                      install_note="Add it with: pip install tf2onnx (and onnxruntime to check the export)."),
+        ExportFormat("tf-serving", "TensorFlow Serving (.zip)", "tf_serving.zip", "application/zip",
+                     "The SavedModel in the folder layout TensorFlow Serving loads as it is (NAME/1/), with a README "
+                     "holding the docker command, a curl example and a ready request.json.", _make_tf_serving),
     )
 }
 TFLITE_IDS: tuple[str, ...] = tuple(f.id for f in FORMATS.values() if f.tflite is not None)

@@ -16,10 +16,12 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from core import settings
 from core.errors import ConfigError
@@ -426,7 +428,22 @@ def hub_id(handle: str) -> str:
             raise ConfigError("On this shared server a TF Hub model must be given by its web address (https://…), "
                               "not by a folder on the server.")
         handle = str(Path(handle).expanduser().resolve())
+    _check_hosted_hub(handle)
     return HUB_PREFIX + handle
+
+
+def _check_hosted_hub(handle: str) -> None:
+    """On a shared server, a TF Hub address must be https:// on an allowed host (TL_HUB_HOSTS): said at once,
+    where the address is typed. core.data.remote checks it again, with its addresses and redirects, when fetching."""
+    if not settings.hosted() or not handle.startswith(("https://", "http://")):
+        return
+    try:
+        host = (urlsplit(handle).hostname or "").rstrip(".").lower()
+    except ValueError:
+        host = ""
+    if not handle.startswith("https://") or host not in settings.hub_hosts():
+        raise ConfigError(f"On this shared server a TF Hub model must be an https:// address on "
+                          f"{', '.join(settings.hub_hosts())}; ask whoever runs this server to allow another host.")
 
 
 def is_hub(backbone_id: str) -> bool:
@@ -463,12 +480,17 @@ def hub_local(handle: str) -> Path | None:
     if not handle.startswith(("https://", "http://")):
         path = Path(handle)
         return path if (path / "saved_model.pb").is_file() else None
-    cache = os.environ.get("TFHUB_CACHE_DIR")
-    if not cache:
+    if not os.environ.get("TFHUB_CACHE_DIR"):
         return None
-    # TF Hub caches a URL's model in a folder named by the SHA-1 of the handle.
-    path = Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
+    path = hub_module_dir(handle)
     return path if (path / "saved_model.pb").is_file() else None
+
+
+def hub_module_dir(handle: str) -> Path:
+    """Where TF Hub keeps a URL's model: a folder named by the SHA-1 of the handle in TFHUB_CACHE_DIR
+    (TF Hub's own temporary cache when that is unset)."""
+    cache = os.environ.get("TFHUB_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "tfhub_modules")
+    return Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
 
 
 # ---------------------------------------------------------------- lookups
@@ -493,6 +515,7 @@ def check_id(backbone_id: str) -> None:
     if is_hub(backbone_id):
         handle = backbone_id[len(HUB_PREFIX):]
         if handle.startswith(("https://", "http://")) or Path(handle).is_absolute():
+            _check_hosted_hub(handle)
             return
         raise ConfigError(f"The TF Hub handle '{handle}' must be a web address or an absolute folder path.")
     shown = ", ".join(list(BACKBONES)[:6])

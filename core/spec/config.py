@@ -79,6 +79,14 @@ class RunConfig:
     label_smoothing: float = 0.0
     class_weights: str = "auto"  # "auto": balanced class weights when the classes are uneven
     mixed_precision: bool = False  # float16 compute on a GPU; ignored (with a notice) without one
+    # layer_transfer may start from a plain registry backbone (its ImageNet or random weights) instead of a run.
+    source_backbone: str = ""
+    # distill: the teacher's probabilities are softened at this temperature, and mixed with the true
+    # labels as distill_weight * KL * T^2 + (1 - distill_weight) * cross-entropy (Hinton et al. 2015).
+    temperature: float = 4.0
+    distill_weight: float = 0.7
+    # distill: also train the same student without the teacher, with the same budget.
+    compare_student_alone: bool = False
     # Domain adaptation: a second dataset, images from where the model will be used. Its images
     # train without labels; its labels (class names shared with the source) only measure accuracy
     # on a held-out part of it, unless target_labeled_per_class > 0 also trains on that many of them.
@@ -105,6 +113,7 @@ class RunConfig:
                 f"The {self.strategy} strategy trains from weights '{forced}', "
                 f"but the config asks for '{self.weights}'; set weights to '{forced}'."
             )
+        _check_transfer(self)
         if strategy.source and not self.source_run:
             raise ConfigError(f"The {self.strategy} strategy starts from an earlier run; choose one (source_run).")
         if self.source_run and not re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{12}", self.source_run):
@@ -186,6 +195,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "head.l2": (0.0, 0.1),
     "augment_views": (0, 20),
     "label_smoothing": (0.0, 0.5),
+    "temperature": (1.0, 20.0),
+    "distill_weight": (0.0, 1.0),
     "target_labeled_per_class": (0, 1000),
     "adapt_weight": (0.0, 1000.0),  # CORAL's distance is divided by 4 d^2, so it needs large weights
 }
@@ -239,6 +250,12 @@ def preset(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
     return RunConfig.from_dict(data).validate()
 
 
+def offline_kit() -> list[tuple[str, int]]:
+    """(backbone, image size) whose weights the presets and the recommender use: what to fetch before going offline."""
+    kit = [(p["backbone"], p["image_size"]) for p in PRESETS.values()] + list(strategies.RECOMMENDED_BACKBONES)
+    return list(dict.fromkeys(kit))
+
+
 def _typed_kwargs(cls: type, data: dict, prefix: str) -> dict[str, Any]:
     """Check keys and value types against the dataclass fields (JSON has no tuples or ints vs floats)."""
     known = {f.name: f for f in fields(cls)}
@@ -262,6 +279,23 @@ def _typed_kwargs(cls: type, data: dict, prefix: str) -> dict[str, Any]:
             raise ConfigError(f"The config field '{prefix}{key}' must be text, not {value!r}.")
         out[key] = value
     return out
+
+
+def _check_transfer(config: RunConfig) -> None:
+    """layer_transfer needs one source (a run or a backbone); distill needs a teacher run."""
+    if config.strategy == "layer_transfer":
+        if bool(config.source_run) == bool(config.source_backbone):
+            raise ConfigError("The layer_transfer strategy copies layers from one source: choose either an earlier run "
+                              "(source_run) or a backbone (source_backbone), not both and not neither.")
+        if config.source_backbone:
+            backbones.check_id(config.source_backbone)
+    elif config.source_backbone:
+        raise ConfigError("source_backbone is used only by the layer_transfer strategy; clear it or choose layer_transfer.")
+    if config.strategy == "distill" and not config.source_run:
+        raise ConfigError("The distill strategy learns from a teacher: choose a finished run of this workspace "
+                          "(source_run) whose classes are this dataset's.")
+    if config.compare_student_alone and config.strategy != "distill":
+        raise ConfigError("compare_student_alone is for the distill strategy; clear it or choose distill.")
 
 
 def _check_target(config: RunConfig, strategy: strategies.Strategy) -> None:

@@ -23,7 +23,8 @@ class Phase:
     epochs: int
     learning_rate: float
     # "none": the backbone is frozen; "all": everything trains; "top": the top N weighted layers;
-    # "groups": the top N convolutional groups (core.modeling.conv_groups).
+    # "groups": the top N convolutional groups (core.modeling.conv_groups); "difference": the layers
+    # not copied from the source (layer_transfer, core.engine.transfer).
     base_trainable: str
     top_layers: int = 0
     top_groups: int = 0
@@ -103,6 +104,30 @@ def _domain_weights(c: "RunConfig") -> list[Phase]:
 def _weight_init(c: "RunConfig") -> list[Phase]:
     return [Phase("train_all", c.epochs, c.learning_rate, "all",
                   label="Train the whole network, starting from the earlier run's early weights")]
+
+
+def _layer_transfer(c: "RunConfig") -> list[Phase]:
+    # Net2Net-style growth: what both networks share is copied and held still while the rest (the
+    # difference layers and the new head) learns to fit around it; then everything at a lower rate.
+    return [Phase("difference", c.epochs, c.learning_rate, "difference",
+                  label="Train the difference layers and the new head; the shared layers copied from the source stay frozen"),
+            Phase("train_all", c.fine_tune_epochs, c.fine_tune_learning_rate, "all",
+                  label="Open everything, shared layers too, at a lower rate")]
+
+
+def _distill(c: "RunConfig") -> list[Phase]:
+    # A student without pretrained weights learns everything from the teacher and the labels; a
+    # pretrained one first fits its new head to the teacher, then optionally its top layers.
+    if c.weights == "none":
+        return [Phase("distill", c.epochs, c.learning_rate, "all",
+                      label="Train the whole student from random weights on the teacher's softened answers and the labels")]
+    phases = [Phase("distill_head", c.epochs, c.learning_rate, "none",
+                    label="Train the student's new head on the teacher's softened answers and the labels; its backbone is frozen")]
+    if c.fine_tune_epochs > 0:
+        top = _top(c)
+        phases.append(Phase("distill_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
+                            top.top_groups, top.label + ", still learning from the teacher"))
+    return phases
 
 
 def _adapt(c: "RunConfig") -> list[Phase]:
@@ -186,6 +211,29 @@ STRATEGIES: dict[str, Strategy] = {
             settings=("source_run",),
         ),
         Strategy(
+            id="layer_transfer",
+            label="Layer transfer (another architecture)",
+            sentence="Build a different backbone and copy into it every layer it shares with an earlier run or another "
+                     "backbone (same name, same weight shapes); the other layers and the new head train first, then "
+                     "everything at a lower rate.",
+            use_when="You trained one network (say ResNet-50 or EfficientNet-B0) and want a bigger one of the same "
+                     "family (ResNet-101, EfficientNet-B1) without starting over.",
+            forced_weights=None,
+            phases=_layer_transfer,
+            settings=("source_run", "source_backbone", "fine_tune_epochs", "fine_tune_learning_rate"),
+        ),
+        Strategy(
+            id="distill",
+            label="Distillation (teacher to student)",
+            sentence="A model you trained earlier (the teacher) teaches a new network of any architecture (the "
+                     "student): the student learns from the teacher's softened answers as well as from the labels.",
+            use_when="Your accurate model is too big or too slow (for a phone, say) and you want a small one that is "
+                     "nearly as good; the teacher must have been trained on the same classes.",
+            forced_weights=None,
+            phases=_distill,
+            settings=("source_run", "temperature", "distill_weight", "compare_student_alone", *_TOP),
+        ),
+        Strategy(
             id="domain_adversarial",
             label="Domain-adversarial (DANN)",
             sentence="Train on your labelled images while a small domain classifier tries to tell them from unlabelled "
@@ -235,17 +283,23 @@ def uses_feature_cache(config: "RunConfig", phase: Phase) -> bool:
 
 def speed_note(config: "RunConfig") -> str:
     """One sentence on how the frozen phases are trained (cached features or full passes)."""
-    frozen = [p for p in STRATEGIES[config.strategy].phases(config) if p.base_trainable == "none" and p.epochs > 0]
+    phases = [p for p in STRATEGIES[config.strategy].phases(config) if p.epochs > 0]
+    frozen = [p for p in phases if p.base_trainable == "none"]
     if not frozen:
         return "The backbone trains too, so every epoch passes each image through the whole network."
+    # With later phases that retrain the backbone, say which phase the note is about.
+    later = len(frozen) < len(phases)
+    first = "While the new classifier trains, the backbone is frozen" if later else "The backbone is frozen"
+    tail = (" Later phases retrain part of the backbone, so there every epoch passes each image through the "
+            "whole network.") if later else ""
     if not config.augment.any():
-        return ("The backbone is frozen and there is no augmentation, so each image goes through the backbone "
-                "once and the classifier trains on the stored result: much faster.")
+        return (f"{first} and there is no augmentation, so each image goes through the backbone "
+                "once and the classifier trains on the stored result: much faster." + tail)
     if config.augment_views > 0:
-        return (f"The backbone is frozen: {config.augment_views} augmented copies of each image go through it once "
-                "and the classifier trains on the stored results.")
-    return ("The backbone is frozen but augmentation makes new copies every epoch, so each epoch passes every "
-            "image through the backbone (slower; prepared augmented copies on the Model page are faster).")
+        return (f"{first}: {config.augment_views} augmented copies of each image go through it once "
+                "and the classifier trains on the stored results." + tail)
+    return (f"{first}, but augmentation makes new copies every epoch, so each epoch passes every "
+            "image through the backbone (slower; prepared augmented copies under Customise are faster)." + tail)
 
 
 # ---------------------------------------------------------------- the picture
@@ -281,6 +335,8 @@ def _group_states(phase: Phase, sizes: list[int]) -> list[str]:
     n = len(sizes)
     if phase.base_trainable == "all":
         return ["trainable"] * n
+    if phase.base_trainable == "difference":
+        return ["partly"] * n  # shared layers frozen, difference layers open (core.engine.transfer)
     if phase.base_trainable == "groups":
         return ["trainable" if i >= n - phase.top_groups else "frozen" for i in range(n)]
     if phase.base_trainable == "top":
@@ -317,11 +373,14 @@ class Recommendation:
 
 # The recommender's backbones, smallest first: quick to try on a CPU, good features.
 _SMALL, _MEDIUM = ("mobilenet_v2_1.0", 160), ("efficientnet_b0", 224)
+RECOMMENDED_BACKBONES = (_SMALL, _MEDIUM)
 
 
 def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
     """Strategy, backbone and epochs for a dataset, from its size and balance and whether its images are everyday photos.
 
+    counts: the images per class it will train on (core.data.splits.train_counts: a predefined split's training
+    images, not its test ones); the reason says that number.
     everyday: True (photos of everyday things), False (another domain), None (not sure).
     cached: backbone ids whose ImageNet weights are on this computer (preferred when suitable).
     The rule: similar domain -> feature extraction; different -> fine-tune or gradual unfreezing;
@@ -332,31 +391,59 @@ def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[st
     uneven = max(sizes) / max(1, min(sizes))
     if per_class < 20:
         strategy, epochs, ft, why = ("feature_extraction", 20, 0,
-                                     f"with only {per_class} images in the smallest class, freezing the whole "
+                                     f"with only {per_class} training images in the smallest class, freezing the whole "
                                      "pretrained backbone and training just a new head is safest")
     elif everyday is False and per_class >= 100:
         strategy, epochs, ft, why = ("gradual_unfreeze", 5, 3,
-                                     f"your images are unlike everyday photos and you have {per_class}+ per class, "
+                                     f"your images are unlike everyday photos and you have {per_class} or more training images "
+                                     "per class, "
                                      "so opening the backbone group by group lets it adapt without forgetting")
     elif everyday is False:
         strategy, epochs, ft, why = ("fine_tune", 10, 5,
                                      "your images are unlike everyday photos, so the top of the backbone is retrained "
-                                     "after the head, while the lower layers stay frozen because data is limited")
+                                     "after the head, while the lower layers stay frozen because data is limited "
+                                     f"({per_class} training images in the smallest class)")
     elif per_class >= 300:
         strategy, epochs, ft, why = ("fine_tune", 10, 5,
-                                     f"everyday photos with {per_class}+ per class are enough to fine-tune the top "
+                                     f"everyday photos with {per_class} or more training images per class are enough to fine-tune the top "
                                      "of the backbone after training the head")
     else:
         strategy, epochs, ft, why = ("feature_extraction", 15, 0,
                                      "everyday photos are what ImageNet backbones already understand, so a frozen "
-                                     "backbone with a new head works well"
+                                     f"backbone with a new head works well on your {per_class} or more training images per class"
                                      + ("" if everyday else " (assuming they are everyday photos)"))
     candidates = [_SMALL, _MEDIUM] if total < 2000 else [_MEDIUM, _SMALL]
     ready = set(cached)
     backbone, size = next((c for c in candidates if c[0] in ready), candidates[0])
     extra = f"; the classes are uneven ({uneven:.0f}x), so rarer classes count more" if uneven > 1.5 else ""
-    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}."
+    download = ""
+    if backbone not in ready:
+        better = backbones.get(backbone)
+        fallback = _ready_fallback(ready)
+        if fallback is not None:
+            # Offline-safe: train what is on this computer now; name what a download would add.
+            backbone, size = fallback.id, min(max(_SMALL[1], fallback.min_size), fallback.max_size)
+            download = (f"; its weights are on this computer, while {better.label} would likely be more accurate "
+                        f"but needs its weights (about {better.size_mb:g} MB) downloaded first")
+        else:
+            download = (f"; its ImageNet weights (about {better.size_mb:g} MB) are not on this computer yet and are "
+                        "downloaded when training starts")
+    reason = f"{get(strategy).label} with {backbones.get(backbone).label}: {why}{extra}{download}."
     return Recommendation(strategy, backbone, size, epochs, ft, reason)
+
+
+def _ready_fallback(ready: set[str]) -> backbones.BackboneSpec | None:
+    """Among backbones whose ImageNet weights are on this computer: the most accurate one that is no
+    slower than the recommender's medium choice, else the fastest; None when none is ready."""
+    specs = [backbones.BACKBONES[b] for b in sorted(ready)
+             if b in backbones.BACKBONES and "imagenet" in backbones.BACKBONES[b].weights_options]
+    if not specs:
+        return None
+    limit = backbones.get(_MEDIUM[0]).gflops
+    light = [s for s in specs if s.gflops <= limit]
+    if light:
+        return max(light, key=lambda s: s.top1 or 0.0)
+    return min(specs, key=lambda s: s.gflops)
 
 
 # ---------------------------------------------------------------- class weights

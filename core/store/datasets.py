@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
+from core import settings
 from core.errors import DatasetError
 from core.store.files import read_json
 
@@ -24,6 +25,9 @@ def dataset_path(dataset_id: str, ws: Path) -> Path:
     """The folder of an existing dataset; DatasetError for an unknown or malformed id."""
     path = datasets_root(ws) / dataset_id
     if not _DATASET_ID.match(dataset_id) or not (path / "dataset.json").is_file():
+        if settings.hosted():  # a shared server: no server path, no session id (the folder's name)
+            raise DatasetError(f"There is no dataset '{dataset_id}' in your workspace (it may have been deleted); "
+                               "load the sample or import one on the Data page.")
         raise DatasetError(
             f"There is no dataset '{dataset_id}' in {ws}; import one or run 'python -m core dataset sample shapes'."
         )

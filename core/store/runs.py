@@ -1,11 +1,19 @@
 """The run store: one folder per run in the workspace, written atomically, listed and loaded.
 
 A run records the process that trains it (pid and start time), so any reader can tell a run that
-is training from one whose process is gone: `reconcile` marks the latter interrupted.
+is training from one whose process is gone: `reconcile` (and `reconcile_run` for one run) marks the
+latter interrupted; every command and page that reads or resumes runs calls it. The process that
+owns a run also holds the run folder's lock (`claim`), so two processes never train the same run;
+the system releases it when the process dies, however it dies.
+
+Checkpoints are written under a new name each time and published by an atomic pointer file, so a
+process killed while writing one leaves the previous checkpoint whole.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
@@ -15,8 +23,9 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from core import settings
 from core.errors import RunNotFound, RunStateError
 from core.spec.config import RunConfig
 from core.store.files import read_json, write_json
@@ -60,6 +69,8 @@ def run_path(run_id: str, ws: Path) -> Path:
     """The folder of an existing run; RunNotFound for an unknown or malformed id."""
     path = runs_root(ws) / run_id
     if not _RUN_ID.match(run_id) or not (path / "config.json").is_file():
+        if settings.hosted():  # a shared server: no server path, no session id (the folder's name)
+            raise RunNotFound(f"There is no run '{run_id}' in your workspace; the Compare page lists your runs.")
         raise RunNotFound(f"There is no run '{run_id}' in {ws}; list runs with 'python -m core runs'.")
     return path
 
@@ -124,15 +135,25 @@ def cancel_requested(run_dir: Path) -> bool:
     return cancel_file(run_dir).exists()
 
 
+def busy_message(run_dir: Path, pid: int | None = None) -> str:
+    """The sentence for a request that needs a run no process is training."""
+    by = f" (pid {pid})" if pid else ""
+    return f"Run '{run_dir.name}' is being trained right now by another process{by}; wait for it to finish, or cancel it first."
+
+
 def check_resumable(run_dir: Path) -> None:
-    """Raise RunStateError unless the run was interrupted or cancelled after at least one epoch."""
-    state = read_status(run_dir).get("state")
+    """Raise RunStateError unless the run was interrupted or cancelled and no process is training it.
+
+    Call reconcile_run first, so a run whose process died reads as interrupted. A run that stopped before
+    its first checkpoint resumes by starting again from the beginning (training says so in a notice).
+    """
+    status = read_status(run_dir)
+    state = status.get("state")
+    holder = lock_holder(run_dir)
+    if holder is not None or (state in ("queued", "running") and process_alive(status)):
+        raise RunStateError(busy_message(run_dir, (holder or {}).get("pid") or status.get("pid")))
     if state not in ("interrupted", "cancelled"):
         raise RunStateError(f"Run '{run_dir.name}' is {state}; only interrupted or cancelled runs can be resumed.")
-    if not (run_dir / "checkpoints" / "last.index").is_file():
-        raise RunStateError(
-            f"Run '{run_dir.name}' stopped before its first epoch ended, so there is nothing to resume; start it again."
-        )
 
 
 @dataclass(frozen=True)
@@ -176,6 +197,8 @@ def delete_run(run_id: str, ws: Path) -> None:
     """Remove a run folder with everything in it; a queued or running run must be cancelled first."""
     path = run_path(run_id, ws)
     state = read_status(path).get("state", "unknown")
+    if lock_holder(path) is not None:
+        raise RunStateError(busy_message(path, lock_holder(path).get("pid")))
     if state in ("queued", "running"):
         raise RunStateError(f"Run '{run_id}' is still {'waiting to start' if state == 'queued' else 'training'}; "
                             "cancel it on the Train page before deleting it.")
@@ -231,15 +254,144 @@ def active_runs(ws: Path) -> list[RunInfo]:
     return [r for r in list_runs(ws) if r.state in ("queued", "running") and process_alive(r.status)]
 
 
+# The sentence a run gets when its process is found gone (the app and the command line alike).
+INTERRUPTED_MESSAGE = ("The training process ended unexpectedly (the server may have restarted); "
+                       "resume it to continue from its last checkpoint.")
+
+
+def reconcile_run(run_dir: Path, status: dict[str, Any] | None = None) -> bool:
+    """Mark this run interrupted if it is queued or running but its process is gone; True if it did.
+
+    Gone means: the recorded process (pid and start time) no longer runs, nobody holds the run's lock,
+    and the run was not submitted in the last 5 seconds (its process may not have recorded itself yet).
+    """
+    status = read_status(run_dir) if status is None else status
+    if status.get("state") not in ("queued", "running") or process_alive(status):
+        return False
+    if time.time() - status.get("created", 0) < 5 or lock_holder(run_dir) is not None:
+        return False
+    update_status(run_dir, "interrupted", finished=time.time(), message=INTERRUPTED_MESSAGE)
+    return True
+
+
 def reconcile(ws: Path) -> list[str]:
     """Mark queued/running runs whose process is gone as interrupted; returns their ids."""
-    found = []
-    for info in list_runs(ws):
-        if info.state in ("queued", "running") and not process_alive(info.status):
-            if time.time() - info.status.get("created", 0) < 5:
-                continue  # just submitted: its process may not have recorded its pid yet
-            update_status(info.path, "interrupted", finished=time.time(),
-                          message="The training process ended unexpectedly (the server may have restarted); "
-                                  "resume it to continue from its last checkpoint.")
-            found.append(info.id)
-    return found
+    return [info.id for info in list_runs(ws) if reconcile_run(info.path, info.status)]
+
+
+# ---------------------------------------------------------------- one process per run: the run's lock
+
+_LOCK = ".lock"
+_HELD: dict[str, IO[str]] = {}  # run folder -> the open lock file this process holds
+
+
+def claim(run_dir: Path) -> bool:
+    """Hold the run folder's lock until release() or the end of this process (the system drops it however the
+    process ends). True if this call took it, False if this process already held it; RunStateError (a sentence)
+    when another process holds it."""
+    key = str(run_dir.resolve())
+    if key in _HELD:
+        return False
+    f = open(run_dir / _LOCK, "a+", encoding="utf-8")
+    for attempt in range(5):  # a reader's probe (lock_holder) holds it for an instant
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == 4:
+                f.close()
+                raise RunStateError(busy_message(run_dir, (lock_holder(run_dir) or {}).get("pid"))) from None
+            time.sleep(0.1)
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "pid_started": start_time(os.getpid()), "since": time.time()}))
+    f.flush()
+    _HELD[key] = f
+    return True
+
+
+def release(run_dir: Path) -> None:
+    """Let go of a lock taken by claim() (other processes may train the run again)."""
+    f = _HELD.pop(str(run_dir.resolve()), None)
+    if f is not None:
+        f.close()  # closing drops the flock
+
+
+def lock_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who holds the run's lock ({"pid": ...}, this process included), or None when no process does."""
+    key = str(run_dir.resolve())
+    if key in _HELD:
+        return {"pid": os.getpid()}
+    path = run_dir / _LOCK
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    return json.loads(f.read() or "{}")
+                except ValueError:
+                    return {}
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
+
+
+# ---------------------------------------------------------------- checkpoints published atomically
+
+
+def checkpoint_files(prefix: Path) -> Path | None:
+    """The files a checkpoint name (checkpoints/last, checkpoints/best) stands for now: the generation its
+    pointer file (last.json) names, or, for a run from an older version, the name itself; None if none exists."""
+    try:
+        current = prefix.parent / read_json(prefix.parent / f"{prefix.name}.json")["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        current = prefix
+    return current if Path(f"{current}.index").is_file() else None
+
+
+def new_checkpoint_files(prefix: Path) -> Path:
+    """A fresh name to write the next version of a checkpoint under (published by publish_checkpoint)."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    return prefix.parent / f"{prefix.name}-{secrets.token_hex(4)}"
+
+
+def publish_checkpoint(prefix: Path, files: Path) -> None:
+    """Make `files` (written completely) the checkpoint `prefix` stands for, in one atomic rename of the pointer
+    file; then remove the older versions and any half-written leftovers of a killed process."""
+    write_json(prefix.parent / f"{prefix.name}.json", {"files": files.name})
+    for path in prefix.parent.iterdir():
+        stale = path.name.startswith((f"{prefix.name}-", f"{prefix.name}.index", f"{prefix.name}.data-"))
+        if stale and not path.name.startswith(f"{files.name}."):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True for a write that failed because the disk (or the user's disk quota) is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
+
+
+# ---------------------------------------------------------------- temporary files a killed process left
+
+
+def scratch_prefix(prefix: str) -> str:
+    """The start of a temporary name that records this process (pid and start time), so that sweep_scratch
+    can tell the leftover of a killed process from a write still under way."""
+    return f"{prefix}{os.getpid()}-{start_time(os.getpid()) or 0}-"
+
+
+def sweep_scratch(folder: Path, prefix: str) -> list[Path]:
+    """Remove the temporary files and folders named by scratch_prefix(prefix) whose process is gone."""
+    removed = []
+    for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
+        found = re.match(r"(\d+)-(\d+)-", path.name[len(prefix):])
+        if found is None or alive(int(found[1]), int(found[2]) or None):
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

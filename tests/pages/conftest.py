@@ -23,7 +23,7 @@ from core.spec.config import RunConfig
 from core.store import runs
 from tests.conftest import ROOT
 
-TIMEOUT = 30
+TIMEOUT = 90  # a script run that imports TensorFlow on a busy 2-core machine can take half a minute
 
 
 def app_test(name: str) -> AppTest:

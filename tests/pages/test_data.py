@@ -56,7 +56,7 @@ def test_uploaded_zip_is_imported_once_and_selected(ws):
     assert any("Imported 'my fruit'" in s.value for s in at.success)
     assert "Images per class" in _titles(at)
     # Too few images per class for good training: the health warnings say so.
-    assert any("only 3 images" in w.value for w in at.warning)
+    assert any("2 classes have fewer than 10 images ('blue': 3, 'red': 3)" in w.value for w in at.warning)
 
     at.run()  # the file is still in the uploader: no second import
     assert len(datasets.list_datasets(ws)) == 1
@@ -280,7 +280,9 @@ def test_gallery_of_10000_images_reads_only_one_page(ws, monkeypatch):
     assert_clean(at)
     assert calls[-8:] == [f"{i:05d}.jpg" for i in range(4992, 5000)]  # the last, partly filled page
     at.button(key="data.enlarge.right/04999.jpg").click().run()
-    assert [img.captions for img in at.image][0] == ["right · right/04999.jpg"]
+    # The large view opens in a dialog over the page, where the viewer is looking.
+    (dialog,) = [b for b in at.main if getattr(b, "type", "") == "dialog"] or list(at.get("dialog"))
+    assert [img.captions for img in dialog.image] == [["right · right/04999.jpg"]]
 
 
 def test_data_page_opens_without_tensorflow(ws, tiny):

@@ -1,11 +1,15 @@
 """Model: the RunConfig the page builds holds exactly the values its widgets show."""
 
+import hashlib
 import json
 
 import pytest
 
+from core.data import splits
 from core.spec import backbones, strategies
-from core.spec.config import PRESETS, RunConfig, preset
+from core.spec.backbones import BackboneSpec, WeightsFile
+from core.spec.config import PRESETS, RunConfig, offline_kit, preset
+from tests.core.engine.test_weights_download import PAYLOAD, server  # noqa: F401 - its loopback server fixture
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
 
 
@@ -114,7 +118,7 @@ def test_a_preset_and_a_strategy_build_the_config_the_page_shows(ws, tiny_datase
 def test_the_recommendation_fills_in_the_settings(ws, tiny_dataset):
     at = app_test("model").run()
     at.radio(key="model_ui.everyday").set_value("no").run()
-    rec = strategies.recommend(tiny_dataset["counts"], False)
+    rec = strategies.recommend(splits.train_counts(tiny_dataset), False)
     assert rec.reason in at.markdown[[m.value for m in at.markdown].index(f"**Recommendation:** {rec.reason}")].value
     at.button(key="model_ui.use_recommendation").click().run()
     assert_clean(at)
@@ -220,9 +224,29 @@ def test_summary_and_what_the_pretrained_model_sees_on_request(ws, tiny_dataset)
     at.selectbox(key="model.strategy").set_value("fine_tune").run()
     at.toggle(key="model_ui.count").set_value(True).run()
     assert_clean(at)
-    phases = at.dataframe[-2].value
-    assert list(phases["phase"]) == ["1. head", "2. fine_tune"]
+    phases = next(d.value for d in at.dataframe if "phase" in d.value.columns)
+    assert list(phases["phase"]) == ["1. training the new classifier (backbone frozen)",
+                                     "2. fine-tuning the top of the backbone"]  # words, not "2. fine_tune"
     assert 0 < phases["trainable parameters"][0] < phases["trainable parameters"][1]
     at.button(key="model_ui.sees").click().run()
     assert not at.exception
     assert "classifier of MobileNet V2" in at.info[0].value and "cannot be downloaded now" in at.info[0].value
+
+
+def test_missing_weights_download_from_the_page(ws, tiny_dataset, monkeypatch, server):
+    good = WeightsFile("x.h5", server + "/good", hashlib.sha256(PAYLOAD).hexdigest())
+    monkeypatch.delenv("TL_OFFLINE", raising=False)
+    monkeypatch.setattr(BackboneSpec, "weights_candidates",
+                        lambda self, size: [WeightsFile(f"{self.id}_{size}.h5", good.url, good.file_hash)])
+    at = app_test("model")
+    at.run()
+    assert_clean(at)
+    spec, size = backbones.get(built(at).backbone), built(at).image_size
+    kit = [e.label for e in at.expander if e.label.startswith("Get ready for a demo without internet")]
+    assert kit == [f"Get ready for a demo without internet (0 of {len(offline_kit())} backbones ready)"]
+    next(b for b in at.button if b.label.startswith(f"Download the weights of {spec.label} now")).click().run()
+    assert_clean(at)
+    assert backbones.cached_weights(spec, size).read_bytes() == PAYLOAD
+    again = app_test("model").run()  # a fresh visit (AppTest cannot replay a selectbox whose labels changed)
+    assert not any(b.label.startswith("Download the weights of") for b in again.button)  # ready now: no button
+    assert any(e.label.startswith("Get ready for a demo without internet (1 of") for e in again.expander)

@@ -54,15 +54,16 @@ def test_lists_finished_runs_and_shows_stored_metrics_of_an_old_eval(ws, make_ru
     assert metrics == {"Test accuracy": "90.0%", "Macro F1": "89.9%", "Weighted F1": "89.9%", "ROC-AUC": "-",
                        "Test images": "10"}
     averages = _frame(at, "average")
-    assert list(averages["precision"]) == [EVAL["macro"]["precision"], EVAL["weighted"]["precision"]]
+    assert list(averages["precision"]) == pytest.approx([100 * EVAL["macro"]["precision"],
+                                                         100 * EVAL["weighted"]["precision"]])  # percent, 1 decimal
     per_class = _frame(at, "test images")
     assert list(per_class["class"]) == ["blue", "red"] and list(per_class["test images"]) == [5, 5]
-    mistakes = _tab(at, "Mistakes")
-    assert "Confusion matrix" in plotly_charts(mistakes)[0].proto.spec
-    assert any("no stored per-image predictions" in c.value for c in mistakes.caption)
+    first = _tab(at, "Test scores and confusion matrix")
+    assert "Confusion matrix" in plotly_charts(first)[0].proto.spec  # in the first tab: no tab click needed
+    assert any("no stored per-image predictions" in c.value for c in first.caption)
     pairs = _frame(at, "share of the true class")
     assert pairs.to_dict("records") == [{"true": "red", "predicted": "blue", "test images": 1,
-                                         "share of the true class": 0.2}]
+                                         "share of the true class": 20.0}]
     assert at.file_uploader(key="pred.upload") and at.file_uploader(key="pred.zip")
 
 
@@ -74,18 +75,20 @@ def test_scores_mistakes_and_cells_from_stored_predictions(ws, make_run, tiny_da
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{4 / 6:.1%}"
     assert metrics["ROC-AUC"] == f"{roc_auc_score(true, np.array(probs)[:, 1]):.3f}"
-    assert "ROC curves" in plotly_charts(_tab(at, "Test scores"))[0].proto.spec
+    assert "ROC curves" in plotly_charts(_tab(at, "Test scores and confusion matrix"))[1].proto.spec
     # The selector beside the matrix: mix-ups first; choosing one shows exactly its images.
     cell = at.selectbox(key="pred.cell")
     assert cell.options[:2] == ["true blue → guessed red (1)", "true red → guessed blue (1)"]
-    mistakes = _tab(at, "Mistakes")
-    assert [c for img in mistakes.image for c in img.captions][0] == "00002.jpg"
+    first = _tab(at, "Test scores and confusion matrix")
+    assert [c for img in first.image for c in img.captions][0] == "00002.jpg"
     cell.set_value(3).run()  # true red -> guessed red, 2 images
     assert at.selectbox(key="pred.cell").value == 3
-    gallery = [img.captions for img in _tab(at, "Mistakes").image]
-    assert gallery[0] == ["00000.jpg", "00002.jpg"]
-    # Top losses: the most confidently wrong first, each with both probabilities.
-    assert gallery[1][0] == "✗ true blue (30%), guessed red (70%)"
+    assert [img.captions for img in _tab(at, "Test scores and confusion matrix").image][0] == ["00000.jpg", "00002.jpg"]
+    mistakes = _tab(at, "Mistakes")
+    gallery = [img.captions for img in mistakes.image]
+    # Confident mistakes: wrong answers only, the most confidently wrong first, each with both probabilities.
+    assert gallery[0][0] == "true blue (30%), guessed red (70%)"
+    assert len(gallery[0]) == 2  # the two misclassified test images, no right answer among them
     losses = _frame(at, "loss")
     assert list(losses["loss"]) == sorted(losses["loss"], reverse=True)
     assert "Confidence of right and wrong answers" in plotly_charts(mistakes)[-1].proto.spec
@@ -168,7 +171,8 @@ def test_try_it_predicts_through_core(ws, make_run, fake_model):
     assert "not a readable image" in trying.warning[0].value
     specs = [c.proto.spec for c in plotly_charts(trying)]
     assert len(specs) == 2 and '"heatmap"' in specs[1]  # the probability bars, and the Grad-CAM overlay
-    assert any("Grad-CAM on layer `last_conv`" in c.value for c in trying.caption)
+    assert any("Grad-CAM heatmap" in c.value for c in trying.caption)
+    assert not any("last_conv" in c.value for c in trying.caption)  # no raw layer names
 
     at.run()  # same files: the result is reused, not predicted again
     assert len(fake_model) == 1

@@ -106,8 +106,10 @@ def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
     assert "run" not in at.query_params
 
 
-def test_a_waiting_job_shows_its_place_in_line(ws, tiny_dataset, make_run):
-
+def test_a_waiting_job_says_how_many_runs_are_ahead(ws, tiny_dataset, make_run):
+    busy = make_run("running", dataset_id=tiny_dataset["id"],
+                    status={"pid": os.getpid(), "pid_started": jobs.start_time(os.getpid()), "created": time.time() - 60})
+    jobs._enqueue(busy, jobs.queue_dir(ws))
     run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
                        status={"pid": os.getpid(), "created": time.time()})
     jobs._enqueue(run_dir, jobs.queue_dir(ws))  # what jobs.submit does before the process starts
@@ -115,7 +117,19 @@ def test_a_waiting_job_shows_its_place_in_line(ws, tiny_dataset, make_run):
     at.session_state["run_id"] = run_dir.name
     at.run()
     assert_clean(at)
-    assert any("number 1 in line" in i.value for i in at.info)
+    assert any("Waiting for 1 other training run to finish first" in i.value for i in at.info)
+
+
+def test_a_run_alone_in_line_is_getting_ready_not_waiting(ws, tiny_dataset, make_run):
+    run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
+                       status={"pid": os.getpid(), "created": time.time()})
+    jobs._enqueue(run_dir, jobs.queue_dir(ws))
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert_clean(at)
+    infos = " ".join(i.value for i in at.info)
+    assert "Getting ready" in infos and "Waiting" not in infos and "in line" not in infos
 
 
 def test_an_interrupted_run_offers_to_resume(ws, tiny_dataset, make_run, monkeypatch):

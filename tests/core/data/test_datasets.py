@@ -124,10 +124,17 @@ def test_zip_symlink_member_is_skipped(ws, tmp_path):
     assert {"file": "a/link.png", "reason": "symbolic link (not followed)"} in result["skipped"]
 
 
-def test_zip_bomb_ratio_and_caps_are_refused(ws, tmp_path):
-    bomb = _zip(tmp_path / "bomb.zip", {"a/x.png": b"\0" * 5_000_000, "b/y.png": _png()})
-    with pytest.raises(DatasetError, match="possible zip bomb"):
-        importer.import_path(bomb, ws)
+def test_zip_bomb_entry_is_skipped_unread_and_caps_are_refused(ws, tmp_path, monkeypatch):
+    good = {f"{c}/{i}.png": _png() for c in ("a", "b") for i in range(15)}
+    bomb = _zip(tmp_path / "bomb.zip", {**good, "a/x.png": b"\0" * 5_000_000})
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: opened.append(getattr(name, "filename", name))
+                        or real_open(self, name, *a, **k))
+    result = importer.import_path(bomb, ws)
+    assert result["counts"] == {"a": 15, "b": 15}
+    assert [s["file"] for s in result["skipped"]] == ["a/x.png"]
+    assert "possible zip bomb" in result["skipped"][0]["reason"] and "a/x.png" not in opened  # never decompressed
     many = _zip(tmp_path / "many.zip", {f"a/{i}.png": _png() for i in range(6)})
     with pytest.raises(DatasetError, match="more than the limit of 5"):
         importer.import_path(many, ws, limits=ImportLimits(max_members=5))
@@ -484,3 +491,12 @@ def test_folder_symlinks_are_not_followed(ws, tmp_path):
     assert info["counts"] == {"a": 2, "b": 2}
     assert info["skipped"] == [{"file": "a/link.png", "reason": "symbolic link (not followed)"},
                                {"file": "c", "reason": "symbolic link (not followed)"}]
+
+
+def test_archive_of_unreadable_files_names_them_and_their_reasons(ws, tmp_path):
+    members = {f"cats/{i}.jpg": b"not a photo" for i in range(7)} | {"dogs/a.png": b"x", "dogs/b.png": b"y"}
+    with pytest.raises(DatasetError) as refused:
+        importer.import_path(_zip(tmp_path / "broken.zip", members), ws)
+    text = str(refused.value)
+    assert "The classes 'cats' (0), 'dogs' (0) have too few readable images" in text
+    assert "9 file(s) were set aside: cats/0.jpg: not a readable image" in text and "and 4 more" in text

@@ -260,7 +260,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny, ws):
     split_steps = -(-round(sum(tiny["counts"].values()) * 0.6) // cfg.batch_size)
     steps = split_steps
     assert training.run(cfg, run_dir, should_stop=stop_in_second_epoch)["state"] == "cancelled"
-    assert (run_dir / "checkpoints" / "last.index").is_file()
+    assert modeling.checkpoint_exists(run_dir / "checkpoints" / "last")
     result = training.run(cfg, run_dir, resume=True)
     assert result["state"] == "done"
     epoch_events = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]

@@ -1,0 +1,581 @@
+"""Hyperparameter search: studies of many trials, each trial a complete run of the run store.
+
+A study searches a space derived from the declarations RunConfig.validate() checks (RANGES and
+CHOICES in core/spec/config.py): each searchable setting has a useful span, intersected with its
+declared bounds, so no value outside the trainer's bounds is ever proposed. Settings a strategy
+ignores (the fine-tuning rate of a frozen backbone) are left out.
+
+Layout: `studies/<id>/study.json` (what the study is: its base config, space, budget and storage
+URL), `optuna.db` (Optuna's storage, SQLite by default, shared by every local worker), and, when
+the study runs as a background job, `status.json` and `job.log` like a run. Optuna's study holds the
+same description in its user attributes, so a worker on another machine can join from the storage
+alone (`--storage URL --study ID --join`).
+
+This module never imports TensorFlow or the trainer; trials run in core/service/tuner.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from core import settings
+from core.data import health
+from core.errors import StudyError
+from core.service import jobs
+from core.spec import backbones, strategies
+from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
+from core.store import datasets, runs
+from core.store.files import read_json, write_json
+
+_STUDY_ID = re.compile(r"^s-\d{8}-\d{6}-[0-9a-f]{6}$")
+DEFAULT_TRIALS = 16
+# The median pruner: a trial stops when its validation loss after an epoch is worse than the median
+# of earlier trials at that epoch; the first trials always run to the end, to set the median.
+PRUNER_STARTUP_TRIALS = 3
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable setting: the config field it sets, its kind and its values, in plain words."""
+
+    name: str  # the short name used by --search and the page
+    field: str  # dotted RunConfig field ("head.dropout"); "augment" and "backbone" are special
+    kind: str  # "float", "int" or "choice"
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    label: str = ""
+    words: str = ""
+
+    def describe(self) -> str:
+        """The values, in words."""
+        if self.kind == "choice":
+            return ", ".join(_word(c) for c in self.choices)
+        scale = " (log scale)" if self.log else ""
+        return f"{self.low:g} to {self.high:g}{scale}"
+
+
+def _word(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _span(field: str, low: float, high: float) -> tuple[float, float]:
+    """A useful span intersected with the declared bounds."""
+    lo, hi = RANGES[field]
+    return max(lo, low), min(hi, high)
+
+
+def _within(field: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    lo, hi = RANGES[field]
+    return tuple(v for v in values if lo <= v <= hi)
+
+
+def _catalogue() -> dict[str, Param]:
+    """Every searchable setting (the order is the page's)."""
+    rows = [
+        Param("lr", "learning_rate", "float", *_span("learning_rate", 1e-5, 1e-1), log=True,
+              label="Learning rate", words="how big a step each update takes"),
+        Param("dropout", "head.dropout", "float", *_span("head.dropout", 0.0, 0.6),
+              label="Dropout", words="share of the head's inputs switched off at random while training"),
+        Param("hidden_units", "head.hidden_units", "choice", choices=_within("head.hidden_units", (0, 64, 128, 256, 512)),
+              label="Hidden units", words="size of an extra layer in the head (0: none)"),
+        Param("label_smoothing", "label_smoothing", "float", *_span("label_smoothing", 0.0, 0.2),
+              label="Label smoothing", words="how much the labels are softened against overconfidence"),
+        Param("l2", "head.l2", "choice", choices=_within("head.l2", (0.0, 1e-5, 1e-4, 1e-3)),
+              label="L2 penalty", words="how strongly large head weights are discouraged"),
+        Param("pooling", "head.pooling", "choice", choices=CHOICES["head.pooling"],
+              label="Pooling", words="how the backbone's feature map becomes one vector"),
+        Param("optimizer", "optimizer", "choice", choices=CHOICES["optimizer"],
+              label="Optimizer", words="the update rule"),
+        Param("fine_tune_layers", "fine_tune_layers", "int", *_span("fine_tune_layers", 5, 100),
+              label="Layers to open", words="how many top layers (or groups) of the backbone fine-tuning trains"),
+        Param("fine_tune_lr", "fine_tune_learning_rate", "float", *_span("fine_tune_learning_rate", 1e-6, 1e-3), log=True,
+              label="Fine-tuning rate", words="the learning rate once the backbone is opened"),
+        Param("augment", "augment", "choice", choices=(True, False),
+              label="Augmentation", words="random flips and turns of the training images, on or off"),
+    ]
+    return {p.name: p for p in rows}
+
+
+CATALOGUE = _catalogue()
+HEAD_SEARCH = ("lr", "dropout", "hidden_units", "label_smoothing")
+
+
+def _phases(config: RunConfig) -> list[Any]:
+    return [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
+
+
+def relevant(base: RunConfig, param: Param) -> bool:
+    """False when the strategy ignores the setting (changing it changes no phase)."""
+    if param.field.startswith(("head.", "augment")) or param.field in ("label_smoothing", "optimizer"):
+        return True
+    values = param.choices if param.kind == "choice" else (param.low, param.high)
+    kind = int if param.kind == "int" else type(getattr(base, param.field))
+    variants = [_phases(base.with_changes(**{param.field: kind(v)})) for v in values[:2]]
+    return variants[0] != variants[1]
+
+
+def cached_backbones(image_size: int) -> list[str]:
+    """Backbones whose ImageNet weights are on this computer, for this image size (the default list)."""
+    return [s.id for s in backbones.BACKBONES.values()
+            if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size
+            and backbones.cached_weights(s, image_size) is not None]
+
+
+def space(base: RunConfig, search: list[str] | None = None, backbone_ids: list[str] | None = None) -> list[Param]:
+    """The parameters a study searches for this config: those asked for, that the strategy uses."""
+    names = list(HEAD_SEARCH) if search is None else [s.strip() for s in search if s.strip()]
+    if backbone_ids and "backbone" not in names:
+        names.append("backbone")
+    unknown = [n for n in names if n not in CATALOGUE and n != "backbone"]
+    if unknown:
+        raise StudyError(f"'{unknown[0]}' is not a setting the search knows; choose from: "
+                         f"{', '.join([*CATALOGUE, 'backbone'])}.")
+    out: list[Param] = []
+    for name in dict.fromkeys(names):
+        if name == "backbone":
+            chosen = _backbone_choices(base, backbone_ids)
+            if len(chosen) >= 2:
+                out.append(Param("backbone", "backbone", "choice", choices=tuple(chosen), label="Backbone",
+                                 words="the pretrained network under the head"))
+            continue
+        param = CATALOGUE[name]
+        if relevant(base, param):
+            out.append(param)
+    if not out:
+        raise StudyError("The search space is empty: none of the chosen settings changes anything for the "
+                         f"{strategies.get(base.strategy).label} strategy; choose at least one setting to search "
+                         f"(for example {', '.join(HEAD_SEARCH)}).")
+    return out
+
+
+def _backbone_choices(base: RunConfig, backbone_ids: list[str] | None) -> list[str]:
+    if not backbone_ids:
+        found = cached_backbones(base.image_size)
+        return sorted(set(found) | {base.backbone}) if found else [base.backbone]
+    for b in backbone_ids:
+        backbones.check_id(b)
+        spec = backbones.get(b)
+        if base.weights not in spec.weights_options:
+            raise StudyError(f"{spec.label} cannot start from '{base.weights}' weights; untick it or change the weights.")
+        if not spec.min_size <= base.image_size <= spec.max_size:
+            raise StudyError(f"{spec.label} takes images of {spec.min_size} to {spec.max_size} pixels, not "
+                             f"{base.image_size}; untick it or change the image size.")
+    return list(dict.fromkeys(backbone_ids))
+
+
+def apply(base: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """The base config with a trial's values set (validated); every trial is a plain run (no baseline)."""
+    top: dict[str, Any] = {"compare_scratch": False, "preset": ""}
+    head: dict[str, Any] = {}
+    for name, value in values.items():
+        param = CATALOGUE.get(name)
+        if name == "backbone":
+            top["backbone"] = value
+        elif name == "augment":
+            on = base.augment if base.augment.any() else AugmentConfig(flip=True, rotate=True)
+            top["augment"] = on if value else AugmentConfig(**{k: False for k in asdict(base.augment)})
+        elif param is None:
+            raise StudyError(f"'{name}' is not a setting the search knows.")
+        elif param.field.startswith("head."):
+            head[param.field[5:]] = value
+        else:
+            top[param.field] = value
+    if head:
+        top["head"] = base.head.__class__(**{**asdict(base.head), **head})
+    return base.with_changes(**top).validate()
+
+
+def suggest(trial: Any, params: list[Param]) -> dict[str, Any]:
+    """Ask an Optuna trial for a value of every parameter."""
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.kind == "float":
+            out[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+        elif p.kind == "int":
+            out[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high))
+        else:
+            out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+    return out
+
+
+def current_values(base: RunConfig, params: list[Param]) -> dict[str, Any]:
+    """The base config's own values of the parameters that lie inside the space (the first trial tries them)."""
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.name == "augment":
+            value: Any = base.augment.any()
+        else:
+            value = base
+            for part in p.field.split("."):
+                value = getattr(value, part)
+        if p.kind == "choice" and value in p.choices or p.kind != "choice" and p.low <= value <= p.high:
+            out[p.name] = value
+    return out
+
+
+# ---------------------------------------------------------------- the store
+
+
+def studies_root(ws: Path) -> Path:
+    """The folder holding every study of a workspace."""
+    return ws / "studies"
+
+
+def new_study_id() -> str:
+    return "s-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def study_path(study_id: str, ws: Path) -> Path:
+    """The folder of an existing study; StudyError for an unknown id."""
+    path = studies_root(ws) / study_id
+    if not _STUDY_ID.match(study_id or "") or not (path / "study.json").is_file():
+        if settings.hosted():  # a shared server: no server path, no session id (the folder's name)
+            raise StudyError(f"There is no study '{study_id}' in your workspace.")
+        raise StudyError(f"There is no study '{study_id}' in {ws}; list studies with 'python -m core study list'.")
+    return path
+
+
+def default_storage(study_dir: Path) -> str:
+    return f"sqlite:///{study_dir.resolve() / 'optuna.db'}"
+
+
+def heartbeat() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds: a trial silent for the grace period was killed."""
+    interval = settings.study_heartbeat_seconds()
+    return interval, 3 * interval
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage for a URL: an RDB URL (sqlite:///, postgresql://, mysql://) with heartbeats, so a killed
+    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system)."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    # Heartbeats and journal files are marked experimental in Optuna; their warnings are not the user's business.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        if url.startswith("journal://"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = Path(url[len("journal://"):])
+            if not path.parent.is_dir():
+                raise OSError(f"the folder {path.parent} does not exist")
+            return JournalStorage(JournalFileBackend(str(path)))
+        if not re.match(r"^(sqlite|postgresql|mysql)[+\w]*://", url):
+            raise ValueError("the URL must start with sqlite://, postgresql://, mysql:// or journal://")
+        interval, grace = heartbeat()
+        return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=grace,
+                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+    except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; the user needs one sentence
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StudyError(f"The study storage '{url}' cannot be opened ({reason[:200]}); check the URL, "
+                         "or leave it out to keep the study in the workspace.") from None
+
+
+def pruner() -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=0)
+
+
+def load_optuna(record: dict[str, Any]) -> Any:
+    """The Optuna study of a study record."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"]), pruner=pruner())
+
+
+def create(
+    config: RunConfig, ws: Path, trials: int | None = DEFAULT_TRIALS, minutes: float | None = None,
+    search: list[str] | None = None, backbone_ids: list[str] | None = None, storage: str | None = None,
+) -> str:
+    """Check everything, then write studies/<id>/ and the Optuna study; returns the study id.
+
+    The first trial tries the config's own values. Nothing is written when anything is refused.
+    """
+    import optuna
+
+    config.validate()
+    health.check_trainable(datasets.load_dataset(config.dataset_id, ws))
+    _check_budget(trials, minutes)
+    params = space(config, search, backbone_ids)
+    study_id = new_study_id()
+    study_dir = studies_root(ws) / study_id
+    opened = open_storage(storage) if storage else None  # a bad URL fails before anything is written
+    record = {
+        "id": study_id, "dataset_id": config.dataset_id, "config": json_config(config),
+        "space": [p.name for p in params], "backbones": next((list(p.choices) for p in params if p.name == "backbone"), []),
+        "trials": trials, "minutes": minutes, "storage": storage or default_storage(study_dir), "created": time.time(),
+        "direction": "minimize", "objective": "best validation loss",
+    }
+    study_dir.mkdir(parents=True)
+    try:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name=study_id, storage=opened or open_storage(record["storage"]),
+                                    direction="minimize", pruner=pruner())
+        for key in ("dataset_id", "config", "space", "backbones", "trials", "minutes", "created"):
+            study.set_user_attr(key, record[key])
+        first = current_values(config, params)
+        if first:
+            study.enqueue_trial(first, user_attrs={"note": "the current settings"})
+        write_json(study_dir / "study.json", record)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(study_dir, ignore_errors=True)
+        raise
+    return study_id
+
+
+def json_config(config: RunConfig) -> dict[str, Any]:
+    import json
+
+    return json.loads(config.to_json())
+
+
+def _check_budget(trials: int | None, minutes: float | None) -> None:
+    if trials is None and minutes is None:
+        raise StudyError("A study needs a budget: a number of trials, minutes, or both.")
+    if trials is not None and trials < 1:
+        raise StudyError(f"A study needs at least one trial, not {trials}; set --trials to 1 or more.")
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        raise StudyError(f"A study's time budget must be a positive number of minutes, not {minutes:g}.")
+
+
+def join(study_id: str, ws: Path, config: RunConfig | None = None, storage: str | None = None) -> dict[str, Any]:
+    """The record of a study to work on; with storage, a study kept elsewhere is recorded in this workspace.
+
+    A config, if given, must be of the study's dataset.
+    """
+    if storage and not (studies_root(ws) / study_id / "study.json").is_file():
+        import optuna
+
+        if not _STUDY_ID.match(study_id or ""):
+            raise StudyError(f"'{study_id}' is not a study id (like s-20260101-120000-0a1b2c).")
+        opened = open_storage(storage)
+        try:
+            attrs = optuna.load_study(study_name=study_id, storage=opened).user_attrs
+        except KeyError:
+            raise StudyError(f"The storage '{storage}' holds no study '{study_id}'; check the id.") from None
+        record = {"id": study_id, "storage": storage, "direction": "minimize", "objective": "best validation loss",
+                  **{k: attrs.get(k) for k in ("dataset_id", "config", "space", "backbones", "trials", "minutes", "created")}}
+        _check_dataset(record, config, ws)
+        write_json(studies_root(ws) / study_id / "study.json", record)
+        return record
+    record = read_record(study_id, ws)
+    if storage and storage != record["storage"]:
+        raise StudyError(f"Study {study_id} keeps its trials in '{record['storage']}', not '{storage}'; "
+                         "leave --storage out to join it.")
+    _check_dataset(record, config, ws)
+    return record
+
+
+def _check_dataset(record: dict[str, Any], config: RunConfig | None, ws: Path) -> None:
+    if config is not None and config.dataset_id != record["dataset_id"]:
+        raise StudyError(f"Study {record['id']} searches dataset {record['dataset_id']}, but the config is for "
+                         f"{config.dataset_id}; use a config of that dataset, or start a new study.")
+    datasets.load_dataset(record["dataset_id"], ws)  # a sentence when this workspace lacks it
+
+
+def read_record(study_id: str, ws: Path) -> dict[str, Any]:
+    """study.json of a study."""
+    return read_json(study_path(study_id, ws) / "study.json")
+
+
+def base_config(record: dict[str, Any]) -> RunConfig:
+    return RunConfig.from_dict(record["config"]).validate()
+
+
+def params_of(record: dict[str, Any]) -> list[Param]:
+    """The study's parameters, rebuilt from its record."""
+    base = base_config(record)
+    return space(base, [n for n in record["space"] if n != "backbone"] + (["backbone"] if record["backbones"] else []),
+                 record["backbones"] or None)
+
+
+@contextlib.contextmanager
+def ask_lock(study_dir: Path) -> Iterator[None]:
+    """Held while a local worker counts the trials and asks for the next one, so no budget is overshot."""
+    import fcntl
+
+    path = study_dir / ".ask.lock"
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- reading a study
+
+
+_STATE_WORDS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+
+def trial_row(t: Any) -> dict[str, Any]:
+    seconds = None
+    if t.datetime_start is not None:
+        end = t.datetime_complete
+        seconds = round(((end.timestamp() if end else time.time()) - t.datetime_start.timestamp()), 1)
+    return {
+        "number": t.number, "run_id": t.user_attrs.get("run_id"), "params": dict(t.params), "value": t.value,
+        "state": _STATE_WORDS.get(t.state.name, t.state.name.lower()), "seconds": seconds,
+        "val_accuracy": t.user_attrs.get("val_accuracy"), "test_accuracy": t.user_attrs.get("test_accuracy"),
+        "pruned_epoch": t.user_attrs.get("pruned_epoch"), "note": t.user_attrs.get("note"),
+        "worker": t.user_attrs.get("worker"),
+    }
+
+
+def show(study_id: str, ws: Path) -> dict[str, Any]:
+    """Every trial (number, run id, params, value, state, seconds, accuracies), the best trial and the job's state."""
+    record = read_record(study_id, ws)
+    study = load_optuna(record)
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+    best = min(done, key=lambda r: r["value"]) if done else None
+    counts = {word: sum(1 for r in rows if r["state"] == word) for word in _STATE_WORDS.values()}
+    return {
+        "id": study_id, "dataset_id": record["dataset_id"], "space": record["space"], "backbones": record["backbones"],
+        "trials_budget": record["trials"], "minutes_budget": record["minutes"], "storage": record["storage"],
+        "objective": record["objective"], "job": job_state(study_id, ws), "counts": counts, "trials": rows, "best": best,
+    }
+
+
+def job_state(study_id: str, ws: Path) -> dict[str, Any]:
+    """The background job's status (state "none" when the study never ran as a job here)."""
+    study_dir = study_path(study_id, ws)
+    status = runs.read_status(study_dir)
+    if status.get("state") == "unknown":
+        return {"state": "none"}
+    if status.get("state") in ("queued", "running") and not runs.process_alive(status) \
+            and time.time() - status.get("created", 0) > 5:
+        runs.update_status(study_dir, "interrupted", finished=time.time(),
+                           message="The search stopped unexpectedly; resume it to continue with the trials it had.")
+        status = runs.read_status(study_dir)
+    return {k: status.get(k) for k in ("state", "message", "queue_position", "created", "finished")}
+
+
+def list_studies(ws: Path) -> list[dict[str, Any]]:
+    """Every study of the workspace, newest first (id, dataset, space, budget, job state)."""
+    root = studies_root(ws)
+    out = []
+    for path in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+        if not _STUDY_ID.match(path.name) or not (path / "study.json").is_file():
+            continue
+        record = read_json(path / "study.json")
+        out.append({"id": path.name, "dataset_id": record["dataset_id"], "space": record["space"],
+                    "trials_budget": record["trials"], "minutes_budget": record["minutes"],
+                    "job": job_state(path.name, ws)["state"]})
+    return out
+
+
+def best_config(study_id: str, ws: Path) -> RunConfig:
+    """The config the best finished trial trained (its run's config.json), for "Use the best settings"."""
+    best = show(study_id, ws)["best"]
+    if best is None or not best["run_id"]:
+        raise StudyError(f"Study {study_id} has no finished trial yet; wait for one to complete.")
+    return runs.load_config(runs.run_path(best["run_id"], ws))
+
+
+FIGURES = {
+    "history": ("plot_optimization_history", "How the best validation loss improved, trial by trial"),
+    "importances": ("plot_param_importances", "Which settings mattered most"),
+    "parallel": ("plot_parallel_coordinate", "Every trial's settings, one line each"),
+    "slice": ("plot_slice", "Validation loss against each setting"),
+}
+
+
+def figures(study_id: str, ws: Path) -> dict[str, Any]:
+    """Optuna's own plotly figures for the study; a figure that cannot be drawn yet is left out."""
+    import optuna.visualization as vis
+
+    study = load_optuna(read_record(study_id, ws))
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    out: dict[str, Any] = {}
+    if not done:
+        return out
+    for key, (fn, _) in FIGURES.items():
+        if key == "importances" and (len(done) < 2 or len(study.best_trial.params) < 2):
+            continue
+        try:
+            out[key] = getattr(vis, fn)(study, target_name="validation loss")
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            continue
+    return out
+
+
+# ---------------------------------------------------------------- the study as a background job
+
+
+def submit(config: RunConfig, ws: Path, **kwargs: Any) -> str:
+    """Create a study and start it as a background job (one queue slot, like a run); returns its id."""
+    study_id = create(config, ws, **kwargs)
+    start_job(study_id, ws)
+    return study_id
+
+
+def start_job(study_id: str, ws: Path) -> None:
+    """Start (or resume) the study's job process: it waits its turn in the training queue, then runs trials."""
+    study_dir = study_path(study_id, ws)
+    status = runs.read_status(study_dir)
+    if status.get("state") in ("queued", "running") and runs.process_alive(status):
+        raise StudyError(f"Study {study_id} is already running; cancel it first, or join it with another worker.")
+    runs.cancel_file(study_dir).unlink(missing_ok=True)
+    write_json(study_dir / "status.json", {"state": "queued", "created": time.time()})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.service.tuner", str(study_dir)], cwd=jobs.PROJECT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TL_WORKSPACE": str(ws)},
+        start_new_session=True,
+    )
+    runs.update_status(study_dir, pid=proc.pid, pid_started=runs.start_time(proc.pid))
+
+
+def cancel(study_id: str, ws: Path) -> None:
+    """Ask the study's job to stop: the trial in progress stops at its next batch, and no new trial starts."""
+    runs.request_cancel(study_path(study_id, ws))
+
+
+
+# ---------------------------------------------------------------- the learning-rate finder for the page
+
+
+def find_lr(config: RunConfig, ws: Path, timeout: float = 600) -> dict[str, Any]:
+    """core.engine.lrfind.find in a fresh interpreter (`python -m core lr-find`), so the app's process never loads
+    TensorFlow nor clears the Keras session other pages use; returns its curve and suggestion."""
+    import json
+    import tempfile
+
+    config.validate()
+    with tempfile.TemporaryDirectory(prefix="tl-lrfind-") as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(config.to_json(), encoding="utf-8")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "core", "lr-find", str(path), "--json", "--workspace", str(ws)],
+                                  cwd=jobs.PROJECT, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "TL_WORKSPACE": str(ws)})
+        except subprocess.TimeoutExpired:
+            raise StudyError(f"The learning-rate finder took longer than {timeout:.0f} s and was stopped; "
+                             "try a smaller image size or batch size.") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        raise StudyError(lines[-1][7:] if lines else "The learning-rate finder stopped unexpectedly; "
+                                                     "try again, or run 'python -m core lr-find' to see why.")
+    return json.loads(proc.stdout)

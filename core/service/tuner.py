@@ -1,0 +1,245 @@
+"""Running a study's trials: `work()` in the foreground (the CLI's tune), or the background job
+`python -m core.service.tuner STUDY_DIR`, started by core.service.studies.start_job.
+
+Each worker loops: under the study's ask lock it fails the trials of killed workers (their
+heartbeat went silent; RetryHeartbeatStaleTrialCallback puts their settings back in line), counts
+the trials that are finished or running, and asks Optuna for the next one only while the budget has
+room; so several local workers on one study never run more trials than it has, and no finished
+trial runs again. When the budget is used up but trials of other workers (or of a killed one, until
+its heartbeat goes stale) still run, a worker waits for them.
+
+A trial is a complete run (config.json exact, status.json naming the study and the trial) trained
+by core.engine.training.run, which reuses the feature cache for frozen backbones. After every epoch
+the trial reports its validation loss; when Optuna's pruner says stop (or the loss diverged), the run
+ends after that epoch, is evaluated like any other, and its status says pruned, with the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from core import events, settings
+from core.engine import training
+from core.errors import StudyError, TrainingFailed, TransferLabError
+from core.service import jobs, studies, worker
+from core.store import runs
+
+MAX_FAILURES_IN_A_ROW = 3
+
+
+def _pruning_callback(trial: Any):
+    import tf_keras as keras
+
+    class TrialPruning(keras.callbacks.Callback):
+        """Report the validation loss after each epoch (counted across phases); stop the run when Optuna prunes it.
+
+        Unlike optuna_integration's TFKerasPruningCallback, which raises inside fit(), this ends the
+        run cleanly after the epoch (stop_run), so the pruned trial keeps its model and evaluation.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.stop_run = False
+            self.reason = ""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.epoch += 1
+            val_loss, loss = float(logs.get("val_loss", math.nan)), float(logs.get("loss", math.nan))
+            if not (math.isfinite(val_loss) and math.isfinite(loss)):
+                self.reason = "diverged"
+            else:
+                trial.report(val_loss, self.epoch)
+                if trial.should_prune():
+                    self.reason = "median"
+            if self.reason:
+                self.stop_run = True
+                self.model.stop_training = True
+
+    return TrialPruning()
+
+
+def _pruned_message(epoch: int, reason: str) -> str:
+    if reason == "diverged":
+        return (f"Pruned by the search after epoch {epoch}: its loss diverged (it became NaN or infinite), "
+                "so the learning rate was too high for these settings.")
+    return (f"Pruned by the search after epoch {epoch}: its validation loss was worse than the median of earlier "
+            "trials at that epoch, so it was stopped to save time.")
+
+
+def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Listener | None,
+              stop: Callable[[], bool]) -> tuple[str, float | None]:
+    """Train one trial as a run; returns (Optuna state name, value)."""
+    import tf_keras as keras
+
+    base = studies.base_config(record)
+    values = studies.suggest(trial, studies.params_of(record))
+    config = studies.apply(base, values)
+    run_dir = runs.create_run(config, ws)
+    runs.update_status(run_dir, study=record["id"], trial=trial.number)
+    trial.set_user_attr("run_id", run_dir.name)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    keras.backend.clear_session()  # one process trains many trials: free the previous models
+    pruning = _pruning_callback(trial)
+    started = time.monotonic()
+    try:
+        result = training.run(config, run_dir, listener,
+                              should_stop=lambda: runs.cancel_requested(run_dir) or stop(), callbacks=[pruning])
+    except TrainingFailed as exc:
+        trial.set_user_attr("seconds", round(time.monotonic() - started, 2))
+        if pruning.stop_run or "NaN" in str(exc):
+            epoch = max(1, pruning.epoch)
+            message = _pruned_message(epoch, "diverged")
+            runs.update_status(run_dir, pruned=True, pruned_epoch=epoch, message=message)
+            trial.set_user_attr("pruned_epoch", epoch)
+            return "PRUNED", None
+        trial.set_user_attr("message", str(exc))
+        return "FAIL", None
+    except TransferLabError as exc:
+        trial.set_user_attr("message", str(exc))
+        return "FAIL", None
+    trial.set_user_attr("seconds", round(time.monotonic() - started, 2))
+    if result["state"] != "done":
+        trial.set_user_attr("message", "cancelled")
+        return "CANCELLED", None
+    trial.set_user_attr("val_accuracy", result.get("val_accuracy"))
+    trial.set_user_attr("test_accuracy", result.get("test_accuracy"))
+    losses = [e["metrics"].get("val_loss", math.inf) for e in runs.read_events(run_dir) if e.get("type") == "epoch_end"]
+    best = min((v for v in losses if math.isfinite(v)), default=None)
+    if pruning.stop_run:
+        message = _pruned_message(pruning.epoch, pruning.reason)
+        runs.update_status(run_dir, pruned=True, pruned_epoch=pruning.epoch, message=message)
+        trial.set_user_attr("pruned_epoch", pruning.epoch)
+        return "PRUNED", None
+    if best is None:
+        return "FAIL", None
+    return "COMPLETE", best
+
+
+def _heartbeat(storage: Any, trial_id: int, done: threading.Event) -> None:
+    interval = storage.get_heartbeat_interval()
+    storage.record_heartbeat(trial_id)
+    while not done.wait(interval):
+        storage.record_heartbeat(trial_id)
+
+
+def work(
+    study_id: str, ws: Path, listener: events.Listener | None = None, should_stop: Callable[[], bool] | None = None,
+    trials: int | None = None, minutes: float | None = None, on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run trials of a study until its trial budget is used up (counting every worker's), this worker's minutes
+    are over, or a stop is asked for; returns what this worker did and the study's best trial."""
+    import warnings
+
+    import optuna
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    # study.ask() warns that heartbeats are meant for optimize(); this worker beats for its own trials.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+    record = studies.read_record(study_id, ws)
+    study_dir = studies.study_path(study_id, ws)
+    total = trials if trials is not None else record["trials"]
+    limit = minutes if minutes is not None else record["minutes"]
+    if total is not None and total < 1 or limit is not None and limit <= 0:
+        raise StudyError("A study needs a budget of at least one trial or a positive number of minutes.")
+    storage = studies.open_storage(record["storage"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_id, storage=storage, pruner=studies.pruner())
+    stop = should_stop or (lambda: runs.cancel_requested(study_dir))
+    beats = hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval()
+    started = time.monotonic()
+    mine: list[int] = []
+    failures: list[str] = []
+    ended = "budget"
+    while True:
+        if stop():
+            ended = "cancelled"
+            break
+        if limit is not None and time.monotonic() - started >= limit * 60:
+            ended = "time"
+            break
+        with studies.ask_lock(study_dir):
+            if beats:
+                fail_stale_trials(study)  # a killed worker's trial: failed, and its settings queued again
+            states = [t.state.name for t in study.get_trials(deepcopy=False)]
+            finished, running = sum(s in ("COMPLETE", "PRUNED") for s in states), states.count("RUNNING")
+            wait = total is not None and finished + running >= total
+            if not wait:
+                trial = study.ask()
+        if wait:
+            if beats and running and finished < total:
+                # Another worker's trial is under way, or a killed one whose heartbeat has yet to go stale
+                # (it is then failed and its settings queued again): wait and look again.
+                time.sleep(storage.get_heartbeat_interval())
+                continue
+            break
+        done = threading.Event()
+        if beats:
+            # Optuna's optimize() beats for its trials; ask() and tell() leave it to the caller.
+            threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, done), daemon=True).start()
+        try:
+            state, value = run_trial(trial, record, ws, listener, stop)
+        except BaseException:
+            done.set()
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        done.set()
+        if state == "COMPLETE":
+            study.tell(trial, value)
+        elif state == "PRUNED":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+        mine.append(trial.number)
+        if on_trial is not None:
+            on_trial(studies.trial_row(study.get_trials(deepcopy=False)[trial.number]))
+        if state == "CANCELLED":
+            ended = "cancelled"
+            break
+        failures = failures + [state] if state == "FAIL" else []
+        if len(failures) >= MAX_FAILURES_IN_A_ROW:
+            message = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("message", "")
+            raise StudyError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed, so the search stopped"
+                             f"{': ' + message if message else ''}")
+    summary = studies.show(study_id, ws)
+    return {"id": study_id, "ended": ended, "trials_here": mine, "counts": summary["counts"], "best": summary["best"]}
+
+
+def main(study_dir: Path) -> None:
+    """The study's job process: wait for a slot in the training queue, then run trials until the budget is used."""
+    log = open(study_dir / "job.log", "ab", buffering=0)
+    os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
+    os.dup2(log.fileno(), 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    if not jobs.wait_turn(study_dir):
+        return
+    threading.Thread(target=worker._watchdog, args=(study_dir, settings.cancel_grace_seconds()), daemon=True).start()
+    ws = study_dir.parent.parent
+    try:
+        result = work(study_dir.name, ws)
+    except TransferLabError as exc:
+        runs.update_status(study_dir, "failed", finished=time.time(), message=str(exc))
+        return
+    except BaseException as exc:
+        runs.update_status(study_dir, "failed", finished=time.time(),
+                           message=f"The search stopped unexpectedly ({type(exc).__name__}).")
+        raise
+    state = "cancelled" if result["ended"] == "cancelled" else "done"
+    words = {"budget": "all its trials ran", "time": "its time was up", "cancelled": "it was cancelled"}
+    runs.update_status(study_dir, state, finished=time.time(), counts=result["counts"],
+                       message=f"The search ended because {words[result['ended']]}.")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,473 @@
+"""Magnitude pruning of a trained run's model (TensorFlow Model Optimization), as a new run.
+
+Pruning sets the smallest weights of each convolution and dense layer to zero while the network
+is fine-tuned, so that it learns to do without them; a file of mostly zeros compresses far better
+(gzip, or TensorFlow Lite's sparse format), which is what makes a model smaller to download.
+
+How: the parent's model is rebuilt with every prunable inner layer wrapped by
+`prune_low_magnitude` (a backbone nested as one layer is rebuilt too, so its own layers are
+pruned); sparsity rises from 0 to the target with tfmot's `PolynomialDecay` over the fine-tuning
+epochs on the run's own training split (streamed with the project's tf.data pipeline: the feature
+cache does not apply, since the backbone changes); `strip_pruning` removes the wrappers; the
+weights go back into the parent's architecture, and the project's evaluator tests the result.
+The child is a complete run folder (config.json, split.json, model.keras, eval.json, events) with
+`pruned_from` and `sparsity` in its status, so Predictions, Compare and Export work on it as on
+any run. Depthwise convolutions are not prunable in tfmot (their weights are kept as they are),
+nor are BatchNorm layers and TF Hub layers.
+
+TensorFlow and tfmot are imported only inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from core import events
+from core.data import tfdata
+from core.engine import evaluation, modeling
+from core.errors import PruningError, TransferLabError
+from core.ship import export, runfiles
+from core.spec import strategies
+from core.store import datasets, runs
+from core.store.files import read_json, write_json
+
+PHASE = "prune"
+REPORT = "prune.json"  # in the child's run folder
+SPARSITY_RANGE = (0.05, 0.95)
+EPOCHS_RANGE = (1, 50)
+DEFAULT_SPARSITY = 0.5
+DEFAULT_EPOCHS = 10
+# Layer kinds whose weights tfmot prunes (which weight of each), and kinds it cannot prune.
+PRUNED_WEIGHT = {"Conv2D": "kernel", "Dense": "kernel", "SeparableConv2D": "pointwise_kernel", "Conv1D": "kernel",
+                 "Conv3D": "kernel", "Conv2DTranspose": "kernel"}
+NOT_PRUNABLE = {"DepthwiseConv2D": "depthwise_kernel"}
+GZIP_LEVEL = 9
+
+
+# ---------------------------------------------------------------- requests and the child run
+
+
+def check_request(sparsity: float, epochs: int) -> None:
+    """A plain sentence unless the sparsity is a fraction in range and the epochs a small whole number."""
+    low, high = SPARSITY_RANGE
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not low <= float(sparsity) <= high:
+        raise PruningError(f"The sparsity is the share of weights set to zero, between {low:g} and {high:g} "
+                           f"(0.5 = half of them), not {sparsity!r}.")
+    lo, hi = EPOCHS_RANGE
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not lo <= epochs <= hi:
+        raise PruningError(f"Pruning fine-tunes for {lo} to {hi} epochs, not {epochs!r}.")
+
+
+def is_pruned(status: dict[str, Any]) -> bool:
+    """True for a run made by pruning another."""
+    return bool(status.get("pruned_from"))
+
+
+def create_child(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS) -> Path:
+    """A new run folder for the pruned model: the parent's config and split, a queued status naming the parent."""
+    check_request(sparsity, epochs)
+    runfiles.check_ready(parent_dir)
+    if runs.read_status(parent_dir).get("state") != "done":
+        raise PruningError(f"Run '{parent_dir.name}' was cancelled before it was tested; prune a finished run.")
+    ws = parent_dir.parent.parent
+    child = runs.create_run(runs.load_config(parent_dir), ws)
+    shutil.copyfile(parent_dir / "split.json", child / "split.json")
+    runs.update_status(child, pruned_from=parent_dir.name, sparsity=float(sparsity), prune_epochs=int(epochs))
+    return child
+
+
+def parent_of(child_dir: Path) -> Path:
+    """The run a pruned run was made from (RunNotFound when it was deleted since)."""
+    parent = runs.read_status(child_dir).get("pruned_from")
+    if not parent:
+        raise PruningError(f"Run '{child_dir.name}' was not made by pruning.")
+    return runs.run_path(parent, child_dir.parent.parent)
+
+
+# ---------------------------------------------------------------- wrapping a model for pruning
+
+
+def _kind(layer: Any) -> str:
+    return type(layer).__name__
+
+
+def _is_model(layer: Any) -> bool:
+    import tf_keras as keras
+
+    return isinstance(layer, keras.Model)
+
+
+def _prunable(layer: Any) -> bool:
+    return _kind(layer) in PRUNED_WEIGHT
+
+
+def _contains_prunable(model: Any) -> bool:
+    return any(_contains_prunable(layer) if _is_model(layer) else _prunable(layer) for layer in model.layers)
+
+
+def _linear_chain(model: Any) -> bool:
+    """True for a functional model whose layers form one chain, each fed by the one before (the classifier)."""
+    try:
+        config = model.get_config()
+    except Exception:  # noqa: BLE001 - a model that cannot describe itself is cloned, not rebuilt
+        return False
+    entries = config.get("layers", [])
+    if len(config.get("input_layers", [])) != 1 or len(config.get("output_layers", [])) != 1 or len(entries) < 2:
+        return False
+    for before, entry in zip(entries, entries[1:]):
+        nodes = entry.get("inbound_nodes", [])
+        if len(nodes) != 1 or len(nodes[0]) != 1 or nodes[0][0][0] != before["name"]:
+            return False
+    return True
+
+
+def wrap_for_pruning(model: Any, schedule: Any) -> Any:
+    """The model rebuilt with every prunable layer, nested ones included, wrapped by prune_low_magnitude.
+
+    Layers are reused, so the weights are the trained ones. A chain (the classifier, the backbone
+    wrapper) is called again without its call arguments: `base(x, training=False)` would keep the
+    pruning wrappers inside from updating their masks; BatchNorm is frozen instead
+    (freeze_batchnorm). Other graphs (the backbone network) are cloned with tf_keras's clone_model.
+    PruningError when nothing in the model can be pruned.
+    """
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    if not _contains_prunable(model):
+        kinds = sorted({_kind(layer) for layer in _flat_layers(model) if layer.weights})
+        raise PruningError(
+            "This model has no layer that magnitude pruning can thin out (only convolutions and dense layers can be "
+            f"pruned; it has {', '.join(kinds) or 'no weighted layers'}), so pruning would not make it smaller.")
+
+    def one(layer: Any) -> Any:
+        if _is_model(layer):
+            return rebuild(layer) if _contains_prunable(layer) else layer
+        if _prunable(layer):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
+
+    def rebuild(sub: Any) -> Any:
+        if not _linear_chain(sub):
+            return keras.models.clone_model(sub, clone_function=one)
+        inputs = keras.Input(sub.input_shape[1:], name=sub.layers[0].name)
+        x = inputs
+        for layer in sub.layers[1:]:
+            x = one(layer)(x)
+        return keras.Model(inputs, x, name=sub.name)
+
+    return rebuild(model)
+
+
+def _flat_layers(model: Any) -> list[Any]:
+    """Every layer inside a model, nested models opened, wrappers opened to the layer they wrap."""
+    out = []
+    for layer in model.layers:
+        if _is_model(layer):
+            out += _flat_layers(layer)
+        else:
+            out.append(getattr(layer, "layer", layer) if _kind(layer) == "PruneLowMagnitude" else layer)
+    return out
+
+
+def freeze_batchnorm(model: Any) -> None:
+    """Every other layer trains during pruning; BatchNorm keeps its statistics (inference mode when frozen)."""
+    from tf_keras import layers as kl
+
+    for layer in _flat_layers(model):
+        layer.trainable = not isinstance(layer, kl.BatchNormalization)
+
+
+def wrappers(model: Any) -> list[str]:
+    """Names of the pruning wrappers left anywhere in a model (none after strip_pruning)."""
+    out = []
+    for layer in model.layers:
+        if _is_model(layer):
+            out += wrappers(layer)
+        elif _kind(layer) == "PruneLowMagnitude":
+            out.append(layer.name)
+    return out
+
+
+def strip(model: Any) -> Any:
+    """tfmot's strip_pruning: the same network without the wrappers (the masks already applied)."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def copy_weights(source: Any, target: Any) -> None:
+    """Each layer's weights from source into the layer of the same name in target (nested models opened)."""
+    by_name = {layer.name: layer for layer in _flat_layers(source)}
+    for layer in _flat_layers(target):
+        if layer.weights:
+            layer.set_weights(by_name[layer.name].get_weights())
+
+
+def sparsity_by_kind(model: Any) -> dict[str, Any]:
+    """Zeros among the weights each layer kind has, the pruned weight of prunable kinds, and parameters."""
+    kinds: dict[str, dict[str, Any]] = {}
+    total = nonzero = 0
+    for layer in _flat_layers(model):
+        for w in layer.weights:
+            value = w.numpy()
+            total += value.size
+            nonzero += int(np.count_nonzero(value))
+        kind = _kind(layer)
+        name = PRUNED_WEIGHT.get(kind) or NOT_PRUNABLE.get(kind)
+        if name is None or not hasattr(layer, name):
+            continue
+        value = getattr(layer, name).numpy()
+        row = kinds.setdefault(kind, {"prunable": kind in PRUNED_WEIGHT, "layers": 0, "weights": 0, "zeros": 0})
+        row["layers"] += 1
+        row["weights"] += int(value.size)
+        row["zeros"] += int(value.size - np.count_nonzero(value))
+    for row in kinds.values():
+        row["sparsity"] = round(row["zeros"] / row["weights"], 6) if row["weights"] else 0.0
+    prunable = [r for r in kinds.values() if r["prunable"]]
+    weights = sum(r["weights"] for r in prunable)
+    return {
+        "kinds": kinds,
+        "prunable_sparsity": round(sum(r["zeros"] for r in prunable) / weights, 6) if weights else 0.0,
+        "parameters": int(total), "nonzero_parameters": int(nonzero),
+        "overall_sparsity": round(1 - nonzero / total, 6) if total else 0.0,
+    }
+
+
+# ---------------------------------------------------------------- fine-tuning while pruning
+
+
+def _progress(emit: events.Listener, epochs: int, steps: int, should_stop: Callable[[], bool]) -> Any:
+    import tf_keras as keras
+
+    class Progress(keras.callbacks.Callback):
+        """Batch and epoch events into the child's events.jsonl (the Train page's curves); cancel and NaN checks."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch, self.epochs_run, self.started = 0, 0, 0.0
+            self.cancelled = self.nan = False
+            self.last: dict[str, float] = {}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.started = epoch + 1, time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            logs = logs or {}
+            loss = float(logs.get("loss", float("nan")))
+            emit(events.BatchEnd(PHASE, self.epoch, batch + 1, steps, loss, float(logs.get("accuracy", 0.0))))
+            if not math.isfinite(loss):
+                self.nan = True
+                self.model.stop_training = True
+            elif should_stop():
+                self.cancelled = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs_run = epoch + 1
+            self.last = {k: float(v) for k, v in (logs or {}).items()}
+            emit(events.EpochEnd(PHASE, epoch + 1, epochs, self.last, round(time.monotonic() - self.started, 3)))
+
+    return Progress()
+
+
+def schedule_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
+    """(begin, end) steps of the sparsity ramp: the target is reached after the first half of the epochs, so the
+    second half recovers at the final sparsity (one epoch: at its last step)."""
+    end = steps_per_epoch * math.ceil(epochs / 2) if epochs >= 2 else steps_per_epoch - 1
+    return 0, max(1, end)
+
+
+def prune(child_dir: Path, listener: events.Listener | None = None,
+          should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Fine-tune the parent's model while pruning it, save it in the child run, evaluate; status says how it ended."""
+    should_stop = should_stop or (lambda: runs.cancel_requested(child_dir))
+
+    def emit(event: events.Event) -> None:
+        runs.append_event(child_dir, events.to_dict(event))
+        if listener is not None:
+            listener(event)
+
+    runs.update_status(child_dir, "running", started=time.time(), pid=os.getpid(), message=None)
+    try:
+        return _prune(child_dir, emit, should_stop)
+    except TransferLabError as exc:
+        runs.update_status(child_dir, "failed", finished=time.time(), message=str(exc))
+        raise
+    except BaseException as exc:
+        state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        runs.update_status(child_dir, state, finished=time.time(), detail=traceback.format_exc(limit=20),
+                           message=f"Pruning stopped unexpectedly ({type(exc).__name__}).")
+        raise
+
+
+def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], bool]) -> dict[str, Any]:
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    status = runs.read_status(child_dir)
+    parent_dir = parent_of(child_dir)
+    sparsity, epochs = float(status["sparsity"]), int(status["prune_epochs"])
+    check_request(sparsity, epochs)
+    config = runs.load_config(child_dir)
+    ws = child_dir.parent.parent
+    split = read_json(child_dir / "split.json")
+    root = datasets.dataset_path(config.dataset_id, ws)
+    train_items = [tuple(i) for i in split["train"]]
+    val_items = [tuple(i) for i in split["val"]]
+    if not train_items:
+        raise PruningError(f"Run '{parent_dir.name}' has no training images in its split, so it cannot be fine-tuned.")
+
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy("float32")
+    model = runfiles.load_model(parent_dir)
+    steps = math.ceil(len(train_items) / config.batch_size)
+    begin, end = schedule_steps(steps, epochs)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=sparsity,
+                                                    begin_step=begin, end_step=end, frequency=1)
+    pruned = wrap_for_pruning(model, schedule)
+    freeze_batchnorm(pruned)
+    smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
+    modeling.compile_for(pruned, config.optimizer, config.fine_tune_learning_rate, **smoothing)
+    train_data = tfdata.pipeline(root, train_items, config.image_size, config.batch_size, True, config.seed)
+    val_data = (tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed)
+                if val_items else None)
+    labels = np.array([label for _, label in train_items])
+    emit(events.PhaseStart(PHASE, 1, 1, epochs, steps, modeling.count_trainable(pruned)))
+    emit(events.Notice(f"Pruning run {parent_dir.name} to {sparsity:.0%} sparsity over {epochs} epoch(s) of "
+                       "fine-tuning on its training images."))
+    runs.update_status(child_dir, phase=PHASE, phase_index=1, phases=1)
+    progress = _progress(emit, epochs, steps, should_stop)
+    started = time.monotonic()
+    pruned.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
+               class_weight=strategies.class_weights(config.class_weights, labels),
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), progress])
+    emit(events.PhaseEnd(PHASE, progress.epochs_run, False))
+    seconds = round(time.monotonic() - started, 2)
+    if progress.nan:
+        raise PruningError("The loss became NaN (not a number) while pruning, so it stopped; prune less at once "
+                           "(a lower sparsity) or over more epochs.")
+    if progress.cancelled:
+        runs.update_status(child_dir, "cancelled", finished=time.time(), train_seconds=seconds,
+                           message="Pruning was cancelled before it reached its sparsity, so no model was kept.")
+        return {"state": "cancelled", "train_seconds": seconds}
+
+    stripped = strip(pruned)
+    final = runfiles.load_model(parent_dir)  # the parent's very architecture, with the pruned weights
+    copy_weights(stripped, final)
+    final.save(child_dir / "model.keras")
+    reached = sparsity_by_kind(final)
+    report = evaluation.evaluate(child_dir, model=final)
+    result = {
+        "state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"],
+        "val_accuracy": progress.last.get("val_accuracy"), "sparsity_reached": reached["prunable_sparsity"],
+    }
+    runs.update_status(child_dir, "done", finished=time.time(), **{k: v for k, v in result.items() if k != "state"})
+    return result
+
+
+def prune_run(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS,
+              listener: events.Listener | None = None) -> tuple[Path, dict[str, Any]]:
+    """create_child + prune, in the foreground (the command line)."""
+    child = create_child(parent_dir, sparsity, epochs)
+    return child, prune(child, listener)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def gzipped_size(path: Path) -> int:
+    """Bytes of the file once gzipped (how much a download really costs)."""
+    return len(gzip.compress(path.read_bytes(), GZIP_LEVEL))
+
+
+def sparse_format(path: Path) -> bool | None:
+    """True when a TFLite file stores some tensor in the sparse format (None without LiteRT to read it)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    return any(d.get("sparsity_parameters") for d in Interpreter(model_path=str(path)).get_tensor_details())
+
+
+def _files(run_dir: Path, tflite: dict[str, Any], keras_file: Path | None = None) -> dict[str, Any]:
+    keras_file = keras_file or run_dir / "model.keras"
+    rows = {"keras": {"file": "model.keras", "bytes": keras_file.stat().st_size, "gzip_bytes": gzipped_size(keras_file)}}
+    for format_id, row in tflite["variants"].items():
+        path = runfiles.exports_dir(run_dir) / row["file"]
+        rows[format_id] = {"file": row["file"], "bytes": row["bytes"], "gzip_bytes": gzipped_size(path),
+                           "accuracy": row["accuracy"], "ms_per_image": row["ms_per_image"],
+                           "agreement": row["agreement"], "sparse_format": sparse_format(path)}
+    return rows
+
+
+def measure(child_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Sparsity per layer kind, parameters, file sizes raw and gzipped (model.keras and each TFLite variant, made
+    with the sparsity optimisation and measured with LiteRT on the test split), against the parent; prune.json."""
+    status = runs.read_status(child_dir)
+    if status.get("state") != "done":
+        raise PruningError(f"Run '{child_dir.name}' has no finished pruned model (state: {status.get('state')}).")
+    parent_dir = parent_of(child_dir)
+    model = runfiles.load_model(child_dir)
+    reached = sparsity_by_kind(model)
+    parent_reached = sparsity_by_kind(runfiles.load_model(parent_dir))
+    child_files = _files(child_dir, export.report(child_dir, format_ids))
+    # The trainer's model.keras also holds the optimizer's state; the pruned one holds weights only. The parent's
+    # weights are saved the same way for a fair comparison (its own file's size is kept as well).
+    resaved = child_dir / f".parent-{os.getpid()}.keras"
+    try:
+        runfiles.load_model(parent_dir).save(resaved)
+        parent_files = _files(parent_dir, export.report(parent_dir, format_ids), resaved)
+    finally:
+        resaved.unlink(missing_ok=True)
+    parent_files["keras"]["trainer_file_bytes"] = (parent_dir / "model.keras").stat().st_size
+    child_eval, parent_eval = read_json(child_dir / "eval.json"), read_json(parent_dir / "eval.json")
+    for format_id, row in child_files.items():
+        base = parent_files.get(format_id)
+        if base:
+            row["vs_parent"] = round(row["bytes"] / base["bytes"], 4)
+            row["gzip_vs_parent"] = round(row["gzip_bytes"] / base["gzip_bytes"], 4)
+    result = {
+        "run": child_dir.name, "parent": parent_dir.name,
+        "sparsity": status["sparsity"], "epochs": status["prune_epochs"],
+        "sparsity_reached": reached["prunable_sparsity"],
+        "kinds": reached["kinds"],
+        "not_prunable": ("Depthwise convolutions are not prunable in TensorFlow Model Optimization, so their weights "
+                         "are kept whole; BatchNorm layers, biases and TF Hub layers are not pruned either."),
+        "sparse_note": ("TensorFlow Lite files are converted with the sparsity optimisation; a variant whose sparse "
+                        "file LiteRT's default CPU runtime (XNNPACK) refuses, such as full int8, keeps the dense "
+                        "layout, whose zeros still shrink when gzipped (sparse_format says which)."),
+        "parameters": reached["parameters"], "nonzero_parameters": reached["nonzero_parameters"],
+        "overall_sparsity": reached["overall_sparsity"],
+        "parent_nonzero_parameters": parent_reached["nonzero_parameters"],
+        "test_accuracy": child_eval["accuracy"], "parent_test_accuracy": parent_eval["accuracy"],
+        "change_points": round(100 * (child_eval["accuracy"] - parent_eval["accuracy"]), 2),
+        "ms_per_image": child_eval.get("ms_per_image"), "parent_ms_per_image": parent_eval.get("ms_per_image"),
+        "n": child_eval["n"],
+        "files": child_files, "parent_files": parent_files,
+        "train_seconds": status.get("train_seconds"),
+    }
+    write_json(child_dir / REPORT, result)
+    return result
+
+
+def cached_report(child_dir: Path) -> dict[str, Any] | None:
+    """prune.json as last written, without measuring anything."""
+    try:
+        return read_json(child_dir / REPORT)
+    except (OSError, ValueError):
+        return None
+
+
+def children(parent_dir: Path) -> list[runs.RunInfo]:
+    """Runs pruned from this one, newest first."""
+    return [r for r in runs.list_runs(parent_dir.parent.parent) if r.status.get("pruned_from") == parent_dir.name]
+
