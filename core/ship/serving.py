@@ -91,8 +91,8 @@ class ServedModel:
 def default_name(run_dir: Path) -> str:
     """The name a run is served under unless told otherwise: its dataset's name (`flowers-1a2b3c...` -> `flowers`)."""
     dataset_id = runs.load_config(run_dir).dataset_id
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset_id.rsplit("-", 1)[0]).strip("-.") or "model"
-    return name[:64] if _NAME.match(name) else "model"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset_id.rsplit("-", 1)[0])[:64].strip("-._")
+    return name if _NAME.match(name) else "model"
 
 
 def check_name(name: str) -> str:
