@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core import bench, settings
-from core.data import health, importer, samples
+from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
 from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting, studies, tuner
-from core.ship import codegen, export, serving
+from core.ship import codegen, export, pruning, serving
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
 from core.store.files import workspace
@@ -182,6 +182,8 @@ _CONFIG_FLAGS = {
     "fine_tune_layers": "fine_tune_layers", "fine_tune_unit": "fine_tune_unit", "optimizer": "optimizer",
     "schedule": "schedule", "label_smoothing": "label_smoothing", "class_weights": "class_weights",
     "patience": "patience", "seed": "seed", "source_run": "source_run",
+    "target_dataset": "target_dataset_id", "adapt_weight": "adapt_weight", "adapt_loss": "adapt_loss",
+    "target_labeled_per_class": "target_labeled_per_class",
 }
 _CONFIG_FLAGS.update({"source_backbone": "source_backbone", "temperature": "temperature",
                       "distill_weight": "distill_weight"})  # layer_transfer and distill
@@ -226,7 +228,13 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["mixed_precision"] = True
     if args.compare_student_alone:
         overrides["compare_student_alone"] = True
+    if args.compare_source_only:
+        overrides["compare_source_only"] = True
     cfg = config_mod.preset(args.preset, args.dataset, **overrides)
+    if cfg.target_dataset_id:  # refused or explained before anything trains
+        for message in domains.check_target(datasets.load_dataset(cfg.dataset_id, ws),
+                                            datasets.load_dataset(cfg.target_dataset_id, ws)):
+            print(f"note: {message}", file=sys.stderr)
     _print(args, cfg.to_json())
     return 0
 
@@ -236,7 +244,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(info["counts"], everyday, cached)
+    rec = strategies.recommend(splits.train_counts(info), everyday, cached)
     _out(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 
@@ -311,6 +319,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         verdict = "hurt" if result["transfer_hurt"] else "helped"
         print(f"transfer {verdict}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
               f"{result['baseline_val_accuracy']:.3f} against {result['val_accuracy']:.3f}", file=sys.stderr)
+    if result.get("adaptation_helped") is not None and not args.quiet:
+        verdict = "helped" if result["adaptation_helped"] else "did not help"
+        print(f"adaptation {verdict}: target accuracy {result['target_accuracy']:.3f} against "
+              f"{result['source_only_target_accuracy']:.3f} for the source-only baseline {result['source_only_run']}",
+              file=sys.stderr)
     _out(args, {"id": run_dir.name, **result}, run_dir.name)
     return 0 if result["state"] == "done" else 1
 
@@ -403,8 +416,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     runs.reconcile(workspace(args.workspace))
     report = evaluation.evaluate(runs.run_path(args.run_id, workspace(args.workspace)))
     brief = {k: v for k, v in report.items() if k != "predictions"}
+    if "target" in brief:
+        brief["target"] = {k: v for k, v in brief["target"].items() if k != "predictions"}
     rows = "\n".join(f"  {r['class']:<16} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  n={r['support']}"
                      for r in report["per_class"])
+    target = report.get("target") or {}
+    if "accuracy" in target:
+        rows += (f"\ntarget domain ({target['dataset_id']}): accuracy {target['accuracy']:.3f}, macro F1 "
+                 f"{target['macro']['f1-score']:.3f} on {target['n']} held-out images")
     _out(args, {"id": args.run_id, **brief}, f"test accuracy {report['accuracy']:.3f} on {report['n']} images\n{rows}")
     return 0
 
@@ -495,6 +514,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     serving.run_server(served, args.host, args.port, key=key, ready=ready)
+    return 0
+
+
+def _prune_text(r: dict[str, Any]) -> str:
+    lines = [f"run {r['run']}: pruned from {r['parent']} to {r['sparsity_reached']:.1%} sparsity of its prunable weights "
+             f"(asked {r['sparsity']:.0%}, {r['epochs']} epochs)",
+             f"  test accuracy {r['test_accuracy']:.3f} ({r['change_points']:+.1f} points against {r['parent_test_accuracy']:.3f})"
+             + (f", {r['ms_per_image']:.2f} ms per image" if r.get("ms_per_image") is not None else ""),
+             f"  parameters {r['parameters']:,}, of which non-zero {r['nonzero_parameters']:,} "
+             f"(parent {r['parent_nonzero_parameters']:,})"]
+    for kind, k in r["kinds"].items():
+        lines.append(f"  {kind:<16} {k['layers']:>3} layers {k['weights']:>10,} weights  {k['sparsity']:6.1%} zero"
+                     + ("" if k["prunable"] else "  (not prunable)"))
+    lines.append(f"  {'file':<16}{'MB':>8}{'gzip MB':>9}{'gzip of parent':>16}")
+    for name, f in r["files"].items():
+        lines.append(f"  {name:<16}{f['bytes'] / 2**20:>8.2f}{f['gzip_bytes'] / 2**20:>9.2f}{f.get('gzip_vs_parent', 0):>16.0%}")
+    lines.append(f"  {r['not_prunable']}")
+    return "\n".join(lines)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    parent = runs.run_path(args.run_id, workspace(args.workspace))
+    child, result = pruning.prune_run(parent, args.sparsity, args.epochs, listener=_progress_listener(args.quiet))
+    print(f"run {child.name}", file=sys.stderr)
+    if result["state"] != "done":
+        _out(args, {"id": child.name, **result}, child.name)
+        return 1
+    if not args.quiet:
+        print("converting to TensorFlow Lite and measuring every variant on the test split...", file=sys.stderr)
+    report = pruning.measure(child, args.tflite or ())
+    _out(args, {"id": child.name, **report}, _prune_text(report))
     return 0
 
 
@@ -598,6 +648,14 @@ def parser() -> argparse.ArgumentParser:
     cfg.add_argument("--augment-views", type=int, help="with a frozen backbone: augmented views per image to cache")
     cfg.add_argument("--compare-scratch", action="store_true",
                      help="also train the same network from scratch, to show whether transfer helped")
+    cfg.add_argument("--target-dataset", help="domain adaptation: a dataset of images from where the model will be "
+                                              "used (its labels only measure accuracy there)")
+    cfg.add_argument("--adapt-weight", type=float, help="how much lining up the two domains counts (default 1)")
+    cfg.add_argument("--adapt-loss", choices=config_mod.CHOICES["adapt_loss"], help="adaptive_layers: mmd or coral")
+    cfg.add_argument("--target-labeled-per-class", type=int,
+                     help="also train on this many labelled target images per class (default 0)")
+    cfg.add_argument("--compare-source-only", action="store_true",
+                     help="also train the source-only baseline, to show whether adaptation helped on the target")
     cfg.set_defaults(func=cmd_config)
 
     rc = sub.add_parser("recommend", parents=[common], help="propose a strategy, backbone and epochs for a dataset")
@@ -695,6 +753,18 @@ def parser() -> argparse.ArgumentParser:
                     help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every network)")
     sv.add_argument("--port", type=int, default=serving.DEFAULT_PORT, help="port (default 8501; 0: any free one)")
     sv.set_defaults(func=cmd_serve)
+
+    pn = sub.add_parser("prune", parents=[common], help="make a smaller model: magnitude pruning of a finished run "
+                                                          "into a new run, measured with its TFLite variants")
+    pn.add_argument("run_id")
+    pn.add_argument("--sparsity", type=float, default=pruning.DEFAULT_SPARSITY,
+                    help="share of the convolution and dense weights set to zero, 0.05-0.95 (default 0.5)")
+    pn.add_argument("--epochs", type=int, default=pruning.DEFAULT_EPOCHS,
+                    help=f"fine-tuning epochs while pruning (default {pruning.DEFAULT_EPOCHS})")
+    pn.add_argument("--tflite", nargs="+", choices=export.TFLITE_IDS,
+                    help="TFLite variants to convert and measure (default: all four; float32 always, as the baseline)")
+    pn.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    pn.set_defaults(func=cmd_prune)
 
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
     bn.add_argument("name", choices=tuple(bench.BENCHMARKS))

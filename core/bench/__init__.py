@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.bench import distill, export, imports, quick, train, tune
+from core.bench import distill, domain, export, imports, prune, quick, serve, train, tune
 from core.errors import TransferLabError
 
 # name -> (run(keras_cache) -> figures, describe(figures) -> text)
@@ -16,7 +16,10 @@ BENCHMARKS: dict[str, tuple[Callable[[str | None], dict[str, Any]], Callable[[di
     "train": (lambda keras_cache: train.run(), train.describe),
     "export": (export.run, export.describe),
     "distill": (distill.run, distill.describe),
+    "domain": (domain.run, domain.describe),
     "tune": (tune.run, tune.describe),
+    "prune": (prune.run, prune.describe),
+    "serve": (serve.run, serve.describe),
 }
 
 

@@ -26,7 +26,7 @@ from core.data import archives, health, splits
 from core.data.images import normalize_image
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
-from core.store import quota
+from core.store import quota, runs
 from core.store.files import write_json
 
 MIN_IMAGES_TO_IMPORT = 2
@@ -157,7 +157,8 @@ def _write_dataset(
     room = quota.check_room(ws)  # None: no quota (a private computer)
     written = 0
     dataset_id = f"{_slug(name)}-{secrets.token_hex(6)}"
-    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    runs.sweep_scratch(root, ".import-")  # folders of imports whose process was killed
+    tmp = Path(tempfile.mkdtemp(prefix=runs.scratch_prefix(".import-"), dir=root))
     try:
         taken: set[str] = set(_RESERVED_DIRS)
         dirs = {label: _safe_dir_name(label, taken) for label in labels}

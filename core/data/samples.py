@@ -1,4 +1,5 @@
-"""Built-in sample datasets: `shapes`, generated here in seconds, and `flowers`, downloaded from
+"""Built-in sample datasets: `shapes`, generated here in seconds; `shapes-field`, the same four shapes as
+they would look elsewhere (a target domain for domain adaptation); and `flowers`, downloaded from
 TensorFlow's own copy of the flower photos (offline it says so in one sentence)."""
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from core import settings
 from core.data import importer
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
 
-SAMPLES = ("shapes", "flowers")
+SAMPLES = ("shapes", "shapes-field", "flowers")
 SHAPE_CLASSES = ("circle", "square", "triangle", "star")
 SHAPES_PER_CLASS = 150
 # TensorFlow's own copy of the flower photos (3,670 photos in 5 classes, CC-BY; credits in its LICENSE.txt).
@@ -31,6 +32,9 @@ FLOWERS_OFFLINE = (
 SAMPLE_DESCRIPTIONS = {
     "shapes": f"{SHAPES_PER_CLASS * len(SHAPE_CLASSES)} generated pictures of circles, squares, triangles and stars "
               "(made on this computer in seconds).",
+    "shapes-field": f"{SHAPES_PER_CLASS * len(SHAPE_CLASSES)} pictures of the same four shapes as they would look "
+                    "elsewhere: outlines and muted colours on textured, photo-like backgrounds, blurred and unevenly lit "
+                    "(a second domain for domain adaptation; made on this computer in seconds).",
     "flowers": "3,670 photos of daisies, dandelions, roses, sunflowers and tulips from TensorFlow's examples "
                "(a 220 MB download; needs internet).",
 }
@@ -89,6 +93,78 @@ def generate_shapes(dest: Path, per_class: int = SHAPES_PER_CLASS, size: int = 1
     return dest
 
 
+# ---------------------------------------------------------------- shapes-field: the same shapes, elsewhere
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Low-frequency colour noise (a coarse random grid, resized smoothly): photo-like blotches of colour."""
+    grid = rng.integers(0, 256, (cells, cells, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC), dtype=np.float32)
+
+
+def _field_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A textured background: smooth blotches, plus stripes, a checkerboard or grain, in earthy tones."""
+    base = _smooth_noise(rng, size, int(rng.integers(3, 7)))
+    earth = np.array([[110, 95, 70], [70, 90, 60], [95, 100, 110], [130, 115, 95]], dtype=np.float32)
+    base = 0.45 * base + 0.55 * earth[rng.integers(len(earth))]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    kind = rng.integers(3)
+    if kind == 0:  # stripes at a random angle and period
+        a, period = rng.uniform(0, np.pi), rng.uniform(5, 14)
+        texture = np.sin((xx * np.cos(a) + yy * np.sin(a)) * 2 * np.pi / period)
+    elif kind == 1:  # a checkerboard
+        cell = int(rng.integers(6, 16))
+        texture = ((xx // cell + yy // cell) % 2) * 2 - 1.0
+    else:  # coarse grain
+        texture = np.asarray(Image.fromarray(rng.integers(0, 256, (size // 4, size // 4), dtype=np.uint8))
+                             .resize((size, size), Image.NEAREST), dtype=np.float32) / 127.5 - 1
+    return base + rng.uniform(10, 25) * texture[..., None]
+
+
+def _draw_field_shape(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
+    """One shapes-field image: the shape as an outline or in a muted colour on a textured background,
+    then uneven lighting, blur and sensor noise."""
+    img = Image.fromarray(np.clip(_field_background(rng, size), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    # Muted colours, lighter or darker than the background: visible, but without the source's bright fills.
+    tone = rng.choice([rng.uniform(215, 250), rng.uniform(5, 35)])
+    colour = tuple(int(np.clip(tone + v, 0, 255)) for v in rng.normal(0, 18, 3))
+    r = rng.uniform(0.18, 0.34) * size
+    cx, cy = rng.uniform(r + 2, size - r - 2, 2)
+    outline = rng.random() < 0.6
+    width = int(rng.integers(3, 6))
+    if kind == "circle":
+        box = [cx - r, cy - r, cx + r, cy + r]
+        draw.ellipse(box, outline=colour, width=width) if outline else draw.ellipse(box, fill=colour)
+    else:
+        pts = _shape_points(kind, cx, cy, r, rng.uniform(0, 2 * np.pi))
+        if outline:
+            draw.line(pts + pts[:1], fill=colour, width=width, joint="curve")
+        else:
+            draw.polygon(pts, fill=colour)
+    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5)))
+    arr = np.asarray(img, dtype=np.float32)
+    # Light from one side (a linear ramp) and a vignette, as a phone photo outdoors.
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    theta = rng.uniform(0, 2 * np.pi)
+    ramp = 1 + rng.uniform(0.2, 0.5) * ((xx - 0.5) * np.cos(theta) + (yy - 0.5) * np.sin(theta))
+    vignette = 1 - 0.6 * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2)
+    arr = arr * (ramp * vignette * rng.uniform(0.7, 1.2))[..., None]
+    arr += rng.normal(0, rng.uniform(4, 12), arr.shape)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def generate_shapes_field(dest: Path, per_class: int = SHAPES_PER_CLASS, size: int = 128, seed: int = 0) -> Path:
+    """Write the `shapes-field` sample (the same class folders as `shapes`, another look) into dest."""
+    for index, kind in enumerate(SHAPE_CLASSES):
+        folder = dest / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng([seed, index, 7])  # 7: never the same draws as `shapes`
+        for i in range(per_class):
+            _draw_field_shape(kind, rng, size).save(folder / f"{kind}_field_{i:03d}.png")
+    return dest
+
+
 def _download(url: str, dest: Path, progress: ProgressFn | None, limits: ImportLimits) -> None:
     """Stream a URL to a file, reporting progress; DatasetError with the offline sentence on any network failure."""
     if settings.offline():
@@ -109,7 +185,7 @@ def _download(url: str, dest: Path, progress: ProgressFn | None, limits: ImportL
 
 
 def import_sample(name: str, ws: Path, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Create a built-in sample dataset: `shapes` is generated here, `flowers` downloaded from TensorFlow."""
+    """Create a built-in sample dataset: `shapes` and `shapes-field` are generated here, `flowers` downloaded."""
     if name not in SAMPLES:
         raise DatasetError(f"There is no built-in sample '{name}'; available samples: {', '.join(SAMPLES)}.")
     if name == "flowers":
@@ -121,6 +197,7 @@ def import_sample(name: str, ws: Path, progress: ProgressFn | None = None) -> di
             _download(FLOWERS_URL, archive, progress, ImportLimits())
             return importer.import_path(archive, ws, name=name, source=name, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
-        src = generate_shapes(Path(tmp) / name)
+        make = generate_shapes_field if name == "shapes-field" else generate_shapes
+        src = make(Path(tmp) / name)
         info = importer.import_path(src, ws, name=name, progress=progress)
     return info

@@ -97,7 +97,8 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 
 def _save(path: Path, table: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    runs.sweep_scratch(path.parent, ".features-")  # writes of killed processes
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=runs.scratch_prefix(".features-"), suffix=".npz.tmp")
     os.close(fd)
     try:
         with open(tmp, "wb") as f:

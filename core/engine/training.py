@@ -18,12 +18,12 @@ import numpy as np
 
 from core import events, settings
 from core.data import health, splits, tfdata
-from core.engine import distill, evaluation, features, modeling, networks, transfer
+from core.engine import adaptation, distill, evaluation, features, modeling, networks, transfer
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.store import datasets, runs
-from core.store.files import atomic_target, write_json
+from core.store.files import atomic_target, read_json, write_json
 
 # A network trained from scratch needs more passes than a head on pretrained features.
 SCRATCH_MIN_EPOCHS = 30
@@ -250,13 +250,19 @@ def _train(
         notices += more
         config, cap_notices = apply_epoch_cap(config)
         notices += cap_notices
+        config, adapt_notices = adaptation.prepare(config)
+        notices += adapt_notices
         runs.save_config(run_dir, config)  # config.json holds what is actually trained
         for message in notices:
             emit(events.Notice(message))
 
     keras.utils.set_random_seed(config.seed)
     parts = splits.split(info, config.val_fraction, config.test_fraction, config.seed)
-    write_json(run_dir / "split.json", {"classes": info["classes"], **parts})
+    target = adaptation.plan(config, info, ws) if config.target_dataset_id else None
+    for message in (target or {}).get("notices", []):
+        emit(events.Notice(message))
+    write_json(run_dir / "split.json", {"classes": info["classes"], **parts,
+                                        **({"target": target} if target else {})})
     root = datasets.dataset_path(config.dataset_id, ws)
     steps = math.ceil(len(parts["train"]) / config.batch_size)
     labels = np.array([label for _, label in parts["train"]])
@@ -305,6 +311,12 @@ def _train(
                 teacher, model, base, phase, config, info, root, parts, ws, class_weight)
             emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
                                f"({fig['teacher_computed']} computed now, the others from its cache)."))
+        elif target and adaptation.adapts(config):
+            with scope():
+                trainer, train_data, val_data, steps_per_epoch, fig = adaptation.phase_inputs(
+                    config, target, model, base, phase, ws, info, parts, epochs_left[phase.name])
+            if phase.base_trainable == "none":
+                emit(events.FeaturePass(phase.name, fig["images"], fig["computed"], 0, round(fig["seconds"], 3)))
         elif strategies.uses_feature_cache(config, phase):
             views = config.augment_views if config.augment.any() else 0
             extractor = features.feature_extractor(model, base, augmented=bool(views))
@@ -374,9 +386,11 @@ def _train(
     report = evaluation.evaluate(run_dir, model=model)
     best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)
                              if e.get("type") == "epoch_end"), default=None)
+    target_accuracy = {"target_accuracy": report["target"].get("accuracy")} if "target" in report else {}
     runs.update_status(run_dir, "done", finished=time.time(), train_seconds=seconds, test_accuracy=report["accuracy"],
-                       val_accuracy=best_val_accuracy)
-    return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy}
+                       val_accuracy=best_val_accuracy, **target_accuracy)
+    return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy,
+            **target_accuracy}
 
 
 def train_and_compare(
@@ -395,6 +409,8 @@ def train_and_compare(
     if result["state"] == "done" and trained.strategy == "distill":  # student alone, then the verdict
         result |= distill.finish(trained, run_dir, run_dir.parent.parent,
                                  lambda c, d: run(c, d, listener, should_stop, distribute=distribute))
+    if result["state"] == "done" and config.compare_source_only:
+        result |= _source_only(trained, run_dir, listener, should_stop, distribute)
     if result["state"] != "done" or not config.compare_scratch:
         return result
     if trained.weights == "none":
@@ -414,3 +430,31 @@ def train_and_compare(
         runs.update_status(run_dir, baseline_val_accuracy=base_result["val_accuracy"], transfer_hurt=hurt)
         result |= {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}
     return result
+
+
+def _source_only(
+    trained: RunConfig, run_dir: Path, listener: events.Listener | None, should_stop: Callable[[], bool] | None,
+    distribute: str | None,
+) -> dict:
+    """The source-only baseline of an adapted run: the same network, split, data and epochs, adaptation weight 0.
+
+    It is a run of its own; the adapted run's status gets `source_only_run`, both target
+    accuracies and `adaptation_helped` (its target accuracy above the baseline's).
+    """
+    import tf_keras as keras
+
+    baseline = trained.with_changes(adapt_weight=0.0, compare_source_only=False, compare_scratch=False, preset="").validate()
+    baseline_dir = runs.create_run(baseline, run_dir.parent.parent)
+    runs.update_status(baseline_dir, source_only_of=run_dir.name)
+    runs.update_status(run_dir, source_only_run=baseline_dir.name)
+    keras.backend.clear_session()
+    base_result = run(baseline, baseline_dir, listener, should_stop, distribute=distribute)
+    if base_result["state"] != "done":
+        return {"source_only_run": baseline_dir.name}
+    adapted = (read_json(run_dir / "eval.json").get("target") or {}).get("accuracy")
+    source_only = (read_json(baseline_dir / "eval.json").get("target") or {}).get("accuracy")
+    helped = None if adapted is None or source_only is None else adapted > source_only
+    fields = {"source_only_run": baseline_dir.name, "target_accuracy": adapted,
+              "source_only_target_accuracy": source_only, "adaptation_helped": helped}
+    runs.update_status(run_dir, **{k: v for k, v in fields.items() if k != "source_only_run"})
+    return fields

@@ -243,6 +243,8 @@ def study_path(study_id: str, ws: Path) -> Path:
     """The folder of an existing study; StudyError for an unknown id."""
     path = studies_root(ws) / study_id
     if not _STUDY_ID.match(study_id or "") or not (path / "study.json").is_file():
+        if settings.hosted():  # a shared server: no server path, no session id (the folder's name)
+            raise StudyError(f"There is no study '{study_id}' in your workspace.")
         raise StudyError(f"There is no study '{study_id}' in {ws}; list studies with 'python -m core study list'.")
     return path
 

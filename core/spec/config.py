@@ -87,6 +87,15 @@ class RunConfig:
     distill_weight: float = 0.7
     # distill: also train the same student without the teacher, with the same budget.
     compare_student_alone: bool = False
+    # Domain adaptation: a second dataset, images from where the model will be used. Its images
+    # train without labels; its labels (class names shared with the source) only measure accuracy
+    # on a held-out part of it, unless target_labeled_per_class > 0 also trains on that many of them.
+    target_dataset_id: str = ""
+    target_labeled_per_class: int = 0
+    adapt_weight: float = 1.0  # how much lining up the two domains counts against the label loss
+    adapt_loss: str = "mmd"  # adaptive_layers: multi-kernel MMD (DAN) or CORAL (Deep CORAL)
+    # Also train the source-only baseline (the same head, no adaptation) to show whether adaptation helped.
+    compare_source_only: bool = False
 
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the allowed values if anything is out of bounds; return self."""
@@ -120,6 +129,7 @@ class RunConfig:
                 "Validation and test fractions together must leave at least 40% of the images "
                 f"for training; they add up to {self.val_fraction + self.test_fraction:.0%}."
             )
+        _check_target(self, strategy)
         if self.fine_tune_epochs < strategy.min_fine_tune_epochs:
             raise ConfigError(f"{strategy.label} needs fine_tune_epochs of at least {strategy.min_fine_tune_epochs}.")
         return self
@@ -166,6 +176,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("constant", "cosine", "plateau"),
     "class_weights": ("auto", "balanced", "none"),
     "fine_tune_unit": ("layers", "groups"),
+    "adapt_loss": ("mmd", "coral"),
 }
 RANGES: dict[str, tuple[float, float]] = {
     "image_size": (32, 600),
@@ -186,6 +197,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "label_smoothing": (0.0, 0.5),
     "temperature": (1.0, 20.0),
     "distill_weight": (0.0, 1.0),
+    "target_labeled_per_class": (0, 1000),
+    "adapt_weight": (0.0, 100.0),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -283,6 +296,22 @@ def _check_transfer(config: RunConfig) -> None:
                           "(source_run) whose classes are this dataset's.")
     if config.compare_student_alone and config.strategy != "distill":
         raise ConfigError("compare_student_alone is for the distill strategy; clear it or choose distill.")
+
+
+def _check_target(config: RunConfig, strategy: strategies.Strategy) -> None:
+    """The domain-adaptation fields: sentences for a missing or repeated target dataset."""
+    if strategy.adapts and not config.target_dataset_id:
+        raise ConfigError(f"The {config.strategy} strategy adapts to a target dataset (images from where the model "
+                          "will be used); choose one (target_dataset_id, or --target-dataset).")
+    if config.target_dataset_id and config.target_dataset_id == config.dataset_id:
+        raise ConfigError("The target dataset is the training dataset itself; choose images from where the model "
+                          "will be used (another dataset), or no target.")
+    if config.compare_source_only and not strategy.adapts:
+        raise ConfigError("compare_source_only compares an adapted run with its source-only baseline; choose the "
+                          "domain_adversarial or adaptive_layers strategy with a target dataset.")
+    if config.target_labeled_per_class and not config.target_dataset_id:
+        raise ConfigError("target_labeled_per_class trains on labelled images of a target dataset; choose one "
+                          "(target_dataset_id) or set it to 0.")
 
 
 def _lookup(config: RunConfig, dotted: str) -> Any:

@@ -49,6 +49,9 @@ class Strategy:
     # The settings beyond the first phase's that this strategy reads (the page shows only those).
     settings: tuple[str, ...] = ()
     min_fine_tune_epochs: int = 0
+    # Domain adaptation: the strategy lines up a target dataset's features with the source's
+    # (core.engine.adaptation); "adversarial" (DANN) or "discrepancy" (DAN's MMD, or CORAL).
+    adapts: str | None = None
 
 
 def _head(c: "RunConfig") -> Phase:
@@ -124,6 +127,19 @@ def _distill(c: "RunConfig") -> list[Phase]:
         top = _top(c)
         phases.append(Phase("distill_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
                             top.top_groups, top.label + ", still learning from the teacher"))
+    return phases
+
+
+def _adapt(c: "RunConfig") -> list[Phase]:
+    # The frozen backbone's features of source and target images are computed once; the
+    # adaptation layer and the head train on them. Opening the top of the backbone (fine-tune
+    # epochs) lets the backbone itself move towards the target for larger shifts.
+    phases = [Phase("adapt", c.epochs, c.learning_rate, "none",
+                    label="Train the head on labelled source images while lining up source and target features")]
+    if c.fine_tune_epochs > 0:
+        top = _top(c)
+        phases.append(Phase("adapt_fine_tune", top.epochs, top.learning_rate, top.base_trainable, top.top_layers,
+                            top.top_groups, label=top.label + ", still lining up source and target"))
     return phases
 
 
@@ -216,6 +232,33 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights=None,
             phases=_distill,
             settings=("source_run", "temperature", "distill_weight", "compare_student_alone", *_TOP),
+        ),
+        Strategy(
+            id="domain_adversarial",
+            label="Domain-adversarial (DANN)",
+            sentence="Train on your labelled images while a small domain classifier tries to tell them from unlabelled "
+                     "images of where the model will be used; a gradient-reversal layer pushes the features to make "
+                     "the two kinds indistinguishable.",
+            use_when="Your labelled photos come from one setting (a lab, a studio, one camera) and the model will be "
+                     "used in another, of which you have unlabelled images (a few hundred is best).",
+            forced_weights=None,
+            phases=_adapt,
+            settings=("target_dataset_id", "adapt_weight", "target_labeled_per_class", "compare_source_only", *_TOP),
+            adapts="adversarial",
+        ),
+        Strategy(
+            id="adaptive_layers",
+            label="Adaptation layers (DAN / CORAL)",
+            sentence="Add an adaptation layer between the backbone and the classifier and train it so that labelled "
+                     "images and unlabelled images from where the model will be used give it the same spread of "
+                     "values (multi-kernel MMD, or CORAL: the same correlations).",
+            use_when="Like domain-adversarial training (labelled images from one setting, unlabelled ones from "
+                     "another) when you want a steadier method with one setting fewer to get right.",
+            forced_weights=None,
+            phases=_adapt,
+            settings=("target_dataset_id", "adapt_loss", "adapt_weight", "target_labeled_per_class",
+                      "compare_source_only", *_TOP),
+            adapts="discrepancy",
         ),
     )
 }
@@ -336,6 +379,8 @@ RECOMMENDED_BACKBONES = (_SMALL, _MEDIUM)
 def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
     """Strategy, backbone and epochs for a dataset, from its size and balance and whether its images are everyday photos.
 
+    counts: the images per class it will train on (core.data.splits.train_counts: a predefined split's training
+    images, not its test ones); the reason says that number.
     everyday: True (photos of everyday things), False (another domain), None (not sure).
     cached: backbone ids whose ImageNet weights are on this computer (preferred when suitable).
     The rule: similar domain -> feature extraction; different -> fine-tune or gradual unfreezing;
@@ -346,24 +391,26 @@ def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[st
     uneven = max(sizes) / max(1, min(sizes))
     if per_class < 20:
         strategy, epochs, ft, why = ("feature_extraction", 20, 0,
-                                     f"with only {per_class} images in the smallest class, freezing the whole "
+                                     f"with only {per_class} training images in the smallest class, freezing the whole "
                                      "pretrained backbone and training just a new head is safest")
     elif everyday is False and per_class >= 100:
         strategy, epochs, ft, why = ("gradual_unfreeze", 5, 3,
-                                     f"your images are unlike everyday photos and you have {per_class}+ per class, "
+                                     f"your images are unlike everyday photos and you have {per_class} or more training images "
+                                     "per class, "
                                      "so opening the backbone group by group lets it adapt without forgetting")
     elif everyday is False:
         strategy, epochs, ft, why = ("fine_tune", 10, 5,
                                      "your images are unlike everyday photos, so the top of the backbone is retrained "
-                                     "after the head, while the lower layers stay frozen because data is limited")
+                                     "after the head, while the lower layers stay frozen because data is limited "
+                                     f"({per_class} training images in the smallest class)")
     elif per_class >= 300:
         strategy, epochs, ft, why = ("fine_tune", 10, 5,
-                                     f"everyday photos with {per_class}+ per class are enough to fine-tune the top "
+                                     f"everyday photos with {per_class} or more training images per class are enough to fine-tune the top "
                                      "of the backbone after training the head")
     else:
         strategy, epochs, ft, why = ("feature_extraction", 15, 0,
                                      "everyday photos are what ImageNet backbones already understand, so a frozen "
-                                     "backbone with a new head works well"
+                                     f"backbone with a new head works well on your {per_class} or more training images per class"
                                      + ("" if everyday else " (assuming they are everyday photos)"))
     candidates = [_SMALL, _MEDIUM] if total < 2000 else [_MEDIUM, _SMALL]
     ready = set(cached)

@@ -197,6 +197,8 @@ def delete_run(run_id: str, ws: Path) -> None:
     """Remove a run folder with everything in it; a queued or running run must be cancelled first."""
     path = run_path(run_id, ws)
     state = read_status(path).get("state", "unknown")
+    if lock_holder(path) is not None:
+        raise RunStateError(busy_message(path, lock_holder(path).get("pid")))
     if state in ("queued", "running"):
         raise RunStateError(f"Run '{run_id}' is still {'waiting to start' if state == 'queued' else 'training'}; "
                             "cancel it on the Train page before deleting it.")
@@ -372,3 +374,24 @@ def disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
+
+
+# ---------------------------------------------------------------- temporary files a killed process left
+
+
+def scratch_prefix(prefix: str) -> str:
+    """The start of a temporary name that records this process (pid and start time), so that sweep_scratch
+    can tell the leftover of a killed process from a write still under way."""
+    return f"{prefix}{os.getpid()}-{start_time(os.getpid()) or 0}-"
+
+
+def sweep_scratch(folder: Path, prefix: str) -> list[Path]:
+    """Remove the temporary files and folders named by scratch_prefix(prefix) whose process is gone."""
+    removed = []
+    for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
+        found = re.match(r"(\d+)-(\d+)-", path.name[len(prefix):])
+        if found is None or alive(int(found[1]), int(found[2]) or None):
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

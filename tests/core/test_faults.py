@@ -130,7 +130,7 @@ def test_killed_in_the_feature_pass_starts_again_and_leaves_no_half_cache(tiny, 
     code, _, err = _cli(ws, capsys, "resume", run_dir.name)
     assert code == 0, err
     assert "starts again from the beginning" in err
-    assert len(list(cache.glob("*.npz"))) == 1
+    assert len(list(cache.glob("*.npz"))) == 1 and not list(cache.glob("*.npz.tmp"))  # the killed write swept
     _finished_and_complete(ws, capsys, run_dir, tiny)
 
 
@@ -167,7 +167,9 @@ def test_killed_import_leaves_no_dataset(ws, tiny_source):
     assert [p.name.startswith(".import-") for p in (ws / "datasets").iterdir()] == [True]  # only the temporary folder
     proc = _core(ws, "dataset", "import", str(tiny_source), "--name", "tiny", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert [d["id"] for d in datasets.list_datasets(ws)] == [json.loads(proc.stdout)["id"]]
+    new_id = json.loads(proc.stdout)["id"]
+    assert [d["id"] for d in datasets.list_datasets(ws)] == [new_id]
+    assert [p.name for p in (ws / "datasets").iterdir()] == [new_id]  # the killed import's folder was swept
 
 
 def test_killed_export_leaves_no_half_file_under_the_final_name(tiny, ws, capsys):
@@ -180,6 +182,7 @@ def test_killed_export_leaves_no_half_file_under_the_final_name(tiny, ws, capsys
     code, out, err = _cli(ws, capsys, "export", run_dir.name, "--format", "keras", "--json")
     assert code == 0, err
     assert (exports / "model.keras").read_bytes() == (run_dir / "model.keras").read_bytes()
+    assert [p.name for p in exports.iterdir()] == ["model.keras"]  # the killed export's file was swept
 
 
 def test_a_full_disk_stops_with_a_sentence_and_keeps_the_last_good_checkpoint(tiny, ws, capsys, monkeypatch):

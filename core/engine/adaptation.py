@@ -1,0 +1,264 @@
+"""Domain adaptation: train on labelled source images so the model also works on unlabelled target images.
+
+Two strategies (core.spec.strategies, `adapts`), one trainer:
+- adversarial (DANN, Ganin & Lempitsky 2015): a gradient-reversal layer between the adaptation
+  layer's activations and a small domain classifier; the classifier learns to tell source from
+  target, the reversed gradient teaches the adaptation layer to make them indistinguishable.
+  The reversal's strength follows the paper's ramp 2/(1+exp(-10p))-1 over training progress p.
+- discrepancy (DAN, Long et al. 2015): a multi-kernel Gaussian MMD between source and target
+  activations of the adaptation layer is added to the label loss; or Deep CORAL's distance
+  between their covariances (Sun & Saenko 2016).
+
+The adaptation layer is the head's hidden layer (head.hidden_units, 256 when not set). With a
+frozen backbone both domains' features come from the feature cache, computed once, so an
+adaptation phase costs seconds; a fine-tuning phase passes images of both domains through the
+opened backbone. Target labels never reach a loss (core.data.domains keeps them out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data import domains, tfdata
+from core.engine import features
+from core.spec import strategies
+from core.spec.config import RunConfig
+from core.store import datasets
+
+ADAPTATION_UNITS = 256
+# Gaussian kernel bandwidths of the multi-kernel MMD, as multiples of the mean squared distance (DAN).
+KERNEL_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def ramp(progress: float) -> float:
+    """DANN's schedule for the reversal strength: 0 at the start, towards 1 at the end of training."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+
+
+def adapts(config: RunConfig) -> str | None:
+    """The kind of adaptation this run's strategy does (None: a plain, source-only run)."""
+    return strategies.get(config.strategy).adapts
+
+
+def prepare(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """An adapting run needs an adaptation layer: the head's hidden layer, made when the config has none."""
+    if not adapts(config) or config.head.hidden_units:
+        return config, []
+    new = config.with_changes(head=replace(config.head, hidden_units=ADAPTATION_UNITS)).validate()
+    return new, [f"Domain adaptation lines up the activations of an adaptation layer, so the head gets one "
+                 f"({ADAPTATION_UNITS} units) between the backbone and the classifier."]
+
+
+def plan(config: RunConfig, source: dict[str, Any], ws: Path) -> dict[str, Any]:
+    """The run's target parts (core.data.domains.target_split), for split.json and the trainer."""
+    target = datasets.load_dataset(config.target_dataset_id, ws)
+    return domains.target_split(source, target, config.seed, config.target_labeled_per_class)
+
+
+# ---------------------------------------------------------------- layers and losses (pure)
+
+
+def gradient_reversal(x: Any, lam: Any) -> Any:
+    """Identity forward; the gradient comes back multiplied by -lam (the domain classifier's push is reversed)."""
+    return _reversal()(x, lam)
+
+
+@lru_cache(maxsize=1)
+def _reversal() -> Any:
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def reverse(x, lam):
+        def grad(dy):
+            return -tf.cast(lam, dy.dtype) * dy, tf.zeros_like(lam)
+        return tf.identity(x), grad
+
+    return reverse
+
+
+def mmd(source: Any, target: Any, multipliers: tuple[float, ...] = KERNEL_MULTIPLIERS) -> Any:
+    """Squared multi-kernel Gaussian MMD (biased estimate) between two batches of vectors.
+
+    The bandwidths are multiples of the mean squared distance between all the vectors; it is
+    held constant for the gradient, as in DAN's implementations.
+    """
+    import tensorflow as tf
+
+    x = tf.concat([source, target], axis=0)
+    sq = tf.reduce_sum(x * x, axis=1)
+    d2 = tf.maximum(sq[:, None] + sq[None, :] - 2.0 * tf.matmul(x, x, transpose_b=True), 0.0)
+    n = tf.cast(tf.shape(x)[0], x.dtype)
+    bandwidth = tf.stop_gradient(tf.reduce_sum(d2) / tf.maximum(n * n - n, 1.0)) + 1e-8
+    k = tf.add_n([tf.exp(-d2 / (bandwidth * m)) for m in multipliers])
+    ns = tf.shape(source)[0]
+    return tf.reduce_mean(k[:ns, :ns]) + tf.reduce_mean(k[ns:, ns:]) - 2.0 * tf.reduce_mean(k[:ns, ns:])
+
+
+def coral(source: Any, target: Any) -> Any:
+    """Deep CORAL: squared Frobenius distance between the two batches' covariances, over 4 d^2."""
+    import tensorflow as tf
+
+    def cov(x):
+        x = x - tf.reduce_mean(x, axis=0, keepdims=True)
+        return tf.matmul(x, x, transpose_a=True) / tf.maximum(tf.cast(tf.shape(x)[0], x.dtype) - 1.0, 1.0)
+
+    d = tf.cast(tf.shape(source)[1], source.dtype)
+    return tf.reduce_sum(tf.square(cov(source) - cov(target))) / (4.0 * d * d)
+
+
+def domain_classifier(units: int) -> Any:
+    """A small network telling source (0) from target (1) activations; it is not part of the saved model."""
+    import tf_keras as keras
+
+    return keras.Sequential([keras.Input((units,)), keras.layers.Dense(units, activation="relu"),
+                             keras.layers.Dense(1)], name="domain_classifier")
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+def _front_layers(model: Any) -> tuple[Any, Any, Any, Any]:
+    return (model.get_layer("hidden_dropout"), model.get_layer("hidden"), model.get_layer("dropout"),
+            model.get_layer("predictions"))
+
+
+def adaptation_model(model: Any, kind: str, loss: str, weight: float, total_steps: int, front: Any = None) -> Any:
+    """A Keras model to fit() on ((source, target), source labels); it trains the classifier's own layers.
+
+    front: None for cached features, else the classifier up to its pooling (images in). Its
+    predict/evaluate take source inputs alone, so validation and early stopping work as usual.
+    """
+    return _trainer_class()(model, kind, loss, weight, total_steps, front)
+
+
+@lru_cache(maxsize=1)
+def _trainer_class() -> type:
+    import tensorflow as tf
+    import tf_keras as keras
+
+    class AdaptationTrainer(keras.Model):
+        """Label loss on source images plus the adaptation loss between source and target activations."""
+
+        def __init__(self, model, kind, loss, weight, total_steps, front):
+            super().__init__(name="adaptation_trainer")
+            self.front = front
+            self.drop_in, self.hidden, self.drop_out, self.predictions = _front_layers(model)
+            self.kind, self.loss_name, self.weight = kind, loss, float(weight)
+            self.total_steps = float(max(1, total_steps))
+            self.step_count = tf.Variable(0.0, trainable=False, name="adaptation_step")
+            self.domain = domain_classifier(self.hidden.units) if kind == "adversarial" else None
+            self.adapt_tracker = keras.metrics.Mean(name="adapt_loss")
+
+        def activations(self, x, training=False):
+            if self.front is not None:
+                x = self.front(x, training=training)
+            return self.hidden(self.drop_in(x, training=training))
+
+        def call(self, x, training=False):
+            return self.predictions(self.drop_out(self.activations(x, training), training=training))
+
+        def adaptation_loss(self, hs, ht):
+            lam = 2.0 / (1.0 + tf.exp(-10.0 * self.step_count / self.total_steps)) - 1.0
+            if self.kind == "adversarial":
+                z = gradient_reversal(tf.concat([hs, ht], axis=0), lam)
+                domain = tf.concat([tf.zeros_like(hs[:, :1]), tf.ones_like(ht[:, :1])], axis=0)
+                return tf.reduce_mean(keras.losses.binary_crossentropy(domain, self.domain(z, training=True),
+                                                                       from_logits=True))
+            # The discrepancy is ramped in the same way: the activations mean little before the head has learned.
+            return lam * (mmd(hs, ht) if self.loss_name == "mmd" else coral(hs, ht))
+
+        def train_step(self, data):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            xs, xt = x
+            with tf.GradientTape() as tape:
+                hs = self.activations(xs, training=True)
+                ht = self.activations(xt, training=True)
+                probs = self.predictions(self.drop_out(hs, training=True))
+                label_loss = self.compiled_loss(y, probs, sample_weight, regularization_losses=self.losses)
+                adapt_loss = self.adaptation_loss(hs, ht)
+                total = label_loss + self.weight * adapt_loss
+            variables = self.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+            self.step_count.assign_add(1.0)
+            self.compiled_metrics.update_state(y, probs, sample_weight)
+            self.adapt_tracker.update_state(adapt_loss)
+            return {**{m.name: m.result() for m in self.metrics if m.name != "adapt_loss"},
+                    "adapt_loss": self.adapt_tracker.result()}
+
+    return AdaptationTrainer
+
+
+def _paired(source: Any, target: Any, seed: int, batch_size: int) -> Any:
+    """((source batch, target batch), labels): the target cycles, shuffled anew, beside each source batch."""
+    import tensorflow as tf
+
+    target = target.shuffle(4096, seed=seed + 1, reshuffle_each_iteration=True).repeat().batch(batch_size)
+    zipped = tf.data.Dataset.zip((source, target))
+    return zipped.map(lambda s, t: ((s[0], t), s[1])).prefetch(tf.data.AUTOTUNE)
+
+
+def phase_inputs(
+    config: RunConfig, plan_: dict[str, Any], model: Any, base: Any, phase: Any, ws: Path,
+    info: dict[str, Any], parts: dict[str, list], epochs: int,
+) -> tuple[Any, Any, Any, int, dict[str, Any]]:
+    """The trainer, training and validation data and steps per epoch for one adaptation phase; plus figures.
+
+    Frozen backbone: source features (the run's cache) and target features (the target's own
+    cache entry) computed once. Opened backbone: images of both domains each epoch.
+    """
+    import tensorflow as tf
+
+    root = datasets.dataset_path(config.dataset_id, ws)
+    target_info = datasets.load_dataset(plan_["dataset_id"], ws)
+    target_root = datasets.dataset_path(plan_["dataset_id"], ws)
+    target_config = config.with_changes(dataset_id=plan_["dataset_id"])
+    adapt_items = [(rel, 0) for rel in plan_["adapt"]]
+    labeled = [tuple(item) for item in plan_["labeled"]]
+    batch = config.batch_size
+    figures = {"images": 0, "computed": 0, "seconds": 0.0}
+    if phase.base_trainable == "none":
+        extractor = features.feature_extractor(model, base, augmented=False)
+        cache = features.cache_file(ws, config, 0)
+        target_cache = features.cache_file(ws, target_config, 0)
+
+        def get(items, which_info, which_root, which_cache):
+            x, fig = features.features_for(extractor, which_info, which_root, items, config, which_cache)
+            for k in figures:
+                figures[k] += fig[k]
+            return x
+
+        train_x = get(parts["train"], info, root, cache)
+        labels = np.array([label for _, label in parts["train"]], dtype=np.int32)
+        if labeled:
+            train_x = np.concatenate([train_x, get(labeled, target_info, target_root, target_cache)])
+            labels = np.concatenate([labels, np.array([label for _, label in labeled], dtype=np.int32)])
+        target_x = get(adapt_items, target_info, target_root, target_cache)
+        val_x = get(parts["val"], info, root, cache)
+        val_labels = np.array([label for _, label in parts["val"]], dtype=np.int32)
+        source = tf.data.Dataset.from_tensor_slices((train_x, labels)).shuffle(
+            len(labels), seed=config.seed, reshuffle_each_iteration=True).batch(batch)
+        target = tf.data.Dataset.from_tensor_slices(target_x)
+        val = features.eval_dataset(val_x, val_labels, batch)
+        front, n = None, len(labels)
+    else:
+        import tf_keras as keras
+
+        source = tfdata.pipeline(root, parts["train"], config.image_size, batch, True, config.seed).unbatch()
+        if labeled:
+            source = source.concatenate(tfdata.pipeline(target_root, labeled, config.image_size, batch, False,
+                                                        config.seed).unbatch())
+        source = source.shuffle(1024, seed=config.seed).batch(batch)
+        target = tfdata.pipeline(target_root, adapt_items, config.image_size, batch, False, config.seed).unbatch()
+        target = target.map(lambda image, _: image)
+        val = tfdata.pipeline(root, parts["val"], config.image_size, batch, False, config.seed)
+        front = keras.Model(model.input, model.get_layer("pool").output, name="front")
+        n = len(parts["train"]) + len(labeled)
+    steps = -(-n // batch)
+    trainer = adaptation_model(model, adapts(config), config.adapt_loss, config.adapt_weight, steps * epochs, front)
+    return trainer, _paired(source, target, config.seed, batch), val, steps, figures

@@ -1,0 +1,165 @@
+"""Domain adaptation: the gradient-reversal layer, MMD and CORAL against hand-computed numbers; target
+labels never reach the loss; the source-only baseline shares the split; bad inputs give sentences."""
+
+import json
+
+import numpy as np
+import pytest
+
+from core import cli
+from core.data import domains
+from core.data.importer import import_path
+from core.data.samples import generate_shapes_field
+from core.engine import adaptation, modeling, training
+from core.errors import ConfigError, DatasetError
+from core.spec.config import AugmentConfig, RunConfig
+from core.store import datasets, runs
+from core.store.files import read_json, write_json
+
+
+def test_gradient_reversal_is_minus_lambda_times_the_identity():
+    import tensorflow as tf
+
+    x = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+    upstream = tf.constant([[1.0, -2.0, 3.0], [0.5, 0.0, -1.5]])
+    for lam in (0.0, 0.3, 1.0):
+        with tf.GradientTape(persistent=True) as tape:
+            reversed_ = adaptation.gradient_reversal(x, tf.constant(lam))
+            plain = tf.identity(x)
+            loss_r, loss_p = tf.reduce_sum(upstream * reversed_), tf.reduce_sum(upstream * plain)
+        np.testing.assert_array_equal(reversed_.numpy(), x.numpy())  # forward: the identity
+        np.testing.assert_allclose(tape.gradient(loss_r, x).numpy(), -lam * tape.gradient(loss_p, x).numpy(), rtol=0, atol=0)
+
+
+def test_the_ramp_follows_the_paper():
+    assert adaptation.ramp(0.0) == 0.0
+    assert adaptation.ramp(0.5) == pytest.approx(2 / (1 + np.exp(-5)) - 1)
+    assert 0.9999 < adaptation.ramp(1.0) < 1.0
+
+
+def test_mmd_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 8)).astype(np.float32)
+    b = rng.normal(size=(400, 8)).astype(np.float32)
+    same = float(adaptation.mmd(a, b))  # the biased estimate: about 1/n above zero
+    shifted = [float(adaptation.mmd(a, b + s)) for s in (0.5, 1.0, 2.0)]
+    assert abs(same) < 0.03 < 0.25 < shifted[0]
+    assert same < shifted[0] < shifted[1] < shifted[2]
+    assert float(adaptation.mmd(a, a)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_coral_matches_the_formula():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(50, 4)).astype(np.float32)
+    b = (rng.normal(size=(60, 4)) * [1, 2, 3, 0.5]).astype(np.float32)
+    expected = np.sum((np.cov(a, rowvar=False) - np.cov(b, rowvar=False)) ** 2) / (4 * 4 * 4)
+    assert float(adaptation.coral(a, b)) == pytest.approx(expected, rel=1e-4)
+    assert float(adaptation.coral(a, a)) == pytest.approx(0.0, abs=1e-6)
+
+
+# ---------------------------------------------------------------- training with a target
+
+
+@pytest.fixture
+def target(ws, tiny, tmp_path):
+    """A tiny target domain: the same three classes as `tiny`, drawn in the shapes-field look."""
+    src = generate_shapes_field(tmp_path / "field", per_class=10, size=40, seed=2)
+    for f in (src / "star").iterdir():  # `tiny` has no stars
+        f.unlink()
+    (src / "star").rmdir()
+    return import_path(src, ws, name="field")
+
+
+def _config(tiny, target, **changes) -> RunConfig:
+    base = RunConfig(dataset_id=tiny["id"], backbone="small_cnn", weights="none", strategy="domain_adversarial",
+                     image_size=32, epochs=2, batch_size=8, patience=0, augment=AugmentConfig(flip=False, rotate=False),
+                     val_fraction=0.2, test_fraction=0.2, target_dataset_id=target["id"])
+    return base.with_changes(**changes).validate()
+
+
+def _weights(run_dir):
+    return modeling.load(run_dir / "model.keras").get_weights()
+
+
+def test_baseline_shares_the_split_and_target_labels_never_train(ws, tiny, target):
+    import tf_keras as keras
+
+    cfg = _config(tiny, target, compare_source_only=True)
+    run_dir = runs.create_run(cfg, ws)
+    result = training.train_and_compare(cfg, run_dir)
+    assert result["state"] == "done" and isinstance(result["adaptation_helped"], bool)
+    baseline_dir = runs.run_path(result["source_only_run"], ws)
+    assert runs.load_config(baseline_dir).adapt_weight == 0.0
+    split, base_split = read_json(run_dir / "split.json"), read_json(baseline_dir / "split.json")
+    assert split == base_split  # the same source split and the same target parts
+    held_out = {rel for rel, _ in split["target"]["test"]}
+    assert held_out and not held_out & set(split["target"]["adapt"])  # target test images never adapt
+    ev = read_json(run_dir / "eval.json")["target"]
+    assert ev["n"] == len(held_out) and 0.0 <= ev["accuracy"] <= 1.0
+    assert np.asarray(ev["confusion_matrix"]).sum() == len(held_out) and "f1-score" in ev["macro"]
+    assert runs.read_status(run_dir)["source_only_target_accuracy"] == read_json(baseline_dir / "eval.json")["target"]["accuracy"]
+
+    # Scramble the target's labels (which file is in which class): the trained weights stay identical.
+    record = datasets.dataset_path(target["id"], ws) / "dataset.json"
+    info = read_json(record)
+    every = sorted(rel for c in info["classes"] for rel in info["images"][c])
+    order = np.random.default_rng(5).permutation(len(every))
+    sizes = [len(info["images"][c]) for c in info["classes"]]
+    shuffled = [every[i] for i in order]
+    info["images"] = {c: shuffled[sum(sizes[:i]):sum(sizes[:i + 1])] for i, c in enumerate(info["classes"])}
+    assert info["images"] != read_json(record)["images"]
+    write_json(record, info)
+    keras.backend.clear_session()
+    again = runs.create_run(cfg.with_changes(compare_source_only=False), ws)
+    training.run(runs.load_config(run_dir).with_changes(compare_source_only=False), again)
+    assert read_json(again / "split.json")["target"]["adapt"] == split["target"]["adapt"]
+    for w1, w2 in zip(_weights(run_dir), _weights(again)):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_adaptive_layers_with_coral_trains_and_reports_the_target(ws, tiny, target, capsys):
+    cfg = _config(tiny, target, strategy="adaptive_layers", adapt_loss="coral", epochs=1)
+    run_dir = runs.create_run(cfg, ws)
+    assert training.run(cfg, run_dir)["state"] == "done"
+    assert runs.load_config(run_dir).head.hidden_units == adaptation.ADAPTATION_UNITS  # the adaptation layer
+    metrics = [e["metrics"] for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
+    assert metrics and all(np.isfinite(m["adapt_loss"]) for m in metrics)
+    assert cli.main(["evaluate", run_dir.name, "--json", "--workspace", str(ws)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"]["dataset_id"] == target["id"] and "predictions" not in out["target"]
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_bad_targets_give_sentences(ws, tiny, target, tmp_path):
+    with pytest.raises(ConfigError, match="choose one .*target-dataset"):
+        RunConfig(dataset_id=tiny["id"], strategy="adaptive_layers").validate()
+    with pytest.raises(ConfigError, match="the training dataset itself"):
+        RunConfig(dataset_id=tiny["id"], strategy="adaptive_layers", target_dataset_id=tiny["id"]).validate()
+    with pytest.raises(ConfigError, match="compare_source_only"):
+        RunConfig(dataset_id=tiny["id"], compare_source_only=True).validate()
+    with pytest.raises(ConfigError, match="adapt_weight must be between"):
+        RunConfig(dataset_id=tiny["id"], strategy="adaptive_layers", target_dataset_id="x", adapt_weight=-1.0).validate()
+
+    small = generate_shapes_field(tmp_path / "small", per_class=5, size=40)  # 4 classes x 5 = 20, minus one class
+    for f in (small / "star").iterdir():
+        f.unlink()
+    (small / "star").rmdir()
+    few = import_path(small, ws, name="few")
+    with pytest.raises(DatasetError, match="has 15 image\\(s\\); domain adaptation needs at least 20"):
+        domains.check_target(tiny, few)
+
+    renamed = generate_shapes_field(tmp_path / "other", per_class=8, size=40)
+    for i, folder in enumerate(sorted(renamed.iterdir())):
+        folder.rename(renamed / f"kind{i}")
+    other = import_path(renamed, ws, name="other")
+    [notice] = domains.check_target(tiny, other)
+    assert "share no name" in notice and "labels are ignored" in notice
+    parts = domains.target_split(tiny, other, seed=1)
+    assert parts["test"] == [] and len(parts["adapt"]) == 32
+
+    cfg_args = ["config", "--dataset", tiny["id"], "--strategy", "adaptive_layers", "--workspace", str(ws)]
+    assert cli.main(cfg_args + ["--target-dataset", "nope-0123456789ab"]) == 2
+    assert cli.main(cfg_args + ["--target-dataset", few["id"]]) == 2
+    assert cli.main(cfg_args + ["--target-dataset", target["id"], "--compare-source-only", "--adapt-weight", "0.5"]) == 0
