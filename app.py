@@ -12,6 +12,7 @@ navigation = st.navigation(
         st.Page("pages/data.py", title="Data", icon=":material/photo_library:", url_path="data"),
         st.Page("pages/model.py", title="Model", icon=":material/tune:", url_path="model"),
         st.Page("pages/train.py", title="Train", icon=":material/monitoring:", url_path="train"),
+        st.Page("pages/search.py", title="Search", icon=":material/manage_search:", url_path="search"),
         st.Page("pages/predictions.py", title="Predictions", icon=":material/fact_check:", url_path="predictions"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
         st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core import bench, settings
-from core.data import domains, health, importer, samples
+from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
 from core.engine import evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting, studies, tuner
-from core.ship import codegen, export, serving
+from core.ship import codegen, export, pruning, serving
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
 from core.store.files import workspace
@@ -244,7 +244,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(info["counts"], everyday, cached)
+    rec = strategies.recommend(splits.train_counts(info), everyday, cached)
     _out(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 
@@ -517,6 +517,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prune_text(r: dict[str, Any]) -> str:
+    lines = [f"run {r['run']}: pruned from {r['parent']} to {r['sparsity_reached']:.1%} sparsity of its prunable weights "
+             f"(asked {r['sparsity']:.0%}, {r['epochs']} epochs)",
+             f"  test accuracy {r['test_accuracy']:.3f} ({r['change_points']:+.1f} points against {r['parent_test_accuracy']:.3f})"
+             + (f", {r['ms_per_image']:.2f} ms per image" if r.get("ms_per_image") is not None else ""),
+             f"  parameters {r['parameters']:,}, of which non-zero {r['nonzero_parameters']:,} "
+             f"(parent {r['parent_nonzero_parameters']:,})"]
+    for kind, k in r["kinds"].items():
+        lines.append(f"  {kind:<16} {k['layers']:>3} layers {k['weights']:>10,} weights  {k['sparsity']:6.1%} zero"
+                     + ("" if k["prunable"] else "  (not prunable)"))
+    lines.append(f"  {'file':<16}{'MB':>8}{'gzip MB':>9}{'gzip of parent':>16}")
+    for name, f in r["files"].items():
+        lines.append(f"  {name:<16}{f['bytes'] / 2**20:>8.2f}{f['gzip_bytes'] / 2**20:>9.2f}{f.get('gzip_vs_parent', 0):>16.0%}")
+    lines.append(f"  {r['not_prunable']}")
+    return "\n".join(lines)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    parent = runs.run_path(args.run_id, workspace(args.workspace))
+    child, result = pruning.prune_run(parent, args.sparsity, args.epochs, listener=_progress_listener(args.quiet))
+    print(f"run {child.name}", file=sys.stderr)
+    if result["state"] != "done":
+        _out(args, {"id": child.name, **result}, child.name)
+        return 1
+    if not args.quiet:
+        print("converting to TensorFlow Lite and measuring every variant on the test split...", file=sys.stderr)
+    report = pruning.measure(child, args.tflite or ())
+    _out(args, {"id": child.name, **report}, _prune_text(report))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run(args.name, keras_cache=args.keras_cache)
     _out(args, result, bench.describe(result))
@@ -722,6 +753,18 @@ def parser() -> argparse.ArgumentParser:
                     help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every network)")
     sv.add_argument("--port", type=int, default=serving.DEFAULT_PORT, help="port (default 8501; 0: any free one)")
     sv.set_defaults(func=cmd_serve)
+
+    pn = sub.add_parser("prune", parents=[common], help="make a smaller model: magnitude pruning of a finished run "
+                                                          "into a new run, measured with its TFLite variants")
+    pn.add_argument("run_id")
+    pn.add_argument("--sparsity", type=float, default=pruning.DEFAULT_SPARSITY,
+                    help="share of the convolution and dense weights set to zero, 0.05-0.95 (default 0.5)")
+    pn.add_argument("--epochs", type=int, default=pruning.DEFAULT_EPOCHS,
+                    help=f"fine-tuning epochs while pruning (default {pruning.DEFAULT_EPOCHS})")
+    pn.add_argument("--tflite", nargs="+", choices=export.TFLITE_IDS,
+                    help="TFLite variants to convert and measure (default: all four; float32 always, as the baseline)")
+    pn.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    pn.set_defaults(func=cmd_prune)
 
     bn = sub.add_parser("bench", parents=[common], help="run a benchmark")
     bn.add_argument("name", choices=tuple(bench.BENCHMARKS))

@@ -91,6 +91,19 @@ def max_active_runs() -> int | None:
     return None if n is None else int(n)
 
 
+def caps_per_address() -> bool:
+    """Whether the caps of anonymous visitors count per client address too, not only per browser tab
+    (TL_CAPS_PER_ADDRESS, default on; switch it off where many visitors share one address)."""
+    return os.environ.get("TL_CAPS_PER_ADDRESS", "1").strip().lower() in _TRUE
+
+
+def client_address_header() -> str | None:
+    """TL_CLIENT_ADDRESS_HEADER: behind a reverse proxy, the request header that carries the visitor's address
+    (such as X-Forwarded-For or X-Real-IP; its last address counts, the one the proxy added); unset: the
+    connection's own address."""
+    return os.environ.get("TL_CLIENT_ADDRESS_HEADER", "").strip() or None
+
+
 def max_jobs() -> int:
     """How many runs of a queue may train at once (TL_MAX_JOBS, default 1)."""
     return max(1, int(env_number("TL_MAX_JOBS", 1)))

@@ -15,6 +15,15 @@ def class_counts(counts: dict[str, int]) -> go.Figure:
     return fig
 
 
+def phase_short(name: str) -> str:
+    """A training phase in a word or two, for chart marks and log lines ("fine-tuning", not "fine_tune")."""
+    if name.startswith("unfreeze_") and name.removeprefix("unfreeze_").isdigit():
+        k = int(name.removeprefix("unfreeze_"))
+        return f"top {k} group{'s' if k > 1 else ''} open"
+    return {"head": "new classifier", "fine_tune": "fine-tuning", "scratch": "from scratch",
+            "train_all": "whole network", "unfreeze_stem": "all groups open"}.get(name, name.replace("_", " "))
+
+
 def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.Figure:
     """Train vs validation curve of one metric over all epochs, with phase boundaries marked."""
     x = list(range(1, len(history) + 1))
@@ -25,7 +34,7 @@ def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.F
     for i in range(1, len(history)):
         if history[i]["phase"] != history[i - 1]["phase"]:
             fig.add_vline(x=i + 0.5, line_dash="dash", line_color="grey",
-                          annotation_text=history[i]["phase"], annotation_position="top")
+                          annotation_text=phase_short(history[i]["phase"]), annotation_position="top")
     fig.update_xaxes(dtick=1 if len(history) <= 20 else None)  # whole epochs only
     fig.update_layout(title=metric.capitalize(), xaxis_title="epoch", height=320, uirevision=metric,
                       margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
@@ -44,7 +53,7 @@ def confusion_matrix(matrix: list[list[int]], classes: list[str]) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=[p for _ in classes for p in classes], y=[t for t in classes for _ in classes], mode="markers",
         customdata=[matrix[i][j] for i in range(len(classes)) for j in range(len(classes))],
-        marker=dict(symbol="square", size=max(10, 280 // n), color="rgba(0,0,0,0.01)",
+        marker=dict(symbol="square", size=max(10, 280 // n), color="rgba(0,0,0,0)",
                     line=dict(width=0)),
         selected=dict(marker=dict(color="rgba(255,140,0,0.35)")), unselected=dict(marker=dict(opacity=1)),
         hovertemplate="true %{y}, predicted %{x}: %{customdata} (click to see the images)<extra></extra>",
@@ -169,9 +178,20 @@ def overlaid_curves(series: list[tuple[str, list[dict[str, Any]]]], metric: str,
         fig.add_trace(go.Scatter(x=list(range(1, len(history) + 1)), y=[h.get(metric) for h in history],
                                  mode="lines+markers", name=name,
                                  hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="epoch (all phases)", yaxis_title=metric, height=360,
-                      uirevision=metric, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
+    # A legend even for one line, so the line is named; the axis says the metric in words.
+    fig.update_layout(title=title, xaxis_title="epoch (all phases)", yaxis_title=title.lower(), height=360,
+                      uirevision=metric, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25),
+                      showlegend=True)
     return fig
+
+
+def _padded(values: list[float], share: float) -> list[float] | None:
+    """An axis range around the values with a margin of `share` of their spread on each side."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = (high - low) * share or abs(high) * share or 1.0
+    return [low - pad, high + pad]
 
 
 def runs_scatter(points: list[dict[str, Any]], x: str, y: str, x_title: str, y_title: str, title: str,
@@ -180,13 +200,19 @@ def runs_scatter(points: list[dict[str, Any]], x: str, y: str, x_title: str, y_t
     shown = [p for p in points if p.get(x) is not None and p.get(y) is not None]
     fig = go.Figure(go.Scatter(
         x=[p[x] for p in shown], y=[p[y] for p in shown], mode="markers+text",
-        text=[p.get("label", "") for p in shown], textposition="top center", customdata=[p.get("id") for p in shown],
+        text=[p.get("label", "") for p in shown], textposition="top center", cliponaxis=False,
+        customdata=[p.get("hover", p.get("label", "")) for p in shown],
         marker=dict(size=[16 if p.get("selected") else 10 for p in shown],
                     line=dict(width=[2 if p.get("selected") else 0 for p in shown], color="black")),
-        hovertemplate="%{text}<br>" + x_title + ": %{x:.3g}<br>" + y_title + ": %{y:.3f}<extra></extra>",
+        hovertemplate="%{customdata}<br>" + x_title + ": %{x:.3g}<br>" + y_title + ": %{y:.1%}<extra></extra>",
     ))
+    # Room around the points, so labels at the edges are not cut off.
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=360,
-                      margin=dict(t=40, b=40, l=40, r=10), xaxis_type="log" if log_x else None)
+                      margin=dict(t=50, b=40, l=50, r=40), xaxis_type="log" if log_x else None,
+                      yaxis_tickformat=".0%")
+    fig.update_yaxes(range=_padded([p[y] for p in shown], 0.08))
+    if not log_x:
+        fig.update_xaxes(range=_padded([p[x] for p in shown], 0.12))
     return fig
 
 

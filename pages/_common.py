@@ -72,7 +72,21 @@ def workspace() -> Path:
     if identity:
         return hosting.user_workspace(root, identity)
     session_id = st.session_state.setdefault("_session_workspace", hosting.new_session_id())
-    return hosting.session_workspace(root, session_id)
+    # The first address seen stays this session's, so its folder does not move when the address changes.
+    client = st.session_state.setdefault("_session_client", client_address())
+    ws = hosting.session_path(root, session_id, client)  # made by the first write, not by this view
+    hosting.visit(ws)
+    return ws
+
+
+def client_address() -> str | None:
+    """The visitor's address: the last one in TL_CLIENT_ADDRESS_HEADER behind a proxy, else the connection's
+    (None on localhost and where Streamlit does not know it)."""
+    header = settings.client_address_header()
+    if header:
+        value = st.context.headers.get(header) or ""
+        return value.split(",")[-1].strip() or None
+    return st.context.ip_address
 
 
 def reload_keeps_work() -> bool:

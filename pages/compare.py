@@ -10,36 +10,51 @@ from core.errors import QuotaExceeded
 from core.service import compare, jobs
 from core.store import runs
 from pages import _charts as charts
-from pages import _common
+from pages import _common, _transfer
 
-# Table columns: row key -> (title, column config). The order is the table's.
+# Table columns: row key -> (title, column config). The order is the table's: what tells runs apart first
+# (what was trained, then test accuracy, F1, size and speed), so the key columns fit at 1400 px.
 COLUMNS: dict[str, tuple[str, Any]] = {
-    "id": ("run", st.column_config.TextColumn(help="The run's id: when it started, then a random tail.")),
-    "state": ("state", None),
-    "dataset": ("dataset", None),
     "backbone": ("backbone", None),
     "strategy": ("strategy", None),
+    "test_accuracy": ("test accuracy", st.column_config.NumberColumn(
+        format="%.1f%%", width="small",
+        help="Accuracy on test images the run never trained on or chose its best epoch by: the fair score.")),
+    "macro_f1": ("F1", st.column_config.NumberColumn(
+        format="%.1f%%", width="small",
+        help="Macro F1: precision and recall in one number, averaged over the classes, each counting the same.")),
+    "weights_mb": ("size (MB)", st.column_config.NumberColumn(
+        format="%.1f", width="small",
+        help="The model's weights as float32 numbers: what a deployed model weighs, the same for two runs of "
+             "the same network. (The model.keras file is larger after training the backbone, because it also "
+             "keeps the optimizer's state for every trained weight; see 'file (MB)'.)")),
+    "ms_per_image": ("ms/image", st.column_config.NumberColumn(
+        format="%.1f", width="small",
+        help="Prediction time per image of the model alone, on this computer: a batch of decoded test images "
+             "after a warm-up, the best of three timings. Runs evaluated while another one trained, or before "
+             "this way of timing, can still read slower.")),
+    "state": ("state", None),
+    "dataset": ("dataset", None),
+    "val_accuracy": ("validation accuracy", st.column_config.NumberColumn(
+        format="%.1f%%", help="The best accuracy on the validation images over all epochs. The run chose its "
+                               "best epoch by these images, so this flatters it; compare by test accuracy.")),
     "epochs": ("epochs", st.column_config.NumberColumn(
         help="Epochs trained over all phases (early stopping can end a run sooner); planned epochs for a run "
              "that recorded none.")),
     "train_seconds": ("training time (s)", st.column_config.NumberColumn(format="%.0f")),
-    "val_accuracy": ("validation accuracy", st.column_config.NumberColumn(
-        format="percent", help="The best accuracy on the validation images over all epochs.")),
-    "test_accuracy": ("test accuracy", st.column_config.NumberColumn(
-        format="percent", help="Accuracy on test images the run never trained on or chose its best epoch by.")),
-    "macro_f1": ("macro F1", st.column_config.NumberColumn(
-        format="percent", help="F1 averaged over classes, each class counting the same.")),
     "auc": ("AUC", st.column_config.NumberColumn(
         format="%.3f", help="Area under the ROC curve (one class against the rest, averaged): 1 is perfect "
                             "ranking, 0.5 is guessing.")),
     "params": ("parameters", st.column_config.NumberColumn(
         format="compact", help="The weights: the numbers the model learned. More means a bigger, slower model.")),
-    "size_mb": ("size (MB)", st.column_config.NumberColumn(format="%.1f", help="model.keras on disk.")),
-    "ms_per_image": ("ms per image", st.column_config.NumberColumn(
-        format="%.1f", help="Prediction time per test image on this computer, in batches.")),
+    "size_mb": ("file (MB)", st.column_config.NumberColumn(
+        format="%.1f", help="model.keras on disk: the weights plus the optimizer's state for the weights that "
+                            "were trained (Adam keeps two numbers per trained weight), so a fine-tuned run's "
+                            "file is larger than a frozen one of the same network.")),
     "transfer": ("vs. from scratch", st.column_config.TextColumn(
         help="For a run trained with a from-scratch baseline: whether the pretrained start helped (by best "
              "validation accuracy). The baseline is listed right below its run.")),
+    "id": ("run", st.column_config.TextColumn(help="The run's id: when it started, then a random tail.")),
 }
 CURVE_METRICS = {
     "val_accuracy": "Validation accuracy",
@@ -65,11 +80,30 @@ def run_label(row: dict[str, Any]) -> str:
     return f"{row['backbone'] or '?'} / {row['strategy'] or '?'} …{row['id'][-6:]}"
 
 
+def short_label(row: dict[str, Any]) -> str:
+    """A point's label on the trade-off charts: short enough not to be clipped (the hover has the rest)."""
+    return f"{row['backbone'] or '?'} …{row['id'][-4:]}"
+
+
+# Shares shown as percentages with one decimal, as on the other pages (Streamlit's "percent" shows two).
+PERCENT_KEYS = ("test_accuracy", "macro_f1", "val_accuracy")
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def weights_mb(row: dict[str, Any]) -> float | None:
+    """The float32 weights in MB (4 bytes a parameter), the deployable size; None when they cannot be counted."""
+    return round(row["params"] * 4 / 2**20, 3) if row.get("params") else None
+
+
 def table_ui(rows: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
     """The sortable run table; returns the rows the user selected."""
     frame = pd.DataFrame([
         {title: (_common.STATE_WORDS.get(row["state"], row["state"]) if key == "state"
-                 else transfer_text(row) if key == "transfer" else row.get(key))
+                 else transfer_text(row) if key == "transfer" else weights_mb(row) if key == "weights_mb"
+                 else _percent(row.get(key)) if key in PERCENT_KEYS else row.get(key))
          for key, (title, _) in COLUMNS.items()}
         for row in rows
     ])
@@ -107,7 +141,8 @@ def curves_ui(chosen: list[dict[str, Any]]) -> None:
 
 
 def scatter_ui(rows: list[dict[str, Any]], selected: set[str]) -> None:
-    points = [{**r, "label": run_label(r), "selected": r["id"] in selected} for r in rows]
+    points = [{**r, "label": short_label(r), "hover": run_label(r), "selected": r["id"] in selected,
+               "weights_mb": weights_mb(r) or r.get("size_mb")} for r in rows]
     if not any(r.get("test_accuracy") is not None for r in rows):
         st.caption("The trade-off charts appear once a run has been tested.")
         return
@@ -115,7 +150,7 @@ def scatter_ui(rows: list[dict[str, Any]], selected: set[str]) -> None:
     left.plotly_chart(charts.runs_scatter(points, "train_seconds", "test_accuracy", "training time (s)",
                                           "test accuracy", "Accuracy against training time"),
                       width="stretch", key="compare.time")
-    right.plotly_chart(charts.runs_scatter(points, "size_mb", "test_accuracy", "model size (MB)", "test accuracy",
+    right.plotly_chart(charts.runs_scatter(points, "weights_mb", "test_accuracy", "model size (MB)", "test accuracy",
                                            "Accuracy against model size", log_x=True),
                        width="stretch", key="compare.size")
 
@@ -181,6 +216,7 @@ def page() -> None:
     version = st.session_state.get("compare.version", 0)
     selected = table_ui(rows, version)
     negative_transfer_ui(rows)
+    _transfer.distill_compare_ui(compare.distillations(ws))
     actions_ui(selected, ws, version)
     st.subheader("Learning curves")
     chosen = selected or [r for r in rows if r["history"]][:MAX_CURVES]

@@ -8,7 +8,7 @@ import streamlit as st
 from core.ship import export, runfiles
 from core.spec import backbones
 from core.store import runs
-from pages import _common
+from pages import _common, _prune
 from pages._serve import serve_ui
 
 # How to use each model file in a few lines (SIZE and FILE are filled in).
@@ -93,7 +93,8 @@ def download_ui(run: runs.RunInfo, fmt: export.ExportFormat) -> None:
     if usage:
         st.markdown(f"The model takes RGB images of **{size}×{size}** pixels with raw values 0-255 (resizing to the "
                     "network's scale is built in) and gives one score per class, in the order of **labels.txt**.")
-        st.code(usage.replace("SIZE", str(size)).replace("FILE", path.name), language="python")
+        with st.expander("How to use it in Python (a few lines of code)"):
+            st.code(usage.replace("SIZE", str(size)).replace("FILE", path.name), language="python")
     if fmt.id == "keras" and run.config and backbones.get(run.config.backbone).preprocessing == "caffe":
         st.caption("This model uses TransferLab's own preprocessing layer (core/engine/layers.py); call its "
                    "custom_objects() before loading the .keras file elsewhere, or use the SavedModel or TensorFlow Lite "
@@ -107,10 +108,10 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             "variant": export.FORMATS[format_id].label,
             "file": row["file"],
             "size (MB)": row["bytes"] / 2**20,
-            "of float32 size": row["size_vs_float32"],
-            "test accuracy": row["accuracy"],
+            "of float32 size": 100 * row["size_vs_float32"],
+            "test accuracy": 100 * row["accuracy"],
             "change (points)": row["change_points"],
-            "same answer as Keras": row["agreement"],
+            "same answer as Keras": 100 * row["agreement"],
             "ms per image": row["ms_per_image"],
         }
         for format_id, row in report["variants"].items()
@@ -121,8 +122,8 @@ def check_ui(run: runs.RunInfo) -> None:
     """The TensorFlow Lite variants side by side, measured on the run's test images."""
     st.subheader("TensorFlow Lite variants, measured")
     st.caption("TensorFlow Lite is the model format for phones and small devices. **Quantization** stores the model's "
-               "numbers with fewer bits: float16 halves the file, int8 (8-bit integers) makes it about a quarter to a "
-               "third of the float32 size (measured below) and usually faster, at the risk of a little accuracy.")
+               "numbers with fewer bits: float16 about halves the file, int8 (8-bit integers) shrinks it further and "
+               "is usually faster, at the risk of a little accuracy; the table below measures both for this model.")
     report = export.cached_report(run.path)
     complete = bool(report) and all(f in report["variants"] for f in export.TFLITE_IDS)
     if not complete and st.button(
@@ -140,15 +141,20 @@ def check_ui(run: runs.RunInfo) -> None:
         pd.DataFrame(report_rows(report)), hide_index=True, width="stretch",
         column_config={
             "size (MB)": st.column_config.NumberColumn(format="%.2f"),
-            "of float32 size": st.column_config.NumberColumn(format="percent"),
-            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            # Percentages with one decimal, like the sentences around the table.
+            "of float32 size": st.column_config.NumberColumn(format="%.0f%%"),
+            "test accuracy": st.column_config.NumberColumn(format="%.1f%%"),
             "change (points)": st.column_config.NumberColumn(
                 format="%+.1f", help="Test accuracy minus the float32 file's, in percentage points."),
             "same answer as Keras": st.column_config.NumberColumn(
-                format="percent", help="Test images where the file's top class equals the trained Keras model's."),
+                format="%.1f%%", help="Test images where the file's top class equals the trained Keras model's."),
             "ms per image": st.column_config.NumberColumn(format="%.2f", help="One image at a time, one CPU thread."),
         },
     )
+    sizes = {f: row["size_vs_float32"] for f, row in report["variants"].items() if row.get("size_vs_float32")}
+    words = [f"{export.FORMATS[f].label} {share:.0%}" for f, share in sizes.items() if share < 0.999]
+    if words:
+        st.markdown("Of the float32 file's size, for this model: " + ", ".join(words) + ".")
     keras_row = report.get("keras") or {}
     st.caption(f"Measured on the {report['n']} test images with the LiteRT interpreter on one CPU thread of this "
                f"computer; the Keras model scores {keras_row.get('accuracy', 0):.1%} on them. The full-integer int8 "
@@ -182,6 +188,7 @@ def page() -> None:
     download_ui(run, fmt)
     check_ui(run)
     serve_ui(run, ws)
+    _prune.section(run, ws)
     more_formats_ui()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
@@ -20,7 +21,7 @@ from core.spec import backbones, strategies
 from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
-from pages import _common, _offline, _weights
+from pages import _common, _offline, _transfer, _weights
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
 UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
@@ -163,7 +164,7 @@ def recommendation(info: dict[str, Any]) -> strategies.Recommendation:
     """The recommender's choice for this dataset and the answer about everyday photos (kept for the preset radio)."""
     answer = st.session_state.get(UI + "everyday", tuple(EVERYDAY)[0])
     cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(info["counts"], {"yes": True, "no": False}.get(answer), cached)
+    rec = strategies.recommend(splits.train_counts(info), {"yes": True, "no": False}.get(answer), cached)
     st.session_state[UI + "rec"] = rec.overrides()
     return rec
 
@@ -698,6 +699,11 @@ def page() -> None:
             "weights": weights_ui(spec, strategy, image_size),
             "source_run": source.run_id if source else "",
         }
+        extra = _transfer.strategy_controls(strategy, spec, image_size, info["classes"], ws)  # layer_transfer, distill
+        if extra is None:
+            st.session_state.pop("run_config", None)
+            return
+        overrides |= extra
         # Hidden settings keep their values, so switching the strategy back restores them.
         overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
                                                           "fine_tune_layers", "fine_tune_unit")}

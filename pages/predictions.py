@@ -26,7 +26,13 @@ from pages import _charts as charts
 from pages import _common
 
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
-PERCENT = st.column_config.NumberColumn(format="percent")
+# Percentages with one decimal, as in the figures above the tables (Streamlit's "percent" shows two).
+PERCENT = st.column_config.NumberColumn(format="%.1f%%")
+
+
+def percent(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Shares (0-1) in these columns as percentages (0-100), for PERCENT columns."""
+    return frame.assign(**{c: frame[c] * 100 for c in columns if c in frame})
 GALLERY = 12
 GRADCAM_SHOWN = 6
 
@@ -115,13 +121,13 @@ def scores_ui(rep: dict[str, Any]) -> None:
         for key, name in (("macro", "macro (every class counts the same)"),
                           ("weighted", "weighted (by test images per class)"))
     ])
-    st.dataframe(averages, hide_index=True, width="stretch",
+    st.dataframe(percent(averages, "precision", "recall", "F1"), hide_index=True, width="stretch",
                  column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT})
     left, right = st.columns([1, 1])
     with left:
         st.markdown("**Per class**")
         per_class = pd.DataFrame(rep["per_class"]).rename(columns={"f1": "F1", "support": "test images", "auc": "AUC"})
-        st.dataframe(per_class, hide_index=True, width="stretch",
+        st.dataframe(percent(per_class, "precision", "recall", "F1"), hide_index=True, width="stretch",
                      column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT,
                                     "AUC": st.column_config.NumberColumn(format="%.3f", help="ROC-AUC of this class "
                                                                          "against all others.")})
@@ -165,7 +171,9 @@ def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
     pairs = rep["most_confused"]
     st.markdown("**Most-confused pairs**")
     if pairs:
-        st.dataframe(pd.DataFrame(pairs).rename(columns={"count": "test images", "share": "share of the true class"}),
+        st.dataframe(percent(pd.DataFrame(pairs).rename(columns={"count": "test images",
+                                                                "share": "share of the true class"}),
+                             "share of the true class"),
                      hide_index=True, width="stretch",
                      column_config={"share of the true class": PERCENT})
     else:
@@ -184,8 +192,9 @@ def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
             st.markdown("**Confident mistakes**: none, every test image was classified right. The least sure right "
                         "answers are in the table below.")
         with st.expander(f"All of the {len(losses)} highest losses as a table"):
-            st.dataframe(pd.DataFrame(losses).rename(columns={"p_true": "probability of the true class",
-                                                               "p_predicted": "probability of the guess"}),
+            st.dataframe(percent(pd.DataFrame(losses).rename(columns={"p_true": "probability of the true class",
+                                                                       "p_predicted": "probability of the guess"}),
+                                 "probability of the true class", "probability of the guess"),
                          hide_index=True, width="stretch",
                          column_config={"probability of the true class": PERCENT, "probability of the guess": PERCENT,
                                         "loss": st.column_config.NumberColumn(
@@ -327,7 +336,7 @@ def batch_ui(run: runs.RunInfo) -> None:
     table = pd.DataFrame([{"file": r["file"], "prediction": r["prediction"], "probability": r["top"][0]["probability"]}
                           for r in ok])
     if not table.empty:
-        st.dataframe(table, hide_index=True, width="stretch",
+        st.dataframe(percent(table, "probability"), hide_index=True, width="stretch",
                      column_config={"probability": PERCENT})
     st.download_button("Download the predictions (CSV)", evaluation.predictions_csv(results),
                        file_name=f"predictions-{run.id}.csv", mime="text/csv", key="pred.csv",

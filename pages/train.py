@@ -14,6 +14,7 @@ from core.service import jobs
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
 from core.store import runs
+from pages import _charts as charts
 from pages import _common, _weights
 
 LOG_LINES = 12
@@ -73,7 +74,7 @@ def epoch_line(h: dict[str, Any]) -> str:
     def num(key: str) -> str:
         return f"{h[key]:.3f}" if isinstance(h.get(key), (int, float)) else "-"
 
-    return (f"{h['phase']:<9} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
+    return (f"{charts.phase_short(h['phase']):<14} epoch {h['epoch']:>3}: loss {num('loss')}, accuracy {pct('accuracy')} | "
             f"validation loss {num('val_loss')}, validation accuracy {pct('val_accuracy')} ({h['seconds']:.1f} s)")
 
 
@@ -92,8 +93,14 @@ def live_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.markdown(f"**Phase {phase['index']} of {phase['phases']}:** {words} "
                     f"({phase['trainable_params']:,} weights being trained).")
     done = len(p["history"])
-    eta = p["eta_seconds"]
-    left = f", about {_duration(eta)} left" if eta is not None else ""
+    eta, pending = p["eta_seconds"], p.get("eta_pending_epochs", 0)
+    left = ""
+    if eta is not None and pending:
+        later = f"{pending} epoch{'s' if pending != 1 else ''} of later phases"
+        left = (f", about {_duration(eta)} left before {later}, which are timed once they start" if eta >= 1
+                else f", {later} to go (timed once they start)")
+    elif eta is not None:
+        left = f", about {_duration(eta)} left"
     st.progress(p["fraction"], text=f"Overall: {done} epoch{'s' if done != 1 else ''} finished{left}")
     batch = p["last_batch"]
     if batch:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.bench import distill, domain, export, imports, quick, train
+from core.bench import distill, domain, export, imports, prune, quick, serve, train, tune
 from core.errors import TransferLabError
 
 # name -> (run(keras_cache) -> figures, describe(figures) -> text)
@@ -17,6 +17,9 @@ BENCHMARKS: dict[str, tuple[Callable[[str | None], dict[str, Any]], Callable[[di
     "export": (export.run, export.describe),
     "distill": (distill.run, distill.describe),
     "domain": (domain.run, domain.describe),
+    "tune": (tune.run, tune.describe),
+    "prune": (prune.run, prune.describe),
+    "serve": (serve.run, serve.describe),
 }
 
 

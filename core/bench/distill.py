@@ -37,8 +37,9 @@ PER_CLASS = 150
 TEACHER = {"backbone": "mobilenet_v2_0.35", "weights": "imagenet", "strategy": "fine_tune", "image_size": 96,
            "epochs": 6, "fine_tune_epochs": 2, "fine_tune_layers": 20}
 STUDENTS = {
-    "mobilenet_v1_0.25": {"weights": "imagenet", "image_size": 96, "epochs": 6},
-    "small_cnn": {"weights": "none", "image_size": 48, "epochs": 12, "batch_size": 16},
+    "mobilenet_v1_0.25": {"weights": "imagenet", "image_size": 96, "epochs": 6, "fine_tune_epochs": 2,
+                          "fine_tune_layers": 20},
+    "small_cnn": {"weights": "none", "image_size": 64, "epochs": 15, "batch_size": 16},
 }
 MAPS = (("resnet50", "resnet101"), ("efficientnet_b0", "efficientnet_b1"))
 NO_AUG = AugmentConfig(flip=False, rotate=False)

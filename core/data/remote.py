@@ -85,10 +85,11 @@ def _shown(url: str) -> str:
     return url if len(url) <= 80 else url[:77] + "…"
 
 
-def check_url(url: str, policy: Policy, via: str | None = None) -> Target:
+def check_url(url: str, policy: Policy, via: str | None = None, resolve: bool = True) -> Target:
     """The address checked against the policy (scheme, host, port, resolved addresses); AddressRefused otherwise.
 
-    `via`: the address that redirected here, for the sentence.
+    `via`: the address that redirected here, for the sentence. `resolve=False`: no DNS look-up (the static
+    rules, and an address given as digits); the Target then has no ip.
     """
     what = f"'{_shown(via)}' redirected to '{_shown(url)}', which" if via else f"'{_shown(url)}'"
     try:
@@ -110,10 +111,16 @@ def check_url(url: str, policy: Policy, via: str | None = None) -> Target:
     if policy.ports is not None and port not in policy.ports:
         raise AddressRefused(f"{what} asks for port {port}; this shared server downloads models only from the standard "
                              "port, so it was not fetched.")
-    try:
-        found = policy.resolve(host, port)
-    except (OSError, UnicodeError):
-        raise AddressRefused(f"The host '{host}' could not be found; check the address.") from None
+    if not resolve:
+        try:
+            found = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            return Target(url, scheme, host, port, "", "")
+    else:
+        try:
+            found = policy.resolve(host, port)
+        except (OSError, UnicodeError):
+            raise AddressRefused(f"The host '{host}' could not be found; check the address.") from None
     if not found or not all(policy.allow_address(ipaddress.ip_address(ip.split("%")[0])) for ip in found):
         raise AddressRefused(f"{what} leads to a private, local or cloud-internal address, which this shared server "
                              "never contacts; use a model on a public model host.")

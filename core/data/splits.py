@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import DatasetError
+from core.spec.config import RunConfig
 
 PARTS = ("train", "val", "test")
 
@@ -57,3 +58,17 @@ def _predefined_split(info: dict[str, Any], val_fraction: float, test_fraction: 
             kept += chosen[n:]
         parts["train"] = sorted(kept)
     return parts
+
+
+def train_counts(info: dict[str, Any], val_fraction: float = RunConfig.val_fraction,
+                 test_fraction: float = RunConfig.test_fraction, seed: int = RunConfig.seed) -> dict[str, int]:
+    """How many images of each class a run trains on (what the recommender counts): a predefined split's
+    training images less any drawn from them for validation; the whole count when a class is too small to split."""
+    try:
+        parts = split(info, val_fraction, test_fraction, seed)
+    except DatasetError:
+        return dict(info["counts"])
+    counts = {label: 0 for label in info["classes"]}
+    for _, index in parts["train"]:
+        counts[info["classes"][index]] += 1
+    return counts

@@ -354,7 +354,9 @@ def measure(run_dir: Path, role: str) -> dict[str, Any]:
     evaluation = read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else {}
     return {"role": role, "run": run_dir.name, "backbone": config.backbone,
             "label": backbones.get(config.backbone).label, "test_accuracy": evaluation.get("accuracy"),
-            "params": int(model.count_params()), "size_mb": round(path.stat().st_size / 2**20, 3),
+            # Size: the float32 weights (the model file also holds the optimizer's state after training).
+            "params": int(model.count_params()), "size_mb": round(4 * model.count_params() / 2**20, 3),
+            "file_mb": round(path.stat().st_size / 2**20, 3),
             "ms_per_image": ms_per_image(model, config.image_size)}
 
 
@@ -405,3 +407,21 @@ def read_report(run_dir: Path) -> dict[str, Any] | None:
     """A distilled run's distill_report.json, or None."""
     path = run_dir / REPORT
     return read_json(path) if path.is_file() else None
+
+
+def teachers(ws: Path, classes: list[str]) -> list[dict[str, Any]]:
+    """Finished runs of this workspace that can teach a student of these classes (same classes, same order)."""
+    out = []
+    for info in runs.list_runs(ws):
+        if info.state != "done" or info.config is None or not (info.path / "model.keras").is_file():
+            continue
+        try:
+            if list(read_json(info.path / "split.json")["classes"]) != list(classes):
+                continue
+        except (OSError, ValueError, KeyError):
+            continue
+        accuracy = (info.evaluation or {}).get("accuracy")
+        out.append({"run_id": info.id, "backbone": info.config.backbone,
+                    "label": f"{info.id[-12:]}: {backbones.get(info.config.backbone).label}"
+                             + (f", test accuracy {accuracy:.0%}" if accuracy is not None else "")})
+    return out

@@ -61,7 +61,7 @@ def _fetch_hub_checked(handle: str) -> Path:
     """A visitor's TF Hub address on a shared server: checked (core.data.remote) before any request, every
     redirect checked, the download capped; unpacked into the hub cache where TF Hub itself would put it."""
     policy = remote.visitor_policy()
-    remote.check_url(handle, policy)  # AddressRefused, before anything is sent
+    remote.check_url(handle, policy, resolve=False)  # AddressRefused, before anything is sent (open_url resolves)
     if settings.offline():
         raise WeightsUnavailable(f"This server is offline, so the TF Hub model {handle} cannot be downloaded; "
                                  "choose a Keras backbone instead.")

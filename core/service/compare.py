@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from core.engine import distill
 from core.spec import backbones, strategies
 from core.store import datasets, runs
 
@@ -120,3 +121,13 @@ def transfer_hurt(row: dict[str, Any], base: dict[str, Any]) -> bool | None:
         return row["transfer_hurt"]
     gain = _gain(row, base)
     return None if gain is None else gain < 0
+
+
+def distillations(ws: Path) -> list[dict[str, Any]]:
+    """Every distilled run's verdict: teacher, student alone (when trained) and distilled student side by side."""
+    out = []
+    for info in runs.list_runs(ws):
+        report = distill.read_report(info.path) if info.config and info.config.strategy == "distill" else None
+        if report:
+            out.append({"run": info.id, **report})
+    return out

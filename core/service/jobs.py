@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from core import settings
 from core.data import health
 from core.errors import TransferLabError
+from core.ship import pruning
 from core.spec import strategies
 from core.spec.config import RunConfig
 from core.store import datasets, quota, runs
@@ -64,12 +65,23 @@ def resume(run_id: str, ws: Path) -> None:
     _spawn(run_dir, resume=True)
 
 
-def _spawn(run_dir: Path, resume: bool) -> None:
+def submit_prune(run_id: str, sparsity: float, epochs: int, ws: Path) -> str:
+    """Prune a finished run in a background job: a new run (pruned_from names the parent); returns its id."""
+    quota.check_active_runs(ws)
+    quota.check_room(ws)
+    child = pruning.create_child(runs.run_path(run_id, ws), sparsity, epochs)
+    _enqueue(child, queue_dir(ws))
+    _spawn(child, resume=False, prune=True)
+    return child.name
+
+
+def _spawn(run_dir: Path, resume: bool, prune: bool = False) -> None:
     # A fresh interpreter per job (spawn semantics): TensorFlow is not fork-safe, and the job's
     # memory goes back to the system when it ends. Not multiprocessing's spawn context: under
     # `streamlit run` it would re-import the app script as the child's __main__. Its own session,
     # so a server restart leaves the job training; one that dies shows as interrupted.
-    cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else [])
+    cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else []) + (
+        ["--prune"] if prune else [])
     proc = subprocess.Popen(
         cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
@@ -139,10 +151,9 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
     state = status.get("state", "unknown")
     fraction = 1.0 if state == "done" else (done_epochs / total_epochs if total_epochs else 0.0)
     epoch_fraction = last_batch["batch"] / last_batch["steps"] if last_batch else 0.0
-    eta = None
-    if state == "running" and history:
-        per_epoch = sum(h["seconds"] for h in history[-3:]) / len(history[-3:])
-        eta = max(0.0, per_epoch * (max(0, total_epochs - done_epochs) - epoch_fraction))
+    eta, eta_pending = None, 0
+    if state == "running" and history and config is not None:
+        eta, eta_pending = _eta(config, planned, history, phase, epoch_fraction)
     return {
         "id": run_id,
         "state": state,
@@ -156,6 +167,7 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
         "fraction": min(1.0, fraction),
         "epoch_fraction": min(1.0, epoch_fraction),
         "eta_seconds": eta,
+        "eta_pending_epochs": eta_pending,
         **_place(run_id, ws, state),
         "status": status,
     }
@@ -164,6 +176,38 @@ def progress(run_id: str, ws: Path) -> dict[str, Any]:
 def _place(run_id: str, ws: Path, state: str) -> dict[str, int | None]:
     place = queue_place(run_id, ws) if state == "queued" else None
     return {"queue_position": place and place["position"], "runs_ahead": place["ahead"] if place else 0}
+
+
+def _eta(config: RunConfig, planned: list[strategies.Phase], history: list[dict[str, Any]],
+         phase: dict[str, Any] | None, epoch_fraction: float) -> tuple[float, int]:
+    """Seconds left over every phase still to come, and the epochs that cannot be timed yet.
+
+    Each phase's epochs are timed by the latest epochs of its own kind (on cached features or full
+    passes; backbone frozen or trained), so a fast head on cached features does not promise a quick
+    fine-tuning; epochs of a kind not run yet are counted apart (timed once their phase starts).
+    """
+    def kind(p: strategies.Phase) -> tuple[bool, str]:
+        return strategies.uses_feature_cache(config, p), p.base_trainable
+
+    kinds = {p.name: kind(p) for p in planned}
+    done_in: dict[str, int] = {}
+    timed: dict[tuple[bool, str], list[float]] = {}
+    for h in history:
+        done_in[h["phase"]] = done_in.get(h["phase"], 0) + 1
+        if h["phase"] in kinds:
+            timed.setdefault(kinds[h["phase"]], []).append(float(h["seconds"]))
+    current = phase["index"] if phase else 1  # 1-based; earlier phases are over, even if they stopped early
+    seconds, pending = 0.0, 0
+    for index, p in enumerate(planned, start=1):
+        if index < current:
+            continue
+        left = max(0.0, p.epochs - done_in.get(p.name, 0) - (epoch_fraction if index == current else 0.0))
+        recent = timed.get(kind(p), [])[-3:]
+        if recent:
+            seconds += left * sum(recent) / len(recent)
+        else:
+            pending += round(left + 0.4999)
+    return max(0.0, seconds), pending
 
 
 def _queue_of(run_dir: Path) -> Path:

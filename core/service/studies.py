@@ -118,7 +118,7 @@ def _phases(config: RunConfig) -> list[Any]:
     return [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
 
 
-def _relevant(base: RunConfig, param: Param) -> bool:
+def relevant(base: RunConfig, param: Param) -> bool:
     """False when the strategy ignores the setting (changing it changes no phase)."""
     if param.field.startswith(("head.", "augment")) or param.field in ("label_smoothing", "optimizer"):
         return True
@@ -153,7 +153,7 @@ def space(base: RunConfig, search: list[str] | None = None, backbone_ids: list[s
                                  words="the pretrained network under the head"))
             continue
         param = CATALOGUE[name]
-        if _relevant(base, param):
+        if relevant(base, param):
             out.append(param)
     if not out:
         raise StudyError("The search space is empty: none of the chosen settings changes anything for the "
@@ -243,6 +243,8 @@ def study_path(study_id: str, ws: Path) -> Path:
     """The folder of an existing study; StudyError for an unknown id."""
     path = studies_root(ws) / study_id
     if not _STUDY_ID.match(study_id or "") or not (path / "study.json").is_file():
+        if settings.hosted():  # a shared server: no server path, no session id (the folder's name)
+            raise StudyError(f"There is no study '{study_id}' in your workspace.")
         raise StudyError(f"There is no study '{study_id}' in {ws}; list studies with 'python -m core study list'.")
     return path
 
@@ -550,3 +552,30 @@ def cancel(study_id: str, ws: Path) -> None:
     """Ask the study's job to stop: the trial in progress stops at its next batch, and no new trial starts."""
     runs.request_cancel(study_path(study_id, ws))
 
+
+
+# ---------------------------------------------------------------- the learning-rate finder for the page
+
+
+def find_lr(config: RunConfig, ws: Path, timeout: float = 600) -> dict[str, Any]:
+    """core.engine.lrfind.find in a fresh interpreter (`python -m core lr-find`), so the app's process never loads
+    TensorFlow nor clears the Keras session other pages use; returns its curve and suggestion."""
+    import json
+    import tempfile
+
+    config.validate()
+    with tempfile.TemporaryDirectory(prefix="tl-lrfind-") as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(config.to_json(), encoding="utf-8")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "core", "lr-find", str(path), "--json", "--workspace", str(ws)],
+                                  cwd=jobs.PROJECT, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "TL_WORKSPACE": str(ws)})
+        except subprocess.TimeoutExpired:
+            raise StudyError(f"The learning-rate finder took longer than {timeout:.0f} s and was stopped; "
+                             "try a smaller image size or batch size.") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        raise StudyError(lines[-1][7:] if lines else "The learning-rate finder stopped unexpectedly; "
+                                                     "try again, or run 'python -m core lr-find' to see why.")
+    return json.loads(proc.stdout)

@@ -1,10 +1,13 @@
 """Running a study's trials: `work()` in the foreground (the CLI's tune), or the background job
 `python -m core.service.tuner STUDY_DIR`, started by core.service.studies.start_job.
 
-Each worker loops: under the study's ask lock it fails the trials of killed workers (their heartbeat
-went silent; RetryHeartbeatStaleTrialCallback puts their settings back in line), counts the trials that are
-finished or running, and asks Optuna for the next one only while the budget has room; so several
-local workers on one study never run more trials than it has, and no finished trial runs again.
+Each worker loops: under the study's ask lock it fails the trials of killed workers (their
+heartbeat went silent; RetryHeartbeatStaleTrialCallback puts their settings back in line), counts
+the trials that are finished or running, and asks Optuna for the next one only while the budget has
+room; so several local workers on one study never run more trials than it has, and no finished
+trial runs again. When the budget is used up but trials of other workers (or of a killed one, until
+its heartbeat goes stale) still run, a worker waits for them.
+
 A trial is a complete run (config.json exact, status.json naming the study and the trial) trained
 by core.engine.training.run, which reuses the feature cache for frozen backbones. After every epoch
 the trial reports its validation loss; when Optuna's pruner says stop (or the loss diverged), the run
@@ -28,7 +31,6 @@ from core.errors import StudyError, TrainingFailed, TransferLabError
 from core.service import jobs, studies, worker
 from core.store import runs
 
-COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
 MAX_FAILURES_IN_A_ROW = 3
 
 
@@ -169,10 +171,18 @@ def work(
         with studies.ask_lock(study_dir):
             if beats:
                 fail_stale_trials(study)  # a killed worker's trial: failed, and its settings queued again
-            counted = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in COUNTED)
-            if total is not None and counted >= total:
-                break
-            trial = study.ask()
+            states = [t.state.name for t in study.get_trials(deepcopy=False)]
+            finished, running = sum(s in ("COMPLETE", "PRUNED") for s in states), states.count("RUNNING")
+            wait = total is not None and finished + running >= total
+            if not wait:
+                trial = study.ask()
+        if wait:
+            if beats and running and finished < total:
+                # Another worker's trial is under way, or a killed one whose heartbeat has yet to go stale
+                # (it is then failed and its settings queued again): wait and look again.
+                time.sleep(storage.get_heartbeat_interval())
+                continue
+            break
         done = threading.Event()
         if beats:
             # Optuna's optimize() beats for its trials; ask() and tell() leave it to the caller.

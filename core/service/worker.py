@@ -1,7 +1,7 @@
-"""A training job's process: `python -m core.service.worker RUN_DIR [--resume]`, started by core.service.jobs.
+"""A job's process: `python -m core.service.worker RUN_DIR [--resume | --prune]`, started by core.service.jobs.
 
-It waits for its turn in the queue, then trains (and compares with a baseline if asked); a watchdog
-thread stops it hard when a cancel request is not honoured within the grace period. Everything it
+It waits for its turn in the queue, then trains (and compares with a baseline if asked), or prunes a
+finished run into this new one and measures it (--prune); a watchdog thread stops it hard when a cancel request is not honoured within the grace period. Everything it
 prints, TensorFlow's C++ logs included, goes to the run's job.log.
 """
 
@@ -17,6 +17,7 @@ from core import settings
 from core.engine import training
 from core.errors import TransferLabError
 from core.service import jobs
+from core.ship import pruning
 from core.store import runs
 
 
@@ -35,7 +36,7 @@ def _watchdog(run_dir: Path, grace: float) -> None:
     os._exit(3)
 
 
-def main(run_dir: Path, resume: bool) -> None:
+def main(run_dir: Path, resume: bool, prune: bool = False) -> None:
     """Job process entry: wait for a slot, then train (and compare with a baseline if asked)."""
     log = open(run_dir / "job.log", "ab", buffering=0)
     os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
@@ -50,11 +51,24 @@ def main(run_dir: Path, resume: bool) -> None:
     if not jobs.wait_turn(run_dir):
         return
     threading.Thread(target=_watchdog, args=(run_dir, settings.cancel_grace_seconds()), daemon=True).start()
+    if prune:
+        _prune(run_dir)
+        return
     try:
         training.train_and_compare(runs.load_config(run_dir), run_dir, resume=resume)
     except TransferLabError:
         pass  # status.json already holds the sentence
 
 
+def _prune(run_dir: Path) -> None:
+    """A pruning job: prune into this (child) run, then convert and measure it (prune.json)."""
+    try:
+        if pruning.prune(run_dir)["state"] == "done":
+            pruning.measure(run_dir)
+    except TransferLabError as exc:
+        if runs.read_status(run_dir).get("state") == "done":  # pruned, but the measurement failed: say why
+            runs.update_status(run_dir, prune_report_error=str(exc))
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), resume="--resume" in sys.argv[2:])
+    main(Path(sys.argv[1]), resume="--resume" in sys.argv[2:], prune="--prune" in sys.argv[2:])

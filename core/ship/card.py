@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.engine import features
+from core.engine import distill, features, transfer
 from core.errors import TransferLabError
 from core.ship import runfiles
 from core.spec import backbones, strategies
@@ -243,6 +243,7 @@ def model_card(run_dir: Path) -> str:
         weakest = min(evaluation.get("per_class") or [], key=lambda r: r["f1"], default=None)
         if weakest is not None and len(names) > 1:
             limits.append(f"The weakest class is '{weakest['class']}' (F1 {weakest['f1']:.2f}): expect more mistakes on it.")
+    lines += _knowledge_source(config, run_dir)
     lines += [
         "",
         "## Intended use",
@@ -275,6 +276,35 @@ def model_card(run_dir: Path) -> str:
                      "gaps and biases included, carries over.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _knowledge_source(config: RunConfig, run_dir: Path) -> list[str]:
+    """layer_transfer: the source and the share of weights copied; distill: the teacher and the verdict."""
+    if config.strategy == "layer_transfer":
+        report = transfer.read_report(run_dir)
+        source = (f"run `{config.source_run}`" if config.source_run
+                  else f"the backbone {backbones.get(config.source_backbone).label} (`{config.source_backbone}`)")
+        lines = ["", "## Where its knowledge came from", "", f"Layers shared with {source} were copied into "
+                 f"{backbones.get(config.backbone).label} before training (same name, same weight shapes)."]
+        if report:
+            lines.append(f"{report['sentence']} ({report['shared_params']:,} of {report['total_params']:,} "
+                         "backbone parameters; the layer list is in `transfer_report.json`).")
+        return lines
+    if config.strategy == "distill":
+        report = distill.read_report(run_dir)
+        try:
+            teacher = runs.load_config(runs.run_path(config.source_run, run_dir.parent.parent))
+            who = f"run `{config.source_run}`, a {backbones.get(teacher.backbone).label}"
+        except (TransferLabError, OSError, ValueError):
+            who = f"run `{config.source_run}` (no longer in this workspace)"
+        lines = ["", "## Where its knowledge came from", "",
+                 f"Distilled from a teacher, {who}: it learned from the teacher's answers softened at temperature "
+                 f"{config.temperature:g} (weight {config.distill_weight:g}) and from the true labels (weight "
+                 f"{1 - config.distill_weight:g}). The teacher's mistakes and biases can carry over."]
+        if report:
+            lines.append(report["verdict"])
+        return lines
+    return []
 
 
 def _weights_sentence(config: RunConfig, ws: Path) -> str:

@@ -18,8 +18,10 @@ from typing import Any
 
 from core import settings
 from core.engine import features, layers, modeling
+from core.errors import TransferLabError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
+from core.store import runs
 from core.store.files import workspace
 
 _HEAD = '''"""Train {label} on a folder of class folders with the "{strategy}" strategy.
@@ -159,7 +161,8 @@ def main():
         rate = phase.learning_rate
         if SCHEDULE == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
-        model.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
+        trainer = make_trainer(model)  # the model itself, or (distill) the student inside a Distiller
+        trainer.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
         callbacks = [keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True,
                                                      save_weights_only=True, initial_value_threshold=best_val_loss)]
         if PATIENCE:
@@ -170,16 +173,16 @@ def main():
         trainable = sum(keras.backend.count_params(w) for w in model.trainable_weights)
         print(f"phase {phase.name}: {phase.epochs} epochs at learning rate {phase.learning_rate:g}, "
               f"{trainable:,} trainable parameters")
-        history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, class_weight=weights,
+        history = trainer.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, class_weight=weights,
                             callbacks=callbacks, verbose=2)
         losses = [v for v in history.history.get("val_loss", []) if math.isfinite(v)]
         if losses:
             best_val_loss = min(losses + ([best_val_loss] if best_val_loss is not None else []))
     if Path(checkpoint).exists():
-        model.load_weights(checkpoint)
+        trainer.load_weights(checkpoint)
     model.save(out_dir / "model.keras")
     (out_dir / "labels.txt").write_text("".join(f"{name}\\n" for name in classes))
-    _, accuracy = model.evaluate(test_ds, verbose=0)
+    _, accuracy = trainer.evaluate(test_ds, verbose=0)
     print(f"test accuracy {accuracy:.3f} on {len(parts['test'])} images; model saved to {out_dir / 'model.keras'}")
 
 
@@ -254,7 +257,7 @@ def _network_code(spec: backbones.BackboneSpec) -> tuple[str, list[str]]:
 
 
 def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]:
-    how = strategies.get(config.strategy).source
+    how = strategies.get(config.strategy).source or ("model" if config.strategy == "layer_transfer" else None)
     lines = ["def load_source_weights(base):",
              '    """Start the backbone from an earlier run\'s weights, as the strategy asks."""']
     if how is None:
@@ -269,11 +272,142 @@ def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]
     if how == "early":
         return lines + ["    base.load_weights(str(path))  # the earlier run's backbone after its first epoch"]
     custom = ', custom_objects={"KerasLayer": hub.KerasLayer}' if spec.hub_handle else ""
+    if config.strategy == "layer_transfer":
+        return _layer_transfer_code(config)
     return lines + [
         "    # The earlier run's whole classifier; only its backbone is kept, the head is new.",
         f"    earlier = keras.models.load_model(path, compile=False{custom})",
         f"    base.set_weights(earlier.get_layer({backbones.base_name(spec)!r}).get_weights())",
     ]
+
+
+def _layer_transfer_code(config: RunConfig) -> list[str]:
+    """load_source_weights for layer_transfer: copy the layers the source shares with this backbone."""
+    if config.source_run:
+        source_spec = None
+        make = ["    earlier = keras.models.load_model(path, compile=False)",
+                "    return earlier.get_layer(SOURCE_BASE).layers[-1]  # the earlier run's trained network"]
+    else:
+        source_spec = backbones.get(config.source_backbone)
+        line, _ = _network_code(source_spec)  # its definitions, if any, are added by training_script
+        make = ["    " + line.replace("net = ", "return ", 1).replace("weights=WEIGHTS", "weights=SOURCE_BACKBONE_WEIGHTS")]
+    head = ["def source_network():",
+            '    """The network the shared layers come from."""']
+    if config.source_run:
+        head += ["    path = Path(SOURCE_WEIGHTS) if Path(SOURCE_WEIGHTS).is_absolute() else Path(__file__).parent / SOURCE_WEIGHTS",
+                 "    if not path.is_file():",
+                 '        sys.exit(f"The earlier run\'s model {path} is missing: copy model.keras from that run\'s folder in the "',
+                 '                 "TransferLab workspace (runs/<run id>/) and set SOURCE_WEIGHTS to where it is.")']
+    return head + make + [
+        "",
+        "",
+        "SHARED = set()  # the layers copied from the source: frozen in the first phase",
+        "",
+        "",
+        "def load_source_weights(base):",
+        '    """Copy every layer the source shares with this backbone (same name, same weight shapes)."""',
+        "    source = source_network()",
+        "    by_name = {layer.name: layer for layer in source.layers if layer.weights}",
+        "    for layer in network(base).layers:",
+        "        other = by_name.get(layer.name)",
+        "        if layer.weights and other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights]:",
+        "            layer.set_weights(other.get_weights())",
+        "            SHARED.add(layer.name)",
+        "    if not SHARED:",
+        '        sys.exit("The source shares no layer with this backbone (same name and weight shapes); use distillation.")',
+        '    print(f"{len(SHARED)} shared layers copied from the source; the others are difference layers")',
+        "",
+        "",
+        "def apply_phase(base, phase):",
+        '    """As in TransferLab: the "difference" phase opens only the layers not copied from the source."""',
+        "    if phase.base_trainable != \"difference\":",
+        "        return apply_backbone_phase(base, phase)",
+        "    base.trainable = True",
+        "    for layer in network(base).layers:",
+        "        layer.trainable = layer.name not in SHARED and not (PRETRAINED and isinstance(layer, layers.BatchNormalization))",
+    ]
+
+
+_DISTILLER = '''class Distiller(keras.Model):
+    """The student, trained on the teacher's softened answers and the true labels (Hinton et al. 2015):
+    loss = DISTILL_WEIGHT * KL(teacher_T || student_T) * T^2 + (1 - DISTILL_WEIGHT) * cross-entropy."""
+
+    def __init__(self, student, teacher, **kwargs):
+        super().__init__(**kwargs)
+        self.student, self.teacher = student, teacher
+        self.teacher.trainable = False
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy]
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def distillation_loss(self, x, y, probs, sample_weight):
+        # The teacher sees the images at its own size; probabilities -> log-probabilities are logits up to a
+        # constant, which the softmax cancels, so this is softmax(logits / T).
+        teacher = self.teacher(tf.image.resize(x, (TEACHER_SIZE, TEACHER_SIZE)), training=False)
+        log_t = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(teacher, 1e-30, 1.0)) / TEMPERATURE)
+        log_s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(tf.cast(probs, tf.float32), 1e-30, 1.0)) / TEMPERATURE)
+        kl = tf.reduce_sum(tf.exp(log_t) * (log_t - log_s), axis=-1)
+        ce = keras.losses.sparse_categorical_crossentropy(y, probs)
+        per_image = DISTILL_WEIGHT * kl * TEMPERATURE**2 + (1.0 - DISTILL_WEIGHT) * ce
+        if sample_weight is not None:
+            per_image *= tf.cast(tf.reshape(sample_weight, [-1]), per_image.dtype)
+        return tf.reduce_mean(per_image)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            probs = self.student(x, training=True)
+            loss = self.distillation_loss(x, y, probs, sample_weight) + sum(self.student.losses)
+        variables = self.student.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return self.update(loss, y, probs)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        probs = self.student(x, training=False)
+        return self.update(self.distillation_loss(x, y, probs, sample_weight), y, probs)
+
+    def update(self, loss, y, probs):
+        self.loss_tracker.update_state(loss)
+        self.accuracy.update_state(y, probs)
+        return {m.name: m.result() for m in self.metrics}
+
+
+_TRAINER = []
+
+
+def make_trainer(model):
+    """The student inside one Distiller (made once, so its checkpoint loads back), the teacher loaded from TEACHER_MODEL."""
+    if not _TRAINER:
+        path = Path(TEACHER_MODEL) if Path(TEACHER_MODEL).is_absolute() else Path(__file__).parent / TEACHER_MODEL
+        if not path.is_file():
+            sys.exit(f"The teacher's model {path} is missing: copy model.keras from the teacher run's folder in the "
+                     "TransferLab workspace (runs/<run id>/) and set TEACHER_MODEL to where it is.")
+        _TRAINER.append(Distiller(model, keras.models.load_model(path, compile=False)))
+    return _TRAINER[0]'''
+
+
+def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list[str], list[str]]:
+    """Constants and the Distiller (a Model.train_step override) for a distill script."""
+    teacher_size = config.image_size
+    teacher_caffe = False
+    try:
+        teacher = runs.load_config(runs.run_path(config.source_run, ws))
+        teacher_size = teacher.image_size
+        teacher_caffe = backbones.get(teacher.backbone).preprocessing == "caffe"
+    except (TransferLabError, OSError, ValueError):
+        pass
+    constants = [f"TEACHER_MODEL = {teacher_model!r}  # the teacher run's model.keras (relative: next to this script)",
+                 f"TEACHER_SIZE = {teacher_size}  # the teacher's input size",
+                 f"TEMPERATURE = {config.temperature!r}  # how much the teacher's answers are softened",
+                 f"DISTILL_WEIGHT = {config.distill_weight!r}  # the teacher's share of the loss"]
+    return constants, (["CAFFE"] if teacher_caffe else []) + [_DISTILLER]
 
 
 def shown_folder(dataset_folder: str | Path) -> str:
@@ -294,13 +428,18 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     without it, a split.json beside the images is used, else the script draws a stratified split.
     """
     config.validate()
+    ws = ws or workspace()
     spec = backbones.get(config.backbone)
     strategy = strategies.get(config.strategy)
     phases = [p for p in strategy.phases(config) if p.epochs > 0]
     if strategy.source and source_weights is None:
-        source_weights = str(features.source_weights_file(ws or workspace(), config))
+        source_weights = str(features.source_weights_file(ws, config))
         if settings.hosted():  # no server paths for visitors of a shared server: a file to put beside the script
             source_weights = f"source_run/{Path(source_weights).name}"
+    if config.strategy in ("layer_transfer", "distill") and config.source_run and source_weights is None:
+        source_weights = str(runs.runs_root(ws) / config.source_run / "model.keras")
+        if settings.hosted():
+            source_weights = "source_run/model.keras"
     info_file = Path(dataset_folder) / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     classes = classes or info.get("classes")
@@ -395,6 +534,24 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     ]
     # What trains in each phase: the same functions as TransferLab's trainer (core/engine/modeling.py).
     same = [trainer[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
+    if config.strategy == "layer_transfer":  # its apply_phase (in functions) opens the difference layers first
+        same[-1] = same[-1].replace("def apply_phase(", "def apply_backbone_phase(", 1)
+        if config.source_backbone:
+            source_spec = backbones.get(config.source_backbone)
+            constants.append(f"SOURCE_BACKBONE_WEIGHTS = {('imagenet' if 'imagenet' in source_spec.weights_options else None)!r}"
+                             f"  # {source_spec.label}'s weights (None: random)")
+            extra += [e for e in _network_code(source_spec)[1] if e not in extra]
+        else:
+            source_config = runs.load_config(runs.run_path(config.source_run, ws))
+            constants.append(f"SOURCE_BASE = {backbones.base_name(backbones.get(source_config.backbone))!r}"
+                             "  # the earlier run's backbone, inside its model.keras")
+    if config.strategy == "distill":
+        more, code = _distill_code(config, source_weights or "", ws)
+        constants += more
+        caffe = custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"]
+        extra += [caffe if c == "CAFFE" else c for c in code if c != "CAFFE" or caffe not in extra]
+    else:
+        extra.append("def make_trainer(model):\n    return model  # no teacher: the model trains itself")
     header = _HEAD.format(label=spec.label, strategy=config.strategy, hub_pip=" tensorflow-hub" if spec.hub_handle else "",
                           hub_import="import tensorflow_hub as hub\n" if spec.hub_handle else "")
     parts = [header + "\n".join(constants), *extra, "\n".join(functions), *same]

@@ -145,6 +145,8 @@ def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     except TransferLabError:  # the dataset was deleted since: the user names a folder when running it
         folder = "data"
     source = features.source_weights_file(ws, config) if strategies.get(config.strategy).source else None
+    if source is None and config.strategy in ("layer_transfer", "distill") and config.source_run:
+        source = runs.runs_root(ws) / config.source_run / "model.keras"  # the source run or teacher ships too
     # The same generator as the Model page's code; only the weights file is the copy shipped beside it.
     script = codegen.training_script(
         config, folder, source_weights=f"{SOURCE_FOLDER}/{source.name}" if source else None,
@@ -238,13 +240,19 @@ def _representative(run_dir: Path) -> Callable[[], Any]:
     return generate
 
 
-def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None) -> bytes:
-    """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data)."""
+def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None,
+                   sparse: bool = False) -> bytes:
+    """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data).
+
+    sparse: the model was pruned, so the converter also stores its mostly-zero weights in TFLite's sparse format.
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if variant.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if variant.float16:
         converter.target_spec.supported_types = [tf.float16]
     if variant.integer:
@@ -261,7 +269,15 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
-        content = convert_tflite(source, variant, _representative(run_dir) if variant.integer else None)
+        representative = _representative(run_dir) if variant.integer else None
+        sparse = bool(runs.read_status(run_dir).get("pruned_from"))  # a pruned run (pruning.py)
+        content = convert_tflite(source, variant, representative, sparse=sparse)
+        if sparse and not _runs_in_litert(content):
+            # LiteRT's default CPU delegate (XNNPACK) refuses some sparse kernels (int8 ones): keep the
+            # dense layout, whose zeros still compress when the file is gzipped.
+            log.info("%s: the sparse %s file does not run in LiteRT; converted without the sparse format",
+                     run_dir.name, fmt.id)
+            content = convert_tflite(source, variant, representative)
     except TransferLabError:
         raise
     except Exception as exc:  # noqa: BLE001 - converter errors are long MLIR dumps: log them, say one sentence
@@ -270,6 +286,19 @@ def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
             f"Converting this model to {fmt.label} failed ({type(exc).__name__}); the other formats are not affected."
         ) from None
     target.write_bytes(content)
+
+
+def _runs_in_litert(content: bytes) -> bool:
+    """True when LiteRT's default interpreter can prepare this TFLite model (or LiteRT is not installed)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return True
+    try:
+        Interpreter(model_content=content, num_threads=INTERPRETER_THREADS).allocate_tensors()
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _make_tfjs(run_dir: Path, target: Path, fmt: ExportFormat) -> None:

@@ -45,7 +45,7 @@ REPORT = "prune.json"  # in the child's run folder
 SPARSITY_RANGE = (0.05, 0.95)
 EPOCHS_RANGE = (1, 50)
 DEFAULT_SPARSITY = 0.5
-DEFAULT_EPOCHS = 3
+DEFAULT_EPOCHS = 10
 # Layer kinds whose weights tfmot prunes (which weight of each), and kinds it cannot prune.
 PRUNED_WEIGHT = {"Conv2D": "kernel", "Dense": "kernel", "SeparableConv2D": "pointwise_kernel", "Conv1D": "kernel",
                  "Conv3D": "kernel", "Conv2DTranspose": "kernel"}
@@ -280,10 +280,9 @@ def _progress(emit: events.Listener, epochs: int, steps: int, should_stop: Calla
 
 
 def schedule_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
-    """(begin, end) steps of the sparsity ramp: it reaches the target one epoch before the end when there are 3+
-    epochs, so the last epoch recovers at the final sparsity; otherwise at the last step."""
-    total = steps_per_epoch * epochs
-    end = steps_per_epoch * (epochs - 1) if epochs >= 3 else total - 1
+    """(begin, end) steps of the sparsity ramp: the target is reached after the first half of the epochs, so the
+    second half recovers at the final sparsity (one epoch: at its last step)."""
+    end = steps_per_epoch * math.ceil(epochs / 2) if epochs >= 2 else steps_per_epoch - 1
     return 0, max(1, end)
 
 
@@ -390,14 +389,23 @@ def gzipped_size(path: Path) -> int:
     return len(gzip.compress(path.read_bytes(), GZIP_LEVEL))
 
 
-def _files(run_dir: Path, tflite: dict[str, Any]) -> dict[str, Any]:
-    rows = {"keras": {"file": "model.keras", "bytes": (run_dir / "model.keras").stat().st_size,
-                      "gzip_bytes": gzipped_size(run_dir / "model.keras")}}
+def sparse_format(path: Path) -> bool | None:
+    """True when a TFLite file stores some tensor in the sparse format (None without LiteRT to read it)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    return any(d.get("sparsity_parameters") for d in Interpreter(model_path=str(path)).get_tensor_details())
+
+
+def _files(run_dir: Path, tflite: dict[str, Any], keras_file: Path | None = None) -> dict[str, Any]:
+    keras_file = keras_file or run_dir / "model.keras"
+    rows = {"keras": {"file": "model.keras", "bytes": keras_file.stat().st_size, "gzip_bytes": gzipped_size(keras_file)}}
     for format_id, row in tflite["variants"].items():
         path = runfiles.exports_dir(run_dir) / row["file"]
         rows[format_id] = {"file": row["file"], "bytes": row["bytes"], "gzip_bytes": gzipped_size(path),
                            "accuracy": row["accuracy"], "ms_per_image": row["ms_per_image"],
-                           "agreement": row["agreement"]}
+                           "agreement": row["agreement"], "sparse_format": sparse_format(path)}
     return rows
 
 
@@ -412,7 +420,15 @@ def measure(child_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> di
     reached = sparsity_by_kind(model)
     parent_reached = sparsity_by_kind(runfiles.load_model(parent_dir))
     child_files = _files(child_dir, export.report(child_dir, format_ids))
-    parent_files = _files(parent_dir, export.report(parent_dir, format_ids))
+    # The trainer's model.keras also holds the optimizer's state; the pruned one holds weights only. The parent's
+    # weights are saved the same way for a fair comparison (its own file's size is kept as well).
+    resaved = child_dir / f".parent-{os.getpid()}.keras"
+    try:
+        runfiles.load_model(parent_dir).save(resaved)
+        parent_files = _files(parent_dir, export.report(parent_dir, format_ids), resaved)
+    finally:
+        resaved.unlink(missing_ok=True)
+    parent_files["keras"]["trainer_file_bytes"] = (parent_dir / "model.keras").stat().st_size
     child_eval, parent_eval = read_json(child_dir / "eval.json"), read_json(parent_dir / "eval.json")
     for format_id, row in child_files.items():
         base = parent_files.get(format_id)
@@ -426,6 +442,9 @@ def measure(child_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> di
         "kinds": reached["kinds"],
         "not_prunable": ("Depthwise convolutions are not prunable in TensorFlow Model Optimization, so their weights "
                          "are kept whole; BatchNorm layers, biases and TF Hub layers are not pruned either."),
+        "sparse_note": ("TensorFlow Lite files are converted with the sparsity optimisation; a variant whose sparse "
+                        "file LiteRT's default CPU runtime (XNNPACK) refuses, such as full int8, keeps the dense "
+                        "layout, whose zeros still shrink when gzipped (sparse_format says which)."),
         "parameters": reached["parameters"], "nonzero_parameters": reached["nonzero_parameters"],
         "overall_sparsity": reached["overall_sparsity"],
         "parent_nonzero_parameters": parent_reached["nonzero_parameters"],

@@ -79,7 +79,7 @@ class ServedModel:
         """Class probabilities for a batch of float 0-255 images, computed as `predict` computes them."""
         chunk = evaluation.PREDICT_CHUNK
         with self.lock:
-            return np.concatenate([self.model.predict(arrays[i : i + chunk], verbose=0)
+            return np.concatenate([self.model.predict_on_batch(arrays[i : i + chunk])
                                    for i in range(0, len(arrays), chunk)])
 
     def classify(self, files: list[tuple[str, bytes]], top_k: int) -> list[dict[str, Any]]:
@@ -91,8 +91,8 @@ class ServedModel:
 def default_name(run_dir: Path) -> str:
     """The name a run is served under unless told otherwise: its dataset's name (`flowers-1a2b3c...` -> `flowers`)."""
     dataset_id = runs.load_config(run_dir).dataset_id
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset_id.rsplit("-", 1)[0]).strip("-.") or "model"
-    return name[:64] if _NAME.match(name) else "model"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset_id.rsplit("-", 1)[0])[:64].strip("-._")
+    return name if _NAME.match(name) else "model"
 
 
 def check_name(name: str) -> str:
@@ -525,11 +525,12 @@ def client_examples(name: str, labels: list[str], image_size: int, url: str = f"
     auth = ' -H "Authorization: Bearer $TL_SERVE_KEY"' if key else ""
     base = f"{url}/v1/models/{name}"
     curl = "\n".join([
-        f"curl{auth} {base}                      # status",
-        f"curl{auth} {base}/metadata             # signature and labels",
+        f"curl{auth} {base}   # status",
+        f"curl{auth} {base}/metadata   # signature and labels",
         f"curl{auth} -F file=@photo.jpg {base}:classify",
-        f'(printf \'{{"instances": [{{"b64": "\'; base64 -w0 photo.jpg; printf \'"}}]}}\') | '
-        f"curl{auth} -H 'Content-Type: application/json' -d @- {base}:predict",
+        "# TensorFlow Serving's way: the image file in base64 inside JSON",
+        "(printf '{\"instances\": [{\"b64\": \"'; base64 -w0 photo.jpg; printf '\"}]}') \\",
+        f"  | curl{auth} -H 'Content-Type: application/json' -d @- {base}:predict",
     ])
     header = ', "Authorization": "Bearer " + os.environ["TL_SERVE_KEY"]' if key else ""
     python = "\n".join([

@@ -379,6 +379,8 @@ RECOMMENDED_BACKBONES = (_SMALL, _MEDIUM)
 def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
     """Strategy, backbone and epochs for a dataset, from its size and balance and whether its images are everyday photos.
 
+    counts: the images per class it will train on (core.data.splits.train_counts: a predefined split's training
+    images, not its test ones); the reason says that number.
     everyday: True (photos of everyday things), False (another domain), None (not sure).
     cached: backbone ids whose ImageNet weights are on this computer (preferred when suitable).
     The rule: similar domain -> feature extraction; different -> fine-tune or gradual unfreezing;
@@ -389,24 +391,26 @@ def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[st
     uneven = max(sizes) / max(1, min(sizes))
     if per_class < 20:
         strategy, epochs, ft, why = ("feature_extraction", 20, 0,
-                                     f"with only {per_class} images in the smallest class, freezing the whole "
+                                     f"with only {per_class} training images in the smallest class, freezing the whole "
                                      "pretrained backbone and training just a new head is safest")
     elif everyday is False and per_class >= 100:
         strategy, epochs, ft, why = ("gradual_unfreeze", 5, 3,
-                                     f"your images are unlike everyday photos and you have {per_class}+ per class, "
+                                     f"your images are unlike everyday photos and you have {per_class} or more training images "
+                                     "per class, "
                                      "so opening the backbone group by group lets it adapt without forgetting")
     elif everyday is False:
         strategy, epochs, ft, why = ("fine_tune", 10, 5,
                                      "your images are unlike everyday photos, so the top of the backbone is retrained "
-                                     "after the head, while the lower layers stay frozen because data is limited")
+                                     "after the head, while the lower layers stay frozen because data is limited "
+                                     f"({per_class} training images in the smallest class)")
     elif per_class >= 300:
         strategy, epochs, ft, why = ("fine_tune", 10, 5,
-                                     f"everyday photos with {per_class}+ per class are enough to fine-tune the top "
+                                     f"everyday photos with {per_class} or more training images per class are enough to fine-tune the top "
                                      "of the backbone after training the head")
     else:
         strategy, epochs, ft, why = ("feature_extraction", 15, 0,
                                      "everyday photos are what ImageNet backbones already understand, so a frozen "
-                                     "backbone with a new head works well"
+                                     f"backbone with a new head works well on your {per_class} or more training images per class"
                                      + ("" if everyday else " (assuming they are everyday photos)"))
     candidates = [_SMALL, _MEDIUM] if total < 2000 else [_MEDIUM, _SMALL]
     ready = set(cached)

@@ -17,7 +17,7 @@ import pytest
 from core.data import importer
 from core.engine import networks
 from core.errors import TransferLabError
-from core.service import hosting, jobs
+from core.service import hosting, jobs, studies
 from core.ship import runfiles
 from core.spec import backbones
 from core.spec.config import RunConfig
@@ -62,11 +62,13 @@ RAISERS: dict[str, Callable[[Path], object]] = {
     "export after the dataset was deleted": lambda ws: runfiles.dataset_root(
         p := _finished_run_without_dataset(ws), runs.load_config(p)),
     "weights missing": lambda ws: networks.fetch_weights(backbones.get("mobilenet_v2_1.0"), 160),
+    "weights download offline": lambda ws: networks.download_weights(backbones.get("mobilenet_v2_1.0"), 160),
     "classifier missing": lambda ws: networks.fetch_classifier(backbones.get("mobilenet_v2_1.0")),
     "hub model offline": lambda ws: networks.fetch_hub(backbones.get(backbones.hub_id(backbones.HUB_MODELS[0].handle))),
     "hub folder": lambda ws: backbones.hub_id(str(ws)),
     "upload of one class": lambda ws: importer.import_upload(io.BytesIO(_one_class_zip()), "one.zip", ws),
     "workspace full": _full_workspace,
+    "study lookup": lambda ws: studies.study_path("s-20260101-120000-abcdef", ws),
 }
 
 
@@ -105,3 +107,41 @@ def test_locally_the_messages_keep_the_full_paths(ws, _isolated_home):
     with pytest.raises(TransferLabError) as raised:
         networks.fetch_weights(backbones.get("mobilenet_v2_1.0"), 160)
     assert str(backbones.keras_models_dir()) in str(raised.value)
+
+
+# Names that hold server folders wherever they appear in core.
+SERVER_PLACES = {"ws", "root", "models", "folder", "run_dir", "cache", "workspace"}
+# Faces only the server's operator uses: the command line and the benchmarks.
+OPERATOR_ONLY = ("cli.py", "bench/")
+
+
+def test_every_typed_error_that_formats_a_server_folder_has_a_hosted_wording():
+    """A new `raise …Error(f"… {ws} …")` must come with a hosted-mode sentence in the same function."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    missing = []
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        rel = path.relative_to(ROOT / "core").as_posix()
+        if rel.startswith(OPERATOR_ONLY):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for func in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            says_hosted = "hosted()" in ast.unparse(func)
+            for node in ast.walk(func):
+                if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+                    continue
+                shown = {n.id for v in ast.walk(node.exc) if isinstance(v, ast.FormattedValue)
+                         # run_dir.name is only the run's id; a call (a size in words) makes something else of it
+                         if not (isinstance(v.value, ast.Attribute) and v.value.attr in ("name", "stem"))
+                         and not isinstance(v.value, ast.Call)
+                         for n in ast.walk(v.value) if isinstance(n, ast.Name)}
+                if shown & SERVER_PLACES and not says_hosted:
+                    missing.append(f"{rel}:{node.lineno} {sorted(shown & SERVER_PLACES)}")
+    assert not missing, missing
+
+
+def test_an_offline_shared_server_says_so_for_a_tf_hub_address(visitor):
+    with pytest.raises(TransferLabError, match="This server is offline"):
+        networks.fetch_hub(backbones.get(backbones.hub_id(backbones.HUB_MODELS[0].handle)))

@@ -8,7 +8,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from tests.pages.conftest import app_test, assert_clean
 
-PAGES = ["home", "data", "model", "train", "predictions", "compare", "export"]
+PAGES = ["home", "data", "model", "train", "search", "predictions", "compare", "export"]
 
 
 @pytest.mark.parametrize("name", PAGES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,7 @@ def test_the_secrets_flag_turns_hosted_mode_on(ws, monkeypatch):
     at.secrets["transferlab"] = {"hosted": True}
     at.run()
     assert_clean(at)
-    assert (ws / "sessions" / at.session_state["_session_workspace"]).is_dir()
+    assert "_session_workspace" in at.session_state and os.environ["TL_HOSTED"] == "1"
 
 
 def test_uploads_are_capped_by_the_room_left_in_a_hosted_workspace(hosted, monkeypatch):
@@ -174,3 +175,25 @@ def test_an_unreadable_secrets_file_stops_the_app_instead_of_mixing_visitors(ws,
     assert not at.exception
     assert any("secrets.toml cannot be read" in e.value for e in at.error)
     assert not (ws / "datasets").exists() and "_session_workspace" not in at.session_state
+
+
+def test_a_plain_page_load_makes_no_session_folder_and_the_first_write_does(hosted):
+    at = app_test("app").run()
+    for page in ("data", "model", "train", "predictions", "compare", "export", "home"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
+        assert not (hosted / "sessions").exists() or not any((hosted / "sessions").iterdir()), page
+    at.button(key="home.start").click().run()  # loads the sample: the first write
+    assert_clean(at)
+    assert _visitor_workspace(at, hosted).is_dir() and list((hosted / "sessions").iterdir())
+
+
+def test_two_tabs_from_one_address_share_one_visitor_folder(hosted, monkeypatch):
+    from pages import _common
+
+    monkeypatch.setattr(_common, "client_address", lambda: "203.0.113.7")
+    tab_a, tab_b = app_test("app").run(), app_test("app").run()
+    folders = [hosting.session_path(hosted, t.session_state["_session_workspace"], t.session_state["_session_client"])
+               for t in (tab_a, tab_b)]
+    assert folders[0] != folders[1] and folders[0].parent == folders[1].parent
+    assert folders[0].parent.name.startswith("visitor-")

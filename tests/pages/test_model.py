@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from core.data import splits
 from core.spec import backbones, strategies
 from core.spec.backbones import BackboneSpec, WeightsFile
 from core.spec.config import PRESETS, RunConfig, offline_kit, preset
@@ -117,7 +118,7 @@ def test_a_preset_and_a_strategy_build_the_config_the_page_shows(ws, tiny_datase
 def test_the_recommendation_fills_in_the_settings(ws, tiny_dataset):
     at = app_test("model").run()
     at.radio(key="model_ui.everyday").set_value("no").run()
-    rec = strategies.recommend(tiny_dataset["counts"], False)
+    rec = strategies.recommend(splits.train_counts(tiny_dataset), False)
     assert rec.reason in at.markdown[[m.value for m in at.markdown].index(f"**Recommendation:** {rec.reason}")].value
     at.button(key="model_ui.use_recommendation").click().run()
     assert_clean(at)

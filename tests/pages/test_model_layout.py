@@ -88,7 +88,8 @@ def test_numbers_and_names_in_words(ws, tiny_dataset):
 
 
 def test_before_start_the_pages_say_what_trains_without_weights(ws, tiny_dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no cached weights at all
+    (tmp_path / "home").mkdir()  # a writable, empty home: no cached weights at all
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     at = app_test("model").run()
     assert_clean(at)
     assert any("small network learns from scratch" in w.value and "lower accuracy" in w.value for w in at.warning)
@@ -97,7 +98,7 @@ def test_before_start_the_pages_say_what_trains_without_weights(ws, tiny_dataset
     # With the quick preset's weights on this computer, nothing needs saying.
     spec = backbones.get("mobilenet_v2_0.35")
     models = backbones.keras_models_dir()
-    models.mkdir(parents=True)
+    models.mkdir(parents=True, exist_ok=True)
     (models / spec.weights_candidates(128)[0].name).write_bytes(b"weights")
     again = app_test("model").run()
     assert not any("scratch" in w.value for w in again.warning)
@@ -115,3 +116,32 @@ def test_the_train_page_names_the_backbone_the_run_really_trains(ws, tiny_datase
     at.run()
     assert_clean(at)
     assert any("Trains **MobileNet V1 (width 0.25)**" in m.value for m in at.markdown)
+
+
+def test_the_train_page_eta_does_not_promise_later_phases_too_early(ws, tiny_dataset, make_run):
+    import os
+    import time
+
+    events = [
+        {"type": "phase_start", "phase": "head", "index": 1, "phases": 2, "epochs": 2, "steps": 5,
+         "trainable_params": 10},
+        {"type": "epoch_end", "phase": "head", "epoch": 1, "epochs": 2, "seconds": 1.0,
+         "metrics": {"loss": 0.9, "accuracy": 0.6, "val_loss": 0.8, "val_accuracy": 0.7}},
+    ]
+    run = make_run("running", dataset_id=tiny_dataset["id"], events=events, strategy="fine_tune", epochs=2,
+                   fine_tune_epochs=9, status={"pid": os.getpid(), "created": time.time()})
+    at = app_test("train")
+    at.session_state["run_id"] = run.name
+    at.run()
+    assert_clean(at)
+    overall = at.progress[0]
+    assert "9 epochs of later phases" in overall.proto.text and "timed once they start" in overall.proto.text
+
+
+def test_phases_in_words_on_charts_and_in_the_log():
+    from pages import _charts as charts
+
+    assert charts.phase_short("fine_tune") == "fine-tuning" and charts.phase_short("unfreeze_2") == "top 2 groups open"
+    history = [{"phase": "head", "loss": 1.0}, {"phase": "fine_tune", "loss": 0.5}]
+    marks = [a["text"] for a in charts.training_curves(history).to_dict()["layout"]["annotations"]]
+    assert marks == ["fine-tuning"]

@@ -54,7 +54,8 @@ def test_lists_finished_runs_and_shows_stored_metrics_of_an_old_eval(ws, make_ru
     assert metrics == {"Test accuracy": "90.0%", "Macro F1": "89.9%", "Weighted F1": "89.9%", "ROC-AUC": "-",
                        "Test images": "10"}
     averages = _frame(at, "average")
-    assert list(averages["precision"]) == [EVAL["macro"]["precision"], EVAL["weighted"]["precision"]]
+    assert list(averages["precision"]) == pytest.approx([100 * EVAL["macro"]["precision"],
+                                                         100 * EVAL["weighted"]["precision"]])  # percent, 1 decimal
     per_class = _frame(at, "test images")
     assert list(per_class["class"]) == ["blue", "red"] and list(per_class["test images"]) == [5, 5]
     first = _tab(at, "Test scores and confusion matrix")
@@ -62,7 +63,7 @@ def test_lists_finished_runs_and_shows_stored_metrics_of_an_old_eval(ws, make_ru
     assert any("no stored per-image predictions" in c.value for c in first.caption)
     pairs = _frame(at, "share of the true class")
     assert pairs.to_dict("records") == [{"true": "red", "predicted": "blue", "test images": 1,
-                                         "share of the true class": 0.2}]
+                                         "share of the true class": 20.0}]
     assert at.file_uploader(key="pred.upload") and at.file_uploader(key="pred.zip")
 
 

@@ -197,3 +197,31 @@ def test_a_teacher_with_other_classes_is_refused_with_a_sentence(tiny, ws):
         distill.load_teacher(cfg, ws, ["cats", "dogs"])
     with pytest.raises(ConfigError, match="learns from a teacher"):
         _small(tiny, strategy="distill")
+
+
+def _run_script(script: str, folder, tmp_path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "train.py"
+    path.write_text(script)
+    proc = subprocess.run([sys.executable, str(path), str(folder), str(tmp_path / "trained")], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_exported_scripts_distill_and_transfer_layers_on_their_own(tiny, ws, tmp_path):
+    from core.ship import codegen
+    from core.store import datasets
+
+    teacher_dir = _train(ws, _small(tiny))
+    folder = datasets.dataset_path(tiny["id"], ws)
+    distilled = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name), str(folder), ws=ws)
+    assert "def train_step(self, data):" in distilled and "TEMPERATURE = 4.0" in distilled
+    assert "test accuracy" in _run_script(distilled, folder, tmp_path)
+    grown = codegen.training_script(_small(tiny, strategy="layer_transfer", source_run=teacher_dir.name,
+                                           fine_tune_epochs=1), str(folder), ws=ws)
+    out = _run_script(grown, folder, tmp_path)
+    assert "8 shared layers copied" in out and "test accuracy" in out

@@ -66,6 +66,7 @@ def test_sweep_removes_only_expired_idle_session_workspaces(tmp_path, hosted, mo
     _fake_run(died, "running", 2**22 + 12345)  # no such process: its run is over
     for ws in (expired, training, died, user):
         _age(ws, 2 * 3600)
+    (fresh / "notes.txt").write_text("something of the visitor's")  # an empty workspace goes sooner (below)
     _age(fresh, 1800)
 
     removed = hosting.sweep(tmp_path)
@@ -213,3 +214,61 @@ def test_the_sweep_removes_folders_left_by_killed_imports(tmp_path, hosted):
     assert hosting.sweep(tmp_path) == []  # no workspace expired
     assert not stale.exists() and not (user / "datasets" / ".import-old").exists()
     assert recent.is_dir() and live.is_dir()
+
+
+# ---------------------------------------------------------------- caps per visitor, lazy and empty workspaces
+
+
+def test_tabs_from_one_address_share_the_active_run_cap_and_the_quota(tmp_path, hosted, monkeypatch):
+    monkeypatch.setenv("TL_MAX_ACTIVE_RUNS", "2")
+    monkeypatch.setenv("TL_WORKSPACE_QUOTA_MB", "1")
+    tab_a, tab_b = (hosting.session_workspace(tmp_path, hosting.new_session_id(), client="203.0.113.7") for _ in "ab")
+    elsewhere = hosting.session_workspace(tmp_path, hosting.new_session_id(), client="198.51.100.9")
+    assert tab_a.parent == tab_b.parent != elsewhere.parent
+    assert "203" not in str(tab_a.relative_to(tmp_path))  # the folder name does not give the address away
+    for _ in range(2):
+        _fake_run(tab_a, "running", os.getpid())
+    with pytest.raises(QuotaExceeded, match="2 run.*in your browser tabs together"):
+        quota.check_active_runs(tab_b)  # a second tab does not get a second allowance
+    quota.check_active_runs(elsewhere)  # another visitor is not held back
+
+    (tab_a / "big.bin").write_bytes(b"\0" * 700_000)
+    quota.check_room(tab_a, adding=200_000)
+    with pytest.raises(QuotaExceeded, match="Your browser tabs together would hold"):
+        quota.check_room(tab_b, adding=500_000)
+    quota.check_room(elsewhere, adding=500_000)
+
+
+def test_an_ipv6_visitor_counts_by_its_network_and_the_rule_can_be_switched_off(tmp_path, hosted, monkeypatch):
+    one = hosting.visitor_folder(tmp_path, "2001:db8:1:2::10")
+    assert one == hosting.visitor_folder(tmp_path, "2001:db8:1:2:aaaa::99") != hosting.visitor_folder(tmp_path, "2001:db8:1:3::10")
+    assert hosting.visitor_folder(tmp_path, "::ffff:203.0.113.7") == hosting.visitor_folder(tmp_path, "203.0.113.7")
+    assert hosting.visitor_folder(tmp_path, None) is None and hosting.visitor_folder(tmp_path, "not an address") is None
+    monkeypatch.setenv("TL_CAPS_PER_ADDRESS", "0")
+    sid = hosting.new_session_id()
+    assert hosting.session_path(tmp_path, sid, client="203.0.113.7") == tmp_path / "sessions" / sid
+
+
+def test_a_page_view_makes_no_folder_and_a_write_makes_it(tmp_path, hosted, tiny_source):
+    ws = hosting.session_path(tmp_path, hosting.new_session_id(), client="203.0.113.7")
+    hosting.visit(ws)
+    assert not (tmp_path / "sessions").exists()
+    importer.import_path(tiny_source, ws, name="tiny")
+    hosting.visit(ws)
+    assert (ws / hosting.LAST_SEEN).is_file() and datasets.list_datasets(ws)
+
+
+def test_empty_session_workspaces_are_swept_within_minutes(tmp_path, hosted):
+    empty = hosting.session_workspace(tmp_path, hosting.new_session_id(), client="203.0.113.7")
+    (empty / "datasets").mkdir()  # what a failed first import leaves
+    just_made = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    used = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    (used / "notes.txt").write_text("kept")
+    for ws in (empty, used):
+        _age(ws, hosting.EMPTY_TTL_SECONDS + 60)
+    visitor = empty.parent
+    past = time.time() - hosting.EMPTY_TTL_SECONDS - 60
+    os.utime(visitor, (past, past))
+    assert hosting.sweep(tmp_path) == [empty.name]
+    assert not visitor.exists()  # its last session gone, the visitor's folder goes too
+    assert just_made.is_dir() and used.is_dir()

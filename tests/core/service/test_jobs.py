@@ -105,7 +105,9 @@ def test_progress_counts_every_phase_of_the_strategy(tiny, ws):
                                     "metrics": {"loss": 1.0}})
     p = jobs.progress(run_dir.name, ws)
     assert p["fraction"] == 0.5  # 2 of 4 epochs, not 2 of 2
-    assert p["planned_phases"] == ["head", "fine_tune"] and p["eta_seconds"] == pytest.approx(2.0)
+    assert p["planned_phases"] == ["head", "fine_tune"]
+    # The fine-tuning epochs (backbone trained) are not timed by the head's: counted apart until they start.
+    assert p["eta_seconds"] == pytest.approx(0.0) and p["eta_pending_epochs"] == 2
 
 
 def test_a_run_whose_process_died_is_marked_interrupted(tiny, ws):
@@ -181,3 +183,27 @@ def test_a_recycled_pid_is_not_the_job():
     assert runs.process_alive({"pid": me, "pid_started": runs.start_time(me)})
     assert not runs.process_alive({"pid": me, "pid_started": runs.start_time(me) + 1})
     assert runs.process_alive({"pid": me})  # older status files without a start time
+
+
+def test_eta_times_each_phase_by_epochs_of_its_own_kind(tiny, ws):
+    # A head on cached features (no augmentation) is fast; fine-tuning passes every image: timed apart.
+    cfg = RunConfig(dataset_id=tiny["id"], strategy="fine_tune", epochs=3, fine_tune_epochs=9,
+                    augment={"flip": False, "rotate": False}).validate()
+    run_dir = runs.create_run(cfg, ws)
+    runs.update_status(run_dir, "running", pid=os.getpid())
+
+    def epoch(phase, n, seconds):
+        runs.append_event(run_dir, {"type": "epoch_end", "phase": phase, "epoch": n, "epochs": 9, "seconds": seconds,
+                                    "metrics": {"loss": 1.0}})
+
+    runs.append_event(run_dir, {"type": "phase_start", "phase": "head", "index": 1, "phases": 2, "epochs": 3,
+                                "steps": 4, "trainable_params": 10})
+    for n in (1, 2):  # early stopping ends the head after 2 of 3 epochs
+        epoch("head", n, 0.5)
+    p = jobs.progress(run_dir.name, ws)
+    assert p["eta_seconds"] == pytest.approx(0.5) and p["eta_pending_epochs"] == 9
+    runs.append_event(run_dir, {"type": "phase_start", "phase": "fine_tune", "index": 2, "phases": 2, "epochs": 9,
+                                "steps": 4, "trainable_params": 99})
+    epoch("fine_tune", 1, 20.0)
+    p = jobs.progress(run_dir.name, ws)
+    assert p["eta_seconds"] == pytest.approx(8 * 20.0) and p["eta_pending_epochs"] == 0

@@ -277,6 +277,29 @@ def test_cli_serve_runs_the_server_and_prints_its_addresses(run_dir, photos):
                      "--workspace", str(run_dir.parent.parent)]) == 2
 
 
+def test_cli_serve_pairs_each_run_with_its_name(run_dir, monkeypatch, capsys):
+    started = {}
+
+    def fake_server(models, host, port, key, ready):
+        started.update(names=[m.name for m in models], host=host, port=port, key=key)
+        ready(f"http://{host}:{port}")
+
+    monkeypatch.setattr(serving, "run_server", fake_server)
+    monkeypatch.delenv("TL_SERVE_KEY", raising=False)
+    ws = str(run_dir.parent.parent)
+    assert cli.main(["serve", run_dir.name, "--run", run_dir.name, "--name", "first", "--name", "second",
+                     "--host", "0.0.0.0", "--port", "9000", "--json", "--workspace", ws]) == 0
+    out = capsys.readouterr()
+    assert started == {"names": ["first", "second"], "host": "0.0.0.0", "port": 9000, "key": None}
+    info = json.loads(out.out)
+    assert [m["classify"] for m in info["models"]] == ["http://0.0.0.0:9000/v1/models/first:classify",
+                                                       "http://0.0.0.0:9000/v1/models/second:classify"]
+    assert "every computer that can reach this one" in out.err and "set TL_SERVE_KEY" in out.err
+    # Two runs under the default name would collide: a sentence, exit 2.
+    assert cli.main(["serve", run_dir.name, "--run", run_dir.name, "--workspace", ws]) == 2
+    assert "give each its own name with --name" in capsys.readouterr().err
+
+
 def test_tf_serving_export_loads_and_gives_the_same_probabilities(run_dir, served, photos, tmp_path):
     import tensorflow as tf
 
@@ -290,6 +313,14 @@ def test_tf_serving_export_loads_and_gives_the_same_probabilities(run_dir, serve
     assert 'docker run --rm -p 8501:8501 -v "$PWD/tiny:/models/tiny" -e MODEL_NAME=tiny tensorflow/serving' in readme
     assert "curl -H 'Content-Type: application/json' -d @request.json http://localhost:8501/v1/models/tiny:predict" \
         in readme
+    # What tensorflow/serving looks for: the 'serve' tag and a predict signature named serving_default.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((tmp_path / "tf_serving" / "tiny" / "1" / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0]
+    assert list(graph.meta_info_def.tags) == ["serve"]
+    assert graph.signature_def["serving_default"].method_name == "tensorflow/serving/predict"
+    assert list(graph.signature_def["serving_default"].inputs) == ["image"]
     signature = tf.saved_model.load(str(tmp_path / "tf_serving" / "tiny" / "1")).signatures["serving_default"]
     pixels = np.stack([load_image_array(p.read_bytes(), 32) for p in photos])
     probs = signature(image=tf.constant(pixels))["probabilities"].numpy()

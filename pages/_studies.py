@@ -1,0 +1,314 @@
+"""The Search page's parts: the learning-rate finder and hyperparameter studies (core.service.studies).
+
+A study runs as a background job (its own process, one slot of the training queue), so this page
+only reads the study's storage: it can be left, reloaded (the study id is in the URL) and reattached.
+Nothing here imports TensorFlow; the learning-rate finder runs in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.errors import StudyError
+from core.service import studies
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig, preset
+from core.store import runs
+from pages import _common
+
+K = "search."
+POLL_EVERY = 2.0
+ACTIVE = ("queued", "running")
+STATE_WORDS = {"complete": "finished", "pruned": "stopped early (pruned)", "failed": "failed", "running": "training",
+               "waiting": "waiting"}
+
+
+# ---------------------------------------------------------------- the settings the page starts from
+
+
+def base_config(info: dict[str, Any]) -> tuple[RunConfig, str]:
+    """The Model page's settings for this dataset, else the quick preset; and where they came from, in words."""
+    text = st.session_state.get("run_config")
+    if text:
+        config = RunConfig.from_json(text)
+        if config.dataset_id != info["id"]:
+            config = config.with_changes(dataset_id=info["id"]).validate()
+        return config, "your settings from the Model page"
+    return preset("quick", info["id"]), "the Quick preset (choose other settings on the Model page)"
+
+
+def use_config(config: RunConfig, what: str) -> None:
+    """Make a config the Model page's settings: its widgets are filled from it on the next visit."""
+    st.session_state["run_config"] = config.to_json()
+    for key in [k for k in st.session_state if str(k).startswith(("model.", "model_ui."))]:
+        del st.session_state[key]
+    st.session_state[K + "used"] = what
+
+
+def used_notice() -> None:
+    what = st.session_state.pop(K + "used", None)
+    if what:
+        st.success(f"{what} The Model and Train pages now use these settings.")
+        _common.link_to("pages/model.py", "See them on the Model page", ":material/tune:")
+
+
+# ---------------------------------------------------------------- the learning-rate finder
+
+
+def lr_chart(result: dict[str, Any]) -> go.Figure:
+    """Smoothed loss against learning rate (log axis), the raw losses faint, the suggestion marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=result["rates"], y=result["losses"], mode="lines", name="loss of each batch",
+                    line={"width": 1, "color": "rgba(120,120,120,0.4)"})
+    fig.add_scatter(x=result["rates"], y=result["smoothed"], mode="lines", name="smoothed loss")
+    fig.add_scatter(x=[result["suggestion"]], y=[result["suggestion_loss"]], mode="markers", name="suggestion",
+                    marker={"size": 12, "symbol": "star", "color": "crimson"})
+    fig.add_vline(x=result["suggestion"], line_dash="dot", line_color="crimson")
+    finite = [v for v in result["smoothed"] if isinstance(v, (int, float)) and math.isfinite(v)]
+    top = min(max(finite), 4 * min(finite)) if finite else None
+    fig.update_layout(xaxis={"type": "log", "title": "learning rate"}, yaxis={"title": "training loss",
+                      "range": [0, top * 1.05] if top else None}, height=380, margin={"t": 30},
+                      legend={"orientation": "h"})
+    return fig
+
+
+def lr_finder_ui(config: RunConfig, ws: Path) -> None:
+    """"Find a good learning rate": the finder's curve and a button that uses its suggestion."""
+    st.subheader("Find a good learning rate")
+    st.caption("A short trial run of about 100 batches in which the learning rate grows from 0.0000001 to 1. "
+               "The loss first stays flat (too small a rate), then falls, then shoots up (too large). The suggestion "
+               "sits where it falls fastest (fastai's \"valley\" rule). Use it when you do not know which rate to pick; "
+               "it takes a few seconds with a frozen backbone, whose features are computed once and reused.")
+    if st.button("Find a good learning rate", key=K + "lr.find", icon=":material/search:"):
+        with st.spinner("Trying learning rates from 1e-7 to 1…"):
+            st.session_state[K + "lr"] = {"config": config.to_json(), "result": studies.find_lr(config, ws)}
+    found = st.session_state.get(K + "lr")
+    if not found:
+        return
+    result = found["result"]
+    st.plotly_chart(lr_chart(result), width="stretch", key=K + "lr.chart")
+    stopped = " It stopped early, when the loss passed four times its lowest value." if result["stopped_early"] else ""
+    st.markdown(f"**Suggested learning rate: {result['suggestion']:.1e}** (from {result['batches']} batches"
+                f"{', on cached features' if result['on_features'] else ''}).{stopped}")
+    if st.button(f"Use {result['suggestion']:.1e} as the learning rate", key=K + "lr.use", icon=":material/check:"):
+        start = RunConfig.from_json(found["config"])
+        use_config(start.with_changes(learning_rate=result["suggestion"]).validate(),
+                   f"The learning rate is now {result['suggestion']:.1e}.")
+        st.rerun()
+
+
+# ---------------------------------------------------------------- a new study
+
+
+def space_ui(config: RunConfig) -> tuple[list[str], list[str]]:
+    """Checkboxes for what to search (only settings the strategy uses), and the backbones to choose among."""
+    st.markdown("**What to search.** The settings you do not tick stay as they are.")
+    chosen = []
+    cols = st.columns(2)
+    relevant = [p for p in studies.CATALOGUE.values() if studies.relevant(config, p)]
+    for i, p in enumerate(relevant):
+        if cols[i % 2].checkbox(p.label, value=p.name in studies.HEAD_SEARCH, key=K + "p." + p.name,
+                                help=f"{p.words[0].upper()}{p.words[1:]}; tries {p.describe()}."):
+            chosen.append(p.name)
+    picked: list[str] = []
+    if cols[len(relevant) % 2].checkbox("Backbone", key=K + "p.backbone",
+                                        help="Also try other pretrained networks under the head."):
+        cached = studies.cached_backbones(config.image_size)
+        options = sorted(set(cached) | {config.backbone})
+        picked = st.multiselect("Backbones to try", options, default=options, key=K + "backbones",
+                                format_func=lambda b: backbones.get(b).label,
+                                help="Those whose ImageNet weights are on this computer; each is tried at "
+                                     f"{config.image_size} px.")
+        chosen.append("backbone")
+    return chosen, picked
+
+
+def budget_ui() -> tuple[int, float | None]:
+    left, right = st.columns(2)
+    trials = left.number_input("Trials", min_value=1, max_value=500, value=studies.DEFAULT_TRIALS, step=1,
+                               key=K + "trials", help="How many settings to try; each trial is a training run.")
+    minutes = right.number_input("Time limit in minutes (0: none)", min_value=0, max_value=24 * 60, value=0, step=5,
+                                 key=K + "minutes", help="No new trial starts after this time; the one running finishes.")
+    return int(trials), (float(minutes) or None)
+
+
+def new_study_ui(config: RunConfig, source: str, ws: Path, busy: bool) -> None:
+    st.subheader("Search for good settings")
+    spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
+    st.caption(f"TransferLab trains many short runs, each with other settings, and keeps the one with the lowest "
+               f"validation loss. It starts from {source}: {spec.label}, {strategy.label}, {config.image_size} px. "
+               "Runs that look hopeless after an epoch are stopped early (pruned) to save time; with a frozen backbone "
+               "every trial reuses the same cached features, so a search costs little more than one run. "
+               "Use it when you are unsure about the learning rate, dropout or the size of the head.")
+    search, picked = space_ui(config)
+    trials, minutes = budget_ui()
+    if busy:
+        st.caption("A search or a training run is still going; start the next when it has finished or been cancelled.")
+    if st.button("Start the search", type="primary", key=K + "start", icon=":material/play_arrow:", disabled=busy):
+        names = [n for n in search if n != "backbone"] + (["backbone"] if picked else [])
+        if "backbone" in search and len(picked) < 2:
+            raise StudyError("Tick at least two backbones to search among them, or untick Backbone.")
+        study_id = studies.submit(config, ws, trials=trials, minutes=minutes, search=names, backbone_ids=picked or None)
+        remember_study(study_id)
+        st.rerun()
+
+
+# ---------------------------------------------------------------- a study's progress and results
+
+
+def remember_study(study_id: str) -> None:
+    st.session_state[K + "study"] = study_id
+    st.query_params["study"] = study_id
+
+
+def active_study(ws: Path) -> str | None:
+    """The study shown: from the session, else from the URL after a reload; None if it is gone."""
+    study_id = st.session_state.get(K + "study") or st.query_params.get("study")
+    if not study_id:
+        return None
+    try:
+        studies.study_path(study_id, ws)
+    except StudyError:
+        return None
+    remember_study(study_id)
+    return study_id
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.2e}" if abs(value) < 1e-2 and value else f"{value:.3g}"
+    return str(value)
+
+
+def trials_table(info: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for t in info["trials"]:
+        state = STATE_WORDS.get(t["state"], t["state"])
+        if t["pruned_epoch"]:
+            state += f" after epoch {t['pruned_epoch']}"
+        rows.append({
+            "trial": t["number"], "state": state,
+            "settings": ", ".join(f"{k} {_fmt(v)}" for k, v in t["params"].items()),
+            "validation accuracy": t["val_accuracy"], "validation loss": t["value"],
+            "test accuracy": t["test_accuracy"], "seconds": t["seconds"], "run": t["run_id"],
+        })
+    return pd.DataFrame(rows)
+
+
+def progress_ui(study_id: str, ws: Path) -> None:
+    """The study's state, its trials so far and the Cancel button; polls while the job runs."""
+    info = studies.show(study_id, ws)
+    job = info["job"]
+    counts = info["counts"]
+    done = counts["complete"] + counts["pruned"]
+    if job["state"] in ACTIVE:
+        if job.get("queue_position"):
+            st.info(f"Waiting for another training run to finish: this search is number {job['queue_position']} in line.")
+        elif job["state"] == "queued":
+            st.info("Getting ready: starting TensorFlow and loading the images.")
+        budget = info["trials_budget"]
+        if budget:
+            st.progress(min(1.0, done / budget), text=f"{done} of {budget} trials finished ({counts['pruned']} pruned)")
+        if st.button("Cancel the search", key=K + "cancel", icon=":material/stop:",
+                     help="The trial in progress stops after its current batch; no new trial starts."):
+            studies.cancel(study_id, ws)
+            st.session_state[K + "cancelling"] = study_id
+        if st.session_state.get(K + "cancelling") == study_id:
+            st.caption("Cancelling: the search stops after the current batch.")
+    elif job["state"] != "none":
+        message = job.get("message") or ""
+        (st.success if job["state"] == "done" else st.warning)(
+            f"The search is {job['state']}: {done} trials finished ({counts['pruned']} pruned). {message}")
+        if job["state"] in ("interrupted", "cancelled", "failed"):
+            if st.button("Resume the search", key=K + "resume", icon=":material/play_arrow:",
+                         help="Continues with the trials it had; finished trials are not repeated."):
+                studies.start_job(study_id, ws)
+                st.rerun()
+    if info["trials"]:
+        st.dataframe(trials_table(info), hide_index=True, width="stretch", key=K + "table",
+                     column_config={"validation accuracy": st.column_config.NumberColumn(format="percent"),
+                                    "test accuracy": st.column_config.NumberColumn(format="percent"),
+                                    "validation loss": st.column_config.NumberColumn(format="%.4f")})
+    else:
+        st.caption("No trial has started yet.")
+    st.session_state[K + "poll"] = POLL_EVERY if job["state"] in ACTIVE else None
+
+
+def results_ui(study_id: str, ws: Path) -> None:
+    """The best trial, "Use the best settings", and Optuna's own figures."""
+    info = studies.show(study_id, ws)
+    best = info["best"]
+    if best is None:
+        return
+    acc = f", validation accuracy {best['val_accuracy']:.1%}" if best["val_accuracy"] is not None else ""
+    st.markdown(f"**Best so far: trial {best['number']}** (run `{best['run_id']}`): validation loss "
+                f"{best['value']:.4f}{acc}; " + ", ".join(f"{k} {_fmt(v)}" for k, v in best["params"].items()) + ".")
+    st.caption("Every trial is a run: open it on the Predictions, Compare or Export page like any other.")
+    if st.button("Use the best settings", type="primary", key=K + "use_best", icon=":material/check:",
+                 help="Fills the Model page with the best trial's settings, exactly as it trained."):
+        use_config(studies.best_config(study_id, ws), f"The settings of trial {best['number']} are in place.")
+        st.rerun()
+    figures = studies.figures(study_id, ws)
+    if not figures:
+        return
+    st.markdown("**What the search learned**")
+    tabs = st.tabs([studies.FIGURES[k][1] for k in figures])
+    for tab, (key, fig) in zip(tabs, figures.items()):
+        with tab:
+            st.plotly_chart(fig, width="stretch", key=K + "fig." + key)
+
+
+def study_picker(ws: Path, current: str | None) -> str | None:
+    found = studies.list_studies(ws)
+    if not found:
+        return current
+    ids = [s["id"] for s in found]
+    by_id = {s["id"]: s for s in found}
+    index = ids.index(current) if current in ids else 0
+    chosen = st.selectbox("Searches in this workspace", ids, index=index, key=K + "pick",
+                          format_func=lambda s: f"{s} · {', '.join(by_id[s]['space'])} · {by_id[s]['job']}")
+    if chosen != current:
+        remember_study(chosen)
+    return chosen
+
+
+def _study_body(study_id: str, ws: Path) -> None:
+    was_polling = st.session_state.get(K + "poll") is not None
+    progress_ui(study_id, ws)
+    results_ui(study_id, ws)
+    if was_polling and st.session_state[K + "poll"] is None:
+        st.rerun()  # the search ended: redraw the whole page once, without the timer
+
+
+def page(ws: Path) -> None:
+    st.title("Search")
+    st.caption("Let TransferLab find good settings for you: a learning rate in seconds, or a search that tries many "
+               "settings and keeps the best.")
+    used_notice()
+    info = _common.selected_dataset(ws)
+    if info is None:
+        _common.no_dataset_guidance()
+        return
+    _common.reconcile_once(ws)
+    config, source = base_config(info)
+    lr_finder_ui(config, ws)
+    st.divider()
+    current = active_study(ws)
+    busy = bool(runs.active_runs(ws)) or (current is not None and studies.job_state(current, ws)["state"] in ACTIVE)
+    new_study_ui(config, source, ws, busy)
+    current = study_picker(ws, current)
+    if current is None:
+        return
+    st.divider()
+    st.subheader(f"Search {current}")
+    state = studies.job_state(current, ws)["state"]
+    st.session_state[K + "poll"] = POLL_EVERY if state in ACTIVE else None
+    st.fragment(_study_body, run_every=st.session_state[K + "poll"])(current, ws)

@@ -1,0 +1,147 @@
+"""Pruning: the asked sparsity is reached on the prunable layers (nested ones too), the wrappers are stripped,
+and the pruned child is a complete run folder that evaluation and export accept.
+
+One small CNN is trained once for the module on the tiny generated dataset; the nested-backbone
+and no-prunable-layer cases use small models built in the test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import cli
+from core.data import importer
+from core.engine import evaluation, modeling, training
+from core.errors import PruningError
+from core.service import jobs
+from core.ship import pruning, runfiles
+from core.spec.config import RunConfig
+from core.store import runs
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory, tiny_source) -> Path:
+    """A finished small-CNN run (from scratch, 32 px) on 3 classes x 12 images."""
+    ws = tmp_path_factory.mktemp("workspace")
+    info = importer.import_path(tiny_source, ws, name="tiny")
+    cfg = RunConfig(dataset_id=info["id"], backbone="small_cnn", weights="none", strategy="from_scratch",
+                    image_size=32, epochs=2, batch_size=8, patience=0).validate()
+    run_dir = runs.create_run(cfg, ws)
+    assert training.run(cfg, run_dir)["state"] == "done"
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def child(parent) -> Path:
+    child_dir, result = pruning.prune_run(parent, 0.6, epochs=2)
+    assert result["state"] == "done"
+    return child_dir
+
+
+def test_asked_sparsity_is_reached_on_every_prunable_kind(child):
+    reached = pruning.sparsity_by_kind(modeling.load(child / "model.keras"))
+    assert set(reached["kinds"]) == {"Conv2D", "Dense"}
+    for kind, row in reached["kinds"].items():
+        assert row["prunable"] and abs(row["sparsity"] - 0.6) <= 0.02, (kind, row)
+    assert abs(reached["prunable_sparsity"] - 0.6) <= 0.02
+    assert reached["nonzero_parameters"] < reached["parameters"]
+
+
+def test_pruned_child_is_a_complete_run_that_evaluate_and_export_accept(parent, child):
+    status = runs.read_status(child)
+    assert status["state"] == "done" and status["pruned_from"] == parent.name and status["sparsity"] == 0.6
+    for name in ("config.json", "split.json", "model.keras", "eval.json", "events.jsonl", "status.json"):
+        assert (child / name).is_file(), name
+    assert (child / "split.json").read_text() == (parent / "split.json").read_text()
+    assert runs.load_config(child) == runs.load_config(parent)
+    epochs = [e for e in runs.read_events(child) if e["type"] == "epoch_end"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["phase"] == "prune" for e in epochs)
+    runfiles.check_ready(child)
+    again = evaluation.evaluate(child)
+    assert again["accuracy"] == pytest.approx(status["test_accuracy"])
+    assert child.name in [r.id for r in pruning.children(parent)]
+
+    # The sparse int8 TFLite file runs in LiteRT and is measured against the parent's.
+    report = pruning.measure(child, ["tflite-int8"])
+    assert set(report["files"]) == {"keras", "tflite", "tflite-int8"}
+    int8 = report["files"]["tflite-int8"]
+    assert int8["gzip_bytes"] < int8["bytes"] and 0 < int8["gzip_vs_parent"]
+    assert 0.0 <= int8["accuracy"] <= 1.0 and int8["ms_per_image"] > 0
+    assert report["files"]["keras"]["gzip_vs_parent"] < 0.8  # mostly zeros compress
+    assert report["change_points"] == pytest.approx(100 * (report["test_accuracy"] - report["parent_test_accuracy"]),
+                                                    abs=0.01)
+    assert "Depthwise convolutions are not prunable" in report["not_prunable"]
+    assert pruning.cached_report(child) == json.loads((child / pruning.REPORT).read_text())
+
+
+def _nested(keras):
+    """A classifier whose backbone is one nested model (conv + BatchNorm inside), called with training=False."""
+    inner_in = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="inner_conv")(inner_in)
+    x = keras.layers.BatchNormalization(name="inner_bn")(x)
+    inner = keras.Model(inner_in, keras.layers.Add(name="skip")([x, keras.layers.Conv2D(8, 1, name="side")(inner_in)]),
+                        name="backbone")
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = inner(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(x))
+
+
+def test_nested_backbone_is_pruned_and_stripped_model_has_no_wrappers():
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    model = _nested(keras)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, begin_step=0, end_step=3, frequency=1)
+    pruned = pruning.wrap_for_pruning(model, schedule)
+    assert sorted(pruning.wrappers(pruned)) == ["prune_low_magnitude_inner_conv", "prune_low_magnitude_predictions",
+                                                "prune_low_magnitude_side"]
+    pruning.freeze_batchnorm(pruned)
+    pruned.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    pruned.fit(rng.normal(size=(32, 8, 8, 3)), rng.integers(0, 3, 32), batch_size=8, epochs=1, verbose=0,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = pruning.strip(pruned)
+    assert pruning.wrappers(stripped) == []
+    fresh = _nested(keras)
+    pruning.copy_weights(stripped, fresh)
+    kinds = pruning.sparsity_by_kind(fresh)["kinds"]
+    # The masks inside the nested backbone were updated too (the outer training=False did not block them).
+    assert abs(kinds["Conv2D"]["sparsity"] - 0.5) <= 0.02 and abs(kinds["Dense"]["sparsity"] - 0.5) <= 0.02
+
+
+def test_a_model_without_prunable_layers_gets_a_sentence():
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Softmax()(x))
+    with pytest.raises(PruningError, match="no layer that magnitude pruning can thin out.*DepthwiseConv2D"):
+        pruning.wrap_for_pruning(model, tfmot.sparsity.keras.ConstantSparsity(0.5, 0))
+
+
+def test_bad_requests_are_sentences(parent, capsys):
+    ws = parent.parent.parent
+    code = cli.main(["prune", parent.name, "--sparsity", "1.5", "--workspace", str(ws)])
+    assert code == 2 and "between 0.05 and 0.95" in capsys.readouterr().err
+    with pytest.raises(PruningError, match="1 to 50 epochs"):
+        pruning.create_child(parent, 0.5, 0)
+    with pytest.raises(PruningError, match="was not made by pruning"):
+        pruning.parent_of(parent)
+
+
+def test_prune_job_is_queued_as_a_new_run(parent, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(jobs, "_spawn", lambda run_dir, resume, prune=False: spawned.append((run_dir.name, prune)))
+    ws = parent.parent.parent
+    child_id = jobs.submit_prune(parent.name, 0.7, 3, ws)
+    status = runs.read_status(runs.run_path(child_id, ws))
+    assert spawned == [(child_id, True)]
+    assert (status["state"], status["pruned_from"], status["sparsity"], status["prune_epochs"]) == (
+        "queued", parent.name, 0.7, 3)

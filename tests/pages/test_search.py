@@ -1,0 +1,119 @@
+"""Search: guidance, the learning-rate finder (its result faked), refusals, and a (fake) finished study."""
+
+import os
+import time
+
+import numpy as np
+import optuna
+import pytest
+
+from core.service import studies
+from core.spec.config import RunConfig
+from core.store import runs
+from tests.pages.conftest import app_test, assert_clean, plotly_charts
+
+
+def _curve() -> dict:
+    rates = list(1e-7 * (1e7) ** (np.arange(60) / 99))
+    smoothed = [2.0] * 20 + list(np.linspace(1.9, 0.3, 30)) + list(np.linspace(0.5, 9.0, 10))
+    return {"rates": rates, "losses": smoothed, "smoothed": smoothed, "suggestion": rates[35], "suggestion_index": 35,
+            "suggestion_loss": smoothed[35], "stopped_early": True, "on_features": True, "batches": 60,
+            "start": 1e-7, "end": 1.0, "seconds": 3.0}
+
+
+def test_no_dataset_shows_guidance(ws):
+    at = app_test("search").run()
+    assert_clean(at)
+    assert "no dataset" in at.info[0].value.lower()
+
+
+def test_lr_finder_chart_and_use_it(ws, tiny, monkeypatch):
+    seen = {}
+
+    def fake(config, workspace, timeout=600):
+        seen["config"] = config
+        return _curve()
+
+    monkeypatch.setattr(studies, "find_lr", fake)
+    at = app_test("search").run()
+    assert_clean(at)
+    at.button(key="search.lr.find").click().run()
+    assert_clean(at)
+    assert seen["config"].dataset_id == tiny["id"]
+    chart = plotly_charts(at)[0]
+    assert '"type":"log"' in chart.proto.spec.replace(" ", "")
+    assert any("Suggested learning rate" in m.value for m in at.markdown)
+    at.button(key="search.lr.use").click().run()
+    assert_clean(at)
+    assert RunConfig.from_json(at.session_state["run_config"]).learning_rate == pytest.approx(_curve()["suggestion"])
+    assert any("learning rate is now" in s.value for s in at.success)
+
+
+def test_an_empty_space_is_refused_in_a_sentence(ws, tiny):
+    at = app_test("search").run()
+    for name in studies.HEAD_SEARCH:
+        at.checkbox(key=f"search.p.{name}").uncheck()
+    at.button(key="search.start").click().run()
+    assert not at.exception
+    assert "search space is empty" in at.error[0].value
+    assert not (ws / "studies").exists()
+
+
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() here plays the worker
+
+
+def _finished_study(ws, tiny, make_run) -> tuple[str, list]:
+    base = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32).validate()
+    study_id = studies.create(base, ws, trials=3, search=["lr", "dropout"])
+    record = studies.read_record(study_id, ws)
+    study = optuna.load_study(study_name=study_id, storage=studies.open_storage(record["storage"]))
+    params = {p.name: p for p in studies.params_of(record)}
+    dists = {"lr": optuna.distributions.FloatDistribution(params["lr"].low, params["lr"].high, log=True),
+             "dropout": optuna.distributions.FloatDistribution(params["dropout"].low, params["dropout"].high)}
+    made = []
+    for i, (lr, dropout, value, state) in enumerate([(1e-3, 0.2, 0.7, "COMPLETE"), (3e-3, 0.4, 0.5, "COMPLETE"),
+                                                    (0.09, 0.1, None, "PRUNED")]):
+        run_dir = make_run(dataset_id=tiny["id"], learning_rate=lr, status={"study": study_id, "trial": i})
+        made.append(run_dir)
+        trial = study.ask(dists)
+        trial.set_user_attr("run_id", run_dir.name)
+        trial.set_user_attr("val_accuracy", 0.8 + i / 100)
+        if state == "PRUNED":
+            trial.set_user_attr("pruned_epoch", 1)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+    return study_id, made
+
+
+def test_finished_study_table_figures_and_use_the_best(ws, tiny, make_run):
+    study_id, made = _finished_study(ws, tiny, make_run)
+    at = app_test("search")
+    at.query_params["study"] = study_id  # a reload: the study id only in the URL
+    at.run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [0, 1, 2]
+    assert "stopped early (pruned) after epoch 1" in table["state"].iloc[2]
+    assert table["run"].iloc[1] == made[1].name
+    assert any("Best so far: trial 1" in m.value for m in at.markdown)
+    assert len(plotly_charts(at)) >= 3  # history, parallel coordinates, slice (importances with enough trials)
+    assert at.session_state["search.poll"] is None  # nothing to poll: the study is not running
+    at.button(key="search.use_best").click().run()
+    assert_clean(at)
+    assert RunConfig.from_json(at.session_state["run_config"]) == runs.load_config(made[1])
+
+
+def test_running_study_polls_and_cancels(ws, tiny, make_run):
+    study_id, _ = _finished_study(ws, tiny, make_run)
+    study_dir = studies.study_path(study_id, ws)
+    (study_dir / "status.json").write_text(
+        f'{{"state": "running", "created": {time.time()}, "pid": {os.getpid()}}}')  # this process plays the job
+    at = app_test("search")
+    at.session_state["search.study"] = study_id
+    at.run()
+    assert_clean(at)
+    assert at.session_state["search.poll"] is not None
+    assert at.button(key="search.start").disabled  # one job at a time
+    at.button(key="search.cancel").click().run()
+    assert runs.cancel_requested(study_dir)
