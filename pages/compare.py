@@ -23,6 +23,10 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "macro_f1": ("F1", st.column_config.NumberColumn(
         format="%.1f%%", width="small",
         help="Macro F1: precision and recall in one number, averaged over the classes, each counting the same.")),
+    "target_accuracy": ("target accuracy", st.column_config.NumberColumn(
+        format="%.1f%%", width="small",
+        help="Domain adaptation: accuracy on held-out images from where the model will be used (the run's "
+             "target dataset); empty for a run without one.")),
     "weights_mb": ("size (MB)", st.column_config.NumberColumn(
         format="%.1f", width="small",
         help="The model's weights as float32 numbers: what a deployed model weighs, the same for two runs of "
@@ -86,7 +90,7 @@ def short_label(row: dict[str, Any]) -> str:
 
 
 # Shares shown as percentages with one decimal, as on the other pages (Streamlit's "percent" shows two).
-PERCENT_KEYS = ("test_accuracy", "macro_f1", "val_accuracy")
+PERCENT_KEYS = ("test_accuracy", "macro_f1", "val_accuracy", "target_accuracy")
 
 
 def _percent(value: float | None) -> float | None:

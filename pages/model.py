@@ -21,7 +21,7 @@ from core.spec import backbones, strategies
 from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
-from pages import _common, _offline, _transfer, _weights
+from pages import _common, _domain, _offline, _transfer, _weights
 
 K = "model."  # prefix of this page's widget keys: K + a RunConfig field ("head.dropout" for nested ones)
 UI = "model_ui."  # prefix of widgets that steer the page but are not RunConfig fields
@@ -704,6 +704,7 @@ def page() -> None:
             st.session_state.pop("run_config", None)
             return
         overrides |= extra
+        overrides |= _domain.target_ui(strategy, info, ws)  # domain_adversarial, adaptive_layers
         # Hidden settings keep their values, so switching the strategy back restores them.
         overrides |= {f: st.session_state[K + f] for f in ("fine_tune_epochs", "fine_tune_learning_rate",
                                                           "fine_tune_layers", "fine_tune_unit")}

@@ -24,6 +24,7 @@ from core.spec import backbones
 from core.store import datasets, files, runs
 from pages import _charts as charts
 from pages import _common
+from pages import _domain
 
 IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
 # Percentages with one decimal, as in the figures above the tables (Streamlit's "percent" shows two).
@@ -433,6 +434,7 @@ def page() -> None:
             headline_ui(rep)
             confusion_ui(rep, root)
             scores_ui(rep)
+            _domain.target_metrics_ui(rep)
     with mistakes:
         if rep is None:
             st.caption("Without a test evaluation there are no mistakes to show.")

@@ -33,7 +33,7 @@ from core.spec.config import AugmentConfig, RunConfig
 PROJECT = Path(__file__).resolve().parents[2]
 FLOWERS = PROJECT.parent / "shared" / "datasets" / "flowers"
 KERAS_CACHE = PROJECT.parent / "shared" / "keras-cache" / "models"
-PER_CLASS = 150
+PER_CLASS = 100  # the issue asks 150; 100 fits ten minutes on the loaded 2-core machine (see the README)
 TEACHER = {"backbone": "mobilenet_v2_0.35", "weights": "imagenet", "strategy": "fine_tune", "image_size": 96,
            "epochs": 6, "fine_tune_epochs": 2, "fine_tune_layers": 20}
 STUDENTS = {

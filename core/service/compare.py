@@ -79,6 +79,9 @@ def run_row(info: runs.RunInfo, dataset_names: dict[str, str]) -> dict[str, Any]
         "val_accuracy": max(val) if val else status.get("val_accuracy"),
         "test_accuracy": ev.get("accuracy", status.get("test_accuracy")),
         "macro_f1": (ev.get("macro") or {}).get("f1-score"),
+        # Domain adaptation: accuracy on the target domain's held-out images (None: no target, or unlabelled).
+        "target_accuracy": (ev.get("target") or {}).get("accuracy", status.get("target_accuracy")),
+        "source_only_run": status.get("source_only_run"),
         "auc": _auc(ev),
         "params": param_count(model) if model.is_file() else None,
         "size_mb": round(model.stat().st_size / 2**20, 3) if model.is_file() else None,

@@ -156,6 +156,25 @@ def _metric_rows(evaluation: dict[str, Any]) -> tuple[list[tuple[str, str]], lis
     return rows, other
 
 
+def _target_lines(config: RunConfig, split: dict[str, Any], ws: Path) -> list[str]:
+    """The target domain a run was adapted to (or measured on), in a paragraph of the Data section."""
+    if not config.target_dataset_id:
+        return []
+    try:
+        name = f"\"{datasets.load_dataset(config.target_dataset_id, ws)['name']}\" (`{config.target_dataset_id}`)"
+    except TransferLabError:
+        name = f"`{config.target_dataset_id}`"
+    target = split.get("target") or {}
+    how = (f"adapted to the target domain {name} with {strategies.get(config.strategy).label}: "
+           f"{len(target.get('adapt', []))} of its images trained without labels"
+           if strategies.get(config.strategy).adapts and config.adapt_weight > 0
+           else f"trained without adaptation (the source-only baseline) and measured on the target domain {name}")
+    held = len(target.get("test", []))
+    return [f"Target domain: this model was {how}"
+            + (f"; {held} labelled target images were held out to measure it there (`target` in the metrics)."
+               if held else "; the target's labels did not match the classes, so its accuracy there is unknown."), ""]
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -208,6 +227,7 @@ def model_card(run_dir: Path) -> str:
     ]
     lines += [f"| {name} | {counts['train'][i]} | {counts['val'][i]} | {counts['test'][i]} |" for i, name in enumerate(names)]
     lines += ["", "The test images were never used for training or for choosing the best epoch.", ""]
+    lines += _target_lines(config, split, run_dir.parent.parent)
     lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
     lines += [f"| `{key}` | {value} |" for key, value in _flat(json.loads(config.to_json()))]
     lines += ["", "## Metrics", ""]

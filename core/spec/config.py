@@ -198,7 +198,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "temperature": (1.0, 20.0),
     "distill_weight": (0.0, 1.0),
     "target_labeled_per_class": (0, 1000),
-    "adapt_weight": (0.0, 100.0),
+    "adapt_weight": (0.0, 1000.0),  # CORAL's distance is divided by 4 d^2, so it needs large weights
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

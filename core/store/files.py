@@ -41,7 +41,9 @@ def atomic_target(path: Path) -> Iterator[Path]:
     """A temporary name beside `path`, with the same suffix, for a writer that takes a file name (Keras's save);
     renamed onto `path` when the block ends, removed if it fails. Readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    # Every suffix kept at the end: Keras picks the format by it (".weights.h5" is not plain ".h5").
+    suffixes = "".join(path.suffixes)
+    tmp = path.with_name(f".{path.name.removesuffix(suffixes)}.{secrets.token_hex(4)}.tmp{suffixes}")
     try:
         yield tmp
         os.replace(tmp, path)

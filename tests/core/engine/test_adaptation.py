@@ -118,12 +118,15 @@ def test_baseline_shares_the_split_and_target_labels_never_train(ws, tiny, targe
 
 
 def test_adaptive_layers_with_coral_trains_and_reports_the_target(ws, tiny, target, capsys):
-    cfg = _config(tiny, target, strategy="adaptive_layers", adapt_loss="coral", epochs=1)
+    # One epoch on cached features, then one with the top of the backbone opened (images of both domains).
+    cfg = _config(tiny, target, strategy="adaptive_layers", adapt_loss="coral", epochs=1, fine_tune_epochs=1,
+                  fine_tune_layers=2)
     run_dir = runs.create_run(cfg, ws)
     assert training.run(cfg, run_dir)["state"] == "done"
     assert runs.load_config(run_dir).head.hidden_units == adaptation.ADAPTATION_UNITS  # the adaptation layer
-    metrics = [e["metrics"] for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
-    assert metrics and all(np.isfinite(m["adapt_loss"]) for m in metrics)
+    ends = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
+    assert [e["phase"] for e in ends] == ["adapt", "adapt_fine_tune"]
+    assert all(np.isfinite(e["metrics"]["adapt_loss"]) for e in ends)
     assert cli.main(["evaluate", run_dir.name, "--json", "--workspace", str(ws)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["target"]["dataset_id"] == target["id"] and "predictions" not in out["target"]

@@ -191,7 +191,10 @@ def test_a_frozen_student_learns_from_cached_augmented_views(tiny, ws, monkeypat
 
 
 def test_a_teacher_with_other_classes_is_refused_with_a_sentence(tiny, ws):
-    teacher_dir = _train(ws, _small(tiny))
+    teacher_dir = runs.create_run(_small(tiny), ws)  # a finished run folder; the classes are checked first
+    (teacher_dir / "split.json").write_text(json.dumps({"classes": tiny["classes"], "train": [], "val": [], "test": []}))
+    (teacher_dir / "model.keras").write_bytes(b"never loaded")
+    runs.update_status(teacher_dir, "done")
     cfg = _small(tiny, strategy="distill", source_run=teacher_dir.name)
     with pytest.raises(ConfigError, match="a teacher must know exactly the student's classes"):
         distill.load_teacher(cfg, ws, ["cats", "dogs"])
