@@ -148,8 +148,11 @@ def find(
     smooth_f = [smoothed[k] for k in finite]
     rate, index = suggest(lrs_f, smooth_f)
     low, high = RANGES["learning_rate"]
+    def finite_or_none(values: list[float]) -> list[float | None]:  # JSON has no NaN or Infinity
+        return [v if math.isfinite(v) else None for v in values]
+
     return {
-        "rates": lrs, "losses": losses, "smoothed": smoothed,
+        "rates": lrs, "losses": finite_or_none(losses), "smoothed": finite_or_none(smoothed),
         "suggestion": float(min(high, max(low, rate))), "suggestion_index": finite[index],
         "suggestion_loss": smooth_f[index], "stopped_early": stopped_early, "on_features": on_features,
         "batches": len(lrs), "start": start, "end": end, "seconds": round(time.monotonic() - started, 2),

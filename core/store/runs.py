@@ -154,6 +154,9 @@ def check_resumable(run_dir: Path) -> None:
         raise RunStateError(busy_message(run_dir, (holder or {}).get("pid") or status.get("pid")))
     if state not in ("interrupted", "cancelled"):
         raise RunStateError(f"Run '{run_dir.name}' is {state}; only interrupted or cancelled runs can be resumed.")
+    if status.get("pruned_from"):  # resuming would train the parent's recipe, not prune it
+        raise RunStateError(f"Run '{run_dir.name}' is a pruning of run {status['pruned_from']} that did not finish; "
+                            f"prune run {status['pruned_from']} again instead (Export page, or 'python -m core prune').")
 
 
 @dataclass(frozen=True)
