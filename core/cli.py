@@ -45,6 +45,9 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 def _dataset_summary(info: dict) -> str:
     counts = ", ".join(f"{c}: {n}" for c, n in info["counts"].items())
     lines = [info["id"], f"  {sum(info['counts'].values())} images in {len(info['classes'])} classes ({counts})"]
+    if not info["classes"]:  # a target import: unlabelled images from where the model will be used
+        lines[1] = f"  {len(info.get('unlabeled', []))} unlabelled images from where the model will be used (no classes)"
+        lines.append(f"  {health.unlabelled_report(info)['note']}")
     if info["skipped"]:
         lines.append(f"  {len(info['skipped'])} file(s) skipped:")
         lines += [f"    {s['file']}: {s['reason']}" for s in info["skipped"][:20]]
@@ -76,7 +79,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     if args.dataset_cmd == "import":
         info = importer.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
-                                    unlabeled=args.unlabeled, progress=_import_progress())
+                                    unlabeled=args.unlabeled, progress=_import_progress(),
+                                    role="target" if args.target else "source")
     elif args.dataset_cmd == "sample":
         info = samples.import_sample(args.name, ws, progress=_import_progress())
     elif args.dataset_cmd == "show":
@@ -102,6 +106,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         return 0
     brief = {k: info[k] for k in ("id", "name", "classes", "counts", "skipped", "warnings")}
     brief |= {"predefined_split": bool(info.get("predefined_split")), "unlabeled": len(info.get("unlabeled", []))}
+    brief |= {"role": info.get("role", "source")}
     _out(args, brief, _dataset_summary(info))
     return 0
 
@@ -324,6 +329,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"adaptation {verdict}: target accuracy {result['target_accuracy']:.3f} against "
               f"{result['source_only_target_accuracy']:.3f} for the source-only baseline {result['source_only_run']}",
               file=sys.stderr)
+    elif result.get("source_only_run") and result.get("target_accuracy") is None and not args.quiet:
+        print(f"adaptation cannot be judged on accuracy: the target has no labels; compare the two kinds of images' "
+              f"overlap on the Predictions page (source-only baseline {result['source_only_run']})", file=sys.stderr)
     _out(args, {"id": run_dir.name, **result}, run_dir.name)
     return 0 if result["state"] == "done" else 1
 
@@ -579,6 +587,9 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("src", help="a folder of class folders, or a .zip / .tar.gz of one (train/ val/ test/ tops keep their split)")
     imp.add_argument("--name")
     imp.add_argument("--unlabeled", help="a folder or archive of unlabeled images of the same kind, kept with the dataset")
+    imp.add_argument("--target", action="store_true",
+                     help="import every image, in any folders, without labels: images from where the model will be "
+                          "used, the target of a domain-adaptation run (at least 20)")
     imp.add_argument("--max-members", type=int, help="most entries an archive or folder may hold")
     imp.add_argument("--max-file-mb", type=float, help="largest single file, in MB")
     imp.add_argument("--max-total-mb", type=float, help="most bytes an import may unpack, in MB")
