@@ -1,5 +1,6 @@
-"""Domain adaptation on the pages: the target dataset and adaptation settings (Model page) and the
-target domain's metrics (Predictions page). The pages call these; core decides everything."""
+"""Domain adaptation on the pages: marking and importing images from where the model will be used
+(Data page), the target dataset and adaptation settings (Model page), and the target domain's metrics
+and the before / after embedding picture (Predictions page). The pages call these; core decides everything."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.data import domains
+from core.data import domains, health, images
 from core.errors import TransferLabError
 from core.spec import strategies
 from core.spec.config import CHOICES, RANGES
@@ -22,14 +23,16 @@ def target_ui(strategy: strategies.Strategy, info: dict[str, Any], ws: Path) -> 
     """The target-domain settings of an adapting strategy, as RunConfig overrides ({} for other strategies)."""
     if not strategy.adapts:
         return {}
-    others = {d["id"]: d for d in datasets.list_datasets(ws) if d["id"] != info["id"]}
+    # Datasets marked as images from where the model will be used come first (sorted keeps the newest-first order).
+    found = sorted(datasets.list_datasets(ws), key=lambda d: not datasets.is_target(d))
+    others = {d["id"]: d for d in found if d["id"] != info["id"]}
     if not others:
         st.warning("Domain adaptation needs a second dataset: images from where the model will be used (labels "
                    "optional). Import one on the Data page, then come back.")
         return {"target_dataset_id": ""}
     chosen = st.selectbox(
         "Images from where the model will be used (target domain)", tuple(others), key=K + "target_dataset_id",
-        format_func=lambda d: f"{others[d]['name']} ({sum(others[d]['counts'].values()) + len(others[d].get('unlabeled', []))} images)",
+        format_func=lambda d: _target_label(others[d]),
         help="Their images train without labels. Class folders named like your classes are used only to measure "
              "accuracy there, on images held out from training.")
     try:
@@ -51,6 +54,66 @@ def target_ui(strategy: strategies.Strategy, info: dict[str, Any], ws: Path) -> 
         help="Trains the same network on the same images with adaptation weight 0 right after, and compares "
              "their accuracy on the target domain.")
     return out
+
+
+def _target_label(d: dict[str, Any]) -> str:
+    n = sum(d["counts"].values()) + len(d.get("unlabeled", []))
+    kind = ", unlabelled" if not d["classes"] else ""
+    return f"{d['name']} ({n} images{kind})" + (" · marked as where the model will be used" if datasets.is_target(d) else "")
+
+
+# ---------------------------------------------------------------- Data page
+
+
+def import_role_ui(key: str) -> str:
+    """The upload area's choice: class folders (a training dataset) or unlabelled images from the target domain."""
+    target = st.checkbox(
+        "These are unlabelled images from where the model will be used", key=key,
+        help="Every image in the zip is kept without a label, whatever its folders. A model trained on a labelled "
+             "dataset can then adapt to them (domain adaptation on the Model page); at least "
+             f"{domains.MIN_TARGET_IMAGES} images.")
+    return "target" if target else "source"
+
+
+def imported_sentence(info: dict[str, Any]) -> str:
+    """What a target import brought in, in one line."""
+    return (f"Imported '{info['name']}': {len(info.get('unlabeled', []))} unlabelled images from where the model "
+            "will be used. Choose it as the target on the Model page with a domain-adaptation strategy.")
+
+
+def marker_ui(info: dict[str, Any], ws: Path) -> dict[str, Any]:
+    """The toggle that marks a dataset as images from where the model will be used; returns the (updated) record."""
+    if not info["classes"]:
+        st.info(health.unlabelled_report(info)["note"])
+        return info
+    key = f"data.target_marker.{info['id']}"
+    marked = st.toggle(
+        "Images from where the model will be used", value=datasets.is_target(info), key=key,
+        help="Mark a dataset whose photos come from the place, camera or lighting the model will work in. The Model "
+             "page then offers it first as the target of domain adaptation; class folders named like the training "
+             "classes measure accuracy there.")
+    if marked != datasets.is_target(info):
+        try:
+            info = datasets.mark_target(info["id"], ws, marked)
+        except TransferLabError as exc:
+            st.error(str(exc))
+    return info
+
+
+def unlabelled_dataset_ui(info: dict[str, Any], ws: Path, shown: int = 24, columns: int = 6) -> None:
+    """A dataset without classes: how many images and a few of them (no class counts, split or preview)."""
+    report = health.health_report(info)
+    left, right = st.columns(2)
+    left.metric("Unlabelled images", f"{report['images']:,}")
+    right.metric("Skipped files", report["skipped"])
+    root = datasets.dataset_path(info["id"], ws)
+    cells = st.columns(columns)
+    for i, rel in enumerate(info.get("unlabeled", [])[:shown]):
+        with cells[i % columns]:
+            st.image(images.thumbnail(root / rel), caption=rel.split("/")[-1], width="stretch")
+
+
+# ---------------------------------------------------------------- Predictions page
 
 
 def target_metrics_ui(ev: dict[str, Any]) -> None:
