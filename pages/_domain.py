@@ -9,11 +9,14 @@ from typing import Any
 
 import streamlit as st
 
+import plotly.graph_objects as go
+
 from core.data import domains, health, images
+from core.engine import domain_map
 from core.errors import TransferLabError
 from core.spec import strategies
 from core.spec.config import CHOICES, RANGES
-from core.store import datasets
+from core.store import datasets, runs
 
 K = "model."
 LOSS_WORDS = {"mmd": "MMD: the same spread of values (DAN)", "coral": "CORAL: the same correlations (Deep CORAL)"}
@@ -133,3 +136,70 @@ def target_metrics_ui(ev: dict[str, Any]) -> None:
     st.dataframe({"true \\ predicted": ev["classes"],
                   **{c: [row[i] for row in target["confusion_matrix"]] for i, c in enumerate(ev["classes"])}},
                  hide_index=True)
+
+
+DOMAIN_COLOURS = {"source": "#1f77b4", "target": "#ff7f0e"}
+DOMAIN_WORDS = {"source": "training images (source)", "target": "images from where it will be used (target)"}
+
+
+def domain_figure(view: dict[str, Any], title: str) -> go.Figure:
+    """The 2-D map of one run: a dot per image, coloured by domain."""
+    fig = go.Figure()
+    points = view["points"]
+    for domain in ("source", "target"):
+        idx = [i for i, d in enumerate(view["domains"]) if d == domain]
+        fig.add_trace(go.Scattergl(
+            x=[points[i][0] for i in idx], y=[points[i][1] for i in idx], mode="markers", name=DOMAIN_WORDS[domain],
+            marker={"color": DOMAIN_COLOURS[domain], "size": 7, "opacity": 0.7},
+            text=[view["files"][i] for i in idx], hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.15}, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      xaxis={"showticklabels": False, "title": ""}, yaxis={"showticklabels": False, "title": ""})
+    return fig
+
+
+def domain_map_ui(run: runs.RunInfo, model_of: Any) -> None:
+    """Before / after adaptation: source and target images in one map, for the source-only run and this one.
+
+    `model_of(run)` gives this run's loaded model (the page keeps one per session).
+    """
+    if not (run.config and run.config.target_dataset_id):
+        return
+    st.subheader("Do the two kinds of images line up?")
+    st.caption("Each dot is one test image, placed by what the model's adaptation layer makes of it: blue are "
+               "training-kind images, orange are images from where the model will be used. Where the colours mix, "
+               "the model sees both kinds alike, so what it learnt on one carries over to the other.")
+    ws = run.path.parent.parent
+    baseline = run.status.get("source_only_run")
+    baseline_dir = runs.run_path(baseline, ws) if baseline and (ws / "runs" / baseline / "model.keras").is_file() else None
+    after = domain_map.load_domain_map(run.path)
+    before = domain_map.load_domain_map(baseline_dir) if baseline_dir else None
+    if after is None or (baseline_dir and before is None):
+        if not (run.path / "model.keras").is_file():
+            st.info("This run has no saved model file, so there are no features to map.")
+            return
+        what = "this run and its source-only baseline" if baseline_dir else "this run"
+        if not st.button("Draw the map", key="pred.domain_map", icon=":material/scatter_plot:",
+                         help=f"Runs {what} over up to {domain_map.MAX_PER_DOMAIN} test images of each kind; it "
+                              "takes a few seconds once, then it is kept with the run."):
+            return
+        try:
+            with st.spinner("Computing the features of both kinds of images…"):
+                after = after or domain_map.compute_domain_map(run.path, model=model_of(run))
+                if baseline_dir and before is None:
+                    before = domain_map.compute_domain_map(baseline_dir)
+        except TransferLabError as exc:
+            st.error(str(exc))
+            return
+    if before is not None:
+        left, right = st.columns(2)
+        left.plotly_chart(domain_figure(before, f"Before adaptation (source-only run {before['run']})"),
+                          width="stretch", key="pred.domain_before")
+        right.plotly_chart(domain_figure(after, "After adaptation (this run)"), width="stretch",
+                           key="pred.domain_after")
+    else:
+        st.plotly_chart(domain_figure(after, "This run"), width="stretch", key="pred.domain_after")
+        if run.config.adapt_weight and not baseline:
+            st.caption("Tick \"Also train without adaptation\" on the Model page to see the map before adaptation too.")
+    st.info(domain_map.reading(after, before))
+    if after["target_part"] == "adapt":
+        st.caption("The target has no held-out labelled images, so its map shows the unlabelled images it adapted with.")

@@ -71,3 +71,10 @@ def test_a_marked_dataset_is_offered_first_as_the_target(ws, tiny_dataset, tmp_p
     target = at.selectbox(key="model.target_dataset_id")
     assert target.options[0].startswith("field") and "marked as where the model will be used" in target.options[0]
     assert target.value == field["id"] and len(target.options) == 2 and target.options[1].startswith(newest["name"])
+
+
+def test_the_predictions_page_offers_the_domain_map_for_a_run_with_a_target(ws, make_run):
+    make_run("done", strategy="adaptive_layers", target_dataset_id="field-0123abcd")
+    at = app_test("predictions").run()
+    assert_clean(at)
+    assert at.button(key="pred.domain_map")  # nothing computed yet: a button, no TensorFlow on the page
