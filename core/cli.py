@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
-from core.engine import evaluation, lrfind, modeling, networks, training, transfer
+from core.engine import domain_map, evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting, studies, tuner
 from core.ship import codegen, export, pruning, serving
@@ -432,6 +432,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "accuracy" in target:
         rows += (f"\ntarget domain ({target['dataset_id']}): accuracy {target['accuracy']:.3f}, macro F1 "
                  f"{target['macro']['f1-score']:.3f} on {target['n']} held-out images")
+    elif target:
+        rows += f"\ntarget domain ({target['dataset_id']}): {target['note']}"
+    if getattr(args, "domain_map", False):  # source and target images mapped, before / after adaptation
+        maps = domain_map.before_after(runs.run_path(args.run_id, workspace(args.workspace)))
+        brief["domain_map"] = {"reading": maps["reading"], **{
+            when: m and {k: m[k] for k in ("run", "domain_accuracy", "centroid_ratio", "n_source", "n_target", "layer")}
+            for when, m in (("after", maps["after"]), ("before", maps["before"]))}}
+        rows += f"\n{maps['reading']}"
     _out(args, {"id": args.run_id, **brief}, f"test accuracy {report['accuracy']:.3f} on {report['n']} images\n{rows}")
     return 0
 
@@ -731,6 +739,9 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", parents=[common], help="evaluate a run on its test split")
     ev.add_argument("run_id")
+    ev.add_argument("--domain-map", action="store_true",
+                    help="for a run with a target dataset: how much source and target images overlap in the model's "
+                         "features, after adaptation and before (its source-only baseline), in a sentence")
     ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", parents=[common], help="classify images with a trained run")

@@ -168,9 +168,8 @@ def domain_map_ui(run: runs.RunInfo, model_of: Any) -> None:
     st.caption("Each dot is one test image, placed by what the model's adaptation layer makes of it: blue are "
                "training-kind images, orange are images from where the model will be used. Where the colours mix, "
                "the model sees both kinds alike, so what it learnt on one carries over to the other.")
-    ws = run.path.parent.parent
     baseline = run.status.get("source_only_run")
-    baseline_dir = runs.run_path(baseline, ws) if baseline and (ws / "runs" / baseline / "model.keras").is_file() else None
+    baseline_dir = domain_map.baseline_of(run.path)
     after = domain_map.load_domain_map(run.path)
     before = domain_map.load_domain_map(baseline_dir) if baseline_dir else None
     if after is None or (baseline_dir and before is None):
@@ -184,9 +183,8 @@ def domain_map_ui(run: runs.RunInfo, model_of: Any) -> None:
             return
         try:
             with st.spinner("Computing the features of both kinds of images…"):
-                after = after or domain_map.compute_domain_map(run.path, model=model_of(run))
-                if baseline_dir and before is None:
-                    before = domain_map.compute_domain_map(baseline_dir)
+                maps = domain_map.before_after(run.path, model=None if after else model_of(run))
+                after, before = maps["after"], maps["before"]
         except TransferLabError as exc:
             st.error(str(exc))
             return

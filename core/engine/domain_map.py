@@ -123,6 +123,24 @@ def load_domain_map(run_dir: Path) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
+def baseline_of(run_dir: Path) -> Path | None:
+    """The folder of a run's source-only baseline (compare_source_only) when it has a trained model."""
+    name = runs.read_status(run_dir).get("source_only_run")
+    path = run_dir.parent / name if name else None
+    return path if path is not None and (path / "model.keras").is_file() else None
+
+
+def before_after(run_dir: Path, model: Any = None) -> dict[str, Any]:
+    """The maps of a run ("after") and of its source-only baseline ("before", None without one), and the sentence.
+
+    Maps already computed are read from their runs' folders; the others are computed and kept.
+    """
+    after = load_domain_map(run_dir) or compute_domain_map(run_dir, model=model)
+    baseline = baseline_of(run_dir)
+    before = (load_domain_map(baseline) or compute_domain_map(baseline)) if baseline else None
+    return {"after": after, "before": before, "reading": reading(after, before)}
+
+
 def reading(after: dict[str, Any], before: dict[str, Any] | None = None) -> str:
     """One sentence a non-programmer reads at once, from the overlap figures (not fixed text)."""
     told = f"a classifier tells the two kinds of images apart {after['domain_accuracy']:.0%} of the time"

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from core import cli
 from core.data.importer import import_path
 from core.data.samples import generate_shapes_field
 from core.engine import domain_map, training
@@ -28,7 +29,7 @@ def test_the_overlap_figure_follows_the_shift():
     assert "still sit apart" in domain_map.reading(apart) and "almost completely" in domain_map.reading(same)
 
 
-def test_a_run_and_its_baseline_get_the_before_after_maps(ws, tiny, tmp_path):
+def test_a_run_and_its_baseline_get_the_before_after_maps(ws, tiny, tmp_path, capsys):
     src = generate_shapes_field(tmp_path / "field", per_class=8, size=40, seed=2)
     for f in (src / "star").iterdir():  # `tiny` has no stars
         f.unlink()
@@ -49,6 +50,10 @@ def test_a_run_and_its_baseline_get_the_before_after_maps(ws, tiny, tmp_path):
     assert len(after["points"]) == after["n_source"] + after["n_target"]
     assert 0.0 <= after["domain_accuracy"] <= 1.0 and after["centroid_ratio"] >= 0.0
     assert domain_map.load_domain_map(run_dir) == after
+    assert cli.main(["evaluate", run_dir.name, "--domain-map", "--json", "--workspace", str(ws)]) == 0
+    out = json.loads(capsys.readouterr().out)["domain_map"]
+    assert out["reading"] == domain_map.reading(after, before)
+    assert out["before"]["run"] == baseline_dir.name and out["after"]["domain_accuracy"] == after["domain_accuracy"]
 
     at = app_test("predictions")
     at.session_state["pred.run"] = run_dir.name
