@@ -509,6 +509,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise TransferLabError(f"--port {args.port} is not a port number; give one from 1 to 65535 (0: any free one).")
     ws = workspace(args.workspace)
     run_ids = [args.run_id, *(args.run or [])]
     names = args.name or []

@@ -164,7 +164,7 @@ def result_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.error(p["message"] or "Training failed.")
     elif state in ("cancelled", "interrupted"):
         st.warning(p["message"] or f"Training was {state}.")
-        if p["history"] and st.button("Resume from the last checkpoint", key="train.resume", icon=":material/replay:",
+        if p["history"] and not p["status"].get("pruned_from") and st.button("Resume from the last checkpoint", key="train.resume", icon=":material/replay:",
                                       help="Continues with the epochs (passes over the training images) that were "
                                            "left, from the last saved epoch."):
             jobs.resume(run_id, ws)

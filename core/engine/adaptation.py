@@ -36,9 +36,11 @@ ADAPTATION_UNITS = 256
 KERNEL_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def ramp(progress: float) -> float:
-    """DANN's schedule for the reversal strength: 0 at the start, towards 1 at the end of training."""
-    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+def ramp(progress: Any, exp: Any = math.exp) -> Any:
+    """DANN's schedule for the reversal strength: 0 at the start, towards 1 at the end of training.
+
+    The trainer calls it with TensorFlow's exp on a tensor; the tests with math.exp on a number."""
+    return 2.0 / (1.0 + exp(-10.0 * progress)) - 1.0
 
 
 def adapts(config: RunConfig) -> str | None:
@@ -164,7 +166,7 @@ def _trainer_class() -> type:
             return self.predictions(self.drop_out(self.activations(x, training), training=training))
 
         def adaptation_loss(self, hs, ht):
-            lam = 2.0 / (1.0 + tf.exp(-10.0 * self.step_count / self.total_steps)) - 1.0
+            lam = ramp(self.step_count / self.total_steps, exp=tf.exp)
             if self.kind == "adversarial":
                 z = gradient_reversal(tf.concat([hs, ht], axis=0), lam)
                 domain = tf.concat([tf.zeros_like(hs[:, :1]), tf.ones_like(ht[:, :1])], axis=0)

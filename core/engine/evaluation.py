@@ -185,7 +185,8 @@ def overfitting_hint(history: list[dict[str, Any]], min_rise: float = 0.05) -> s
 
 # How ms_per_image is measured, so runs compare: the model alone on images already decoded, after a warm-up
 # call (the first call traces the graph), the best of a few timings (a busy machine slows some of them).
-LATENCY_BATCH, LATENCY_REPEATS = 32, 3
+# The inference batch: a batch of 32 images of 224 px through the whole network costs ~300 MB more at the peak.
+LATENCY_BATCH, LATENCY_REPEATS = tfdata.INFERENCE_BATCH, 3
 LATENCY_METHOD = (f"the model alone on a batch of up to {LATENCY_BATCH} decoded test images, after a warm-up, "
                   f"best of {LATENCY_REPEATS} timings")
 

@@ -127,15 +127,13 @@ def find(
     batches = iter(data.repeat())
     lrs, losses, smoothed, best = [], [], [], math.inf
     stopped_early = False
-    avg = 0.0
     for i, lr in enumerate(schedule):
         trainer.optimizer.learning_rate.assign(float(lr))
         x, y = next(batches)
         loss = float(trainer.train_on_batch(x, y, reset_metrics=True)[0])
         lrs.append(float(lr))
         losses.append(loss)
-        avg = BETA * avg + (1 - BETA) * loss
-        value = avg / (1 - BETA ** (i + 1))
+        value = float(smooth(losses)[-1])  # the same smoothing the tests check (100 points at most)
         smoothed.append(value)
         if progress is not None:
             progress(i + 1, num_iter, float(lr), value)
@@ -148,8 +146,11 @@ def find(
     smooth_f = [smoothed[k] for k in finite]
     rate, index = suggest(lrs_f, smooth_f)
     low, high = RANGES["learning_rate"]
+    def finite_or_none(values: list[float]) -> list[float | None]:  # JSON has no NaN or Infinity
+        return [v if math.isfinite(v) else None for v in values]
+
     return {
-        "rates": lrs, "losses": losses, "smoothed": smoothed,
+        "rates": lrs, "losses": finite_or_none(losses), "smoothed": finite_or_none(smoothed),
         "suggestion": float(min(high, max(low, rate))), "suggestion_index": finite[index],
         "suggestion_loss": smooth_f[index], "stopped_early": stopped_early, "on_features": on_features,
         "batches": len(lrs), "start": start, "end": end, "seconds": round(time.monotonic() - started, 2),

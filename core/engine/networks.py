@@ -126,8 +126,6 @@ def download_weights(spec: BackboneSpec, image_size: int, progress: ProgressFn |
     """
     import urllib.request
 
-    from tf_keras.src.utils import data_utils
-
     cached = backbones.cached_weights(spec, image_size)
     if cached is not None:
         return cached, False

@@ -172,7 +172,7 @@ def run(
         raise TrainingFailed(OOM_MESSAGE) from None
     except BaseException as exc:
         if runs.disk_full(exc):  # before the OOM check: TensorFlow reports a full disk as ResourceExhausted too
-            message = DISK_FULL_MESSAGE.format(ws=ws)
+            message = disk_full_message(ws)
             with contextlib.suppress(OSError):  # status.json may not fit either; then it still reads as interrupted
                 runs.update_status(run_dir, "interrupted", finished=time.time(), message=message)
             raise TrainingFailed(message) from None
@@ -192,6 +192,17 @@ def run(
 
 DISK_FULL_MESSAGE = ("The disk holding {ws} is full, so training stopped; the last good checkpoint was kept. "
                      "Free some space (delete old runs or datasets), then resume the run.")
+
+
+def disk_full_message(ws: Path) -> str:
+    """The sentence for a full disk; on a shared server it names no server path (the visitor cannot free it)."""
+    if settings.hosted():
+        return ("The disk holding your workspace is full, so training stopped; the last good checkpoint was kept. "
+                "Delete old runs or datasets on the Compare and Data pages, or ask whoever runs this server for "
+                "room, then resume the run.")
+    return DISK_FULL_MESSAGE.format(ws=ws)
+
+
 OOM_MESSAGE = "Training ran out of memory; choose a smaller batch size or image size and try again."
 
 

@@ -59,7 +59,8 @@ def resume(run_id: str, ws: Path) -> None:
     runs.check_resumable(run_dir)
     quota.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
-    runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None)
+    # No process yet (the dead one's pid goes): readers give the new one 5 seconds to record itself.
+    runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None, pid=None, pid_started=None)
     _enqueue(run_dir, queue_dir(ws))
     _spawn(run_dir, resume=True)
 

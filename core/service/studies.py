@@ -34,7 +34,7 @@ from core.errors import StudyError
 from core.service import jobs
 from core.spec import backbones, strategies
 from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
-from core.store import datasets, runs
+from core.store import datasets, quota, runs
 from core.store.files import read_json, write_json
 
 _STUDY_ID = re.compile(r"^s-\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -527,6 +527,8 @@ def figures(study_id: str, ws: Path) -> dict[str, Any]:
 
 def submit(config: RunConfig, ws: Path, **kwargs: Any) -> str:
     """Create a study and start it as a background job (one queue slot, like a run); returns its id."""
+    quota.check_active_runs(ws)  # a study is a job like a run: a shared server's caps count it
+    quota.check_room(ws)
     study_id = create(config, ws, **kwargs)
     start_job(study_id, ws)
     return study_id
@@ -538,6 +540,8 @@ def start_job(study_id: str, ws: Path) -> None:
     status = runs.read_status(study_dir)
     if status.get("state") in ("queued", "running") and runs.process_alive(status):
         raise StudyError(f"Study {study_id} is already running; cancel it first, or join it with another worker.")
+    quota.check_active_runs(ws)
+    quota.check_room(ws)
     runs.cancel_file(study_dir).unlink(missing_ok=True)
     write_json(study_dir / "status.json", {"state": "queued", "created": time.time()})
     proc = subprocess.Popen(

@@ -29,7 +29,7 @@ from core import events, settings
 from core.engine import training
 from core.errors import StudyError, TrainingFailed, TransferLabError
 from core.service import jobs, studies, worker
-from core.store import runs
+from core.store import quota, runs
 
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -83,6 +83,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     base = studies.base_config(record)
     values = studies.suggest(trial, studies.params_of(record))
     config = studies.apply(base, values)
+    quota.check_room(ws)  # every trial is a run on disk: a full workspace stops the search with the quota's sentence
     run_dir = runs.create_run(config, ws)
     runs.update_status(run_dir, study=record["id"], trial=trial.number)
     trial.set_user_attr("run_id", run_dir.name)

@@ -154,6 +154,9 @@ def check_resumable(run_dir: Path) -> None:
         raise RunStateError(busy_message(run_dir, (holder or {}).get("pid") or status.get("pid")))
     if state not in ("interrupted", "cancelled"):
         raise RunStateError(f"Run '{run_dir.name}' is {state}; only interrupted or cancelled runs can be resumed.")
+    if status.get("pruned_from"):  # resuming would train the parent's recipe, not prune it
+        raise RunStateError(f"Run '{run_dir.name}' is a pruning of run {status['pruned_from']} that did not finish; "
+                            f"prune run {status['pruned_from']} again instead (Export page, or 'python -m core prune').")
 
 
 @dataclass(frozen=True)
@@ -262,13 +265,15 @@ INTERRUPTED_MESSAGE = ("The training process ended unexpectedly (the server may 
 def reconcile_run(run_dir: Path, status: dict[str, Any] | None = None) -> bool:
     """Mark this run interrupted if it is queued or running but its process is gone; True if it did.
 
-    Gone means: the recorded process (pid and start time) no longer runs, nobody holds the run's lock,
-    and the run was not submitted in the last 5 seconds (its process may not have recorded itself yet).
+    Gone means: the recorded process (pid and start time) no longer runs and nobody holds the run's lock; a run
+    with no process recorded yet counts as gone 5 seconds after it was submitted (its process is starting).
     """
     status = read_status(run_dir) if status is None else status
     if status.get("state") not in ("queued", "running") or process_alive(status):
         return False
-    if time.time() - status.get("created", 0) < 5 or lock_holder(run_dir) is not None:
+    if not status.get("pid") and time.time() - status.get("created", 0) < 5:
+        return False
+    if lock_holder(run_dir) is not None:
         return False
     update_status(run_dir, "interrupted", finished=time.time(), message=INTERRUPTED_MESSAGE)
     return True

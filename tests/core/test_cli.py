@@ -52,6 +52,7 @@ def test_sample_config_train_evaluate_predict(ws, capsys, tmp_path, tiny_source)
         (["evaluate", "../../etc"], "There is no run"),
         (["train", "missing.json"], "does not exist"),
         (["dataset", "import", "nowhere"], "does not exist"),
+        (["serve", "20200101-000000-000000000000", "--port", "70000"], "is not a port number"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence(ws, capsys, argv, message):

@@ -1,8 +1,8 @@
 """Fault injection: a process SIGKILLed at a chosen point (TL_FAULT_POINT, core/settings.py's fault()) loses nothing.
 
 Each case runs the command line in a child process on the tiny dataset and kills it at one point: in the
-feature pass, mid-epoch, while a checkpoint is being published, while model.keras is being saved, during an
-import and during an export. Afterwards the run reads as interrupted, `resume` finishes it, the final model
+feature pass, mid-epoch, while a checkpoint is being published, while model.keras is being saved, in a study
+trial, during an import and during an export. Afterwards the run reads as interrupted, `resume` finishes it, the final model
 loads and its evaluation is complete, and every file is either the old or the new version, never a torn one.
 A disk that fills up while a checkpoint is written (OSError ENOSPC) gives a sentence and keeps the last good
 checkpoint; a run that another process is training cannot be resumed a second time.
@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -24,6 +25,7 @@ from core import cli
 from core.data import splits
 from core.engine import evaluation, modeling, training
 from core.errors import RunStateError, TrainingFailed
+from core.service import studies, tuner
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import datasets, runs
 from tests.conftest import ROOT
@@ -93,10 +95,10 @@ def _state(ws, capsys, run_dir) -> str:
     return {r["id"]: r["state"] for r in json.loads(out)}[run_dir.name]
 
 
-def _finished_and_complete(ws, capsys, run_dir, tiny) -> None:
+def _finished_and_complete(ws, capsys, run_dir, tiny, epochs: int = 2) -> None:
     """The run is done, its model loads, and `evaluate` scores every test image of every class."""
     assert runs.read_status(run_dir)["state"] == "done"
-    assert sum(e["type"] == "epoch_end" for e in runs.read_events(run_dir)) == 2  # no epoch lost or trained twice
+    assert sum(e["type"] == "epoch_end" for e in runs.read_events(run_dir)) == epochs  # none lost or trained twice
     _intact(run_dir)
     model = evaluation.load_model(run_dir)
     assert model.output_shape[-1] == len(tiny["classes"])
@@ -158,6 +160,23 @@ def test_killed_while_saving_the_model_leaves_no_torn_model_file(tiny, ws, tmp_p
     assert "2 epochs were already done" in err
     assert not list(run_dir.glob(".model.*.tmp.keras"))  # the killed save's leftover is cleared
     _finished_and_complete(ws, capsys, run_dir, tiny)
+
+
+def test_killed_study_trial_reads_interrupted_and_the_study_finishes(tiny, ws, capsys, monkeypatch):
+    monkeypatch.setenv("TL_STUDY_HEARTBEAT", "1")  # a killed worker's trial goes stale after 3 s
+    study_id = studies.create(_cfg(tiny, epochs=1), ws, trials=2, search=["lr", "dropout"])
+    proc = _core(ws, "tune", "--study", study_id, "--join", "--quiet", fault="batch:2")  # in the first trial
+    assert proc.returncode == KILLED, proc.stderr
+    (killed,) = studies.show(study_id, ws)["trials"]
+    run_dir = runs.run_path(killed["run_id"], ws)
+    assert _state(ws, capsys, run_dir) == "interrupted"
+    _intact(run_dir)
+    time.sleep(3.5)
+    result = tuner.work(study_id, ws)  # another worker (or the same command again) goes on with the study
+    rows = studies.show(study_id, ws)["trials"]
+    assert rows[0]["state"] == "failed" and rows[1]["params"] == killed["params"]  # its settings were tried again
+    assert result["counts"]["complete"] + result["counts"]["pruned"] == 2
+    _finished_and_complete(ws, capsys, runs.run_path(rows[1]["run_id"], ws), tiny, epochs=1)
 
 
 def test_killed_import_leaves_no_dataset(ws, tiny_source):

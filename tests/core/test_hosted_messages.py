@@ -15,8 +15,8 @@ from typing import Callable
 import pytest
 
 from core.data import importer
-from core.engine import networks
-from core.errors import TransferLabError
+from core.engine import networks, training
+from core.errors import TrainingFailed, TransferLabError
 from core.service import hosting, jobs, studies
 from core.ship import runfiles
 from core.spec import backbones
@@ -41,6 +41,10 @@ def _finished_run_without_dataset(ws: Path) -> Path:
     (run_dir / "model.keras").write_bytes(b"model")
     (run_dir / "split.json").write_text('{"classes": ["a", "b"], "train": [], "val": [], "test": [["a/1.png", 0]]}')
     return run_dir
+
+
+def _disk_full(ws: Path) -> None:
+    raise TrainingFailed(training.disk_full_message(ws))  # what a run's status says when the disk fills
 
 
 def _full_workspace(ws: Path) -> None:
@@ -68,6 +72,7 @@ RAISERS: dict[str, Callable[[Path], object]] = {
     "hub folder": lambda ws: backbones.hub_id(str(ws)),
     "upload of one class": lambda ws: importer.import_upload(io.BytesIO(_one_class_zip()), "one.zip", ws),
     "workspace full": _full_workspace,
+    "disk full while training": _disk_full,
     "study lookup": lambda ws: studies.study_path("s-20260101-120000-abcdef", ws),
 }
 

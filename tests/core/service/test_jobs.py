@@ -5,6 +5,7 @@ import time
 import pytest
 
 from core.engine import training
+from core.errors import RunStateError
 from core.service import jobs, worker
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import runs
@@ -207,3 +208,10 @@ def test_eta_times_each_phase_by_epochs_of_its_own_kind(tiny, ws):
     epoch("fine_tune", 1, 20.0)
     p = jobs.progress(run_dir.name, ws)
     assert p["eta_seconds"] == pytest.approx(8 * 20.0) and p["eta_pending_epochs"] == 0
+
+
+def test_an_unfinished_pruning_is_not_resumed_as_a_training(tiny, ws):
+    run_dir = runs.create_run(_cfg(tiny), ws)
+    runs.update_status(run_dir, "interrupted", pruned_from="20200101-000000-000000000000")
+    with pytest.raises(RunStateError, match="prune run 20200101-000000-000000000000 again"):
+        runs.check_resumable(run_dir)
