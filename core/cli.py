@@ -101,7 +101,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     else:
         found = datasets.list_datasets(ws)
         _out(args, [{"id": d["id"], "name": d["name"], "counts": d["counts"]} for d in found],
-             "\n".join(f"{d['id']}  {sum(d['counts'].values())} images, {len(d['classes'])} classes" for d in found)
+             "\n".join(f"{d['id']}  {sum(d['counts'].values())} images, {len(d['classes'])} classes" if d["classes"]
+                       else f"{d['id']}  {len(d.get('unlabeled', []))} unlabelled images (a target)" for d in found)
              or "No datasets yet.")
         return 0
     brief = {k: info[k] for k in ("id", "name", "classes", "counts", "skipped", "warnings")}
@@ -331,7 +332,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
     elif result.get("source_only_run") and result.get("target_accuracy") is None and not args.quiet:
         print(f"adaptation cannot be judged on accuracy: the target has no labels; compare the two kinds of images' "
-              f"overlap on the Predictions page (source-only baseline {result['source_only_run']})", file=sys.stderr)
+              f"overlap on the Predictions page or with 'python -m core evaluate {run_dir.name} --domain-map' "
+              f"(source-only baseline {result['source_only_run']})", file=sys.stderr)
     _out(args, {"id": run_dir.name, **result}, run_dir.name)
     return 0 if result["state"] == "done" else 1
 
