@@ -54,6 +54,8 @@ def test_an_unlabelled_folder_imports_as_a_target(ws, tiny, tmp_path, capsys):
     assert out["role"] == "target" and out["unlabeled"] == 24 and out["classes"] == []
     assert cli.main(["dataset", "show", out["id"], "--workspace", str(ws)]) == 0
     assert "unlabelled images from where the model will be used" in capsys.readouterr().out
+    assert cli.main(["dataset", "list", "--workspace", str(ws)]) == 0
+    assert f"{out['id']}  24 unlabelled images (a target)" in capsys.readouterr().out
 
 
 def test_a_zip_imports_as_a_target_and_too_few_images_get_a_sentence(ws, tmp_path):
