@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from core import bench, settings
 from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
-from core.engine import evaluation, lrfind, modeling, networks, training, transfer
+from core.engine import domain_map, evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
 from core.service import hosting, studies, tuner
 from core.ship import codegen, export, pruning, serving
@@ -45,6 +45,9 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 def _dataset_summary(info: dict) -> str:
     counts = ", ".join(f"{c}: {n}" for c, n in info["counts"].items())
     lines = [info["id"], f"  {sum(info['counts'].values())} images in {len(info['classes'])} classes ({counts})"]
+    if not info["classes"]:  # a target import: unlabelled images from where the model will be used
+        lines[1] = f"  {len(info.get('unlabeled', []))} unlabelled images from where the model will be used (no classes)"
+        lines.append(f"  {health.unlabelled_report(info)['note']}")
     if info["skipped"]:
         lines.append(f"  {len(info['skipped'])} file(s) skipped:")
         lines += [f"    {s['file']}: {s['reason']}" for s in info["skipped"][:20]]
@@ -76,7 +79,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     if args.dataset_cmd == "import":
         info = importer.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
-                                    unlabeled=args.unlabeled, progress=_import_progress())
+                                    unlabeled=args.unlabeled, progress=_import_progress(),
+                                    role="target" if args.target else "source")
     elif args.dataset_cmd == "sample":
         info = samples.import_sample(args.name, ws, progress=_import_progress())
     elif args.dataset_cmd == "show":
@@ -97,11 +101,13 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     else:
         found = datasets.list_datasets(ws)
         _out(args, [{"id": d["id"], "name": d["name"], "counts": d["counts"]} for d in found],
-             "\n".join(f"{d['id']}  {sum(d['counts'].values())} images, {len(d['classes'])} classes" for d in found)
+             "\n".join(f"{d['id']}  {sum(d['counts'].values())} images, {len(d['classes'])} classes" if d["classes"]
+                       else f"{d['id']}  {len(d.get('unlabeled', []))} unlabelled images (a target)" for d in found)
              or "No datasets yet.")
         return 0
     brief = {k: info[k] for k in ("id", "name", "classes", "counts", "skipped", "warnings")}
     brief |= {"predefined_split": bool(info.get("predefined_split")), "unlabeled": len(info.get("unlabeled", []))}
+    brief |= {"role": info.get("role", "source")}
     _out(args, brief, _dataset_summary(info))
     return 0
 
@@ -324,6 +330,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"adaptation {verdict}: target accuracy {result['target_accuracy']:.3f} against "
               f"{result['source_only_target_accuracy']:.3f} for the source-only baseline {result['source_only_run']}",
               file=sys.stderr)
+    elif result.get("source_only_run") and result.get("target_accuracy") is None and not args.quiet:
+        print(f"adaptation cannot be judged on accuracy: the target has no labels; compare the two kinds of images' "
+              f"overlap on the Predictions page or with 'python -m core evaluate {run_dir.name} --domain-map' "
+              f"(source-only baseline {result['source_only_run']})", file=sys.stderr)
     _out(args, {"id": run_dir.name, **result}, run_dir.name)
     return 0 if result["state"] == "done" else 1
 
@@ -424,6 +434,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "accuracy" in target:
         rows += (f"\ntarget domain ({target['dataset_id']}): accuracy {target['accuracy']:.3f}, macro F1 "
                  f"{target['macro']['f1-score']:.3f} on {target['n']} held-out images")
+    elif target:
+        rows += f"\ntarget domain ({target['dataset_id']}): {target['note']}"
+    if getattr(args, "domain_map", False):  # source and target images mapped, before / after adaptation
+        maps = domain_map.before_after(runs.run_path(args.run_id, workspace(args.workspace)))
+        brief["domain_map"] = {"reading": maps["reading"], **{
+            when: m and {k: m[k] for k in ("run", "domain_accuracy", "centroid_ratio", "n_source", "n_target", "layer")}
+            for when, m in (("after", maps["after"]), ("before", maps["before"]))}}
+        rows += f"\n{maps['reading']}"
     _out(args, {"id": args.run_id, **brief}, f"test accuracy {report['accuracy']:.3f} on {report['n']} images\n{rows}")
     return 0
 
@@ -581,6 +599,9 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("src", help="a folder of class folders, or a .zip / .tar.gz of one (train/ val/ test/ tops keep their split)")
     imp.add_argument("--name")
     imp.add_argument("--unlabeled", help="a folder or archive of unlabeled images of the same kind, kept with the dataset")
+    imp.add_argument("--target", action="store_true",
+                     help="import every image, in any folders, without labels: images from where the model will be "
+                          "used, the target of a domain-adaptation run (at least 20)")
     imp.add_argument("--max-members", type=int, help="most entries an archive or folder may hold")
     imp.add_argument("--max-file-mb", type=float, help="largest single file, in MB")
     imp.add_argument("--max-total-mb", type=float, help="most bytes an import may unpack, in MB")
@@ -722,6 +743,9 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", parents=[common], help="evaluate a run on its test split")
     ev.add_argument("run_id")
+    ev.add_argument("--domain-map", action="store_true",
+                    help="for a run with a target dataset: how much source and target images overlap in the model's "
+                         "features, after adaptation and before (its source-only baseline), in a sentence")
     ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", parents=[common], help="classify images with a trained run")

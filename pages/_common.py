@@ -206,15 +206,19 @@ def link_to(page: str, label: str, icon: str | None = None) -> None:
 
 
 def selected_dataset(ws: Path) -> dict[str, Any] | None:
-    """The dataset chosen on the Data page; the newest one if none was chosen yet; None if there are none."""
-    found = datasets.list_datasets(ws)
+    """The dataset chosen on the Data page; the newest one if none was chosen yet; None if there are none.
+
+    Images without labels (a target) are never trained on: while one is chosen, the newest labelled dataset is used.
+    """
+    found = [d for d in datasets.list_datasets(ws) if d["classes"]]
     by_id = {d["id"]: d for d in found}
     current = st.session_state.get("dataset_id")
     if current in by_id:
         return by_id[current]
     if not found:
         return None
-    st.session_state["dataset_id"] = found[0]["id"]
+    if current is None:
+        st.session_state["dataset_id"] = found[0]["id"]
     return found[0]
 
 
@@ -229,6 +233,8 @@ def load_sample(ws: Path) -> dict[str, Any]:
 def dataset_label(info: dict[str, Any]) -> str:
     """One line naming a dataset for selectors: name, image count and classes."""
     total = sum(info["counts"].values())
+    if not info["classes"]:  # a target: unlabelled images from where the model will be used
+        return f"{info['name']} ({len(info.get('unlabeled', []))} unlabelled images) · {info['id']}"
     return f"{info['name']} ({total} images, {len(info['classes'])} classes) · {info['id']}"
 
 

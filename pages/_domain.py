@@ -1,5 +1,6 @@
-"""Domain adaptation on the pages: the target dataset and adaptation settings (Model page) and the
-target domain's metrics (Predictions page). The pages call these; core decides everything."""
+"""Domain adaptation on the pages: marking and importing images from where the model will be used
+(Data page), the target dataset and adaptation settings (Model page), and the target domain's metrics
+and the before / after embedding picture (Predictions page). The pages call these; core decides everything."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import Any
 
 import streamlit as st
 
-from core.data import domains
+import plotly.graph_objects as go
+
+from core.data import domains, health, images
+from core.engine import domain_map
 from core.errors import TransferLabError
 from core.spec import strategies
 from core.spec.config import CHOICES, RANGES
-from core.store import datasets
+from core.store import datasets, runs
 
 K = "model."
 LOSS_WORDS = {"mmd": "MMD: the same spread of values (DAN)", "coral": "CORAL: the same correlations (Deep CORAL)"}
@@ -22,14 +26,16 @@ def target_ui(strategy: strategies.Strategy, info: dict[str, Any], ws: Path) -> 
     """The target-domain settings of an adapting strategy, as RunConfig overrides ({} for other strategies)."""
     if not strategy.adapts:
         return {}
-    others = {d["id"]: d for d in datasets.list_datasets(ws) if d["id"] != info["id"]}
+    # Datasets marked as images from where the model will be used come first (sorted keeps the newest-first order).
+    found = sorted(datasets.list_datasets(ws), key=lambda d: not datasets.is_target(d))
+    others = {d["id"]: d for d in found if d["id"] != info["id"]}
     if not others:
         st.warning("Domain adaptation needs a second dataset: images from where the model will be used (labels "
                    "optional). Import one on the Data page, then come back.")
         return {"target_dataset_id": ""}
     chosen = st.selectbox(
         "Images from where the model will be used (target domain)", tuple(others), key=K + "target_dataset_id",
-        format_func=lambda d: f"{others[d]['name']} ({sum(others[d]['counts'].values()) + len(others[d].get('unlabeled', []))} images)",
+        format_func=lambda d: _target_label(others[d]),
         help="Their images train without labels. Class folders named like your classes are used only to measure "
              "accuracy there, on images held out from training.")
     try:
@@ -53,6 +59,66 @@ def target_ui(strategy: strategies.Strategy, info: dict[str, Any], ws: Path) -> 
     return out
 
 
+def _target_label(d: dict[str, Any]) -> str:
+    n = sum(d["counts"].values()) + len(d.get("unlabeled", []))
+    kind = ", unlabelled" if not d["classes"] else ""
+    return f"{d['name']} ({n} images{kind})" + (" · marked as where the model will be used" if datasets.is_target(d) else "")
+
+
+# ---------------------------------------------------------------- Data page
+
+
+def import_role_ui(key: str) -> str:
+    """The upload area's choice: class folders (a training dataset) or unlabelled images from the target domain."""
+    target = st.checkbox(
+        "These are unlabelled images from where the model will be used", key=key,
+        help="Every image in the zip is kept without a label, whatever its folders. A model trained on a labelled "
+             "dataset can then adapt to them (domain adaptation on the Model page); at least "
+             f"{domains.MIN_TARGET_IMAGES} images.")
+    return "target" if target else "source"
+
+
+def imported_sentence(info: dict[str, Any]) -> str:
+    """What a target import brought in, in one line."""
+    return (f"Imported '{info['name']}': {len(info.get('unlabeled', []))} unlabelled images from where the model "
+            "will be used. Choose it as the target on the Model page with a domain-adaptation strategy.")
+
+
+def marker_ui(info: dict[str, Any], ws: Path) -> dict[str, Any]:
+    """The toggle that marks a dataset as images from where the model will be used; returns the (updated) record."""
+    if not info["classes"]:
+        st.info(health.unlabelled_report(info)["note"])
+        return info
+    key = f"data.target_marker.{info['id']}"
+    marked = st.toggle(
+        "Images from where the model will be used", value=datasets.is_target(info), key=key,
+        help="Mark a dataset whose photos come from the place, camera or lighting the model will work in. The Model "
+             "page then offers it first as the target of domain adaptation; class folders named like the training "
+             "classes measure accuracy there.")
+    if marked != datasets.is_target(info):
+        try:
+            info = datasets.mark_target(info["id"], ws, marked)
+        except TransferLabError as exc:
+            st.error(str(exc))
+    return info
+
+
+def unlabelled_dataset_ui(info: dict[str, Any], ws: Path, shown: int = 24, columns: int = 6) -> None:
+    """A dataset without classes: how many images and a few of them (no class counts, split or preview)."""
+    report = health.health_report(info)
+    left, right = st.columns(2)
+    left.metric("Unlabelled images", f"{report['images']:,}")
+    right.metric("Skipped files", report["skipped"])
+    root = datasets.dataset_path(info["id"], ws)
+    cells = st.columns(columns)
+    for i, rel in enumerate(info.get("unlabeled", [])[:shown]):
+        with cells[i % columns]:
+            st.image(images.thumbnail(root / rel), caption=rel.split("/")[-1], width="stretch")
+
+
+# ---------------------------------------------------------------- Predictions page
+
+
 def target_metrics_ui(ev: dict[str, Any]) -> None:
     """The target domain's accuracy, macro F1 and confusion matrix beside the source test metrics."""
     target = ev.get("target")
@@ -70,3 +136,68 @@ def target_metrics_ui(ev: dict[str, Any]) -> None:
     st.dataframe({"true \\ predicted": ev["classes"],
                   **{c: [row[i] for row in target["confusion_matrix"]] for i, c in enumerate(ev["classes"])}},
                  hide_index=True)
+
+
+DOMAIN_COLOURS = {"source": "#1f77b4", "target": "#ff7f0e"}
+DOMAIN_WORDS = {"source": "training images (source)", "target": "images from where it will be used (target)"}
+
+
+def domain_figure(view: dict[str, Any], title: str) -> go.Figure:
+    """The 2-D map of one run: a dot per image, coloured by domain."""
+    fig = go.Figure()
+    points = view["points"]
+    for domain in ("source", "target"):
+        idx = [i for i, d in enumerate(view["domains"]) if d == domain]
+        fig.add_trace(go.Scattergl(
+            x=[points[i][0] for i in idx], y=[points[i][1] for i in idx], mode="markers", name=DOMAIN_WORDS[domain],
+            marker={"color": DOMAIN_COLOURS[domain], "size": 7, "opacity": 0.7},
+            text=[view["files"][i] for i in idx], hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.15}, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      xaxis={"showticklabels": False, "title": ""}, yaxis={"showticklabels": False, "title": ""})
+    return fig
+
+
+def domain_map_ui(run: runs.RunInfo, model_of: Any) -> None:
+    """Before / after adaptation: source and target images in one map, for the source-only run and this one.
+
+    `model_of(run)` gives this run's loaded model (the page keeps one per session).
+    """
+    if not (run.config and run.config.target_dataset_id):
+        return
+    st.subheader("Do the two kinds of images line up?")
+    st.caption("Each dot is one test image, placed by what the model's adaptation layer makes of it: blue are "
+               "training-kind images, orange are images from where the model will be used. Where the colours mix, "
+               "the model sees both kinds alike, so what it learnt on one carries over to the other.")
+    baseline = run.status.get("source_only_run")
+    baseline_dir = domain_map.baseline_of(run.path)
+    after = domain_map.load_domain_map(run.path)
+    before = domain_map.load_domain_map(baseline_dir) if baseline_dir else None
+    if after is None or (baseline_dir and before is None):
+        if not (run.path / "model.keras").is_file():
+            st.info("This run has no saved model file, so there are no features to map.")
+            return
+        what = "this run and its source-only baseline" if baseline_dir else "this run"
+        if not st.button("Draw the map", key="pred.domain_map", icon=":material/scatter_plot:",
+                         help=f"Runs {what} over up to {domain_map.MAX_PER_DOMAIN} test images of each kind; it "
+                              "takes a few seconds once, then it is kept with the run."):
+            return
+        try:
+            with st.spinner("Computing the features of both kinds of images…"):
+                maps = domain_map.before_after(run.path, model=None if after else model_of(run))
+                after, before = maps["after"], maps["before"]
+        except TransferLabError as exc:
+            st.error(str(exc))
+            return
+    if before is not None:
+        left, right = st.columns(2)
+        left.plotly_chart(domain_figure(before, f"Before adaptation (source-only run {before['run']})"),
+                          width="stretch", key="pred.domain_before")
+        right.plotly_chart(domain_figure(after, "After adaptation (this run)"), width="stretch",
+                           key="pred.domain_after")
+    else:
+        st.plotly_chart(domain_figure(after, "This run"), width="stretch", key="pred.domain_after")
+        if run.config.adapt_weight and not baseline:
+            st.caption("Tick \"Also train without adaptation\" on the Model page to see the map before adaptation too.")
+    st.info(domain_map.reading(after, before))
+    if after["target_part"] == "adapt":
+        st.caption("The target has no held-out labelled images, so its map shows the unlabelled images it adapted with.")

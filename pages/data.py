@@ -14,6 +14,7 @@ from core.spec.config import RANGES, AugmentConfig, RunConfig
 from core.store import datasets
 from pages import _charts as charts
 from pages import _common
+from pages import _domain
 
 GALLERY_PAGE = 24  # thumbnails per gallery page: only these are read from disk
 GALLERY_COLUMNS = 6
@@ -153,6 +154,8 @@ def load_sample(name: str, ws: Path, progress: Progress) -> dict[str, Any]:
 
 def imported_sentence(info: dict[str, Any]) -> str:
     """What an import brought in, in one line."""
+    if not info["classes"]:
+        return _domain.imported_sentence(info)
     extra = f" and {len(info['unlabeled'])} unlabeled" if info.get("unlabeled") else ""
     return f"Imported '{info['name']}': {sum(info['counts'].values())} images in {len(info['classes'])} classes{extra}."
 
@@ -176,11 +179,12 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
     limits = ImportLimits.from_env()
     imported = None
     with upload_tab:
+        role = _domain.import_role_ui("data.upload_target")
         upload = upload_ui(ws)
         # The uploader keeps its file across reruns: import each upload once.
         if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
             st.session_state["data.imported_upload"] = upload.file_id
-            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p),
+            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p, role=role),
                                f"Importing {upload.name}…")
     with build_tab:
         classes, unlabeled, name, clicked = builder_ui()
@@ -200,9 +204,10 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
         if sample:
             imported = attempt(lambda p: load_sample(sample, ws, p), f"Preparing the {sample} sample…")
     with folder_tab:
+        folder_role = _domain.import_role_ui("data.folder_target")
         folder = folder_ui()
         if folder:
-            imported = attempt(lambda p: importer.import_server_folder(folder, ws, limits=limits, progress=p),
+            imported = attempt(lambda p: importer.import_server_folder(folder, ws, limits=limits, progress=p, role=folder_role),
                                f"Importing {folder}…")
     return imported
 
@@ -486,7 +491,11 @@ def page() -> None:
     dataset_id = selector_ui(found)
     info = next(d for d in found if d["id"] == dataset_id)
     delete_ui(info, ws)
-    show_dataset(info, ws)
+    info = _domain.marker_ui(info, ws)
+    if info["classes"]:
+        show_dataset(info, ws)
+    else:
+        _domain.unlabelled_dataset_ui(info, ws)
     _common.link_to("pages/model.py", "Next: choose a model", ":material/tune:")
 
 

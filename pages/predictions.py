@@ -435,6 +435,7 @@ def page() -> None:
             confusion_ui(rep, root)
             scores_ui(rep)
             _domain.target_metrics_ui(rep)
+            _domain.domain_map_ui(run, session_model)
     with mistakes:
         if rep is None:
             st.caption("Without a test evaluation there are no mistakes to show.")

@@ -36,7 +36,9 @@ def check_target(source: dict[str, Any], target: dict[str, Any]) -> list[str]:
         raise DatasetError(f"The target dataset '{target['name']}' has {total} image(s); domain adaptation needs at "
                            f"least {MIN_TARGET_IMAGES} images from where the model will be used (a few hundred is best).")
     shared = shared_classes(source["classes"], target["classes"])
-    if target["classes"] and not shared:
+    if not target["classes"]:
+        return [unlabelled_sentence(target)]
+    if not shared:
         return [f"The target dataset's classes ({', '.join(target['classes'])}) share no name with the training "
                 f"dataset's ({', '.join(source['classes'])}), so its labels are ignored: all its images adapt the "
                 "model as unlabelled images and no accuracy on the target domain is measured."]
@@ -45,6 +47,14 @@ def check_target(source: dict[str, Any], target: dict[str, Any]) -> list[str]:
         return [f"The target classes {', '.join(others)} are not classes of the training dataset; their images adapt "
                 "the model as unlabelled images."]
     return []
+
+
+def unlabelled_sentence(target: dict[str, Any]) -> str:
+    """What a run does with a target that has no labels at all."""
+    n = len(target.get("unlabeled", []))
+    return (f"The target dataset '{target['name']}' has no labels: its {n} images adapt the model without labels, "
+            "and no accuracy on the target domain is measured (add class folders named like the training classes "
+            "to measure it).")
 
 
 def target_split(source: dict[str, Any], target: dict[str, Any], seed: int, labeled_per_class: int = 0) -> dict[str, Any]:
@@ -66,7 +76,9 @@ def target_split(source: dict[str, Any], target: dict[str, Any], seed: int, labe
             if per.get(label, 0) < labeled_per_class:
                 picked.append((rel, label))
                 per[label] = per.get(label, 0) + 1
-        if not shared:
+        if not target["classes"]:
+            notices.append("target_labeled_per_class has no effect: the target has no labels.")
+        elif not shared:
             notices.append("target_labeled_per_class has no effect: the target's classes share no name with the "
                            "training dataset's.")
     adapt = sorted([rel for rel, _ in rest] + unlabeled)

@@ -103,6 +103,8 @@ def health_report(
 ) -> dict[str, Any]:
     """Everything the health report shows, from a dataset.json (works for datasets imported before it existed)."""
     counts = info["counts"]
+    if not counts:
+        return unlabelled_report(info)
     largest, smallest = max(counts.values()), min(counts.values())
     ratio = largest / max(smallest, 1)
     sizes = info.get("image_sizes", [])
@@ -140,6 +142,22 @@ def health_report(
     }
 
 
+def unlabelled_report(info: dict[str, Any]) -> dict[str, Any]:
+    """The health report of a dataset without classes (images from where the model will be used): a sentence."""
+    n = len(info.get("unlabeled", []))
+    note = (f"{n:,} unlabelled images from where the model will be used, and no classes: this dataset cannot be "
+            "trained on by itself; choose it on the Model page as the target of a domain-adaptation strategy, "
+            "and a model trained on a labelled dataset learns to work on images like these.")
+    return {
+        "images": n, "classes": 0, "counts": {}, "imbalance_ratio": 1.0, "imbalanced": False, "remedy": "",
+        "too_small_to_train": [], "below_advised": [], "sizes": {"width": None, "height": None, "small": 0},
+        "skipped": len(info.get("skipped", [])), "ignored_system_files": info.get("ignored_system_files", 0),
+        "duplicates": {"within": 0, "across": 0}, "unlabeled": n, "role": info.get("role", "target"), "note": note,
+        "split": {"counts": None, "problem": "Images without classes are not split; they adapt a model as its target.",
+                  "predefined": False},
+    }
+
+
 def _summary(values: list[int]) -> dict[str, float] | None:
     if not values:
         return None
@@ -148,6 +166,10 @@ def _summary(values: list[int]) -> dict[str, float] | None:
 
 def check_trainable(info: dict[str, Any]) -> None:
     """Refuse, in one sentence, a dataset too small to train on."""
+    if not info["counts"]:
+        raise DatasetError(
+            f"The dataset '{info['name']}' holds only unlabelled images (no classes), so it cannot be trained on; "
+            "train on a labelled dataset and choose this one as its target (images from where the model will be used).")
     small = {c: n for c, n in info["counts"].items() if n < MIN_IMAGES_TO_TRAIN}
     if small:
         label, n = next(iter(small.items()))

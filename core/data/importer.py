@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable, Mapping, Sequence
 
 from core import settings
-from core.data import archives, health, splits
+from core.data import archives, domains, health, splits
 from core.data.images import normalize_image
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
@@ -39,6 +39,8 @@ UNLABELED = "unlabeled"
 _DOC_NAME = re.compile(r"^(license|licence|readme|credits|attribution|copying)(\.(txt|md))?$", re.IGNORECASE)
 _MAX_DOC_BYTES = 2**20
 _RESERVED_DIRS = (UNLABELED, "docs")
+# role "target": images from where the model will be used, imported without labels (folders ignored).
+ROLES = ("source", "target")
 
 
 @dataclass(frozen=True)
@@ -140,15 +142,18 @@ def _classify(scan: archives.Scan) -> tuple[list[_Entry], list[tuple[str, Callab
 def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
+    role: str = "source",
 ) -> dict[str, Any]:
     """Decode, normalize and write every image into a temporary folder, then rename it into place."""
     skipped = scan.skipped
     labels = sorted({e.label for e in entries if e.label is not None})
-    if not labels:
+    if role == "target":
+        labels = []
+    elif not labels:
         raise DatasetError(
             f"No images inside class folders were found in {source}; put each class's images in a folder named after the class."
         )
-    if len(labels) < 2:
+    if role != "target" and len(labels) < 2:
         raise DatasetError(
             f"Only one class ('{labels[0]}') was found in {source}; a classifier needs at least two class folders."
         )
@@ -200,6 +205,10 @@ def _write_dataset(
             if entry.part:
                 parts[entry.part].append(rel)
         counts = {label: len(files) for label, files in images.items()}
+        if role == "target" and len(unlabeled) < domains.MIN_TARGET_IMAGES:
+            raise DatasetError(_with_skipped(
+                f"{source} holds {len(unlabeled)} readable image(s); a set of images from where the model will be used "
+                f"needs at least {domains.MIN_TARGET_IMAGES} (a few hundred is best).", skipped))
         too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
         if too_few:
             if len(too_few) == 1:
@@ -232,6 +241,7 @@ def _write_dataset(
             "documents": kept_docs,
             "skipped": skipped,
             "ignored_system_files": scan.junk,
+            **({"role": "target"} if role == "target" else {}),
         }
         info["duplicates"] = health.find_duplicates(info)
         info["warnings"] = health.health_warnings(counts) + health.duplicate_warnings(info["duplicates"])
@@ -239,7 +249,7 @@ def _write_dataset(
         write_json(tmp / "dataset.json", info)
         quota.check_room(ws)  # the new images are already counted: they sit in the workspace's temporary folder
         if progress:
-            progress(1.0, f"Stored {sum(counts.values()):,} images")
+            progress(1.0, f"Stored {sum(counts.values()) + len(unlabeled):,} images")
         os.replace(tmp, root / dataset_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -282,21 +292,35 @@ def _write_docs(docs: Sequence[tuple[str, Callable[[], bytes]]], folder: Path, s
 
 def import_path(
     src: str | os.PathLike, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(), source: str | None = None,
-    *, unlabeled: str | os.PathLike | None = None, progress: ProgressFn | None = None,
+    *, unlabeled: str | os.PathLike | None = None, progress: ProgressFn | None = None, role: str = "source",
 ) -> dict[str, Any]:
     """Import a folder of class folders, or a .zip / .tar.gz of one, as a new dataset; returns its dataset.json.
 
     `source` is what the user knows it by (an upload's file name), when src is a temporary copy.
     `unlabeled` is an optional folder or archive of unlabeled images of the target domain, kept with the dataset.
+    `role="target"`: every image under src, in any folders, is an unlabelled image from where the model
+    will be used (stored under unlabeled/, no classes; a run adapts to it as its target dataset).
     """
     src = Path(src)
     source = source or src.name
+    _check_role(role, unlabeled)
+    if role == "target":
+        scan = archives.Scan()
+        entries = _unlabeled_entries(src, limits, scan, source)
+        return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, progress=progress, role=role)
     scan = archives.Scan()
     archives.scan_source(src, source, limits, scan)
     entries, docs, predefined = _classify(scan)
     if unlabeled is not None:
         entries += _unlabeled_entries(Path(unlabeled), limits, scan)
     return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, predefined, docs, progress)
+
+
+def _check_role(role: str, unlabeled: Any = None) -> None:
+    if role not in ROLES:
+        raise DatasetError(f"Unknown dataset role '{role}'; choose one of {', '.join(ROLES)}.")
+    if role == "target" and unlabeled is not None:
+        raise DatasetError("A target import is all unlabelled images already; give the folder once, without --unlabeled.")
 
 
 def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dict[str, Any]:
@@ -309,29 +333,41 @@ def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dic
 
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
-    *, progress: ProgressFn | None = None,
+    *, progress: ProgressFn | None = None, role: str = "source",
 ) -> dict[str, Any]:
-    """Import an uploaded .zip given as an open binary file (nothing is written outside the new dataset)."""
+    """Import an uploaded .zip given as an open binary file (nothing is written outside the new dataset).
+
+    `role="target"`: its images, in any folders, are unlabelled images from where the model will be used.
+    """
+    _check_role(role)
     scan = archives.Scan()
     archives.scan_zip(archives.open_zip(fileobj, filename), filename, limits, scan)
+    if role == "target":
+        entries = _as_unlabeled(scan.files, scan)
+        return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, progress=progress,
+                              role=role)
     entries, docs, predefined = _classify(scan)
     return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs, progress)
 
 
-def _unlabeled_entries(src: Path, limits: ImportLimits, scan: archives.Scan) -> list[_Entry]:
+def _unlabeled_entries(src: Path, limits: ImportLimits, scan: archives.Scan, source: str | None = None) -> list[_Entry]:
     """Every image under a folder or archive, as unlabeled entries (their folders do not matter)."""
     inner = archives.Scan()
-    archives.scan_source(src, src.name, limits, inner)
+    archives.scan_source(src, source or src.name, limits, inner)
     scan.skipped += [{"file": f"{UNLABELED}/{s['file']}", "reason": s["reason"]} for s in inner.skipped]
     scan.junk += inner.junk
     if len(scan.files) + len(inner.files) > limits.max_members:
         raise Refused(f"The labeled and unlabeled images together are more than {limits.max_members:,} files; import fewer.")
+    return _as_unlabeled(inner.files, scan)
+
+
+def _as_unlabeled(files: list[tuple[PurePosixPath, Callable[[], bytes]]], scan: archives.Scan) -> list[_Entry]:
     entries = []
-    for path, read in inner.files:
+    for path, read in files:
         name = f"{UNLABELED}/{path}"
         if path.suffix.lower() in archives.IMAGE_SUFFIXES:
             entries.append(_Entry(label=None, name=name, read=read))
-        else:
+        elif not _DOC_NAME.match(path.name):
             scan.skip(name, f"not an image file type ({path.suffix or 'no extension'})")
     return entries
 

@@ -247,8 +247,8 @@ def target_block(target: dict[str, Any], classes: list[str], config: Any, model:
     block: dict[str, Any] = {"dataset_id": target["dataset_id"], "n": len(test),
                              "shared_classes": target.get("shared_classes", [])}
     if not test:
-        block["note"] = ("No accuracy on the target domain: its images have no class folders named like the "
-                         "training classes, so they adapted the model without labels.")
+        block["note"] = ("No accuracy on the target domain: its images have no labels (no class folders named like "
+                         "the training classes), so they adapted the model without labels.")
         return block
     root = datasets.dataset_path(target["dataset_id"], ws)
     probs = model.predict(tfdata.pipeline(root, test, config.image_size, config.batch_size, False, config.seed), verbose=0)

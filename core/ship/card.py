@@ -172,7 +172,7 @@ def _target_lines(config: RunConfig, split: dict[str, Any], ws: Path) -> list[st
     held = len(target.get("test", []))
     return [f"Target domain: this model was {how}"
             + (f"; {held} labelled target images were held out to measure it there (`target` in the metrics)."
-               if held else "; the target's labels did not match the classes, so its accuracy there is unknown."), ""]
+               if held else "; the target had no labels matching the classes, so its accuracy there is unknown."), ""]
 
 
 def _is_number(value: Any) -> bool:

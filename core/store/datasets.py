@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from core import settings
 from core.errors import DatasetError
-from core.store.files import read_json
+from core.store.files import read_json, write_json
 
 _DATASET_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}-[0-9a-f]{8,12}$")
 
@@ -52,6 +52,29 @@ def list_datasets(ws: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return sorted(out, key=lambda d: d.get("created", 0), reverse=True)
+
+
+def is_target(info: dict[str, Any]) -> bool:
+    """Whether a dataset holds images from where the model will be used (marked, or imported without labels)."""
+    return info.get("role") == "target" or not info["classes"]
+
+
+def mark_target(dataset_id: str, ws: Path, target: bool) -> dict[str, Any]:
+    """Mark (or unmark) a dataset as images from where the model will be used; returns the updated record.
+
+    A dataset without classes stays a target: it has no labels to train on.
+    """
+    path = dataset_path(dataset_id, ws) / "dataset.json"
+    info = read_json(path)
+    if not target and not info["classes"]:
+        raise DatasetError(f"The dataset '{info['name']}' has no labels, so it can only be images from where the "
+                           "model will be used (a target).")
+    if target:
+        info["role"] = "target"
+    else:
+        info.pop("role", None)
+    write_json(path, info)
+    return info
 
 
 def delete_dataset(dataset_id: str, ws: Path) -> None:
