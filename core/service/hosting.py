@@ -161,7 +161,7 @@ def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> lis
             continue
         idle = now - last_seen(ws)
         expired = idle > ttl or (idle > EMPTY_TTL_SECONDS and _holds_nothing(ws))
-        if not expired or runs.active_runs(ws):
+        if not expired or runs.active_runs(ws) or _studying(ws):
             _remove_stale_imports(ws, now)
             continue
         shutil.rmtree(ws, ignore_errors=True)
@@ -176,6 +176,15 @@ def sweep(root: Path, ttl: float | None = None, now: float | None = None) -> lis
     for ws in sorted((root / USERS).glob("*")):
         _remove_stale_imports(ws, now)
     return removed
+
+
+def _studying(ws: Path) -> bool:
+    """True while a study of this workspace is queued or running (between trials it has no active run)."""
+    for status_file in ws.glob("studies/*/status.json"):  # core.service.studies keeps studies in ws/studies/<id>/
+        status = runs.read_status(status_file.parent)
+        if status.get("state") in ("queued", "running") and runs.process_alive(status):
+            return True
+    return False
 
 
 def _holds_nothing(ws: Path) -> bool:

@@ -17,6 +17,7 @@ from core.ship import codegen
 from core.spec import backbones
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import datasets, quota, runs
+from core.store.files import write_json
 
 
 @pytest.fixture
@@ -272,3 +273,17 @@ def test_empty_session_workspaces_are_swept_within_minutes(tmp_path, hosted):
     assert hosting.sweep(tmp_path) == [empty.name]
     assert not visitor.exists()  # its last session gone, the visitor's folder goes too
     assert just_made.is_dir() and used.is_dir()
+
+
+def test_the_sweep_keeps_a_workspace_whose_study_is_between_trials(tmp_path, hosted, monkeypatch):
+    monkeypatch.setenv("TL_SESSION_TTL_HOURS", "1")
+    searching = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    ended = hosting.session_workspace(tmp_path, hosting.new_session_id())
+    for ws, pid in ((searching, os.getpid()), (ended, 2**22 + 12345)):
+        study = ws / "studies" / "s-20260101-120000-abcdef"
+        study.mkdir(parents=True)
+        write_json(study / "status.json", {"state": "running", "pid": pid,
+                                            "pid_started": runs.start_time(pid), "created": time.time()})
+        _age(ws, 2 * 3600)
+    assert hosting.sweep(tmp_path) == [ended.name]
+    assert searching.is_dir() and not ended.exists()
