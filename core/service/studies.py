@@ -283,8 +283,9 @@ def open_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=grace,
                                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; the user needs one sentence
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StudyError(f"The study storage '{url}' cannot be opened ({reason[:200]}); check the URL, "
+        shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # never echo a password
+        reason = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).replace(url, shown)
+        raise StudyError(f"The study storage '{shown}' cannot be opened ({reason[:200]}); check the URL, "
                          "or leave it out to keep the study in the workspace.") from None
 
 

@@ -68,6 +68,9 @@ def test_space_leaves_out_what_the_strategy_ignores_and_refuses_an_empty_one(ws,
         studies.create(frozen, ws, trials=2, storage="nosuch://host/db")
     with pytest.raises(StudyError, match="cannot be opened"):
         studies.create(frozen, ws, trials=2, storage=f"sqlite:///{ws}/missing/folder/optuna.db")
+    with pytest.raises(StudyError, match=r"'postgresql://bob:\*\*\*@127.0.0.1:1/db' cannot be opened") as refused:
+        studies.create(frozen, ws, trials=2, storage="postgresql://bob:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(refused.value)  # a password in the URL is never echoed
     assert not (ws / "studies").exists()  # nothing written
     assert not (ws / "missing").exists()
 
