@@ -104,17 +104,20 @@ def weights_mb(row: dict[str, Any]) -> float | None:
 
 def table_ui(rows: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
     """The sortable run table; returns the rows the user selected."""
+    # "target accuracy" only where a run was adapted to a target domain: the key columns keep their place.
+    shown = {key: column for key, column in COLUMNS.items()
+             if key != "target_accuracy" or any(row.get("target_accuracy") is not None for row in rows)}
     frame = pd.DataFrame([
         {title: (_common.STATE_WORDS.get(row["state"], row["state"]) if key == "state"
                  else transfer_text(row) if key == "transfer" else weights_mb(row) if key == "weights_mb"
                  else _percent(row.get(key)) if key in PERCENT_KEYS else row.get(key))
-         for key, (title, _) in COLUMNS.items()}
+         for key, (title, _) in shown.items()}
         for row in rows
     ])
     event = st.dataframe(
         frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
         key=f"compare.table.{version}",
-        column_config={title: cfg for title, cfg in COLUMNS.values() if cfg is not None},
+        column_config={title: cfg for title, cfg in shown.values() if cfg is not None},
     )
     return [rows[i] for i in event.selection.rows if i < len(rows)]
 

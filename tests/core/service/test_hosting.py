@@ -226,7 +226,8 @@ def test_tabs_from_one_address_share_the_active_run_cap_and_the_quota(tmp_path, 
     tab_a, tab_b = (hosting.session_workspace(tmp_path, hosting.new_session_id(), client="203.0.113.7") for _ in "ab")
     elsewhere = hosting.session_workspace(tmp_path, hosting.new_session_id(), client="198.51.100.9")
     assert tab_a.parent == tab_b.parent != elsewhere.parent
-    assert "203" not in str(tab_a.relative_to(tmp_path))  # the folder name does not give the address away
+    for shown in ("203.0.113", "203-0-113", "2030113"):  # the folder name does not give the address away
+        assert shown not in str(tab_a.relative_to(tmp_path))
     for _ in range(2):
         _fake_run(tab_a, "running", os.getpid())
     with pytest.raises(QuotaExceeded, match="2 run.*in your browser tabs together"):
