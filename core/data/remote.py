@@ -33,11 +33,21 @@ REDIRECTS = (301, 302, 303, 307, 308)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public(ip: IPAddress) -> bool:
     """True for an address on the public internet; False for loopback, private, link-local (cloud metadata
     at 169.254.169.254 included), carrier-grade NAT, reserved, multicast and unspecified ones."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address written as IPv6 is judged as that IPv4 address: mapped (::ffff:127.0.0.1),
+        # 6to4 (2002:7f00:1::), Teredo's client, NAT64 (64:ff9b::7f00:1) and the old compatible form (::127.0.0.1).
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if ip in _NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        inner = [a for a in embedded if a is not None]
+        if inner:
+            return all(is_public(a) for a in inner)
     return ip.is_global and not ip.is_multicast
 
 

@@ -129,7 +129,10 @@ def _url(server: _Server, path: str, host: str = "models.test") -> str:
 
 @pytest.mark.parametrize("ip", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", "10.1.2.3", "172.16.0.9",
                                 "192.168.1.1", "169.254.169.254", "fe80::1", "fd00:ec2::254", "100.64.0.1", "0.0.0.0",
-                                "224.0.0.1"])
+                                "224.0.0.1",
+                                # IPv4 inside IPv6: 6to4, NAT64, the old compatible form, Teredo's client
+                                "2002:7f00:1::", "2002:a9fe:a9fe::", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe",
+                                "::127.0.0.1", "::10.0.0.1", "2001:0:4136:e378:8000:63bf:80ff:fffe"])
 def test_loopback_private_link_local_and_metadata_addresses_are_not_public(ip):
     assert not remote.is_public(ipaddress.ip_address(ip))
 
@@ -137,6 +140,7 @@ def test_loopback_private_link_local_and_metadata_addresses_are_not_public(ip):
 def test_public_addresses_are_public():
     assert remote.is_public(ipaddress.ip_address("142.250.74.110"))
     assert remote.is_public(ipaddress.ip_address("2a00:1450:4001:82b::200e"))
+    assert remote.is_public(ipaddress.ip_address("64:ff9b::8efa:4a6e"))  # NAT64 of a public address (142.250.74.110)
 
 
 @pytest.mark.parametrize("path_of", [
