@@ -33,7 +33,7 @@ GOAL_SIZE = 0.30
 GOAL_POINTS = 1.5
 
 
-def _cli(args: list[str], env: dict[str, str], json_out: bool = True) -> Any:
+def cli(args: list[str], env: dict[str, str], json_out: bool = True) -> Any:
     proc = subprocess.run([sys.executable, "-m", "core", *args, *(["--json"] if json_out else [])], cwd=PROJECT,
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -41,35 +41,42 @@ def _cli(args: list[str], env: dict[str, str], json_out: bool = True) -> Any:
     return json.loads(proc.stdout) if json_out else proc.stdout
 
 
-def run(keras_cache: str | None = None) -> dict[str, Any]:
-    """Train the flowers model, export and measure the four TFLite variants; return the figures."""
+def flowers_workspace(tmp: Path, keras_cache: str | None, per_class: int, name: str) -> tuple[dict[str, str], dict]:
+    """The setup the flowers benchmarks share: the cached MobileNet V2 0.35 weights in a fresh Keras home, an
+    offline environment with its own workspace, and `per_class` photos of each flower imported by the CLI.
+    Returns (environment, the imported dataset's record)."""
     weights = Path(keras_cache or SHARED_WEIGHTS) / WEIGHTS_FILE
     if not FLOWERS.is_dir() or not weights.is_file():
-        raise TransferLabError(f"The export benchmark needs {FLOWERS} and {weights}; neither may be missing.")
+        raise TransferLabError(f"The {name} benchmark needs {FLOWERS} and {weights}; neither may be missing.")
+    home = tmp / "home"
+    (home / ".keras" / "models").mkdir(parents=True)
+    shutil.copy(weights, home / ".keras" / "models" / WEIGHTS_FILE)
+    env = {**os.environ, "HOME": str(home), "TL_WORKSPACE": str(tmp / "workspace"), "TL_OFFLINE": "1"}
+    src = tmp / "flowers"
+    for folder in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
+        (src / folder.name).mkdir(parents=True)
+        for photo in sorted(folder.glob("*.jpg"))[:per_class]:
+            shutil.copy(photo, src / folder.name / photo.name)
+    return env, cli(["dataset", "import", str(src), "--name", "flowers"], env)
+
+
+def run(keras_cache: str | None = None) -> dict[str, Any]:
+    """Train the flowers model, export and measure the four TFLite variants; return the figures."""
     with tempfile.TemporaryDirectory(prefix="tl-bench-export-") as tmp:
-        home = Path(tmp) / "home"
-        (home / ".keras" / "models").mkdir(parents=True)
-        shutil.copy(weights, home / ".keras" / "models" / WEIGHTS_FILE)
-        env = {**os.environ, "HOME": str(home), "TL_WORKSPACE": str(Path(tmp) / "workspace"), "TL_OFFLINE": "1"}
-        src = Path(tmp) / "flowers"
-        for folder in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
-            (src / folder.name).mkdir(parents=True)
-            for photo in sorted(folder.glob("*.jpg"))[:PER_CLASS]:
-                shutil.copy(photo, src / folder.name / photo.name)
-        dataset = _cli(["dataset", "import", str(src), "--name", "flowers"], env)
-        config = json.loads(_cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
+        env, dataset = flowers_workspace(Path(tmp), keras_cache, PER_CLASS, "export")
+        config = json.loads(cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
                                   "mobilenet_v2_0.35", "--image-size", "224", "--epochs", str(EPOCHS)], env,
                                  json_out=False))
         config["test_fraction"] = TEST_FRACTION
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
         started = time.monotonic()
-        trained = _cli(["train", str(config_path), "--quiet"], env)
+        trained = cli(["train", str(config_path), "--quiet"], env)
         train_wall = time.monotonic() - started
         rows = {}
         for fmt in ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8"):
             started = time.monotonic()
-            result = _cli(["export", trained["id"], "--format", fmt], env)
+            result = cli(["export", trained["id"], "--format", fmt], env)
             rows[fmt] = {**result["check"], "export_seconds": round(time.monotonic() - started, 1)}
         keras_bytes = (Path(env["TL_WORKSPACE"]) / "runs" / trained["id"] / "model.keras").stat().st_size
     int8 = rows["tflite-int8"]

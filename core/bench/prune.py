@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from core.bench.export import FLOWERS, SHARED_WEIGHTS, WEIGHTS_FILE, _cli
+from core.bench.export import cli, flowers_workspace
 from core.errors import TransferLabError
 
 PER_CLASS = 150
@@ -32,21 +31,9 @@ GOAL_INT8 = {0.5: 0.7, 0.75: 0.5}
 
 def run(keras_cache: str | None = None) -> dict[str, Any]:
     """Fine-tune the flowers model, prune it twice, return the figures."""
-    weights = Path(keras_cache or SHARED_WEIGHTS) / WEIGHTS_FILE
-    if not FLOWERS.is_dir() or not weights.is_file():
-        raise TransferLabError(f"The prune benchmark needs {FLOWERS} and {weights}; neither may be missing.")
     with tempfile.TemporaryDirectory(prefix="tl-bench-prune-") as tmp:
-        home = Path(tmp) / "home"
-        (home / ".keras" / "models").mkdir(parents=True)
-        shutil.copy(weights, home / ".keras" / "models" / WEIGHTS_FILE)
-        env = {**os.environ, "HOME": str(home), "TL_WORKSPACE": str(Path(tmp) / "workspace"), "TL_OFFLINE": "1"}
-        src = Path(tmp) / "flowers"
-        for folder in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
-            (src / folder.name).mkdir(parents=True)
-            for photo in sorted(folder.glob("*.jpg"))[:PER_CLASS]:
-                shutil.copy(photo, src / folder.name / photo.name)
-        dataset = _cli(["dataset", "import", str(src), "--name", "flowers"], env)
-        config = json.loads(_cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
+        env, dataset = flowers_workspace(Path(tmp), keras_cache, PER_CLASS, "prune")
+        config = json.loads(cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
                                   "mobilenet_v2_0.35", "--image-size", str(IMAGE_SIZE), "--strategy", "fine_tune",
                                   "--epochs", str(EPOCHS), "--fine-tune-epochs", str(FINE_TUNE_EPOCHS),
                                   "--fine-tune-layers", str(FINE_TUNE_LAYERS)], env, json_out=False))
@@ -54,12 +41,12 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
         started = time.monotonic()
-        trained = _cli(["train", str(config_path), "--quiet"], env)
+        trained = cli(["train", str(config_path), "--quiet"], env)
         train_wall = time.monotonic() - started
         pruned = {}
         for sparsity in SPARSITIES:
             started = time.monotonic()
-            report = _cli(["prune", trained["id"], "--sparsity", str(sparsity), "--tflite", "tflite-int8", "--quiet"], env)
+            report = cli(["prune", trained["id"], "--sparsity", str(sparsity), "--tflite", "tflite-int8", "--quiet"], env)
             report["wall_seconds"] = round(time.monotonic() - started, 1)
             pruned[sparsity] = report
     first = next(iter(pruned.values()))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from core.bench.export import FLOWERS, PROJECT, SHARED_WEIGHTS, WEIGHTS_FILE, _cli
+from core.bench.export import FLOWERS, PROJECT, cli, flowers_workspace
 from core.engine import evaluation
 from core.errors import TransferLabError
 
@@ -63,27 +62,15 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
     """Train the small flowers run, serve it, time REQUESTS classify and predict requests; return the figures."""
     import requests  # Streamlit's own dependency: the plainest HTTP client a user's program would use
 
-    weights = Path(keras_cache or SHARED_WEIGHTS) / WEIGHTS_FILE
-    if not FLOWERS.is_dir() or not weights.is_file():
-        raise TransferLabError(f"The serve benchmark needs {FLOWERS} and {weights}; neither may be missing.")
     with tempfile.TemporaryDirectory(prefix="tl-bench-serve-") as tmp:
-        home = Path(tmp) / "home"
-        (home / ".keras" / "models").mkdir(parents=True)
-        shutil.copy(weights, home / ".keras" / "models" / WEIGHTS_FILE)
+        env, dataset = flowers_workspace(Path(tmp), keras_cache, PER_CLASS, "serve")
         ws = Path(tmp) / "workspace"
-        env = {**os.environ, "HOME": str(home), "TL_WORKSPACE": str(ws), "TL_OFFLINE": "1"}
-        src = Path(tmp) / "flowers"
-        for folder in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
-            (src / folder.name).mkdir(parents=True)
-            for photo in sorted(folder.glob("*.jpg"))[:PER_CLASS]:
-                shutil.copy(photo, src / folder.name / photo.name)
-        dataset = _cli(["dataset", "import", str(src), "--name", "flowers"], env)
-        config = json.loads(_cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
+        config = json.loads(cli(["config", "--dataset", dataset["id"], "--preset", "quick", "--backbone",
                                   "mobilenet_v2_0.35", "--image-size", "224", "--epochs", str(EPOCHS)], env,
                                  json_out=False))
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
-        trained = _cli(["train", str(config_path), "--quiet"], env)
+        trained = cli(["train", str(config_path), "--quiet"], env)
         run_dir = ws / "runs" / trained["id"]
         photos = [(p.name, p.read_bytes()) for p in _photos(REQUESTS)]
 

@@ -73,7 +73,8 @@ def apply_epoch_cap(config: RunConfig) -> tuple[RunConfig, list[str]]:
     return capped.validate(), [f"This server limits training to {cap} epoch(s) per phase, so this run trains at most that many."]
 
 
-def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: int, should_stop: Callable[[], bool]):
+def event_callback(listener: events.Listener, phase: str, epochs: int, steps: int, should_stop: Callable[[], bool]):
+    """The Keras callback every trainer uses (the pruning fine-tune too): events, cancel and NaN checks, last metrics."""
     import tf_keras as keras
 
     class EventCallback(keras.callbacks.Callback):
@@ -86,6 +87,7 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
             self.cancelled = False
             self.nan = False
             self.started = 0.0
+            self.last: dict[str, float] = {}  # the last epoch's metrics
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch + 1
@@ -105,7 +107,7 @@ def _event_callback(listener: events.Listener, phase: str, epochs: int, steps: i
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs_run = epoch + 1
-            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            self.last = metrics = {k: float(v) for k, v in (logs or {}).items()}
             listener(events.EpochEnd(phase, epoch + 1, epochs, metrics, round(time.monotonic() - self.started, 3)))
 
     return EventCallback()
@@ -358,7 +360,7 @@ def _train(
                 modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
         runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
         emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
-        tracker = _event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
+        tracker = event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
         saver = _checkpoint_callback(model, best_path, last_path, best_val_loss, base, run_dir)
         callbacks = [saver, tracker, *modeling.phase_callbacks(config)]  # the checkpoint is on disk before the epoch is reported
         stopper = None

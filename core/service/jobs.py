@@ -13,13 +13,12 @@ share the limit. A ticket goes when its run ends or its process is gone.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import subprocess
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core import settings
 from core.data import health
@@ -28,7 +27,7 @@ from core.ship import pruning
 from core.spec import strategies
 from core.spec.config import RunConfig
 from core.store import datasets, quota, runs
-from core.store.files import read_json, write_json
+from core.store.files import file_lock, read_json, write_json
 from core.store.runs import process_alive, start_time
 
 WAIT_POLL_SECONDS = 1.0
@@ -227,16 +226,8 @@ def _enqueue(run_dir: Path, qdir: Path) -> None:
                                              "created": runs.read_status(run_dir).get("created", time.time())})
 
 
-@contextlib.contextmanager
-def _queue_lock(qdir: Path) -> Iterator[None]:
-    path = qdir / ".queue.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _queue_lock(qdir: Path) -> contextlib.AbstractContextManager[None]:
+    return file_lock(qdir / ".queue.lock")
 
 
 def _queue_state(qdir: Path) -> tuple[list[Path], list[Path]]:

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core import settings
 from core.data import health
@@ -35,7 +35,7 @@ from core.service import jobs
 from core.spec import backbones, strategies
 from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
 from core.store import datasets, quota, runs
-from core.store.files import read_json, write_json
+from core.store.files import file_lock, read_json, write_json
 
 _STUDY_ID = re.compile(r"^s-\d{8}-\d{6}-[0-9a-f]{6}$")
 DEFAULT_TRIALS = 16
@@ -411,18 +411,9 @@ def params_of(record: dict[str, Any]) -> list[Param]:
                  record["backbones"] or None)
 
 
-@contextlib.contextmanager
-def ask_lock(study_dir: Path) -> Iterator[None]:
+def ask_lock(study_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Held while a local worker counts the trials and asks for the next one, so no budget is overshot."""
-    import fcntl
-
-    path = study_dir / ".ask.lock"
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(study_dir / ".ask.lock")
 
 
 # ---------------------------------------------------------------- reading a study

@@ -33,7 +33,7 @@ import numpy as np
 
 from core import events
 from core.data import tfdata
-from core.engine import evaluation, modeling
+from core.engine import evaluation, modeling, training
 from core.errors import PruningError, TransferLabError
 from core.ship import export, runfiles
 from core.spec import strategies
@@ -245,40 +245,6 @@ def sparsity_by_kind(model: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- fine-tuning while pruning
 
 
-def _progress(emit: events.Listener, epochs: int, steps: int, should_stop: Callable[[], bool]) -> Any:
-    import tf_keras as keras
-
-    class Progress(keras.callbacks.Callback):
-        """Batch and epoch events into the child's events.jsonl (the Train page's curves); cancel and NaN checks."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch, self.epochs_run, self.started = 0, 0, 0.0
-            self.cancelled = self.nan = False
-            self.last: dict[str, float] = {}
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch, self.started = epoch + 1, time.monotonic()
-
-        def on_train_batch_end(self, batch, logs=None):
-            logs = logs or {}
-            loss = float(logs.get("loss", float("nan")))
-            emit(events.BatchEnd(PHASE, self.epoch, batch + 1, steps, loss, float(logs.get("accuracy", 0.0))))
-            if not math.isfinite(loss):
-                self.nan = True
-                self.model.stop_training = True
-            elif should_stop():
-                self.cancelled = True
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epochs_run = epoch + 1
-            self.last = {k: float(v) for k, v in (logs or {}).items()}
-            emit(events.EpochEnd(PHASE, epoch + 1, epochs, self.last, round(time.monotonic() - self.started, 3)))
-
-    return Progress()
-
-
 def schedule_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
     """(begin, end) steps of the sparsity ramp: the target is reached after the first half of the epochs, so the
     second half recovers at the final sparsity (one epoch: at its last step)."""
@@ -345,7 +311,7 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
     emit(events.Notice(f"Pruning run {parent_dir.name} to {sparsity:.0%} sparsity over {epochs} epoch(s) of "
                        "fine-tuning on its training images."))
     runs.update_status(child_dir, phase=PHASE, phase_index=1, phases=1)
-    progress = _progress(emit, epochs, steps, should_stop)
+    progress = training.event_callback(emit, PHASE, epochs, steps, should_stop)
     started = time.monotonic()
     pruned.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
                class_weight=strategies.class_weights(config.class_weights, labels),
