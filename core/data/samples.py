@@ -84,12 +84,17 @@ def _draw_shape(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
 
 def generate_shapes(dest: Path, per_class: int = SHAPES_PER_CLASS, size: int = 128, seed: int = 0) -> Path:
     """Write the `shapes` sample (class folders of PNGs) into dest; the same seed gives the same images."""
+    return _write_shapes(dest, _draw_shape, per_class, size, [seed], "")
+
+
+def _write_shapes(dest: Path, draw: Any, per_class: int, size: int, seed: list[int], tag: str) -> Path:
+    """One folder per shape class of `per_class` drawings; each class draws from its own seeded generator."""
     for index, kind in enumerate(SHAPE_CLASSES):
         folder = dest / kind
         folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([seed, index])
+        rng = np.random.default_rng([seed[0], index, *seed[1:]])
         for i in range(per_class):
-            _draw_shape(kind, rng, size).save(folder / f"{kind}_{i:03d}.png")
+            draw(kind, rng, size).save(folder / f"{kind}{tag}_{i:03d}.png")
     return dest
 
 
@@ -156,13 +161,7 @@ def _draw_field_shape(kind: str, rng: np.random.Generator, size: int) -> Image.I
 
 def generate_shapes_field(dest: Path, per_class: int = SHAPES_PER_CLASS, size: int = 128, seed: int = 0) -> Path:
     """Write the `shapes-field` sample (the same class folders as `shapes`, another look) into dest."""
-    for index, kind in enumerate(SHAPE_CLASSES):
-        folder = dest / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([seed, index, 7])  # 7: never the same draws as `shapes`
-        for i in range(per_class):
-            _draw_field_shape(kind, rng, size).save(folder / f"{kind}_field_{i:03d}.png")
-    return dest
+    return _write_shapes(dest, _draw_field_shape, per_class, size, [seed, 7], "_field")  # 7: never `shapes`' draws
 
 
 def _download(url: str, dest: Path, progress: ProgressFn | None, limits: ImportLimits) -> None:
