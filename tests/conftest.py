@@ -17,6 +17,9 @@ os.environ["TL_OFFLINE"] = "1"
 
 from core.data.importer import import_path  # noqa: E402 - after the project root is on sys.path
 from core.data.samples import SHAPE_CLASSES, generate_shapes  # noqa: E402
+from core.engine import training  # noqa: E402 - imports no TensorFlow until a test trains
+from core.spec.config import RunConfig  # noqa: E402
+from core.store import runs  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +54,13 @@ def tiny_source(tmp_path_factory) -> Path:
 def tiny(ws, tiny_source) -> dict:
     """The tiny dataset imported into the test's workspace (its dataset.json)."""
     return import_path(tiny_source, ws, name="tiny")
+
+
+def trained_small_cnn(ws: Path, source: Path) -> Path:
+    """A finished run in `ws`: a small CNN from scratch (32 px, 2 epochs) on `source` imported as 'tiny'."""
+    info = import_path(source, ws, name="tiny")
+    cfg = RunConfig(dataset_id=info["id"], backbone="small_cnn", weights="none", strategy="from_scratch",
+                    image_size=32, epochs=2, batch_size=8, patience=0).validate()
+    run_dir = runs.create_run(cfg, ws)
+    assert training.run(cfg, run_dir)["state"] == "done"
+    return run_dir

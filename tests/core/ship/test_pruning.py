@@ -14,25 +14,18 @@ import numpy as np
 import pytest
 
 from core import cli
-from core.data import importer
-from core.engine import evaluation, modeling, training
+from core.engine import evaluation, modeling
 from core.errors import PruningError
 from core.service import jobs
 from core.ship import pruning, runfiles
-from core.spec.config import RunConfig
 from core.store import runs
+from tests.conftest import trained_small_cnn
 
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory, tiny_source) -> Path:
     """A finished small-CNN run (from scratch, 32 px) on 3 classes x 12 images."""
-    ws = tmp_path_factory.mktemp("workspace")
-    info = importer.import_path(tiny_source, ws, name="tiny")
-    cfg = RunConfig(dataset_id=info["id"], backbone="small_cnn", weights="none", strategy="from_scratch",
-                    image_size=32, epochs=2, batch_size=8, patience=0).validate()
-    run_dir = runs.create_run(cfg, ws)
-    assert training.run(cfg, run_dir)["state"] == "done"
-    return run_dir
+    return trained_small_cnn(tmp_path_factory.mktemp("workspace"), tiny_source)
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from core import cli, settings
-from core.data import importer
 from core.data.images import load_image_array
 from core.data.limits import ImportLimits
-from core.engine import training
 from core.errors import ServingError
 from core.ship import export, serving
-from core.spec.config import RunConfig
-from core.store import runs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, trained_small_cnn
 
 _TRAINED: dict[str, Path] = {}
 
@@ -38,13 +34,7 @@ _TRAINED: dict[str, Path] = {}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_source) -> Path:
     """A finished small_cnn run on the tiny dataset (dataset name 'tiny', so it is served as 'tiny')."""
-    ws = tmp_path_factory.mktemp("serve-ws")
-    info = importer.import_path(tiny_source, ws, name="tiny")
-    cfg = RunConfig(dataset_id=info["id"], backbone="small_cnn", weights="none", strategy="from_scratch",
-                    image_size=32, epochs=2, batch_size=8, patience=0).validate()
-    path = runs.create_run(cfg, ws)
-    assert training.run(cfg, path)["state"] == "done"
-    return path
+    return trained_small_cnn(tmp_path_factory.mktemp("serve-ws"), tiny_source)
 
 
 @pytest.fixture(scope="module")
