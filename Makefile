@@ -1,4 +1,4 @@
-# TransferLab: `make run` serves the app, `make test` runs the whole suite.
+# TransferLab: `make run` serves the app, `make test` runs ruff (settings in pyproject.toml), then the whole suite.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -31,6 +31,7 @@ $(CHROMIUM):
 	else echo "warning: install Debian's chromium package to run the browser tests"; fi
 
 test: $(STAMP_DEV) | $(CHROMIUM)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests -q -n 2 --dist loadfile
 
 bench: $(STAMP_RUN)

@@ -19,7 +19,7 @@ def _fetch(kit: list[tuple[backbones.BackboneSpec, int]]) -> None:
     """Download each missing file with one progress bar; a sentence for each that could not be had."""
     bar = st.progress(0.0, text="Starting the download…")
     for n, (spec, size) in enumerate(kit):
-        def show(fraction: float, text: str, n: int = n) -> None:
+        def show(fraction: float, text: str, n: int = n, spec: backbones.BackboneSpec = spec) -> None:
             bar.progress(min(1.0, (n + fraction) / len(kit)), text=f"{spec.label}: {text}")
 
         try:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from core.bench.export import cli, flowers_workspace
-from core.errors import TransferLabError
 
 PER_CLASS = 150
 TEST_FRACTION = 0.3

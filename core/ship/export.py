@@ -421,7 +421,7 @@ def report(run_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> dict[
         measured, keras_row, n = _measure(run_dir, {f: paths[f] for f in stale})
         variants.update(measured)
     base = variants["tflite"]
-    for format_id, row in variants.items():
+    for row in variants.values():
         row["change_points"] = round(100 * (row["accuracy"] - base["accuracy"]), 2)
         row["size_vs_float32"] = round(row["bytes"] / base["bytes"], 4)
     result = {

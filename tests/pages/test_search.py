@@ -71,7 +71,7 @@ def _finished_study(ws, tiny, make_run) -> tuple[str, list]:
     dists = {"lr": optuna.distributions.FloatDistribution(params["lr"].low, params["lr"].high, log=True),
              "dropout": optuna.distributions.FloatDistribution(params["dropout"].low, params["dropout"].high)}
     made = []
-    for i, (lr, dropout, value, state) in enumerate([(1e-3, 0.2, 0.7, "COMPLETE"), (3e-3, 0.4, 0.5, "COMPLETE"),
+    for i, (lr, _dropout, value, state) in enumerate([(1e-3, 0.2, 0.7, "COMPLETE"), (3e-3, 0.4, 0.5, "COMPLETE"),
                                                     (0.09, 0.1, None, "PRUNED")]):
         run_dir = make_run(dataset_id=tiny["id"], learning_rate=lr, status={"study": study_id, "trial": i})
         made.append(run_dir)

@@ -127,7 +127,7 @@ def test_the_last_conv_layer_of_a_registry_backbone_keeps_a_position(model):
     inner, layer = interpret.last_conv_layer(interpret.find_backbone(model))
     later = inner.layers[inner.layers.index(layer) + 1 :]
     assert layer.output.shape[1] > 1  # MobileNet at 32 px ends in 1x1; an earlier map still has a position
-    assert all(len(l.output.shape) != 4 or l.output.shape[1] == 1 or "pad" in l.name for l in later)
+    assert all(len(lay.output.shape) != 4 or lay.output.shape[1] == 1 or "pad" in lay.name for lay in later)
 
 
 def test_explain_an_image_file_with_a_trained_run(trained, model, tiny_source):

@@ -26,7 +26,6 @@ from core.errors import RunStateError
 from core.ship import export
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import datasets, files, runs
-from tests.conftest import ROOT
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
 
