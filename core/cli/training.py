@@ -16,7 +16,7 @@ from core.store.files import workspace
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = read_config(args.config)
     ws = workspace(args.workspace)
-    health.check_trainable(datasets.load_dataset(cfg.dataset_id, ws))
+    health.check_trainable(datasets.load_dataset(cfg.dataset_id, ws), cfg.backbone)
     run_dir = runs.create_run(cfg, ws)
     print(f"run {run_dir.name}", file=sys.stderr)
     result = training.train_and_compare(cfg, run_dir, listener=progress_listener(args.quiet), distribute=args.distribute)

@@ -19,8 +19,9 @@ from typing import IO, Callable
 
 from core.data.limits import ImportLimits, Refused, size_words
 from core.errors import DatasetError
+from core.spec import kinds
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = kinds.IMAGE.extensions  # the image kind's (core.spec.kinds); kept for its readers
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")
 # Operating-system clutter in archives and folders: counted, not listed one by one.

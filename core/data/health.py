@@ -3,18 +3,17 @@ across classes, and how the default split would divide it; and the check that it
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import fields
 from typing import Any
 
-from core.data import splits
+from core.data import images, kinds, splits
 from core.errors import DatasetError
 from core.spec.config import RunConfig
 
 MIN_IMAGES_TO_TRAIN = 10
 ADVISED_IMAGES = 100
 IMBALANCE_WARNING = 3.0  # largest class / smallest class
-SMALL_SIDE = 64  # images whose shorter side is below this carry little detail
+SMALL_SIDE = images.SMALL_SIDE  # the image kind's threshold, named here for the Data page
 
 # The split the health report shows when nothing else is chosen: the RunConfig defaults.
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.name in ("val_fraction", "test_fraction", "seed")}
@@ -107,8 +106,6 @@ def health_report(
         return unlabelled_report(info)
     largest, smallest = max(counts.values()), min(counts.values())
     ratio = largest / max(smallest, 1)
-    sizes = info.get("image_sizes", [])
-    widths, heights = [s[0] for s in sizes], [s[1] for s in sizes]
     duplicates = find_duplicates(info)
     try:
         parts = splits.split(info, val_fraction, test_fraction, seed)
@@ -129,11 +126,7 @@ def health_report(
         ),
         "too_small_to_train": sorted(c for c, n in counts.items() if n < MIN_IMAGES_TO_TRAIN),
         "below_advised": sorted(c for c, n in counts.items() if MIN_IMAGES_TO_TRAIN <= n < ADVISED_IMAGES),
-        "sizes": {
-            "width": _summary(widths),
-            "height": _summary(heights),
-            "small": sum(1 for w, h in zip(widths, heights) if min(w, h) < SMALL_SIDE),
-        },
+        **kinds.of(info).health(info),  # the kind's own facts (images: their sizes)
         "skipped": len(info.get("skipped", [])),
         "ignored_system_files": info.get("ignored_system_files", 0),
         "duplicates": {"within": len(duplicates["within"]), "across": len(duplicates["across"])},
@@ -158,14 +151,10 @@ def unlabelled_report(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _summary(values: list[int]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def check_trainable(info: dict[str, Any]) -> None:
-    """Refuse, in one sentence, a dataset too small to train on."""
+def check_trainable(info: dict[str, Any], backbone: str | None = None) -> None:
+    """Refuse, in one sentence, a dataset too small to train on, or one the backbone cannot read."""
+    if backbone is not None:
+        kinds.check_backbone(info, backbone)
     if not info["counts"]:
         raise DatasetError(
             f"The dataset '{info['name']}' holds only unlabelled images (no classes), so it cannot be trained on; "

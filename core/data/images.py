@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import math
+import statistics
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -95,3 +97,55 @@ def thumbnail(path: Path, side: int = 160) -> bytes:
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=85)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------- the image kind's entry (core.data.kinds)
+
+SMALL_SIDE = 64  # images whose shorter side is below this carry little detail
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def sniff(name: str, head: bytes) -> bool:
+    """True when the file's first bytes are those of an image format the importer reads."""
+    return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def normalise(name: str, data: bytes, limits: ImportLimits) -> list[tuple[str, bytes, dict]]:
+    """One image file as stored: a re-encoded RGB JPEG, with its original size as a fact."""
+    img, size = normalize_image(data, limits)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92)
+    return [(".jpg", buf.getvalue(), {"size": list(size)})]
+
+
+def record(facts: list[dict]) -> dict:
+    """What dataset.json keeps of the labelled images' facts: their original sizes."""
+    return {"image_sizes": [f["size"] for f in facts]}
+
+
+def _summary(values: list[int]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def health_facts(info: dict) -> dict:
+    """The health report's facts of images: widths, heights, and how many are small."""
+    sizes = info.get("image_sizes", [])
+    widths, heights = [s[0] for s in sizes], [s[1] for s in sizes]
+    return {"sizes": {
+        "width": _summary(widths),
+        "height": _summary(heights),
+        "small": sum(1 for w, h in zip(widths, heights) if min(w, h) < SMALL_SIDE),
+    }}
+
+
+def loader(size: int) -> Callable[[Any], Any]:
+    """Inside tf.data: a stored JPEG's path tensor -> float32 (size, size, 3) pixels, 0-255."""
+    import tensorflow as tf
+
+    def load(path: Any) -> Any:
+        img = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+        return tf.image.resize(tf.cast(img, tf.float32), (size, size))
+
+    return load

@@ -1,5 +1,5 @@
-"""Importing images as a dataset: a folder of class folders, a .zip or .tar(.gz) of one, or images
-uploaded class by class.
+"""Importing images (or any kind of data, see core.data.kinds) as a dataset: a folder of class folders,
+a .zip or .tar(.gz) of one, or items uploaded class by class.
 
 An imported dataset is a folder `datasets/<id>/` of re-encoded RGB JPEGs under generated names, one
 sub-folder per class (plus `unlabeled/` and `docs/` when given), and `dataset.json`. Original bytes
@@ -22,10 +22,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable, Mapping, Sequence
 
 from core import settings
-from core.data import archives, domains, health, splits
-from core.data.images import normalize_image
+from core.data import archives, domains, health, kinds, splits
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
+from core.spec import kinds as spec_kinds
 from core.store import quota, runs
 from core.store.files import write_json
 
@@ -98,7 +98,15 @@ def _unwrap(scan: archives.Scan) -> tuple[list[tuple[PurePosixPath, Callable[[],
     return files, dirs
 
 
-def _classify(scan: archives.Scan) -> tuple[list[_Entry], list[tuple[str, Callable[[], bytes]]], bool]:
+def _not_of_kind(kind: spec_kinds.Kind, suffix: str) -> str:
+    """The reason a file of another type is set aside: "not an image file type (.txt)"."""
+    article = "an" if kind.item[:1] in "aeiou" else "a"
+    return f"not {article} {kind.item} file type ({suffix or 'no extension'})"
+
+
+def _classify(
+    scan: archives.Scan, kind: spec_kinds.Kind,
+) -> tuple[list[_Entry], list[tuple[str, Callable[[], bytes]]], bool]:
     """Turn relative paths into entries (class, split part) and kept text documents; True when split is predefined."""
     files, dirs = _unwrap(scan)
     tops = {p.parts[0].lower() for p, _ in files if len(p.parts) >= 2 and p.parts[0].lower() != UNLABELED}
@@ -118,8 +126,8 @@ def _classify(scan: archives.Scan) -> tuple[list[_Entry], list[tuple[str, Callab
             where = f" (inside '{path.parts[0]}/' but not in a class folder)" if predefined and len(path.parts) == 2 else ""
             scan.skip(path, "not inside a class folder" + where)
             continue
-        if path.suffix.lower() not in archives.IMAGE_SUFFIXES:
-            scan.skip(path, f"not an image file type ({path.suffix or 'no extension'})")
+        if path.suffix.lower() not in kind.extensions:
+            scan.skip(path, _not_of_kind(kind, path.suffix))
             continue
         if unlabeled:
             entries.append(_Entry(label=None, name=str(path), read=read))
@@ -142,16 +150,19 @@ def _classify(scan: archives.Scan) -> tuple[list[_Entry], list[tuple[str, Callab
 def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
-    role: str = "source",
+    role: str = "source", kind: str = spec_kinds.DEFAULT,
 ) -> dict[str, Any]:
-    """Decode, normalize and write every image into a temporary folder, then rename it into place."""
+    """Decode, normalize and write every item (by its kind's module) into a temporary folder, then move it in place."""
     skipped = scan.skipped
+    data_kind = kinds.get(kind)
+    words = data_kind.spec
     labels = sorted({e.label for e in entries if e.label is not None})
     if role == "target":
         labels = []
     elif not labels:
         raise DatasetError(
-            f"No images inside class folders were found in {source}; put each class's images in a folder named after the class."
+            f"No {words.items} inside class folders were found in {source}; put each class's {words.items} in a folder "
+            "named after the class."
         )
     if role != "target" and len(labels) < 2:
         raise DatasetError(
@@ -170,7 +181,7 @@ def _write_dataset(
         images: dict[str, list[str]] = {label: [] for label in labels}
         parts: dict[str, list[str]] = {p: [] for p in splits.PARTS}
         unlabeled: list[str] = []
-        sizes: list[list[int]] = []
+        item_facts: list[dict] = []
         hashes: dict[str, str] = {}
         for label in labels:
             (tmp / dirs[label]).mkdir()
@@ -178,32 +189,34 @@ def _write_dataset(
             (tmp / UNLABELED).mkdir()
         for i, entry in enumerate(entries):
             if progress and i % 20 == 0:
-                progress(i / len(entries), f"Checking and storing image {i + 1:,} of {len(entries):,}")
+                progress(i / len(entries), f"Checking and storing {words.item} {i + 1:,} of {len(entries):,}")
             try:
                 data = entry.read()
-                img, size = normalize_image(data, limits)
+                pieces = data_kind.normalise(entry.name, data, limits)
             except Refused:
                 raise
             except DatasetError as exc:
                 skipped.append({"file": entry.name, "reason": str(exc)})
                 continue
-            if entry.label is None:
-                rel = f"{UNLABELED}/{len(unlabeled):05d}.jpg"
-            else:
-                rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}.jpg"
-            img.save(tmp / rel, "JPEG", quality=92)
-            written += (tmp / rel).stat().st_size
-            settings.fault("import")  # an image written into the temporary folder (import:N: the Nth)
-            if room is not None and written > room:
-                quota.check_room(ws)  # raises: the images so far already fill the workspace (the folder goes below)
-            if entry.label is None:
-                unlabeled.append(rel)
-                continue
-            images[entry.label].append(rel)
-            sizes.append(list(size))
-            hashes[rel] = hashlib.sha256(data).hexdigest()
-            if entry.part:
-                parts[entry.part].append(rel)
+            for piece, (suffix, stored, facts) in enumerate(pieces):  # a long recording may give several windows
+                if entry.label is None:
+                    rel = f"{UNLABELED}/{len(unlabeled):05d}{suffix}"
+                else:
+                    rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}{suffix}"
+                (tmp / rel).write_bytes(stored)
+                written += len(stored)
+                settings.fault("import")  # an item written into the temporary folder (import:N: the Nth)
+                if room is not None and written > room:
+                    quota.check_room(ws)  # raises: the items so far already fill the workspace (the folder goes below)
+                if entry.label is None:
+                    unlabeled.append(rel)
+                    continue
+                images[entry.label].append(rel)
+                item_facts.append(facts)
+                digest = hashlib.sha256(data).hexdigest()
+                hashes[rel] = digest if piece == 0 else f"{digest}#{piece}"  # windows of one file are not copies
+                if entry.part:
+                    parts[entry.part].append(rel)
         counts = {label: len(files) for label, files in images.items()}
         if role == "target" and len(unlabeled) < domains.MIN_TARGET_IMAGES:
             raise DatasetError(_with_skipped(
@@ -212,9 +225,10 @@ def _write_dataset(
         too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
         if too_few:
             if len(too_few) == 1:
-                what = f"The class '{too_few[0]}' has {counts[too_few[0]]} readable image(s)"
+                what = f"The class '{too_few[0]}' has {counts[too_few[0]]} readable {words.item}(s)"
             else:
-                what = "The classes " + ", ".join(f"'{c}' ({counts[c]})" for c in too_few) + " have too few readable images"
+                listed = ", ".join(f"'{c}' ({counts[c]})" for c in too_few)
+                what = f"The classes {listed} have too few readable {words.items}"
             raise DatasetError(_with_skipped(
                 f"{what}; every class needs at least {MIN_IMAGES_TO_IMPORT} (and 100 or more is best).", skipped))
         if predefined:
@@ -222,7 +236,8 @@ def _write_dataset(
             missing = [label for label in labels if dirs[label] not in in_train]
             if missing:
                 raise DatasetError(
-                    f"The class '{missing[0]}' has no images in the train folder; every class needs training images."
+                    f"The class '{missing[0]}' has no {words.items} in the train folder; every class needs training "
+                    f"{words.items}."
                 )
         kept_docs = _write_docs(docs, tmp, skipped, limits)
         info = {
@@ -230,11 +245,12 @@ def _write_dataset(
             "name": name,
             "source": source,
             "created": time.time(),
+            "kind": data_kind.id,
             "classes": labels,
             "class_dirs": dirs,
             "counts": counts,
             "images": images,
-            "image_sizes": sizes,
+            **data_kind.record(item_facts),  # the kind's own facts (images: "image_sizes")
             "hashes": hashes,
             "predefined_split": parts if predefined else None,
             "unlabeled": unlabeled,
@@ -249,7 +265,7 @@ def _write_dataset(
         write_json(tmp / "dataset.json", info)
         quota.check_room(ws)  # the new images are already counted: they sit in the workspace's temporary folder
         if progress:
-            progress(1.0, f"Stored {sum(counts.values()) + len(unlabeled):,} images")
+            progress(1.0, f"Stored {sum(counts.values()) + len(unlabeled):,} {words.items}")
         os.replace(tmp, root / dataset_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -293,6 +309,7 @@ def _write_docs(docs: Sequence[tuple[str, Callable[[], bytes]]], folder: Path, s
 def import_path(
     src: str | os.PathLike, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(), source: str | None = None,
     *, unlabeled: str | os.PathLike | None = None, progress: ProgressFn | None = None, role: str = "source",
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Import a folder of class folders, or a .zip / .tar.gz of one, as a new dataset; returns its dataset.json.
 
@@ -300,20 +317,29 @@ def import_path(
     `unlabeled` is an optional folder or archive of unlabeled images of the target domain, kept with the dataset.
     `role="target"`: every image under src, in any folders, is an unlabelled image from where the model
     will be used (stored under unlabeled/, no classes; a run adapts to it as its target dataset).
+    `kind`: the kind of data (core.spec.kinds); by default the kind most of its files are.
     """
     src = Path(src)
     source = source or src.name
     _check_role(role, unlabeled)
     if role == "target":
         scan = archives.Scan()
-        entries = _unlabeled_entries(src, limits, scan, source)
-        return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, progress=progress, role=role)
+        entries, kind = _unlabeled_entries(src, limits, scan, source, kind)
+        return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, progress=progress,
+                              role=role, kind=kind)
     scan = archives.Scan()
     archives.scan_source(src, source, limits, scan)
-    entries, docs, predefined = _classify(scan)
+    kind = kind or _detect(scan.files)
+    entries, docs, predefined = _classify(scan, spec_kinds.get(kind))
     if unlabeled is not None:
-        entries += _unlabeled_entries(Path(unlabeled), limits, scan)
-    return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, predefined, docs, progress)
+        entries += _unlabeled_entries(Path(unlabeled), limits, scan, kind=kind)[0]
+    return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, predefined, docs, progress,
+                          kind=kind)
+
+
+def _detect(files: Sequence[tuple[PurePosixPath, Callable[[], bytes]]]) -> str:
+    """The kind of data most of these files are (images when nothing decides)."""
+    return kinds.detect([(str(path), read) for path, read in files])
 
 
 def _check_role(role: str, unlabeled: Any = None) -> None:
@@ -333,42 +359,48 @@ def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dic
 
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
-    *, progress: ProgressFn | None = None, role: str = "source",
+    *, progress: ProgressFn | None = None, role: str = "source", kind: str | None = None,
 ) -> dict[str, Any]:
     """Import an uploaded .zip given as an open binary file (nothing is written outside the new dataset).
 
     `role="target"`: its images, in any folders, are unlabelled images from where the model will be used.
+    `kind`: the kind of data (core.spec.kinds); by default the kind most of its files are.
     """
     _check_role(role)
     scan = archives.Scan()
     archives.scan_zip(archives.open_zip(fileobj, filename), filename, limits, scan)
+    kind = kind or _detect(scan.files)
     if role == "target":
-        entries = _as_unlabeled(scan.files, scan)
+        entries = _as_unlabeled(scan.files, scan, spec_kinds.get(kind))
         return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, progress=progress,
-                              role=role)
-    entries, docs, predefined = _classify(scan)
-    return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs, progress)
+                              role=role, kind=kind)
+    entries, docs, predefined = _classify(scan, spec_kinds.get(kind))
+    return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs, progress,
+                          kind=kind)
 
 
-def _unlabeled_entries(src: Path, limits: ImportLimits, scan: archives.Scan, source: str | None = None) -> list[_Entry]:
-    """Every image under a folder or archive, as unlabeled entries (their folders do not matter)."""
+def _unlabeled_entries(src: Path, limits: ImportLimits, scan: archives.Scan, source: str | None = None,
+                       kind: str | None = None) -> tuple[list[_Entry], str]:
+    """Every item under a folder or archive, as unlabeled entries (their folders do not matter), and their kind."""
     inner = archives.Scan()
     archives.scan_source(src, source or src.name, limits, inner)
     scan.skipped += [{"file": f"{UNLABELED}/{s['file']}", "reason": s["reason"]} for s in inner.skipped]
     scan.junk += inner.junk
     if len(scan.files) + len(inner.files) > limits.max_members:
         raise Refused(f"The labeled and unlabeled images together are more than {limits.max_members:,} files; import fewer.")
-    return _as_unlabeled(inner.files, scan)
+    kind = kind or _detect(inner.files)
+    return _as_unlabeled(inner.files, scan, spec_kinds.get(kind)), kind
 
 
-def _as_unlabeled(files: list[tuple[PurePosixPath, Callable[[], bytes]]], scan: archives.Scan) -> list[_Entry]:
+def _as_unlabeled(files: list[tuple[PurePosixPath, Callable[[], bytes]]], scan: archives.Scan,
+                  kind: spec_kinds.Kind) -> list[_Entry]:
     entries = []
     for path, read in files:
         name = f"{UNLABELED}/{path}"
-        if path.suffix.lower() in archives.IMAGE_SUFFIXES:
+        if path.suffix.lower() in kind.extensions:
             entries.append(_Entry(label=None, name=name, read=read))
         elif not _DOC_NAME.match(path.name):
-            scan.skip(name, f"not an image file type ({path.suffix or 'no extension'})")
+            scan.skip(name, _not_of_kind(kind, path.suffix))
     return entries
 
 
@@ -379,12 +411,15 @@ Upload = tuple[str, bytes | Callable[[], bytes]]
 def import_classes(
     classes: Mapping[str, Sequence[Upload]] | Sequence[tuple[str, Sequence[Upload]]], ws: Path, name: str,
     limits: ImportLimits = ImportLimits(), *, unlabeled: Sequence[Upload] = (), progress: ProgressFn | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Import images uploaded class by class, {class name: [(file name, bytes or a reader)]}, as a new dataset.
 
     Classes may also come as (name, files) pairs, so that two classes given the same name are refused, not merged.
     """
     pairs = list(classes.items()) if isinstance(classes, Mapping) else list(classes)
+    words = spec_kinds.get(kind or kinds.detect([(f, lambda d=d: d() if callable(d) else d)
+                                                 for _, files in pairs for f, d in files]))
     labels = [_label(c) for c, _ in pairs]
     groups_in = [files for _, files in pairs]
     for index, label in enumerate(labels):
@@ -395,18 +430,20 @@ def import_classes(
     if twice is not None:
         raise DatasetError(f"Two classes are both named '{twice}'; give every class its own name.")
     if len(labels) < 2:
-        raise DatasetError("A classifier needs at least two classes; add another class and its images.")
+        raise DatasetError(f"A classifier needs at least two classes; add another class and its {words.items}.")
     empty = next((label for label, files in zip(labels, groups_in) if not files), None)
     if empty is not None:
-        raise DatasetError(f"The class '{empty}' has no images yet; upload at least {MIN_IMAGES_TO_IMPORT} or delete the class.")
+        raise DatasetError(f"The class '{empty}' has no {words.items} yet; upload at least {MIN_IMAGES_TO_IMPORT} "
+                           "or delete the class.")
     total = sum(len(files) for files in groups_in) + len(unlabeled)
     if total > limits.max_members:
         raise Refused(f"{total:,} files were uploaded, more than the limit of {limits.max_members:,}; upload fewer.")
     no_images = next((label for label, files in zip(labels, groups_in)
-                      if not any(PurePosixPath(f).suffix.lower() in archives.IMAGE_SUFFIXES for f, _ in files)), None)
+                      if not any(PurePosixPath(f).suffix.lower() in words.extensions for f, _ in files)), None)
     if no_images is not None:
         raise DatasetError(
-            f"The class '{no_images}' has no image files (JPEG, PNG, BMP, GIF, WebP or TIFF); upload some or delete the class."
+            f"The class '{no_images}' has no {words.item} files ({words.formats_words}); upload some or delete the "
+            "class."
         )
     scan = archives.Scan()
     entries: list[_Entry] = []
@@ -414,11 +451,12 @@ def import_classes(
     for label, files in groups:
         for filename, data in files:
             shown = f"{label if label is not None else UNLABELED}/{filename}"
-            if PurePosixPath(filename).suffix.lower() not in archives.IMAGE_SUFFIXES:
-                scan.skip(shown, f"not an image file type ({PurePosixPath(filename).suffix or 'no extension'})")
+            if PurePosixPath(filename).suffix.lower() not in words.extensions:
+                scan.skip(shown, _not_of_kind(words, PurePosixPath(filename).suffix))
                 continue
             entries.append(_Entry(label=label, name=shown, read=_upload_reader(data, limits)))
-    return _write_dataset(entries, scan, name.strip() or "my classes", "images uploaded per class", ws, limits, progress=progress)
+    return _write_dataset(entries, scan, name.strip() or "my classes", f"{words.items} uploaded per class", ws, limits,
+                          progress=progress, kind=words.id)
 
 
 def _upload_reader(data: bytes | Callable[[], bytes], limits: ImportLimits) -> Callable[[], bytes]:

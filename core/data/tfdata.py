@@ -1,9 +1,11 @@
-"""The tf.data input pipeline: stored JPEGs streamed from disk, decoded, resized and batched."""
+"""The tf.data input pipeline: stored items streamed from disk, read by their kind's loader, and batched."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from core.data import kinds
 
 
 # Batch size for inference passes (features, evaluation, embeddings, latency): the training batch does not
@@ -13,10 +15,15 @@ from typing import Any
 INFERENCE_BATCH = 8
 
 
-def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_size: int, shuffle: bool, seed: int) -> Any:
-    """A tf.data.Dataset of (float32 0-255 images, int labels), streamed from disk."""
+def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_size: int, shuffle: bool, seed: int,
+             kind: str | None = None) -> Any:
+    """A tf.data.Dataset of (model inputs, int labels) streamed from disk: float32 0-255 pixels for images.
+
+    `kind` is the data's kind id; by default the kind the dataset in `root` records (images when none).
+    """
     import tensorflow as tf
 
+    read = (kinds.get(kind) if kind else kinds.of_root(root)).load(image_size)
     paths = [str(root / rel) for rel, _ in items]
     labels = [label for _, label in items]
     ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, dtype=tf.int32)))
@@ -24,8 +31,6 @@ def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_si
         ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
 
     def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        img = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        img = tf.image.resize(tf.cast(img, tf.float32), (image_size, image_size))
-        return img, label
+        return read(path), label
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.data import tfdata
+from core.data import kinds, tfdata
 from core.engine import features, modeling
 from core.errors import ConfigError, RunStateError
 from core.spec import backbones, strategies
@@ -267,9 +267,10 @@ def _image_dataset(root: Path, items: list[tuple[str, int]], packed: np.ndarray,
     if seed is not None:
         ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
 
+    read = kinds.of_root(root).load(image_size)  # the dataset's kind reads its items (images: pixels)
+
     def load(path: Any, *rest: Any) -> Any:
-        img = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        return (tf.image.resize(tf.cast(img, tf.float32), (image_size, image_size)), *rest)
+        return (read(path), *rest)
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

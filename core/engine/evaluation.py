@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, roc_auc_score, roc_curve
 
 from core.data import archives, tfdata
-from core.data.images import load_image_array
 from core.data.limits import ImportLimits
+from core.engine import inputs as model_inputs
 from core.engine import modeling
 from core.errors import DatasetError, RunStateError
 from core.store import datasets, runs
@@ -284,7 +284,7 @@ def predict(run_dir: Path, images: list[tuple[str, bytes]], top_k: int = 3, mode
         arrays, slots = [], []
         for name, data in images[start : start + PREDICT_CHUNK]:
             try:
-                arrays.append(load_image_array(data, config.image_size))
+                arrays.append(model_inputs.decode(config, data))  # the run's kind decodes (images: pixels)
                 slots.append(len(results))
                 results.append({"file": name})
             except DatasetError as exc:

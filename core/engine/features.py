@@ -42,6 +42,9 @@ def cache_file(ws: Path, config: RunConfig, views: int) -> Path:
         # (a cancelled run resumed later saves a new model.keras under the same name).
         source = source_weights_file(ws, config)
         key |= {"source_run": config.source_run, "source_file": source.name, "source_sha256": _file_digest(source)}
+    kind = backbones.get(config.backbone).kind  # the data's kind: a config pairs them (data.kinds.check_backbone)
+    if kind != "image":
+        key["kind"] = kind  # absent for images, so caches made before kinds stay valid
     handle = backbones.get(config.backbone).hub_handle
     if handle and not handle.startswith(("https://", "http://")):
         # A SavedModel folder on this computer can be replaced under the same path; a web handle

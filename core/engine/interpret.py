@@ -10,7 +10,7 @@ view stays light.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -18,6 +18,7 @@ from sklearn.neighbors import NearestNeighbors
 from core.data import images, tfdata
 from core.engine import evaluation
 from core.errors import DatasetError, TransferLabError
+from core.spec import kinds as spec_kinds
 from core.store import datasets, runs
 from core.store.files import read_json
 
@@ -137,11 +138,26 @@ def gradcam(model: Any, image: np.ndarray, class_index: int | None = None) -> tu
     return np.clip(heatmap, 0.0, 1.0).astype(np.float32), class_index, conv.name
 
 
-def explain(model: Any, data: bytes, image_size: int, class_index: int | None = None) -> dict[str, Any]:
+def explain_image(model: Any, data: bytes, image_size: int, class_index: int | None = None) -> dict[str, Any]:
     """Grad-CAM for an image file's bytes, at the model's input size: the image as seen, the heatmap, the class."""
     arr = images.load_image_array(data, image_size)
     heatmap, index, layer = gradcam(model, arr, class_index)
     return {"image": np.clip(arr, 0, 255).astype(np.uint8), "heatmap": heatmap, "class_index": index, "layer": layer}
+
+
+# How a prediction is explained, by a kind's `explain` (core.spec.kinds): (model, file bytes, input size,
+# class or None for the predicted one) -> what the page shows. A kind whose method is missing here says so.
+EXPLAINERS: dict[str, Callable[[Any, bytes, int, int | None], dict[str, Any]]] = {"gradcam": explain_image}
+
+
+def explain(model: Any, data: bytes, image_size: int, class_index: int | None = None,
+            kind: str = spec_kinds.DEFAULT) -> dict[str, Any]:
+    """Why the model predicts what it does for one file of this kind (images: Grad-CAM's heatmap)."""
+    method = spec_kinds.get(kind).explain
+    if method not in EXPLAINERS:
+        raise ExplanationUnavailable(f"This version of the app cannot explain predictions on "
+                                     f"{spec_kinds.get(kind).items}.")
+    return EXPLAINERS[method](model, data, image_size, class_index)
 
 
 # ---------------------------------------------------------------- embeddings

@@ -97,7 +97,7 @@ def find(
         raise ConfigError("The learning-rate finder needs at least 20 batches to draw a curve.")
     backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
-    health.check_trainable(info)
+    health.check_trainable(info, config.backbone)
     spec = backbones.get(config.backbone)
     if config.weights == "imagenet":
         networks.fetch_weights(spec, config.image_size)  # a clear sentence when the weights are missing

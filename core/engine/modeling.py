@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core import settings
-from core.engine import augment, layers, networks
+from core.engine import inputs as model_inputs
+from core.engine import layers, networks
 from core.errors import ConfigError, RunStateError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -46,16 +47,16 @@ def pooling_layer(pooling: str, feature_rank: int) -> keras.layers.Layer:
 
 
 def build(config: RunConfig, num_classes: int) -> tuple[keras.Model, keras.Model]:
-    """The whole classifier for raw 0-255 RGB input, and its backbone sub-model."""
+    """The whole classifier for its kind's raw input (images: 0-255 RGB), and its backbone sub-model."""
     import tf_keras as keras
     from tf_keras import layers as kl
 
     spec = backbones.get(config.backbone)
     size = config.image_size
     base = networks.build_base(spec, size, config.weights)
-    inputs = keras.Input((size, size, 3), name="image")
+    inputs = model_inputs.keras_input(config)  # the kind's raw input (images: (S, S, 3) 0-255 pixels)
     x = inputs
-    aug = augment.augmentation(config.augment, config.seed)
+    aug = model_inputs.of_config(config).augmentation(config)
     if aug is not None:
         x = aug(x)
     # Pretrained BatchNorm statistics must stay in inference mode, even when layers are later

@@ -252,7 +252,7 @@ def _train(
     config.validate()
     backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
-    health.check_trainable(info)
+    health.check_trainable(info, config.backbone)
     restart = resume and not modeling.checkpoint_exists(run_dir / "checkpoints" / "last")
     if restart:  # stopped before its first checkpoint (e.g. in the feature pass): nothing to continue from
         resume = False

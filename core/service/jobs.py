@@ -42,7 +42,7 @@ def queue_dir(ws: Path) -> Path:
 def submit(config: RunConfig, ws: Path) -> str:
     """Validate, create the run folder and start its job process; returns the run id."""
     config.validate()
-    health.check_trainable(datasets.load_dataset(config.dataset_id, ws))
+    health.check_trainable(datasets.load_dataset(config.dataset_id, ws), config.backbone)
     quota.check_active_runs(ws)
     quota.check_room(ws)
     run_dir = runs.create_run(config, ws)

@@ -314,7 +314,7 @@ def create(
     import optuna
 
     config.validate()
-    health.check_trainable(datasets.load_dataset(config.dataset_id, ws))
+    health.check_trainable(datasets.load_dataset(config.dataset_id, ws), config.backbone)
     _check_budget(trials, minutes)
     params = space(config, search, backbone_ids)
     study_id = new_study_id()

@@ -29,6 +29,7 @@ import numpy as np
 
 from core import settings
 from core.engine import features
+from core.engine import inputs as model_inputs
 from core.errors import ExportError, TransferLabError
 from core.ship import card, codegen, runfiles, serving
 from core.ship.runfiles import check_ready, classes, exports_dir, labels_text
@@ -162,7 +163,7 @@ def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
             zf.write(source, f"{SOURCE_FOLDER}/{source.name}", compress_type=zipfile.ZIP_STORED)
 
 
-def serving_module(model: Any, image_size: int) -> Any:
+def serving_module(model: Any, image_size: int, input_spec: Any = None) -> Any:
     """A plain tf.Module whose one signature maps raw 0-255 RGB `image` to `probabilities`.
 
     Only the variables and one traced inference function are kept: no Keras objects, so the
@@ -177,7 +178,8 @@ def serving_module(model: Any, image_size: int) -> Any:
 
     module = tf.Module()
     module.model_variables = list(model.variables)
-    spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="image")
+    # The run's kind says its input (core.engine.inputs.tensor_spec); raw images when none is given.
+    spec = input_spec or tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="image")
     module.serve = tf.function(serve, input_signature=[spec], autograph=False)
     return module
 
@@ -192,7 +194,7 @@ def savedmodel_dir(run_dir: Path) -> Path:
     check_ready(run_dir)
     config = runs.load_config(run_dir)
     model = runfiles.load_model(run_dir)
-    module = serving_module(model, config.image_size)
+    module = serving_module(model, config.image_size, model_inputs.tensor_spec(config))
     tmp = target.with_name(f".savedmodel.{secrets.token_hex(4)}.tmp")
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})

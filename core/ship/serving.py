@@ -11,7 +11,7 @@
   file=@photo.jpg`), answered with labels and probabilities exactly as `python -m core predict`.
 
 The server is a thin face over the prediction code the command line and the Predictions page use
-(`core.engine.evaluation.predict` and its decoder `core.data.images.load_image_array`), so the
+(`core.engine.evaluation.predict` and its kind's decoder, `core.engine.inputs`), so the
 three give the same answers. Every bad request is one sentence in TensorFlow Serving's
 `{"error": ...}` shape, never a traceback: 400 for a malformed body, 401 without the key
 (TL_SERVE_KEY), 404 for an unknown model, 413 for a body over the import cap. FastAPI, pydantic and
@@ -39,9 +39,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from core.data.images import load_image_array
 from core.data.limits import ImportLimits, size_words
 from core.engine import evaluation
+from core.engine import inputs as model_inputs
 from core.errors import DatasetError, ServingError, TransferLabError
 from core.ship import runfiles
 from core.store import runs
@@ -74,6 +74,7 @@ class ServedModel:
     model: Any
     # Keras models are not made for concurrent calls; requests take turns on each model.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    kind: str = "image"  # the kind of data it takes (core.spec.kinds): how a b64 file is decoded
 
     def probabilities(self, arrays: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of float 0-255 images, computed as `predict` computes them."""
@@ -110,8 +111,9 @@ def load(run_dir: Path, name: str | None = None) -> ServedModel:
     if state not in runfiles.EXPORTABLE_STATES or not (run_dir / "model.keras").is_file():
         raise ServingError(f"Run '{run_dir.name}' has no finished model to serve yet (state: {state}).")
     config = runs.load_config(run_dir)
-    served = ServedModel(name, run_dir, runfiles.classes(run_dir), config.image_size, evaluation.load_model(run_dir))
-    served.probabilities(np.zeros((1, config.image_size, config.image_size, 3), np.float32))
+    served = ServedModel(name, run_dir, runfiles.classes(run_dir), config.image_size, evaluation.load_model(run_dir),
+                         kind=model_inputs.of_config(config).id)
+    served.probabilities(model_inputs.blank(config))
     return served
 
 
@@ -209,7 +211,7 @@ def instance_array(served: ServedModel, value: Any, number: int, limits: ImportL
         except (binascii.Error, ValueError):
             raise ServingError(f"Instance {number}'s 'b64' is not valid base64 text.") from None
         try:
-            return load_image_array(data, size, limits)
+            return model_inputs.get(served.kind).decode(data, size, limits)
         except DatasetError as exc:
             raise ServingError(f"Instance {number} is {exc}.") from None
     try:

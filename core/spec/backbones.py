@@ -62,6 +62,7 @@ class BackboneSpec:
     # rescales its input only then), so those weights must go through the constructor.
     keras_loads_weights: bool = False
     hub_handle: str = ""  # a TF Hub feature-vector handle: a URL or a local SavedModel folder
+    kind: str = "image"  # the kind of data it reads (core.spec.kinds): a dataset of another kind is refused
 
     def weights_candidates(self, image_size: int) -> list[WeightsFile]:
         """Weights files usable at this size, the best match first."""
@@ -506,6 +507,11 @@ def get(backbone_id: str) -> BackboneSpec:
 def ids() -> tuple[str, ...]:
     """All registry backbone ids, in display order (TF Hub handles are open-ended and not listed)."""
     return tuple(BACKBONES)
+
+
+def for_kind(kind_id: str) -> tuple[str, ...]:
+    """The registry backbone ids that read this kind of data, in display order."""
+    return tuple(b for b, spec in BACKBONES.items() if spec.kind == kind_id)
 
 
 def check_id(backbone_id: str) -> None:
