@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from core.engine import distill
+from core.engine import distill, methods
 from core.spec import backbones, strategies
 from core.store import datasets, runs
 
@@ -130,7 +130,7 @@ def distillations(ws: Path) -> list[dict[str, Any]]:
     """Every distilled run's verdict: teacher, student alone (when trained) and distilled student side by side."""
     out = []
     for info in runs.list_runs(ws):
-        report = distill.read_report(info.path) if info.config and info.config.strategy == "distill" else None
+        report = distill.read_report(info.path) if info.config and methods.is_method(info.config, distill.METHOD) else None
         if report:
             out.append({"run": info.id, **report})
     return out
