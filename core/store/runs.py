@@ -201,6 +201,11 @@ class RunInfo:
     status: dict[str, Any]
 
     @cached_property
+    def typed_status(self) -> RunStatus:
+        """The status as a RunStatus (the dict `status` stays for older readers)."""
+        return RunStatus.from_dict(self.status)
+
+    @cached_property
     def evaluation(self) -> dict[str, Any] | None:
         """eval.json, read on first use: it holds every test prediction, so listings do not read it."""
         try:
