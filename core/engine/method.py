@@ -15,8 +15,9 @@ asks the run's method, in this order:
     finish(run_dir, config, train)  after a finished run: companion runs, the method's report
 
 core.engine.plain.Plain is the usual method (cached features for a frozen backbone, else images)
-and the class the others extend; the registry of methods is core.engine.methods. `companion()` is the one way a run trains a companion beside itself (the
-same network from scratch, the adapted run without adaptation, the student without its teacher).
+and the class the others extend; the registry of methods is core.engine.methods. `companion()`
+is the one way a run trains a companion beside itself (the same network from scratch, the
+adapted run without adaptation, the student without its teacher).
 """
 
 from __future__ import annotations

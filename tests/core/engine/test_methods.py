@@ -95,3 +95,41 @@ def test_a_toy_method_is_one_entry_plus_one_module_and_trains_through_the_ordina
     # The saved model is an ordinary one: evaluated again from model.keras, it gives the recorded accuracy.
     again = evaluation.evaluate(run_dir)
     assert np.isclose(again["accuracy"], result["test_accuracy"])
+
+
+def _strategy_comparisons(tree) -> list[int]:
+    """Lines comparing something's `.strategy` (or `.id` of a strategy) with a string or a tuple of strings."""
+    import ast
+
+    def named(node):
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) or (
+            isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and all(named(e) for e in node.elts))
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(s, ast.Attribute) and s.attr == "strategy" for s in sides) and any(named(s) for s in sides):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_core_module_outside_spec_compares_a_strategy_with_its_name():
+    import ast
+
+    from tests.conftest import ROOT
+
+    offenders = {}
+    ids_by_module: dict[str, set[str]] = {}
+    for path in (ROOT / "core").rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(("core/spec/", "core/bench/")):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if _strategy_comparisons(tree):
+            offenders[rel] = _strategy_comparisons(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in strategies.ids():
+                ids_by_module.setdefault(node.value, set()).add(rel)
+    assert offenders == {}
+    assert {s: sorted(m) for s, m in ids_by_module.items() if len(m) > 2} == {}
