@@ -103,12 +103,13 @@ def strategy_controls(strategy: strategies.Strategy, spec: backbones.BackboneSpe
                       classes: list[str], ws: Path) -> dict[str, Any] | None:
     """The Model page's settings for layer_transfer and distill ({} for other strategies); None when the
     strategy cannot run yet (the reason is shown)."""
-    if strategy.id not in ("layer_transfer", "distill"):
+    # Keyed by the strategy's training method (core.engine.methods), not its name.
+    controls = {"transfer": lambda: _layer_transfer_ui(spec, image_size, ws),
+                "distillation": lambda: _distill_ui(classes, ws)}.get(strategy.method)
+    if controls is None:
         return {}
     st.subheader("Where the knowledge comes from")
-    if strategy.id == "layer_transfer":
-        return _layer_transfer_ui(spec, image_size, ws)
-    return _distill_ui(classes, ws)
+    return controls()
 
 
 ROLES = {"teacher": "teacher", "student_alone": "student alone", "distilled": "distilled student"}

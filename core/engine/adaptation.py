@@ -13,6 +13,9 @@ The adaptation layer is the head's hidden layer (head.hidden_units, 256 when not
 frozen backbone both domains' features come from the feature cache, computed once, so an
 adaptation phase costs seconds; a fine-tuning phase passes images of both domains through the
 opened backbone. Target labels never reach a loss (core.data.domains keeps them out).
+
+As a training method (core.engine.method), `Adaptation` trains each phase on paired source and
+target batches, and its companion is the source-only baseline (`compare_source_only`).
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from core.data import domains, tfdata
+from core import events
+from core.data import tfdata
 from core.engine import features
+from core.engine.method import PhaseData, Run, Settle, Train, companion
+from core.engine.plain import Plain
 from core.spec import strategies
 from core.spec.config import RunConfig
-from core.store import datasets
+from core.spec.strategies import Phase
+from core.store import datasets, runs
+from core.store.files import read_json
 
 ADAPTATION_UNITS = 256
 # Gaussian kernel bandwidths of the multi-kernel MMD, as multiples of the mean squared distance (DAN).
@@ -55,12 +63,6 @@ def prepare(config: RunConfig) -> tuple[RunConfig, list[str]]:
     new = config.with_changes(head=replace(config.head, hidden_units=ADAPTATION_UNITS)).validate()
     return new, [f"Domain adaptation lines up the activations of an adaptation layer, so the head gets one "
                  f"({ADAPTATION_UNITS} units) between the backbone and the classifier."]
-
-
-def plan(config: RunConfig, source: dict[str, Any], ws: Path) -> dict[str, Any]:
-    """The run's target parts (core.data.domains.target_split), for split.json and the trainer."""
-    target = datasets.load_dataset(config.target_dataset_id, ws)
-    return domains.target_split(source, target, config.seed, config.target_labeled_per_class)
 
 
 # ---------------------------------------------------------------- layers and losses (pure)
@@ -266,3 +268,54 @@ def phase_inputs(
     steps = -(-n // batch)
     trainer = adaptation_model(model, adapts(config), config.adapt_loss, config.adapt_weight, steps * epochs, front)
     return trainer, _paired(source, target, config.seed, batch), val, steps, figures
+
+
+# ---------------------------------------------------------------- the method
+
+
+class Adaptation(Plain):
+    """Every phase fits the adaptation trainer on paired source and target data; the companion is source-only."""
+
+    id = "adaptation"
+
+    def prepare(self, config: RunConfig, settle: Settle) -> tuple[RunConfig, list[str]]:
+        """The settled config, with an adaptation layer added when the head has none."""
+        config, notices = settle(config)
+        config, more = prepare(config)
+        return config, notices + more
+
+    def data(self, run: Run, phase: Phase, epochs: int) -> PhaseData:
+        """The adaptation trainer and its paired data (phase_inputs); a frozen phase reports its feature pass."""
+        with run.scope():
+            trainer, train, val, steps, fig = phase_inputs(run.config, run.target or {}, run.model, run.base, phase,
+                                                           run.ws, run.info, run.parts, epochs)
+        if phase.base_trainable == "none":
+            run.emit(events.FeaturePass(phase.name, fig["images"], fig["computed"], 0, round(fig["seconds"], 3)))
+        return PhaseData(trainer, train, val, steps)
+
+    def finish(self, run_dir: Path, config: RunConfig, train: Train) -> dict[str, Any]:
+        """The source-only baseline, when the run asks for it (compare_source_only)."""
+        return source_only(run_dir, config, train) if config.compare_source_only else {}
+
+
+def source_only(run_dir: Path, config: RunConfig, train: Train) -> dict[str, Any]:
+    """The source-only baseline of an adapted run: the same network, split, data and epochs, adaptation weight 0.
+
+    It is a companion run; the adapted run's status gets both target accuracies and
+    `adaptation_helped` (its target accuracy above the baseline's).
+    """
+    baseline = config.with_changes(adapt_weight=0.0, compare_source_only=False, compare_scratch=False, preset="").validate()
+    baseline_dir, result = companion(run_dir, "source_only", baseline, train)
+    if result["state"] != "done":
+        return {"source_only_run": baseline_dir.name}
+    adapted = (read_json(run_dir / "eval.json").get("target") or {}).get("accuracy")
+    alone = (read_json(baseline_dir / "eval.json").get("target") or {}).get("accuracy")
+    helped = None if adapted is None or alone is None else adapted > alone
+    with runs.edit_status(run_dir) as status:
+        status.figures.target_accuracy, status.figures.source_only_target_accuracy = adapted, alone
+        status.verdicts.adaptation_helped = helped
+    return {"source_only_run": baseline_dir.name, "target_accuracy": adapted,
+            "source_only_target_accuracy": alone, "adaptation_helped": helped}
+
+
+METHOD = Adaptation()

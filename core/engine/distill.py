@@ -12,6 +12,10 @@ The teacher's probabilities on the training and validation images (and on each a
 feature cache holds) are computed once and cached in <workspace>/cache/teacher/, keyed by the teacher
 run and a hash of its model file, so the teacher never runs twice on the same image. In Keras the
 labels travel packed: y = [label, teacher probabilities...], read by the loss and the accuracy.
+
+As a training method (core.engine.method), `Distillation` loads the teacher before the student is
+built, fits every phase on packed labels with the distillation loss, and after the run trains its
+companion, the student alone (`compare_student_alone`), and writes the verdict.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core import events
 from core.data import kinds, tfdata
-from core.engine import features, modeling
+from core.engine import features, modeling, transfer
+from core.engine.method import PhaseData, Run, Settle, Train, companion
+from core.engine.plain import Plain
 from core.errors import ConfigError, RunStateError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -377,20 +384,15 @@ def verdict(rows: list[dict[str, Any]]) -> str:
     return text
 
 
-def finish(config: RunConfig, run_dir: Path, ws: Path, train: Callable[[RunConfig, Path], dict]) -> dict[str, Any]:
+def finish(config: RunConfig, run_dir: Path, ws: Path, train: Train) -> dict[str, Any]:
     """After a distill run: the student alone (if asked), then distill_report.json with the verdict."""
-    import tf_keras as keras
-
     out: dict[str, Any] = {}
-    runs.update_status(run_dir, teacher_run=config.source_run)
+    with runs.edit_status(run_dir) as status:
+        status.links.teacher_run = config.source_run
     alone_dir = None
     if config.compare_student_alone:
-        alone = student_alone(config)
-        alone_dir = runs.create_run(alone, ws)
-        runs.update_status(alone_dir, student_alone_of=run_dir.name)
-        runs.update_status(run_dir, student_alone_run=alone_dir.name)
-        keras.backend.clear_session()
-        if train(alone, alone_dir)["state"] != "done":
+        alone_dir, result = companion(run_dir, "student_alone", student_alone(config), train)
+        if result["state"] != "done":
             alone_dir = None
         out["student_alone_run"] = alone_dir.name if alone_dir else None
     rows = [measure(runs.run_path(config.source_run, ws), "teacher")]
@@ -400,7 +402,8 @@ def finish(config: RunConfig, run_dir: Path, ws: Path, train: Callable[[RunConfi
     report = {"teacher_run": config.source_run, "temperature": config.temperature,
               "distill_weight": config.distill_weight, "rows": rows, "verdict": verdict(rows)}
     write_json(run_dir / REPORT, report)
-    runs.update_status(run_dir, distill_verdict=report["verdict"])
+    with runs.edit_status(run_dir) as status:
+        status.verdicts.distill_verdict = report["verdict"]
     return out | {"distill": report}
 
 
@@ -426,3 +429,44 @@ def teachers(ws: Path, classes: list[str]) -> list[dict[str, Any]]:
                     "label": f"{info.id[-12:]}: {backbones.get(info.config.backbone).label}"
                              + (f", test accuracy {accuracy:.0%}" if accuracy is not None else "")})
     return out
+
+
+# ---------------------------------------------------------------- the method
+
+
+class Distillation(Plain):
+    """Every phase learns from the teacher's cached answers as well as the labels; then the verdict."""
+
+    id = "distillation"
+    ships_source_run = True  # the teacher's model.keras
+
+    def prepare(self, config: RunConfig, settle: Settle) -> tuple[RunConfig, list[str]]:
+        """Keep the student's backbone (random weights if ImageNet's cannot be had), then settle."""
+        config, notices = transfer.keep_backbone(config)
+        config, more = settle(config)
+        return config, notices + more
+
+    def build(self, run: Run) -> None:
+        """The teacher first (checked: finished, same classes), then the student."""
+        run.memo["teacher"] = load_teacher(run.config, run.ws, run.info["classes"])
+        super().build(run)
+
+    def data(self, run: Run, phase: Phase, epochs: int) -> PhaseData:
+        """Packed labels with the teacher's answers (phase_inputs); class weights travel as sample weights."""
+        teacher = run.memo["teacher"]
+        trainer, train, val, steps, fig = phase_inputs(teacher, run.model, run.base, phase, run.config, run.info,
+                                                       run.root, run.parts, run.ws, run.class_weight)
+        run.emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
+                               f"({fig['teacher_computed']} computed now, the others from its cache)."))
+        return PhaseData(trainer, train, val, steps, use_class_weight=False)
+
+    def compile(self, run: Run, trainer: Any, rate: Any) -> None:
+        """The distillation loss and the packed accuracy."""
+        compile_for(trainer, run.config, rate)
+
+    def finish(self, run_dir: Path, config: RunConfig, train: Train) -> dict[str, Any]:
+        """The student alone (if asked) and the verdict in distill_report.json."""
+        return finish(config, run_dir, run_dir.parent.parent, train)
+
+
+METHOD = Distillation()

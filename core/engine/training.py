@@ -1,4 +1,8 @@
-"""The trainer: phases from the strategy, Keras callbacks turned into typed events, checkpoints, cancel.
+"""The trainer: phases from the strategy, trained by the strategy's method, Keras callbacks turned into typed
+events, checkpoints, cancel.
+
+The trainer is one loop over the strategy's phases that asks the run's training method
+(core.engine.method, registry core.engine.methods) what each phase fits and how it compiles.
 
 training.run() is what the command line calls in the foreground and what a background job calls
 in its child process; it writes only inside its own run folder.
@@ -14,16 +18,16 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from core import events, settings
-from core.data import health, splits, tfdata
-from core.engine import adaptation, distill, evaluation, features, modeling, networks, transfer
+from core.data import domains, health, splits
+from core.engine import evaluation, methods, modeling, networks
+from core.engine.method import Method, Run, Train, companion
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.store import datasets, runs
-from core.store.files import atomic_target, read_json, write_json
+from core.store.files import atomic_target, write_json
+from core.store.status import Progress
 
 # A network trained from scratch needs more passes than a head on pretrained features.
 SCRATCH_MIN_EPOCHS = 30
@@ -247,151 +251,141 @@ def _train(
     config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
     resume: bool, distribute: str | None, extra_callbacks: list[Any] | None = None,
 ) -> dict:
+    """The trainer: set the run up, then one loop over the strategy's phases that asks the run's method."""
+    run = _setup(config, run_dir, ws, emit, resume, distribute)
+    method = methods.of(run.config)
+    phases = [p for p in strategies.get(run.config.strategy).phases(run.config) if p.epochs > 0]
+    epochs_left, best_val_loss = _resume_point(run, phases)
+    cancelled = False
+    started = time.monotonic()
+    for index, phase in enumerate(phases, start=1):
+        if epochs_left[phase.name] <= 0:
+            continue
+        ended, best_val_loss = _fit_phase(method, run, phase, (index, len(phases)), epochs_left[phase.name],
+                                          best_val_loss, should_stop, extra_callbacks or [])
+        if ended == "cancelled":
+            cancelled = True
+            break
+        if ended == "pruned":
+            break  # the search pruned this trial: evaluate what it has
+    return _conclude(run, cancelled, round(time.monotonic() - started, 2))
+
+
+def _settle(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """The weights fallback and the epoch cap, which every method's prepare() applies."""
+    config, notices = resolve_weights(config)
+    config, more = apply_epoch_cap(config)
+    return config, notices + more
+
+
+def _setup(config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, resume: bool,
+           distribute: str | None) -> Run:
+    """The config as trained (saved), the split (split.json), the distribution scope and the built model."""
     import tf_keras as keras
 
     config.validate()
     backbones.use_hub_cache(ws)
     info = datasets.load_dataset(config.dataset_id, ws)
     health.check_trainable(info, config.backbone)
-    restart = resume and not modeling.checkpoint_exists(run_dir / "checkpoints" / "last")
-    if restart:  # stopped before its first checkpoint (e.g. in the feature pass): nothing to continue from
-        resume = False
+    if resume and not modeling.checkpoint_exists(run_dir / "checkpoints" / "last"):
+        resume = False  # stopped before its first checkpoint (e.g. in the feature pass): nothing to continue from
         emit(events.Notice("This run stopped before its first epoch ended, so it starts again from the beginning."))
     if not resume:
-        config, notices = transfer.keep_backbone(config)  # layer_transfer and distill keep their backbone
-        config, more = resolve_weights(config)
-        notices += more
-        config, cap_notices = apply_epoch_cap(config)
-        notices += cap_notices
-        config, adapt_notices = adaptation.prepare(config)
-        notices += adapt_notices
+        config, notices = methods.of(config).prepare(config, _settle)
         runs.save_config(run_dir, config)  # config.json holds what is actually trained
         for message in notices:
             emit(events.Notice(message))
 
     keras.utils.set_random_seed(config.seed)
     parts = splits.split(info, config.val_fraction, config.test_fraction, config.seed)
-    target = adaptation.plan(config, info, ws) if config.target_dataset_id else None
+    target = None
+    if config.target_dataset_id:  # any strategy may be evaluated on a target domain; adapting ones train on it
+        target_info = datasets.load_dataset(config.target_dataset_id, ws)
+        target = domains.target_split(info, target_info, config.seed, config.target_labeled_per_class)
     for message in (target or {}).get("notices", []):
         emit(events.Notice(message))
     write_json(run_dir / "split.json", {"classes": info["classes"], **parts,
                                         **({"target": target} if target else {})})
-    root = datasets.dataset_path(config.dataset_id, ws)
-    steps = math.ceil(len(parts["train"]) / config.batch_size)
-    labels = np.array([label for _, label in parts["train"]])
-    val_labels = np.array([label for _, label in parts["val"]])
-    class_weight = strategies.class_weights(config.class_weights, labels)
-    checkpoints = run_dir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
-    best_path, last_path = checkpoints / "best", checkpoints / "last"  # tf.train.Checkpoint prefixes
-
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
     strategy = make_strategy(distribute)
-    scope = strategy.scope if strategy is not None else contextlib.nullcontext
     if strategy is not None:
         n = strategy.num_replicas_in_sync
         emit(events.Notice(f"Training on {n} device{'s' if n != 1 else ''} in parallel ({distribute})."))
     for message in modeling.use_precision(config):
         emit(events.Notice(message))
-    teacher = distill.load_teacher(config, ws, info["classes"]) if config.strategy == "distill" else None
-    with scope():
-        model, base = modeling.build(config, len(info["classes"]))
-    if not resume:
-        for message in modeling.init_from_source(base, config, ws):
-            emit(events.Notice(message))
-    shared, messages = transfer.prepare(base, config, ws, run_dir, resume)  # layer_transfer: copy the shared layers
-    for message in messages:
-        emit(events.Notice(message))
-    phases = [p for p in strategies.get(config.strategy).phases(config) if p.epochs > 0]
-    epochs_left, best_val_loss = {p.name: p.epochs for p in phases}, math.inf
-    if resume:
-        if not modeling.checkpoint_exists(last_path):
-            raise TrainingFailed("This run has no checkpoint to resume from; start a new run instead.")
-        epochs_left, best_val_loss = _done_so_far(run_dir, phases)
-        modeling.load_checkpoint(model, last_path)
-        done = sum(p.epochs for p in phases) - sum(epochs_left.values())
-        emit(events.Notice(f"Resumed from the last checkpoint ({done} epochs were already done)."))
+    run = Run(config, run_dir, ws, info, datasets.dataset_path(config.dataset_id, ws), parts, target, emit, resume,
+              strategy.scope if strategy is not None else contextlib.nullcontext)
+    methods.of(config).build(run)
+    return run
 
-    image_data: tuple[Any, Any] | None = None
-    cancelled = False
-    started = time.monotonic()
-    for index, phase in enumerate(phases, start=1):
-        if epochs_left[phase.name] <= 0:
-            continue
-        modeling.apply_phase(base, phase)
-        transfer.apply_phase(base, phase, shared, config)
-        if teacher is not None:
-            trainer, train_data, val_data, steps_per_epoch, fig = distill.phase_inputs(
-                teacher, model, base, phase, config, info, root, parts, ws, class_weight)
-            emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
-                               f"({fig['teacher_computed']} computed now, the others from its cache)."))
-        elif target and adaptation.adapts(config):
-            with scope():
-                trainer, train_data, val_data, steps_per_epoch, fig = adaptation.phase_inputs(
-                    config, target, model, base, phase, ws, info, parts, epochs_left[phase.name])
-            if phase.base_trainable == "none":
-                emit(events.FeaturePass(phase.name, fig["images"], fig["computed"], 0, round(fig["seconds"], 3)))
-        elif strategies.uses_feature_cache(config, phase):
-            views = config.augment_views if config.augment.any() else 0
-            extractor = features.feature_extractor(model, base, augmented=bool(views))
-            cache = features.cache_file(ws, config, views)
-            train_x, fig = features.features_for(extractor, info, root, parts["train"], config, cache, views)
-            clean = features.feature_extractor(model, base, augmented=False) if views else extractor
-            val_x, val_fig = features.features_for(clean, info, root, parts["val"], config, features.cache_file(ws, config, 0))
-            emit(events.FeaturePass(phase.name, fig["images"] + val_fig["images"], fig["computed"] + val_fig["computed"],
-                                    views, round(fig["seconds"] + val_fig["seconds"], 3)))
-            with scope():
-                trainer = features.head_model(model)
-            train_data, steps_per_epoch = features.train_dataset(train_x, labels, config.batch_size, config.seed, views)
-            val_data = features.eval_dataset(val_x, val_labels, config.batch_size)
-        else:
-            trainer, steps_per_epoch = model, None
-            if image_data is None:
-                image_data = (
-                    tfdata.pipeline(root, parts["train"], config.image_size, config.batch_size, True, config.seed),
-                    tfdata.pipeline(root, parts["val"], config.image_size, config.batch_size, False, config.seed),
-                )
-            train_data, val_data = image_data
-        rate = modeling.learning_rate(config, phase, (steps_per_epoch or steps) * epochs_left[phase.name])
-        smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
-        with scope():
-            if teacher is not None:
-                distill.compile_for(trainer, config, rate)
-            else:
-                modeling.compile_for(trainer, config.optimizer, rate, **smoothing)
-        runs.update_status(run_dir, phase=phase.name, phase_index=index, phases=len(phases))
-        emit(events.PhaseStart(phase.name, index, len(phases), epochs_left[phase.name], steps, modeling.count_trainable(model)))
-        tracker = event_callback(emit, phase.name, epochs_left[phase.name], steps, should_stop)
-        saver = _checkpoint_callback(model, best_path, last_path, best_val_loss, base, run_dir)
-        callbacks = [saver, tracker, *modeling.phase_callbacks(config)]  # the checkpoint is on disk before the epoch is reported
-        stopper = None
-        if config.patience > 0:
-            stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
-            callbacks.append(stopper)
-        callbacks += extra_callbacks or []
-        trainer.fit(
-            train_data, validation_data=val_data, epochs=epochs_left[phase.name], steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks, class_weight=None if teacher is not None else class_weight, verbose=0,
+
+def _resume_point(run: Run, phases: list[strategies.Phase]) -> tuple[dict[str, int], float]:
+    """Epochs to run per phase and the best validation loss so far; a resume loads the last checkpoint."""
+    if not run.resume:
+        return {p.name: p.epochs for p in phases}, math.inf
+    last_path = run.run_dir / "checkpoints" / "last"
+    if not modeling.checkpoint_exists(last_path):
+        raise TrainingFailed("This run has no checkpoint to resume from; start a new run instead.")
+    epochs_left, best_val_loss = _done_so_far(run.run_dir, phases)
+    modeling.load_checkpoint(run.model, last_path)
+    done = sum(p.epochs for p in phases) - sum(epochs_left.values())
+    run.emit(events.Notice(f"Resumed from the last checkpoint ({done} epochs were already done)."))
+    return epochs_left, best_val_loss
+
+
+def _fit_phase(
+    method: Method, run: Run, phase: strategies.Phase, place: tuple[int, int], epochs: int, best_val_loss: float,
+    should_stop: Callable[[], bool], extra_callbacks: list[Any],
+) -> tuple[str, float]:
+    """One phase: the method opens, feeds and compiles; fit() with events and checkpoints.
+
+    Returns how it ended ("done", "cancelled" or "pruned") and the best validation loss so far.
+    """
+    import tf_keras as keras
+
+    config, run_dir = run.config, run.run_dir
+    method.open(run, phase)
+    data = method.data(run, phase, epochs)
+    steps = math.ceil(len(run.parts["train"]) / config.batch_size)
+    rate = modeling.learning_rate(config, phase, (data.steps_per_epoch or steps) * epochs)
+    with run.scope():
+        method.compile(run, data.trainer, rate)
+    with runs.edit_status(run_dir) as status:
+        status.progress = Progress(phase.name, *place)
+    run.emit(events.PhaseStart(phase.name, *place, epochs, steps, modeling.count_trainable(run.model)))
+    tracker = event_callback(run.emit, phase.name, epochs, steps, should_stop)
+    checkpoints = run_dir / "checkpoints"  # tf.train.Checkpoint prefixes: best and last
+    saver = _checkpoint_callback(run.model, checkpoints / "best", checkpoints / "last", best_val_loss, run.base, run_dir)
+    callbacks = [saver, tracker, *modeling.phase_callbacks(config)]  # the checkpoint is on disk before the epoch is reported
+    stopper = None
+    if config.patience > 0:
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
+        callbacks.append(stopper)
+    data.trainer.fit(
+        data.train, validation_data=data.val, epochs=epochs, steps_per_epoch=data.steps_per_epoch,
+        callbacks=callbacks + extra_callbacks, class_weight=run.class_weight if data.use_class_weight else None,
+        verbose=0,
+    )
+    run.emit(events.PhaseEnd(phase.name, tracker.epochs_run, bool(stopper and stopper.stopped_epoch > 0)))
+    if tracker.nan:
+        raise TrainingFailed(
+            f"The loss became NaN (not a number) in the {phase.name} phase, so training stopped; "
+            "lower the learning rate and try again."
         )
-        best_val_loss = saver.best
-        stopped_early = bool(stopper and stopper.stopped_epoch > 0)
-        emit(events.PhaseEnd(phase.name, tracker.epochs_run, stopped_early))
-        if tracker.nan:
-            raise TrainingFailed(
-                f"The loss became NaN (not a number) in the {phase.name} phase, so training stopped; "
-                "lower the learning rate and try again."
-            )
-        if tracker.cancelled:
-            cancelled = True
-            break
-        if any(getattr(cb, "stop_run", False) for cb in extra_callbacks or []):
-            break  # the search pruned this trial: evaluate what it has
+    if tracker.cancelled:
+        return "cancelled", saver.best
+    return ("pruned" if any(getattr(cb, "stop_run", False) for cb in extra_callbacks) else "done"), saver.best
 
+
+def _conclude(run: Run, cancelled: bool, seconds: float) -> dict:
+    """Keep the best epoch's model (model.keras), evaluate it, and say in status.json how the run ended."""
+    model, run_dir = run.model, run.run_dir
+    best_path = run_dir / "checkpoints" / "best"
     if modeling.checkpoint_exists(best_path):
         modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
     with atomic_target(run_dir / "model.keras") as tmp:  # a kill mid-save leaves the old model.keras or none
         model.save(tmp)
         settings.fault("model_save")
-    seconds = round(time.monotonic() - started, 2)
     if cancelled:
         runs.update_status(run_dir, "cancelled", finished=time.time(), train_seconds=seconds,
                            message="Training was cancelled; the best model so far was kept.")
@@ -400,8 +394,11 @@ def _train(
     best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)
                              if e.get("type") == "epoch_end"), default=None)
     target_accuracy = {"target_accuracy": report["target"].get("accuracy")} if "target" in report else {}
-    runs.update_status(run_dir, "done", finished=time.time(), train_seconds=seconds, test_accuracy=report["accuracy"],
-                       val_accuracy=best_val_accuracy, **target_accuracy)
+    with runs.edit_status(run_dir) as status:
+        status.state = "done"
+        status.timings.finished, status.timings.train_seconds = time.time(), seconds
+        status.figures.test_accuracy, status.figures.val_accuracy = report["accuracy"], best_val_accuracy
+        status.figures.target_accuracy = target_accuracy.get("target_accuracy")
     return {"state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"], "val_accuracy": best_val_accuracy,
             **target_accuracy}
 
@@ -410,64 +407,37 @@ def train_and_compare(
     config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
     should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
 ) -> dict:
-    """run(), then, if config.compare_scratch, the same network from scratch with the same epoch budget.
-
-    The baseline is a run of its own; the transfer run's status gets `baseline_run`,
-    `baseline_val_accuracy` and `transfer_hurt` (its best validation accuracy below the baseline's).
-    """
-    import tf_keras as keras
-
+    """run(), then the method's companions (source-only, student alone) and, if config.compare_scratch, the same
+    network from scratch with the same epoch budget; each companion is a run of its own, linked in both statuses."""
     result = run(config, run_dir, listener, should_stop, resume, distribute)
+    if result["state"] != "done":
+        return result
     trained = runs.load_config(run_dir)
-    if result["state"] == "done" and trained.strategy == "distill":  # student alone, then the verdict
-        result |= distill.finish(trained, run_dir, run_dir.parent.parent,
-                                 lambda c, d: run(c, d, listener, should_stop, distribute=distribute))
-    if result["state"] == "done" and config.compare_source_only:
-        result |= _source_only(trained, run_dir, listener, should_stop, distribute)
-    if result["state"] != "done" or not config.compare_scratch:
-        return result
+
+    def train(companion_config: RunConfig, companion_dir: Path) -> dict:
+        return run(companion_config, companion_dir, listener, should_stop, distribute=distribute)
+
+    result |= methods.of(trained).finish(run_dir, trained, train)
+    if config.compare_scratch:
+        result |= scratch_baseline(run_dir, trained, result, train)
+    return result
+
+
+def scratch_baseline(run_dir: Path, trained: RunConfig, result: dict, train: Train) -> dict:
+    """The from-scratch companion: the transfer run's status gets `baseline_val_accuracy` and `transfer_hurt`
+    (its best validation accuracy below the baseline's); a run that trained from scratch gets a note instead."""
     if trained.weights == "none":
-        runs.update_status(run_dir, baseline_note="This run already trained from scratch, so there is no baseline to compare.")
-        return result
+        with runs.edit_status(run_dir) as status:
+            status.verdicts.baseline_note = "This run already trained from scratch, so there is no baseline to compare."
+        return {}
     budget = sum(p.epochs for p in strategies.get(trained.strategy).phases(trained))
     baseline = trained.with_changes(
         weights="none", strategy="from_scratch", epochs=budget, compare_scratch=False, augment_views=0, preset="",
     ).validate()
-    baseline_dir = runs.create_run(baseline, run_dir.parent.parent)
-    runs.update_status(baseline_dir, baseline_of=run_dir.name)
-    runs.update_status(run_dir, baseline_run=baseline_dir.name)
-    keras.backend.clear_session()
-    base_result = run(baseline, baseline_dir, listener, should_stop, distribute=distribute)
-    if base_result["state"] == "done":
-        hurt = (result["val_accuracy"] or 0.0) < (base_result["val_accuracy"] or 0.0)
-        runs.update_status(run_dir, baseline_val_accuracy=base_result["val_accuracy"], transfer_hurt=hurt)
-        result |= {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}
-    return result
-
-
-def _source_only(
-    trained: RunConfig, run_dir: Path, listener: events.Listener | None, should_stop: Callable[[], bool] | None,
-    distribute: str | None,
-) -> dict:
-    """The source-only baseline of an adapted run: the same network, split, data and epochs, adaptation weight 0.
-
-    It is a run of its own; the adapted run's status gets `source_only_run`, both target
-    accuracies and `adaptation_helped` (its target accuracy above the baseline's).
-    """
-    import tf_keras as keras
-
-    baseline = trained.with_changes(adapt_weight=0.0, compare_source_only=False, compare_scratch=False, preset="").validate()
-    baseline_dir = runs.create_run(baseline, run_dir.parent.parent)
-    runs.update_status(baseline_dir, source_only_of=run_dir.name)
-    runs.update_status(run_dir, source_only_run=baseline_dir.name)
-    keras.backend.clear_session()
-    base_result = run(baseline, baseline_dir, listener, should_stop, distribute=distribute)
+    baseline_dir, base_result = companion(run_dir, "baseline", baseline, train)
     if base_result["state"] != "done":
-        return {"source_only_run": baseline_dir.name}
-    adapted = (read_json(run_dir / "eval.json").get("target") or {}).get("accuracy")
-    source_only = (read_json(baseline_dir / "eval.json").get("target") or {}).get("accuracy")
-    helped = None if adapted is None or source_only is None else adapted > source_only
-    fields = {"source_only_run": baseline_dir.name, "target_accuracy": adapted,
-              "source_only_target_accuracy": source_only, "adaptation_helped": helped}
-    runs.update_status(run_dir, **{k: v for k, v in fields.items() if k != "source_only_run"})
-    return fields
+        return {}
+    hurt = (result["val_accuracy"] or 0.0) < (base_result["val_accuracy"] or 0.0)
+    with runs.edit_status(run_dir) as status:
+        status.figures.baseline_val_accuracy, status.verdicts.transfer_hurt = base_result["val_accuracy"], hurt
+    return {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}

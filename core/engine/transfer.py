@@ -9,6 +9,9 @@ layers are all in ResNet-101 under the same names, EfficientNet-B0's all in B1.
 The transfer map (shared layers with parameter counts, difference layers, the share of B's
 parameters that transfer) is computed before anything trains; the layer_transfer strategy writes it
 into the run folder as transfer_report.json. TensorFlow is imported inside the functions.
+
+As a training method (core.engine.method), `Transfer` keeps its backbone, copies the shared layers
+once the classifier is built, and holds them frozen in the first phase.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from core import events
 from core.engine import modeling, networks
+from core.engine.method import Run, Settle
+from core.engine.plain import Plain
 from core.errors import ConfigError, RunStateError, WeightsUnavailable
 from core.spec import backbones
 from core.spec.config import RunConfig
@@ -158,18 +164,17 @@ def transfer_map(source: str, target: str, ws: Path, image_size: int | None = No
 # ---------------------------------------------------------------- the layer_transfer strategy
 
 
-def keep_backbone(config: RunConfig) -> tuple[RunConfig, list[str]]:
-    """layer_transfer and distill are about this backbone: without its ImageNet weights it starts from random
-    weights (never another backbone, as other strategies fall back to)."""
-    if config.strategy not in ("layer_transfer", "distill") or config.weights != "imagenet":
+def keep_backbone(config: RunConfig, random_note: str = ".") -> tuple[RunConfig, list[str]]:
+    """For a method about this very backbone (layer transfer, distillation): without its ImageNet weights it starts
+    from random weights, never another backbone as the weights fallback would choose; random_note ends the sentence."""
+    if config.weights != "imagenet":
         return config, []
     spec = backbones.get(config.backbone)
     if _usable_weights(spec, config.weights, config.image_size) == "imagenet":
         return config, []
     new = config.with_changes(weights="none").validate()
     return new, [f"The ImageNet weights of {spec.label} are not on this computer and cannot be downloaded, so it "
-                 "starts from random weights" + (" where nothing is copied." if config.strategy == "layer_transfer"
-                                                 else ".")]
+                 f"starts from random weights{random_note}"]
 
 
 def prepare(base: Any, config: RunConfig, ws: Path, run_dir: Path, resume: bool) -> tuple[set[str], list[str]]:
@@ -178,8 +183,6 @@ def prepare(base: Any, config: RunConfig, ws: Path, run_dir: Path, resume: bool)
     Returns the shared layer names (frozen in the first phase) and a sentence for the run's notices. On a
     resume the weights come from the checkpoint, so only the names are read back.
     """
-    if config.strategy != "layer_transfer":
-        return set(), []
     path = run_dir / REPORT
     if resume and path.is_file():
         return {r["name"] for r in read_json(path)["shared"]}, []
@@ -216,3 +219,34 @@ def read_report(run_dir: Path) -> dict[str, Any] | None:
     """A run's transfer_report.json, or None."""
     path = run_dir / REPORT
     return read_json(path) if path.is_file() else None
+
+
+# ---------------------------------------------------------------- the method
+
+
+class Transfer(Plain):
+    """The plain method on a backbone that first receives the layers it shares with a source network."""
+
+    id = "transfer"
+    ships_source_run = True  # a source run's model.keras is where the shared layers come from
+
+    def prepare(self, config: RunConfig, settle: Settle) -> tuple[RunConfig, list[str]]:
+        """Keep this backbone (random weights where nothing is copied, if ImageNet's cannot be had), then settle."""
+        config, notices = keep_backbone(config, " where nothing is copied.")
+        config, more = settle(config)
+        return config, notices + more
+
+    def build(self, run: Run) -> None:
+        """The classifier, then the shared layers copied in (and transfer_report.json written)."""
+        super().build(run)
+        run.memo["shared"], messages = prepare(run.base, run.config, run.ws, run.run_dir, run.resume)
+        for message in messages:
+            run.emit(events.Notice(message))
+
+    def open(self, run: Run, phase: Phase) -> None:
+        """The strategy's phase, then the shared layers frozen where the phase opens the difference layers only."""
+        super().open(run, phase)
+        apply_phase(run.base, phase, run.memo["shared"], run.config)
+
+
+METHOD = Transfer()

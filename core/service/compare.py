@@ -10,15 +10,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from core.engine import distill
+from core.engine import distill, methods
 from core.spec import backbones, strategies
 from core.store import datasets, runs
-
-# status.json fields written by training.train_and_compare: the transfer run names its baseline run
-# and says whether its best validation accuracy fell below the baseline's (negative transfer).
-BASELINE_FIELD = "baseline_run"
-HURT_FIELD = "transfer_hurt"
-
 
 def history(run_dir: Path) -> list[dict[str, Any]]:
     """Per-epoch metrics over all phases, from the run's epoch_end events."""
@@ -60,7 +54,7 @@ def _auc(evaluation: dict[str, Any]) -> float | None:
 
 def run_row(info: runs.RunInfo, dataset_names: dict[str, str]) -> dict[str, Any]:
     """One row: what was trained, how long it took, how well it does, how big and fast it is."""
-    config, ev, status = info.config, info.evaluation or {}, info.status
+    config, ev, status = info.config, info.evaluation or {}, info.typed_status
     curve = history(info.path)
     val = [h["val_accuracy"] for h in curve if isinstance(h.get("val_accuracy"), (int, float))]
     planned = sum(p.epochs for p in strategies.get(config.strategy).phases(config)) if config else None
@@ -75,19 +69,21 @@ def run_row(info: runs.RunInfo, dataset_names: dict[str, str]) -> dict[str, Any]
         "strategy_id": config.strategy if config else None,
         "image_size": config.image_size if config else None,
         "epochs": len(curve) if curve else planned,
-        "train_seconds": status.get("train_seconds"),
-        "val_accuracy": max(val) if val else status.get("val_accuracy"),
-        "test_accuracy": ev.get("accuracy", status.get("test_accuracy")),
+        "train_seconds": status.timings.train_seconds,
+        "val_accuracy": max(val) if val else status.figures.val_accuracy,
+        "test_accuracy": ev.get("accuracy", status.figures.test_accuracy),
         "macro_f1": (ev.get("macro") or {}).get("f1-score"),
         # Domain adaptation: accuracy on the target domain's held-out images (None: no target, or unlabelled).
-        "target_accuracy": (ev.get("target") or {}).get("accuracy", status.get("target_accuracy")),
-        "source_only_run": status.get("source_only_run"),
+        "target_accuracy": (ev.get("target") or {}).get("accuracy", status.figures.target_accuracy),
+        # The companion runs (core.store.status.COMPANIONS) written by training.train_and_compare: the
+        # from-scratch baseline, with the run's verdict on it (negative transfer), and the source-only run.
+        "source_only_run": status.links.companion("source_only"),
         "auc": _auc(ev),
         "params": param_count(model) if model.is_file() else None,
         "size_mb": round(model.stat().st_size / 2**20, 3) if model.is_file() else None,
         "ms_per_image": ev.get("ms_per_image"),
-        "baseline_run": status.get(BASELINE_FIELD),
-        "transfer_hurt": status.get(HURT_FIELD),
+        "baseline_run": status.links.companion("baseline"),
+        "transfer_hurt": status.verdicts.transfer_hurt,
         "history": curve,
     }
 
@@ -130,7 +126,7 @@ def distillations(ws: Path) -> list[dict[str, Any]]:
     """Every distilled run's verdict: teacher, student alone (when trained) and distilled student side by side."""
     out = []
     for info in runs.list_runs(ws):
-        report = distill.read_report(info.path) if info.config and info.config.strategy == "distill" else None
+        report = distill.read_report(info.path) if info.config and methods.is_method(info.config, distill.METHOD) else None
         if report:
             out.append({"run": info.id, **report})
     return out

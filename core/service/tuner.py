@@ -84,8 +84,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     values = studies.suggest(trial, studies.params_of(record))
     config = studies.apply(base, values)
     quota.check_room(ws)  # every trial is a run on disk: a full workspace stops the search with the quota's sentence
-    run_dir = runs.create_run(config, ws)
-    runs.update_status(run_dir, study=record["id"], trial=trial.number)
+    run_dir = runs.create_run(config, ws, study=record["id"], trial=trial.number)
     trial.set_user_attr("run_id", run_dir.name)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     keras.backend.clear_session()  # one process trains many trials: free the previous models

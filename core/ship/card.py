@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.engine import distill, features, transfer
+from core.engine import distill, features, methods, transfer
 from core.errors import TransferLabError
 from core.ship import runfiles
 from core.spec import backbones, strategies
@@ -300,7 +300,7 @@ def model_card(run_dir: Path) -> str:
 
 def _knowledge_source(config: RunConfig, run_dir: Path) -> list[str]:
     """layer_transfer: the source and the share of weights copied; distill: the teacher and the verdict."""
-    if config.strategy == "layer_transfer":
+    if methods.is_method(config, transfer.METHOD):
         report = transfer.read_report(run_dir)
         source = (f"run `{config.source_run}`" if config.source_run
                   else f"the backbone {backbones.get(config.source_backbone).label} (`{config.source_backbone}`)")
@@ -310,7 +310,7 @@ def _knowledge_source(config: RunConfig, run_dir: Path) -> list[str]:
             lines.append(f"{report['sentence']} ({report['shared_params']:,} of {report['total_params']:,} "
                          "backbone parameters; the layer list is in `transfer_report.json`).")
         return lines
-    if config.strategy == "distill":
+    if methods.is_method(config, distill.METHOD):
         report = distill.read_report(run_dir)
         try:
             teacher = runs.load_config(runs.run_path(config.source_run, run_dir.parent.parent))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.engine import features, layers, modeling
+from core.engine import distill, features, layers, methods, modeling, transfer
 from core.errors import TransferLabError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -257,7 +257,8 @@ def _network_code(spec: backbones.BackboneSpec) -> tuple[str, list[str]]:
 
 
 def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]:
-    how = strategies.get(config.strategy).source or ("model" if config.strategy == "layer_transfer" else None)
+    copies = methods.is_method(config, transfer.METHOD)  # layer transfer loads its source run's (or backbone's) layers
+    how = strategies.get(config.strategy).source or ("model" if copies else None)
     lines = ["def load_source_weights(base):",
              '    """Start the backbone from an earlier run\'s weights, as the strategy asks."""']
     if how is None:
@@ -272,7 +273,7 @@ def _source_loader(config: RunConfig, spec: backbones.BackboneSpec) -> list[str]
     if how == "early":
         return lines + ["    base.load_weights(str(path))  # the earlier run's backbone after its first epoch"]
     custom = ', custom_objects={"KerasLayer": hub.KerasLayer}' if spec.hub_handle else ""
-    if config.strategy == "layer_transfer":
+    if copies:
         return _layer_transfer_code(config)
     return lines + [
         "    # The earlier run's whole classifier; only its backbone is kept, the head is new.",
@@ -436,7 +437,7 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         source_weights = str(features.source_weights_file(ws, config))
         if settings.hosted():  # no server paths for visitors of a shared server: a file to put beside the script
             source_weights = f"source_run/{Path(source_weights).name}"
-    if config.strategy in ("layer_transfer", "distill") and config.source_run and source_weights is None:
+    if methods.of(config).ships_source_run and config.source_run and source_weights is None:
         source_weights = str(runs.runs_root(ws) / config.source_run / "model.keras")
         if settings.hosted():
             source_weights = "source_run/model.keras"
@@ -534,7 +535,7 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     ]
     # What trains in each phase: the same functions as TransferLab's trainer (core/engine/modeling.py).
     same = [trainer[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
-    if config.strategy == "layer_transfer":  # its apply_phase (in functions) opens the difference layers first
+    if methods.is_method(config, transfer.METHOD):  # its apply_phase (in functions) opens the difference layers first
         same[-1] = same[-1].replace("def apply_phase(", "def apply_backbone_phase(", 1)
         if config.source_backbone:
             source_spec = backbones.get(config.source_backbone)
@@ -545,7 +546,7 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
             source_config = runs.load_config(runs.run_path(config.source_run, ws))
             constants.append(f"SOURCE_BASE = {backbones.base_name(backbones.get(source_config.backbone))!r}"
                              "  # the earlier run's backbone, inside its model.keras")
-    if config.strategy == "distill":
+    if methods.is_method(config, distill.METHOD):
         more, code = _distill_code(config, source_weights or "", ws)
         constants += more
         caffe = custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"]

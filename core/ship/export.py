@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from core import settings
-from core.engine import features
+from core.engine import features, methods
 from core.engine import inputs as model_inputs
 from core.errors import ExportError, TransferLabError
 from core.ship import card, codegen, runfiles, serving
@@ -146,7 +146,7 @@ def _make_code(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     except TransferLabError:  # the dataset was deleted since: the user names a folder when running it
         folder = "data"
     source = features.source_weights_file(ws, config) if strategies.get(config.strategy).source else None
-    if source is None and config.strategy in ("layer_transfer", "distill") and config.source_run:
+    if source is None and methods.of(config).ships_source_run and config.source_run:
         source = runs.runs_root(ws) / config.source_run / "model.keras"  # the source run or teacher ships too
     # The same generator as the Model page's code; only the weights file is the copy shipped beside it.
     script = codegen.training_script(

@@ -79,9 +79,9 @@ def create_child(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS
     if runs.read_status(parent_dir).get("state") != "done":
         raise PruningError(f"Run '{parent_dir.name}' was cancelled before it was tested; prune a finished run.")
     ws = parent_dir.parent.parent
-    child = runs.create_run(runs.load_config(parent_dir), ws)
+    child = runs.create_run(runs.load_config(parent_dir), ws, pruned_from=parent_dir.name)
     shutil.copyfile(parent_dir / "split.json", child / "split.json")
-    runs.update_status(child, pruned_from=parent_dir.name, sparsity=float(sparsity), prune_epochs=int(epochs))
+    runs.update_status(child, sparsity=float(sparsity), prune_epochs=int(epochs))
     return child
 
 

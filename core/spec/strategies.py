@@ -52,6 +52,9 @@ class Strategy:
     # Domain adaptation: the strategy lines up a target dataset's features with the source's
     # (core.engine.adaptation); "adversarial" (DANN) or "discrepancy" (DAN's MMD, or CORAL).
     adapts: str | None = None
+    # The training method that trains each phase (core.engine.methods): "plain" (the classifier on its
+    # labels, on cached features or images), "adaptation", "transfer" (copied layers), "distillation".
+    method: str = "plain"
 
 
 def _head(c: "RunConfig") -> Phase:
@@ -221,6 +224,7 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights=None,
             phases=_layer_transfer,
             settings=("source_run", "source_backbone", "fine_tune_epochs", "fine_tune_learning_rate"),
+            method="transfer",
         ),
         Strategy(
             id="distill",
@@ -232,6 +236,7 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights=None,
             phases=_distill,
             settings=("source_run", "temperature", "distill_weight", "compare_student_alone", *_TOP),
+            method="distillation",
         ),
         Strategy(
             id="domain_adversarial",
@@ -245,6 +250,7 @@ STRATEGIES: dict[str, Strategy] = {
             phases=_adapt,
             settings=("target_dataset_id", "adapt_weight", "target_labeled_per_class", "compare_source_only", *_TOP),
             adapts="adversarial",
+            method="adaptation",
         ),
         Strategy(
             id="adaptive_layers",
@@ -259,6 +265,7 @@ STRATEGIES: dict[str, Strategy] = {
             settings=("target_dataset_id", "adapt_loss", "adapt_weight", "target_labeled_per_class",
                       "compare_source_only", *_TOP),
             adapts="discrepancy",
+            method="adaptation",
         ),
     )
 }

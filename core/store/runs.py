@@ -20,18 +20,18 @@ import re
 import secrets
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from core import settings
 from core.errors import RunNotFound, RunStateError
 from core.spec.config import RunConfig
 from core.store.files import read_json, write_json
+from core.store.status import COMPANIONS, FINISHED, STATES, RunStatus  # noqa: F401 - re-exported (runs.FINISHED)
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINISHED = ("done", "failed", "cancelled", "interrupted")
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{12}$")
 
 
@@ -49,12 +49,19 @@ def runs_root(ws: Path) -> Path:
     return ws / "runs"
 
 
-def create_run(config: RunConfig, ws: Path) -> Path:
-    """Make a new run folder holding config.json and a queued status."""
+def create_run(config: RunConfig, ws: Path, **links: Any) -> Path:
+    """Make a new run folder holding config.json and a queued status; links name its parents (Links' fields:
+    study and trial for a search's trial, pruned_from for a pruned run)."""
     run_dir = runs_root(ws) / new_run_id()
     run_dir.mkdir(parents=True)
     save_config(run_dir, config)
-    write_json(run_dir / "status.json", {"state": "queued", "created": time.time()})
+    status = RunStatus(state="queued")
+    status.timings.created = time.time()
+    for key, value in links.items():
+        if key not in status.links.__dataclass_fields__:
+            raise TypeError(f"{key} is not a link of a run's status")
+        setattr(status.links, key, value)
+    write_json(run_dir / "status.json", status.to_dict())
     return run_dir
 
 
@@ -80,24 +87,48 @@ def load_config(run_dir: Path) -> RunConfig:
     return RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
 
 
-def read_status(run_dir: Path) -> dict[str, Any]:
-    """status.json, or an 'unknown' state if it is missing or half-written."""
+def load_status(run_dir: Path) -> RunStatus:
+    """The run's typed status; state 'unknown' if status.json is missing or half-written."""
     try:
-        return read_json(run_dir / "status.json")
+        data = read_json(run_dir / "status.json")
     except (OSError, ValueError):
-        return {"state": "unknown"}
+        return RunStatus()
+    return RunStatus.from_dict(data) if isinstance(data, dict) else RunStatus()
+
+
+def save_status(run_dir: Path, status: RunStatus) -> dict[str, Any]:
+    """Write a typed status as status.json (stamped `updated`); only the run's own process writes it."""
+    status.timings.updated = time.time()
+    data = status.to_dict()
+    write_json(run_dir / "status.json", data)
+    return data
+
+
+@contextmanager
+def edit_status(run_dir: Path) -> Iterator[RunStatus]:
+    """`with edit_status(run_dir) as s: s.figures.test_accuracy = ...`: read, change, write back once."""
+    status = load_status(run_dir)
+    yield status
+    save_status(run_dir, status)
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """status.json as a dict (load_status's typed object, flattened), {'state': 'unknown'} if unreadable."""
+    return load_status(run_dir).to_dict()
 
 
 def update_status(run_dir: Path, state: str | None = None, **fields: Any) -> dict[str, Any]:
-    """Merge fields into status.json (only the run's own process writes it)."""
-    status = read_status(run_dir)
-    if state is not None:
-        assert state in STATES, state
-        status["state"] = state
-    status.update(fields)
-    status["updated"] = time.time()
-    write_json(run_dir / "status.json", status)
-    return status
+    """Merge fields, named by their status.json keys, into the typed status and write it back."""
+    with edit_status(run_dir) as status:
+        status.set(**({"state": state} if state is not None else {}), **fields)
+    return status.to_dict()
+
+
+def link_companion(run_dir: Path, role: str, companion_dir: Path) -> None:
+    """Record that companion_dir was trained beside run_dir in this role (COMPANIONS), on both runs."""
+    assert role in COMPANIONS, role
+    update_status(companion_dir, **{f"{role}_of": run_dir.name})
+    update_status(run_dir, **{f"{role}_run": companion_dir.name})
 
 
 def append_event(run_dir: Path, event: dict[str, Any]) -> None:
@@ -168,6 +199,11 @@ class RunInfo:
     state: str
     config: RunConfig | None
     status: dict[str, Any]
+
+    @cached_property
+    def typed_status(self) -> RunStatus:
+        """The status as a RunStatus (the dict `status` stays for older readers)."""
+        return RunStatus.from_dict(self.status)
 
     @cached_property
     def evaluation(self) -> dict[str, Any] | None:
