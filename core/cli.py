@@ -21,7 +21,7 @@ from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
 from core.engine import domain_map, evaluation, lrfind, modeling, networks, training, transfer
 from core.errors import ConfigError, TransferLabError
-from core.service import hosting, studies, tuner
+from core.service import hosting, studies, tuner, verdict
 from core.ship import codegen, export, pruning, serving
 from core.spec import backbones, config as config_mod, strategies
 from core.store import datasets, runs, sources
@@ -322,12 +322,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {run_dir.name}", file=sys.stderr)
     result = training.train_and_compare(cfg, run_dir, listener=_progress_listener(args.quiet), distribute=args.distribute)
     if "transfer_hurt" in result and not args.quiet:
-        verdict = "hurt" if result["transfer_hurt"] else "helped"
-        print(f"transfer {verdict}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
+        word = "hurt" if result["transfer_hurt"] else "helped"
+        print(f"transfer {word}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
               f"{result['baseline_val_accuracy']:.3f} against {result['val_accuracy']:.3f}", file=sys.stderr)
     if result.get("adaptation_helped") is not None and not args.quiet:
-        verdict = "helped" if result["adaptation_helped"] else "did not help"
-        print(f"adaptation {verdict}: target accuracy {result['target_accuracy']:.3f} against "
+        word = "helped" if result["adaptation_helped"] else "did not help"
+        print(f"adaptation {word}: target accuracy {result['target_accuracy']:.3f} against "
               f"{result['source_only_target_accuracy']:.3f} for the source-only baseline {result['source_only_run']}",
               file=sys.stderr)
     elif result.get("source_only_run") and result.get("target_accuracy") is None and not args.quiet:
@@ -442,6 +442,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             when: m and {k: m[k] for k in ("run", "domain_accuracy", "centroid_ratio", "n_source", "n_target", "layer")}
             for when, m in (("after", maps["after"]), ("before", maps["before"]))}}
         rows += f"\n{maps['reading']}"
+    judged = verdict.judge(runs.run_path(args.run_id, workspace(args.workspace)))
+    if judged is not None:  # the same verdict the Train page shows: against guessing and the method's baseline
+        brief["verdict"] = judged.to_dict()
+        rows += f"\nverdict ({judged.level}): {judged.text()}"
     _out(args, {"id": args.run_id, **brief}, f"test accuracy {report['accuracy']:.3f} on {report['n']} images\n{rows}")
     return 0
 

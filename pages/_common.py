@@ -15,7 +15,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
-from core.service import hosting, jobs
+from core.service import hosting, jobs, verdict
 from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
@@ -297,6 +297,15 @@ def run_picker(candidates: list[runs.RunInfo], key: str, label: str, describe: C
     chosen = st.selectbox(label, list(by_id), key=key, help=help,
                           format_func=lambda run_id: " · ".join([run_id, *describe(by_id[run_id])]))
     return by_id[chosen]
+
+
+def verdict_ui(run_dir: Path) -> None:
+    """A finished run's verdict (core.service.verdict): green only when it beat guessing and its baseline."""
+    judged = verdict.judge(run_dir)
+    if judged is None:
+        return
+    box = {"good": st.success, "warn": st.warning, "bad": st.error}[judged.level]
+    box(judged.text())
 
 
 def forget_run() -> None:
