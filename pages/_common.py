@@ -205,21 +205,53 @@ def link_to(page: str, label: str, icon: str | None = None) -> None:
 # ---------------------------------------------------------------- datasets
 
 
-def selected_dataset(ws: Path) -> dict[str, Any] | None:
-    """The dataset chosen on the Data page; the newest one if none was chosen yet; None if there are none.
+# The workspace draft naming the dataset in hand (core.store.drafts), so a reload keeps the person's choice.
+HAND_DRAFT = "dataset_in_hand"
 
-    Images without labels (a target) are never trained on: while one is chosen, the newest labelled dataset is used.
+
+def selected_dataset(ws: Path) -> dict[str, Any] | None:
+    """The dataset in hand: the labelled dataset the person chose on the Data page; None if there is none.
+
+    An upload never changes it (the Data page chooses it); a reload keeps it (a workspace draft). Until one
+    is chosen, the newest labelled dataset not marked as images from where the model will be used becomes
+    the dataset in hand and stays so.
     """
     found = [d for d in datasets.list_datasets(ws) if d["classes"]]
     by_id = {d["id"]: d for d in found}
-    current = st.session_state.get("dataset_id")
-    if current in by_id:
-        return by_id[current]
+    # This session's choice first (tests and the Data page set "dataset_id" too), then the workspace's.
+    for chosen in (st.session_state.get("dataset_in_hand"), st.session_state.get("dataset_id"), _drafted_hand(ws)):
+        if chosen in by_id:
+            if chosen != _drafted_hand(ws):
+                choose_dataset(ws, chosen)
+            return by_id[chosen]
     if not found:
         return None
-    if current is None:
-        st.session_state["dataset_id"] = found[0]["id"]
-    return found[0]
+    first = next((d for d in found if not datasets.is_target(d)), found[0])
+    choose_dataset(ws, first["id"])
+    return first
+
+
+def hand_id(ws: Path) -> str | None:
+    """The id of the dataset in hand as chosen (this session's choice, else the workspace's); None before any."""
+    return st.session_state.get("dataset_in_hand") or _drafted_hand(ws)
+
+
+def _drafted_hand(ws: Path) -> str | None:
+    return (drafts.load(ws, HAND_DRAFT) or {}).get("id")
+
+
+def choose_dataset(ws: Path, dataset_id: str) -> None:
+    """Make a labelled dataset the dataset in hand, for this session and after a reload."""
+    st.session_state["dataset_in_hand"] = dataset_id
+    st.session_state["dataset_id"] = dataset_id  # the Data page shows it too
+    drafts.save(ws, HAND_DRAFT, {"id": dataset_id})
+
+
+def hand_ui(info: dict[str, Any]) -> None:
+    """One line naming the dataset in hand, on every page that uses it."""
+    total = sum(info["counts"].values())
+    st.caption(f"Dataset in hand: **{info['name']}** ({total} images; classes {', '.join(info['classes'])}). "
+               "Choose another on the Data page; uploading one does not change it.")
 
 
 def load_sample(ws: Path) -> dict[str, Any]:

@@ -297,6 +297,7 @@ def page(ws: Path) -> None:
     if info is None:
         _common.no_dataset_guidance()
         return
+    _common.hand_ui(info)
     _common.reconcile_runs(ws)
     config, source = base_config(info)
     lr_finder_ui(config, ws)

@@ -112,9 +112,10 @@ def page() -> None:
     intro_ui()
     glossary_ui()
     if start_ui():
+        ws = _common.workspace()
         with st.spinner("Preparing the sample images…"):
-            info = _common.load_sample(_common.workspace())
-        st.session_state["dataset_id"] = info["id"]
+            info = _common.load_sample(ws)
+        _common.choose_dataset(ws, info["id"])  # pressed to start with the sample: it becomes the dataset in hand
         st.switch_page("pages/data.py")
 
 

@@ -679,7 +679,7 @@ def page() -> None:
     if info is None:
         _common.no_dataset_guidance()
         return
-    st.caption(f"For dataset **{info['name']}** ({', '.join(info['classes'])}).")
+    _common.hand_ui(info)
     ensure_form(info["id"], ws)
 
     rec = recommendation(info)

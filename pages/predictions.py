@@ -56,6 +56,17 @@ def run_ui(done: list[runs.RunInfo]) -> runs.RunInfo:
                               help="Runs that trained to the end. Newest first.")
 
 
+def dataset_ui(run: runs.RunInfo, ws: Path) -> None:
+    """The dataset in hand, and the run's own dataset when it is another one."""
+    info = _common.selected_dataset(ws)
+    if info is not None:
+        _common.hand_ui(info)
+    if run.config is not None and (info is None or run.config.dataset_id != info["id"]):
+        names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+        st.caption(f"This run was trained on **{names.get(run.config.dataset_id, run.config.dataset_id)}**, not on the "
+                   "dataset in hand.")
+
+
 def dataset_root(run: runs.RunInfo) -> Path | None:
     """The run's dataset folder, or None when it is no longer in the workspace."""
     if run.config is None:
@@ -419,6 +430,7 @@ def page() -> None:
         return
     run = run_ui(done)
     root = dataset_root(run)
+    dataset_ui(run, ws)
     # The first tab opens with the score and the confusion matrix: no tab click needed to see them.
     scores, mistakes, training, trying, embedding = st.tabs(
         ["Test scores and confusion matrix", "Mistakes", "Training curves", "Try it", "Embedding view"])

@@ -241,6 +241,7 @@ def page() -> None:
         _common.no_dataset_guidance()
         return
     st.subheader("New run" if run_id else "Start a run")
+    _common.hand_ui(info)
     config = config_ui(info, ws)
     if start_ui(busy[0] if busy else None):
         new_id = jobs.submit(config, ws)

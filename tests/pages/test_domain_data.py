@@ -24,6 +24,9 @@ def test_an_unlabelled_zip_imports_as_a_target_and_the_page_says_what_it_is(ws, 
     [field] = [d for d in datasets.list_datasets(ws) if d["id"] != tiny_dataset["id"]]
     assert field["role"] == "target" and field["classes"] == [] and len(field["unlabeled"]) == 24
     assert any("24 unlabelled images from where the model will be used" in s.value for s in at.success)
+    # The dataset in hand stays the labelled one (issue 28); choosing the target shows it.
+    assert at.selectbox(key="data.select").value == tiny_dataset["id"]
+    at.selectbox(key="data.select").set_value(field["id"]).run()
     assert any("cannot be trained on by itself" in i.value for i in at.info)  # the health report: a sentence
     assert len(at.image) == 24 and not at.toggle  # its images; no marker to unset, no class counts
 
