@@ -20,7 +20,7 @@ from core import bench, settings
 from core.data import domains, health, importer, samples, splits
 from core.data.limits import ImportLimits
 from core.engine import domain_map, evaluation, lrfind, modeling, networks, training, transfer
-from core.errors import ConfigError, TransferLabError
+from core.errors import ConfigError, TransferLabError, WeightsUnavailable
 from core.service import hosting, studies, tuner, verdict
 from core.ship import codegen, export, pruning, serving
 from core.spec import backbones, config as config_mod, strategies
@@ -317,6 +317,9 @@ def _progress_listener(quiet: bool):
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = _read_config(args.config)
     ws = workspace(args.workspace)
+    refusal = transfer.offline_refusal(cfg)  # the Train page's refusal, before a run folder exists
+    if refusal:
+        raise WeightsUnavailable(refusal)
     health.check_trainable(datasets.load_dataset(cfg.dataset_id, ws))
     run_dir = runs.create_run(cfg, ws)
     print(f"run {run_dir.name}", file=sys.stderr)

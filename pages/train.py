@@ -20,8 +20,9 @@ from pages import _common, _weights
 LOG_LINES = 12
 
 
-def config_ui(info: dict[str, Any], ws: Path) -> RunConfig:
-    """The settings from the Model page (applied to the chosen dataset), else the quick preset; shown briefly."""
+def config_ui(info: dict[str, Any], ws: Path) -> tuple[RunConfig, bool]:
+    """The settings from the Model page (applied to the dataset in hand), else the quick preset, shown briefly; and
+    whether it may start (a run that would start from random weights offline waits for the person's choice)."""
     text = _common.model_settings(ws)
     if text:
         config = RunConfig.from_json(text)
@@ -38,11 +39,11 @@ def config_ui(info: dict[str, Any], ws: Path) -> RunConfig:
         f"**Epochs:** up to {epochs} · **Image size:** {config.image_size} px"
     )
     st.caption(f"Using {source}. {strategies.speed_note(config)}")
-    _weights.outlook_ui(config)
+    ready = _weights.outlook_ui(config, confirm_key="train.random_ok")
     if config.compare_scratch:
         st.caption("A from-scratch baseline with the same number of epochs follows, to check that transfer helped.")
     _common.link_to("pages/model.py", "Change the settings", ":material/tune:")
-    return config
+    return config, ready
 
 
 def trained_ui(run_dir: Path) -> None:
@@ -55,12 +56,12 @@ def trained_ui(run_dir: Path) -> None:
     st.markdown(f"Trains **{spec.label}** ({strategy.label.lower()}, {config.image_size} px).")
 
 
-def start_ui(busy: str | None) -> bool:
-    """The Start button, switched off while a run is training; True when clicked."""
+def start_ui(busy: str | None, ready: bool = True) -> bool:
+    """The Start button, switched off while a run is training or the settings wait for a choice; True when clicked."""
     if busy:
         st.caption(f"Run `{busy}` is still training. One run at a time keeps this computer responsive; "
                    "start the next when it has finished or been cancelled.")
-    return st.button("Start training", type="primary", key="train.start", disabled=bool(busy),
+    return st.button("Start training", type="primary", key="train.start", disabled=bool(busy) or not ready,
                      icon=":material/play_arrow:",
                      help="Trains a new model with the settings above. It runs in the background: you can switch "
                           "pages and come back" + (" or reload." if _common.reload_keeps_work() else "."))
@@ -242,8 +243,10 @@ def page() -> None:
         return
     st.subheader("New run" if run_id else "Start a run")
     _common.hand_ui(info)
-    config = config_ui(info, ws)
-    if start_ui(busy[0] if busy else None):
+    config, ready = config_ui(info, ws)
+    if start_ui(busy[0] if busy else None, ready):
+        if st.session_state.get("train.random_ok"):  # the person chose random weights on purpose
+            config = config.with_changes(weights="none").validate()
         new_id = jobs.submit(config, ws)
         _common.remember_run(new_id)
         st.rerun()

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from core import settings
 from core.engine import modeling, networks
 from core.errors import ConfigError, RunStateError, WeightsUnavailable
 from core.spec import backbones
@@ -158,18 +159,39 @@ def transfer_map(source: str, target: str, ws: Path, image_size: int | None = No
 # ---------------------------------------------------------------- the layer_transfer strategy
 
 
+# The strategies that are about their own backbone: without its weights they never fall back to another one.
+KEEPS_BACKBONE = ("layer_transfer", "distill")
+
+
+def random_start_sentence(config: RunConfig, why: str) -> str:
+    """Why a layer_transfer or distill run would start from random weights, and what can be done instead."""
+    spec = backbones.get(config.backbone)
+    copied = " where nothing is copied" if config.strategy == "layer_transfer" else ""
+    return (f"The ImageNet weights of {spec.label} are not on this computer and {why}, so it would start from random "
+            f"weights{copied} and may learn little; choose a backbone whose weights are on this computer, or train it "
+            "from random weights on purpose (weights 'none', --weights none on the command line).")
+
+
+def offline_refusal(config: RunConfig) -> str | None:
+    """Before training, without downloading: the sentence refusing a layer_transfer or distill run whose ImageNet
+    weights are missing on a computer set to offline; None when it can start."""
+    if config.strategy not in KEEPS_BACKBONE or config.weights != "imagenet" or not settings.offline():
+        return None
+    spec = backbones.get(config.backbone)
+    if spec.hub_handle or "imagenet" not in spec.weights_options or backbones.cached_weights(spec, config.image_size):
+        return None
+    return random_start_sentence(config, "this computer is set to work offline")
+
+
 def keep_backbone(config: RunConfig) -> tuple[RunConfig, list[str]]:
-    """layer_transfer and distill are about this backbone: without its ImageNet weights it starts from random
-    weights (never another backbone, as other strategies fall back to)."""
-    if config.strategy not in ("layer_transfer", "distill") or config.weights != "imagenet":
+    """layer_transfer and distill are about this backbone: without its ImageNet weights the run is refused with a
+    sentence (never silently started from random weights, nor moved to another backbone as other strategies are)."""
+    if config.strategy not in KEEPS_BACKBONE or config.weights != "imagenet":
         return config, []
     spec = backbones.get(config.backbone)
     if _usable_weights(spec, config.weights, config.image_size) == "imagenet":
         return config, []
-    new = config.with_changes(weights="none").validate()
-    return new, [f"The ImageNet weights of {spec.label} are not on this computer and cannot be downloaded, so it "
-                 "starts from random weights" + (" where nothing is copied." if config.strategy == "layer_transfer"
-                                                 else ".")]
+    raise WeightsUnavailable(random_start_sentence(config, "they could not be downloaded"))
 
 
 def prepare(base: Any, config: RunConfig, ws: Path, run_dir: Path, resume: bool) -> tuple[set[str], list[str]]:
