@@ -154,7 +154,7 @@ def load_sample(name: str, ws: Path, progress: Progress) -> dict[str, Any]:
 
 def imported_sentence(info: dict[str, Any]) -> str:
     """What an import brought in, in one line."""
-    if not info["classes"]:
+    if datasets.is_target(info):
         return _domain.imported_sentence(info)
     extra = f" and {len(info['unlabeled'])} unlabeled" if info.get("unlabeled") else ""
     return f"Imported '{info['name']}': {sum(info['counts'].values())} images in {len(info['classes'])} classes{extra}."
@@ -184,7 +184,10 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
         # The uploader keeps its file across reruns: import each upload once.
         if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
             st.session_state["data.imported_upload"] = upload.file_id
-            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p, role=role),
+            hand = _common.selected_dataset(ws)  # a target keeps class folders named like the dataset in hand's
+            classes = hand["classes"] if hand else []
+            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p,
+                                                                role=role, classes=classes),
                                f"Importing {upload.name}…")
     with build_tab:
         classes, unlabeled, name, clicked = builder_ui()
@@ -242,7 +245,7 @@ def selector_ui(found: list[dict[str, Any]], ws: Path) -> str:
 def imported_ui(imported: dict[str, Any], ws: Path) -> None:
     """After an import: the first labelled dataset becomes the one in hand; a later one waits to be chosen."""
     in_hand = _common.selected_dataset(ws) if _common.hand_id(ws) else None
-    if in_hand is None and imported["classes"]:  # the first labelled dataset of this workspace
+    if in_hand is None and not datasets.is_target(imported):  # the first training dataset of this workspace
         _common.choose_dataset(ws, imported["id"])
     st.success(imported_sentence(imported))
     if in_hand is not None and in_hand["id"] != imported["id"]:

@@ -446,7 +446,7 @@ def page() -> None:
             headline_ui(rep)
             confusion_ui(rep, root)
             scores_ui(rep)
-            _domain.target_metrics_ui(rep)
+            _domain.target_metrics_ui(rep, run.status)
             _domain.domain_map_ui(run, session_model)
     with mistakes:
         if rep is None:

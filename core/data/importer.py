@@ -142,13 +142,15 @@ def _classify(scan: archives.Scan) -> tuple[list[_Entry], list[tuple[str, Callab
 def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
-    role: str = "source",
+    role: str = "source", keep_labels: bool = False,
 ) -> dict[str, Any]:
-    """Decode, normalize and write every image into a temporary folder, then rename it into place."""
+    """Decode, normalize and write every image into a temporary folder, then rename it into place.
+
+    A target keeps its class folders only with keep_labels (they measure accuracy there, never train)."""
     skipped = scan.skipped
     labels = sorted({e.label for e in entries if e.label is not None})
     if role == "target":
-        labels = []
+        labels = labels if keep_labels else []
     elif not labels:
         raise DatasetError(
             f"No images inside class folders were found in {source}; put each class's images in a folder named after the class."
@@ -205,9 +207,9 @@ def _write_dataset(
             if entry.part:
                 parts[entry.part].append(rel)
         counts = {label: len(files) for label, files in images.items()}
-        if role == "target" and len(unlabeled) < domains.MIN_TARGET_IMAGES:
+        if role == "target" and len(unlabeled) + sum(counts.values()) < domains.MIN_TARGET_IMAGES:
             raise DatasetError(_with_skipped(
-                f"{source} holds {len(unlabeled)} readable image(s); a set of images from where the model will be used "
+                f"{source} holds {len(unlabeled) + sum(counts.values())} readable image(s); a set of images from where the model will be used "
                 f"needs at least {domains.MIN_TARGET_IMAGES} (a few hundred is best).", skipped))
         too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
         if too_few:
@@ -316,6 +318,15 @@ def import_path(
     return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, predefined, docs, progress)
 
 
+def _names_classes(scan: archives.Scan, classes: Sequence[str]) -> bool:
+    """Whether a target's top folders (under any wrapping folder) are named like some training classes."""
+    if not classes:
+        return False
+    files, _ = _unwrap(scan)
+    tops = {_label(p.parts[0]).casefold() for p, _ in files if len(p.parts) >= 2}
+    return bool(tops & {_label(c).casefold() for c in classes})
+
+
 def _check_role(role: str, unlabeled: Any = None) -> None:
     if role not in ROLES:
         raise DatasetError(f"Unknown dataset role '{role}'; choose one of {', '.join(ROLES)}.")
@@ -333,15 +344,21 @@ def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dic
 
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
-    *, progress: ProgressFn | None = None, role: str = "source",
+    *, progress: ProgressFn | None = None, role: str = "source", classes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Import an uploaded .zip given as an open binary file (nothing is written outside the new dataset).
 
-    `role="target"`: its images, in any folders, are unlabelled images from where the model will be used.
+    `role="target"`: its images are images from where the model will be used. Where its folders are named like
+    `classes` (the training dataset's), they stay class folders, used only to measure accuracy there; otherwise
+    every image is kept without a label, whatever its folders.
     """
     _check_role(role)
     scan = archives.Scan()
     archives.scan_zip(archives.open_zip(fileobj, filename), filename, limits, scan)
+    if role == "target" and _names_classes(scan, classes):
+        entries, docs, predefined = _classify(scan)
+        return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs,
+                              progress, role=role, keep_labels=True)
     if role == "target":
         entries = _as_unlabeled(scan.files, scan)
         return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, progress=progress,
