@@ -15,7 +15,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
-from core.service import hosting, jobs, verdict
+from core.service import compare, hosting, jobs, verdict
 from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
@@ -319,16 +319,51 @@ def curves_ui(history: list[dict[str, Any]], key: str) -> None:
                "started to memorise the training images instead of learning the general pattern: overfitting.")
 
 
-def run_picker(candidates: list[runs.RunInfo], key: str, label: str, describe: Callable[[runs.RunInfo], list[str]],
-               help: str) -> runs.RunInfo:
-    """A selectbox over runs (newest first), starting on the active run when it is one of them."""
+def run_picker(candidates: list[runs.RunInfo], key: str, label: str, help: str, ws: Path,
+               extra: Callable[[runs.RunInfo], list[str]] | None = None) -> runs.RunInfo:
+    """A selectbox over runs, each named so no two read alike (backbone, method, dataset, accuracy, when).
+
+    It starts on the active run when it is one of them, else on the most accurate run of the dataset in hand
+    (never simply the newest, which may be a weak companion or a search trial)."""
     by_id = {r.id: r for r in candidates}
     if st.session_state.get(key) not in by_id:
-        active = st.session_state.get("run_id")
-        st.session_state[key] = active if active in by_id else candidates[0].id
-    chosen = st.selectbox(label, list(by_id), key=key, help=help,
-                          format_func=lambda run_id: " · ".join([run_id, *describe(by_id[run_id])]))
+        st.session_state[key] = default_run(candidates, ws)
+    names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+    chosen = st.selectbox(label, list(by_id), key=key, help=help, format_func=lambda run_id: " · ".join(
+        [compare.run_label(by_id[run_id], names), *(extra(by_id[run_id]) if extra else [])]))
     return by_id[chosen]
+
+
+def run_choices(run_ids: list[str], ws: Path) -> tuple[list[str], Callable[[str], str]]:
+    """Runs for a picker of another kind (a teacher, a run to copy layers from): those of the dataset in hand first,
+    then the most accurate first, each named by compare.run_label."""
+    infos = {r.id: r for r in runs.list_runs(ws) if r.id in set(run_ids)}
+    names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+    hand = selected_dataset(ws)
+
+    def order(run_id: str) -> tuple[bool, float]:
+        info = infos[run_id]
+        value = (info.evaluation or {}).get("accuracy", info.status.get("test_accuracy"))
+        same = bool(hand and info.config and info.config.dataset_id == hand["id"])
+        return (not same, -value if isinstance(value, (int, float)) else 1.0)
+
+    ordered = sorted((r for r in run_ids if r in infos), key=order)
+    return ordered, lambda run_id: compare.run_label(infos[run_id], names)
+
+
+def default_run(candidates: list[runs.RunInfo], ws: Path) -> str:
+    """The active run if it is a candidate, else the most accurate of the dataset in hand, else the newest."""
+    active = st.session_state.get("run_id")
+    if active in {r.id for r in candidates}:
+        return active
+    hand = selected_dataset(ws)
+    mine = [r for r in candidates if hand and r.config and r.config.dataset_id == hand["id"]] or candidates
+
+    def accuracy(r: runs.RunInfo) -> float:
+        value = (r.evaluation or {}).get("accuracy", r.status.get("test_accuracy"))
+        return value if isinstance(value, (int, float)) else -1.0
+
+    return max(mine, key=accuracy).id  # ties keep the newest (max keeps the first of equals)
 
 
 def verdict_ui(run_dir: Path) -> None:

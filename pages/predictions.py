@@ -20,7 +20,6 @@ from core.data import archives
 from core.engine import evaluation, interpret
 from core.errors import DatasetError, TransferLabError
 from core.service import jobs
-from core.spec import backbones
 from core.store import datasets, files, runs
 from pages import _charts as charts
 from pages import _common
@@ -41,19 +40,9 @@ GRADCAM_SHOWN = 6
 # ---------------------------------------------------------------- state
 
 
-def run_ui(done: list[runs.RunInfo]) -> runs.RunInfo:
-    """Choose a finished run (the active one first, if it has finished)."""
-
-    def describe(r: runs.RunInfo) -> list[str]:
-        parts = []
-        if r.config is not None:
-            parts.append(backbones.get(r.config.backbone).label)
-        if r.evaluation and "accuracy" in r.evaluation:
-            parts.append(f"test accuracy {r.evaluation['accuracy']:.1%}")
-        return parts
-
-    return _common.run_picker(done, "pred.run", "Finished run", describe,
-                              help="Runs that trained to the end. Newest first.")
+def run_ui(done: list[runs.RunInfo], ws: Path) -> runs.RunInfo:
+    """Choose a finished run (the active one first, else the most accurate of the dataset in hand)."""
+    return _common.run_picker(done, "pred.run", "Finished run", ws=ws, help="Runs that trained to the end.")
 
 
 def dataset_ui(run: runs.RunInfo, ws: Path) -> None:
@@ -428,7 +417,7 @@ def page() -> None:
         st.info("No run has finished training yet. Start one on the Train page.")
         _common.link_to("pages/train.py", "Go to the Train page", ":material/monitoring:")
         return
-    run = run_ui(done)
+    run = run_ui(done, ws)
     root = dataset_root(run)
     dataset_ui(run, ws)
     # The first tab opens with the score and the confusion matrix: no tab click needed to see them.

@@ -1,6 +1,8 @@
 """The dataset in hand (issue 28, item 1): chosen on the Data page, never switched by an upload, kept by a reload,
 and named on every page that uses it."""
 
+import json
+
 from core.spec.config import RunConfig
 from core.store import datasets
 from tests.pages.conftest import app_test, assert_clean, class_zip
@@ -39,3 +41,17 @@ def test_choosing_on_the_data_page_changes_the_dataset_in_hand_for_the_other_pag
     assert at.selectbox(key="data.select").value == tiny_dataset["id"]
     at.selectbox(key="data.select").set_value(second["id"]).run()
     assert "**second**" in _hand_lines(app_test("train").run())[0]
+
+
+def test_run_pickers_start_on_the_best_run_of_the_dataset_in_hand_not_the_newest(ws, tiny_dataset, make_run):
+    # Issue 28, item 6: the newest run was a weak search trial; the picker offered it first.
+    good = make_run("done", dataset_id=tiny_dataset["id"], status={"test_accuracy": 0.9})
+    weak = make_run("done", dataset_id=tiny_dataset["id"], status={"test_accuracy": 0.2, "study": "s", "trial": 0})
+    evaluation = json.loads((weak / "eval.json").read_text())
+    (weak / "eval.json").write_text(json.dumps({**evaluation, "accuracy": 0.2}))
+    at = app_test("predictions").run()
+    assert_clean(at)
+    picker = at.selectbox(key="pred.run")
+    assert picker.value == good.name
+    assert weak.name != good.name and len(set(picker.options)) == 2
+    assert any("Search trial 1" in o for o in picker.options)
