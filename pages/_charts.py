@@ -21,7 +21,9 @@ def phase_short(name: str) -> str:
         k = int(name.removeprefix("unfreeze_"))
         return f"top {k} group{'s' if k > 1 else ''} open"
     return {"head": "new classifier", "fine_tune": "fine-tuning", "scratch": "from scratch",
-            "train_all": "whole network", "unfreeze_stem": "all groups open"}.get(name, name.replace("_", " "))
+            "train_all": "whole network", "unfreeze_stem": "all groups open", "difference": "new layers",
+            "distill": "learning", "distill_head": "learning", "distill_fine_tune": "fine-tuning",
+            "adapt": "adapting", "adapt_fine_tune": "fine-tuning", "prune": "pruning"}.get(name, name.replace("_", " "))
 
 
 def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.Figure:

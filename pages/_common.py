@@ -32,6 +32,13 @@ PHASE_WORDS = {
     "scratch": "training the whole network from scratch",
     "train_all": "training the whole network from an earlier run's early weights",
     "unfreeze_stem": "training the whole backbone, stem included",
+    "difference": "training the layers that were not copied (the copied ones frozen)",
+    "distill": "the student learning from the teacher's answers",
+    "distill_head": "the student's new classifier learning from the teacher's answers",
+    "distill_fine_tune": "fine-tuning the student's backbone with the teacher's answers",
+    "adapt": "learning your labels while lining up the two kinds of images",
+    "adapt_fine_tune": "fine-tuning while lining up the two kinds of images",
+    "prune": "fine-tuning while setting the smallest weights to zero",
     **{f"unfreeze_{k}": f"training the top {k} layer group{'s' if k > 1 else ''} of the backbone" for k in range(1, 16)},
 }
 
@@ -54,6 +61,11 @@ STATE_WORDS = {
     "interrupted": "interrupted",
     "unknown": "unknown",
 }
+
+
+def mid_sentence(label: str) -> str:
+    """A label inside a sentence: only its first letter lowered, so "Domain-adversarial (DANN)" keeps its DANN."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def workspace() -> Path:

@@ -53,7 +53,7 @@ def trained_ui(run_dir: Path) -> None:
     except (OSError, TransferLabError):
         return
     spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
-    st.markdown(f"Trains **{spec.label}** ({strategy.label.lower()}, {config.image_size} px).")
+    st.markdown(f"Trains **{spec.label}** ({_common.mid_sentence(strategy.label)}, {config.image_size} px).")
 
 
 def start_ui(busy: str | None, ready: bool = True) -> bool:
@@ -182,6 +182,8 @@ def busy_runs(ws: Path) -> list[str]:
 
 def progress_ui(run_id: str, ws: Path, busy_before: list[str]) -> None:
     """The live view, redrawn by its fragment every few seconds while the job or any other run is active."""
+    # Drawn here, redrawn with the notices: the trainer rewrites config.json when it falls back to another backbone.
+    trained_ui(runs.run_path(run_id, ws))
     p = jobs.progress(run_id, ws)
     active = p["state"] in _common.ACTIVE_STATES
     busy = busy_runs(ws)
@@ -228,7 +230,6 @@ def page() -> None:
 
     if run_dir is not None:
         st.subheader(f"Run {run_id}")
-        trained_ui(run_dir)
         active = runs.read_status(run_dir).get("state") in _common.ACTIVE_STATES
         # A finished run keeps the page polling while its companion (or any run) trains, so the Start button
         # frees itself when the last one ends.
