@@ -47,8 +47,10 @@ def upload_ui(ws: Path) -> Any:
                    "runs you no longer need to make room.")
     else:
         st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
+    # No type filter: the browser would refuse another file with only a small red icon (its reason on hover);
+    # the import says in a sentence what the file is and what to do instead.
     return st.file_uploader(
-        "Upload a .zip of class folders", type=["zip"], key="data.upload",
+        "Upload a .zip of class folders", key="data.upload",
         help=f"Up to {limit} MB. Each class needs at least {importer.MIN_IMAGES_TO_IMPORT} images to import and "
              f"{health.MIN_IMAGES_TO_TRAIN} to train; {health.ADVISED_IMAGES} or more is best.",
     )
