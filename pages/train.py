@@ -198,7 +198,7 @@ def progress_ui(run_id: str, ws: Path, busy_before: list[str]) -> None:
     history = p["history"]
     if history:
         _common.curves_ui(history, "train")
-        st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None)
+        st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None, wrap_lines=True)
     if st.session_state.get("train.poll") is not None and not active and busy != busy_before:
         # The job or its companion has ended: a full rerun redraws the Start button (free again when nothing
         # trains) and keeps the timer only while something still does.

@@ -63,15 +63,15 @@ def method(info: runs.RunInfo) -> str | None:
     strategy's name; a companion's config names its parent's strategy, which would mislabel it."""
     status = info.status
     if status.get("pruned_from"):
-        return "Pruned (weights set to zero, then fine-tuned)"
+        return "Pruned"
     if status.get("study"):
         return f"Search trial {status.get('trial', 0) + 1}" if isinstance(status.get("trial"), int) else "Search trial"
     if status.get("student_alone_of"):
-        return "Student trained alone (no teacher)"
+        return "Student alone (no teacher)"
     if status.get("source_only_of"):
-        return "Without adaptation (for comparison)"
+        return "Without adaptation"
     if status.get("baseline_of"):
-        return "From scratch (for comparison)"
+        return "From scratch (baseline)"
     return strategies.get(info.config.strategy).label if info.config else None
 
 
