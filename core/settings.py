@@ -182,6 +182,12 @@ def serve_key() -> str | None:
     return key or None
 
 
+def serve_from_app() -> bool:
+    """TL_SERVE_FROM_APP=1: on a shared server, the owner lets visitors start a model server from the Export page
+    (off by default there; always allowed on a private computer)."""
+    return os.environ.get("TL_SERVE_FROM_APP", "").strip().lower() in _TRUE
+
+
 # ---------------------------------------------------------------- fault injection (tests)
 
 _FAULT_HITS: dict[str, int] = {}

@@ -21,7 +21,9 @@ def phase_short(name: str) -> str:
         k = int(name.removeprefix("unfreeze_"))
         return f"top {k} group{'s' if k > 1 else ''} open"
     return {"head": "new classifier", "fine_tune": "fine-tuning", "scratch": "from scratch",
-            "train_all": "whole network", "unfreeze_stem": "all groups open"}.get(name, name.replace("_", " "))
+            "train_all": "whole network", "unfreeze_stem": "all groups open", "difference": "new layers",
+            "distill": "learning", "distill_head": "learning", "distill_fine_tune": "fine-tuning",
+            "adapt": "adapting", "adapt_fine_tune": "fine-tuning", "prune": "pruning"}.get(name, name.replace("_", " "))
 
 
 def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.Figure:
@@ -31,10 +33,11 @@ def training_curves(history: list[dict[str, Any]], metric: str = "loss") -> go.F
     fig.add_trace(go.Scatter(x=x, y=[h.get(metric) for h in history], mode="lines+markers", name=f"training {metric}"))
     fig.add_trace(go.Scatter(x=x, y=[h.get(f"val_{metric}") for h in history], mode="lines+markers",
                              name=f"validation {metric}"))
-    for i in range(1, len(history)):
-        if history[i]["phase"] != history[i - 1]["phase"]:
-            fig.add_vline(x=i + 0.5, line_dash="dash", line_color="grey",
-                          annotation_text=phase_short(history[i]["phase"]), annotation_position="top")
+    boundaries = [i for i in range(1, len(history)) if history[i]["phase"] != history[i - 1]["phase"]]
+    for k, i in enumerate(boundaries):
+        # Alternate sides so the names of nearby boundaries do not print over each other.
+        fig.add_vline(x=i + 0.5, line_dash="dash", line_color="grey", annotation_text=phase_short(history[i]["phase"]),
+                      annotation_position="top right" if k % 2 == 0 else "bottom right", annotation_font_size=11)
     fig.update_xaxes(dtick=1 if len(history) <= 20 else None)  # whole epochs only
     fig.update_layout(title=metric.capitalize(), xaxis_title="epoch", height=320, uirevision=metric,
                       margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
@@ -109,15 +112,21 @@ def confidence_histogram(confidence: list[float], correct: list[bool]) -> go.Fig
     return fig
 
 
+# Ten clearly different colours (Tableau 10) for classes: the theme's default puts two similar blues side by side.
+CLASS_COLOURS = ("#4E79A7", "#F28E2B", "#E15759", "#59A14F", "#B07AA1", "#EDC948", "#76B7B2", "#FF9DA7", "#9C755F",
+                 "#BAB0AC")
+
+
 def embedding_scatter(points: Any, labels: list[str], classes: list[str], hover: list[str],
                       flagged: list[int] | None = None, title: str = "") -> go.Figure:
     """2-D map of images coloured by class; customdata holds each point's index, flagged points are ringed."""
     fig = go.Figure()
-    for name in classes:
+    for k, name in enumerate(classes):
         idx = [i for i, label in enumerate(labels) if label == name]
         fig.add_trace(go.Scatter(x=[float(points[i][0]) for i in idx], y=[float(points[i][1]) for i in idx],
                                  mode="markers", name=name, customdata=idx, text=[hover[i] for i in idx],
-                                 marker=dict(size=7, opacity=0.8), hovertemplate="%{text}<extra></extra>"))
+                                 marker=dict(size=7, opacity=0.8, color=CLASS_COLOURS[k % len(CLASS_COLOURS)]),
+                                 hovertemplate="%{text}<extra></extra>"))
     if flagged:
         fig.add_trace(go.Scatter(x=[float(points[i][0]) for i in flagged], y=[float(points[i][1]) for i in flagged],
                                  mode="markers", name="possibly mislabeled", customdata=list(flagged),

@@ -15,7 +15,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
-from core.service import hosting, jobs
+from core.service import compare, hosting, jobs, verdict
 from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
@@ -32,6 +32,13 @@ PHASE_WORDS = {
     "scratch": "training the whole network from scratch",
     "train_all": "training the whole network from an earlier run's early weights",
     "unfreeze_stem": "training the whole backbone, stem included",
+    "difference": "training the layers that were not copied (the copied ones frozen)",
+    "distill": "the student learning from the teacher's answers",
+    "distill_head": "the student's new classifier learning from the teacher's answers",
+    "distill_fine_tune": "fine-tuning the student's backbone with the teacher's answers",
+    "adapt": "learning your labels while lining up the two kinds of images",
+    "adapt_fine_tune": "fine-tuning while lining up the two kinds of images",
+    "prune": "fine-tuning while setting the smallest weights to zero",
     **{f"unfreeze_{k}": f"training the top {k} layer group{'s' if k > 1 else ''} of the backbone" for k in range(1, 16)},
 }
 
@@ -54,6 +61,11 @@ STATE_WORDS = {
     "interrupted": "interrupted",
     "unknown": "unknown",
 }
+
+
+def mid_sentence(label: str) -> str:
+    """A label inside a sentence: only its first letter lowered, so "Domain-adversarial (DANN)" keeps its DANN."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def workspace() -> Path:
@@ -205,21 +217,53 @@ def link_to(page: str, label: str, icon: str | None = None) -> None:
 # ---------------------------------------------------------------- datasets
 
 
-def selected_dataset(ws: Path) -> dict[str, Any] | None:
-    """The dataset chosen on the Data page; the newest one if none was chosen yet; None if there are none.
+# The workspace draft naming the dataset in hand (core.store.drafts), so a reload keeps the person's choice.
+HAND_DRAFT = "dataset_in_hand"
 
-    Images without labels (a target) are never trained on: while one is chosen, the newest labelled dataset is used.
+
+def selected_dataset(ws: Path) -> dict[str, Any] | None:
+    """The dataset in hand: the labelled dataset the person chose on the Data page; None if there is none.
+
+    An upload never changes it (the Data page chooses it); a reload keeps it (a workspace draft). Until one
+    is chosen, the newest labelled dataset not marked as images from where the model will be used becomes
+    the dataset in hand and stays so.
     """
     found = [d for d in datasets.list_datasets(ws) if d["classes"]]
     by_id = {d["id"]: d for d in found}
-    current = st.session_state.get("dataset_id")
-    if current in by_id:
-        return by_id[current]
+    # This session's choice first (tests and the Data page set "dataset_id" too), then the workspace's.
+    for chosen in (st.session_state.get("dataset_in_hand"), st.session_state.get("dataset_id"), _drafted_hand(ws)):
+        if chosen in by_id:
+            if chosen != _drafted_hand(ws):
+                choose_dataset(ws, chosen)
+            return by_id[chosen]
     if not found:
         return None
-    if current is None:
-        st.session_state["dataset_id"] = found[0]["id"]
-    return found[0]
+    first = next((d for d in found if not datasets.is_target(d)), found[0])
+    choose_dataset(ws, first["id"])
+    return first
+
+
+def hand_id(ws: Path) -> str | None:
+    """The id of the dataset in hand as chosen (this session's choice, else the workspace's); None before any."""
+    return st.session_state.get("dataset_in_hand") or _drafted_hand(ws)
+
+
+def _drafted_hand(ws: Path) -> str | None:
+    return (drafts.load(ws, HAND_DRAFT) or {}).get("id")
+
+
+def choose_dataset(ws: Path, dataset_id: str) -> None:
+    """Make a labelled dataset the dataset in hand, for this session and after a reload."""
+    st.session_state["dataset_in_hand"] = dataset_id
+    st.session_state["dataset_id"] = dataset_id  # the Data page shows it too
+    drafts.save(ws, HAND_DRAFT, {"id": dataset_id})
+
+
+def hand_ui(info: dict[str, Any]) -> None:
+    """One line naming the dataset in hand, on every page that uses it."""
+    total = sum(info["counts"].values())
+    st.caption(f"Dataset in hand: **{info['name']}** ({total} images; classes {', '.join(info['classes'])}). "
+               "Choose another on the Data page; uploading one does not change it.")
 
 
 def load_sample(ws: Path) -> dict[str, Any]:
@@ -287,16 +331,60 @@ def curves_ui(history: list[dict[str, Any]], key: str) -> None:
                "started to memorise the training images instead of learning the general pattern: overfitting.")
 
 
-def run_picker(candidates: list[runs.RunInfo], key: str, label: str, describe: Callable[[runs.RunInfo], list[str]],
-               help: str) -> runs.RunInfo:
-    """A selectbox over runs (newest first), starting on the active run when it is one of them."""
+def run_picker(candidates: list[runs.RunInfo], key: str, label: str, help: str, ws: Path,
+               extra: Callable[[runs.RunInfo], list[str]] | None = None) -> runs.RunInfo:
+    """A selectbox over runs, each named so no two read alike (backbone, method, dataset, accuracy, when).
+
+    It starts on the active run when it is one of them, else on the most accurate run of the dataset in hand
+    (never simply the newest, which may be a weak companion or a search trial)."""
     by_id = {r.id: r for r in candidates}
     if st.session_state.get(key) not in by_id:
-        active = st.session_state.get("run_id")
-        st.session_state[key] = active if active in by_id else candidates[0].id
-    chosen = st.selectbox(label, list(by_id), key=key, help=help,
-                          format_func=lambda run_id: " · ".join([run_id, *describe(by_id[run_id])]))
+        st.session_state[key] = default_run(candidates, ws)
+    names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+    chosen = st.selectbox(label, list(by_id), key=key, help=help, format_func=lambda run_id: " · ".join(
+        [compare.run_label(by_id[run_id], names), *(extra(by_id[run_id]) if extra else [])]))
     return by_id[chosen]
+
+
+def run_choices(run_ids: list[str], ws: Path) -> tuple[list[str], Callable[[str], str]]:
+    """Runs for a picker of another kind (a teacher, a run to copy layers from): those of the dataset in hand first,
+    then the most accurate first, each named by compare.run_label."""
+    infos = {r.id: r for r in runs.list_runs(ws) if r.id in set(run_ids)}
+    names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+    hand = selected_dataset(ws)
+
+    def order(run_id: str) -> tuple[bool, float]:
+        info = infos[run_id]
+        value = (info.evaluation or {}).get("accuracy", info.status.get("test_accuracy"))
+        same = bool(hand and info.config and info.config.dataset_id == hand["id"])
+        return (not same, -value if isinstance(value, (int, float)) else 1.0)
+
+    ordered = sorted((r for r in run_ids if r in infos), key=order)
+    return ordered, lambda run_id: compare.run_label(infos[run_id], names)
+
+
+def default_run(candidates: list[runs.RunInfo], ws: Path) -> str:
+    """The active run if it is a candidate, else the most accurate of the dataset in hand, else the newest."""
+    active = st.session_state.get("run_id")
+    if active in {r.id for r in candidates}:
+        return active
+    hand = selected_dataset(ws)
+    mine = [r for r in candidates if hand and r.config and r.config.dataset_id == hand["id"]] or candidates
+
+    def accuracy(r: runs.RunInfo) -> float:
+        value = (r.evaluation or {}).get("accuracy", r.status.get("test_accuracy"))
+        return value if isinstance(value, (int, float)) else -1.0
+
+    return max(mine, key=accuracy).id  # ties keep the newest (max keeps the first of equals)
+
+
+def verdict_ui(run_dir: Path) -> None:
+    """A finished run's verdict (core.service.verdict): green only when it beat guessing and its baseline."""
+    judged = verdict.judge(run_dir)
+    if judged is None:
+        return
+    box = {"good": st.success, "warn": st.warning, "bad": st.error}[judged.level]
+    box(judged.text())
 
 
 def forget_run() -> None:

@@ -69,17 +69,23 @@ def _target_label(d: dict[str, Any]) -> str:
 
 
 def import_role_ui(key: str) -> str:
-    """The upload area's choice: class folders (a training dataset) or unlabelled images from the target domain."""
+    """The upload area's choice: a training dataset, or images from where the model will be used (the target)."""
     target = st.checkbox(
-        "These are unlabelled images from where the model will be used", key=key,
-        help="Every image in the zip is kept without a label, whatever its folders. A model trained on a labelled "
-             "dataset can then adapt to them (domain adaptation on the Model page); at least "
+        "These are images from where the model will be used", key=key,
+        help="They are never trained on with labels. Class folders named like the classes of your dataset in hand "
+             "are kept, only to measure accuracy there; any other images are kept without labels. A model trained "
+             "on your dataset can then adapt to them (domain adaptation on the Model page); at least "
              f"{domains.MIN_TARGET_IMAGES} images.")
     return "target" if target else "source"
 
 
 def imported_sentence(info: dict[str, Any]) -> str:
     """What a target import brought in, in one line."""
+    if info["classes"]:
+        n = sum(info["counts"].values())
+        return (f"Imported '{info['name']}': {n} images from where the model will be used, in class folders "
+                f"({', '.join(info['classes'])}) that measure accuracy there. Choose it as the target on the Model "
+                "page with a domain-adaptation strategy.")
     return (f"Imported '{info['name']}': {len(info.get('unlabeled', []))} unlabelled images from where the model "
             "will be used. Choose it as the target on the Model page with a domain-adaptation strategy.")
 
@@ -119,8 +125,9 @@ def unlabelled_dataset_ui(info: dict[str, Any], ws: Path, shown: int = 24, colum
 # ---------------------------------------------------------------- Predictions page
 
 
-def target_metrics_ui(ev: dict[str, Any]) -> None:
-    """The target domain's accuracy, macro F1 and confusion matrix beside the source test metrics."""
+def target_metrics_ui(ev: dict[str, Any], status: dict[str, Any] | None = None) -> None:
+    """The target domain's accuracy (and without adaptation, when its companion measured it), macro F1 and confusion
+    matrix beside the source test metrics."""
     target = ev.get("target")
     if not target:
         return
@@ -128,14 +135,27 @@ def target_metrics_ui(ev: dict[str, Any]) -> None:
     if "accuracy" not in target:
         st.info(target.get("note", "No labelled target images, so no accuracy there."))
         return
-    left, mid, right = st.columns(3)
-    left.metric("Target accuracy", f"{target['accuracy']:.1%}")
-    mid.metric("Target macro F1", f"{target['macro']['f1-score']:.1%}")
-    right.metric("Source test accuracy", f"{ev['accuracy']:.1%}")
+    without = (status or {}).get("source_only_target_accuracy")
+    cells = st.columns(4 if without is not None else 3)
+    cells[0].metric("Target accuracy", f"{target['accuracy']:.1%}")
+    if without is not None:
+        cells[1].metric("Without adaptation", f"{without:.1%}",
+                        help="Target accuracy of the same network trained without adaptation (its companion run).")
+    cells[-2].metric("Target macro F1", f"{target['macro']['f1-score']:.1%}")
+    cells[-1].metric("Source test accuracy", f"{ev['accuracy']:.1%}")
     st.caption(f"On {target['n']} held-out images of the target dataset, never trained on.")
     st.dataframe({"true \\ predicted": ev["classes"],
                   **{c: [row[i] for row in target["confusion_matrix"]] for i, c in enumerate(ev["classes"])}},
                  hide_index=True)
+
+
+def accuracy_pair_ui(without: float | None, with_: float | None) -> None:
+    """Target-domain accuracy without and with adaptation, side by side (what the map's sentence is checked against)."""
+    if without is None or with_ is None:
+        return
+    left, right = st.columns(2)
+    left.metric("Target accuracy without adaptation", f"{without:.1%}")
+    right.metric("Target accuracy with adaptation", f"{with_:.1%}", delta=f"{100 * (with_ - without):+.1f} points")
 
 
 DOMAIN_COLOURS = {"source": "#1f77b4", "target": "#ff7f0e"}
@@ -188,16 +208,18 @@ def domain_map_ui(run: runs.RunInfo, model_of: Any) -> None:
         except TransferLabError as exc:
             st.error(str(exc))
             return
+    measured = (run.status.get("source_only_target_accuracy"), run.status.get("target_accuracy"))
     if before is not None:
+        accuracy_pair_ui(*measured)
         left, right = st.columns(2)
-        left.plotly_chart(domain_figure(before, f"Before adaptation (source-only run {before['run']})"),
-                          width="stretch", key="pred.domain_before")
-        right.plotly_chart(domain_figure(after, "After adaptation (this run)"), width="stretch",
-                           key="pred.domain_after")
+        left.plotly_chart(domain_figure(before, "Before adaptation"), width="stretch", key="pred.domain_before")
+        left.caption(f"The same network trained without adaptation (run {before['run']}).")
+        right.plotly_chart(domain_figure(after, "After adaptation"), width="stretch", key="pred.domain_after")
+        right.caption("This run.")
     else:
         st.plotly_chart(domain_figure(after, "This run"), width="stretch", key="pred.domain_after")
         if run.config.adapt_weight and not baseline:
             st.caption("Tick \"Also train without adaptation\" on the Model page to see the map before adaptation too.")
-    st.info(domain_map.reading(after, before))
+    st.info(domain_map.reading(after, before, measured if before is not None else None))
     if after["target_part"] == "adapt":
         st.caption("The target has no held-out labelled images, so its map shows the unlabelled images it adapted with.")

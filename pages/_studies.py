@@ -19,13 +19,15 @@ from core.errors import StudyError
 from core.service import studies
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
-from core.store import runs
+from core.store import datasets, runs
 from pages import _common
 
 K = "search."
 POLL_EVERY = 2.0
 ACTIVE = ("queued", "running")
-STATE_WORDS = {"complete": "finished", "pruned": "stopped early (pruned)", "failed": "failed", "running": "training",
+STUDY_WORDS = {"done": "done", "queued": "waiting to start", "running": "running", "failed": "failed",
+               "cancelled": "cancelled", "interrupted": "interrupted", "none": "not started"}
+STATE_WORDS = {"complete": "finished", "pruned": "stopped early (looked hopeless)", "failed": "failed", "running": "training",
                "waiting": "waiting"}
 
 
@@ -72,7 +74,9 @@ def lr_chart(result: dict[str, Any]) -> go.Figure:
     fig.add_vline(x=result["suggestion"], line_dash="dot", line_color="crimson")
     finite = [v for v in result["smoothed"] if isinstance(v, (int, float)) and math.isfinite(v)]
     top = min(max(finite), 4 * min(finite)) if finite else None
-    fig.update_layout(xaxis={"type": "log", "title": "learning rate"}, yaxis={"title": "training loss",
+    # Powers of ten ("1e-7"), not SI prefixes ("100n", "1μ"), which read as nonsense for a learning rate.
+    fig.update_layout(xaxis={"type": "log", "title": "learning rate", "exponentformat": "e", "showexponent": "all",
+                             "dtick": 1}, yaxis={"title": "training loss",
                       "range": [0, top * 1.05] if top else None}, height=380, margin={"t": 30},
                       legend={"orientation": "h"})
     return fig
@@ -83,7 +87,7 @@ def lr_finder_ui(config: RunConfig, ws: Path) -> None:
     st.subheader("Find a good learning rate")
     st.caption("A short trial run of about 100 batches in which the learning rate grows from 0.0000001 to 1. "
                "The loss first stays flat (too small a rate), then falls, then shoots up (too large). The suggestion "
-               "sits where it falls fastest (fastai's \"valley\" rule). Use it when you do not know which rate to pick; "
+               "sits where the loss falls fastest. Use it when you do not know which rate to pick; "
                "it takes a few seconds with a frozen backbone, whose features are computed once and reused.")
     if st.button("Find a good learning rate", key=K + "lr.find", icon=":material/search:"):
         with st.spinner("Trying learning rates from 1e-7 to 1…"):
@@ -143,7 +147,7 @@ def new_study_ui(config: RunConfig, source: str, ws: Path, busy: bool) -> None:
     spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
     st.caption(f"TransferLab trains many short runs, each with other settings, and keeps the one with the lowest "
                f"validation loss. It starts from {source}: {spec.label}, {strategy.label}, {config.image_size} px. "
-               "Runs that look hopeless after an epoch are stopped early (pruned) to save time; with a frozen backbone "
+               "Runs that look hopeless after an epoch are stopped early to save time; with a frozen backbone "
                "every trial reuses the same cached features, so a search costs little more than one run. "
                "Use it when you are unsure about the learning rate, dropout or the size of the head.")
     search, picked = space_ui(config)
@@ -188,6 +192,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def settings_words(params: dict[str, Any]) -> str:
+    """A trial's settings in the page's words ("Dropout 0.2, Hidden units none"), not parameter names."""
+    def value(name: str, v: Any) -> str:
+        if name == "backbone":
+            return backbones.get(v).label
+        if name == "hidden_units" and v == 0:
+            return "none"
+        return _fmt(v)
+
+    return ", ".join(f"{studies.CATALOGUE[k].label if k in studies.CATALOGUE else k} {value(k, v)}"
+                     for k, v in params.items())
+
+
 def trials_table(info: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for t in info["trials"]:
@@ -196,7 +213,7 @@ def trials_table(info: dict[str, Any]) -> pd.DataFrame:
             state += f" after epoch {t['pruned_epoch']}"
         rows.append({
             "trial": t["number"], "state": state,
-            "settings": ", ".join(f"{k} {_fmt(v)}" for k, v in t["params"].items()),
+            "settings": settings_words(t["params"]),
             "validation accuracy": t["val_accuracy"], "validation loss": t["value"],
             "test accuracy": t["test_accuracy"], "seconds": t["seconds"], "run": t["run_id"],
         })
@@ -216,7 +233,8 @@ def progress_ui(study_id: str, ws: Path) -> None:
             st.info("Getting ready: starting TensorFlow and loading the images.")
         budget = info["trials_budget"]
         if budget:
-            st.progress(min(1.0, done / budget), text=f"{done} of {budget} trials finished ({counts['pruned']} pruned)")
+            st.progress(min(1.0, done / budget),
+                        text=f"{done} of {budget} trials finished ({counts['pruned']} stopped early)")
         if st.button("Cancel the search", key=K + "cancel", icon=":material/stop:",
                      help="The trial in progress stops after its current batch; no new trial starts."):
             studies.cancel(study_id, ws)
@@ -226,7 +244,8 @@ def progress_ui(study_id: str, ws: Path) -> None:
     elif job["state"] != "none":
         message = job.get("message") or ""
         (st.success if job["state"] == "done" else st.warning)(
-            f"The search is {job['state']}: {done} trials finished ({counts['pruned']} pruned). {message}")
+            f"The search is {STUDY_WORDS.get(job['state'], job['state'])}: {done} trials finished "
+            f"({counts['pruned']} stopped early). {message}")
         if job["state"] in ("interrupted", "cancelled", "failed"):
             if st.button("Resume the search", key=K + "resume", icon=":material/play_arrow:",
                          help="Continues with the trials it had; finished trials are not repeated."):
@@ -250,7 +269,8 @@ def results_ui(study_id: str, ws: Path) -> None:
         return
     acc = f", validation accuracy {best['val_accuracy']:.1%}" if best["val_accuracy"] is not None else ""
     st.markdown(f"**Best so far: trial {best['number']}** (run `{best['run_id']}`): validation loss "
-                f"{best['value']:.4f}{acc}; " + ", ".join(f"{k} {_fmt(v)}" for k, v in best["params"].items()) + ".")
+                f"{best['value']:.4f}{acc}; {settings_words(best['params'])}.")
+    why_best_ui(info["trials"], best)
     st.caption("Every trial is a run: open it on the Predictions, Compare or Export page like any other.")
     if st.button("Use the best settings", type="primary", key=K + "use_best", icon=":material/check:",
                  help="Fills the Model page with the best trial's settings, exactly as it trained."):
@@ -262,8 +282,25 @@ def results_ui(study_id: str, ws: Path) -> None:
     st.markdown("**What the search learned**")
     tabs = st.tabs([studies.FIGURES[k][1] for k in figures])
     for tab, (key, fig) in zip(tabs, figures.items()):
+        # Our words instead of Optuna's English titles; trials are whole numbers on the history's axis.
+        fig.update_layout(title=studies.FIGURES[key][1])
+        if key == "history":
+            fig.update_xaxes(dtick=1, title="trial")
         with tab:
             st.plotly_chart(fig, width="stretch", key=K + "fig." + key)
+
+
+def why_best_ui(trials: list[dict[str, Any]], best: dict[str, Any]) -> None:
+    """Why the best trial is best when another one reached a higher validation accuracy."""
+    higher = [t for t in trials if t["state"] == "complete" and t["value"] is not None and t["val_accuracy"] is not None
+              and best["val_accuracy"] is not None and t["val_accuracy"] > best["val_accuracy"]]
+    if not higher:
+        return
+    top = max(higher, key=lambda t: t["val_accuracy"])
+    st.caption(f"Trial {top['number']} reached a higher validation accuracy ({top['val_accuracy']:.1%}) but a higher "
+               f"validation loss ({top['value']:.4f}). The search ranks by loss: it counts how sure the model is of "
+               "every answer, while accuracy counts only right or wrong, so on few validation images the loss is the "
+               "steadier guide. Open both trials on the Compare page if you prefer the other one.")
 
 
 def study_picker(ws: Path, current: str | None) -> str | None:
@@ -273,8 +310,13 @@ def study_picker(ws: Path, current: str | None) -> str | None:
     ids = [s["id"] for s in found]
     by_id = {s["id"]: s for s in found}
     index = ids.index(current) if current in ids else 0
-    chosen = st.selectbox("Searches in this workspace", ids, index=index, key=K + "pick",
-                          format_func=lambda s: f"{s} · {', '.join(by_id[s]['space'])} · {by_id[s]['job']}")
+    names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+    # No job state in the label: it would go stale while the search runs (its state shows below, polled).
+    chosen = st.selectbox(
+        "Searches in this workspace", ids, index=index, key=K + "pick",
+        format_func=lambda s: f"{s} · on {names.get(by_id[s]['dataset_id'], by_id[s]['dataset_id'])} · searching "
+                              + ", ".join(studies.CATALOGUE[p].label if p in studies.CATALOGUE else p
+                                          for p in by_id[s]["space"]))
     if chosen != current:
         remember_study(chosen)
     return chosen
@@ -297,6 +339,7 @@ def page(ws: Path) -> None:
     if info is None:
         _common.no_dataset_guidance()
         return
+    _common.hand_ui(info)
     _common.reconcile_runs(ws)
     config, source = base_config(info)
     lr_finder_ui(config, ws)

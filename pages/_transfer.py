@@ -13,6 +13,7 @@ from core.engine import distill, transfer
 from core.errors import TransferLabError
 from core.spec import backbones, strategies
 from core.store import sources
+from pages import _common
 
 K = "model_ui.transfer."  # this module's widget keys (not RunConfig fields: the Model page builds those)
 
@@ -62,8 +63,9 @@ def _layer_transfer_ui(spec: backbones.BackboneSpec, image_size: int, ws: Path) 
             st.warning("There is no finished run in this workspace to copy layers from yet; train one first, or "
                        "copy from a backbone of the list.")
             return None
-        by_id = {s.run_id: s for s in found}
-        run_id = st.selectbox("Earlier run", tuple(by_id), key=K + "run", format_func=lambda r: by_id[r].label)
+        ordered, label = _common.run_choices([s.run_id for s in found], ws)
+        run_id = st.selectbox("Earlier run", ordered, key=K + "run", format_func=label,
+                              help="Runs of the dataset in hand come first, the most accurate first.")
         source, values = run_id, {"source_run": run_id, "source_backbone": ""}
     else:
         layered = [b for b in backbones.ids() if not backbones.is_hub(b)]
@@ -81,10 +83,10 @@ def _distill_ui(classes: list[str], ws: Path) -> dict[str, Any] | None:
         st.warning("No finished run of this workspace was trained on exactly these classes, so there is no teacher "
                    "yet; train an accurate model on this dataset first (any backbone), then come back.")
         return None
-    by_id = {t["run_id"]: t for t in found}
-    teacher = st.selectbox("Teacher (a finished run on these classes)", tuple(by_id), key=K + "teacher",
-                           format_func=lambda r: by_id[r]["label"],
-                           help="Usually your most accurate model; the backbone below is the student it teaches.")
+    ordered, label = _common.run_choices([t["run_id"] for t in found], ws)
+    teacher = st.selectbox("Teacher (a finished run on these classes)", ordered, key=K + "teacher", format_func=label,
+                           help="Usually your most accurate model (listed first); the backbone below is the student "
+                                "it teaches.")
     left, right = st.columns(2)
     temperature = left.slider("Temperature", 1.0, 10.0, 4.0, 0.5, key=K + "temperature",
                               help="How much the teacher's answers are softened: higher shows the student more of "

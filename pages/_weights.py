@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import settings
+from core.engine import transfer
 from core.engine.training import SCRATCH_MIN_EPOCHS
-from core.spec import backbones
+from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 
 # Measured here on the 3,000 flower photos (5 classes), one run each, this 2-core machine under load:
@@ -23,25 +25,46 @@ SCRATCH_MEASURED = ("on 3,000 photos of 5 kinds of flowers, a small network from
 
 
 def outlook(config: RunConfig) -> tuple[str, str] | None:
-    """("info" | "warning", sentence) when the backbone's ImageNet weights are not on this computer, else None."""
+    """("info" | "warning" | "refuse", sentence) when the backbone's ImageNet weights are not on this computer,
+    else None. "refuse": the run would start from random weights, so it starts only on the person's explicit choice."""
     spec = backbones.get(config.backbone)
     if config.weights != "imagenet" or spec.hub_handle or backbones.cached_weights(spec, config.image_size):
         return None
-    download = (f"The ImageNet weights of {spec.label} (about {spec.size_mb:g} MB) are not on this computer; "
-                "they are downloaded when training starts.")
+    offline = settings.offline()
+    if offline:
+        missing = (f"The ImageNet weights of {spec.label} are not on this computer, and it is set to work offline, "
+                   "so they cannot be downloaded.")
+    else:
+        missing = (f"The ImageNet weights of {spec.label} (about {spec.size_mb:g} MB) are not on this computer; "
+                   "they are downloaded when training starts.")
     alternative = backbones.best_available(config.image_size)
+    refusal = transfer.offline_refusal(config)
+    if refusal:
+        return "refuse", refusal
+    if strategies.get(config.strategy).keeps_backbone:
+        return "info", missing + " Without internet it would start from random weights, so the run would be refused."
     if alternative is not None:
-        return "info", (f"{download} Without internet, {alternative.label}, whose weights are here, is trained "
-                        "instead, and every page names it.")
-    return "warning", (f"{download} Without internet no pretrained backbone can be had, so a small network learns "
+        lead = "So" if offline else "Without internet,"
+        return "info", (f"{missing} {lead} {alternative.label}, whose weights are here, is trained instead, and every "
+                        "page names it.")
+    lead = "No pretrained backbone is on this computer" if offline else "Without internet no pretrained backbone can be had"
+    return "warning", (f"{missing} {lead}, so a small network learns "
                        f"from scratch instead (at least {SCRATCH_MIN_EPOCHS} epochs, 64 px images). Expect lower "
                        f"accuracy and longer training than with a pretrained backbone: {SCRATCH_MEASURED}.")
 
 
-def outlook_ui(config: RunConfig) -> None:
-    """The outlook as a box, or nothing when the weights are ready."""
+def outlook_ui(config: RunConfig, confirm_key: str | None = None) -> bool:
+    """The outlook as a box, or nothing when the weights are ready. With confirm_key, a run that would start from
+    random weights needs a ticked box: False until it is ticked (the Train page's Start waits for it)."""
     found = outlook(config)
     if found is None:
-        return
+        return True
     level, sentence = found
+    if level == "refuse":
+        st.warning(sentence, icon=":material/cloud_off:")
+        if confirm_key is None:
+            return False
+        return st.checkbox(f"Train {backbones.get(config.backbone).label} from random weights anyway",
+                           key=confirm_key, help="Only to see what random weights learn here; expect a low accuracy.")
     (st.warning if level == "warning" else st.info)(sentence, icon=":material/cloud_download:")
+    return True

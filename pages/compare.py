@@ -18,13 +18,13 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "backbone": ("backbone", None),
     "strategy": ("strategy", None),
     "test_accuracy": ("test accuracy", st.column_config.NumberColumn(
-        format="%.1f%%", width="small",
+        format="%.1f%%", width="medium",  # "small" cut the heading to "test accurac"
         help="Accuracy on test images the run never trained on or chose its best epoch by: the fair score.")),
     "macro_f1": ("F1", st.column_config.NumberColumn(
         format="%.1f%%", width="small",
         help="Macro F1: precision and recall in one number, averaged over the classes, each counting the same.")),
     "target_accuracy": ("target accuracy", st.column_config.NumberColumn(
-        format="%.1f%%", width="small",
+        format="%.1f%%", width="medium",
         help="Domain adaptation: accuracy on held-out images from where the model will be used (the run's "
              "target dataset); empty for a run without one.")),
     "weights_mb": ("size (MB)", st.column_config.NumberColumn(
@@ -114,6 +114,9 @@ def table_ui(rows: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
          for key, (title, _) in shown.items()}
         for row in rows
     ])
+    text = [title for title, cfg in shown.values()
+            if cfg is None or cfg.get("type_config", {}).get("type") == "text"]
+    frame[text] = frame[text].fillna("-")  # a missing text reads "-", not the word "None"
     event = st.dataframe(
         frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
         key=f"compare.table.{version}",

@@ -47,8 +47,10 @@ def upload_ui(ws: Path) -> Any:
                    "runs you no longer need to make room.")
     else:
         st.caption(f"A zip can be up to {limit} MB; for more, split the classes over several zips or shrink the photos.")
+    # No type filter: the browser would refuse another file with only a small red icon (its reason on hover);
+    # the import says in a sentence what the file is and what to do instead.
     return st.file_uploader(
-        "Upload a .zip of class folders", type=["zip"], key="data.upload",
+        "Upload a .zip of class folders", key="data.upload",
         help=f"Up to {limit} MB. Each class needs at least {importer.MIN_IMAGES_TO_IMPORT} images to import and "
              f"{health.MIN_IMAGES_TO_TRAIN} to train; {health.ADVISED_IMAGES} or more is best.",
     )
@@ -154,7 +156,7 @@ def load_sample(name: str, ws: Path, progress: Progress) -> dict[str, Any]:
 
 def imported_sentence(info: dict[str, Any]) -> str:
     """What an import brought in, in one line."""
-    if not info["classes"]:
+    if datasets.is_target(info):
         return _domain.imported_sentence(info)
     extra = f" and {len(info['unlabeled'])} unlabeled" if info.get("unlabeled") else ""
     return f"Imported '{info['name']}': {sum(info['counts'].values())} images in {len(info['classes'])} classes{extra}."
@@ -184,7 +186,10 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
         # The uploader keeps its file across reruns: import each upload once.
         if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
             st.session_state["data.imported_upload"] = upload.file_id
-            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p, role=role),
+            hand = _common.selected_dataset(ws)  # a target keeps class folders named like the dataset in hand's
+            classes = hand["classes"] if hand else []
+            imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p,
+                                                                role=role, classes=classes),
                                f"Importing {upload.name}…")
     with build_tab:
         classes, unlabeled, name, clicked = builder_ui()
@@ -196,7 +201,8 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
             if imported is not None:
                 # A fresh builder for the next dataset; the rerun draws it, and the message survives it.
                 _reset_builder()
-                st.session_state["dataset_id"] = imported["id"]
+                if not _common.hand_id(ws):
+                    _common.choose_dataset(ws, imported["id"])
                 st.session_state["data.flash"] = imported_sentence(imported)
                 st.rerun()
     with sample_tab:
@@ -215,20 +221,38 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- choosing and deleting
 
 
-def selector_ui(found: list[dict[str, Any]]) -> str:
-    """Choose one of the workspace's datasets; returns its id (kept in session state)."""
+def selector_ui(found: list[dict[str, Any]], ws: Path) -> str:
+    """Choose the dataset in hand (kept for this session and after a reload); returns the id shown here."""
     ids = [d["id"] for d in found]
     labels = {d["id"]: _common.dataset_label(d) for d in found}
-    current = st.session_state.get("dataset_id")
-    # The widget mirrors "dataset_id" (which outlives this page); the callback copies a choice back.
+    current = st.session_state.get("dataset_id") or _common.hand_id(ws)
+    # The widget mirrors "dataset_id" (which outlives this page); the callback makes a labelled choice the one in hand.
     st.session_state["data.select"] = current if current in ids else ids[0]
+
+    def chosen() -> None:
+        picked = st.session_state["data.select"]
+        st.session_state["dataset_id"] = picked
+        if next(d for d in found if d["id"] == picked)["classes"]:
+            _common.choose_dataset(ws, picked)
+
     choice = st.selectbox(
-        "Dataset to work with", ids, key="data.select", format_func=labels.__getitem__,
-        on_change=lambda: st.session_state.update(dataset_id=st.session_state["data.select"]),
-        help="The Model and Train pages use the dataset chosen here.",
+        "Dataset in hand", ids, key="data.select", format_func=labels.__getitem__, on_change=chosen,
+        help="The Model, Train, Search and Predictions pages use the dataset chosen here. Uploading another dataset "
+             "does not change it; images from where the model will be used are chosen on the Model page.",
     )
     st.session_state["dataset_id"] = choice
     return choice
+
+
+def imported_ui(imported: dict[str, Any], ws: Path) -> None:
+    """After an import: the first labelled dataset becomes the one in hand; a later one waits to be chosen."""
+    in_hand = _common.selected_dataset(ws) if _common.hand_id(ws) else None
+    if in_hand is None and not datasets.is_target(imported):  # the first training dataset of this workspace
+        _common.choose_dataset(ws, imported["id"])
+    st.success(imported_sentence(imported))
+    if in_hand is not None and in_hand["id"] != imported["id"]:
+        st.info(f"You are still working with '{in_hand['name']}'. To work with '{imported['name']}' instead, choose "
+                "it under 'Dataset in hand' below.")
 
 
 def _delete(dataset_id: str, name: str, ws: Path) -> None:
@@ -472,10 +496,10 @@ def page() -> None:
         "Every image is checked, turned upright, converted to RGB and stored as a fresh copy; "
         "every file that cannot be used is listed with the reason."
     )
+    _common.selected_dataset(ws)  # pins the dataset in hand before an import adds a newer one
     imported = bring_images_in(ws)
     if imported is not None:
-        st.session_state["dataset_id"] = imported["id"]
-        st.success(imported_sentence(imported))
+        imported_ui(imported, ws)
     if "data.flash" in st.session_state:
         st.success(st.session_state.pop("data.flash"))
     if "data.deleted" in st.session_state:
@@ -488,7 +512,7 @@ def page() -> None:
     if not found:
         st.info("No dataset yet: upload a zip, build classes, or load a built-in sample above.")
         return
-    dataset_id = selector_ui(found)
+    dataset_id = selector_ui(found, ws)
     info = next(d for d in found if d["id"] == dataset_id)
     delete_ui(info, ws)
     info = _domain.marker_ui(info, ws)

@@ -1,5 +1,6 @@
 """Export: take a finished run's model anywhere; every phone format is measured on the test images."""
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -47,18 +48,12 @@ USAGE = {
 }
 
 
-def run_ui(ready: list[runs.RunInfo]) -> runs.RunInfo:
-    """Choose a run that has a saved model (the active one first)."""
-
-    def describe(r: runs.RunInfo) -> list[str]:
-        parts = [_common.STATE_WORDS.get(r.state, r.state)]
-        if r.config is not None:
-            parts.append(backbones.get(r.config.backbone).label)
-        return parts
-
-    return _common.run_picker(ready, "export.run", "Run", describe,
-                              help="Runs with a saved model, newest first. A cancelled run keeps the best model it "
-                                   "reached before it stopped.")
+def run_ui(ready: list[runs.RunInfo], ws: Path) -> runs.RunInfo:
+    """Choose a run that has a saved model (the active one first, else the most accurate of the dataset in hand)."""
+    return _common.run_picker(ready, "export.run", "Run", ws=ws,
+                              extra=lambda r: [] if r.state == "done" else [_common.STATE_WORDS.get(r.state, r.state)],
+                              help="Runs with a saved model. A cancelled run keeps the best model it reached before "
+                                   "it stopped.")
 
 
 def format_ui() -> export.ExportFormat:
@@ -181,7 +176,7 @@ def page() -> None:
         _common.link_to("pages/train.py", "Go to the Train page", ":material/monitoring:")
         more_formats_ui()
         return
-    run = run_ui(ready)
+    run = run_ui(ready, ws)
     if run.state == "cancelled":
         st.caption("This run was cancelled; its model is the best one it reached before stopping, and it was not tested.")
     fmt = format_ui()

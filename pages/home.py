@@ -36,8 +36,11 @@ def intro_ui() -> None:
             "1. **Data**: bring your images: a zip with one folder per class, or add them class by class (or try the built-in sample).\n"
             "2. **Model**: choose a backbone and how much of it to retrain, or just pick a preset.\n"
             "3. **Train**: the training runs in the background; watch its progress live.\n"
-            "4. **Predictions**: see how well the model does on images it never saw, and try your own.\n"
-            "5. **Compare** runs side by side, and **Export** the trained model."
+            "4. **Search** (optional): let TransferLab find a good learning rate, or try many settings and keep the "
+            "best.\n"
+            "5. **Predictions**: see how well the model does on images it never saw, and try your own.\n"
+            "6. **Compare** runs side by side, and **Export** the trained model: download it, make it smaller, or "
+            "serve it to other programs."
         )
 
 
@@ -73,6 +76,21 @@ GLOSSARY = (
                                         "really in a class, how many it finds. F1 combines precision and recall."),
     ("Confusion matrix", "a table of true classes (rows) against the model's guesses (columns): the diagonal holds "
                          "the right answers, the rest shows which classes get mixed up."),
+    ("ROC-AUC", "how well the model ranks the right class above the others, from 50% (guessing) to 100% "
+                "(perfect), whatever threshold is used to decide."),
+    ("Guessing level (chance)", "the accuracy of picking a class at random: 50% with two classes, 20% with five. "
+                                "A model near it has learned nothing; TransferLab says so instead of congratulating."),
+    ("Domain adaptation", "training on your labelled images while also showing the model unlabelled images from "
+                          "where it will be used (another camera, lighting or place), so it works there too."),
+    ("Layer transfer", "copying the layers two different networks share from one to the other, then training the "
+                       "rest."),
+    ("Distillation", "a small 'student' network learning from a big 'teacher' model's answers, to get close to "
+                     "its accuracy at a fraction of its size."),
+    ("Search", "trying many settings automatically (each a short training run) and keeping the best; the "
+               "learning-rate finder is a quick search for the learning rate alone."),
+    ("Pruning", "setting a model's smallest weights to zero while it is fine-tuned again, so its files compress "
+                "much smaller; it costs some accuracy, which TransferLab measures."),
+    ("Serving", "letting other programs send an image to the model over the network and get its answer back."),
     ("Grad-CAM", "a heatmap over an image showing which parts weighed most in the model's answer."),
     ("TensorFlow Lite", "a compact model file format for phones and small devices."),
     ("Quantization", "storing a model's numbers with fewer bits (for example 8-bit integers, 'int8', instead of "
@@ -96,7 +114,7 @@ def start_ui() -> bool:
         "backgrounds. It is ready in a few seconds."
     )
     clicked = st.button(
-        "Load the sample images and start",
+        "Load the sample images and look at them",
         type="primary",
         key="home.start",
         icon=":material/play_arrow:",
@@ -112,9 +130,10 @@ def page() -> None:
     intro_ui()
     glossary_ui()
     if start_ui():
+        ws = _common.workspace()
         with st.spinner("Preparing the sample images…"):
-            info = _common.load_sample(_common.workspace())
-        st.session_state["dataset_id"] = info["id"]
+            info = _common.load_sample(ws)
+        _common.choose_dataset(ws, info["id"])  # pressed to start with the sample: it becomes the dataset in hand
         st.switch_page("pages/data.py")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core import settings
 from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
@@ -172,11 +173,11 @@ def recommendation(info: dict[str, Any]) -> strategies.Recommendation:
 def preset_ui(dataset_id: str, rec: strategies.Recommendation) -> str:
     def caption(name: str) -> str:
         if name == RECOMMENDED:
-            return (f"Chosen for your images: {strategies.get(rec.strategy).label.lower()} with "
+            return (f"Chosen for your images: {_common.mid_sentence(strategies.get(rec.strategy).label)} with "
                     f"{backbones.get(rec.backbone).label}, {rec.image_size} px (see why below).")
         p = PRESETS[name]
         spec, strategy = backbones.get(p["backbone"]), strategies.get(p["strategy"])
-        return f"{PRESET_LEADS.get(name, '')} {spec.label}, {p['image_size']} px, {strategy.label.lower()}."
+        return f"{PRESET_LEADS.get(name, '')} {spec.label}, {p['image_size']} px, {_common.mid_sentence(strategy.label)}."
 
     return st.radio(
         "Start from a preset", PRESET_CHOICES, key=K + "preset", persist_state="session",
@@ -623,6 +624,13 @@ def code_ui(config: RunConfig, folder: Path, classes: list[str], ws: Path) -> No
         st.code(script, language="python", line_numbers=True)
 
 
+def _classifier_here(spec: backbones.BackboneSpec) -> bool:
+    """Whether the backbone's ImageNet classifier and class names are in the Keras cache (nothing downloaded)."""
+    models = backbones.keras_models_dir()
+    files = spec.top_weights_files(backbones.classifier_size(spec))
+    return any((models / f.name).is_file() for f in files) and (models / backbones.CLASS_INDEX.name).is_file()
+
+
 def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
     """'What does the pretrained model see?': the backbone's ImageNet top-3 for a few of the user's images."""
     spec = backbones.get(config.backbone)
@@ -631,6 +639,11 @@ def sees_ui(config: RunConfig, info: dict[str, Any], folder: Path) -> None:
     with st.expander("What does the pretrained model see?"):
         st.caption(f"Before any training, {spec.label} names what it sees with its 1,000 ImageNet categories. "
                    "Sensible guesses mean your images are like what it learned from, so its features will serve well.")
+        if settings.offline() and not _classifier_here(spec):
+            st.info(f"This computer is set to work offline and the ImageNet classifier of {spec.label} (a file apart "
+                    "from the weights used for training) is not on it, so it cannot name what it sees here. With "
+                    "internet once, it can.")
+            return
         if not st.button("Look at a few of my images", key=UI + "sees",
                          help="Shows the pretrained backbone's best guesses for one image of each class (up to six); "
                               "loading it takes a few seconds."):
@@ -667,7 +680,7 @@ def choice_line(config: RunConfig) -> str:
     """The settings in one sentence: what Start on the Train page will train."""
     spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
     epochs = sum(p.epochs for p in strategy.phases(config))
-    return (f"**You will train:** {strategy.label.lower()} with **{spec.label}**, {config.image_size} px, "
+    return (f"**You will train:** {_common.mid_sentence(strategy.label)} with **{spec.label}**, {config.image_size} px, "
             f"up to {epochs} epochs in all ({PRESET_NAMES.get(config.preset, 'your own')} settings"
             f"{'' if config == preset_config(config.preset, config.dataset_id) else ', changed under Customise'}).")
 
@@ -679,7 +692,7 @@ def page() -> None:
     if info is None:
         _common.no_dataset_guidance()
         return
-    st.caption(f"For dataset **{info['name']}** ({', '.join(info['classes'])}).")
+    _common.hand_ui(info)
     ensure_form(info["id"], ws)
 
     rec = recommendation(info)

@@ -20,7 +20,6 @@ from core.data import archives
 from core.engine import evaluation, interpret
 from core.errors import DatasetError, TransferLabError
 from core.service import jobs
-from core.spec import backbones
 from core.store import datasets, files, runs
 from pages import _charts as charts
 from pages import _common
@@ -41,19 +40,20 @@ GRADCAM_SHOWN = 6
 # ---------------------------------------------------------------- state
 
 
-def run_ui(done: list[runs.RunInfo]) -> runs.RunInfo:
-    """Choose a finished run (the active one first, if it has finished)."""
+def run_ui(done: list[runs.RunInfo], ws: Path) -> runs.RunInfo:
+    """Choose a finished run (the active one first, else the most accurate of the dataset in hand)."""
+    return _common.run_picker(done, "pred.run", "Finished run", ws=ws, help="Runs that trained to the end.")
 
-    def describe(r: runs.RunInfo) -> list[str]:
-        parts = []
-        if r.config is not None:
-            parts.append(backbones.get(r.config.backbone).label)
-        if r.evaluation and "accuracy" in r.evaluation:
-            parts.append(f"test accuracy {r.evaluation['accuracy']:.1%}")
-        return parts
 
-    return _common.run_picker(done, "pred.run", "Finished run", describe,
-                              help="Runs that trained to the end. Newest first.")
+def dataset_ui(run: runs.RunInfo, ws: Path) -> None:
+    """The dataset in hand, and the run's own dataset when it is another one."""
+    info = _common.selected_dataset(ws)
+    if info is not None:
+        _common.hand_ui(info)
+    if run.config is not None and (info is None or run.config.dataset_id != info["id"]):
+        names = {d["id"]: d["name"] for d in datasets.list_datasets(ws)}
+        st.caption(f"This run was trained on **{names.get(run.config.dataset_id, run.config.dataset_id)}**, not on the "
+                   "dataset in hand.")
 
 
 def dataset_root(run: runs.RunInfo) -> Path | None:
@@ -417,8 +417,9 @@ def page() -> None:
         st.info("No run has finished training yet. Start one on the Train page.")
         _common.link_to("pages/train.py", "Go to the Train page", ":material/monitoring:")
         return
-    run = run_ui(done)
+    run = run_ui(done, ws)
     root = dataset_root(run)
+    dataset_ui(run, ws)
     # The first tab opens with the score and the confusion matrix: no tab click needed to see them.
     scores, mistakes, training, trying, embedding = st.tabs(
         ["Test scores and confusion matrix", "Mistakes", "Training curves", "Try it", "Embedding view"])
@@ -434,7 +435,7 @@ def page() -> None:
             headline_ui(rep)
             confusion_ui(rep, root)
             scores_ui(rep)
-            _domain.target_metrics_ui(rep)
+            _domain.target_metrics_ui(rep, run.status)
             _domain.domain_map_ui(run, session_model)
     with mistakes:
         if rep is None:

@@ -20,8 +20,9 @@ from pages import _common, _weights
 LOG_LINES = 12
 
 
-def config_ui(info: dict[str, Any], ws: Path) -> RunConfig:
-    """The settings from the Model page (applied to the chosen dataset), else the quick preset; shown briefly."""
+def config_ui(info: dict[str, Any], ws: Path) -> tuple[RunConfig, bool]:
+    """The settings from the Model page (applied to the dataset in hand), else the quick preset, shown briefly; and
+    whether it may start (a run that would start from random weights offline waits for the person's choice)."""
     text = _common.model_settings(ws)
     if text:
         config = RunConfig.from_json(text)
@@ -38,11 +39,11 @@ def config_ui(info: dict[str, Any], ws: Path) -> RunConfig:
         f"**Epochs:** up to {epochs} · **Image size:** {config.image_size} px"
     )
     st.caption(f"Using {source}. {strategies.speed_note(config)}")
-    _weights.outlook_ui(config)
+    ready = _weights.outlook_ui(config, confirm_key="train.random_ok")
     if config.compare_scratch:
         st.caption("A from-scratch baseline with the same number of epochs follows, to check that transfer helped.")
     _common.link_to("pages/model.py", "Change the settings", ":material/tune:")
-    return config
+    return config, ready
 
 
 def trained_ui(run_dir: Path) -> None:
@@ -52,15 +53,15 @@ def trained_ui(run_dir: Path) -> None:
     except (OSError, TransferLabError):
         return
     spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
-    st.markdown(f"Trains **{spec.label}** ({strategy.label.lower()}, {config.image_size} px).")
+    st.markdown(f"Trains **{spec.label}** ({_common.mid_sentence(strategy.label)}, {config.image_size} px).")
 
 
-def start_ui(busy: str | None) -> bool:
-    """The Start button, switched off while a run is training; True when clicked."""
+def start_ui(busy: str | None, ready: bool = True) -> bool:
+    """The Start button, switched off while a run is training or the settings wait for a choice; True when clicked."""
     if busy:
         st.caption(f"Run `{busy}` is still training. One run at a time keeps this computer responsive; "
                    "start the next when it has finished or been cancelled.")
-    return st.button("Start training", type="primary", key="train.start", disabled=bool(busy),
+    return st.button("Start training", type="primary", key="train.start", disabled=bool(busy) or not ready,
                      icon=":material/play_arrow:",
                      help="Trains a new model with the settings above. It runs in the background: you can switch "
                           "pages and come back" + (" or reload." if _common.reload_keeps_work() else "."))
@@ -131,19 +132,21 @@ def feature_pass_ui(p: dict[str, Any]) -> None:
     st.caption(text + ". The classifier then trains on them, so each epoch takes a moment.")
 
 
-def comparison_ui(status: dict[str, Any]) -> None:
-    """The from-scratch baseline's verdict, when the run asked for one."""
-    if "transfer_hurt" in status:
-        ours, base = status.get("val_accuracy") or 0.0, status.get("baseline_val_accuracy") or 0.0
-        if status["transfer_hurt"]:
-            st.warning(f"Transfer hurt: the same network trained from scratch reached {base:.1%} validation accuracy, "
-                       f"above this run's {ours:.1%}. Try fine-tuning, or a backbone closer to your images.")
-        else:
-            st.success(f"Transfer helped: {ours:.1%} validation accuracy against {base:.1%} for the same network "
-                       "trained from scratch.")
-    elif status.get("baseline_run"):
-        st.info(f"The from-scratch baseline (run {status['baseline_run']}) is training.")
-    elif status.get("baseline_note"):
+# The status fields naming a run's companion (trained by the same job right after it), and what it is.
+COMPANIONS = {
+    "baseline_run": "the same network trained from scratch, to check that transfer helped",
+    "source_only_run": "the same network without adaptation, to check that adaptation helped",
+    "student_alone_run": "the student trained alone, to check that the teacher helped",
+}
+
+
+def companion_ui(status: dict[str, Any], busy: list[str]) -> None:
+    """A companion run still training, in a sentence; the verdict compares the two once both have finished."""
+    for field, words in COMPANIONS.items():
+        if status.get(field) in busy:
+            st.info(f"Run {status[field]} is training now: {words}. The verdict below compares the two when it "
+                    "has finished, and the next run can start then.")
+    if status.get("baseline_note"):
         st.caption(status["baseline_note"])
 
 
@@ -151,14 +154,12 @@ def result_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
     """How a finished run ended, in a sentence; interrupted or cancelled runs can resume."""
     status, state = p["status"], p["state"]
     if state == "done":
-        accuracy = status.get("test_accuracy")
-        seconds = status.get("train_seconds")
-        text = "Training finished"
-        if seconds is not None:
-            text += f" in {seconds:.0f} s"
+        accuracy, seconds = status.get("test_accuracy"), status.get("train_seconds")
+        text = "Training finished" + (f" in {seconds:.0f} s." if seconds is not None else ".")
         if accuracy is not None:
-            text += f". Test accuracy: **{accuracy:.1%}** (on test images the model never saw during training)"
-        st.success(text + ".")
+            text += " Accuracy is measured on test images the model never saw during training."
+        st.markdown(text)
+        _common.verdict_ui(runs.run_path(run_id, ws))
         _common.link_to("pages/predictions.py", "See the results and try your own images", ":material/fact_check:")
     elif state == "failed":
         st.error(p["message"] or "Training failed.")
@@ -174,25 +175,34 @@ def result_ui(p: dict[str, Any], run_id: str, ws: Path) -> None:
         st.warning("The status of this run cannot be read.")
 
 
-def progress_ui(run_id: str, ws: Path) -> None:
-    """The live view, redrawn by its fragment every few seconds while the job is active."""
+def busy_runs(ws: Path) -> list[str]:
+    """Runs of this workspace waiting or training in a live process (a companion included)."""
+    return [r.id for r in runs.active_runs(ws)]
+
+
+def progress_ui(run_id: str, ws: Path, busy_before: list[str]) -> None:
+    """The live view, redrawn by its fragment every few seconds while the job or any other run is active."""
+    # Drawn here, redrawn with the notices: the trainer rewrites config.json when it falls back to another backbone.
+    trained_ui(runs.run_path(run_id, ws))
     p = jobs.progress(run_id, ws)
     active = p["state"] in _common.ACTIVE_STATES
+    busy = busy_runs(ws)
     if active:
         live_ui(p, run_id, ws)
     else:
         result_ui(p, run_id, ws)
-    comparison_ui(p["status"])
+    companion_ui(p["status"], busy)
     feature_pass_ui(p)
     for notice in p["notices"]:
         st.info(notice)
     history = p["history"]
     if history:
         _common.curves_ui(history, "train")
-        st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None)
-    if not active and st.session_state.get("train.poll") is not None:
-        # The job has ended: stop the timer with a full rerun, which draws the page without one.
-        st.session_state["train.poll"] = None
+        st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None, wrap_lines=True)
+    if st.session_state.get("train.poll") is not None and not active and busy != busy_before:
+        # The job or its companion has ended: a full rerun redraws the Start button (free again when nothing
+        # trains) and keeps the timer only while something still does.
+        st.session_state["train.poll"] = _common.POLL_EVERY if busy else None
         st.rerun()
 
 
@@ -216,14 +226,15 @@ def page() -> None:
         except RunNotFound:
             _common.forget_run()
             run_id = None
-    busy = next((r.id for r in runs.list_runs(ws) if r.state in _common.ACTIVE_STATES), None)
+    busy = busy_runs(ws)
 
     if run_dir is not None:
         st.subheader(f"Run {run_id}")
-        trained_ui(run_dir)
         active = runs.read_status(run_dir).get("state") in _common.ACTIVE_STATES
-        st.session_state["train.poll"] = _common.POLL_EVERY if active else None
-        st.fragment(progress_ui, run_every=st.session_state["train.poll"])(run_id, ws)
+        # A finished run keeps the page polling while its companion (or any run) trains, so the Start button
+        # frees itself when the last one ends.
+        st.session_state["train.poll"] = _common.POLL_EVERY if active or busy else None
+        st.fragment(progress_ui, run_every=st.session_state["train.poll"])(run_id, ws, busy)
         with st.expander("Settings of this run"):
             st.json((run_dir / "config.json").read_text(encoding="utf-8"))
 
@@ -232,8 +243,11 @@ def page() -> None:
         _common.no_dataset_guidance()
         return
     st.subheader("New run" if run_id else "Start a run")
-    config = config_ui(info, ws)
-    if start_ui(busy):
+    _common.hand_ui(info)
+    config, ready = config_ui(info, ws)
+    if start_ui(busy[0] if busy else None, ready):
+        if st.session_state.get("train.random_ok"):  # the person chose random weights on purpose
+            config = config.with_changes(weights="none").validate()
         new_id = jobs.submit(config, ws)
         _common.remember_run(new_id)
         st.rerun()

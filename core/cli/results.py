@@ -9,6 +9,7 @@ from typing import Any
 from core.cli.common import show_result
 from core.engine import domain_map, evaluation
 from core.errors import TransferLabError
+from core.service import verdict
 from core.store import runs
 from core.store.files import workspace
 
@@ -33,6 +34,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             when: m and {k: m[k] for k in ("run", "domain_accuracy", "centroid_ratio", "n_source", "n_target", "layer")}
             for when, m in (("after", maps["after"]), ("before", maps["before"]))}}
         rows += f"\n{maps['reading']}"
+    judged = verdict.judge(runs.run_path(args.run_id, workspace(args.workspace)))
+    if judged is not None:  # the same verdict the Train page shows: against guessing and the method's baseline
+        brief["verdict"] = judged.to_dict()
+        rows += f"\nverdict ({judged.level}): {judged.text()}"
     show_result(args, {"id": args.run_id, **brief}, f"test accuracy {report['accuracy']:.3f} on {report['n']} images\n{rows}")
     return 0
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from core.cli.common import progress_listener, read_config, show_result
 from core.data import health
-from core.engine import lrfind, training
+from core.engine import lrfind, training, transfer
+from core.errors import WeightsUnavailable
 from core.store import datasets, runs
 from core.store.files import workspace
 
@@ -16,17 +17,20 @@ from core.store.files import workspace
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = read_config(args.config)
     ws = workspace(args.workspace)
+    refusal = transfer.offline_refusal(cfg)  # the Train page's refusal, before a run folder exists
+    if refusal:
+        raise WeightsUnavailable(refusal)
     health.check_trainable(datasets.load_dataset(cfg.dataset_id, ws), cfg.backbone)
     run_dir = runs.create_run(cfg, ws)
     print(f"run {run_dir.name}", file=sys.stderr)
     result = training.train_and_compare(cfg, run_dir, listener=progress_listener(args.quiet), distribute=args.distribute)
     if "transfer_hurt" in result and not args.quiet:
-        verdict = "hurt" if result["transfer_hurt"] else "helped"
-        print(f"transfer {verdict}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
+        word = "hurt" if result["transfer_hurt"] else "helped"
+        print(f"transfer {word}: the from-scratch baseline {result['baseline_run']} reached validation accuracy "
               f"{result['baseline_val_accuracy']:.3f} against {result['val_accuracy']:.3f}", file=sys.stderr)
     if result.get("adaptation_helped") is not None and not args.quiet:
-        verdict = "helped" if result["adaptation_helped"] else "did not help"
-        print(f"adaptation {verdict}: target accuracy {result['target_accuracy']:.3f} against "
+        word = "helped" if result["adaptation_helped"] else "did not help"
+        print(f"adaptation {word}: target accuracy {result['target_accuracy']:.3f} against "
               f"{result['source_only_target_accuracy']:.3f} for the source-only baseline {result['source_only_run']}",
               file=sys.stderr)
     elif result.get("source_only_run") and result.get("target_accuracy") is None and not args.quiet:

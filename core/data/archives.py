@@ -225,9 +225,13 @@ def zip_entries(src: Path, limits: ImportLimits, skipped: list[dict]) -> list[tu
 
 
 def open_zip(src: Path | IO[bytes], name: str) -> zipfile.ZipFile:
+    """The zip archive, or a sentence saying what the file is instead (a photo dropped in the zip box, a broken zip)."""
     try:
         return zipfile.ZipFile(src)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        if PurePosixPath(name.lower()).suffix in IMAGE_SUFFIXES:
+            raise DatasetError(f"'{name}' is an image, not a zip: put your images into one folder per class and zip "
+                               "the folders, or add images class by class under 'Build classes here'.") from None
         raise DatasetError(f"'{name}' is not a readable zip file; re-create it and upload again.") from None
 
 

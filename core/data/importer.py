@@ -150,15 +150,17 @@ def _classify(
 def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
-    role: str = "source", kind: str = spec_kinds.DEFAULT,
+    role: str = "source", kind: str = spec_kinds.DEFAULT, keep_labels: bool = False,
 ) -> dict[str, Any]:
-    """Decode, normalize and write every item (by its kind's module) into a temporary folder, then move it in place."""
+    """Decode, normalize and write every item (by its kind's module) into a temporary folder, then move it in place.
+
+    A target keeps its class folders only with keep_labels (they measure accuracy there, never train)."""
     skipped = scan.skipped
     data_kind = kinds.get(kind)
     words = data_kind.spec
     labels = sorted({e.label for e in entries if e.label is not None})
     if role == "target":
-        labels = []
+        labels = labels if keep_labels else []
     elif not labels:
         raise DatasetError(
             f"No {words.items} inside class folders were found in {source}; put each class's {words.items} in a folder "
@@ -218,9 +220,9 @@ def _write_dataset(
                 if entry.part:
                     parts[entry.part].append(rel)
         counts = {label: len(files) for label, files in images.items()}
-        if role == "target" and len(unlabeled) < domains.MIN_TARGET_IMAGES:
+        if role == "target" and len(unlabeled) + sum(counts.values()) < domains.MIN_TARGET_IMAGES:
             raise DatasetError(_with_skipped(
-                f"{source} holds {len(unlabeled)} readable image(s); a set of images from where the model will be used "
+                f"{source} holds {len(unlabeled) + sum(counts.values())} readable image(s); a set of images from where the model will be used "
                 f"needs at least {domains.MIN_TARGET_IMAGES} (a few hundred is best).", skipped))
         too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
         if too_few:
@@ -342,6 +344,15 @@ def _detect(files: Sequence[tuple[PurePosixPath, Callable[[], bytes]]]) -> str:
     return kinds.detect([(str(path), read) for path, read in files])
 
 
+def _names_classes(scan: archives.Scan, classes: Sequence[str]) -> bool:
+    """Whether a target's top folders (under any wrapping folder) are named like some training classes."""
+    if not classes:
+        return False
+    files, _ = _unwrap(scan)
+    tops = {_label(p.parts[0]).casefold() for p, _ in files if len(p.parts) >= 2}
+    return bool(tops & {_label(c).casefold() for c in classes})
+
+
 def _check_role(role: str, unlabeled: Any = None) -> None:
     if role not in ROLES:
         raise DatasetError(f"Unknown dataset role '{role}'; choose one of {', '.join(ROLES)}.")
@@ -360,16 +371,23 @@ def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dic
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
     *, progress: ProgressFn | None = None, role: str = "source", kind: str | None = None,
+    classes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Import an uploaded .zip given as an open binary file (nothing is written outside the new dataset).
 
-    `role="target"`: its images, in any folders, are unlabelled images from where the model will be used.
+    `role="target"`: its items are from where the model will be used. Where its folders are named like
+    `classes` (the training dataset's), they stay class folders, used only to measure accuracy there; otherwise
+    every item is kept without a label, whatever its folders.
     `kind`: the kind of data (core.spec.kinds); by default the kind most of its files are.
     """
     _check_role(role)
     scan = archives.Scan()
     archives.scan_zip(archives.open_zip(fileobj, filename), filename, limits, scan)
     kind = kind or _detect(scan.files)
+    if role == "target" and _names_classes(scan, classes):
+        entries, docs, predefined = _classify(scan, spec_kinds.get(kind))
+        return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs,
+                              progress, role=role, kind=kind, keep_labels=True)
     if role == "target":
         entries = _as_unlabeled(scan.files, scan, spec_kinds.get(kind))
         return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, progress=progress,

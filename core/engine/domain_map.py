@@ -138,23 +138,37 @@ def before_after(run_dir: Path, model: Any = None) -> dict[str, Any]:
     after = load_domain_map(run_dir) or compute_domain_map(run_dir, model=model)
     baseline = baseline_of(run_dir)
     before = (load_domain_map(baseline) or compute_domain_map(baseline)) if baseline else None
-    return {"after": after, "before": before, "reading": reading(after, before)}
+    status = runs.read_status(run_dir)
+    measured = (status.get("source_only_target_accuracy"), status.get("target_accuracy"))
+    return {"after": after, "before": before, "reading": reading(after, before, measured)}
 
 
-def reading(after: dict[str, Any], before: dict[str, Any] | None = None) -> str:
-    """One sentence a non-programmer reads at once, from the overlap figures (not fixed text)."""
+def reading(after: dict[str, Any], before: dict[str, Any] | None = None,
+            accuracy: tuple[float | None, float | None] | None = None) -> str:
+    """One sentence a non-programmer reads at once, from the overlap figures (not fixed text).
+
+    `accuracy` is the target-domain accuracy (without adaptation, with it) when both were measured: the sentence
+    then agrees with them, since what counts is the accuracy; the map only shows how alike the features look.
+    """
     told = f"a classifier tells the two kinds of images apart {after['domain_accuracy']:.0%} of the time"
     if before is None:
         how = ("they overlap almost completely" if after["domain_accuracy"] < 0.6 else
                "they still sit apart" if after["domain_accuracy"] > 0.85 else "they partly overlap")
         return f"In this model's features, {told} (50% means they cannot be told apart): {how}."
     gap = before["domain_accuracy"] - after["domain_accuracy"]
-    if gap > SAME_OVERLAP:
-        verdict = "the two kinds of images now overlap more"
-    elif gap < -SAME_OVERLAP:
-        verdict = "the two kinds of images overlap less than before, so adaptation did not line them up"
-    else:
-        verdict = "the two kinds of images overlap about as much as before"
-    return (f"After adaptation {told}, against {before['domain_accuracy']:.0%} without it (50% means they cannot be "
-            f"told apart; their centres are {after['centroid_ratio']:.2f} against {before['centroid_ratio']:.2f} "
-            f"spreads apart): {verdict}.")
+    overlap = "more" if gap > SAME_OVERLAP else "less" if gap < -SAME_OVERLAP else "same"
+    lead = (f"After adaptation {told}, against {before['domain_accuracy']:.0%} without it (50% means they cannot be "
+            "told apart)")
+    words = {"more": "the two kinds of images now overlap more", "less": "the two kinds of images overlap less than before",
+             "same": "the two kinds of images overlap about as much as before"}[overlap]
+    without, with_ = accuracy or (None, None)
+    if without is None or with_ is None:
+        tail = {"more": ", so adaptation lined them up", "less": ", so adaptation did not line them up",
+                "same": ""}[overlap]
+        return f"{lead}: {words}{tail}."
+    figures = f"the accuracy on them went from {without:.1%} without adaptation to {with_:.1%} with it"
+    if with_ - without > 0.01:
+        join = "and" if overlap == "more" else "yet"
+        return f"{lead}: {words}, {join} {figures}, so adaptation helped where it counts."
+    join = "but" if overlap == "more" else "and"
+    return f"{lead}: {words}, {join} {figures}, so adaptation did not help here."

@@ -46,11 +46,15 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         networks.fetch_weights(spec, config.image_size)
         return config, []
     except WeightsUnavailable as exc:
-        missing = str(exc)
+        detail = str(exc)  # it names the file and the cache folder, which `python -m core weights list` shows
+    # No file names or cache folders in the sentence: the pages show it as it is.
+    why = "this computer is offline" if settings.offline() or "offline" in detail else "they could not be downloaded"
+    missing = f"The ImageNet weights of {spec.label} are not on this computer and {why}."
     alternative = backbones.best_available(config.image_size)
     if alternative is not None:
         new = config.with_changes(backbone=alternative.id)
-        return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are cached."]
+        return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are on this "
+                                "computer."]
     # From scratch: small images and batches (more updates per epoch), and no early stopping,
     # since a network learning from nothing often plateaus before it improves.
     new = config.with_changes(

@@ -20,12 +20,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core import events
+from core import events, settings
 from core.engine import modeling, networks
 from core.engine.method import Run, Settle
 from core.engine.plain import Plain
 from core.errors import ConfigError, RunStateError, WeightsUnavailable
-from core.spec import backbones
+from core.spec import backbones, strategies
 from core.spec.config import RunConfig
 from core.spec.strategies import Phase
 from core.store import runs
@@ -164,17 +164,36 @@ def transfer_map(source: str, target: str, ws: Path, image_size: int | None = No
 # ---------------------------------------------------------------- the layer_transfer strategy
 
 
-def keep_backbone(config: RunConfig, random_note: str = ".") -> tuple[RunConfig, list[str]]:
-    """For a method about this very backbone (layer transfer, distillation): without its ImageNet weights it starts
-    from random weights, never another backbone as the weights fallback would choose; random_note ends the sentence."""
+def random_start_sentence(config: RunConfig, why: str) -> str:
+    """Why a layer_transfer or distill run would start from random weights, and what can be done instead."""
+    spec = backbones.get(config.backbone)
+    copied = " where nothing is copied" if strategies.get(config.strategy).method == "transfer" else ""
+    return (f"The ImageNet weights of {spec.label} are not on this computer and {why}, so it would start from random "
+            f"weights{copied} and may learn little; choose a backbone whose weights are on this computer, or train it "
+            "from random weights on purpose (weights 'none', --weights none on the command line).")
+
+
+def offline_refusal(config: RunConfig) -> str | None:
+    """Before training, without downloading: the sentence refusing a run about its own backbone (layer transfer,
+    distillation) whose ImageNet weights are missing on a computer set to offline; None when it can start."""
+    if not strategies.get(config.strategy).keeps_backbone or config.weights != "imagenet" or not settings.offline():
+        return None
+    spec = backbones.get(config.backbone)
+    if spec.hub_handle or "imagenet" not in spec.weights_options or backbones.cached_weights(spec, config.image_size):
+        return None
+    return random_start_sentence(config, "this computer is set to work offline")
+
+
+def keep_backbone(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """For a method about this very backbone (layer transfer, distillation): without its ImageNet weights the run is
+    refused with a sentence (never silently started from random weights, nor moved to another backbone as the
+    weights fallback of other strategies would)."""
     if config.weights != "imagenet":
         return config, []
     spec = backbones.get(config.backbone)
     if _usable_weights(spec, config.weights, config.image_size) == "imagenet":
         return config, []
-    new = config.with_changes(weights="none").validate()
-    return new, [f"The ImageNet weights of {spec.label} are not on this computer and cannot be downloaded, so it "
-                 f"starts from random weights{random_note}"]
+    raise WeightsUnavailable(random_start_sentence(config, "they could not be downloaded"))
 
 
 def prepare(base: Any, config: RunConfig, ws: Path, run_dir: Path, resume: bool) -> tuple[set[str], list[str]]:
@@ -232,7 +251,7 @@ class Transfer(Plain):
 
     def prepare(self, config: RunConfig, settle: Settle) -> tuple[RunConfig, list[str]]:
         """Keep this backbone (random weights where nothing is copied, if ImageNet's cannot be had), then settle."""
-        config, notices = keep_backbone(config, " where nothing is copied.")
+        config, notices = keep_backbone(config)
         config, more = settle(config)
         return config, notices + more
 

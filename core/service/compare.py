@@ -52,6 +52,37 @@ def _auc(evaluation: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def method(info: runs.RunInfo) -> str | None:
+    """What a run is, in words: its role beside another run (a pruned copy, a search trial, a companion), else its
+    strategy's name; a companion's config names its parent's strategy, which would mislabel it."""
+    status = info.status
+    if status.get("pruned_from"):
+        return "Pruned"
+    if status.get("study"):
+        return f"Search trial {status.get('trial', 0) + 1}" if isinstance(status.get("trial"), int) else "Search trial"
+    if status.get("student_alone_of"):
+        return "Student alone (no teacher)"
+    if status.get("source_only_of"):
+        return "Without adaptation"
+    if status.get("baseline_of"):
+        return "From scratch (baseline)"
+    return strategies.get(info.config.strategy).label if info.config else None
+
+
+def run_label(info: runs.RunInfo, dataset_names: dict[str, str]) -> str:
+    """One line naming a run in pickers, different for any two runs: backbone, method, dataset, accuracy and when."""
+    parts = []
+    if info.config is not None:
+        parts += [backbones.get(info.config.backbone).label, method(info) or "",
+                  f"on {dataset_names.get(info.config.dataset_id, info.config.dataset_id)}"]
+    accuracy = (info.evaluation or {}).get("accuracy", info.status.get("test_accuracy"))
+    if isinstance(accuracy, (int, float)):
+        parts.append(f"test accuracy {accuracy:.1%}")
+    day, clock = info.id.split("-")[:2]  # run ids start with the time they were made
+    parts.append(f"made {day[6:8]}/{day[4:6]} {clock[:2]}:{clock[2:4]}:{clock[4:6]}")
+    return " · ".join(p for p in parts if p)
+
+
 def run_row(info: runs.RunInfo, dataset_names: dict[str, str]) -> dict[str, Any]:
     """One row: what was trained, how long it took, how well it does, how big and fast it is."""
     config, ev, status = info.config, info.evaluation or {}, info.typed_status
@@ -65,7 +96,7 @@ def run_row(info: runs.RunInfo, dataset_names: dict[str, str]) -> dict[str, Any]
         "state": info.state,
         "dataset": dataset_names.get(config.dataset_id, config.dataset_id) if config else None,
         "backbone": backbones.get(config.backbone).label if config else None,
-        "strategy": strategies.get(config.strategy).label if config else None,
+        "strategy": method(info),
         "strategy_id": config.strategy if config else None,
         "image_size": config.image_size if config else None,
         "epochs": len(curve) if curve else planned,

@@ -22,7 +22,8 @@ from typing import Any
 
 from core import settings
 from core.data import health
-from core.errors import TransferLabError
+from core.engine import transfer
+from core.errors import TransferLabError, WeightsUnavailable
 from core.ship import pruning
 from core.spec import strategies
 from core.spec.config import RunConfig
@@ -42,6 +43,9 @@ def queue_dir(ws: Path) -> Path:
 def submit(config: RunConfig, ws: Path) -> str:
     """Validate, create the run folder and start its job process; returns the run id."""
     config.validate()
+    refusal = transfer.offline_refusal(config)  # before a run folder exists: nothing to clean up
+    if refusal:
+        raise WeightsUnavailable(refusal)
     health.check_trainable(datasets.load_dataset(config.dataset_id, ws), config.backbone)
     quota.check_active_runs(ws)
     quota.check_room(ws)

@@ -55,6 +55,9 @@ class Strategy:
     # The training method that trains each phase (core.engine.methods): "plain" (the classifier on its
     # labels, on cached features or images), "adaptation", "transfer" (copied layers), "distillation".
     method: str = "plain"
+    # A method about this very backbone (layer transfer, distillation): without its ImageNet weights the run is
+    # refused instead of falling back to another backbone or silently starting from random weights.
+    keeps_backbone: bool = False
 
 
 def _head(c: "RunConfig") -> Phase:
@@ -224,7 +227,7 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights=None,
             phases=_layer_transfer,
             settings=("source_run", "source_backbone", "fine_tune_epochs", "fine_tune_learning_rate"),
-            method="transfer",
+            method="transfer", keeps_backbone=True,
         ),
         Strategy(
             id="distill",
@@ -236,7 +239,7 @@ STRATEGIES: dict[str, Strategy] = {
             forced_weights=None,
             phases=_distill,
             settings=("source_run", "temperature", "distill_weight", "compare_student_alone", *_TOP),
-            method="distillation",
+            method="distillation", keeps_backbone=True,
         ),
         Strategy(
             id="domain_adversarial",

@@ -40,7 +40,7 @@ def test_two_visitors_never_see_each_others_datasets_or_runs(hosted_server, brow
     alice.page.goto(url)
     alice.settle()
     alice.page.get_by_text("private to this browser tab").wait_for(timeout=60_000)
-    alice.click(alice.page.get_by_role("button", name="Load the sample images and start"))
+    alice.click(alice.page.get_by_role("button", name="Load the sample images and look at them"))
     alice.page.get_by_role("heading", name="Data", exact=True).wait_for(timeout=60_000)
     (dataset_dir,) = root.glob("sessions/**/datasets/shapes-*")
     dataset_id = dataset_dir.name

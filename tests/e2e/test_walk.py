@@ -25,7 +25,7 @@ def test_first_time_user_walk(server, browser):
 
     # 1. Load the shapes sample; the health report appears.
     started = time.monotonic()
-    walk.click(page.get_by_role("button", name="Load the sample images and start"))
+    walk.click(page.get_by_role("button", name="Load the sample images and look at them"))
     page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=60_000)
     page.get_by_role("heading", name="Data", exact=True).wait_for(timeout=60_000)
     walk.shot("data")

@@ -53,3 +53,17 @@ def test_a_single_run_curve_is_named(ws, make_run):
     at = app_test("compare").run()
     curves = json.loads(plotly_charts(at)[0].proto.spec)
     assert len(curves["data"]) == 1 and curves["layout"]["showlegend"] is True and curves["data"][0]["name"]
+
+
+def test_headings_fit_and_missing_texts_are_not_none(ws, make_run):
+    # Issue 28, item 12: "test accurac" and "target accur" were cut; a missing text read "None".
+    from pages import compare as page
+
+    assert page.COLUMNS["test_accuracy"][1]["width"] == "medium"
+    assert page.COLUMNS["target_accuracy"][1]["width"] == "medium"
+    make_run("done")
+    (make_run("failed", model=False) / "config.json").write_text("{from an older version")  # no backbone, no strategy
+    at = app_test("compare").run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert not frame[["backbone", "strategy", "dataset"]].isna().any().any()  # the grid shows a null as "None"

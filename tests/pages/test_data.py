@@ -320,3 +320,12 @@ def test_preview_rows_match_augmentation_preview(tiny, ws, switches):
         assert any((v == original[:, ::-1]).all() for v in variants)  # some copies are mirrored
     else:
         assert all((v == original).all() for v in variants)
+
+
+def test_a_photo_in_the_zip_box_gets_a_sentence_not_a_red_icon(ws):
+    # Issue 28, item 8: the browser's type filter showed only an icon; the server now says what to do.
+    at = app_test("data").run()
+    assert not list(at.file_uploader(key="data.upload").proto.type)  # no filter in the browser
+    at.file_uploader(key="data.upload").set_value(("rose.jpg", image_bytes((200, 30, 60), "JPEG"), "image/jpeg")).run()
+    assert not at.exception
+    assert "'rose.jpg' is an image, not a zip" in at.error[0].value and "Build classes here" in at.error[0].value

@@ -24,6 +24,9 @@ def test_an_unlabelled_zip_imports_as_a_target_and_the_page_says_what_it_is(ws, 
     [field] = [d for d in datasets.list_datasets(ws) if d["id"] != tiny_dataset["id"]]
     assert field["role"] == "target" and field["classes"] == [] and len(field["unlabeled"]) == 24
     assert any("24 unlabelled images from where the model will be used" in s.value for s in at.success)
+    # The dataset in hand stays the labelled one (issue 28); choosing the target shows it.
+    assert at.selectbox(key="data.select").value == tiny_dataset["id"]
+    at.selectbox(key="data.select").set_value(field["id"]).run()
     assert any("cannot be trained on by itself" in i.value for i in at.info)  # the health report: a sentence
     assert len(at.image) == 24 and not at.toggle  # its images; no marker to unset, no class counts
 
@@ -78,3 +81,24 @@ def test_the_predictions_page_offers_the_domain_map_for_a_run_with_a_target(ws, 
     at = app_test("predictions").run()
     assert_clean(at)
     assert at.button(key="pred.domain_map")  # nothing computed yet: a button, no TensorFlow on the page
+
+
+def test_a_target_zip_keeps_class_folders_named_like_the_dataset_in_hand(ws, tiny_dataset, make_run):
+    # Issue 28, item 4: ticking the target box no longer throws the class folders away, so the target accuracy
+    # can be measured without a second upload or a separate switch.
+    from tests.pages.conftest import class_zip
+
+    at = app_test("data").run()
+    at.checkbox(key="data.upload_target").check().run()
+    at.file_uploader(key="data.upload").set_value(("gray.zip", class_zip(per_class=12), "application/zip")).run()
+    assert_clean(at)
+    [gray] = [d for d in datasets.list_datasets(ws) if d["name"] == "gray"]
+    assert gray["role"] == "target" and gray["classes"] == ["blue", "red"] and gray["counts"] == {"blue": 12, "red": 12}
+    assert any("in class folders (blue, red) that measure accuracy there" in s.value for s in at.success)
+    assert at.selectbox(key="data.select").value == tiny_dataset["id"]  # still the dataset in hand
+
+    model = app_test("model").run()
+    model.selectbox(key="model.strategy").set_value("domain_adversarial").run()
+    assert_clean(model)
+    assert model.selectbox(key="model.target_dataset_id").value == gray["id"]
+    assert not any("add class folders" in i.value for i in model.info)

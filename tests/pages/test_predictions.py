@@ -49,7 +49,9 @@ def test_lists_finished_runs_and_shows_stored_metrics_of_an_old_eval(ws, make_ru
     assert_clean(at)
     select = at.selectbox(key="pred.run")
     assert select.value == done.name
-    assert select.options == [f"{done.name} · MobileNet V2 (width 0.35) · test accuracy 90.0%"]  # finished runs only
+    # Finished runs only, each named by what it is (issue 28, item 6).
+    assert select.options == ["MobileNet V2 (width 0.35) · Feature extraction · on tiny-0123abcd · test accuracy 90.0% · "
+                              f"made 01/01 {done.name[9:11]}:{done.name[11:13]}:{done.name[13:15]}"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Test accuracy": "90.0%", "Macro F1": "89.9%", "Weighted F1": "89.9%", "ROC-AUC": "-",
                        "Test images": "10"}

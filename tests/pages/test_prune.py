@@ -60,9 +60,25 @@ def test_measured_child_shows_its_report(ws, make_run):
     assert_clean(at)
     table = at.dataframe[0].value  # the TFLite check table shows only once measured
     assert list(table["file"])[0] == "Keras model (model.keras)"
-    assert list(table["gzipped, of before"]) == [round(0.4 / 0.9, 4)] * 3
+    assert list(table["share of before"]) == [round(0.4 / 0.9, 4)] * 3
+    assert len(table.columns) == 6  # the last column fits (issue 28, item 12)
     kinds = at.dataframe[1].value
     assert list(kinds["pruned"]) == ["yes", "no (not prunable)"]
     assert [m.value for m in at.metric][:1] == ["88.0%"]
     assert plotly_charts(at)
     assert runs.read_status(child)["state"] == "done"
+
+
+def test_a_pruning_that_lost_many_points_says_so_and_what_to_try(ws, make_run):
+    # Issue 28, item 5: "46.7 % ↓ −26.7 points" used to stand without a word.
+    parent = make_run("done", status={"test_accuracy": 0.95})  # two classes: guessing gets 50%
+    make_run("done", status={"pruned_from": parent.name, "sparsity": 0.5, "prune_epochs": 3,
+                             "test_accuracy": 0.70})
+    at = app_test("export")
+    at.session_state["export.run"] = parent.name
+    at.run()
+    assert not at.exception
+    said = " ".join(w.value for w in at.warning)
+    assert "70.0% against 95.0% for the same model before pruning (-25.0 points)" in said
+    assert "lower sparsity" in said and not at.success
+    assert not any("a point or so" in c.value for c in at.caption)

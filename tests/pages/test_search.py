@@ -1,5 +1,6 @@
 """Search: guidance, the learning-rate finder (its result faked), refusals, and a (fake) finished study."""
 
+import json
 import os
 import time
 
@@ -62,7 +63,7 @@ def test_an_empty_space_is_refused_in_a_sentence(ws, tiny):
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() here plays the worker
 
 
-def _finished_study(ws, tiny, make_run) -> tuple[str, list]:
+def _finished_study(ws, tiny, make_run, accuracies=(0.80, 0.81, 0.82)) -> tuple[str, list]:
     base = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32).validate()
     study_id = studies.create(base, ws, trials=3, search=["lr", "dropout"])
     record = studies.read_record(study_id, ws)
@@ -77,7 +78,7 @@ def _finished_study(ws, tiny, make_run) -> tuple[str, list]:
         made.append(run_dir)
         trial = study.ask(dists)
         trial.set_user_attr("run_id", run_dir.name)
-        trial.set_user_attr("val_accuracy", 0.8 + i / 100)
+        trial.set_user_attr("val_accuracy", accuracies[i])
         if state == "PRUNED":
             trial.set_user_attr("pruned_epoch", 1)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -94,7 +95,13 @@ def test_finished_study_table_figures_and_use_the_best(ws, tiny, make_run):
     assert_clean(at)
     table = at.dataframe[0].value
     assert list(table["trial"]) == [0, 1, 2]
-    assert "stopped early (pruned) after epoch 1" in table["state"].iloc[2]
+    assert "stopped early (looked hopeless) after epoch 1" in table["state"].iloc[2]
+    # The page's words for the settings, not parameter names (issue 28, item 10).
+    assert table["settings"].iloc[0].startswith("Learning rate 1.00e-03, ") and "dropout" not in table["settings"].iloc[0]
+    # The picker names the dataset searched and carries no job state, which went stale (item 11).
+    options = at.selectbox(key="search.pick").options
+    assert options[0].startswith(f"{study_id} · on tiny · searching ") and "done" not in options[0]
+    assert not any("higher validation accuracy" in c.value for c in at.caption)
     assert table["run"].iloc[1] == made[1].name
     assert any("Best so far: trial 1" in m.value for m in at.markdown)
     assert len(plotly_charts(at)) >= 3  # history, parallel coordinates, slice (importances with enough trials)
@@ -117,3 +124,18 @@ def test_running_study_polls_and_cancels(ws, tiny, make_run):
     assert at.button(key="search.start").disabled  # one job at a time
     at.button(key="search.cancel").click().run()
     assert runs.cancel_requested(study_dir)
+
+
+def test_a_best_trial_below_another_in_accuracy_says_why(ws, tiny, make_run):
+    # Issue 28, item 11: the best (lowest loss) trial at 70 % sat above one at 75 % without a word.
+    study_id, _ = _finished_study(ws, tiny, make_run, accuracies=(0.75, 0.70, 0.6))
+    at = app_test("search")
+    at.session_state["search.study"] = study_id
+    at.run()
+    assert_clean(at)
+    assert any("Best so far: trial 1" in m.value for m in at.markdown)
+    assert any("Trial 0 reached a higher validation accuracy (75.0%) but a higher validation loss (0.7000)" in c.value
+               for c in at.caption)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in plotly_charts(at)]
+    assert "How the best validation loss improved, trial by trial" in titles
+    assert not any("Optimization History" in t for t in titles)

@@ -148,15 +148,50 @@ def test_an_interrupted_run_offers_to_resume(ws, tiny_dataset, make_run, monkeyp
 
 def test_the_transfer_verdict_and_the_training_method_are_shown(ws, tiny_dataset, make_run):
     events = EVENTS[:2] + [{"type": "features", "phase": "head", "images": 30, "computed": 10, "views": 0, "seconds": 2.5}]
+    base = make_run("done", dataset_id=tiny_dataset["id"], status={"test_accuracy": 0.98})
     run_dir = make_run("done", dataset_id=tiny_dataset["id"], events=events, augment={"flip": False, "rotate": False},
                        status={"transfer_hurt": True, "val_accuracy": 0.6, "baseline_val_accuracy": 0.7,
-                               "baseline_run": "20260101-120000-000000000000"})
+                               "baseline_run": base.name})
     at = app_test("train")
     at.session_state["run_id"] = run_dir.name
     next_run = RunConfig(dataset_id=tiny_dataset["id"], augment=AugmentConfig(flip=False, rotate=False))
     at.session_state["run_config"] = next_run.to_json()
     at.run()
     assert_clean(at)
-    assert any("Transfer hurt" in w.value and "70.0%" in w.value for w in at.warning)
+    # Never green: 90.0% test accuracy is 8 points below the from-scratch baseline's 98.0%.
+    assert not at.success
+    assert any("90.0% against 98.0% for the same network trained from scratch" in w.value and "Try fine-tuning" in w.value
+               for w in at.warning)
     assert any("computed once" in c.value and "20 came ready" in c.value for c in at.caption)
     assert any("goes through the backbone once" in c.value for c in at.caption)
+
+
+def test_a_guessing_level_result_is_never_green_and_says_what_to_try(ws, tiny_dataset, make_run):
+    run_dir = make_run("done", dataset_id=tiny_dataset["id"], status={"test_accuracy": 0.5})  # 2 classes
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert not at.success
+    assert "about what guessing gets with 2 classes (50.0%)" in at.error[0].value
+    assert "Try a pretrained backbone" in at.error[0].value
+
+
+def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny_dataset, make_run):
+    # The main run is done; its from-scratch companion (trained by the same job) still trains.
+    alive = {"pid": os.getpid(), "pid_started": jobs.start_time(os.getpid()), "created": time.time()}
+    companion = make_run("running", dataset_id=tiny_dataset["id"], status={**alive, "baseline_of": "x"})
+    run_dir = make_run("done", dataset_id=tiny_dataset["id"], status={"baseline_run": companion.name})
+    at = app_test("train")
+    at.session_state["run_id"] = run_dir.name
+    at.run()
+    assert_clean(at)
+    assert at.button(key="train.start").disabled
+    assert at.session_state["train.poll"] is not None  # the page keeps polling for the companion
+    assert any(f"Run {companion.name} is training now" in i.value for i in at.info)
+
+    status = json.loads((companion / "status.json").read_text())
+    status.update(state="done", test_accuracy=0.6)
+    (companion / "status.json").write_text(json.dumps(status))
+    at.run()
+    assert not at.button(key="train.start").disabled
+    assert at.session_state["train.poll"] is None

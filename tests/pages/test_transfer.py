@@ -50,3 +50,42 @@ def test_compare_shows_teacher_student_alone_and_distilled(ws, make_run):
     assert any("The distilled Small CNN wins." in m.value for m in at.markdown)
     table = [d for d in at.dataframe if "distilled student" in d.value.iloc[:, 0].tolist()]
     assert table and table[0].value["test accuracy"].tolist() == [0.9, 0.6, 0.8]
+
+
+def test_a_layer_transfer_without_its_weights_offline_waits_for_an_explicit_choice(ws, tiny_dataset, make_run,
+                                                                                  monkeypatch):
+    # Issue 28, item 3: offline, MobileNet V2 0.5 has no weights here; the page must not promise a fallback.
+    from core.service import jobs
+
+    source = make_run("done", dataset_id=tiny_dataset["id"], backbone="mobilenet_v1_0.25")
+    config = RunConfig(dataset_id=tiny_dataset["id"], backbone="mobilenet_v2_0.5", strategy="layer_transfer",
+                       source_run=source.name, image_size=128)
+    submitted = []
+    monkeypatch.setattr(jobs, "submit", lambda c, ws_: submitted.append(c) or source.name)
+    at = app_test("train")
+    at.session_state["run_config"] = config.to_json()
+    at.run()
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "would start from random weights where nothing is copied" in warning
+    assert "is trained instead" not in " ".join(i.value for i in at.info) + warning
+    assert at.button(key="train.start").disabled
+    at.checkbox(key="train.random_ok").check().run()
+    at.button(key="train.start").click().run()
+    assert [c.weights for c in submitted] == ["none"]  # the explicit choice, written into the run's settings
+
+
+def test_jobs_and_the_trainer_refuse_a_layer_transfer_without_its_weights(ws, tiny_dataset):
+    import pytest
+
+    from core.engine import transfer
+    from core.errors import WeightsUnavailable
+    from core.service import jobs
+
+    config = RunConfig(dataset_id=tiny_dataset["id"], backbone="mobilenet_v2_0.5", strategy="layer_transfer",
+                       source_backbone="mobilenet_v2_0.35", image_size=128)
+    with pytest.raises(WeightsUnavailable, match="would start from random weights"):
+        jobs.submit(config, ws)
+    with pytest.raises(WeightsUnavailable, match="--weights none"):
+        transfer.keep_backbone(config)
+    assert transfer.offline_refusal(config.with_changes(weights="none")) is None

@@ -93,3 +93,18 @@ def test_delete_run_removes_the_folder_but_refuses_an_active_run(ws):
     with pytest.raises(RunStateError, match="cancel it"):
         runs.delete_run(running.name, ws)
     assert running.exists()
+
+
+def test_companions_trials_and_pruned_runs_are_named_by_what_they_are(ws):
+    # Issue 28, item 6: their configs name their parent's strategy, which used to label them.
+    parent = _run(ws, {"state": "done"}, strategy="feature_extraction")
+    _run(ws, {"state": "done", "pruned_from": parent.name}, strategy="feature_extraction")
+    _run(ws, {"state": "done", "study": "s1", "trial": 2}, strategy="feature_extraction")
+    _run(ws, {"state": "done", "student_alone_of": parent.name}, strategy="feature_extraction")
+    _run(ws, {"state": "done", "source_only_of": parent.name}, strategy="domain_adversarial",
+         target_dataset_id="gray-0123abcd")
+    labels = sorted(row["strategy"] for row in compare.table(ws))
+    assert labels == ["Feature extraction", "Pruned", "Search trial 3", "Student alone (no teacher)",
+                      "Without adaptation"]
+    names = [compare.run_label(info, {}) for info in runs.list_runs(ws)]
+    assert len(set(names)) == len(names)
