@@ -174,6 +174,10 @@ def judge(run_dir: Path) -> Verdict | None:
         if gap < -BELOW_BASELINE_POINTS:
             level = "warn"
             details.insert(0, compared + " " + base["advice"])
+        elif base["measure"] == "target" and chance is not None and 100 * (base["mine"] - chance) < NEAR_CHANCE_POINTS:
+            level = "warn"  # adapted, yet guessing on the images where it will be used: beating its companion is not enough
+            details.insert(0, f"{compared} On the images from where it will be used, {base['mine']:.1%} is about what "
+                              f"guessing gets ({chance:.1%}). {base['advice']}")
         else:
             details.insert(0, compared)
     if role:
