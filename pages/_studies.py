@@ -20,7 +20,7 @@ from core.service import studies
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
 from core.store import datasets
-from pages import _common
+from pages import _common, _weights
 
 K = "search."
 POLL_EVERY = 2.0
@@ -150,6 +150,7 @@ def new_study_ui(config: RunConfig, source: str, ws: Path, busy: list[str]) -> N
                "Runs that look hopeless after an epoch are stopped early to save time; with a frozen backbone "
                "every trial reuses the same cached features, so a search costs little more than one run. "
                "Use it when you are unsure about the learning rate, dropout or the size of the head.")
+    _weights.outlook_ui(config)  # offline, what the trials really train (as on the Model and Train pages)
     search, picked = space_ui(config)
     trials, minutes = budget_ui()
     if busy:

@@ -223,15 +223,21 @@ def trained(tmp_path_factory, tiny_source):
     return trained_copy(tmp_path_factory, tiny_source)
 
 
+def _clean_but_the_verdict(at):
+    """No exception and no error box, except the honest verdict on a tiny 2-epoch model that may still guess."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert all("about what guessing gets" in e.value for e in at.error), [e.value for e in at.error]
+
+
 def test_a_real_run_answers_for_an_uploaded_image_and_maps_its_dataset(trained, tiny_source, monkeypatch):
     monkeypatch.setenv("TL_WORKSPACE", str(trained.parent.parent))
     image = next(tiny_source.rglob("*.png"))
     at = app_test("predictions").run()
-    assert_clean(at)
+    _clean_but_the_verdict(at)
     assert at.selectbox(key="pred.run").value == trained.name
     assert at.metric[0].value == f"{files.read_json(trained / 'eval.json')['accuracy']:.1%}"
     at.file_uploader(key="pred.upload").set_value([(image.name, image.read_bytes(), "image/png")]).run()
-    assert_clean(at)
+    _clean_but_the_verdict(at)
     model = at.session_state["pred.model"][1]  # loaded once for this browser session
     expected = evaluation.predict(trained, [(image.name, image.read_bytes())], top_k=5, model=model)[0]
     trying = _tab(at, "Try it")
@@ -241,7 +247,7 @@ def test_a_real_run_answers_for_an_uploaded_image_and_maps_its_dataset(trained, 
 
     embedding = _tab(at, "Embedding view")
     embedding.button(key="pred.embed").click().run()
-    assert_clean(at)
+    _clean_but_the_verdict(at)
     assert at.session_state["pred.model"][1] is model  # not loaded again
     assert (trained / "embeddings.npz").is_file()
     (chart,) = plotly_charts(_tab(at, "Embedding view"))
