@@ -377,7 +377,6 @@ def page() -> None:
         ["Test scores and confusion matrix", "Mistakes", "Training curves", "Try it", "Embedding view"])
     rep = None
     if run.evaluation:
-
         rep = evaluation.report(run.evaluation)
     with scores:
         st.subheader(f"How well it does on {kind.items} it never saw")
@@ -385,6 +384,9 @@ def page() -> None:
             st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
         else:
             headline_ui(rep, kind)
+            # The same verdict as the Train page: against guessing and the baseline of its method, never green
+            # when near chance or far below that baseline.
+            _common.verdict_ui(run.path)
             confusion_ui(rep, root, kind)
             scores_ui(rep, kind)
             _domain.target_metrics_ui(rep, run.status)
