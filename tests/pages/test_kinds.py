@@ -1,0 +1,36 @@
+"""The pages ask the kind of data: a kind that exists only in this test (core/test_plugins.py's vectors) is shown
+in its own words, without image-only parts, and images stay the only choice while they are the only kind."""
+
+from core.data import importer
+from core.data import kinds as data_kinds
+from core.spec import kinds as spec_kinds
+from tests.core.test_plugins import VECTOR, VECTOR_DATA, _vector_source
+from tests.pages.conftest import app_test, assert_clean
+
+
+def _text(at) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning") for e in at.get(kind))
+
+
+def test_a_dataset_of_another_kind_is_shown_in_its_own_words(ws, tmp_path, monkeypatch):
+    monkeypatch.setitem(spec_kinds.KINDS, "vector", VECTOR)
+    monkeypatch.setitem(data_kinds.DATA_KINDS, "vector", VECTOR_DATA)
+    info = importer.import_path(_vector_source(tmp_path / "vectors"), ws, name="vectors")
+    at = app_test("data").run()
+    assert_clean(at)
+    assert at.session_state["dataset_id"] == info["id"]
+    assert {m.label: m.value for m in at.metric}["Vectors"] == "32"
+    assert [t.label for t in at.tabs if t.label in ("Gallery", "Augmentation preview")] == ["Gallery"]
+    text = _text(at)
+    assert "example images or vectors" in text  # the intro names every kind the app reads
+    assert "Vectors 1-16 of 16 in 'high'." in text  # the gallery counts in the kind's words
+    assert "vector: 00000.vec" in text  # a kind without a gallery renderer yet is listed by name, not drawn
+    assert not at.image and not [b for b in at.button if b.key.startswith("data.enlarge.")]
+    assert "data.builder_kind" in at.session_state  # two kinds: the class builder asks which one
+
+
+def test_with_images_only_there_is_no_kind_to_choose(ws):
+    at = app_test("data").run()
+    assert_clean(at)
+    assert "data.builder_kind" not in at.session_state
+    assert "drop its pictures in" in _text(at)
