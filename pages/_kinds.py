@@ -20,6 +20,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 from core.data import health, images
+from core.data import kinds as data_kinds
 from core.engine import interpret
 from core.errors import TransferLabError
 from core.spec import backbones
@@ -281,3 +282,11 @@ def all_items() -> str:
 def all_formats() -> str:
     """The file formats every kind reads, in one sentence's words: "JPEG, PNG, ... or TIFF images"."""
     return "; ".join(f"{spec_kinds.get(k).formats_words} {spec_kinds.get(k).items}" for k in spec_kinds.ids())
+
+
+def sample_caption(name: str, description: str) -> str:
+    """A built-in sample's description, led by its kind's label when the app reads more than one kind."""
+    if len(spec_kinds.ids()) == 1:
+        return description
+    kind = next((k for k in data_kinds.DATA_KINDS.values() if name in k.samples), None)
+    return f"{kind.spec.label}: {description}" if kind else description

@@ -126,7 +126,7 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spe
 def samples_ui() -> str | None:
     """A built-in sample; its name when its button was clicked."""
     name = st.radio("Sample", samples.SAMPLES, key="data.sample_name", format_func=str.capitalize,
-                    captions=[samples.SAMPLE_DESCRIPTIONS[s] for s in samples.SAMPLES],
+                    captions=[_kinds.sample_caption(s, samples.SAMPLE_DESCRIPTIONS[s]) for s in samples.SAMPLES],
                     help=f"Ready-made example datasets, to try TransferLab before using your own {_kinds.all_items()}.")
     clicked = st.button("Load the sample", key="data.sample", icon=":material/category:",
                         help="Adds the chosen sample to your workspace (or selects it if it is already there).")

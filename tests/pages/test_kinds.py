@@ -4,6 +4,7 @@ in its own words, without image-only parts, and images stay the only choice whil
 from core.data import importer
 from core.data import kinds as data_kinds
 from core.spec import kinds as spec_kinds
+from pages import _kinds
 from tests.core.test_plugins import VECTOR, VECTOR_DATA, _vector_source
 from tests.pages.conftest import app_test, assert_clean
 
@@ -34,3 +35,10 @@ def test_with_images_only_there_is_no_kind_to_choose(ws):
     assert_clean(at)
     assert "data.builder_kind" not in at.session_state
     assert "drop its pictures in" in _text(at)
+
+
+def test_samples_say_their_kind_only_when_there_are_several_kinds(monkeypatch):
+    assert _kinds.sample_caption("shapes", "Shapes.") == "Shapes."
+    monkeypatch.setitem(spec_kinds.KINDS, "vector", VECTOR)
+    monkeypatch.setitem(data_kinds.DATA_KINDS, "vector", VECTOR_DATA)
+    assert _kinds.sample_caption("shapes", "Shapes.") == "Images: Shapes."
