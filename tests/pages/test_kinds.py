@@ -30,6 +30,7 @@ def test_a_dataset_of_another_kind_is_shown_in_its_own_words(ws, tmp_path, monke
     assert "vector: 00000.vec" in text  # a kind without a gallery renderer yet is listed by name, not drawn
     assert not at.image and not [b for b in at.button if b.key.startswith("data.enlarge.")]
     assert "data.builder_kind" in at.session_state  # two kinds: the class builder asks which one
+    assert "(32 vectors, 2 classes)" in at.selectbox(key="data.select").options[0]
 
 
 def test_with_images_only_there_is_no_kind_to_choose(ws):
