@@ -36,6 +36,7 @@ from core.service import jobs
 from core.spec import backbones, fields, strategies
 from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
 from core.store import datasets, quota, runs
+from core.store.status import RunStatus, Timings
 from core.store.files import file_lock, read_json, write_json
 
 _STUDY_ID = re.compile(r"^s-\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -550,8 +551,8 @@ def job_state(study_id: str, ws: Path) -> dict[str, Any]:
         return {"state": "none"}
     if status.get("state") in ("queued", "running") and not runs.process_alive(status) \
             and time.time() - status.get("created", 0) > 5:
-        runs.update_status(study_dir, "interrupted", finished=time.time(),
-                           message="The search stopped unexpectedly; resume it to continue with the trials it had.")
+        runs.mark_ended(study_dir, "interrupted",
+                        "The search stopped unexpectedly; resume it to continue with the trials it had.")
         status = runs.read_status(study_dir)
     return {k: status.get(k) for k in ("state", "message", "queue_position", "created", "finished")}
 
@@ -626,13 +627,13 @@ def start_job(study_id: str, ws: Path) -> None:
     quota.check_active_runs(ws)
     quota.check_room(ws)
     runs.cancel_file(study_dir).unlink(missing_ok=True)
-    write_json(study_dir / "status.json", {"state": "queued", "created": time.time()})
+    runs.save_status(study_dir, RunStatus(state="queued", timings=Timings(created=time.time())))
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.service.tuner", str(study_dir)], cwd=jobs.PROJECT, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TL_WORKSPACE": str(ws)},
         start_new_session=True,
     )
-    runs.update_status(study_dir, pid=proc.pid, pid_started=runs.start_time(proc.pid))
+    runs.record_process(study_dir, proc.pid)
 
 
 def cancel(study_id: str, ws: Path) -> None:
