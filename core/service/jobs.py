@@ -29,7 +29,7 @@ from core.spec import strategies
 from core.spec.config import RunConfig
 from core.store import datasets, quota, runs
 from core.store.files import file_lock, read_json, write_json
-from core.store.runs import process_alive, start_time
+from core.store.runs import process_alive
 
 WAIT_POLL_SECONDS = 1.0
 PROJECT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def resume(run_id: str, ws: Path) -> None:
     quota.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
     # No process yet (the dead one's pid goes): readers give the new one 5 seconds to record itself.
-    runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None, pid=None, pid_started=None)
+    runs.mark_queued(run_dir)
     _enqueue(run_dir, queue_dir(ws))
     _spawn(run_dir, resume=True)
 
@@ -89,7 +89,7 @@ def _spawn(run_dir: Path, resume: bool, prune: bool = False) -> None:
         cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
     )
-    runs.update_status(run_dir, pid=proc.pid, pid_started=start_time(proc.pid))
+    runs.record_process(run_dir, proc.pid)
 
 
 def cancel(run_id: str, ws: Path) -> None:
@@ -225,7 +225,8 @@ def _ticket(run_dir: Path, qdir: Path) -> Path:
 
 def _enqueue(run_dir: Path, qdir: Path) -> None:
     """Put the run in line: its status names the queue, and the queue holds a ticket naming the run."""
-    runs.update_status(run_dir, queue=str(qdir))
+    with runs.edit_status(run_dir) as status:
+        status.process.queue = str(qdir)
     write_json(_ticket(run_dir, qdir), {"run_dir": str(run_dir.resolve()),
                                              "created": runs.read_status(run_dir).get("created", time.time())})
 
@@ -267,15 +268,17 @@ def wait_turn(run_dir: Path) -> bool:
         _enqueue(run_dir, qdir)  # a run started without submit() (older run folders)
     while True:
         if runs.cancel_requested(run_dir):
-            runs.update_status(run_dir, "cancelled", finished=time.time(), message="Cancelled before it started.")
+            runs.mark_ended(run_dir, "cancelled", "Cancelled before it started.")
             return False
         with _queue_lock(qdir):
-            runs.update_status(run_dir, pid=os.getpid(), pid_started=start_time(os.getpid()))
+            runs.record_process(run_dir, os.getpid())
             training, waiting = _queue_state(qdir)
             names = [d.name for d in waiting]
             if len(training) < settings.max_jobs() and names and names[0] == run_dir.name:
-                runs.update_status(run_dir, "running", queue_position=None)
+                with runs.edit_status(run_dir) as status:
+                    status.state, status.process.queue_position = "running", None
                 return True
             position = names.index(run_dir.name) + 1 if run_dir.name in names else None
-            runs.update_status(run_dir, queue_position=position)
+            with runs.edit_status(run_dir) as status:
+                status.process.queue_position = position
         time.sleep(WAIT_POLL_SECONDS)

@@ -30,8 +30,8 @@ def _watchdog(run_dir: Path, grace: float) -> None:
         time.sleep(0.5)
         if runs.read_status(run_dir).get("state") in runs.FINISHED:
             return
-    runs.update_status(run_dir, "cancelled", finished=time.time(),
-                       message=f"Training did not stop within {grace:.0f} s of the cancel request, so it was stopped "
+    runs.mark_ended(run_dir, "cancelled",
+                    f"Training did not stop within {grace:.0f} s of the cancel request, so it was stopped "
                                "hard; the best checkpoint so far was kept.")
     os._exit(3)
 
@@ -67,7 +67,8 @@ def _prune(run_dir: Path) -> None:
             pruning.measure(run_dir)
     except TransferLabError as exc:
         if runs.read_status(run_dir).get("state") == "done":  # pruned, but the measurement failed: say why
-            runs.update_status(run_dir, prune_report_error=str(exc))
+            with runs.edit_status(run_dir) as status:
+                status.verdicts.prune_report_error = str(exc)
 
 
 if __name__ == "__main__":
