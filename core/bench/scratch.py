@@ -52,7 +52,6 @@ def _one(momentum: float, data: tuple[np.ndarray, ...], epochs: int) -> list[dic
     import tensorflow as tf
     import tf_keras as keras
 
-
     x_tr, y_tr, x_va, y_va = data
     keras.utils.set_random_seed(0)
     base = networks.small_cnn((SIZE, SIZE, 3), bn_momentum=momentum)
