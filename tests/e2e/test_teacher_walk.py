@@ -13,6 +13,7 @@ import re
 import zipfile
 
 from core.data import samples
+from core.spec import backbones
 from tests.e2e.conftest import Walk
 
 SOURCE, TARGET = "classroom", "field"
@@ -59,13 +60,35 @@ def in_hand(walk: Walk, title: str) -> None:
     assert f"Dataset in hand: {TARGET}" not in plain_words(walk.page, title)
 
 
+def stand_in_weights(home) -> str:
+    """The quick preset's backbone (MobileNet V2 0.35, 128 px) with random weights, saved where Keras keeps its
+    ImageNet weights in the server's home: offline, runs then train on it as on a prepared demo computer, while
+    every other backbone has no weights (so layer transfer into one of them meets the offline refusal)."""
+    from core.engine import networks  # TensorFlow, only for this test
+
+    spec = backbones.get("mobilenet_v2_0.35")
+    models = home / ".keras" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    networks.make_network(spec, 128).save_weights(str(models / spec.weights_candidates(128)[0].name))
+    return spec.label
+
+
+def pick(walk: Walk, box_label: str, option: str) -> None:
+    """Choose an option of a selectbox by typing its start (the list shows only the options in view)."""
+    box = walk.page.get_by_test_id("stSelectbox").filter(has_text=box_label).first
+    box.locator("input").first.click()
+    walk.page.keyboard.type(option[:12])
+    walk.page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
+    walk.settle()
+
+
 def strategy(walk: Walk, label: str) -> None:
     """Choose a transfer strategy on the Model page, inside its 'Customise' expander."""
     walk.nav("Model", counts=False)
     box = walk.page.get_by_test_id("stSelectbox").filter(has_text="Transfer strategy").first
     if not box.is_visible():
         walk.click(walk.page.get_by_text("Customise: strategy, backbone").first, counts=False)
-    walk.choose("Transfer strategy", label, counts=False)
+    pick(walk, "Transfer strategy", label)
 
 
 def wait_enabled(walk: Walk, name: str, timeout_s: float = 30) -> None:
@@ -82,7 +105,9 @@ def start_button(page):
 
 def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
     url, ws = server
+    stand_in_weights(ws.parent)  # the server's HOME
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)  # a busy 2-core machine: clicks wait for the app, not for a fixed 30 s
     walk = Walk(page, "teacher")
     page.goto(url)
     walk.settle()
@@ -124,6 +149,7 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
     text = plain_words(page, "Train, DANN done")
     assert "Training finished" in text and "still training" not in text
     assert re.search(r"Test accuracy \d+\.\d% (?:\(guessing would get 25\.0%\)|is about what guessing gets)", text)
+    assert "the same network without adaptation" in text  # its verdict names the companion it is measured against
     walk.shot("dann-done")
     walk.nav("Predictions", counts=False)
     page.get_by_text("How well it does on images it never saw").wait_for(timeout=60_000)
@@ -139,8 +165,10 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
 
     # 5. Layer transfer offline: refused with the sentence of what can be done, or only on an explicit choice.
     strategy(walk, "Layer transfer (another architecture)")
+    pick(walk, "Backbone", "MobileNet V2 (width 0.5)")  # no weights on this computer
     walk.nav("Train", counts=False)
-    refusal = page.get_by_text(re.compile(r"random weights")).first
+    refusal = page.get_by_text(re.compile(r"MobileNet V2 \(width 0\.5\) are not on this computer .* would start from "
+                                          r"random weights where nothing is copied")).first
     refusal.wait_for(timeout=30_000)
     assert start_button(page).is_disabled()
     walk.click(page.get_by_text(re.compile(r"from random weights anyway")).first, counts=False)
