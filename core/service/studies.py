@@ -24,6 +24,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -259,9 +260,36 @@ def heartbeat() -> tuple[int, int]:
     return interval, 3 * interval
 
 
+def shown_url(url: str) -> str:
+    """A storage URL fit to print: its password replaced by ***."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _reason(url: str, exc: BaseException) -> str:
+    """The first line of a driver's error, without the password and without SQLAlchemy's bracketed prefix."""
+    text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    text = text.splitlines()[0].replace(url, shown_url(url))
+    password = re.match(r"^[^:]+://[^:/@]*:([^@/]*)@", url)
+    if password and password.group(1):
+        text = text.replace(password.group(1), "***")
+    return re.sub(r"^\([\w.]+\)\s*", "", text)[:200]
+
+
+def storage_lost(url: str, study_id: str, exc: BaseException, working: bool = True) -> StudyError:
+    """The sentence for a storage that stopped answering in the middle of a study (working: while running trials)."""
+    if not working:
+        return StudyError(f"The study storage '{shown_url(url)}' stopped answering ({_reason(url, exc)}); "
+                          "try again when it is back.")
+    return StudyError(f"The study storage '{shown_url(url)}' stopped answering ({_reason(url, exc)}); the trial in "
+                      "progress was not recorded. When the storage is back, continue with 'python -m core tune "
+                      f"--study {study_id} --join' (finished trials are kept; the lost trial is tried again).")
+
+
 def open_storage(url: str) -> Any:
     """An Optuna storage for a URL: an RDB URL (sqlite:///, postgresql://, mysql://) with heartbeats, so a killed
-    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system)."""
+    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system).
+
+    postgresql:// opens with psycopg 3 (what SQLAlchemy 2.1 picks), mysql:// with PyMySQL; both are pinned."""
     import warnings
 
     import optuna
@@ -279,13 +307,18 @@ def open_storage(url: str) -> Any:
             return JournalStorage(JournalFileBackend(str(path)))
         if not re.match(r"^(sqlite|postgresql|mysql)[+\w]*://", url):
             raise ValueError("the URL must start with sqlite://, postgresql://, mysql:// or journal://")
+        engine: dict[str, Any] = {}
+        if not url.startswith("sqlite"):
+            # A server restarted between two trials: check a pooled connection before using it; an unreachable
+            # host: give up after 10 s rather than the system's minutes.
+            engine["pool_pre_ping"] = True
+            engine["connect_args"] = {"connect_timeout": 10}
         interval, grace = heartbeat()
-        return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=grace,
+        return optuna.storages.RDBStorage(re.sub(r"^mysql://", "mysql+pymysql://", url), engine_kwargs=engine,
+                                          heartbeat_interval=interval, grace_period=grace,
                                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; the user needs one sentence
-        shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # never echo a password
-        reason = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).replace(url, shown)
-        raise StudyError(f"The study storage '{shown}' cannot be opened ({reason[:200]}); check the URL, "
+        raise StudyError(f"The study storage '{shown_url(url)}' cannot be opened ({_reason(url, exc)}); check the URL, "
                          "or leave it out to keep the study in the workspace.") from None
 
 
@@ -360,30 +393,51 @@ def _check_budget(trials: int | None, minutes: float | None) -> None:
         raise StudyError(f"A study's time budget must be a positive number of minutes, not {minutes:g}.")
 
 
+_RECORD_KEYS = ("dataset_id", "config", "space", "backbones", "trials", "minutes", "created")
+
+
+def record_from_storage(study_id: str, storage: str) -> dict[str, Any]:
+    """A study's record read from its storage alone (what a worker on another machine starts from)."""
+    import optuna
+
+    if not _STUDY_ID.match(study_id or ""):
+        raise StudyError(f"'{study_id}' is not a study id (like s-20260101-120000-0a1b2c).")
+    opened = open_storage(storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        try:
+            attrs = optuna.load_study(study_name=study_id, storage=opened).user_attrs
+        except KeyError:
+            held = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+            there = f"it holds {', '.join(held[-3:])}" if held else "it holds no study"
+            raise StudyError(f"The storage '{shown_url(storage)}' holds no study '{study_id}' ({there}); "
+                             "check the id and the URL.") from None
+    except StudyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a server that went away between opening and reading
+        raise storage_lost(storage, study_id, exc, working=False) from None
+    if not all(k in attrs for k in ("dataset_id", "config", "space")):
+        raise StudyError(f"The study '{study_id}' in '{shown_url(storage)}' was not made by TransferLab; "
+                         "join a study that 'python -m core tune' created.")
+    return {"id": study_id, "storage": storage, "direction": "minimize", "objective": "best validation loss",
+            **{k: attrs.get(k) for k in _RECORD_KEYS}}
+
+
 def join(study_id: str, ws: Path, config: RunConfig | None = None, storage: str | None = None) -> dict[str, Any]:
-    """The record of a study to work on; with storage, a study kept elsewhere is recorded in this workspace.
+    """The record of a study to work on; with storage, a study kept elsewhere is recorded in this workspace
+    (studies/<id>/study.json, written only once every check passed).
 
     A config, if given, must be of the study's dataset.
     """
     if storage and not (studies_root(ws) / study_id / "study.json").is_file():
-        import optuna
-
-        if not _STUDY_ID.match(study_id or ""):
-            raise StudyError(f"'{study_id}' is not a study id (like s-20260101-120000-0a1b2c).")
-        opened = open_storage(storage)
-        try:
-            attrs = optuna.load_study(study_name=study_id, storage=opened).user_attrs
-        except KeyError:
-            raise StudyError(f"The storage '{storage}' holds no study '{study_id}'; check the id.") from None
-        record = {"id": study_id, "storage": storage, "direction": "minimize", "objective": "best validation loss",
-                  **{k: attrs.get(k) for k in ("dataset_id", "config", "space", "backbones", "trials", "minutes", "created")}}
+        record = record_from_storage(study_id, storage)
         _check_dataset(record, config, ws)
         write_json(studies_root(ws) / study_id / "study.json", record)
         return record
     record = read_record(study_id, ws)
     if storage and storage != record["storage"]:
-        raise StudyError(f"Study {study_id} keeps its trials in '{record['storage']}', not '{storage}'; "
-                         "leave --storage out to join it.")
+        raise StudyError(f"Study {study_id} keeps its trials in '{shown_url(record['storage'])}', not "
+                         f"'{shown_url(storage)}'; leave --storage out to join it.")
     _check_dataset(record, config, ws)
     return record
 
@@ -411,9 +465,47 @@ def params_of(record: dict[str, Any]) -> list[Param]:
                  record["backbones"] or None)
 
 
-def ask_lock(study_dir: Path) -> contextlib.AbstractContextManager[None]:
-    """Held while a local worker counts the trials and asks for the next one, so no budget is overshot."""
+def ask_lock(record: dict[str, Any], storage: Any, study_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Held while a worker counts the trials and asks for the next one, so the budget is exact.
+
+    On PostgreSQL and MySQL the lock is in the database (an advisory lock, a named lock), so it holds across
+    machines, and a killed worker's lock goes with its connection; with SQLite (one computer) it is a file lock in
+    the study folder, with a journal file a lock file beside the journal (on the same shared file system)."""
+    engine = getattr(storage, "engine", None)
+    dialect = engine.dialect.name if engine is not None else ""
+    if dialect == "postgresql":
+        return _advisory_lock(engine, record["id"])
+    if dialect in ("mysql", "mariadb"):
+        return _named_lock(engine, record["id"])
+    if record["storage"].startswith("journal://"):
+        return file_lock(Path(record["storage"][len("journal://"):] + ".ask.lock"))
     return file_lock(study_dir / ".ask.lock")
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Any, study_id: str) -> Iterator[None]:
+    import hashlib
+
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"transferlab ask {study_id}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as conn, conn.begin():  # the lock ends with the transaction
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
+
+
+@contextlib.contextmanager
+def _named_lock(engine: Any, study_id: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    name = f"transferlab-ask-{study_id}"
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
+            raise StudyError(f"Study {study_id}: another worker held the database's ask lock for 10 minutes; try again.")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
 
 
 # ---------------------------------------------------------------- reading a study
@@ -436,18 +528,27 @@ def trial_row(t: Any) -> dict[str, Any]:
     }
 
 
-def show(study_id: str, ws: Path) -> dict[str, Any]:
-    """Every trial (number, run id, params, value, state, seconds, accuracies), the best trial and the job's state."""
-    record = read_record(study_id, ws)
-    study = load_optuna(record)
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+def show(study_id: str, ws: Path, storage: str | None = None) -> dict[str, Any]:
+    """Every trial (number, run id, params, value, state, seconds, accuracies, worker), the best trial and the job's
+    state; with storage, a study this workspace has not joined is read from the storage alone."""
+    local = (studies_root(ws) / study_id / "study.json").is_file()
+    record = read_record(study_id, ws) if local or not storage else record_from_storage(study_id, storage)
+    try:
+        study = load_optuna(record)
+        rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    except StudyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a database server that stopped answering
+        raise storage_lost(record["storage"], study_id, exc, working=False) from None
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     best = min(done, key=lambda r: r["value"]) if done else None
     counts = {word: sum(1 for r in rows if r["state"] == word) for word in _STATE_WORDS.values()}
+    workers = sorted({r["worker"] for r in rows if r["worker"]})
     return {
         "id": study_id, "dataset_id": record["dataset_id"], "space": record["space"], "backbones": record["backbones"],
-        "trials_budget": record["trials"], "minutes_budget": record["minutes"], "storage": record["storage"],
-        "objective": record["objective"], "job": job_state(study_id, ws), "counts": counts, "trials": rows, "best": best,
+        "trials_budget": record["trials"], "minutes_budget": record["minutes"], "storage": shown_url(record["storage"]),
+        "objective": record["objective"], "job": job_state(study_id, ws) if local else {"state": "none"},
+        "counts": counts, "workers": workers, "trials": rows, "best": best,
     }
 
 

@@ -111,7 +111,7 @@ def baseline_of(run_dir: Path, status: dict[str, Any], ws: Path) -> dict[str, An
     if status.get("baseline_run"):
         base = status["baseline_run"]
         return found("scratch", base, _status_of(base, ws).get("test_accuracy"), status.get("test_accuracy"))
-    if config.strategy == "layer_transfer" and config.source_run:
+    if strategies.get(config.strategy).method == "transfer" and config.source_run:
         try:
             source_dir = runs.run_path(config.source_run, ws)
         except RunNotFound:
