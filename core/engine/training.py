@@ -64,9 +64,11 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
         batch_size=min(config.batch_size, 16),
         patience=0,
+        compare_source_only=False,  # a run from scratch adapts nothing, so it has no run without adaptation
     )
+    unadapted = " without domain adaptation" if strategies.get(config.strategy).adapts else ""
     return new.validate(), [
-        f"{missing} No pretrained backbone is cached, so a small network is trained from scratch instead "
+        f"{missing} No pretrained backbone is cached, so a small network is trained from scratch{unadapted} instead "
         f"({new.epochs} epochs)."
     ]
 
