@@ -15,7 +15,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
-from core.service import compare, hosting, jobs, verdict
+from core.service import compare, hosting, jobs, studies, verdict
 from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
@@ -305,6 +305,14 @@ def reconcile_runs(ws: Path) -> None:
     """Mark runs whose process died (a server restart, a killed job) as interrupted: the store's one check,
     the same the command line makes."""
     runs.reconcile(ws)
+
+
+def busy_work(ws: Path) -> list[str]:
+    """What trains now in this workspace, each as the subject of a sentence ("Run `id`", "The search `id`"): the
+    pages that start work poll while it is not empty and redraw themselves when it changes."""
+    found = [f"Run `{r.id}`" for r in runs.active_runs(ws)]
+    found += [f"The search `{s['id']}`" for s in studies.list_studies(ws) if s["job"] in ACTIVE_STATES]
+    return found
 
 
 def remember_run(run_id: str) -> None:

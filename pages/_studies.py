@@ -19,8 +19,8 @@ from core.errors import StudyError
 from core.service import studies
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
-from core.store import datasets, runs
-from pages import _common
+from core.store import datasets
+from pages import _common, _weights
 
 K = "search."
 POLL_EVERY = 2.0
@@ -142,7 +142,7 @@ def budget_ui() -> tuple[int, float | None]:
     return int(trials), (float(minutes) or None)
 
 
-def new_study_ui(config: RunConfig, source: str, ws: Path, busy: bool) -> None:
+def new_study_ui(config: RunConfig, source: str, ws: Path, busy: list[str]) -> None:
     st.subheader("Search for good settings")
     spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
     st.caption(f"TransferLab trains many short runs, each with other settings, and keeps the one with the lowest "
@@ -150,11 +150,14 @@ def new_study_ui(config: RunConfig, source: str, ws: Path, busy: bool) -> None:
                "Runs that look hopeless after an epoch are stopped early to save time; with a frozen backbone "
                "every trial reuses the same cached features, so a search costs little more than one run. "
                "Use it when you are unsure about the learning rate, dropout or the size of the head.")
+    _weights.outlook_ui(config)  # offline, what the trials really train (as on the Model and Train pages)
     search, picked = space_ui(config)
     trials, minutes = budget_ui()
     if busy:
-        st.caption("A search or a training run is still going; start the next when it has finished or been cancelled.")
-    if st.button("Start the search", type="primary", key=K + "start", icon=":material/play_arrow:", disabled=busy):
+        st.caption(f"{busy[0]} is still training; start the next when it has finished or been cancelled (this page "
+                   "frees the button by itself).")
+    if st.button("Start the search", type="primary", key=K + "start", icon=":material/play_arrow:",
+                 disabled=bool(busy)):
         names = [n for n in search if n != "backbone"] + (["backbone"] if picked else [])
         if "backbone" in search and len(picked) < 2:
             raise StudyError("Tick at least two backbones to search among them, or untick Backbone.")
@@ -262,7 +265,6 @@ def progress_ui(study_id: str, ws: Path) -> None:
                                              "sharing one search through a database each run some.")})
     else:
         st.caption("No trial has started yet.")
-    st.session_state[K + "poll"] = POLL_EVERY if job["state"] in ACTIVE else None
 
 
 def results_ui(study_id: str, ws: Path) -> None:
@@ -326,12 +328,17 @@ def study_picker(ws: Path, current: str | None) -> str | None:
     return chosen
 
 
-def _study_body(study_id: str, ws: Path) -> None:
-    was_polling = st.session_state.get(K + "poll") is not None
-    progress_ui(study_id, ws)
-    results_ui(study_id, ws)
-    if was_polling and st.session_state[K + "poll"] is None:
-        st.rerun()  # the search ended: redraw the whole page once, without the timer
+def studies_ui(ws: Path, busy_before: list[str]) -> None:
+    """The list of searches and the chosen one's trials, redrawn every few seconds while anything trains; once what
+    trains has changed (a search or a run ended, a new one began), the whole page is redrawn, freeing Start."""
+    current = study_picker(ws, active_study(ws))
+    if current is not None:
+        st.divider()
+        st.subheader(f"Search {current}")
+        progress_ui(current, ws)
+        results_ui(current, ws)
+    if st.session_state.get(K + "poll") is not None and _common.busy_work(ws) != busy_before:
+        st.rerun()
 
 
 def page(ws: Path) -> None:
@@ -348,14 +355,7 @@ def page(ws: Path) -> None:
     config, source = base_config(info)
     lr_finder_ui(config, ws)
     st.divider()
-    current = active_study(ws)
-    busy = bool(runs.active_runs(ws)) or (current is not None and studies.job_state(current, ws)["state"] in ACTIVE)
+    busy = _common.busy_work(ws)
     new_study_ui(config, source, ws, busy)
-    current = study_picker(ws, current)
-    if current is None:
-        return
-    st.divider()
-    st.subheader(f"Search {current}")
-    state = studies.job_state(current, ws)["state"]
-    st.session_state[K + "poll"] = POLL_EVERY if state in ACTIVE else None
-    st.fragment(_study_body, run_every=st.session_state[K + "poll"])(current, ws)
+    st.session_state[K + "poll"] = POLL_EVERY if busy else None
+    st.fragment(studies_ui, run_every=st.session_state[K + "poll"])(ws, busy)

@@ -425,7 +425,6 @@ def page() -> None:
         ["Test scores and confusion matrix", "Mistakes", "Training curves", "Try it", "Embedding view"])
     rep = None
     if run.evaluation:
-
         rep = evaluation.report(run.evaluation)
     with scores:
         st.subheader("How well it does on images it never saw")
@@ -433,6 +432,9 @@ def page() -> None:
             st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
         else:
             headline_ui(rep)
+            # The same verdict as the Train page: against guessing and the baseline of its method, never green
+            # when near chance or far below that baseline.
+            _common.verdict_ui(run.path)
             confusion_ui(rep, root)
             scores_ui(rep)
             _domain.target_metrics_ui(rep, run.status)

@@ -241,12 +241,36 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
             # Keras would fetch the same file; loading it ourselves lets sizes without a file of
             # their own reuse the nearest one (convolution filters do not depend on image size).
             net.load_weights(str(fetch_weights(spec, image_size)))
+    if weights == "none":
+        scratch_batchnorm(net)
     inputs = keras.Input(shape, name="pixels")
     x = layers.preprocessing_layer(spec.preprocessing)(inputs)
     return keras.Model(inputs, net(x), name=backbones.base_name(spec))
 
 
-def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None) -> Any:
+# BatchNorm's moving statistics for a network trained from scratch. Keras's default, 0.99, keeps 99 % of
+# the old average per step: after the ~40 steps of a small dataset's epoch the averages still hold ~67 % of
+# their initial values (mean 0, variance 1), so a model whose training accuracy climbs is near chance in
+# inference mode (validation, test, export). 0.9 forgets the start within ~40 steps (0.9**40 ~ 1.5 %).
+# `python -m core bench scratch-bn` shows both (issue 27).
+SCRATCH_BN_MOMENTUM = 0.9
+
+
+def scratch_batchnorm(net: Any, momentum: float = SCRATCH_BN_MOMENTUM) -> int:
+    """Give every BatchNorm layer of a network trained from random weights (nested models too) the momentum
+    of a short from-scratch run; how many it changed. A TF Hub layer keeps its own."""
+    from tf_keras import layers as kl
+
+    changed = 0
+    for layer in getattr(net, "submodules", ()):
+        if isinstance(layer, kl.BatchNormalization):
+            layer.momentum = momentum
+            changed += 1
+    return changed
+
+
+def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None,
+              bn_momentum: float = SCRATCH_BN_MOMENTUM) -> Any:
     """A four-block CNN for training from scratch (the offline fallback), Keras-application style."""
     import tf_keras as keras
     from tf_keras import layers as kl
@@ -255,7 +279,7 @@ def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weig
     x = inputs
     for i, filters in enumerate((32, 64, 128, 256)):
         x = kl.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i + 1}_conv")(x)
-        x = kl.BatchNormalization(name=f"block{i + 1}_bn")(x)
+        x = kl.BatchNormalization(momentum=bn_momentum, name=f"block{i + 1}_bn")(x)
         x = kl.Activation("relu", name=f"block{i + 1}_relu")(x)
         x = kl.MaxPooling2D(name=f"block{i + 1}_pool")(x)
     return keras.Model(inputs, x, name="small_cnn")

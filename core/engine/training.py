@@ -173,7 +173,10 @@ def run(
     runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
                        pid_started=runs.start_time(os.getpid()), message=None)
     try:
-        return _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
+        result = _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
+        if result["state"] == "done":
+            fill_parent(run_dir, ws)
+        return result
     except TransferLabError as exc:
         runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
         raise
@@ -439,9 +442,24 @@ def scratch_baseline(run_dir: Path, trained: RunConfig, result: dict, train: Tra
         weights="none", strategy="from_scratch", epochs=budget, compare_scratch=False, augment_views=0, preset="",
     ).validate()
     baseline_dir, base_result = companion(run_dir, "baseline", baseline, train)
-    if base_result["state"] != "done":
+    return record_baseline(run_dir, baseline_dir) if base_result["state"] == "done" else {}
+
+
+def record_baseline(run_dir: Path, baseline_dir: Path) -> dict:
+    """A finished from-scratch companion's verdict on its run: `baseline_val_accuracy` and `transfer_hurt` (the
+    run's best validation accuracy below the baseline's) in the run's status; {} while the baseline is unfinished."""
+    base = runs.read_status(baseline_dir)
+    if base.get("state") != "done":
         return {}
-    hurt = (result["val_accuracy"] or 0.0) < (base_result["val_accuracy"] or 0.0)
+    hurt = (runs.read_status(run_dir).get("val_accuracy") or 0.0) < (base.get("val_accuracy") or 0.0)
     with runs.edit_status(run_dir) as status:
-        status.figures.baseline_val_accuracy, status.verdicts.transfer_hurt = base_result["val_accuracy"], hurt
-    return {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}
+        status.figures.baseline_val_accuracy, status.verdicts.transfer_hurt = base.get("val_accuracy"), hurt
+    return {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base.get("val_accuracy"), "transfer_hurt": hurt}
+
+
+def fill_parent(run_dir: Path, ws: Path) -> None:
+    """A from-scratch companion that finished after its run (killed during the baseline, then resumed) fills the
+    run's baseline fields, which the run itself could not."""
+    parent = runs.read_status(run_dir).get("baseline_of")
+    if parent and (runs.runs_root(ws) / parent / "status.json").is_file():  # a deleted parent has nothing to fill
+        record_baseline(runs.runs_root(ws) / parent, run_dir)

@@ -111,7 +111,7 @@ def baseline_of(run_dir: Path, status: dict[str, Any], ws: Path) -> dict[str, An
     if status.get("baseline_run"):
         base = status["baseline_run"]
         return found("scratch", base, _status_of(base, ws).get("test_accuracy"), status.get("test_accuracy"))
-    if config.strategy == "layer_transfer" and config.source_run:
+    if strategies.get(config.strategy).method == "transfer" and config.source_run:
         try:
             source_dir = runs.run_path(config.source_run, ws)
         except RunNotFound:
@@ -174,6 +174,10 @@ def judge(run_dir: Path) -> Verdict | None:
         if gap < -BELOW_BASELINE_POINTS:
             level = "warn"
             details.insert(0, compared + " " + base["advice"])
+        elif base["measure"] == "target" and chance is not None and 100 * (base["mine"] - chance) < NEAR_CHANCE_POINTS:
+            level = "warn"  # adapted, yet guessing on the images where it will be used: beating its companion is not enough
+            details.insert(0, f"{compared} On the images from where it will be used, {base['mine']:.1%} is about what "
+                              f"guessing gets ({chance:.1%}). {base['advice']}")
         else:
             details.insert(0, compared)
     if role:

@@ -141,3 +141,30 @@ def test_a_best_trial_below_another_in_accuracy_says_why(ws, tiny, make_run):
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in plotly_charts(at)]
     assert "How the best validation loss improved, trial by trial" in titles
     assert not any("Optimization History" in t for t in titles)
+
+
+def test_the_search_list_follows_what_trains_and_frees_start(ws, tiny, make_run):
+    # Issue 28, items 2 and 11: the list went stale and Start stayed greyed. While anything trains (here a run, not
+    # the search shown) the list polls; once it ends, Start is free and a search added meanwhile is listed.
+    study_id, _ = _finished_study(ws, tiny, make_run)
+    training = make_run("running", dataset_id=tiny["id"], status={"pid": os.getpid(), "created": time.time()})
+    at = app_test("search")
+    at.session_state["search.study"] = study_id
+    at.run()
+    assert_clean(at)
+    assert at.session_state["search.poll"] is not None
+    assert at.button(key="search.start").disabled
+    assert any(f"Run `{training.name}` is still training" in c.value for c in at.caption)
+    assert len(at.selectbox(key="search.pick").options) == 1
+
+    base = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32).validate()
+    second = studies.create(base, ws, trials=2, search=["dropout"])  # say, started from the command line
+    status = json.loads((training / "status.json").read_text())
+    (training / "status.json").write_text(json.dumps({**status, "state": "done", "test_accuracy": 0.8}))
+    at.run()
+    assert_clean(at)
+    assert at.session_state["search.poll"] is None
+    assert not at.button(key="search.start").disabled
+    options = at.selectbox(key="search.pick").options
+    assert len(options) == 2 and any(o.startswith(second) for o in options)
+    assert at.selectbox(key="search.pick").value == study_id  # the search shown stays the one chosen

@@ -132,6 +132,17 @@ def test_adaptive_layers_with_coral_trains_and_reports_the_target(ws, tiny, targ
     assert out["target"]["dataset_id"] == target["id"] and "predictions" not in out["target"]
 
 
+def test_a_frozen_backbone_adapts_on_augmented_images(ws, tiny, target):
+    """Augmentation is honoured: augmented cached views when asked, else the images themselves each epoch."""
+    flip = AugmentConfig(flip=True, rotate=False)
+    for views, expected in ((2, [("adapt", 2)]), (0, [])):
+        cfg = _config(tiny, target, epochs=1, augment=flip, augment_views=views)
+        run_dir = runs.create_run(cfg, ws)
+        assert training.run(cfg, run_dir)["state"] == "done"
+        passes = [(e["phase"], e["views"]) for e in runs.read_events(run_dir) if e["type"] == "features"]
+        assert passes == expected, views
+
+
 # ---------------------------------------------------------------- bad inputs
 
 
