@@ -252,6 +252,7 @@ def trials_table(info: dict[str, Any]) -> pd.DataFrame:
             "settings": settings_words(t["params"]),
             "validation accuracy": t["val_accuracy"], "validation loss": t["value"],
             "test accuracy": t["test_accuracy"], "seconds": t["seconds"], "run": t["run_id"],
+            "ran on": t["worker"] or "",  # computer:process of the worker that ran it (several machines can share)
         })
     return pd.DataFrame(rows)
 
@@ -291,7 +292,10 @@ def progress_ui(study_id: str, ws: Path) -> None:
         st.dataframe(trials_table(info), hide_index=True, width="stretch", key=K + "table",
                      column_config={"validation accuracy": st.column_config.NumberColumn(format="percent"),
                                     "test accuracy": st.column_config.NumberColumn(format="percent"),
-                                    "validation loss": st.column_config.NumberColumn(format="%.4f")})
+                                    "validation loss": st.column_config.NumberColumn(format="%.4f"),
+                                    "ran on": st.column_config.TextColumn(
+                                        help="The computer (and its process number) that ran the trial: computers "
+                                             "sharing one search through a database each run some.")})
     else:
         st.caption("No trial has started yet.")
 

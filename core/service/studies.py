@@ -258,6 +258,8 @@ def shown_url(url: str) -> str:
 
 def _reason(url: str, exc: BaseException) -> str:
     """The first line of a driver's error, without the password and without SQLAlchemy's bracketed prefix."""
+    if type(exc).__name__ == "StorageInternalError" and exc.__cause__ is not None:
+        exc = exc.__cause__  # Optuna's wrapper guesses at invalid data; the driver's error says what happened
     text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
     text = text.splitlines()[0].replace(url, shown_url(url))
     password = re.match(r"^[^:]+://[^:/@]*:([^@/]*)@", url)
@@ -276,9 +278,10 @@ def storage_lost(url: str, study_id: str, exc: BaseException, working: bool = Tr
                       f"--study {study_id} --join' (finished trials are kept; the lost trial is tried again).")
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, study_id: str | None = None) -> Any:
     """An Optuna storage for a URL: an RDB URL (sqlite:///, postgresql://, mysql://) with heartbeats, so a killed
-    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system).
+    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system). With the id
+    of a study already kept there, a refusal says the storage does not answer (rather than to check the URL).
 
     postgresql:// opens with psycopg 3 (what SQLAlchemy 2.1 picks), mysql:// with PyMySQL; both are pinned."""
     import warnings
@@ -309,6 +312,9 @@ def open_storage(url: str) -> Any:
                                           heartbeat_interval=interval, grace_period=grace,
                                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; the user needs one sentence
+        if study_id is not None:
+            raise StudyError(f"The study storage '{shown_url(url)}' of study {study_id} does not answer "
+                             f"({_reason(url, exc)}); try again when it is back.") from None
         raise StudyError(f"The study storage '{shown_url(url)}' cannot be opened ({_reason(url, exc)}); check the URL, "
                          "or leave it out to keep the study in the workspace.") from None
 
@@ -324,7 +330,8 @@ def load_optuna(record: dict[str, Any]) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"]), pruner=pruner())
+    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"], record["id"]),
+                             pruner=pruner())
 
 
 def create(

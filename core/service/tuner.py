@@ -201,7 +201,7 @@ def _load(study_id: str, ws: Path, trials: int | None, minutes: float | None) ->
     record["minutes"] = minutes if minutes is not None else record["minutes"]
     if record["trials"] is not None and record["trials"] < 1 or record["minutes"] is not None and record["minutes"] <= 0:
         raise StudyError("A study needs a budget of at least one trial or a positive number of minutes.")
-    storage = studies.open_storage(record["storage"])
+    storage = studies.open_storage(record["storage"], study_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=study_id, storage=storage, pruner=studies.pruner())

@@ -91,6 +91,7 @@ def _finished_study(ws, tiny, make_run, accuracies=(0.80, 0.81, 0.82)) -> tuple[
         trial = study.ask(dists)
         trial.set_user_attr("run_id", run_dir.name)
         trial.set_user_attr("val_accuracy", accuracies[i])
+        trial.set_user_attr("worker", "machine-b:42" if i == 1 else "machine-a:7")
         if state == "PRUNED":
             trial.set_user_attr("pruned_epoch", 1)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -115,6 +116,7 @@ def test_finished_study_table_figures_and_use_the_best(ws, tiny, make_run):
     assert options[0].startswith(f"{study_id} · on tiny · searching ") and "done" not in options[0]
     assert not any("higher validation accuracy" in c.value for c in at.caption)
     assert table["run"].iloc[1] == made[1].name
+    assert list(table["ran on"]) == ["machine-a:7", "machine-b:42", "machine-a:7"]  # which worker ran each trial
     assert any("Best so far: trial 1" in m.value for m in at.markdown)
     assert len(plotly_charts(at)) >= 3  # history, parallel coordinates, slice (importances with enough trials)
     assert at.session_state["search.poll"] is None  # nothing to poll: the study is not running
