@@ -15,7 +15,7 @@ from typing import Any
 from core import settings
 from core.data import remote
 from core.data.limits import ProgressFn
-from core.engine import layers
+from core.engine import layers, sounds
 from core.errors import AddressRefused, WeightsUnavailable
 from core.spec import backbones
 from core.spec.backbones import BackboneSpec, WeightsFile
@@ -218,6 +218,8 @@ def fetch_classifier(spec: BackboneSpec) -> Path:
 
 def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
     """The bare Keras application (or TF Hub layer) for raw preprocessed input."""
+    if spec.hub_handle and spec.front_end == "waveform":
+        return sounds.hub_network(str(fetch_hub(spec)))
     if spec.hub_handle:
         import tensorflow_hub as hub
 
@@ -241,8 +243,12 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
             # Keras would fetch the same file; loading it ourselves lets sizes without a file of
             # their own reuse the nearest one (convolution filters do not depend on image size).
             net.load_weights(str(fetch_weights(spec, image_size)))
-    inputs = keras.Input(shape, name="pixels")
-    x = layers.preprocessing_layer(spec.preprocessing)(inputs)
+    if spec.front_end:  # sounds: the input is a 16 kHz waveform (core.engine.sounds)
+        inputs = keras.Input((sounds.data_sounds.CLIP_SAMPLES,), name="waveform")
+        x = inputs if spec.front_end == "waveform" else sounds.front(spec, image_size)(inputs)
+    else:
+        inputs = x = keras.Input(shape, name="pixels")
+    x = layers.preprocessing_layer(spec.preprocessing)(x)
     return keras.Model(inputs, net(x), name=backbones.base_name(spec))
 
 

@@ -35,6 +35,12 @@ class AugmentConfig:
     contrast: bool = False
     brightness: bool = False
     translate: bool = False
+    # Sounds (core.engine.sounds): background noise mixed in, loudness changed, shifted in time, and
+    # SpecAugment's time and frequency masks. Images ignore them, and sounds ignore the ones above.
+    noise: bool = False
+    gain: bool = False
+    shift: bool = False
+    spec_mask: bool = False
 
     def any(self) -> bool:
         """True when at least one augmentation is switched on."""
