@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import statistics
+import struct
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,12 +43,39 @@ def _seconds_words(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
+def _wav_promise(data: bytes) -> tuple[float, float] | None:
+    """For a RIFF WAV file: (seconds its header promises, seconds its bytes hold); None for other files or a
+    header that promises nothing exact (streamed recordings write 0 or 0xFFFFFFFF)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if chunk == b"fmt " and pos + 20 <= len(data):
+            byte_rate = struct.unpack("<I", data[pos + 16:pos + 20])[0]
+        if chunk == b"data":
+            if not byte_rate or size in (0, 0xFFFFFFFF):
+                return None
+            return size / byte_rate, max(0, len(data) - pos - 8) / byte_rate
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def decode(data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
     """A sound file's bytes -> (mono float32 samples at SAMPLE_RATE, facts of the original). Bad files raise
     DatasetError with the reason: not a sound, cut short, empty, too long, too many channels."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
+    if not data:
+        raise DatasetError("the file is empty (0 bytes)")
+    promise = _wav_promise(data)
+    if promise and promise[0] > MAX_SECONDS:
+        raise DatasetError(f"the recording lasts {_seconds_words(promise[0])}; a file may last at most "
+                           f"{_seconds_words(MAX_SECONDS)}: cut it into shorter recordings first")
+    if promise and promise[1] < promise[0] * 0.99:
+        raise DatasetError(f"the file is cut short: its header promises {_seconds_words(promise[0])} of sound but it "
+                           f"holds {_seconds_words(promise[1])}")
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             rate, channels, frames, fmt = f.samplerate, f.channels, f.frames, f.format
@@ -64,8 +92,12 @@ def decode(data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         raise
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for unreadable data
         detail = str(exc).lower()
-        why = ("the file is cut short or damaged" if any(w in detail for w in ("truncat", "short", "premature"))
-               else "not a WAV, FLAC, OGG or MP3 recording")
+        if any(w in detail for w in ("truncat", "short", "premature")):
+            why = "the file is cut short or damaged"
+        elif sniff("", data[:64]):
+            why = "it looks like a sound file but is empty or damaged"
+        else:
+            why = "not a WAV, FLAC, OGG or MP3 recording"
         raise DatasetError(f"not a readable sound file ({why})") from None
     if len(samples) < frames * 0.99:
         raise DatasetError(f"the file is cut short: its header promises {_seconds_words(frames / rate)} but it holds "
@@ -127,7 +159,8 @@ def fingerprint(x: np.ndarray) -> list[float]:
     bands = np.array_split(power, _FINGERPRINT_BANDS, axis=1)
     grid = np.stack([b.sum(axis=1) for b in bands], axis=1)  # frames x bands
     steps = np.array_split(grid, _FINGERPRINT_STEPS, axis=0)
-    energy = np.log10(np.stack([s.sum(axis=0) for s in steps]) + 1e-10).ravel()
+    cells = np.stack([s.sum(axis=0) for s in steps])
+    energy = np.log10(cells + cells.max() * 1e-4 + 1e-12).ravel()  # 40 dB under the loudest cell is the floor
     energy = (energy - energy.mean()) / (energy.std() or 1.0)
     return [round(float(v), 2) for v in energy]
 
