@@ -12,6 +12,7 @@ from core.cli.common import read_config, show_result, write_stdout
 from core.data import domains, splits
 from core.ship import codegen
 from core.spec import backbones, config as config_mod, strategies
+from core.spec import kinds as spec_kinds
 from core.store import datasets, runs
 from core.store.files import workspace
 
@@ -36,21 +37,36 @@ _CONFIG_FLAGS.update({"source_backbone": "source_backbone", "temperature": "temp
 _HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
 
 
+def _recommendation(info: dict, ws: Path, everyday: bool | None = None) -> strategies.Recommendation:
+    """The recommender's proposal for a dataset of any kind, preferring backbones whose weights are here."""
+    backbones.use_hub_cache(ws)  # a TF Hub model downloaded earlier (YAMNet) counts as here
+    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
+    if spec_kinds.of(info).id == "audio":
+        return strategies.recommend_sound(splits.train_counts(info), cached)
+    return strategies.recommend(splits.train_counts(info), everyday, cached)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
-    datasets.dataset_path(args.dataset, ws)
+    info = datasets.load_dataset(args.dataset, ws)
+    kind = spec_kinds.of(info).id
     overrides: dict[str, Any] = {k: getattr(args, f) for f, k in _CONFIG_FLAGS.items() if getattr(args, f) is not None}
+    name = args.preset
+    if name == config_mod.RECOMMENDED:  # the recommender's choice on top of the kind's balanced preset
+        overrides = {**_recommendation(info, ws).overrides(), "preset": name, **overrides}
+        name = "balanced"
+    table = config_mod.presets(kind)
     if args.hub:
-        overrides["backbone"] = backbones.hub_id(args.hub)
+        overrides["backbone"] = backbones.hub_id(args.hub, kind)
     strategy = strategies.STRATEGIES.get(args.strategy or "")
     if strategy and strategy.source and args.source_run and "backbone" not in overrides:
         # Weights from an earlier run fit only that run's backbone.
         overrides["backbone"] = runs.load_config(runs.run_path(args.source_run, ws)).backbone
     chosen = overrides.get("backbone")
-    if chosen is not None and (chosen in backbones.BACKBONES or backbones.is_hub(chosen)) and args.image_size is None:
+    if chosen is not None and (chosen in backbones.BACKBONES or backbones.is_hub(chosen)) and "image_size" not in overrides:
         # Keep the preset's image size where the backbone allows it.
         spec = backbones.get(chosen)
-        size = config_mod.PRESETS[args.preset]["image_size"]
+        size = table[name]["image_size"]
         overrides["image_size"] = min(max(size, spec.min_size), spec.max_size)
     if strategy and strategy.forced_weights and args.weights is None:
         overrides["weights"] = strategy.forced_weights
@@ -60,10 +76,10 @@ def cmd_config(args: argparse.Namespace) -> int:
             overrides["weights"] = options[0]
     if strategy and strategy.min_fine_tune_epochs and args.fine_tune_epochs is None:
         overrides.setdefault("fine_tune_epochs", max(strategy.min_fine_tune_epochs,
-                                                     config_mod.PRESETS[args.preset].get("fine_tune_epochs", 3)))
+                                                     table[name].get("fine_tune_epochs", 3)))
     head = {f: getattr(args, f) for f in _HEAD_FLAGS if getattr(args, f) is not None}
     if head:
-        overrides["head"] = {**config_mod.PRESETS[args.preset].get("head", {}), **head}
+        overrides["head"] = {**table[name].get("head", {}), **head}
     if args.no_augment:
         overrides["augment"] = {k: False for k in asdict(config_mod.AugmentConfig())}
     if args.augment_views is not None:
@@ -76,7 +92,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["compare_student_alone"] = True
     if args.compare_source_only:
         overrides["compare_source_only"] = True
-    cfg = config_mod.preset(args.preset, args.dataset, **overrides)
+    cfg = config_mod.preset(name, args.dataset, kind, **overrides)
     if cfg.target_dataset_id:  # refused or explained before anything trains
         for message in domains.check_target(datasets.load_dataset(cfg.dataset_id, ws),
                                             datasets.load_dataset(cfg.target_dataset_id, ws)):
@@ -89,8 +105,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
-    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(splits.train_counts(info), everyday, cached)
+    rec = _recommendation(info, ws, everyday)
     show_result(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 
@@ -111,7 +126,7 @@ def add_config(sub: Any, common: argparse.ArgumentParser) -> None:
     """The `config` command: one flag per setting."""
     cfg = sub.add_parser("config", parents=[common], help="print a valid run config as JSON")
     cfg.add_argument("--dataset", required=True)
-    cfg.add_argument("--preset", default="quick", choices=tuple(config_mod.PRESETS))
+    cfg.add_argument("--preset", default="quick", choices=(*config_mod.PRESETS, config_mod.RECOMMENDED))
     cfg.add_argument("--backbone", help="a backbone id from 'python -m core backbones'")
     cfg.add_argument("--hub", help="a TF Hub feature-vector handle: a URL or a SavedModel folder (instead of --backbone)")
     cfg.add_argument("--strategy", help="a strategy id from 'python -m core strategies'")

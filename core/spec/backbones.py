@@ -394,14 +394,14 @@ YAMNET = "https://tfhub.dev/google/yamnet/1"
 def _logmel(spec: BackboneSpec, label: str) -> BackboneSpec:
     """An ImageNet CNN that looks at a clip's log-mel spectrogram as a picture (the front end is in the model)."""
     return BackboneSpec(**{**spec.__dict__, "id": "logmel_" + spec.id, "label": label, "family": "logmel_" + spec.family,
-                           "kind": "audio", "front_end": "logmel", "default_size": 96, "max_size": 224, "top1": None})
+                           "kind": "audio", "front_end": "logmel", "default_size": 96, "max_size": 224})
 
 
 _SOUND_SPECS: tuple[BackboneSpec, ...] = (
     # The baseline every transfer run on sounds is compared with: a small CNN trained from scratch on log-mel.
     BackboneSpec(
         id="logmel_cnn", label="Small CNN on log-mel (no pretraining)", family="logmel_cnn",
-        constructor=("core.engine.networks", "small_cnn"), preprocessing="zero_to_one", weights_options=("none",),
+        constructor=("core.engine.sounds", "sound_cnn"), preprocessing="zero_to_one", weights_options=("none",),
         default_size=64, max_size=128, kind="audio", front_end="logmel",
     ),
     # Frozen, ImageNet features of a spectrogram are worse than the plain baseline; fine-tuned they are better.
@@ -638,14 +638,20 @@ CLASS_INDEX = WeightsFile(
 )
 
 
-def best_available(image_size: int) -> BackboneSpec | None:
-    """The most accurate pretrained backbone whose ImageNet weights are already cached."""
+def best_available(image_size: int, kind: str = "image") -> BackboneSpec | None:
+    """The most accurate pretrained backbone of this kind of data whose ImageNet weights are already cached."""
     ready = [
         s
         for s in BACKBONES.values()
-        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and cached_weights(s, image_size)
+        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and s.kind == kind
+        and cached_weights(s, image_size)
     ]
     return max(ready, key=lambda s: s.top1 or 0.0, default=None)
+
+
+def scratch_backbone(kind: str = "image") -> BackboneSpec:
+    """The network of this kind of data that trains from scratch when no pretrained weights are at hand."""
+    return next(s for s in BACKBONES.values() if s.kind == kind and s.weights_options == ("none",))
 
 
 def base_name(spec: BackboneSpec) -> str:

@@ -248,17 +248,51 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
-    """The named preset for a dataset, with top-level fields overridden, validated."""
-    _check_choice("preset", name, tuple(PRESETS))
-    data = {**PRESETS[name], "dataset_id": dataset_id, "preset": name}
+# Sounds (kind "audio"): frozen ImageNet features of a spectrogram are worse than a plain baseline, fine-tuned
+# they are better (measured with `python -m core bench audio`), so no preset freezes an ImageNet CNN on sound.
+_SOUND_AUGMENT = {"flip": False, "rotate": False, "noise": True, "gain": True, "shift": True, "spec_mask": True}
+KIND_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "audio": {
+        # The small CNN from scratch: no weights needed, a minute or two on a CPU.
+        "quick": {
+            "backbone": "logmel_cnn", "weights": "none", "image_size": 64, "strategy": "from_scratch",
+            "epochs": 30, "learning_rate": 1e-3, "batch_size": 32, "patience": 8, "augment": _SOUND_AUGMENT,
+        },
+        # MobileNet V1 0.25 on the spectrogram: the head first, then the whole network at a lower rate.
+        "balanced": {
+            "backbone": "logmel_mobilenet_v1_0.25", "image_size": 96, "strategy": "fine_tune", "epochs": 8,
+            "learning_rate": 1e-3, "fine_tune_epochs": 25, "fine_tune_learning_rate": 5e-4,
+            "fine_tune_layers": 300, "batch_size": 32, "patience": 6, "augment": _SOUND_AUGMENT,
+        },
+        "best": {
+            "backbone": "logmel_mobilenet_v2_0.35", "image_size": 128, "strategy": "fine_tune", "epochs": 8,
+            "learning_rate": 1e-3, "fine_tune_epochs": 30, "fine_tune_learning_rate": 5e-4,
+            "fine_tune_layers": 300, "batch_size": 32, "patience": 8, "augment": _SOUND_AUGMENT,
+        },
+    },
+}
+RECOMMENDED = "recommended"  # not a fixed preset: the recommender's choice on top of "balanced" (core.cli, pages)
+
+
+def presets(kind: str = "image") -> dict[str, dict[str, Any]]:
+    """The presets of a kind of data (core.spec.kinds): images have PRESETS, other kinds their own."""
+    return KIND_PRESETS.get(kind, PRESETS)
+
+
+def preset(name: str, dataset_id: str, kind: str = "image", **overrides: Any) -> RunConfig:
+    """The named preset of a kind of data for a dataset, with top-level fields overridden, validated."""
+    table = presets(kind)
+    _check_choice("preset", name, tuple(table))
+    data = {**table[name], "dataset_id": dataset_id, "preset": name}
     data.update(overrides)
     return RunConfig.from_dict(data).validate()
 
 
 def offline_kit() -> list[tuple[str, int]]:
     """(backbone, image size) whose weights the presets and the recommender use: what to fetch before going offline."""
-    kit = [(p["backbone"], p["image_size"]) for p in PRESETS.values()] + list(strategies.RECOMMENDED_BACKBONES)
+    kit = ([(p["backbone"], p["image_size"]) for table in (PRESETS, *KIND_PRESETS.values()) for p in table.values()]
+           + list(strategies.RECOMMENDED_BACKBONES) + list(strategies.SOUND_RECOMMENDED))
+    kit = [(b, size) for b, size in kit if "imagenet" in backbones.get(b).weights_options]
     return list(dict.fromkeys(kit))
 
 

@@ -148,3 +148,24 @@ def test_the_real_yamnet_offline_says_so_in_one_sentence(ws):
     with pytest.raises(WeightsUnavailable) as err:
         networks.fetch_weights(backbones.get("yamnet"), 96)
     assert "offline" in str(err.value) and "https://tfhub.dev/google/yamnet/1" in str(err.value)
+
+
+def test_presets_and_the_recommender_choose_sound_backbones_and_never_freeze_an_imagenet_cnn_on_sound():
+    from core.spec import config as config_mod
+    from core.spec import strategies
+
+    for name, values in config_mod.presets("audio").items():
+        spec = backbones.get(values["backbone"])
+        assert spec.kind == "audio", name
+        assert not (spec.front_end == "logmel" and "imagenet" in spec.weights_options
+                    and values["strategy"] == "feature_extraction"), name
+        assert config_mod.preset(name, "d", "audio").backbone == values["backbone"]
+    counts = {"yes": 60, "no": 60}
+    assert strategies.recommend_sound(counts, cached=[]).backbone == "logmel_cnn"
+    with_imagenet = strategies.recommend_sound(counts, cached=["logmel_mobilenet_v1_0.25"])
+    assert (with_imagenet.backbone, with_imagenet.strategy) == ("logmel_mobilenet_v1_0.25", "fine_tune")
+    assert strategies.recommend_sound(counts, cached=["yamnet", "logmel_mobilenet_v1_0.25"]).backbone == "yamnet"
+    # The image recommender never falls back to a sound backbone whose (MobileNet) weights are cached.
+    assert strategies.recommend({"a": 50, "b": 50}, True, cached=["logmel_mobilenet_v1_0.25"]).backbone != \
+        "logmel_mobilenet_v1_0.25"
+    assert backbones.best_available(96, "image") is None or backbones.best_available(96, "image").kind == "image"
