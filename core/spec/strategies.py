@@ -389,7 +389,7 @@ RECOMMENDED_BACKBONES = (_SMALL, _MEDIUM)
 # Sounds: YAMNet (AudioSet) frozen when its TF Hub folder is here; else an ImageNet CNN on the spectrogram,
 # fine-tuned (frozen it is worse than the plain baseline: 66.0 % vs 72.4 % on spoken_words); else the small
 # CNN from scratch.
-_YAMNET, _SOUND_CNN, _SOUND_IMAGENET = ("yamnet", 96), ("logmel_cnn", 64), ("logmel_mobilenet_v1_0.25", 96)
+_YAMNET, _SOUND_CNN, _SOUND_IMAGENET = ("yamnet", 96), ("logmel_cnn", 64), ("logmel_mobilenet_v2_0.35", 96)
 SOUND_RECOMMENDED = (_SOUND_IMAGENET, _YAMNET)
 
 

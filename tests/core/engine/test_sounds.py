@@ -162,9 +162,9 @@ def test_presets_and_the_recommender_choose_sound_backbones_and_never_freeze_an_
         assert config_mod.preset(name, "d", "audio").backbone == values["backbone"]
     counts = {"yes": 60, "no": 60}
     assert strategies.recommend_sound(counts, cached=[]).backbone == "logmel_cnn"
-    with_imagenet = strategies.recommend_sound(counts, cached=["logmel_mobilenet_v1_0.25"])
-    assert (with_imagenet.backbone, with_imagenet.strategy) == ("logmel_mobilenet_v1_0.25", "fine_tune")
-    assert strategies.recommend_sound(counts, cached=["yamnet", "logmel_mobilenet_v1_0.25"]).backbone == "yamnet"
+    with_imagenet = strategies.recommend_sound(counts, cached=["logmel_mobilenet_v2_0.35"])
+    assert (with_imagenet.backbone, with_imagenet.strategy) == ("logmel_mobilenet_v2_0.35", "fine_tune")
+    assert strategies.recommend_sound(counts, cached=["yamnet", "logmel_mobilenet_v2_0.35"]).backbone == "yamnet"
     # The image recommender never falls back to a sound backbone whose (MobileNet) weights are cached.
     assert strategies.recommend({"a": 50, "b": 50}, True, cached=["logmel_mobilenet_v1_0.25"]).backbone != \
         "logmel_mobilenet_v1_0.25"
