@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from core import settings
-from core.data import importer
+from core.data import importer, sounds
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
 
-SAMPLES = ("shapes", "shapes-field", "flowers")
+SAMPLES = ("shapes", "shapes-field", "flowers", "sounds")
 SHAPE_CLASSES = ("circle", "square", "triangle", "star")
 SHAPES_PER_CLASS = 150
 # TensorFlow's own copy of the flower photos (3,670 photos in 5 classes, CC-BY; credits in its LICENSE.txt).
@@ -37,6 +37,7 @@ SAMPLE_DESCRIPTIONS = {
                     "(a second domain for domain adaptation; made on this computer in seconds).",
     "flowers": "3,670 photos of daisies, dandelions, roses, sunflowers and tulips from TensorFlow's examples "
                "(a 220 MB download; needs internet).",
+    "sounds": sounds.SOUNDS_NOTE + ".",
 }
 
 
@@ -196,7 +197,7 @@ def import_sample(name: str, ws: Path, progress: ProgressFn | None = None) -> di
             _download(FLOWERS_URL, archive, progress, ImportLimits())
             return importer.import_path(archive, ws, name=name, source=name, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
-        make = generate_shapes_field if name == "shapes-field" else generate_shapes
+        make = {"shapes-field": generate_shapes_field, "sounds": sounds.generate_sounds}.get(name, generate_shapes)
         src = make(Path(tmp) / name)
         info = importer.import_path(src, ws, name=name, progress=progress)
     return info

@@ -15,7 +15,7 @@ from typing import Any
 from core import settings
 from core.data import remote
 from core.data.limits import ProgressFn
-from core.engine import inputs, layers
+from core.engine import inputs, layers, sounds
 from core.errors import AddressRefused, WeightsUnavailable
 from core.spec import backbones
 from core.spec.backbones import BackboneSpec, WeightsFile
@@ -217,14 +217,18 @@ def fetch_classifier(spec: BackboneSpec) -> Path:
 
 
 def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
-    """The bare Keras application (or TF Hub layer) for raw preprocessed input of its kind (images: (S, S, 3))."""
+    """The bare Keras application (or TF Hub layer) for raw preprocessed input of its kind (images: (S, S, 3);
+    sounds: the log-mel picture its front end makes, or the waveform itself for a TF Hub sound model)."""
+    if spec.hub_handle and spec.front_end == "waveform":
+        return sounds.hub_network(str(fetch_hub(spec)))
     if spec.hub_handle:
         import tensorflow_hub as hub
 
         return hub.KerasLayer(str(fetch_hub(spec)), trainable=True, name="hub_model")
     module, attr = spec.constructor
     make = getattr(importlib.import_module(module), attr)
-    shape = inputs.get(spec.kind).signature(image_size)[0]
+    # a sound backbone's network sees the picture its front end draws, not the waveform
+    shape = (image_size, image_size, 3) if spec.front_end else inputs.get(spec.kind).signature(image_size)[0]
     return make(input_shape=shape, include_top=include_top, weights=weights, **spec.kwargs)
 
 
@@ -245,8 +249,12 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
             net.load_weights(str(fetch_weights(spec, image_size)))
     if weights == "none":
         scratch_batchnorm(net)
-    raw = keras.Input(shape, dtype=dtype, name="pixels")  # the name predates kinds: saved models keep it
-    x = layers.preprocessing_layer(spec.preprocessing)(raw)
+    if spec.front_end:  # sounds: the input is a 16 kHz waveform (core.engine.sounds)
+        raw = keras.Input(shape, dtype=dtype, name="waveform")
+        x = raw if spec.front_end == "waveform" else sounds.front(spec, image_size)(raw)
+    else:
+        raw = x = keras.Input(shape, dtype=dtype, name="pixels")  # the name predates kinds: saved models keep it
+    x = layers.preprocessing_layer(spec.preprocessing)(x)
     return keras.Model(raw, net(x), name=backbones.base_name(spec))
 
 

@@ -49,18 +49,19 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
     # No file names or cache folders in the sentence: the pages show it as it is.
     why = "this computer is offline" if settings.offline() or "offline" in detail else "they could not be downloaded"
     missing = f"The ImageNet weights of {spec.label} are not on this computer and {why}."
-    alternative = backbones.best_available(config.image_size)
+    alternative = backbones.best_available(config.image_size, spec.kind)
     if alternative is not None:
         new = config.with_changes(backbone=alternative.id)
         return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are on this "
                                 "computer."]
     # From scratch: small images and batches (more updates per epoch), and no early stopping,
     # since a network learning from nothing often plateaus before it improves.
+    scratch = backbones.scratch_backbone(spec.kind)
     new = config.with_changes(
-        backbone="small_cnn",
+        backbone=scratch.id,
         weights="none",
         strategy="from_scratch",
-        image_size=backbones.get("small_cnn").default_size,
+        image_size=scratch.default_size,
         epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
         batch_size=min(config.batch_size, 16),
         patience=0,
