@@ -68,6 +68,12 @@ def _pruning_callback(trial: Any):
     return TrialPruning()
 
 
+def _mark_pruned(run_dir: Path, epoch: int, message: str) -> None:
+    """A trial run the search stopped early: its status says so, at which epoch and why."""
+    with runs.edit_status(run_dir) as status:
+        status.verdicts.pruned, status.verdicts.pruned_epoch, status.message = True, epoch, message
+
+
 def _pruned_message(epoch: int, reason: str) -> str:
     if reason == "diverged":
         return (f"Pruned by the search after epoch {epoch}: its loss diverged (it became NaN or infinite), "
@@ -99,7 +105,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
         if pruning.stop_run or "NaN" in str(exc):
             epoch = max(1, pruning.epoch)
             message = _pruned_message(epoch, "diverged")
-            runs.update_status(run_dir, pruned=True, pruned_epoch=epoch, message=message)
+            _mark_pruned(run_dir, epoch, message)
             trial.set_user_attr("pruned_epoch", epoch)
             return "PRUNED", None
         trial.set_user_attr("message", str(exc))
@@ -117,7 +123,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     best = min((v for v in losses if math.isfinite(v)), default=None)
     if pruning.stop_run:
         message = _pruned_message(pruning.epoch, pruning.reason)
-        runs.update_status(run_dir, pruned=True, pruned_epoch=pruning.epoch, message=message)
+        _mark_pruned(run_dir, pruning.epoch, message)
         trial.set_user_attr("pruned_epoch", pruning.epoch)
         return "PRUNED", None
     if best is None:
@@ -195,7 +201,7 @@ def _load(study_id: str, ws: Path, trials: int | None, minutes: float | None) ->
     record["minutes"] = minutes if minutes is not None else record["minutes"]
     if record["trials"] is not None and record["trials"] < 1 or record["minutes"] is not None and record["minutes"] <= 0:
         raise StudyError("A study needs a budget of at least one trial or a positive number of minutes.")
-    storage = studies.open_storage(record["storage"])
+    storage = studies.open_storage(record["storage"], study_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=study_id, storage=storage, pruner=studies.pruner())
@@ -275,16 +281,17 @@ def main(study_dir: Path) -> None:
     try:
         result = work(study_dir.name, ws)
     except TransferLabError as exc:
-        runs.update_status(study_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(study_dir, "failed", str(exc))
         return
     except BaseException as exc:
-        runs.update_status(study_dir, "failed", finished=time.time(),
-                           message=f"The search stopped unexpectedly ({type(exc).__name__}).")
+        runs.mark_ended(study_dir, "failed", f"The search stopped unexpectedly ({type(exc).__name__}).")
         raise
     state = "cancelled" if result["ended"] == "cancelled" else "done"
     words = {"budget": "all its trials ran", "time": "its time was up", "cancelled": "it was cancelled"}
-    runs.update_status(study_dir, state, finished=time.time(), counts=result["counts"],
-                       message=f"The search ended because {words[result['ended']]}.")
+    with runs.edit_status(study_dir) as status:  # a study's status: a run's, with its trial counts beside
+        status.state, status.timings.finished = state, time.time()
+        status.message = f"The search ended because {words[result['ended']]}."
+        status.extra["counts"] = result["counts"]
 
 
 if __name__ == "__main__":

@@ -324,6 +324,16 @@ def test_server_epoch_cap_applies_with_a_notice(tiny, ws, monkeypatch):
     assert any("limits training to 1 epoch(s)" in e.get("message", "") for e in runs.read_events(run_dir))
 
 
+def test_an_adapting_run_falling_back_to_scratch_drops_its_run_without_adaptation(tiny):
+    # Issue 28's walk: offline without weights, DANN with "also train without adaptation" failed with a sentence
+    # about a config field; it now trains the small network from scratch and says adaptation is left out.
+    cfg = _config(tiny, weights="imagenet", image_size=128, strategy="domain_adversarial",
+                  target_dataset_id="field-0123abcd", compare_source_only=True)
+    resolved, notes = training.resolve_weights(cfg)
+    assert (resolved.backbone, resolved.strategy, resolved.compare_source_only) == ("small_cnn", "from_scratch", False)
+    assert "trained from scratch without domain adaptation instead" in notes[0]
+
+
 def test_a_baseline_killed_then_resumed_fills_its_runs_baseline_fields(tiny, ws, capsys):
     """--compare-scratch killed during its baseline: resuming the baseline gives the run its verdict."""
     from core import cli

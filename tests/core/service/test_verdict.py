@@ -105,3 +105,12 @@ def test_a_layer_transfer_is_judged_against_its_source_network_on_the_same_class
     other = _run(ws, {"state": "done", "test_accuracy": 0.9}, classes=["cat", "dog"])
     v = verdict.judge(_run(ws, {"state": "done", "test_accuracy": 0.6}, strategy="layer_transfer", source_run=other.name))
     assert v.level == "good" and v.baseline is None
+
+
+def test_a_guessing_model_still_names_the_baseline_it_was_measured_against(ws):
+    status = {"state": "done", "test_accuracy": 0.25, "source_only_run": "x", "target_accuracy": 0.25,
+              "source_only_target_accuracy": 0.3}
+    v = verdict.judge(_run(ws, status, classes=["a", "b", "c", "d"], strategy="domain_adversarial",
+                           target_dataset_id="gray-0123abcd"))
+    assert v.level == "bad" and "about what guessing gets with 4 classes" in v.headline
+    assert "25.0% against 30.0% for the same network without adaptation (-5.0 points)" in v.text()
