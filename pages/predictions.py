@@ -20,8 +20,7 @@ from core.service import jobs
 from core.store import datasets, files, runs
 from pages import _charts as charts
 from pages import _common
-from pages import _domain
-from pages import _kinds
+from pages import _domain, _explainers, _kinds
 
 # Percentages with one decimal, as in the figures above the tables (Streamlit's "percent" shows two).
 PERCENT = st.column_config.NumberColumn(format="%.1f%%")
@@ -216,7 +215,7 @@ def curves_ui(run: runs.RunInfo, ws: Path) -> None:
 
 def try_ui(run: runs.RunInfo, kind: spec_kinds.Kind) -> None:
     """Classify the viewer's own items (top-k bars), each explained the kind's way (images: a Grad-CAM heatmap)."""
-    explains = _kinds.explainer(kind)
+    explains = _explainers.explainer(kind)
     st.subheader(f"Try it on your own {kind.items}")
     st.caption(explains.about)
     if not (run.path / "model.keras").is_file():
@@ -236,7 +235,7 @@ def try_ui(run: runs.RunInfo, kind: spec_kinds.Kind) -> None:
             results = evaluation.predict(run.path, [(name, data) for _, name, data in handed], top_k=5, model=model)
             classes = files.read_json(run.path / "split.json")["classes"]
             explained = [
-                _kinds.explain_one(kind, model, data, run.config.image_size, classes.index(r["prediction"]))
+                _explainers.explain_one(kind, model, data, run.config.image_size, classes.index(r["prediction"]))
                 if "prediction" in r and n < explains.shown_at_most and run.config is not None else None
                 for n, ((_, _, data), r) in enumerate(zip(handed, results))
             ]
