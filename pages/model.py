@@ -18,7 +18,7 @@ from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
-from core.spec import backbones, fields, strategies
+from core.spec import backbones, fields, kinds, strategies
 from core.spec.config import (CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig, RunConfig,
                               clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values)
 from core.store import datasets, drafts, sources
@@ -217,7 +217,7 @@ def ms_at(spec: backbones.BackboneSpec, size: int) -> float:
     return spec.ms_per_image * (size / spec.default_size) ** 2
 
 
-def backbone_table_ui(size: int) -> str:
+def backbone_table_ui(size: int, kind: str) -> str:
     """The zoo as a sortable table, filtered by speed or accuracy; returns the chosen filter."""
     ops_column, ms_column = f"billion operations per image at {size} px", f"ms per image at {size} px (est.)"
     tiers = ("all", *backbones.TIERS)
@@ -235,7 +235,7 @@ def backbone_table_ui(size: int) -> str:
                 "pretrained at (px)": s.default_size, "image sizes": f"{s.min_size}-{s.max_size} px",
                 "layer groups": len(s.groups),
             }
-            for s in backbones.BACKBONES.values() if backbones.in_tier(s, tier)
+            for s in backbones.BACKBONES.values() if backbones.in_tier(s, tier) and s.kind == kind
         ]), hide_index=True, width="stretch",
             column_config={
                 "parameters (millions)": st.column_config.NumberColumn(
@@ -274,7 +274,7 @@ def hub_ui() -> str:
         return backbones.HUB_PREFIX
 
 
-def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None) -> backbones.BackboneSpec:
+def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None, kind: str) -> backbones.BackboneSpec:
     st.caption(
         "The **backbone** is the network that has already learned to see, by training on millions of photos. "
         "Bigger backbones are usually more accurate but slower to train and to use."
@@ -292,7 +292,7 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
                           "below. TF Hub: a pretrained image model published on TF Hub, or one saved on this computer.")
     if where == "hub":
         return backbones.get(hub_ui())
-    tier = backbone_table_ui(size)
+    tier = backbone_table_ui(size, kind)
 
     def label(backbone_id: str) -> str:
         spec = backbones.get(backbone_id)
@@ -302,7 +302,8 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
                 f"weights {weights_where(spec, size)})")
 
     key = K + "backbone"
-    options = tuple(b for b, s in backbones.BACKBONES.items() if backbones.in_tier(s, tier) or b == st.session_state[key])
+    options = tuple(b for b in backbones.for_kind(kind)  # the backbones that read the dataset's kind of data
+                    if backbones.in_tier(backbones.get(b), tier) or b == st.session_state[key])
     chosen = st.selectbox(fields.get("backbone").label, options, key=key, persist_state="session", format_func=label,
                           help=fields.get("backbone").help)
     spec = backbones.get(chosen)
@@ -664,7 +665,7 @@ def page() -> None:
         source = source_run_ui(strategy, sources.run_sources(ws) if strategy.source else [])
         picture = st.container()
         st.subheader("Backbone")
-        spec = backbone_ui(strategy, source)
+        spec = backbone_ui(strategy, source, kinds.of(info).id)
         image_size = image_size_ui(spec)
         overrides: dict[str, Any] = {
             "backbone": spec.id, "strategy": strategy.id, "image_size": image_size,
