@@ -382,7 +382,41 @@ _SPECS: tuple[BackboneSpec, ...] = (
     ),
 )
 
-BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS}
+# Text encoders (kind "text"): a string in, one vector out. Built by core.engine.texts; `image_size` means
+# nothing to them. "imagenet" weights stand for "pretrained" (the config's word for it).
+_TEXT = "core.engine.texts"
+_TEXT_SPECS = (
+    BackboneSpec(
+        id="wordllama", label="WordLlama token embeddings (256, offline)", family="wordllama",
+        constructor=(_TEXT, "wordllama_base"), kind="text",
+        kwargs={"note": "Llama 2's 32,000-token table distilled to 256 numbers a token, averaged over the text; "
+                        "ships inside the wordllama package, so it works offline."},
+    ),
+    *(
+        BackboneSpec(id=bid, label=label, family="text_hub", constructor=(_TEXT, "hub_text_base"), kind="text",
+                     hub_handle=handle, kwargs={"note": note})
+        for bid, label, handle, note in (
+            ("nnlm_en_50", "NNLM English 50 (TF Hub)", "https://tfhub.dev/google/nnlm-en-dim50/2",
+             "A small English word-embedding model; text in, 50 numbers out."),
+            ("nnlm_en_128_norm", "NNLM English 128, normalised (TF Hub)",
+             "https://tfhub.dev/google/nnlm-en-dim128-with-normalization/2",
+             "The larger English NNLM with punctuation removed; 128 numbers."),
+            ("use_4", "Universal Sentence Encoder (TF Hub)", "https://tfhub.dev/google/universal-sentence-encoder/4",
+             "Sentence meaning in 512 numbers; English; about 1 GB."),
+            ("use_multilingual_3", "Universal Sentence Encoder, multilingual (TF Hub)",
+             "https://tfhub.dev/google/universal-sentence-encoder-multilingual/3",
+             "16 languages in one space; for data that is not English."),
+        )
+    ),
+    BackboneSpec(
+        id="avg_word_embedding", label="Average word embedding (no pretraining)", family="avg_word_embedding",
+        constructor=(_TEXT, "average_word_embedding_base"), kind="text", weights_options=("none",),
+        kwargs={"note": "Model Maker's baseline: words hashed into 20,000 slots, 16 numbers each, learnt from "
+                        "your texts alone."},
+    ),
+)
+
+BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS + _TEXT_SPECS}
 
 # Which tf_keras.applications constructor each family's specs come from, for the completeness test.
 KERAS_APPLICATIONS: tuple[str, ...] = tuple(s.constructor[1] for s in _SPECS if s.constructor[0] == _APPS)

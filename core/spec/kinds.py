@@ -83,3 +83,9 @@ IMAGE = register(Kind(
     hand_in=("file", "camera"), explain="gradcam", gallery="thumbnail", default_backbone="mobilenet_v2_1.0",
     formats="JPEG, PNG, BMP, GIF, WebP or TIFF",
 ))
+
+TEXT = register(Kind(
+    id="text", label="Texts", item="text", items="texts", extensions=(".txt",),
+    hand_in=("text", "file"), explain="words", gallery="snippet", default_backbone="wordllama",
+    formats="a CSV, TSV or JSON Lines table (a text and a label column), or class folders of .txt files",
+))
