@@ -16,7 +16,7 @@ import numpy as np
 
 from core.data import images
 from core.data.limits import ImportLimits
-from core.engine import augment
+from core.engine import augment, texts
 from core.errors import ConfigError
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
@@ -99,4 +99,8 @@ IMAGES = register(InputKind(
     signature=lambda size: ((size, size, 3), "float32", "image"),
     augmentation=lambda config: augment.augmentation(config.augment, config.seed),
     decode=lambda data, size, limits: images.load_image_array(data, size, limits),
+))
+
+TEXTS = register(InputKind(
+    id="text", signature=texts.signature, augmentation=lambda config: None, decode=texts.decode,
 ))

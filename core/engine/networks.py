@@ -171,6 +171,9 @@ def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     cached = backbones.cached_weights(spec, image_size)
     if cached is not None:
         return cached
+    if spec.package_file:  # shipped inside a Python package, never downloaded on its own
+        raise WeightsUnavailable(f"The pretrained weights of {spec.label} come with the Python package "
+                                 f"'{spec.package_file.split('/')[0]}', which is not installed; install it with pip.")
     candidates = spec.weights_candidates(image_size)
     fetched = _download(candidates)
     if fetched is not None:
@@ -231,6 +234,9 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
     """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map (or feature vector)."""
     import tf_keras as keras
 
+    if spec.kind != "image":  # a backbone of another kind builds its whole base, raw input to vector, itself
+        module, attr = spec.constructor
+        return getattr(importlib.import_module(module), attr)(spec, weights, **spec.kwargs)
     shape = (image_size, image_size, 3)
     if weights == "imagenet" and spec.keras_loads_weights:
         fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing

@@ -15,16 +15,19 @@ import math
 import os
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from core import events, settings
 from core.data import domains, health, splits
 from core.engine import evaluation, methods, modeling, networks
+from core.engine import inputs as model_inputs
 from core.engine.method import Method, Run, Train, companion
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
-from core.spec.config import RunConfig
+from core.spec import kinds as spec_kinds
+from core.spec.config import AugmentConfig, RunConfig
 from core.store import datasets, runs
 from core.store.files import atomic_target, write_json
 from core.store.status import Progress
@@ -49,25 +52,28 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         detail = str(exc)  # it names the file and the cache folder, which `python -m core weights list` shows
     # No file names or cache folders in the sentence: the pages show it as it is.
     why = "this computer is offline" if settings.offline() or "offline" in detail else "they could not be downloaded"
-    missing = f"The ImageNet weights of {spec.label} are not on this computer and {why}."
-    alternative = backbones.best_available(config.image_size)
+    kind = spec_kinds.get(spec.kind)
+    what = "ImageNet weights" if spec.kind == spec_kinds.DEFAULT else "pretrained weights"
+    missing = f"The {what} of {spec.label} are not on this computer and {why}."
+    alternative = backbones.best_available(config.image_size, spec.kind)
     if alternative is not None:
         new = config.with_changes(backbone=alternative.id)
-        return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are on this "
+        return new.validate(), [f"{missing} Training {alternative.label} instead, whose {what} are on this "
                                 "computer."]
     # From scratch: small images and batches (more updates per epoch), and no early stopping,
     # since a network learning from nothing often plateaus before it improves.
     new = config.with_changes(
-        backbone="small_cnn",
+        backbone=kind.scratch_backbone,
         weights="none",
         strategy="from_scratch",
-        image_size=backbones.get("small_cnn").default_size,
+        image_size=backbones.get(kind.scratch_backbone).default_size,
         epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
         batch_size=min(config.batch_size, 16),
         patience=0,
     )
     return new.validate(), [
-        f"{missing} No pretrained backbone is cached, so a small network is trained from scratch instead "
+        f"{missing} No pretrained backbone is cached, so {backbones.get(kind.scratch_backbone).label} is trained "
+        "from scratch instead "
         f"({new.epochs} epochs)."
     ]
 
@@ -279,6 +285,10 @@ def _settle(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """The weights fallback and the epoch cap, which every method's prepare() applies."""
     config, notices = resolve_weights(config)
     config, more = apply_epoch_cap(config)
+    if config.augment.any() and model_inputs.of_config(config).augmentation(config) is None:
+        # A kind without augmentation (texts): its frozen phases train on cached features.
+        config = config.with_changes(augment=AugmentConfig(**{k: False for k in asdict(config.augment)}),
+                                     augment_views=0).validate()
     return config, notices + more
 
 

@@ -63,6 +63,8 @@ class BackboneSpec:
     keras_loads_weights: bool = False
     hub_handle: str = ""  # a TF Hub feature-vector handle: a URL or a local SavedModel folder
     kind: str = "image"  # the kind of data it reads (core.spec.kinds): a dataset of another kind is refused
+    # Pretrained weights shipped inside an installed Python package: "package/relative/path" (WordLlama's table).
+    package_file: str = ""
 
     def weights_candidates(self, image_size: int) -> list[WeightsFile]:
         """Weights files usable at this size, the best match first."""
@@ -388,7 +390,7 @@ _TEXT = "core.engine.texts"
 _TEXT_SPECS = (
     BackboneSpec(
         id="wordllama", label="WordLlama token embeddings (256, offline)", family="wordllama",
-        constructor=(_TEXT, "wordllama_base"), kind="text",
+        constructor=(_TEXT, "wordllama_base"), kind="text", package_file="wordllama/weights/l2_supercat_256.safetensors",
         kwargs={"note": "Llama 2's 32,000-token table distilled to 256 numbers a token, averaged over the text; "
                         "ships inside the wordllama package, so it works offline."},
     ),
@@ -605,11 +607,25 @@ def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
     """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk."""
     if spec.hub_handle:
         return hub_local(spec.hub_handle)
+    if spec.package_file:
+        return package_path(spec.package_file)
     for wf in spec.weights_candidates(image_size):
         path = keras_models_dir() / wf.name
         if path.is_file() and path.stat().st_size > 0:
             return path
     return None
+
+
+def package_path(package_file: str) -> Path | None:
+    """A file inside an installed Python package ("package/relative/path"), if the package and the file are there."""
+    import importlib.util
+
+    package, _, rel = package_file.partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(next(iter(found.submodule_search_locations))) / rel
+    return path if path.is_file() else None
 
 
 def has_weights(spec: BackboneSpec, weights: str, image_size: int) -> bool:
@@ -629,12 +645,12 @@ CLASS_INDEX = WeightsFile(
 )
 
 
-def best_available(image_size: int) -> BackboneSpec | None:
-    """The most accurate pretrained backbone whose ImageNet weights are already cached."""
+def best_available(image_size: int, kind: str = "image") -> BackboneSpec | None:
+    """The most accurate pretrained backbone of this kind of data whose weights are already cached."""
     ready = [
         s
         for s in BACKBONES.values()
-        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and cached_weights(s, image_size)
+        if s.kind == kind and "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and cached_weights(s, image_size)
     ]
     return max(ready, key=lambda s: s.top1 or 0.0, default=None)
 

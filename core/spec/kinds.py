@@ -31,6 +31,7 @@ class Kind:
     explain: str  # one of EXPLAIN
     gallery: str  # one of GALLERY
     default_backbone: str  # a backbone id of this kind, the Model page's first choice
+    scratch_backbone: str = "small_cnn"  # trained from scratch when no pretrained weights can be had
     formats: str = ""  # the file formats in words, for sentences ("JPEG, PNG or WebP"); the extensions if empty
 
     @property
@@ -87,5 +88,6 @@ IMAGE = register(Kind(
 TEXT = register(Kind(
     id="text", label="Texts", item="text", items="texts", extensions=(".txt",),
     hand_in=("text", "file"), explain="words", gallery="snippet", default_backbone="wordllama",
+    scratch_backbone="avg_word_embedding",
     formats="a CSV, TSV or JSON Lines table (a text and a label column), or class folders of .txt files",
 ))
