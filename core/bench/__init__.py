@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.bench import distill, domain, export, imports, prune, quick, serve, train, tune
+from core.bench import distill, domain, export, imports, prune, quick, serve, text, train, tune
 from core.errors import TransferLabError
 
 # name -> (run(keras_cache) -> figures, describe(figures) -> text)
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, tuple[Callable[[str | None], dict[str, Any]], Callable[[di
     "tune": (tune.run, tune.describe),
     "prune": (prune.run, prune.describe),
     "serve": (serve.run, serve.describe),
+    "text": (text.run, text.describe),
 }
 
 

@@ -12,6 +12,7 @@ from core.cli.common import read_config, show_result, write_stdout
 from core.data import domains, splits
 from core.ship import codegen
 from core.spec import backbones, config as config_mod, strategies
+from core.spec import kinds as spec_kinds
 from core.store import datasets, runs
 from core.store.files import workspace
 
@@ -38,7 +39,10 @@ _HEAD_FLAGS = ("pooling", "dropout", "hidden_units", "l2")
 
 def cmd_config(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
-    datasets.dataset_path(args.dataset, ws)
+    kind = spec_kinds.of(datasets.load_dataset(args.dataset, ws)).id
+    presets = config_mod.KIND_PRESETS.get(kind, config_mod.PRESETS)
+    if args.preset not in presets:
+        config_mod.preset(args.preset, args.dataset, kind)  # raises: the sentence names this kind's presets
     overrides: dict[str, Any] = {k: getattr(args, f) for f, k in _CONFIG_FLAGS.items() if getattr(args, f) is not None}
     if args.hub:
         overrides["backbone"] = backbones.hub_id(args.hub)
@@ -50,7 +54,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if chosen is not None and (chosen in backbones.BACKBONES or backbones.is_hub(chosen)) and args.image_size is None:
         # Keep the preset's image size where the backbone allows it.
         spec = backbones.get(chosen)
-        size = config_mod.PRESETS[args.preset]["image_size"]
+        size = presets[args.preset].get("image_size", spec.default_size)
         overrides["image_size"] = min(max(size, spec.min_size), spec.max_size)
     if strategy and strategy.forced_weights and args.weights is None:
         overrides["weights"] = strategy.forced_weights
@@ -60,10 +64,10 @@ def cmd_config(args: argparse.Namespace) -> int:
             overrides["weights"] = options[0]
     if strategy and strategy.min_fine_tune_epochs and args.fine_tune_epochs is None:
         overrides.setdefault("fine_tune_epochs", max(strategy.min_fine_tune_epochs,
-                                                     config_mod.PRESETS[args.preset].get("fine_tune_epochs", 3)))
+                                                     presets[args.preset].get("fine_tune_epochs", 3)))
     head = {f: getattr(args, f) for f in _HEAD_FLAGS if getattr(args, f) is not None}
     if head:
-        overrides["head"] = {**config_mod.PRESETS[args.preset].get("head", {}), **head}
+        overrides["head"] = {**presets[args.preset].get("head", {}), **head}
     if args.no_augment:
         overrides["augment"] = {k: False for k in asdict(config_mod.AugmentConfig())}
     if args.augment_views is not None:
@@ -76,7 +80,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         overrides["compare_student_alone"] = True
     if args.compare_source_only:
         overrides["compare_source_only"] = True
-    cfg = config_mod.preset(args.preset, args.dataset, **overrides)
+    cfg = config_mod.preset(args.preset, args.dataset, kind, **overrides)
     if cfg.target_dataset_id:  # refused or explained before anything trains
         for message in domains.check_target(datasets.load_dataset(cfg.dataset_id, ws),
                                             datasets.load_dataset(cfg.target_dataset_id, ws)):
@@ -111,7 +115,7 @@ def add_config(sub: Any, common: argparse.ArgumentParser) -> None:
     """The `config` command: one flag per setting."""
     cfg = sub.add_parser("config", parents=[common], help="print a valid run config as JSON")
     cfg.add_argument("--dataset", required=True)
-    cfg.add_argument("--preset", default="quick", choices=tuple(config_mod.PRESETS))
+    cfg.add_argument("--preset", default="quick", choices=config_mod.PRESET_NAMES)
     cfg.add_argument("--backbone", help="a backbone id from 'python -m core backbones'")
     cfg.add_argument("--hub", help="a TF Hub feature-vector handle: a URL or a SavedModel folder (instead of --backbone)")
     cfg.add_argument("--strategy", help="a strategy id from 'python -m core strategies'")

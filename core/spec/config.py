@@ -242,10 +242,30 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
-    """The named preset for a dataset, with top-level fields overridden, validated."""
-    _check_choice("preset", name, tuple(PRESETS))
-    data = {**PRESETS[name], "dataset_id": dataset_id, "preset": name}
+_NO_AUGMENT = {"flip": False, "rotate": False}
+_TEXT_HEAD = {"backbone": "wordllama", "learning_rate": 3e-3, "batch_size": 16, "head": {"dropout": 0.2}, "augment": _NO_AUGMENT}
+# Presets of the other kinds of data, by kind id then preset name (images: PRESETS). Texts: a head on
+# WordLlama's cached text vectors trains in seconds; "best" then opens its token table.
+KIND_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "text": {
+        "quick": {**_TEXT_HEAD, "strategy": "feature_extraction", "epochs": 40, "patience": 8},
+        "balanced": {**_TEXT_HEAD, "strategy": "feature_extraction", "epochs": 80, "patience": 15},
+        "best": {**_TEXT_HEAD, "strategy": "fine_tune", "epochs": 60, "patience": 15, "fine_tune_epochs": 10,
+                 "fine_tune_learning_rate": 1e-3},
+        "recommended": {**_TEXT_HEAD, "strategy": "feature_extraction", "epochs": 80, "patience": 15},
+    },
+}
+PRESET_NAMES = tuple(dict.fromkeys([*PRESETS, *(n for presets in KIND_PRESETS.values() for n in presets)]))
+
+
+def preset(name: str, dataset_id: str, kind: str = "image", **overrides: Any) -> RunConfig:
+    """The named preset for a dataset of this kind of data, with top-level fields overridden, validated."""
+    table = KIND_PRESETS.get(kind, PRESETS)
+    if name not in table and name in PRESET_NAMES:
+        raise ConfigError(f"There is no '{name}' preset for this kind of data; choose one of {', '.join(table)}"
+                          + (" (or ask 'python -m core recommend')." if kind == "image" else "."))
+    _check_choice("preset", name, tuple(table))
+    data = {**table[name], "dataset_id": dataset_id, "preset": name}
     data.update(overrides)
     return RunConfig.from_dict(data).validate()
 
