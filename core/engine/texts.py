@@ -70,7 +70,7 @@ def keras_classes() -> dict[str, type]:
     import tf_keras as keras
 
     def masked_mean(vectors: Any, mask: Any) -> Any:
-        mask = tf.cast(mask, vectors.dtype)[..., None]
+        mask = tf.expand_dims(tf.cast(mask, vectors.dtype), -1)
         return tf.reduce_sum(vectors * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
     @keras.saving.register_keras_serializable(package="transferlab")
@@ -90,7 +90,10 @@ def keras_classes() -> dict[str, type]:
             return tf.ensure_shape(ids, [None, None])
 
         def call(self, inputs: Any) -> Any:
-            ids = self.tokens(inputs)
+            return self.from_ids(self.tokens(inputs))
+
+        def from_ids(self, ids: Any) -> Any:
+            """The text vectors of token ids padded with -1 (what an export without the tokenizer takes)."""
             vectors = tf.gather(self.table, tf.maximum(ids, 0))
             return masked_mean(tf.cast(vectors, self.compute_dtype), ids >= 0)
 
@@ -170,6 +173,64 @@ def hub_text_base(spec: BackboneSpec, weights: str, **_: Any) -> Any:
     layer = hub.KerasLayer(str(networks.fetch_hub(spec)), input_shape=[], dtype=tf.string, trainable=True,
                            name="hub_model")
     return _wrap(spec, layer)
+
+
+# ---------------------------------------------------------------- exports
+
+
+TOKEN_IDS = "token_ids"  # the input of a WordLlama export: token ids padded with -1, (batch, tokens) int32
+
+
+def token_ids(texts: list[str]) -> np.ndarray:
+    """WordLlama token ids of texts as an export without the tokenizer takes them (padded with -1)."""
+    return _wordllama_ids(np.array([t.encode("utf-8") for t in texts], dtype=object))
+
+
+def token_model(model: Any) -> Any:
+    """For a classifier on WordLlama, the same classifier from token ids (its tokenizer cannot run inside
+    TensorFlow, so exports take token ids); None for a model that takes raw strings all the way."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    encoder = next((layer for base in model.layers if hasattr(base, "layers") for layer in base.layers
+                    if isinstance(layer, keras_classes()["WordLlamaEncoder"])), None)
+    if encoder is None:
+        return None
+    ids = keras.Input((None,), dtype=tf.int32, name=TOKEN_IDS)
+    x = encoder.from_ids(ids)
+    pool = model.get_layer("pool")
+    for layer in model.layers[model.layers.index(pool):]:
+        x = layer(x, training=False)
+    by_ids = keras.Model(ids, x, name="transferlab_classifier_from_token_ids")
+    by_ids.encoder = encoder  # tracked, so its token table is among the model's variables
+    return by_ids
+
+
+def tokenizer_file() -> Any:
+    """WordLlama's tokenizer.json as shipped (for exports); None when not installed."""
+    files = data_texts.wordllama_files()
+    return files[1] if files else None
+
+
+WRAPPER = '''"""Classify texts with the exported SavedModel: WordLlama's tokenizer runs here, in Python, since it cannot
+run inside TensorFlow. pip install tensorflow tokenizers; python predict_texts.py "a text" "another text"."""
+import sys
+
+import numpy as np
+import tensorflow as tf
+from tokenizers import Tokenizer
+
+tok = Tokenizer.from_file("tokenizer.json")
+labels = open("labels.txt", encoding="utf-8").read().split("\\n")
+serve = tf.saved_model.load("savedmodel").signatures["serving_default"]
+texts = sys.argv[1:] or ["a text to classify"]
+encoded = [e.ids[:128] for e in tok.encode_batch(texts, add_special_tokens=False)]
+ids = np.full((len(texts), max([len(e) for e in encoded] + [1])), -1, np.int32)
+for i, e in enumerate(encoded):
+    ids[i, :len(e)] = e
+for text, p in zip(texts, serve(token_ids=tf.constant(ids))["probabilities"].numpy()):
+    print(f"{labels[int(p.argmax())]} ({p.max():.3f}): {text}")
+'''
 
 
 # ---------------------------------------------------------------- which words decided
