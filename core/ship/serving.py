@@ -202,6 +202,11 @@ def instance_array(served: ServedModel, value: Any, number: int, limits: ImportL
     """One instance as the model takes it: an S x S x 3 array of 0-255 pixels, or a decoded b64 image file."""
     value = _unwrap(value)
     size = served.image_size
+    if isinstance(value, str):  # a text, for a model of texts: its kind reads it as a handed-in text
+        try:
+            return model_inputs.get(served.kind).decode(value.encode("utf-8"), size, limits)
+        except DatasetError as exc:
+            raise ServingError(f"Instance {number} is {exc}.") from None
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise ServingError(f"Instance {number} is an object but not {{\"b64\": \"...\"}}; send an image file as "
