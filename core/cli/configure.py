@@ -93,8 +93,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     info = datasets.load_dataset(args.dataset, ws)
     everyday = {"yes": True, "no": False, "unsure": None}[args.everyday]
-    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    rec = strategies.recommend(splits.train_counts(info), everyday, cached)
+    kind = spec_kinds.of(info).id
+    cached = [s.id for s in backbones.BACKBONES.values()
+              if s.kind == kind and backbones.cached_weights(s, s.default_size)]
+    counts = splits.train_counts(info)
+    rec = config_mod.recommend_for_kind(kind, counts, cached) or strategies.recommend(counts, everyday, cached)
     show_result(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 

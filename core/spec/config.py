@@ -258,6 +258,30 @@ KIND_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 PRESET_NAMES = tuple(dict.fromkeys([*PRESETS, *(n for presets in KIND_PRESETS.values() for n in presets)]))
 
 
+def recommend_for_kind(kind: str, counts: dict[str, int], cached: Any = ()) -> strategies.Recommendation | None:
+    """What to train on a dataset of another kind than images (its "recommended" preset, or the from-scratch
+    baseline when the preset's backbone has no weights here), with the reason; None for images."""
+    presets = KIND_PRESETS.get(kind)
+    if presets is None or "recommended" not in presets:
+        return None
+    chosen = presets["recommended"]
+    smallest = min([n for n in counts.values() if n > 0] or [0])
+    spec = backbones.get(chosen["backbone"])
+    if chosen["backbone"] in set(cached):
+        return strategies.Recommendation(
+            chosen["strategy"], spec.id, spec.default_size, chosen["epochs"], chosen.get("fine_tune_epochs", 0),
+            f"{strategies.get(chosen['strategy']).label} with {spec.label}: with {smallest} training examples in the "
+            "smallest class, a new head on pretrained vectors (computed once, so every epoch after the first costs "
+            "only the head) does far better than learning words from scratch; with hundreds per class, the 'best' "
+            "preset also retrains the encoder.")
+    fallback = backbones.get(next(b for b in backbones.BACKBONES if backbones.get(b).kind == kind
+                                  and backbones.get(b).weights_options == ("none",)))
+    return strategies.Recommendation(
+        "from_scratch", fallback.id, fallback.default_size, 40, 0,
+        f"{spec.label} is not installed on this computer, so {fallback.label} is trained from scratch on your "
+        f"{smallest}+ examples per class; install it (pip install -r requirements.txt) for a pretrained encoder.")
+
+
 def preset(name: str, dataset_id: str, kind: str = "image", **overrides: Any) -> RunConfig:
     """The named preset for a dataset of this kind of data, with top-level fields overridden, validated."""
     table = KIND_PRESETS.get(kind, PRESETS)

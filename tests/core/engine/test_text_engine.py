@@ -127,6 +127,10 @@ def test_text_presets_pick_text_encoders_and_images_have_no_recommended():
         assert backbones.get(cfg.backbone).kind == "text" and not cfg.augment.any()
     with pytest.raises(ConfigError, match="no 'recommended' preset"):
         config_mod.preset("recommended", "d-1", "image")
+    assert config_mod.recommend_for_kind("text", {"a": 20, "b": 30}, ["wordllama"]).backbone == "wordllama"
+    fallback = config_mod.recommend_for_kind("text", {"a": 20, "b": 30}, [])
+    assert (fallback.backbone, fallback.strategy) == ("avg_word_embedding", "from_scratch")
+    assert config_mod.recommend_for_kind("image", {"a": 20}, []) is None
 
 
 def test_an_image_backbone_on_texts_is_refused(ws, text_ds):
