@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from core import settings
-from core.data import importer, texts
+from core.data import importer, sounds, texts
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
 
-SAMPLES = ("shapes", "shapes-field", "flowers", "texts")
+SAMPLES = ("shapes", "shapes-field", "flowers", "sounds", "texts")
 SHAPE_CLASSES = ("circle", "square", "triangle", "star")
 SHAPES_PER_CLASS = 150
 # TensorFlow's own copy of the flower photos (3,670 photos in 5 classes, CC-BY; credits in its LICENSE.txt).
@@ -39,6 +39,7 @@ SAMPLE_DESCRIPTIONS = {
              "complaints and questions (made on this computer at once).",
     "flowers": "3,670 photos of daisies, dandelions, roses, sunflowers and tulips from TensorFlow's examples "
                "(a 220 MB download; needs internet).",
+    "sounds": sounds.SOUNDS_NOTE + ".",
 }
 
 
@@ -201,7 +202,7 @@ def import_sample(name: str, ws: Path, progress: ProgressFn | None = None) -> di
         with tempfile.TemporaryDirectory() as tmp:
             return importer.import_path(texts.write_sample(Path(tmp) / "texts.csv"), ws, name=name, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
-        make = generate_shapes_field if name == "shapes-field" else generate_shapes
+        make = {"shapes-field": generate_shapes_field, "sounds": sounds.generate_sounds}.get(name, generate_shapes)
         src = make(Path(tmp) / name)
         info = importer.import_path(src, ws, name=name, progress=progress)
     return info

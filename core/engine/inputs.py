@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from core.data import images
+from core.data import sounds as data_sounds
 from core.data.limits import ImportLimits
-from core.engine import augment, texts
+from core.engine import augment, sounds, texts
 from core.errors import ConfigError
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
@@ -99,6 +100,13 @@ IMAGES = register(InputKind(
     signature=lambda size: ((size, size, 3), "float32", "image"),
     augmentation=lambda config: augment.augmentation(config.augment, config.seed),
     decode=lambda data, size, limits: images.load_image_array(data, size, limits),
+))
+
+SOUNDS = register(InputKind(
+    id="audio",
+    signature=lambda size: ((data_sounds.CLIP_SAMPLES,), "float32", "waveform"),
+    augmentation=lambda config: sounds.augmentation(config.augment, config.seed),
+    decode=data_sounds.load_clip,
 ))
 
 TEXTS = register(InputKind(

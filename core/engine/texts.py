@@ -1,6 +1,7 @@
 """The text kind's model side: text encoders (a string in, one vector out), the raw input, and which
 words decided a prediction.
 
+The encoders are built by `core.engine.text_encoders` (which fetches weights through `networks`):
 - `wordllama_base`: WordLlama's pretrained token table (32,000 x 256, read from the files its wheel
   ships) -> average over the text's tokens (padding masked). Its tokenizer (Hugging Face `tokenizers`,
   a byte-level BPE) runs in Python inside the model (`tf.py_function`): training, evaluation and
@@ -24,10 +25,7 @@ import numpy as np
 
 from core.data import texts as data_texts
 from core.data.limits import ImportLimits
-from core.engine import networks
 from core.errors import ConfigError, DatasetError
-from core.spec import backbones
-from core.spec.backbones import BackboneSpec
 
 MAX_TOKENS = 128  # tokens of one text the encoders read (the first ones); debian descriptions have ~12
 HASH_BUCKETS = 20_000  # the from-scratch baseline's word slots
@@ -129,50 +127,6 @@ def keras_classes() -> dict[str, type]:
             return {**super().get_config(), "buckets": self.buckets, "dim": self.dim}
 
     return {"WordLlamaEncoder": WordLlamaEncoder, "HashedWordAverage": HashedWordAverage}
-
-
-def _wrap(spec: BackboneSpec, encoder: Any) -> Any:
-    import tensorflow as tf
-    import tf_keras as keras
-
-    inputs = keras.Input((), dtype=tf.string, name="text")
-    return keras.Model(inputs, encoder(inputs), name=backbones.base_name(spec))
-
-
-def wordllama_table() -> np.ndarray:
-    """WordLlama's token table as float32 (32,000 x 256), read from the safetensors file its wheel ships."""
-    files = data_texts.wordllama_files()
-    if files is None:
-        raise ConfigError(WORDLLAMA_MISSING)
-    from safetensors.numpy import load_file
-
-    return load_file(str(files[0]))["embedding.weight"].astype(np.float32)
-
-
-def wordllama_base(spec: BackboneSpec, weights: str, **_: Any) -> Any:
-    """The WordLlama encoder as a base model (string -> 256 numbers); "imagenet" means its pretrained table."""
-    if data_texts.wordllama_tokenizer() is None:
-        raise ConfigError(WORDLLAMA_MISSING)
-    encoder = keras_classes()["WordLlamaEncoder"](name="wordllama")
-    base = _wrap(spec, encoder)
-    if weights != "none":
-        encoder.set_weights([wordllama_table()])
-    return base
-
-
-def average_word_embedding_base(spec: BackboneSpec, weights: str, **_: Any) -> Any:
-    """Model Maker's average word embedding from scratch, as a base model (string -> 16 numbers)."""
-    return _wrap(spec, keras_classes()["HashedWordAverage"](name="word_average"))
-
-
-def hub_text_base(spec: BackboneSpec, weights: str, **_: Any) -> Any:
-    """A TF Hub text embedding (strings in, vectors out) as a base model, fetched by its real address."""
-    import tensorflow as tf
-    import tensorflow_hub as hub
-
-    layer = hub.KerasLayer(str(networks.fetch_hub(spec)), input_shape=[], dtype=tf.string, trainable=True,
-                           name="hub_model")
-    return _wrap(spec, layer)
 
 
 # ---------------------------------------------------------------- exports

@@ -31,7 +31,6 @@ class Kind:
     explain: str  # one of EXPLAIN
     gallery: str  # one of GALLERY
     default_backbone: str  # a backbone id of this kind, the Model page's first choice
-    scratch_backbone: str = "small_cnn"  # trained from scratch when no pretrained weights can be had
     formats: str = ""  # the file formats in words, for sentences ("JPEG, PNG or WebP"); the extensions if empty
 
     @property
@@ -85,9 +84,15 @@ IMAGE = register(Kind(
     formats="JPEG, PNG, BMP, GIF, WebP or TIFF",
 ))
 
+AUDIO = register(Kind(
+    id="audio", label="Sounds", item="clip", items="clips",
+    extensions=(".wav", ".flac", ".ogg", ".oga", ".mp3"),
+    hand_in=("file", "microphone"), explain="gradcam_spectrogram", gallery="player",
+    default_backbone="logmel_mobilenet_v1_0.25", formats="WAV, FLAC, OGG or MP3",
+))
+
 TEXT = register(Kind(
     id="text", label="Texts", item="text", items="texts", extensions=(".txt",),
     hand_in=("text", "file"), explain="words", gallery="snippet", default_backbone="wordllama",
-    scratch_backbone="avg_word_embedding",
     formats="a CSV, TSV or JSON Lines table (a text and a label column), or class folders of .txt files",
 ))

@@ -12,9 +12,9 @@ import pytest
 
 from core.data import health, importer
 from core.data import texts as data_texts
-from core.engine import evaluation, interpret, modeling, networks, texts, training
+from core.engine import evaluation, interpret, modeling, networks, text_encoders, training
 from core.errors import ConfigError, WeightsUnavailable
-from core.spec import backbones, config as config_mod
+from core.spec import backbones, config as config_mod, strategies
 from core.store import runs
 
 needs_wordllama = pytest.mark.skipif(data_texts.wordllama_files() is None, reason="the wordllama package is not installed")
@@ -69,7 +69,7 @@ def test_wordllama_feature_extraction_learns_and_explains_words(ws, text_ds):
 
 @needs_wordllama
 def test_wordllama_table_is_the_wheels_and_fine_tuning_opens_it(ws, text_ds):
-    table = texts.wordllama_table()
+    table = text_encoders.wordllama_table()
     assert table.shape == (32_000, 256)
     cfg = config_mod.RunConfig(dataset_id=text_ds["id"], backbone="wordllama", strategy="fine_tune", epochs=1,
                                fine_tune_epochs=1, batch_size=8).validate()
@@ -121,16 +121,14 @@ def test_tf_hub_text_embedding_by_its_address_offline(ws, text_ds):
     assert results[0]["prediction"] in ("games", "mail")
 
 
-def test_text_presets_pick_text_encoders_and_images_have_no_recommended():
+def test_text_presets_and_the_recommender_pick_text_encoders():
+    rec = strategies.recommend_text({"a": 20, "b": 30}, ["wordllama"])
+    assert rec.backbone == "wordllama"
     for name in ("quick", "balanced", "best", "recommended"):
-        cfg = config_mod.preset(name, "d-1", "text")
+        cfg = config_mod.preset(name, "d-1", rec.overrides() if name == "recommended" else None, kind="text")
         assert backbones.get(cfg.backbone).kind == "text" and not cfg.augment.any()
-    with pytest.raises(ConfigError, match="no 'recommended' preset"):
-        config_mod.preset("recommended", "d-1", "image")
-    assert config_mod.recommend_for_kind("text", {"a": 20, "b": 30}, ["wordllama"]).backbone == "wordllama"
-    fallback = config_mod.recommend_for_kind("text", {"a": 20, "b": 30}, [])
+    fallback = strategies.recommend_text({"a": 20, "b": 30}, [])
     assert (fallback.backbone, fallback.strategy) == ("avg_word_embedding", "from_scratch")
-    assert config_mod.recommend_for_kind("image", {"a": 20}, []) is None
 
 
 def test_an_image_backbone_on_texts_is_refused(ws, text_ds):
