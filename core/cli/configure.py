@@ -74,6 +74,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         options = backbones.get(chosen).weights_options
         if "weights" not in overrides and len(options) == 1:
             overrides["weights"] = options[0]
+        elif "weights" not in overrides and table[name].get("weights", "imagenet") not in options + ("run",):
+            # Another backbone than the preset's (sounds' quick preset trains one from scratch): pretrained weights.
+            overrides["weights"] = "imagenet" if "imagenet" in options else options[0]
+        elif "weights" not in overrides and chosen != table[name]["backbone"] and "imagenet" in options:
+            overrides["weights"] = "imagenet"
     if strategy and strategy.min_fine_tune_epochs and args.fine_tune_epochs is None:
         overrides.setdefault("fine_tune_epochs", max(strategy.min_fine_tune_epochs,
                                                      table[name].get("fine_tune_epochs", 3)))
