@@ -6,8 +6,10 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 # Browser tests drive Debian's Chromium (never a downloaded browser); without it they are skipped.
 CHROMIUM := /usr/bin/chromium
+# The tests of studies shared by several workers run a throwaway PostgreSQL server (Debian's postgresql
+# package; without it they are skipped).
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean postgres-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,14 @@ $(CHROMIUM):
 		|| echo "warning: could not install chromium; the browser tests will be skipped"; \
 	else echo "warning: install Debian's chromium package to run the browser tests"; fi
 
-test: $(STAMP_DEV) | $(CHROMIUM)
+postgres-server:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+		|| echo "warning: could not install postgresql; the tests of shared studies will be skipped"; \
+	else echo "warning: install Debian's postgresql package to run the tests of shared studies"; fi
+
+test: $(STAMP_DEV) | $(CHROMIUM) postgres-server
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests -q -n 2 --dist loadfile
 

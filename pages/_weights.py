@@ -48,8 +48,9 @@ def outlook(config: RunConfig) -> tuple[str, str] | None:
         return "info", (f"{missing} {lead} {alternative.label}, whose weights are here, is trained instead, and every "
                         "page names it.")
     lead = "No pretrained backbone is on this computer" if offline else "Without internet no pretrained backbone can be had"
+    unadapted = " without domain adaptation" if strategies.get(config.strategy).adapts else ""
     return "warning", (f"{missing} {lead}, so a small network learns "
-                       f"from scratch instead (at least {SCRATCH_MIN_EPOCHS} epochs, 64 px images). Expect lower "
+                       f"from scratch{unadapted} instead (at least {SCRATCH_MIN_EPOCHS} epochs, 64 px images). Expect lower "
                        f"accuracy and longer training than with a pretrained backbone: {SCRATCH_MEASURED}.")
 
 

@@ -59,8 +59,8 @@ def trained_ui(run_dir: Path) -> None:
 def start_ui(busy: str | None, ready: bool = True) -> bool:
     """The Start button, switched off while a run is training or the settings wait for a choice; True when clicked."""
     if busy:
-        st.caption(f"Run `{busy}` is still training. One run at a time keeps this computer responsive; "
-                   "start the next when it has finished or been cancelled.")
+        st.caption(f"{busy} is still training. One run at a time keeps this computer responsive; "
+                   "start the next when it has finished or been cancelled (this page frees the button by itself).")
     return st.button("Start training", type="primary", key="train.start", disabled=bool(busy) or not ready,
                      icon=":material/play_arrow:",
                      help="Trains a new model with the settings above. It runs in the background: you can switch "
@@ -199,10 +199,14 @@ def progress_ui(run_id: str, ws: Path, busy_before: list[str]) -> None:
     if history:
         _common.curves_ui(history, "train")
         st.code("\n".join(epoch_line(h) for h in history[-LOG_LINES:]), language=None, wrap_lines=True)
-    if st.session_state.get("train.poll") is not None and not active and busy != busy_before:
-        # The job or its companion has ended: a full rerun redraws the Start button (free again when nothing
-        # trains) and keeps the timer only while something still does.
-        st.session_state["train.poll"] = _common.POLL_EVERY if busy else None
+    if not active:
+        watch_ui(ws, busy_before)
+
+
+def watch_ui(ws: Path, busy_before: list[str]) -> None:
+    """Redraw the whole page once what trains has changed (a run, its companion or a search ended), so the Start
+    button frees itself and the timer stays only while something still trains."""
+    if st.session_state.get("train.poll") is not None and _common.busy_work(ws) != busy_before:
         st.rerun()
 
 
@@ -226,17 +230,19 @@ def page() -> None:
         except RunNotFound:
             _common.forget_run()
             run_id = None
-    busy = busy_runs(ws)
+    busy = _common.busy_work(ws)
+    # While anything trains (this run, its companion, another run, a search), the page polls, so the Start
+    # button frees itself when the last one ends.
+    active = run_dir is not None and runs.read_status(run_dir).get("state") in _common.ACTIVE_STATES
+    st.session_state["train.poll"] = _common.POLL_EVERY if active or busy else None
 
     if run_dir is not None:
         st.subheader(f"Run {run_id}")
-        active = runs.read_status(run_dir).get("state") in _common.ACTIVE_STATES
-        # A finished run keeps the page polling while its companion (or any run) trains, so the Start button
-        # frees itself when the last one ends.
-        st.session_state["train.poll"] = _common.POLL_EVERY if active or busy else None
         st.fragment(progress_ui, run_every=st.session_state["train.poll"])(run_id, ws, busy)
         with st.expander("Settings of this run"):
             st.json((run_dir / "config.json").read_text(encoding="utf-8"))
+    elif busy:
+        st.fragment(watch_ui, run_every=st.session_state["train.poll"])(ws, busy)
 
     info = _common.selected_dataset(ws)
     if info is None:

@@ -18,7 +18,8 @@ def _trial_line(r: dict[str, Any]) -> str:
     acc = "" if r["val_accuracy"] is None else f" val_acc {r['val_accuracy']:.3f}"
     pruned = f" (after epoch {r['pruned_epoch']})" if r["pruned_epoch"] else ""
     secs = "" if r["seconds"] is None else f" {r['seconds']:.0f}s"
-    return f"  #{r['number']:<3} {r['state']:<8}{pruned} {value}{acc}{secs}  {r['run_id'] or ''}  {params}"
+    where = f" on {r['worker']}" if r.get("worker") else ""
+    return f"  #{r['number']:<3} {r['state']:<8}{pruned} {value}{acc}{secs}  {r['run_id'] or ''}{where}  {params}"
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -61,9 +62,10 @@ def cmd_study(args: argparse.Namespace) -> int:
         studies.cancel(args.study_id, ws)
         show_result(args, {"id": args.study_id, "cancel_requested": True}, f"asked study {args.study_id} to stop")
         return 0
-    info = studies.show(args.study_id, ws)
+    info = studies.show(args.study_id, ws, storage=args.storage)
     counts = ", ".join(f"{n} {k}" for k, n in info["counts"].items() if n)
-    head = f"{info['id']} on {info['dataset_id']}: searches {', '.join(info['space'])}; {counts or 'no trials yet'}"
+    workers = f"; workers: {', '.join(info['workers'])}" if len(info["workers"]) > 1 else ""
+    head = f"{info['id']} on {info['dataset_id']}: searches {', '.join(info['space'])}; {counts or 'no trials yet'}{workers}"
     show_result(args, info, "\n".join([head, *(_trial_line(r) for r in info["trials"])]))
     return 0
 
@@ -92,8 +94,11 @@ def add_study(sub: Any, common: argparse.ArgumentParser) -> None:
     sd = sub.add_parser("study", help="look at hyperparameter searches")
     sd_sub = sd.add_subparsers(dest="study_cmd", required=True, parser_class=Parser)
     sd_sub.add_parser("list", parents=[common], help="list studies")
-    sds = sd_sub.add_parser("show", parents=[common], help="every trial: number, run id, params, value, state, seconds")
+    sds = sd_sub.add_parser("show", parents=[common], help="every trial: number, run id, params, value, state, "
+                                                          "seconds, the worker that ran it")
     sds.add_argument("study_id")
+    sds.add_argument("--storage", help="read a study this workspace has not joined from its storage URL (the same "
+                                       "URL the workers use); each trial says which worker (computer:process) ran it")
     sdc = sd_sub.add_parser("cancel", parents=[common], help="ask a study's background job to stop")
     sdc.add_argument("study_id")
     sd.set_defaults(func=cmd_study)

@@ -147,6 +147,150 @@ def _classify(
 # ---------------------------------------------------------------- writing a dataset
 
 
+def _labels_to_write(entries: list[_Entry], source: str, role: str, keep_labels: bool,
+                     words: spec_kinds.Kind) -> list[str]:
+    """The classes an import makes, refused in a sentence when a training dataset has fewer than two.
+
+    A target keeps its class folders only with keep_labels (they measure accuracy there, never train)."""
+    labels = sorted({e.label for e in entries if e.label is not None})
+    if role == "target":
+        return labels if keep_labels else []
+    if not labels:
+        raise DatasetError(
+            f"No {words.items} inside class folders were found in {source}; put each class's {words.items} in a folder "
+            "named after the class."
+        )
+    if len(labels) < 2:
+        raise DatasetError(
+            f"Only one class ('{labels[0]}') was found in {source}; a classifier needs at least two class folders."
+        )
+    return labels
+
+
+@dataclass
+class _Stored:
+    """What an import has written so far into its temporary folder, per class and split part."""
+
+    tmp: Path
+    dirs: dict[str, str]  # class -> its folder name
+    images: dict[str, list[str]]  # class -> its stored items (relative paths)
+    parts: dict[str, list[str]]  # split part -> stored items (predefined splits only)
+    unlabeled: list[str]
+    item_facts: list[dict]  # the kind's facts, one per labelled stored item
+    hashes: dict[str, str]  # stored item -> sha256 of the original file (#n: its nth window)
+    room: int | None  # bytes left in the workspace (None: no quota)
+    written: int = 0
+
+    @classmethod
+    def start(cls, tmp: Path, labels: list[str], any_unlabeled: bool, room: int | None) -> "_Stored":
+        taken: set[str] = set(_RESERVED_DIRS)
+        dirs = {label: _safe_dir_name(label, taken) for label in labels}
+        for label in labels:
+            (tmp / dirs[label]).mkdir()
+        if any_unlabeled:
+            (tmp / UNLABELED).mkdir()
+        return cls(tmp=tmp, dirs=dirs, images={label: [] for label in labels}, parts={p: [] for p in splits.PARTS},
+                   unlabeled=[], item_facts=[], hashes={}, room=room)
+
+    def counts(self) -> dict[str, int]:
+        return {label: len(files) for label, files in self.images.items()}
+
+    def add(self, entry: _Entry, data: bytes, pieces: list[kinds.Stored], ws: Path) -> None:
+        """Write one entry's stored items (a long recording may give several windows)."""
+        for piece, (suffix, stored, facts) in enumerate(pieces):
+            if entry.label is None:
+                rel = f"{UNLABELED}/{len(self.unlabeled):05d}{suffix}"
+            else:
+                rel = f"{self.dirs[entry.label]}/{len(self.images[entry.label]):05d}{suffix}"
+            (self.tmp / rel).write_bytes(stored)
+            self.written += len(stored)
+            settings.fault("import")  # an item written into the temporary folder (import:N: the Nth)
+            if self.room is not None and self.written > self.room:
+                quota.check_room(ws)  # raises: the items so far already fill the workspace (the folder goes below)
+            if entry.label is None:
+                self.unlabeled.append(rel)
+                continue
+            self.images[entry.label].append(rel)
+            self.item_facts.append(facts)
+            digest = hashlib.sha256(data).hexdigest()
+            self.hashes[rel] = digest if piece == 0 else f"{digest}#{piece}"  # windows of one file are not copies
+            if entry.part:
+                self.parts[entry.part].append(rel)
+
+
+def _store_entries(entries: list[_Entry], out: _Stored, data_kind: kinds.DataKind, skipped: list[dict], ws: Path,
+                   limits: ImportLimits, progress: ProgressFn | None) -> None:
+    """Read every entry and store what its kind's module makes of it; a bad file is set aside with its sentence."""
+    for i, entry in enumerate(entries):
+        if progress and i % 20 == 0:
+            progress(i / len(entries), f"Checking and storing {data_kind.spec.item} {i + 1:,} of {len(entries):,}")
+        try:
+            data = entry.read()
+            pieces = data_kind.normalise(entry.name, data, limits)
+        except Refused:
+            raise
+        except DatasetError as exc:
+            skipped.append({"file": entry.name, "reason": str(exc)})
+            continue
+        out.add(entry, data, pieces, ws)
+
+
+def _check_stored(out: _Stored, labels: list[str], source: str, role: str, predefined: bool,
+                  skipped: list[dict], words: spec_kinds.Kind) -> None:
+    """Refuse, in a sentence, a dataset too small to use once its readable items are stored."""
+    counts = out.counts()
+    if role == "target" and len(out.unlabeled) + sum(counts.values()) < domains.MIN_TARGET_IMAGES:
+        raise DatasetError(_with_skipped(
+            f"{source} holds {len(out.unlabeled) + sum(counts.values())} readable image(s); a set of images from where the model will be used "
+            f"needs at least {domains.MIN_TARGET_IMAGES} (a few hundred is best).", skipped))
+    too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
+    if too_few:
+        if len(too_few) == 1:
+            what = f"The class '{too_few[0]}' has {counts[too_few[0]]} readable {words.item}(s)"
+        else:
+            listed = ", ".join(f"'{c}' ({counts[c]})" for c in too_few)
+            what = f"The classes {listed} have too few readable {words.items}"
+        raise DatasetError(_with_skipped(
+            f"{what}; every class needs at least {MIN_IMAGES_TO_IMPORT} (and 100 or more is best).", skipped))
+    if predefined:
+        in_train = {rel.split("/")[0] for rel in out.parts["train"]}
+        missing = [label for label in labels if out.dirs[label] not in in_train]
+        if missing:
+            raise DatasetError(
+                f"The class '{missing[0]}' has no {words.items} in the train folder; every class needs training "
+                f"{words.items}."
+            )
+
+
+def _dataset_record(out: _Stored, dataset_id: str, name: str, source: str, labels: list[str], scan: archives.Scan,
+                    data_kind: kinds.DataKind, predefined: bool, kept_docs: list[str], role: str) -> dict[str, Any]:
+    """dataset.json of a stored import, with its duplicates, warnings and health report."""
+    counts = out.counts()
+    info = {
+        "id": dataset_id,
+        "name": name,
+        "source": source,
+        "created": time.time(),
+        "kind": data_kind.id,
+        "classes": labels,
+        "class_dirs": out.dirs,
+        "counts": counts,
+        "images": out.images,
+        **data_kind.record(out.item_facts),  # the kind's own facts (images: "image_sizes")
+        "hashes": out.hashes,
+        "predefined_split": out.parts if predefined else None,
+        "unlabeled": out.unlabeled,
+        "documents": kept_docs,
+        "skipped": scan.skipped,
+        "ignored_system_files": scan.junk,
+        **({"role": "target"} if role == "target" else {}),
+    }
+    info["duplicates"] = health.find_duplicates(info)
+    info["warnings"] = health.health_warnings(counts) + health.duplicate_warnings(info["duplicates"])
+    info["report"] = health.health_report(info)
+    return info
+
+
 def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
@@ -155,119 +299,25 @@ def _write_dataset(
     """Decode, normalize and write every item (by its kind's module) into a temporary folder, then move it in place.
 
     A target keeps its class folders only with keep_labels (they measure accuracy there, never train)."""
-    skipped = scan.skipped
     data_kind = kinds.get(kind)
     words = data_kind.spec
-    labels = sorted({e.label for e in entries if e.label is not None})
-    if role == "target":
-        labels = labels if keep_labels else []
-    elif not labels:
-        raise DatasetError(
-            f"No {words.items} inside class folders were found in {source}; put each class's {words.items} in a folder "
-            "named after the class."
-        )
-    if role != "target" and len(labels) < 2:
-        raise DatasetError(
-            f"Only one class ('{labels[0]}') was found in {source}; a classifier needs at least two class folders."
-        )
+    labels = _labels_to_write(entries, source, role, keep_labels, words)
     root = ws / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     room = quota.check_room(ws)  # None: no quota (a private computer)
-    written = 0
     dataset_id = f"{_slug(name)}-{secrets.token_hex(6)}"
     runs.sweep_scratch(root, ".import-")  # folders of imports whose process was killed
     tmp = Path(tempfile.mkdtemp(prefix=runs.scratch_prefix(".import-"), dir=root))
     try:
-        taken: set[str] = set(_RESERVED_DIRS)
-        dirs = {label: _safe_dir_name(label, taken) for label in labels}
-        images: dict[str, list[str]] = {label: [] for label in labels}
-        parts: dict[str, list[str]] = {p: [] for p in splits.PARTS}
-        unlabeled: list[str] = []
-        item_facts: list[dict] = []
-        hashes: dict[str, str] = {}
-        for label in labels:
-            (tmp / dirs[label]).mkdir()
-        if any(e.label is None for e in entries):
-            (tmp / UNLABELED).mkdir()
-        for i, entry in enumerate(entries):
-            if progress and i % 20 == 0:
-                progress(i / len(entries), f"Checking and storing {words.item} {i + 1:,} of {len(entries):,}")
-            try:
-                data = entry.read()
-                pieces = data_kind.normalise(entry.name, data, limits)
-            except Refused:
-                raise
-            except DatasetError as exc:
-                skipped.append({"file": entry.name, "reason": str(exc)})
-                continue
-            for piece, (suffix, stored, facts) in enumerate(pieces):  # a long recording may give several windows
-                if entry.label is None:
-                    rel = f"{UNLABELED}/{len(unlabeled):05d}{suffix}"
-                else:
-                    rel = f"{dirs[entry.label]}/{len(images[entry.label]):05d}{suffix}"
-                (tmp / rel).write_bytes(stored)
-                written += len(stored)
-                settings.fault("import")  # an item written into the temporary folder (import:N: the Nth)
-                if room is not None and written > room:
-                    quota.check_room(ws)  # raises: the items so far already fill the workspace (the folder goes below)
-                if entry.label is None:
-                    unlabeled.append(rel)
-                    continue
-                images[entry.label].append(rel)
-                item_facts.append(facts)
-                digest = hashlib.sha256(data).hexdigest()
-                hashes[rel] = digest if piece == 0 else f"{digest}#{piece}"  # windows of one file are not copies
-                if entry.part:
-                    parts[entry.part].append(rel)
-        counts = {label: len(files) for label, files in images.items()}
-        if role == "target" and len(unlabeled) + sum(counts.values()) < domains.MIN_TARGET_IMAGES:
-            raise DatasetError(_with_skipped(
-                f"{source} holds {len(unlabeled) + sum(counts.values())} readable image(s); a set of images from where the model will be used "
-                f"needs at least {domains.MIN_TARGET_IMAGES} (a few hundred is best).", skipped))
-        too_few = [label for label, n in counts.items() if n < MIN_IMAGES_TO_IMPORT]
-        if too_few:
-            if len(too_few) == 1:
-                what = f"The class '{too_few[0]}' has {counts[too_few[0]]} readable {words.item}(s)"
-            else:
-                listed = ", ".join(f"'{c}' ({counts[c]})" for c in too_few)
-                what = f"The classes {listed} have too few readable {words.items}"
-            raise DatasetError(_with_skipped(
-                f"{what}; every class needs at least {MIN_IMAGES_TO_IMPORT} (and 100 or more is best).", skipped))
-        if predefined:
-            in_train = {rel.split("/")[0] for rel in parts["train"]}
-            missing = [label for label in labels if dirs[label] not in in_train]
-            if missing:
-                raise DatasetError(
-                    f"The class '{missing[0]}' has no {words.items} in the train folder; every class needs training "
-                    f"{words.items}."
-                )
-        kept_docs = _write_docs(docs, tmp, skipped, limits)
-        info = {
-            "id": dataset_id,
-            "name": name,
-            "source": source,
-            "created": time.time(),
-            "kind": data_kind.id,
-            "classes": labels,
-            "class_dirs": dirs,
-            "counts": counts,
-            "images": images,
-            **data_kind.record(item_facts),  # the kind's own facts (images: "image_sizes")
-            "hashes": hashes,
-            "predefined_split": parts if predefined else None,
-            "unlabeled": unlabeled,
-            "documents": kept_docs,
-            "skipped": skipped,
-            "ignored_system_files": scan.junk,
-            **({"role": "target"} if role == "target" else {}),
-        }
-        info["duplicates"] = health.find_duplicates(info)
-        info["warnings"] = health.health_warnings(counts) + health.duplicate_warnings(info["duplicates"])
-        info["report"] = health.health_report(info)
+        out = _Stored.start(tmp, labels, any(e.label is None for e in entries), room)
+        _store_entries(entries, out, data_kind, scan.skipped, ws, limits, progress)
+        _check_stored(out, labels, source, role, predefined, scan.skipped, words)
+        kept_docs = _write_docs(docs, tmp, scan.skipped, limits)
+        info = _dataset_record(out, dataset_id, name, source, labels, scan, data_kind, predefined, kept_docs, role)
         write_json(tmp / "dataset.json", info)
         quota.check_room(ws)  # the new images are already counted: they sit in the workspace's temporary folder
         if progress:
-            progress(1.0, f"Stored {sum(counts.values()) + len(unlabeled):,} {words.items}")
+            progress(1.0, f"Stored {sum(out.counts().values()) + len(out.unlabeled):,} {words.items}")
         os.replace(tmp, root / dataset_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,21 +16,23 @@ INFERENCE_BATCH = 8
 
 
 def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_size: int, shuffle: bool, seed: int,
-             kind: str | None = None) -> Any:
+             kind: str | None = None, targets: tuple[Any, ...] | None = None) -> Any:
     """A tf.data.Dataset of (model inputs, int labels) streamed from disk: float32 0-255 pixels for images.
 
     `kind` is the data's kind id; by default the kind the dataset in `root` records (images when none).
+    `targets`: arrays (one row per item) that stand beside each input instead of its int label, e.g.
+    distillation's packed labels and teacher answers and its sample weights: (inputs, *targets).
     """
     import tensorflow as tf
 
     read = (kinds.get(kind) if kind else kinds.of_root(root)).load(image_size)
     paths = [str(root / rel) for rel, _ in items]
-    labels = [label for _, label in items]
-    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, dtype=tf.int32)))
+    columns = (tf.constant([label for _, label in items], dtype=tf.int32),) if targets is None else tuple(targets)
+    ds = tf.data.Dataset.from_tensor_slices((paths, *columns))
     if shuffle:
         ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
 
-    def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return read(path), label
+    def load(path: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return (read(path), *rest)
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -10,9 +10,10 @@ Two strategies (core.spec.strategies, `adapts`), one trainer:
   between their covariances (Sun & Saenko 2016).
 
 The adaptation layer is the head's hidden layer (head.hidden_units, 256 when not set). With a
-frozen backbone both domains' features come from the feature cache, computed once, so an
-adaptation phase costs seconds; a fine-tuning phase passes images of both domains through the
-opened backbone. Target labels never reach a loss (core.data.domains keeps them out).
+frozen backbone both domains' features come from the feature cache, computed once (the source's as
+augmented views when augmentation and views are asked), so an adaptation phase costs seconds; a
+fine-tuning phase, or a frozen one with augmentation but no cached views, passes images of both
+domains through the network, the source images augmented. Target labels never reach a loss (core.data.domains keeps them out).
 
 As a training method (core.engine.method), `Adaptation` trains each phase on paired source and
 target batches, and its companion is the source-only baseline (`compare_source_only`).
@@ -209,49 +210,71 @@ def _paired(source: Any, target: Any, seed: int, batch_size: int) -> Any:
     return zipped.map(lambda s, t: ((s[0], t), s[1])).prefetch(tf.data.AUTOTUNE)
 
 
+def _cached_inputs(
+    config: RunConfig, model: Any, base: Any, ws: Path, sources: dict[str, Any], parts: dict[str, list],
+    labeled: list, adapt_items: list, figures: dict[str, Any],
+) -> tuple[Any, Any, Any, int]:
+    """Source, target and validation data from the feature cache (a frozen backbone); source steps per epoch.
+
+    With augmentation and augmented views (config.augment_views), the source images' features are those
+    views, as in a plain run (core.engine.plain); the target and validation features are clean.
+    """
+    import tensorflow as tf
+
+    (info, root), (target_info, target_root) = sources["source"], sources["target"]
+    target_config = config.with_changes(dataset_id=sources["target_id"])
+    views = config.augment_views if config.augment.any() else 0
+    clean = features.feature_extractor(model, base, augmented=False)
+    augmented = features.feature_extractor(model, base, augmented=True) if views else clean
+
+    def get(extractor, items, which_info, which_root, which_cache, n_views=0):
+        x, fig = features.features_for(extractor, which_info, which_root, items, config, which_cache, n_views)
+        for k in figures:
+            figures[k] += fig[k]
+        return x
+
+    labels = np.array([label for _, label in parts["train"]], dtype=np.int32)
+    train_x = get(augmented, parts["train"], info, root, features.cache_file(ws, config, views), views)
+    if views:  # (views, n, d) -> every view of every image, its label beside it
+        train_x, labels = train_x.reshape(views * len(labels), -1), np.tile(labels, views)
+    target_cache = features.cache_file(ws, target_config, 0)
+    if labeled:
+        train_x = np.concatenate([train_x, get(clean, labeled, target_info, target_root, target_cache)])
+        labels = np.concatenate([labels, np.array([label for _, label in labeled], dtype=np.int32)])
+    target_x = get(clean, adapt_items, target_info, target_root, target_cache)
+    val_x = get(clean, parts["val"], info, root, features.cache_file(ws, config, 0))
+    val_labels = np.array([label for _, label in parts["val"]], dtype=np.int32)
+    source = tf.data.Dataset.from_tensor_slices((train_x, labels)).shuffle(
+        len(labels), seed=config.seed, reshuffle_each_iteration=True)
+    if views:  # one view per image per epoch on average, as train_dataset does
+        source = source.repeat()
+    val = features.eval_dataset(val_x, val_labels, config.batch_size)
+    return source.batch(config.batch_size), tf.data.Dataset.from_tensor_slices(target_x), val, \
+        len(parts["train"]) + len(labeled)
+
+
 def phase_inputs(
     config: RunConfig, plan_: dict[str, Any], model: Any, base: Any, phase: Any, ws: Path,
     info: dict[str, Any], parts: dict[str, list], epochs: int,
 ) -> tuple[Any, Any, Any, int, dict[str, Any]]:
     """The trainer, training and validation data and steps per epoch for one adaptation phase; plus figures.
 
-    Frozen backbone: source features (the run's cache) and target features (the target's own
-    cache entry) computed once. Opened backbone: images of both domains each epoch.
+    Frozen backbone that the feature cache can serve (core.spec.strategies.uses_feature_cache): source
+    features (the run's cache, augmented views when asked) and target features computed once. Otherwise
+    (an opened backbone, or augmentation without cached views): images of both domains each epoch, the
+    source images through the model's augmentation.
     """
-    import tensorflow as tf
-
     root = datasets.dataset_path(config.dataset_id, ws)
-    target_info = datasets.load_dataset(plan_["dataset_id"], ws)
     target_root = datasets.dataset_path(plan_["dataset_id"], ws)
-    target_config = config.with_changes(dataset_id=plan_["dataset_id"])
     adapt_items = [(rel, 0) for rel in plan_["adapt"]]
     labeled = [tuple(item) for item in plan_["labeled"]]
     batch = config.batch_size
     figures = {"images": 0, "computed": 0, "seconds": 0.0}
-    if phase.base_trainable == "none":
-        extractor = features.feature_extractor(model, base, augmented=False)
-        cache = features.cache_file(ws, config, 0)
-        target_cache = features.cache_file(ws, target_config, 0)
-
-        def get(items, which_info, which_root, which_cache):
-            x, fig = features.features_for(extractor, which_info, which_root, items, config, which_cache)
-            for k in figures:
-                figures[k] += fig[k]
-            return x
-
-        train_x = get(parts["train"], info, root, cache)
-        labels = np.array([label for _, label in parts["train"]], dtype=np.int32)
-        if labeled:
-            train_x = np.concatenate([train_x, get(labeled, target_info, target_root, target_cache)])
-            labels = np.concatenate([labels, np.array([label for _, label in labeled], dtype=np.int32)])
-        target_x = get(adapt_items, target_info, target_root, target_cache)
-        val_x = get(parts["val"], info, root, cache)
-        val_labels = np.array([label for _, label in parts["val"]], dtype=np.int32)
-        source = tf.data.Dataset.from_tensor_slices((train_x, labels)).shuffle(
-            len(labels), seed=config.seed, reshuffle_each_iteration=True).batch(batch)
-        target = tf.data.Dataset.from_tensor_slices(target_x)
-        val = features.eval_dataset(val_x, val_labels, batch)
-        front, n = None, len(labels)
+    if strategies.uses_feature_cache(config, phase):
+        sources = {"source": (info, root), "target": (datasets.load_dataset(plan_["dataset_id"], ws), target_root),
+                   "target_id": plan_["dataset_id"]}
+        source, target, val, n = _cached_inputs(config, model, base, ws, sources, parts, labeled, adapt_items, figures)
+        front = None
     else:
         import tf_keras as keras
 
@@ -263,6 +286,7 @@ def phase_inputs(
         target = tfdata.pipeline(target_root, adapt_items, config.image_size, batch, False, config.seed).unbatch()
         target = target.map(lambda image, _: image)
         val = tfdata.pipeline(root, parts["val"], config.image_size, batch, False, config.seed)
+        # Up to the pooling: the model's augmentation layer included, active while training.
         front = keras.Model(model.input, model.get_layer("pool").output, name="front")
         n = len(parts["train"]) + len(labeled)
     steps = -(-n // batch)
@@ -289,8 +313,9 @@ class Adaptation(Plain):
         with run.scope():
             trainer, train, val, steps, fig = phase_inputs(run.config, run.target or {}, run.model, run.base, phase,
                                                            run.ws, run.info, run.parts, epochs)
-        if phase.base_trainable == "none":
-            run.emit(events.FeaturePass(phase.name, fig["images"], fig["computed"], 0, round(fig["seconds"], 3)))
+        if strategies.uses_feature_cache(run.config, phase):
+            views = run.config.augment_views if run.config.augment.any() else 0
+            run.emit(events.FeaturePass(phase.name, fig["images"], fig["computed"], views, round(fig["seconds"], 3)))
         return PhaseData(trainer, train, val, steps)
 
     def finish(self, run_dir: Path, config: RunConfig, train: Train) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core import events
-from core.data import kinds, tfdata
+from core.data import tfdata
 from core.engine import features, modeling, transfer
 from core.engine.method import PhaseData, Run, Settle, Train, companion
 from core.engine.plain import Plain
@@ -263,25 +263,6 @@ def _tensor_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, batch_si
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _image_dataset(root: Path, items: list[tuple[str, int]], packed: np.ndarray, w: np.ndarray | None,
-                   image_size: int, batch_size: int, seed: int | None) -> Any:
-    """Like core.data.tfdata.pipeline, with packed labels (and sample weights) beside each image."""
-    import tensorflow as tf
-
-    paths = [str(root / rel) for rel, _ in items]
-    parts = (paths, packed) if w is None else (paths, packed, w)
-    ds = tf.data.Dataset.from_tensor_slices(parts)
-    if seed is not None:
-        ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
-
-    read = kinds.of_root(root).load(image_size)  # the dataset's kind reads its items (images: pixels)
-
-    def load(path: Any, *rest: Any) -> Any:
-        return (read(path), *rest)
-
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 def phase_inputs(teacher: Teacher, model: Any, base: Any, phase: Phase, config: RunConfig, info: dict[str, Any],
                  root: Path, parts: dict[str, Any], ws: Path, class_weight: dict[int, float] | None
                  ) -> tuple[Any, Any, Any, int | None, dict[str, Any]]:
@@ -321,9 +302,11 @@ def phase_inputs(teacher: Teacher, model: Any, base: Any, phase: Phase, config: 
     probs, fig = teacher_probs(teacher, info, root, train, clean_cache, config.batch_size)
     figures["teacher_images"] += fig["images"]
     figures["teacher_computed"] += fig["computed"]
-    train_data = _image_dataset(root, train, pack(labels, probs), weights, config.image_size, config.batch_size,
-                                config.seed)
-    val_data = _image_dataset(root, val, val_packed, None, config.image_size, config.batch_size, None)
+    # The run's own image pipeline, with the packed labels (and sample weights) in place of the int labels.
+    targets = (pack(labels, probs),) if weights is None else (pack(labels, probs), weights)
+    train_data = tfdata.pipeline(root, train, config.image_size, config.batch_size, True, config.seed, targets=targets)
+    val_data = tfdata.pipeline(root, val, config.image_size, config.batch_size, False, config.seed,
+                               targets=(val_packed,))
     return model, train_data, val_data, None, figures
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from core import settings
 from core.data import remote
 from core.data.limits import ProgressFn
-from core.engine import layers, sounds
+from core.engine import inputs, layers, sounds
 from core.errors import AddressRefused, WeightsUnavailable
 from core.spec import backbones
 from core.spec.backbones import BackboneSpec, WeightsFile
@@ -217,7 +217,8 @@ def fetch_classifier(spec: BackboneSpec) -> Path:
 
 
 def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
-    """The bare Keras application (or TF Hub layer) for raw preprocessed input."""
+    """The bare Keras application (or TF Hub layer) for raw preprocessed input of its kind (images: (S, S, 3);
+    sounds: the log-mel picture its front end makes, or the waveform itself for a TF Hub sound model)."""
     if spec.hub_handle and spec.front_end == "waveform":
         return sounds.hub_network(str(fetch_hub(spec)))
     if spec.hub_handle:
@@ -226,14 +227,17 @@ def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False,
         return hub.KerasLayer(str(fetch_hub(spec)), trainable=True, name="hub_model")
     module, attr = spec.constructor
     make = getattr(importlib.import_module(module), attr)
-    return make(input_shape=(image_size, image_size, 3), include_top=include_top, weights=weights, **spec.kwargs)
+    # a sound backbone's network sees the picture its front end draws, not the waveform
+    shape = (image_size, image_size, 3) if spec.front_end else inputs.get(spec.kind).signature(image_size)[0]
+    return make(input_shape=shape, include_top=include_top, weights=weights, **spec.kwargs)
 
 
 def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
-    """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map (or feature vector)."""
+    """The backbone as a Keras model from its kind's raw input (images: 0-255 RGB pixels) to its last feature map
+    (or feature vector)."""
     import tf_keras as keras
 
-    shape = (image_size, image_size, 3)
+    shape, dtype, _ = inputs.get(spec.kind).signature(image_size)
     if weights == "imagenet" and spec.keras_loads_weights:
         fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing
         net = make_network(spec, image_size, weights="imagenet")
@@ -243,16 +247,40 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
             # Keras would fetch the same file; loading it ourselves lets sizes without a file of
             # their own reuse the nearest one (convolution filters do not depend on image size).
             net.load_weights(str(fetch_weights(spec, image_size)))
+    if weights == "none":
+        scratch_batchnorm(net)
     if spec.front_end:  # sounds: the input is a 16 kHz waveform (core.engine.sounds)
-        inputs = keras.Input((sounds.data_sounds.CLIP_SAMPLES,), name="waveform")
-        x = inputs if spec.front_end == "waveform" else sounds.front(spec, image_size)(inputs)
+        raw = keras.Input(shape, dtype=dtype, name="waveform")
+        x = raw if spec.front_end == "waveform" else sounds.front(spec, image_size)(raw)
     else:
-        inputs = x = keras.Input(shape, name="pixels")
+        raw = x = keras.Input(shape, dtype=dtype, name="pixels")  # the name predates kinds: saved models keep it
     x = layers.preprocessing_layer(spec.preprocessing)(x)
-    return keras.Model(inputs, net(x), name=backbones.base_name(spec))
+    return keras.Model(raw, net(x), name=backbones.base_name(spec))
 
 
-def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None) -> Any:
+# BatchNorm's moving statistics for a network trained from scratch. Keras's default, 0.99, keeps 99 % of
+# the old average per step: after the ~40 steps of a small dataset's epoch the averages still hold ~67 % of
+# their initial values (mean 0, variance 1), so a model whose training accuracy climbs is near chance in
+# inference mode (validation, test, export). 0.9 forgets the start within ~40 steps (0.9**40 ~ 1.5 %).
+# `python -m core bench scratch-bn` shows both (issue 27).
+SCRATCH_BN_MOMENTUM = 0.9
+
+
+def scratch_batchnorm(net: Any, momentum: float = SCRATCH_BN_MOMENTUM) -> int:
+    """Give every BatchNorm layer of a network trained from random weights (nested models too) the momentum
+    of a short from-scratch run; how many it changed. A TF Hub layer keeps its own."""
+    from tf_keras import layers as kl
+
+    changed = 0
+    for layer in getattr(net, "submodules", ()):
+        if isinstance(layer, kl.BatchNormalization):
+            layer.momentum = momentum
+            changed += 1
+    return changed
+
+
+def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None,
+              bn_momentum: float = SCRATCH_BN_MOMENTUM) -> Any:
     """A four-block CNN for training from scratch (the offline fallback), Keras-application style."""
     import tf_keras as keras
     from tf_keras import layers as kl
@@ -261,7 +289,7 @@ def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weig
     x = inputs
     for i, filters in enumerate((32, 64, 128, 256)):
         x = kl.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i + 1}_conv")(x)
-        x = kl.BatchNormalization(name=f"block{i + 1}_bn")(x)
+        x = kl.BatchNormalization(momentum=bn_momentum, name=f"block{i + 1}_bn")(x)
         x = kl.Activation("relu", name=f"block{i + 1}_relu")(x)
         x = kl.MaxPooling2D(name=f"block{i + 1}_pool")(x)
     return keras.Model(inputs, x, name="small_cnn")

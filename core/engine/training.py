@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import traceback
 from pathlib import Path
@@ -66,9 +65,11 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
         batch_size=min(config.batch_size, 16),
         patience=0,
+        compare_source_only=False,  # a run from scratch adapts nothing, so it has no run without adaptation
     )
+    unadapted = " without domain adaptation" if strategies.get(config.strategy).adapts else ""
     return new.validate(), [
-        f"{missing} No pretrained backbone is cached, so a small network is trained from scratch instead "
+        f"{missing} No pretrained backbone is cached, so a small network is trained from scratch{unadapted} instead "
         f"({new.epochs} epochs)."
     ]
 
@@ -171,30 +172,30 @@ def run(
     claimed = runs.claim(run_dir)  # RunStateError, before any status is touched, if another process trains it
     for leftover in run_dir.glob(".model.*.tmp.keras"):  # a save killed with its process (only the trainer writes it)
         leftover.unlink(missing_ok=True)
-    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
-                       pid_started=runs.start_time(os.getpid()), message=None)
+    runs.mark_running(run_dir)
     try:
-        return _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
+        result = _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
+        if result["state"] == "done":
+            fill_parent(run_dir, ws)
+        return result
     except TransferLabError as exc:
-        runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(run_dir, "failed", str(exc))
         raise
     except MemoryError:
-        runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
+        runs.mark_ended(run_dir, "failed", OOM_MESSAGE)
         raise TrainingFailed(OOM_MESSAGE) from None
     except BaseException as exc:
         if runs.disk_full(exc):  # before the OOM check: TensorFlow reports a full disk as ResourceExhausted too
             message = disk_full_message(ws)
             with contextlib.suppress(OSError):  # status.json may not fit either; then it still reads as interrupted
-                runs.update_status(run_dir, "interrupted", finished=time.time(), message=message)
+                runs.mark_ended(run_dir, "interrupted", message)
             raise TrainingFailed(message) from None
         if _is_oom(exc):
-            runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
+            runs.mark_ended(run_dir, "failed", OOM_MESSAGE)
             raise TrainingFailed(OOM_MESSAGE) from None
         state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        runs.update_status(
-            run_dir, state, finished=time.time(), message=f"Training stopped unexpectedly ({type(exc).__name__}).",
-            detail=traceback.format_exc(limit=20),
-        )
+        runs.mark_ended(run_dir, state, f"Training stopped unexpectedly ({type(exc).__name__}).",
+                        detail=traceback.format_exc(limit=20))
         raise
     finally:
         if claimed:
@@ -392,8 +393,8 @@ def _conclude(run: Run, cancelled: bool, seconds: float) -> dict:
         model.save(tmp)
         settings.fault("model_save")
     if cancelled:
-        runs.update_status(run_dir, "cancelled", finished=time.time(), train_seconds=seconds,
-                           message="Training was cancelled; the best model so far was kept.")
+        runs.mark_ended(run_dir, "cancelled", "Training was cancelled; the best model so far was kept.",
+                        train_seconds=seconds)
         return {"state": "cancelled", "train_seconds": seconds}
     report = evaluation.evaluate(run_dir, model=model)
     best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)
@@ -440,9 +441,24 @@ def scratch_baseline(run_dir: Path, trained: RunConfig, result: dict, train: Tra
         weights="none", strategy="from_scratch", epochs=budget, compare_scratch=False, augment_views=0, preset="",
     ).validate()
     baseline_dir, base_result = companion(run_dir, "baseline", baseline, train)
-    if base_result["state"] != "done":
+    return record_baseline(run_dir, baseline_dir) if base_result["state"] == "done" else {}
+
+
+def record_baseline(run_dir: Path, baseline_dir: Path) -> dict:
+    """A finished from-scratch companion's verdict on its run: `baseline_val_accuracy` and `transfer_hurt` (the
+    run's best validation accuracy below the baseline's) in the run's status; {} while the baseline is unfinished."""
+    base = runs.read_status(baseline_dir)
+    if base.get("state") != "done":
         return {}
-    hurt = (result["val_accuracy"] or 0.0) < (base_result["val_accuracy"] or 0.0)
+    hurt = (runs.read_status(run_dir).get("val_accuracy") or 0.0) < (base.get("val_accuracy") or 0.0)
     with runs.edit_status(run_dir) as status:
-        status.figures.baseline_val_accuracy, status.verdicts.transfer_hurt = base_result["val_accuracy"], hurt
-    return {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base_result["val_accuracy"], "transfer_hurt": hurt}
+        status.figures.baseline_val_accuracy, status.verdicts.transfer_hurt = base.get("val_accuracy"), hurt
+    return {"baseline_run": baseline_dir.name, "baseline_val_accuracy": base.get("val_accuracy"), "transfer_hurt": hurt}
+
+
+def fill_parent(run_dir: Path, ws: Path) -> None:
+    """A from-scratch companion that finished after its run (killed during the baseline, then resumed) fills the
+    run's baseline fields, which the run itself could not."""
+    parent = runs.read_status(run_dir).get("baseline_of")
+    if parent and (runs.runs_root(ws) / parent / "status.json").is_file():  # a deleted parent has nothing to fill
+        record_baseline(runs.runs_root(ws) / parent, run_dir)

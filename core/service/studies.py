@@ -1,7 +1,7 @@
 """Hyperparameter search: studies of many trials, each trial a complete run of the run store.
 
-A study searches a space derived from the declarations RunConfig.validate() checks (RANGES and
-CHOICES in core/spec/config.py): each searchable setting has a useful span, intersected with its
+A study searches a space derived from the settings table (core/spec/fields.py) and the declarations
+RunConfig.validate() checks (RANGES and CHOICES): each searchable setting has a useful span, intersected with its
 declared bounds, so no value outside the trainer's bounds is ever proposed. Settings a strategy
 ignores (the fine-tuning rate of a frozen backbone) are left out.
 
@@ -24,6 +24,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ from core import settings
 from core.data import health
 from core.errors import StudyError
 from core.service import jobs
-from core.spec import backbones, strategies
+from core.spec import backbones, fields, strategies
 from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
 from core.store import datasets, quota, runs
+from core.store.status import RunStatus, Timings
 from core.store.files import file_lock, read_json, write_json
 
 _STUDY_ID = re.compile(r"^s-\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -84,29 +86,19 @@ def _within(field: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _catalogue() -> dict[str, Param]:
-    """Every searchable setting (the order is the page's)."""
-    rows = [
-        Param("lr", "learning_rate", "float", *_span("learning_rate", 1e-5, 1e-1), log=True,
-              label="Learning rate", words="how big a step each update takes"),
-        Param("dropout", "head.dropout", "float", *_span("head.dropout", 0.0, 0.6),
-              label="Dropout", words="share of the head's inputs switched off at random while training"),
-        Param("hidden_units", "head.hidden_units", "choice", choices=_within("head.hidden_units", (0, 64, 128, 256, 512)),
-              label="Hidden units", words="size of an extra layer in the head (0: none)"),
-        Param("label_smoothing", "label_smoothing", "float", *_span("label_smoothing", 0.0, 0.2),
-              label="Label smoothing", words="how much the labels are softened against overconfidence"),
-        Param("l2", "head.l2", "choice", choices=_within("head.l2", (0.0, 1e-5, 1e-4, 1e-3)),
-              label="L2 penalty", words="how strongly large head weights are discouraged"),
-        Param("pooling", "head.pooling", "choice", choices=CHOICES["head.pooling"],
-              label="Pooling", words="how the backbone's feature map becomes one vector"),
-        Param("optimizer", "optimizer", "choice", choices=CHOICES["optimizer"],
-              label="Optimizer", words="the update rule"),
-        Param("fine_tune_layers", "fine_tune_layers", "int", *_span("fine_tune_layers", 5, 100),
-              label="Layers to open", words="how many top layers (or groups) of the backbone fine-tuning trains"),
-        Param("fine_tune_lr", "fine_tune_learning_rate", "float", *_span("fine_tune_learning_rate", 1e-6, 1e-3), log=True,
-              label="Fine-tuning rate", words="the learning rate once the backbone is opened"),
-        Param("augment", "augment", "choice", choices=(True, False),
-              label="Augmentation", words="random flips and turns of the training images, on or off"),
-    ]
+    """Every searchable setting, from the settings table (core/spec/fields.py; the order is the page's)."""
+    rows = []
+    for setting in fields.searchable():
+        how = setting.search
+        words = {"label": how.label or setting.label, "words": how.words}
+        if how.span is not None:
+            kind = "int" if setting.type is int else "float"
+            rows.append(Param(how.name, setting.field, kind, *_span(setting.field, *how.span), log=how.log, **words))
+        else:
+            values = how.values if how.values is not None else CHOICES[setting.field]
+            if setting.field in RANGES:
+                values = _within(setting.field, values)
+            rows.append(Param(how.name, setting.field, "choice", choices=values, **words))
     return {p.name: p for p in rows}
 
 
@@ -259,9 +251,39 @@ def heartbeat() -> tuple[int, int]:
     return interval, 3 * interval
 
 
-def open_storage(url: str) -> Any:
+def shown_url(url: str) -> str:
+    """A storage URL fit to print: its password replaced by ***."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _reason(url: str, exc: BaseException) -> str:
+    """The first line of a driver's error, without the password and without SQLAlchemy's bracketed prefix."""
+    if type(exc).__name__ == "StorageInternalError" and exc.__cause__ is not None:
+        exc = exc.__cause__  # Optuna's wrapper guesses at invalid data; the driver's error says what happened
+    text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    text = text.splitlines()[0].replace(url, shown_url(url))
+    password = re.match(r"^[^:]+://[^:/@]*:([^@/]*)@", url)
+    if password and password.group(1):
+        text = text.replace(password.group(1), "***")
+    return re.sub(r"^\([\w.]+\)\s*", "", text)[:200]
+
+
+def storage_lost(url: str, study_id: str, exc: BaseException, working: bool = True) -> StudyError:
+    """The sentence for a storage that stopped answering in the middle of a study (working: while running trials)."""
+    if not working:
+        return StudyError(f"The study storage '{shown_url(url)}' stopped answering ({_reason(url, exc)}); "
+                          "try again when it is back.")
+    return StudyError(f"The study storage '{shown_url(url)}' stopped answering ({_reason(url, exc)}); the trial in "
+                      "progress was not recorded. When the storage is back, continue with 'python -m core tune "
+                      f"--study {study_id} --join' (finished trials are kept; the lost trial is tried again).")
+
+
+def open_storage(url: str, study_id: str | None = None) -> Any:
     """An Optuna storage for a URL: an RDB URL (sqlite:///, postgresql://, mysql://) with heartbeats, so a killed
-    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system)."""
+    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system). With the id
+    of a study already kept there, a refusal says the storage does not answer (rather than to check the URL).
+
+    postgresql:// opens with psycopg 3 (what SQLAlchemy 2.1 picks), mysql:// with PyMySQL; both are pinned."""
     import warnings
 
     import optuna
@@ -279,13 +301,21 @@ def open_storage(url: str) -> Any:
             return JournalStorage(JournalFileBackend(str(path)))
         if not re.match(r"^(sqlite|postgresql|mysql)[+\w]*://", url):
             raise ValueError("the URL must start with sqlite://, postgresql://, mysql:// or journal://")
+        engine: dict[str, Any] = {}
+        if not url.startswith("sqlite"):
+            # A server restarted between two trials: check a pooled connection before using it; an unreachable
+            # host: give up after 10 s rather than the system's minutes.
+            engine["pool_pre_ping"] = True
+            engine["connect_args"] = {"connect_timeout": 10}
         interval, grace = heartbeat()
-        return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=grace,
+        return optuna.storages.RDBStorage(re.sub(r"^mysql://", "mysql+pymysql://", url), engine_kwargs=engine,
+                                          heartbeat_interval=interval, grace_period=grace,
                                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; the user needs one sentence
-        shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # never echo a password
-        reason = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).replace(url, shown)
-        raise StudyError(f"The study storage '{shown}' cannot be opened ({reason[:200]}); check the URL, "
+        if study_id is not None:
+            raise StudyError(f"The study storage '{shown_url(url)}' of study {study_id} does not answer "
+                             f"({_reason(url, exc)}); try again when it is back.") from None
+        raise StudyError(f"The study storage '{shown_url(url)}' cannot be opened ({_reason(url, exc)}); check the URL, "
                          "or leave it out to keep the study in the workspace.") from None
 
 
@@ -300,7 +330,8 @@ def load_optuna(record: dict[str, Any]) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"]), pruner=pruner())
+    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"], record["id"]),
+                             pruner=pruner())
 
 
 def create(
@@ -360,30 +391,51 @@ def _check_budget(trials: int | None, minutes: float | None) -> None:
         raise StudyError(f"A study's time budget must be a positive number of minutes, not {minutes:g}.")
 
 
+_RECORD_KEYS = ("dataset_id", "config", "space", "backbones", "trials", "minutes", "created")
+
+
+def record_from_storage(study_id: str, storage: str) -> dict[str, Any]:
+    """A study's record read from its storage alone (what a worker on another machine starts from)."""
+    import optuna
+
+    if not _STUDY_ID.match(study_id or ""):
+        raise StudyError(f"'{study_id}' is not a study id (like s-20260101-120000-0a1b2c).")
+    opened = open_storage(storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        try:
+            attrs = optuna.load_study(study_name=study_id, storage=opened).user_attrs
+        except KeyError:
+            held = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+            there = f"it holds {', '.join(held[-3:])}" if held else "it holds no study"
+            raise StudyError(f"The storage '{shown_url(storage)}' holds no study '{study_id}' ({there}); "
+                             "check the id and the URL.") from None
+    except StudyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a server that went away between opening and reading
+        raise storage_lost(storage, study_id, exc, working=False) from None
+    if not all(k in attrs for k in ("dataset_id", "config", "space")):
+        raise StudyError(f"The study '{study_id}' in '{shown_url(storage)}' was not made by TransferLab; "
+                         "join a study that 'python -m core tune' created.")
+    return {"id": study_id, "storage": storage, "direction": "minimize", "objective": "best validation loss",
+            **{k: attrs.get(k) for k in _RECORD_KEYS}}
+
+
 def join(study_id: str, ws: Path, config: RunConfig | None = None, storage: str | None = None) -> dict[str, Any]:
-    """The record of a study to work on; with storage, a study kept elsewhere is recorded in this workspace.
+    """The record of a study to work on; with storage, a study kept elsewhere is recorded in this workspace
+    (studies/<id>/study.json, written only once every check passed).
 
     A config, if given, must be of the study's dataset.
     """
     if storage and not (studies_root(ws) / study_id / "study.json").is_file():
-        import optuna
-
-        if not _STUDY_ID.match(study_id or ""):
-            raise StudyError(f"'{study_id}' is not a study id (like s-20260101-120000-0a1b2c).")
-        opened = open_storage(storage)
-        try:
-            attrs = optuna.load_study(study_name=study_id, storage=opened).user_attrs
-        except KeyError:
-            raise StudyError(f"The storage '{storage}' holds no study '{study_id}'; check the id.") from None
-        record = {"id": study_id, "storage": storage, "direction": "minimize", "objective": "best validation loss",
-                  **{k: attrs.get(k) for k in ("dataset_id", "config", "space", "backbones", "trials", "minutes", "created")}}
+        record = record_from_storage(study_id, storage)
         _check_dataset(record, config, ws)
         write_json(studies_root(ws) / study_id / "study.json", record)
         return record
     record = read_record(study_id, ws)
     if storage and storage != record["storage"]:
-        raise StudyError(f"Study {study_id} keeps its trials in '{record['storage']}', not '{storage}'; "
-                         "leave --storage out to join it.")
+        raise StudyError(f"Study {study_id} keeps its trials in '{shown_url(record['storage'])}', not "
+                         f"'{shown_url(storage)}'; leave --storage out to join it.")
     _check_dataset(record, config, ws)
     return record
 
@@ -411,9 +463,47 @@ def params_of(record: dict[str, Any]) -> list[Param]:
                  record["backbones"] or None)
 
 
-def ask_lock(study_dir: Path) -> contextlib.AbstractContextManager[None]:
-    """Held while a local worker counts the trials and asks for the next one, so no budget is overshot."""
+def ask_lock(record: dict[str, Any], storage: Any, study_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Held while a worker counts the trials and asks for the next one, so the budget is exact.
+
+    On PostgreSQL and MySQL the lock is in the database (an advisory lock, a named lock), so it holds across
+    machines, and a killed worker's lock goes with its connection; with SQLite (one computer) it is a file lock in
+    the study folder, with a journal file a lock file beside the journal (on the same shared file system)."""
+    engine = getattr(storage, "engine", None)
+    dialect = engine.dialect.name if engine is not None else ""
+    if dialect == "postgresql":
+        return _advisory_lock(engine, record["id"])
+    if dialect in ("mysql", "mariadb"):
+        return _named_lock(engine, record["id"])
+    if record["storage"].startswith("journal://"):
+        return file_lock(Path(record["storage"][len("journal://"):] + ".ask.lock"))
     return file_lock(study_dir / ".ask.lock")
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Any, study_id: str) -> Iterator[None]:
+    import hashlib
+
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"transferlab ask {study_id}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as conn, conn.begin():  # the lock ends with the transaction
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
+
+
+@contextlib.contextmanager
+def _named_lock(engine: Any, study_id: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    name = f"transferlab-ask-{study_id}"
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
+            raise StudyError(f"Study {study_id}: another worker held the database's ask lock for 10 minutes; try again.")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
 
 
 # ---------------------------------------------------------------- reading a study
@@ -436,18 +526,27 @@ def trial_row(t: Any) -> dict[str, Any]:
     }
 
 
-def show(study_id: str, ws: Path) -> dict[str, Any]:
-    """Every trial (number, run id, params, value, state, seconds, accuracies), the best trial and the job's state."""
-    record = read_record(study_id, ws)
-    study = load_optuna(record)
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+def show(study_id: str, ws: Path, storage: str | None = None) -> dict[str, Any]:
+    """Every trial (number, run id, params, value, state, seconds, accuracies, worker), the best trial and the job's
+    state; with storage, a study this workspace has not joined is read from the storage alone."""
+    local = (studies_root(ws) / study_id / "study.json").is_file()
+    record = read_record(study_id, ws) if local or not storage else record_from_storage(study_id, storage)
+    try:
+        study = load_optuna(record)
+        rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    except StudyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a database server that stopped answering
+        raise storage_lost(record["storage"], study_id, exc, working=False) from None
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     best = min(done, key=lambda r: r["value"]) if done else None
     counts = {word: sum(1 for r in rows if r["state"] == word) for word in _STATE_WORDS.values()}
+    workers = sorted({r["worker"] for r in rows if r["worker"]})
     return {
         "id": study_id, "dataset_id": record["dataset_id"], "space": record["space"], "backbones": record["backbones"],
-        "trials_budget": record["trials"], "minutes_budget": record["minutes"], "storage": record["storage"],
-        "objective": record["objective"], "job": job_state(study_id, ws), "counts": counts, "trials": rows, "best": best,
+        "trials_budget": record["trials"], "minutes_budget": record["minutes"], "storage": shown_url(record["storage"]),
+        "objective": record["objective"], "job": job_state(study_id, ws) if local else {"state": "none"},
+        "counts": counts, "workers": workers, "trials": rows, "best": best,
     }
 
 
@@ -459,8 +558,8 @@ def job_state(study_id: str, ws: Path) -> dict[str, Any]:
         return {"state": "none"}
     if status.get("state") in ("queued", "running") and not runs.process_alive(status) \
             and time.time() - status.get("created", 0) > 5:
-        runs.update_status(study_dir, "interrupted", finished=time.time(),
-                           message="The search stopped unexpectedly; resume it to continue with the trials it had.")
+        runs.mark_ended(study_dir, "interrupted",
+                        "The search stopped unexpectedly; resume it to continue with the trials it had.")
         status = runs.read_status(study_dir)
     return {k: status.get(k) for k in ("state", "message", "queue_position", "created", "finished")}
 
@@ -535,13 +634,13 @@ def start_job(study_id: str, ws: Path) -> None:
     quota.check_active_runs(ws)
     quota.check_room(ws)
     runs.cancel_file(study_dir).unlink(missing_ok=True)
-    write_json(study_dir / "status.json", {"state": "queued", "created": time.time()})
+    runs.save_status(study_dir, RunStatus(state="queued", timings=Timings(created=time.time())))
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.service.tuner", str(study_dir)], cwd=jobs.PROJECT, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TL_WORKSPACE": str(ws)},
         start_new_session=True,
     )
-    runs.update_status(study_dir, pid=proc.pid, pid_started=runs.start_time(proc.pid))
+    runs.record_process(study_dir, proc.pid)
 
 
 def cancel(study_id: str, ws: Path) -> None:

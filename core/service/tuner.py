@@ -16,6 +16,7 @@ ends after that epoch, is evaluated like any other, and its status says pruned, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -67,6 +68,12 @@ def _pruning_callback(trial: Any):
     return TrialPruning()
 
 
+def _mark_pruned(run_dir: Path, epoch: int, message: str) -> None:
+    """A trial run the search stopped early: its status says so, at which epoch and why."""
+    with runs.edit_status(run_dir) as status:
+        status.verdicts.pruned, status.verdicts.pruned_epoch, status.message = True, epoch, message
+
+
 def _pruned_message(epoch: int, reason: str) -> str:
     if reason == "diverged":
         return (f"Pruned by the search after epoch {epoch}: its loss diverged (it became NaN or infinite), "
@@ -98,7 +105,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
         if pruning.stop_run or "NaN" in str(exc):
             epoch = max(1, pruning.epoch)
             message = _pruned_message(epoch, "diverged")
-            runs.update_status(run_dir, pruned=True, pruned_epoch=epoch, message=message)
+            _mark_pruned(run_dir, epoch, message)
             trial.set_user_attr("pruned_epoch", epoch)
             return "PRUNED", None
         trial.set_user_attr("message", str(exc))
@@ -116,7 +123,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     best = min((v for v in losses if math.isfinite(v)), default=None)
     if pruning.stop_run:
         message = _pruned_message(pruning.epoch, pruning.reason)
-        runs.update_status(run_dir, pruned=True, pruned_epoch=pruning.epoch, message=message)
+        _mark_pruned(run_dir, pruning.epoch, message)
         trial.set_user_attr("pruned_epoch", pruning.epoch)
         return "PRUNED", None
     if best is None:
@@ -124,11 +131,83 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     return "COMPLETE", best
 
 
-def _heartbeat(storage: Any, trial_id: int, done: threading.Event) -> None:
+def _heartbeat(storage: Any, trial_id: int, done: threading.Event, lost: list[BaseException]) -> None:
+    """Beat for a trial until done; a storage that stops answering is noted in `lost` (the trial then stops)."""
     interval = storage.get_heartbeat_interval()
-    storage.record_heartbeat(trial_id)
-    while not done.wait(interval):
+    try:
         storage.record_heartbeat(trial_id)
+        while not done.wait(interval):
+            storage.record_heartbeat(trial_id)
+    except Exception as exc:  # noqa: BLE001 - any driver error: the worker reports it in one sentence
+        lost.append(exc)
+
+
+def _ask(study: Any, storage: Any, record: dict[str, Any], study_dir: Path, total: int | None) -> tuple[Any, bool]:
+    """Under the study's ask lock (in the database for PostgreSQL and MySQL): fail the trials of killed workers (their
+    settings are queued again), count the finished and running trials, and ask for the next trial only while the
+    budget has room. Returns (the trial, False), (None, True) to wait for other workers' trials, or (None, False)
+    when the budget is used."""
+    from optuna.storages import fail_stale_trials
+
+    beats = _beats(storage)
+    with studies.ask_lock(record, storage, study_dir):
+        if beats:
+            fail_stale_trials(study)
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        finished, running = sum(s in ("COMPLETE", "PRUNED") for s in states), states.count("RUNNING")
+        if total is None or finished + running < total:
+            return study.ask(), False
+    # Another worker's trial is under way, or a killed one whose heartbeat has yet to go stale (it is then failed
+    # and its settings queued again): wait and look again.
+    return None, bool(beats and running and finished < total)
+
+
+def _beats(storage: Any) -> int:
+    return hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval() or 0
+
+
+def _run_and_tell(study: Any, storage: Any, trial: Any, record: dict[str, Any], ws: Path,
+                  listener: events.Listener | None, stop: Callable[[], bool]) -> str:
+    """Run one trial with its heartbeat and tell Optuna how it ended; returns its state name."""
+    from optuna.trial import TrialState
+
+    done, lost = threading.Event(), []
+    if _beats(storage):
+        # Optuna's optimize() beats for its trials; ask() and tell() leave it to the caller.
+        threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, done, lost), daemon=True).start()
+    try:
+        state, value = run_trial(trial, record, ws, listener, lambda: bool(lost) or stop())
+    except BaseException:
+        done.set()
+        with contextlib.suppress(Exception):  # the storage may be what failed
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+    done.set()
+    if lost:
+        raise lost[0]
+    if state == "COMPLETE":
+        study.tell(trial, value)
+    else:
+        study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
+    return state
+
+
+def _load(study_id: str, ws: Path, trials: int | None, minutes: float | None) -> tuple[dict[str, Any], Any, Any]:
+    """The study's record, its storage and its Optuna study, with this worker's budget in the record."""
+    import optuna
+
+    record = dict(studies.read_record(study_id, ws))
+    record["trials"] = trials if trials is not None else record["trials"]
+    record["minutes"] = minutes if minutes is not None else record["minutes"]
+    if record["trials"] is not None and record["trials"] < 1 or record["minutes"] is not None and record["minutes"] <= 0:
+        raise StudyError("A study needs a budget of at least one trial or a positive number of minutes.")
+    storage = studies.open_storage(record["storage"], study_id)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_id, storage=storage, pruner=studies.pruner())
+    except KeyError:
+        raise StudyError(f"The storage '{studies.shown_url(record['storage'])}' no longer holds study {study_id}.") from None
+    return record, storage, study
 
 
 def work(
@@ -136,83 +215,56 @@ def work(
     trials: int | None = None, minutes: float | None = None, on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run trials of a study until its trial budget is used up (counting every worker's), this worker's minutes
-    are over, or a stop is asked for; returns what this worker did and the study's best trial."""
+    are over, or a stop is asked for; returns what this worker did and the study's best trial.
+
+    A storage that stops answering ends the work with one sentence (StudyError); nothing local needs cleaning up
+    before the same command is run again."""
     import warnings
 
-    import optuna
-    from optuna.storages import fail_stale_trials
-    from optuna.trial import TrialState
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
 
     # study.ask() warns that heartbeats are meant for optimize(); this worker beats for its own trials.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-
-    record = studies.read_record(study_id, ws)
+    record, storage, study = _load(study_id, ws, trials, minutes)
     study_dir = studies.study_path(study_id, ws)
-    total = trials if trials is not None else record["trials"]
-    limit = minutes if minutes is not None else record["minutes"]
-    if total is not None and total < 1 or limit is not None and limit <= 0:
-        raise StudyError("A study needs a budget of at least one trial or a positive number of minutes.")
-    storage = studies.open_storage(record["storage"])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_id, storage=storage, pruner=studies.pruner())
     stop = should_stop or (lambda: runs.cancel_requested(study_dir))
-    beats = hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval()
+    try:
+        ended, mine = _loop(study, storage, record, ws, study_dir, listener, stop, on_trial)
+        summary = studies.show(study_id, ws)
+    except (SQLAlchemyError, StorageInternalError, ConnectionError) as exc:
+        raise studies.storage_lost(record["storage"], study_id, exc) from None
+    return {"id": study_id, "ended": ended, "trials_here": mine, "counts": summary["counts"], "best": summary["best"]}
+
+
+def _loop(study: Any, storage: Any, record: dict[str, Any], ws: Path, study_dir: Path, listener: events.Listener | None,
+          stop: Callable[[], bool], on_trial: Callable[[dict[str, Any]], None] | None) -> tuple[str, list[int]]:
+    """Ask, run and tell trials until the budget, the time or a stop ends the work; (why it ended, trial numbers)."""
     started = time.monotonic()
     mine: list[int] = []
     failures: list[str] = []
-    ended = "budget"
     while True:
         if stop():
-            ended = "cancelled"
-            break
-        if limit is not None and time.monotonic() - started >= limit * 60:
-            ended = "time"
-            break
-        with studies.ask_lock(study_dir):
-            if beats:
-                fail_stale_trials(study)  # a killed worker's trial: failed, and its settings queued again
-            states = [t.state.name for t in study.get_trials(deepcopy=False)]
-            finished, running = sum(s in ("COMPLETE", "PRUNED") for s in states), states.count("RUNNING")
-            wait = total is not None and finished + running >= total
+            return "cancelled", mine
+        if record["minutes"] is not None and time.monotonic() - started >= record["minutes"] * 60:
+            return "time", mine
+        trial, wait = _ask(study, storage, record, study_dir, record["trials"])
+        if trial is None:
             if not wait:
-                trial = study.ask()
-        if wait:
-            if beats and running and finished < total:
-                # Another worker's trial is under way, or a killed one whose heartbeat has yet to go stale
-                # (it is then failed and its settings queued again): wait and look again.
-                time.sleep(storage.get_heartbeat_interval())
-                continue
-            break
-        done = threading.Event()
-        if beats:
-            # Optuna's optimize() beats for its trials; ask() and tell() leave it to the caller.
-            threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, done), daemon=True).start()
-        try:
-            state, value = run_trial(trial, record, ws, listener, stop)
-        except BaseException:
-            done.set()
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        done.set()
-        if state == "COMPLETE":
-            study.tell(trial, value)
-        elif state == "PRUNED":
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            study.tell(trial, state=TrialState.FAIL)
+                return "budget", mine
+            time.sleep(storage.get_heartbeat_interval())
+            continue
+        state = _run_and_tell(study, storage, trial, record, ws, listener, stop)
         mine.append(trial.number)
         if on_trial is not None:
             on_trial(studies.trial_row(study.get_trials(deepcopy=False)[trial.number]))
         if state == "CANCELLED":
-            ended = "cancelled"
-            break
+            return "cancelled", mine
         failures = failures + [state] if state == "FAIL" else []
         if len(failures) >= MAX_FAILURES_IN_A_ROW:
             message = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("message", "")
             raise StudyError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed, so the search stopped"
                              f"{': ' + message if message else ''}")
-    summary = studies.show(study_id, ws)
-    return {"id": study_id, "ended": ended, "trials_here": mine, "counts": summary["counts"], "best": summary["best"]}
 
 
 def main(study_dir: Path) -> None:
@@ -229,16 +281,17 @@ def main(study_dir: Path) -> None:
     try:
         result = work(study_dir.name, ws)
     except TransferLabError as exc:
-        runs.update_status(study_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(study_dir, "failed", str(exc))
         return
     except BaseException as exc:
-        runs.update_status(study_dir, "failed", finished=time.time(),
-                           message=f"The search stopped unexpectedly ({type(exc).__name__}).")
+        runs.mark_ended(study_dir, "failed", f"The search stopped unexpectedly ({type(exc).__name__}).")
         raise
     state = "cancelled" if result["ended"] == "cancelled" else "done"
     words = {"budget": "all its trials ran", "time": "its time was up", "cancelled": "it was cancelled"}
-    runs.update_status(study_dir, state, finished=time.time(), counts=result["counts"],
-                       message=f"The search ended because {words[result['ended']]}.")
+    with runs.edit_status(study_dir) as status:  # a study's status: a run's, with its trial counts beside
+        status.state, status.timings.finished = state, time.time()
+        status.message = f"The search ended because {words[result['ended']]}."
+        status.extra["counts"] = result["counts"]
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ def baseline_of(run_dir: Path, status: dict[str, Any], ws: Path) -> dict[str, An
     if status.get("baseline_run"):
         base = status["baseline_run"]
         return found("scratch", base, _status_of(base, ws).get("test_accuracy"), status.get("test_accuracy"))
-    if config.strategy == "layer_transfer" and config.source_run:
+    if strategies.get(config.strategy).method == "transfer" and config.source_run:
         try:
             source_dir = runs.run_path(config.source_run, ws)
         except RunNotFound:
@@ -141,6 +141,13 @@ def _stopping(run_dir: Path, status: dict[str, Any]) -> str | None:
             f"for {config.patience} epochs in a row (early stopping), so more epochs of the same would not have helped.")
 
 
+def _compared(base: dict[str, Any]) -> str:
+    """The run against its baseline, in one sentence with the gap in points."""
+    what = "target-domain accuracy" if base["measure"] == "target" else "test accuracy"
+    gap = 100 * (base["mine"] - base["accuracy"])
+    return f"Its {what} is {base['mine']:.1%} against {base['accuracy']:.1%} for {base['name']} ({gap:+.1f} points)."
+
+
 def judge(run_dir: Path) -> Verdict | None:
     """The verdict of a finished run; None while it is not finished with a test accuracy."""
     status = runs.read_status(run_dir)
@@ -161,19 +168,24 @@ def judge(run_dir: Path) -> Verdict | None:
             return Verdict("warn", headline, details, accuracy, chance, None)
         details.append("Try a pretrained backbone (offline, one whose weights are on this computer), more epochs, "
                        "more images per class, or a higher learning rate.")
-        return Verdict("bad", headline, details, accuracy, chance, baseline_of(run_dir, status, ws))
+        base = baseline_of(run_dir, status, ws)
+        if base is not None:  # still name what it was measured against (the companion trained beside it)
+            details.insert(0, _compared(base))
+        return Verdict("bad", headline, details, accuracy, chance, base)
     base = None if role else baseline_of(run_dir, status, ws)
     vs_chance = f" (guessing would get {chance:.1%})" if chance is not None else ""
     headline = f"Test accuracy {accuracy:.1%}{vs_chance}."
     level = "good"
     if base is not None:
         gap = 100 * (base["mine"] - base["accuracy"])
-        what = "target-domain accuracy" if base["measure"] == "target" else "test accuracy"
-        compared = (f"Its {what} is {base['mine']:.1%} against {base['accuracy']:.1%} for {base['name']} "
-                    f"({gap:+.1f} points).")
+        compared = _compared(base)
         if gap < -BELOW_BASELINE_POINTS:
             level = "warn"
             details.insert(0, compared + " " + base["advice"])
+        elif base["measure"] == "target" and chance is not None and 100 * (base["mine"] - chance) < NEAR_CHANCE_POINTS:
+            level = "warn"  # adapted, yet guessing on the images where it will be used: beating its companion is not enough
+            details.insert(0, f"{compared} On the images from where it will be used, {base['mine']:.1%} is about what "
+                              f"guessing gets ({chance:.1%}). {base['advice']}")
         else:
             details.insert(0, compared)
     if role:

@@ -8,13 +8,14 @@
   RGB pixels or `{"b64": "<an image file, base64>"}`, answered `{"predictions": [[p, ...], ...]}`
   (class probabilities in label order);
 - `POST /v1/models/NAME:classify`: one or more image files as a multipart upload (`curl -F
-  file=@photo.jpg`), answered with labels and probabilities exactly as `python -m core predict`.
+  file=@photo.jpg`), answered with labels and probabilities exactly as `python -m core predict`; a file
+  that cannot be read is marked with its sentence in its place, and the others are answered.
 
 The server is a thin face over the prediction code the command line and the Predictions page use
 (`core.engine.evaluation.predict` and its kind's decoder, `core.engine.inputs`), so the
 three give the same answers. Every bad request is one sentence in TensorFlow Serving's
 `{"error": ...}` shape, never a traceback: 400 for a malformed body, 401 without the key
-(TL_SERVE_KEY), 404 for an unknown model, 413 for a body over the import cap. FastAPI, pydantic and
+(TL_SERVE_KEY), 404 for an unknown model (naming the served models only to callers with the key), 413 for a body over the import cap. FastAPI, pydantic and
 TensorFlow are imported inside the functions that need them, so the Export page and the command
 line can use the text helpers below without them.
 """
@@ -260,7 +261,8 @@ def predict_answer(served: ServedModel, body: bytes, limits: ImportLimits) -> di
 
 
 def classify_answer(served: ServedModel, files: list[tuple[str, bytes]], top_k: int | None) -> dict[str, Any]:
-    """The answer to a multipart POST /v1/models/NAME:classify: `predict`'s results for each file."""
+    """The answer to a multipart POST /v1/models/NAME:classify: `predict`'s results for each file, in order; a
+    file that cannot be read has {"file", "error"} in its place."""
     if not files:
         raise ServingError("Send the images as files in a multipart form, e.g. curl -F file=@photo.jpg URL.")
     if len(files) > MAX_INSTANCES:
@@ -269,9 +271,10 @@ def classify_answer(served: ServedModel, files: list[tuple[str, bytes]], top_k: 
     if not 1 <= k <= len(served.classes):
         raise ServingError(f"top_k must be between 1 and {len(served.classes)} (the number of labels).")
     results = served.classify(files, k)
-    for result in results:
-        if "error" in result:
-            raise ServingError(f"Nothing was classified: {result['error']}")
+    # One unreadable file does not cost the others their answers: it keeps its place, marked with its
+    # sentence; only a request where nothing could be read is refused.
+    if all("error" in result for result in results):
+        raise ServingError(f"Nothing was classified: {results[0]['error']}")
     return {"model": served.name, "results": results}
 
 
@@ -303,38 +306,40 @@ def _too_large(limit: int) -> str:
 
 def create_app(models: list[ServedModel], key: str | None = None, limits: ImportLimits | None = None) -> Any:
     """The FastAPI application serving these models (key: the API key every request must carry, or None)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import Depends, FastAPI
 
     limits = limits or ImportLimits.from_env()
     by_name = {m.name: m for m in models}
+    app = FastAPI(title="TransferLab model server", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(_authoriser(key))])
+    _add_model_routes(app, models, limits)
+    _add_error_handlers(app, by_name, key)
+    return app
+
+
+def _key_given(request: Any, key: str | None) -> bool:
+    """Whether a request carries the server's API key (always, when the server has none)."""
+    if key is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), key.encode())
+
+
+def _authoriser(key: str | None) -> Callable[..., None]:
+    """The dependency every route has: 401 without the key."""
+    from fastapi import HTTPException, Request
 
     def authorised(request: Request) -> None:
-        if key is None:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), key.encode()):
+        if not _key_given(request, key):
             raise HTTPException(401, "This server needs its API key: send the header 'Authorization: Bearer KEY' "
                                      "(the key is the server's TL_SERVE_KEY).", headers={"WWW-Authenticate": "Bearer"})
 
-    app = FastAPI(title="TransferLab model server", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(authorised)])
+    return authorised
 
-    def model(name: str, version: str | None = None) -> ServedModel:
-        if name not in by_name:
-            raise HTTPException(404, f"There is no model '{name}' here; this server has {_names(by_name)}.")
-        if version is not None and version != VERSION:
-            raise HTTPException(404, f"Model '{name}' has only version {VERSION}, not '{version}'.")
-        return by_name[name]
 
-    def split_verb(name_verb: str) -> tuple[str, str]:
-        name, sep, verb = name_verb.rpartition(":")
-        if not sep or verb not in ("predict", "classify"):
-            raise HTTPException(404, f"'{name_verb}' is not something a model does here; POST to NAME:predict "
-                                     "(JSON) or NAME:classify (a multipart image upload).")
-        return name, verb
+def _answerer(limits: ImportLimits) -> Callable[..., Any]:
+    """answer(served, verb, request, top_k): a :predict or :classify request's body read (capped) and answered."""
+    from fastapi import HTTPException, Request
 
     async def body(request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
@@ -358,6 +363,31 @@ def create_app(models: list[ServedModel], key: str | None = None, limits: Import
         finally:
             await form.close()
         return await _in_thread(classify_answer, served, files, top_k)
+
+    return answer
+
+
+def _add_model_routes(app: Any, models: list[ServedModel], limits: ImportLimits) -> None:
+    """TensorFlow Serving's addresses: status, metadata, :predict and :classify, with or without a version."""
+    from fastapi import HTTPException, Request
+
+    by_name = {m.name: m for m in models}
+    answer = _answerer(limits)
+
+    def model(name: str, version: str | None = None) -> ServedModel:
+        # Only callers with the key get here (the app's dependency runs first), so naming the models is fine.
+        if name not in by_name:
+            raise HTTPException(404, f"There is no model '{name}' here; this server has {_names(by_name)}.")
+        if version is not None and version != VERSION:
+            raise HTTPException(404, f"Model '{name}' has only version {VERSION}, not '{version}'.")
+        return by_name[name]
+
+    def split_verb(name_verb: str) -> tuple[str, str]:
+        name, sep, verb = name_verb.rpartition(":")
+        if not sep or verb not in ("predict", "classify"):
+            raise HTTPException(404, f"'{name_verb}' is not something a model does here; POST to NAME:predict "
+                                     "(JSON) or NAME:classify (a multipart image upload).")
+        return name, verb
 
     @app.get("/v1/models/{name}")
     def status(name: str) -> Any:
@@ -394,10 +424,21 @@ def create_app(models: list[ServedModel], key: str | None = None, limits: Import
         return {"models": [{"name": m.name, "version": VERSION, "labels": m.classes, "run": m.run_dir.name}
                            for m in models]}
 
+
+def _add_error_handlers(app: Any, by_name: dict[str, ServedModel], key: str | None) -> None:
+    """Every failure as TensorFlow Serving's {"error": sentence}; model names only to callers with the key."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # An address no route matches is answered before the key is checked: name the models only to
+        # a caller who sent the key.
+        names = f" ({_names(by_name)})" if _key_given(request, key) else ""
         message = exc.detail if isinstance(exc.detail, str) and exc.detail.endswith(".") else {
-            404: f"There is nothing at {request.url.path}; the models are at /v1/models/NAME ({_names(by_name)}).",
+            404: f"There is nothing at {request.url.path}; the models are at /v1/models/NAME{names}.",
             405: f"{request.method} is not allowed at {request.url.path}; GET the status and metadata, POST "
                  ":predict and :classify.",
         }.get(exc.status_code, f"The request failed ({exc.detail}).")
@@ -418,8 +459,6 @@ def create_app(models: list[ServedModel], key: str | None = None, limits: Import
         log.exception("internal error answering %s %s", request.method, request.url.path)
         return JSONResponse({"error": f"The server hit an internal error ({type(exc).__name__}); the details are in "
                                       "its log."}, 500)
-
-    return app
 
 
 def _names(by_name: dict[str, ServedModel]) -> str:

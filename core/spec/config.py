@@ -273,7 +273,11 @@ KIND_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
-RECOMMENDED = "recommended"  # not a fixed preset: the recommender's choice on top of "balanced" (core.cli, pages)
+# The fourth preset: the recommender's proposal for the dataset on top of a kind's base preset (images: quick;
+# sounds: balanced, since a sound backbone must be fine-tuned to beat the baseline).
+RECOMMENDED = "recommended"
+PRESET_CHOICES = (*PRESETS, RECOMMENDED)
+_RECOMMENDED_BASE = {"image": "quick"}
 
 
 def presets(kind: str = "image") -> dict[str, dict[str, Any]]:
@@ -281,13 +285,73 @@ def presets(kind: str = "image") -> dict[str, dict[str, Any]]:
     return KIND_PRESETS.get(kind, PRESETS)
 
 
-def preset(name: str, dataset_id: str, kind: str = "image", **overrides: Any) -> RunConfig:
-    """The named preset of a kind of data for a dataset, with top-level fields overridden, validated."""
+def preset_values(name: str, recommendation: dict[str, Any] | None = None, kind: str = "image") -> dict[str, Any]:
+    """The settings a preset starts from; 'recommended' needs the recommender's proposal (Recommendation.overrides())."""
     table = presets(kind)
+    if name == RECOMMENDED:
+        if recommendation is None:
+            raise ConfigError("The recommended preset needs a recommendation for the dataset; ask 'python -m core "
+                              "recommend' or choose quick, balanced or best.")
+        return {**table[_RECOMMENDED_BASE.get(kind, "balanced")], **recommendation}
     _check_choice("preset", name, tuple(table))
-    data = {**table[name], "dataset_id": dataset_id, "preset": name}
+    return dict(table[name])
+
+
+def preset(name: str, dataset_id: str, recommendation: dict[str, Any] | None = None, kind: str = "image",
+           **overrides: Any) -> RunConfig:
+    """The named preset of a kind of data for a dataset, with top-level fields overridden, validated."""
+    data = {**preset_values(name, recommendation, kind), "dataset_id": dataset_id, "preset": name}
     data.update(overrides)
     return RunConfig.from_dict(data).validate()
+
+
+# ---------------------------------------------------------------- what a choice implies for the settings left out
+# The rules the `config` command applies (settle) and the Model page asks one by one, so they cannot drift.
+
+
+def clamp_image_size(size: int, spec: backbones.BackboneSpec) -> int:
+    """The image size nearest to `size` that the backbone's weights allow."""
+    return min(max(size, spec.min_size), spec.max_size)
+
+
+def only_weights(strategy: strategies.Strategy | None, spec: backbones.BackboneSpec | None) -> str | None:
+    """The starting weights when there is no choice: the strategy's forced weights, else the backbone's only
+    option; None when the person chooses."""
+    if strategy is not None and strategy.forced_weights:
+        return strategy.forced_weights
+    if spec is not None and len(spec.weights_options) == 1:
+        return spec.weights_options[0]
+    return None
+
+
+def least_fine_tune_epochs(strategy: strategies.Strategy, start: dict[str, Any]) -> int:
+    """The fine-tuning epochs a strategy that needs some starts with: the preset's (else 3), at least its minimum."""
+    return max(strategy.min_fine_tune_epochs, start.get("fine_tune_epochs", 3))
+
+
+def settle(name: str, dataset_id: str, given: dict[str, Any], recommendation: dict[str, Any] | None = None,
+           kind: str = "image") -> RunConfig:
+    """A preset with the settings a person gave ({field: value}, dotted for the head's), and what their choices imply
+    for those they left out: a chosen backbone keeps the preset's image size where its weights allow it and its only
+    weights; a chosen strategy its forced weights and enough fine-tuning epochs; head settings join the preset's."""
+    start = preset_values(name, recommendation, kind)
+    top = {k: v for k, v in given.items() if not k.startswith("head.")}
+    head = {k.removeprefix("head."): v for k, v in given.items() if k.startswith("head.")}
+    strategy = strategies.STRATEGIES.get(given.get("strategy") or "")
+    chosen = given.get("backbone")
+    spec = backbones.get(chosen) if chosen in backbones.BACKBONES or backbones.is_hub(chosen or "") else None
+    if spec is not None and "image_size" not in given:
+        top["image_size"] = clamp_image_size(start["image_size"], spec)
+    if "weights" not in given and only_weights(strategy, spec):
+        top["weights"] = only_weights(strategy, spec)
+    elif ("weights" not in given and spec is not None and chosen != start["backbone"] and start.get("weights") == "none"
+          and "imagenet" in spec.weights_options):
+        top["weights"] = "imagenet"  # another backbone than a preset's from-scratch one (sounds' quick): pretrained
+    if strategy and strategy.min_fine_tune_epochs and "fine_tune_epochs" not in given:
+        top["fine_tune_epochs"] = least_fine_tune_epochs(strategy, start)
+    if head:
+        top["head"] = {**start.get("head", {}), **head}
+    return preset(name, dataset_id, recommendation, kind, **top)
 
 
 def offline_kit() -> list[tuple[str, int]]:

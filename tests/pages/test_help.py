@@ -157,8 +157,9 @@ def test_data_without_a_dataset(ws):
     walk.assert_helped()
 
 
-def test_model(ws, tiny_dataset, make_run):
+def test_model(ws, tiny_dataset, make_run, monkeypatch):
     make_run("done", dataset_id=tiny_dataset["id"])  # an earlier run to start from
+    monkeypatch.delenv("TL_OFFLINE")  # online, "What does the pretrained model see?" has its button (never pressed)
     walk = Walk("model")
     at = walk.look(app_test("model").run())
     for strategy in ("fine_tune", "gradual_unfreeze", "domain_weights"):

@@ -30,6 +30,7 @@ def _visitor_workspace(at: AppTest, root: Path) -> Path:
 def _page_text(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "title", "subheader") for e in at.get(kind)]
     parts += [str(getattr(e, "options", "")) for e in at.get("selectbox")]
+    parts += [str(getattr(e, "value", "")) for e in at.get("selectbox")]  # pickers show names, hold run ids
     parts += [e.value.to_csv() for e in at.dataframe]  # the Compare page's run table
     return "\n".join(map(str, parts))
 

@@ -223,15 +223,21 @@ def trained(tmp_path_factory, tiny_source):
     return trained_copy(tmp_path_factory, tiny_source)
 
 
+def _clean_but_the_verdict(at):
+    """No exception and no error box, except the honest verdict on a tiny 2-epoch model that may still guess."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert all("about what guessing gets" in e.value for e in at.error), [e.value for e in at.error]
+
+
 def test_a_real_run_answers_for_an_uploaded_image_and_maps_its_dataset(trained, tiny_source, monkeypatch):
     monkeypatch.setenv("TL_WORKSPACE", str(trained.parent.parent))
     image = next(tiny_source.rglob("*.png"))
     at = app_test("predictions").run()
-    assert_clean(at)
+    _clean_but_the_verdict(at)
     assert at.selectbox(key="pred.run").value == trained.name
     assert at.metric[0].value == f"{files.read_json(trained / 'eval.json')['accuracy']:.1%}"
     at.file_uploader(key="pred.upload").set_value([(image.name, image.read_bytes(), "image/png")]).run()
-    assert_clean(at)
+    _clean_but_the_verdict(at)
     model = at.session_state["pred.model"][1]  # loaded once for this browser session
     expected = evaluation.predict(trained, [(image.name, image.read_bytes())], top_k=5, model=model)[0]
     trying = _tab(at, "Try it")
@@ -241,10 +247,30 @@ def test_a_real_run_answers_for_an_uploaded_image_and_maps_its_dataset(trained, 
 
     embedding = _tab(at, "Embedding view")
     embedding.button(key="pred.embed").click().run()
-    assert_clean(at)
+    _clean_but_the_verdict(at)
     assert at.session_state["pred.model"][1] is model  # not loaded again
     assert (trained / "embeddings.npz").is_file()
     (chart,) = plotly_charts(_tab(at, "Embedding view"))
     assert "PCA of the backbone features (" in chart.proto.spec
     at.radio(key="pred.projection").set_value("t-SNE").run()
     assert "t-SNE of the backbone features" in plotly_charts(_tab(at, "Embedding view"))[0].proto.spec
+
+
+def test_the_verdict_stands_beside_the_scores_and_is_never_green_far_below_its_baseline(ws, make_run):
+    # Issue 28, items 3 and 5: a pruning that lost 25 points read as a plain figure. The Predictions page gives
+    # the Train page's verdict: against guessing and against the method's baseline (here the parent before pruning).
+    parent = make_run("done", status={"test_accuracy": 0.95})
+    child = make_run("done", status={"test_accuracy": 0.70, "pruned_from": parent.name})
+    guessing = make_run("done", status={"test_accuracy": 0.52})  # 2 classes
+    at = app_test("predictions")
+    at.session_state["run_id"] = child.name
+    at.run()
+    assert_clean(at)
+    assert not at.success
+    assert any("70.0% against 95.0% for the same model before pruning" in w.value and "lower sparsity" in w.value
+               for w in at.warning)
+    at.selectbox(key="pred.run").set_value(guessing.name).run()
+    assert not at.success
+    assert any("about what guessing gets with 2 classes" in e.value and "Try" in e.value for e in at.error)
+    at.selectbox(key="pred.run").set_value(parent.name).run()
+    assert any(s.value.startswith("Test accuracy 95.0% (guessing would get 50.0%)") for s in at.success)

@@ -4,7 +4,9 @@ import json
 import os
 import time
 
-from core.service import jobs
+import pytest
+
+from core.service import jobs, studies
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import runs
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
@@ -108,7 +110,7 @@ def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
 
 def test_a_waiting_job_says_how_many_runs_are_ahead(ws, tiny_dataset, make_run):
     busy = make_run("running", dataset_id=tiny_dataset["id"],
-                    status={"pid": os.getpid(), "pid_started": jobs.start_time(os.getpid()), "created": time.time() - 60})
+                    status={"pid": os.getpid(), "pid_started": runs.start_time(os.getpid()), "created": time.time() - 60})
     jobs._enqueue(busy, jobs.queue_dir(ws))
     run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
                        status={"pid": os.getpid(), "created": time.time()})
@@ -176,11 +178,14 @@ def test_a_guessing_level_result_is_never_green_and_says_what_to_try(ws, tiny_da
     assert "Try a pretrained backbone" in at.error[0].value
 
 
-def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny_dataset, make_run):
-    # The main run is done; its from-scratch companion (trained by the same job) still trains.
-    alive = {"pid": os.getpid(), "pid_started": jobs.start_time(os.getpid()), "created": time.time()}
-    companion = make_run("running", dataset_id=tiny_dataset["id"], status={**alive, "baseline_of": "x"})
-    run_dir = make_run("done", dataset_id=tiny_dataset["id"], status={"baseline_run": companion.name})
+@pytest.mark.parametrize("field, back", [("baseline_run", "baseline_of"), ("source_only_run", "source_only_of"),
+                                         ("student_alone_run", "student_alone_of")])
+def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny_dataset, make_run, field, back):
+    # The main run is done; its companion (from scratch, without adaptation, the student alone: trained by the same
+    # job right after it) still trains. Issue 28, item 2: the page stayed "still training" after both had finished.
+    alive = {"pid": os.getpid(), "pid_started": runs.start_time(os.getpid()), "created": time.time()}
+    companion = make_run("running", dataset_id=tiny_dataset["id"], status={**alive, back: "x"})
+    run_dir = make_run("done", dataset_id=tiny_dataset["id"], status={field: companion.name})
     at = app_test("train")
     at.session_state["run_id"] = run_dir.name
     at.run()
@@ -194,4 +199,25 @@ def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny_da
     (companion / "status.json").write_text(json.dumps(status))
     at.run()
     assert not at.button(key="train.start").disabled
+    assert at.session_state["train.poll"] is None
+
+
+def test_a_running_search_holds_start_and_the_page_frees_it_when_the_search_ends(ws, tiny):
+    # No run chosen on this page, but a search trains: Start waits, and the page polls so it frees itself.
+    base = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v1_0.25", weights="none", image_size=32)
+    study_id = studies.create(base.validate(), ws, trials=2, search=["lr"])
+    status = studies.study_path(study_id, ws) / "status.json"
+    status.write_text(json.dumps({"state": "running", "created": time.time(), "pid": os.getpid(),
+                                  "pid_started": runs.start_time(os.getpid())}))  # this process plays the job
+    at = app_test("train").run()
+    assert_clean(at)
+    assert at.button(key="train.start").disabled
+    assert any(f"The search `{study_id}` is still training" in c.value for c in at.caption)
+    assert at.session_state["train.poll"] is not None
+
+    status.write_text(json.dumps({**json.loads(status.read_text()), "state": "done", "finished": time.time()}))
+    at.run()
+    assert_clean(at)
+    assert not at.button(key="train.start").disabled
+    assert not any("still training" in c.value for c in at.caption)
     assert at.session_state["train.poll"] is None

@@ -132,6 +132,38 @@ def test_adaptive_layers_with_coral_trains_and_reports_the_target(ws, tiny, targ
     assert out["target"]["dataset_id"] == target["id"] and "predictions" not in out["target"]
 
 
+def test_a_frozen_backbone_adapts_on_augmented_images(ws, tiny, target):
+    """Augmentation is honoured: augmented cached views when asked, else the images themselves each epoch."""
+    flip = AugmentConfig(flip=True, rotate=False)
+    for views, expected in ((2, [("adapt", 2)]), (0, [])):
+        cfg = _config(tiny, target, epochs=1, augment=flip, augment_views=views)
+        run_dir = runs.create_run(cfg, ws)
+        assert training.run(cfg, run_dir)["state"] == "done"
+        passes = [(e["phase"], e["views"]) for e in runs.read_events(run_dir) if e["type"] == "features"]
+        assert passes == expected, views
+
+
+def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path):
+    """The generated train.py trains with the adaptation loss on the target images, not as a plain run."""
+    import os
+    import subprocess
+    import sys
+
+    from core.ship import codegen
+
+    cfg = _config(tiny, target, epochs=1)
+    script = codegen.training_script(cfg, str(datasets.dataset_path(tiny["id"], ws)), ws=ws)
+    assert "class AdaptationTrainer" in script and "ADAPTS = 'adversarial'" in script
+    assert f"HIDDEN_UNITS = {adaptation.ADAPTATION_UNITS}" in script  # the adaptation layer
+    path = tmp_path / "train.py"
+    path.write_text(script)
+    proc = subprocess.run([sys.executable, str(path), str(datasets.dataset_path(tiny["id"], ws)), str(tmp_path / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "adapt_loss" in proc.stdout and "test accuracy" in proc.stdout
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

@@ -159,7 +159,7 @@ def test_presets_and_the_recommender_choose_sound_backbones_and_never_freeze_an_
         assert spec.kind == "audio", name
         assert not (spec.front_end == "logmel" and "imagenet" in spec.weights_options
                     and values["strategy"] == "feature_extraction"), name
-        assert config_mod.preset(name, "d", "audio").backbone == values["backbone"]
+        assert config_mod.preset(name, "d", kind="audio").backbone == values["backbone"]
     counts = {"yes": 60, "no": 60}
     assert strategies.recommend_sound(counts, cached=[]).backbone == "logmel_cnn"
     with_imagenet = strategies.recommend_sound(counts, cached=["logmel_mobilenet_v2_0.35"])

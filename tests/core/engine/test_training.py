@@ -322,3 +322,31 @@ def test_server_epoch_cap_applies_with_a_notice(tiny, ws, monkeypatch):
     assert runs.load_config(run_dir).epochs == 1
     assert sum(1 for e in runs.read_events(run_dir) if e["type"] == "epoch_end") == 1
     assert any("limits training to 1 epoch(s)" in e.get("message", "") for e in runs.read_events(run_dir))
+
+
+def test_an_adapting_run_falling_back_to_scratch_drops_its_run_without_adaptation(tiny):
+    # Issue 28's walk: offline without weights, DANN with "also train without adaptation" failed with a sentence
+    # about a config field; it now trains the small network from scratch and says adaptation is left out.
+    cfg = _config(tiny, weights="imagenet", image_size=128, strategy="domain_adversarial",
+                  target_dataset_id="field-0123abcd", compare_source_only=True)
+    resolved, notes = training.resolve_weights(cfg)
+    assert (resolved.backbone, resolved.strategy, resolved.compare_source_only) == ("small_cnn", "from_scratch", False)
+    assert "trained from scratch without domain adaptation instead" in notes[0]
+
+
+def test_a_baseline_killed_then_resumed_fills_its_runs_baseline_fields(tiny, ws, capsys):
+    """--compare-scratch killed during its baseline: resuming the baseline gives the run its verdict."""
+    from core import cli
+
+    cfg = _config(tiny, backbone="small_cnn", strategy="from_scratch", epochs=1)
+    run_dir = runs.create_run(cfg, ws)
+    assert training.run(cfg, run_dir)["state"] == "done"
+    baseline_dir = runs.create_run(cfg.with_changes(compare_scratch=False), ws)
+    runs.link_companion(run_dir, "baseline", baseline_dir)
+    runs.update_status(baseline_dir, "interrupted", message=runs.INTERRUPTED_MESSAGE)  # its process was killed
+    assert runs.read_status(run_dir).get("baseline_val_accuracy") is None
+    assert cli.main(["resume", baseline_dir.name, "--json", "--workspace", str(ws)]) == 0
+    capsys.readouterr()
+    status, baseline = runs.read_status(run_dir), runs.read_status(baseline_dir)
+    assert baseline["state"] == "done" and status["baseline_val_accuracy"] == baseline["val_accuracy"]
+    assert status["transfer_hurt"] == (status["val_accuracy"] < baseline["val_accuracy"])

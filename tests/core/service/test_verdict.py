@@ -84,3 +84,33 @@ def test_early_stopping_is_named_as_the_reason_for_fewer_epochs(ws):
 
 def test_no_verdict_before_the_run_is_done(ws):
     assert verdict.judge(_run(ws, {"state": "running"})) is None
+
+
+def test_an_adapted_model_guessing_on_the_target_domain_is_not_green(ws):
+    status = {"state": "done", "test_accuracy": 0.8, "source_only_run": "x", "target_accuracy": 0.24,
+              "source_only_target_accuracy": 0.21}
+    v = verdict.judge(_run(ws, status, strategy="domain_adversarial", target_dataset_id="gray-0123abcd"))
+    assert v.level == "warn"
+    assert "24.0% is about what guessing gets (20.0%)" in v.text() and "Try a smaller adaptation weight" in v.text()
+
+
+def test_a_layer_transfer_is_judged_against_its_source_network_on_the_same_classes(ws):
+    source = _run(ws, {"state": "done", "test_accuracy": 0.82})
+    v = verdict.judge(_run(ws, {"state": "done", "test_accuracy": 0.6}, strategy="layer_transfer",
+                           source_run=source.name))
+    assert v.level == "warn" and v.baseline["kind"] == "transfer_source"
+    assert "60.0% against 82.0% for the network its layers were copied from" in v.text()
+    assert "Try distillation instead" in v.text()
+    # A source trained on other classes has no comparable accuracy: only chance is the measure.
+    other = _run(ws, {"state": "done", "test_accuracy": 0.9}, classes=["cat", "dog"])
+    v = verdict.judge(_run(ws, {"state": "done", "test_accuracy": 0.6}, strategy="layer_transfer", source_run=other.name))
+    assert v.level == "good" and v.baseline is None
+
+
+def test_a_guessing_model_still_names_the_baseline_it_was_measured_against(ws):
+    status = {"state": "done", "test_accuracy": 0.25, "source_only_run": "x", "target_accuracy": 0.25,
+              "source_only_target_accuracy": 0.3}
+    v = verdict.judge(_run(ws, status, classes=["a", "b", "c", "d"], strategy="domain_adversarial",
+                           target_dataset_id="gray-0123abcd"))
+    assert v.level == "bad" and "about what guessing gets with 4 classes" in v.headline
+    assert "25.0% against 30.0% for the same network without adaptation (-5.0 points)" in v.text()

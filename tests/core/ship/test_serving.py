@@ -174,6 +174,29 @@ def test_bad_classify_requests_and_unknown_addresses(client):
     check(client.delete("/v1/models/tiny"), 405, "DELETE is not allowed")
 
 
+def test_classify_answers_the_good_files_and_marks_the_bad_one(client, photos):
+    files = [("file", (photos[0].name, photos[0].read_bytes(), "image/png")),
+             ("file", ("notes.txt", b"plain text", "text/plain")),
+             ("file", (photos[1].name, photos[1].read_bytes(), "image/png"))]
+    answer = client.post("/v1/models/tiny:classify", files=files)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["file"] for r in results] == [photos[0].name, "notes.txt", photos[1].name]
+    assert "prediction" in results[0] and "prediction" in results[2]
+    assert "not a readable image" in results[1]["error"] and "prediction" not in results[1]
+
+
+def test_a_caller_without_the_key_learns_no_model_names(served):
+    locked = TestClient(serving.create_app([served], key="s3cret"))
+    for answer in (locked.get("/somewhere/else"), locked.get("/v1/other/metadata/extra"),
+                   locked.get("/v1/models/nope", headers={"Authorization": "Bearer wrong"})):
+        assert answer.status_code in (401, 404)
+        assert "tiny" not in answer.text
+    named = locked.get("/somewhere/else", headers={"Authorization": "Bearer s3cret"})
+    assert named.status_code == 404 and "'tiny'" in named.json()["error"]
+    assert "'tiny'" in locked.get("/v1/models/nope", headers={"Authorization": "Bearer s3cret"}).json()["error"]
+
+
 def test_body_and_pixel_caps_come_from_the_import_limits(served, monkeypatch):
     small = TestClient(serving.create_app([served], limits=ImportLimits(max_file_bytes=4000, max_pixels=32 * 32)))
     big = {"instances": [{"b64": base64.b64encode(b"x" * 6000).decode()}]}
