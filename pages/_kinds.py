@@ -256,6 +256,33 @@ HAND_INS: dict[str, Callable[[spec_kinds.Kind], list[HandedIn]]] = {
 }
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A clip recorded on the page, handed to the importer as an upload is (a name and `getvalue`)."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded]:
+    """For a kind handed in by microphone: record clips into one class of the class builder, one after another
+    (Teachable Machine style); the clips kept so far. Other kinds: none."""
+    if "microphone" not in kind.hand_in:
+        return []
+    kept: dict[str, Recorded] = st.session_state.setdefault(f"data.recorded.{slot}", {})
+    clip = st.audio_input(f"Record a clip of '{label}'", key=f"data.record.{slot}", sample_rate=16000,
+                          help="Record one example, then the next: each recording is kept in this class. Your browser "
+                               "asks for permission first.")
+    if clip is not None and clip.file_id not in kept:
+        kept[clip.file_id] = Recorded(f"recording-{len(kept) + 1:03d}.wav", clip.getvalue())
+    if kept:
+        st.caption(f"{len(kept)} recording(s) kept in this class.")
+    return list(kept.values())
+
+
 def hand_in_ui(kind: spec_kinds.Kind) -> list[HandedIn]:
     """Every way this kind offers to hand items in, in its order; the items handed in."""
     handed: list[HandedIn] = []

@@ -25,3 +25,12 @@ def test_spectrogram_picture_is_a_small_grey_image(tmp_path):
     clip = next((sounds.generate_sounds(tmp_path / "s", per_class=1, seed=0) / "whistle").iterdir()).read_bytes()
     pic = sounds.spectrogram_picture(clip)
     assert pic.dtype.name == "uint8" and pic.shape[0] <= 64 and pic.shape[1] > 90 and pic.max() == 255
+
+
+def test_the_class_builder_records_sounds_class_by_class(ws):
+    at = app_test("data").run(timeout=60)
+    at.segmented_control(key="data.builder_kind").set_value("audio").run(timeout=60)
+    assert_clean(at)
+    assert len(at.get("audio_input")) >= 2  # one microphone per class
+    images = app_test("data").run(timeout=60)
+    assert not images.get("audio_input")  # images are not recorded
