@@ -194,12 +194,15 @@ def savedmodel_dir(run_dir: Path) -> Path:
     check_ready(run_dir)
     config = runs.load_config(run_dir)
     model = runfiles.load_model(run_dir)
-    module = serving_module(model, config.image_size, model_inputs.tensor_spec(config))
+    input_spec = model_inputs.tensor_spec(config)
+    module = serving_module(model, config.image_size, input_spec)
     tmp = target.with_name(f".savedmodel.{secrets.token_hex(4)}.tmp")
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]
-        _check_float(run_dir, model, lambda x: serve(image=tf.constant(x))["probabilities"].numpy(), "SavedModel")
+        # The signature's input is named by the run's kind ("image", "waveform").
+        _check_float(run_dir, model, lambda x: serve(**{input_spec.name: tf.constant(x)})["probabilities"].numpy(),
+                     "SavedModel")
         try:
             os.replace(tmp, target)
         except OSError:  # another session finished the same folder first: keep theirs
@@ -503,7 +506,8 @@ def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     # The answer the README promises for request.json, from the very files that ship.
     serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
     pixels = tf.constant(json.loads(body)["instances"], tf.float32)
-    probs = serve(**{serving.INPUT: pixels})[serving.OUTPUT].numpy()[0]
+    name = model_inputs.tensor_spec(runs.load_config(run_dir)).name  # the kind's input ("image", "waveform")
+    probs = serve(**{name: pixels})[serving.OUTPUT].numpy()[0]
     example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(source.rglob("*")):
