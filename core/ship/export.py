@@ -204,6 +204,7 @@ def savedmodel_dir(run_dir: Path) -> Path:
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]
+        # The signature's input is named by the run's kind ("image", "waveform"; token ids for WordLlama texts).
         _check_float(run_dir, model, lambda x: serve(**{spec.name: tf.constant(feed(x))})["probabilities"].numpy(),
                      "SavedModel")
         try:
@@ -519,7 +520,8 @@ def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     # The answer the README promises for request.json, from the very files that ship.
     serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
     pixels = tf.constant(json.loads(body)["instances"], tf.float32)
-    probs = serve(**{serving.INPUT: pixels})[serving.OUTPUT].numpy()[0]
+    name = model_inputs.tensor_spec(runs.load_config(run_dir)).name  # the kind's input ("image", "waveform")
+    probs = serve(**{name: pixels})[serving.OUTPUT].numpy()[0]
     example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(source.rglob("*")):

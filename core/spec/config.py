@@ -354,6 +354,9 @@ def settle(name: str, dataset_id: str, given: dict[str, Any], recommendation: di
         top["image_size"] = clamp_image_size(start["image_size"], spec)
     if "weights" not in given and only_weights(strategy, spec):
         top["weights"] = only_weights(strategy, spec)
+    elif ("weights" not in given and spec is not None and chosen != start["backbone"] and start.get("weights") == "none"
+          and "imagenet" in spec.weights_options):
+        top["weights"] = "imagenet"  # another backbone than a preset's from-scratch one (sounds' quick): pretrained
     if strategy and strategy.min_fine_tune_epochs and "fine_tune_epochs" not in given:
         top["fine_tune_epochs"] = least_fine_tune_epochs(strategy, start)
     if head:
