@@ -17,7 +17,7 @@ import numpy as np
 from core.data import images
 from core.data import sounds as data_sounds
 from core.data.limits import ImportLimits
-from core.engine import augment, sounds
+from core.engine import augment, sounds, texts
 from core.errors import ConfigError
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
@@ -112,4 +112,8 @@ SOUNDS = register(InputKind(
     decode=data_sounds.load_clip,
     value_range=(-1.0, 1.0),
     words=f"samples of a {data_sounds.SAMPLE_RATE // 1000} kHz mono waveform (-1 to 1)",
+))
+
+TEXTS = register(InputKind(
+    id="text", signature=texts.signature, augmentation=lambda config: None, decode=texts.decode,
 ))

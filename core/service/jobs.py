@@ -116,7 +116,7 @@ def lr_find_state(job_id: str, ws: Path) -> dict[str, Any]:
     status = runs.read_status(job_dir)
     if status.get("state") in ("queued", "running") and not process_alive(status) \
             and time.time() - status.get("created", 0) > 5:
-        runs.update_status(job_dir, "interrupted", finished=time.time(), message=LR_FIND_STOPPED)
+        runs.mark_ended(job_dir, "interrupted", LR_FIND_STOPPED)
         status = runs.read_status(job_dir)
     state = {k: status.get(k) for k in ("state", "message", "queue_position")}
     if state["state"] == "done":

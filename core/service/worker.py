@@ -81,9 +81,9 @@ def _lr_find(job_dir: Path) -> None:
     try:
         config = RunConfig.from_json((job_dir / "config.json").read_text(encoding="utf-8"))
         write_json(job_dir / "result.json", lrfind.find(config, job_dir.parent.parent))
-        runs.update_status(job_dir, "done", finished=time.time())
+        runs.mark_ended(job_dir, "done", None)
     except TransferLabError as exc:
-        runs.update_status(job_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(job_dir, "failed", str(exc))
 
 
 if __name__ == "__main__":

@@ -207,6 +207,11 @@ def instance_array(served: ServedModel, value: Any, number: int, limits: ImportL
     kind = model_inputs.get(served.kind)
     shape, _, name = kind.signature(size)
     value = _unwrap(value, name)
+    if isinstance(value, str):  # a text, for a model of texts: its kind reads it as a handed-in text
+        try:
+            return kind.decode(value.encode("utf-8"), size, limits)
+        except DatasetError as exc:
+            raise ServingError(f"Instance {number} is {exc}.") from None
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise ServingError(f"Instance {number} is an object but not {{\"b64\": \"...\"}}; send an image file as "
