@@ -17,7 +17,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.data import health, images
+from core.data import health, images, sounds
 from core.data import kinds as data_kinds
 from core.errors import TransferLabError
 from core.spec import backbones
@@ -65,6 +65,37 @@ PAGE_KINDS: dict[str, PageKind] = {
         health_facts=_image_health_facts, augment_preview=True, own_items="pictures",
     ),
 }
+
+
+def _sound_health_facts(info: dict, report: dict) -> None:
+    """The clips' durations, sample rates, silent and clipped clips and near-duplicates, in sentences and a chart."""
+    facts = report.get("sounds") or {}
+    durations = facts.get("durations")
+    if not durations:
+        return
+    hist = facts["duration_histogram"]
+    edges = hist["edges_seconds"]
+    st.bar_chart({f"{a:g}-{b:g} s": n for a, b, n in zip(edges, edges[1:], hist["counts"]) if n}, height=160)
+    rates = ", ".join(f"{int(r) / 1000:g} kHz ({n})" for r, n in facts["sample_rates"].items())
+    lines = [f"Clips last {durations['min']:.1f}-{durations['max']:.1f} s (median {durations['median']:.1f} s); "
+             f"sample rates found: {rates}. Each is stored at 16 kHz and a model hears one second."]
+    if facts["windows_from_long_recordings"]:
+        lines.append(f"{facts['windows_from_long_recordings']} one-second windows were cut from long recordings.")
+    if facts["silent"]:
+        lines.append(f"{facts['silent']} clip(s) are silent: check the microphone, or remove them.")
+    if facts["clipped"]:
+        lines.append(f"{facts['clipped']} clip(s) are clipped (recorded too loud): record them again more quietly.")
+    if facts["near_duplicates"]:
+        pairs = "; ".join(" and ".join(p) for p in facts["near_duplicates"][:3])
+        lines.append(f"{len(facts['near_duplicates'])} pair(s) of clips sound nearly the same (for example {pairs}).")
+    st.caption(" ".join(lines))
+
+
+PAGE_KINDS["audio"] = PageKind(
+    id="audio", stored_how="Every clip is decoded, mixed down to mono, resampled to 16 kHz and stored as WAV; long "
+                           "recordings are cut into one-second windows",
+    health_facts=_sound_health_facts, augment_preview=False, own_items="recordings",
+)
 
 
 def page_kind(kind: spec_kinds.Kind) -> PageKind:
@@ -139,6 +170,35 @@ GALLERIES: dict[str, Gallery] = {
 }
 
 
+def _sound_cell(path: Path, caption: str) -> None:
+    st.audio(path.read_bytes(), format="audio/wav")
+    st.caption(caption)
+
+
+def _sound_large(path: Path, caption: str) -> None:
+    data = path.read_bytes()
+    st.audio(data, format="audio/wav")
+    try:
+        st.image(sounds.spectrogram_picture(data), caption=f"{caption}: spectrogram (time across, pitch upwards)",
+                 width="stretch", clamp=True)
+    except TransferLabError as exc:
+        st.caption(str(exc))
+
+
+def _sound_row(paths: list[Path], captions: list[str], width: int) -> None:
+    for column, path, caption in zip(st.columns(max(1, len(paths))), paths, captions):
+        with column:
+            _sound_cell(path, caption)
+
+
+def _sound_handed(data: bytes, name: str, width: int) -> None:
+    st.audio(data)
+    st.caption(name)
+
+
+GALLERIES["player"] = Gallery(cell=_sound_cell, row=_sound_row, handed=_sound_handed, large=_sound_large)
+
+
 def _names_only(kind: spec_kinds.Kind) -> Gallery:
     """A gallery for a kind whose way of showing items is not here yet: file names, in words."""
     return Gallery(
@@ -182,11 +242,45 @@ def _camera_hand_in(kind: spec_kinds.Kind) -> list[HandedIn]:
     return [] if photo is None else [(photo.file_id, "camera photo", photo.getvalue())]
 
 
+def _microphone_hand_in(kind: spec_kinds.Kind) -> list[HandedIn]:
+    clip = st.audio_input("Record a clip", key="pred.microphone", sample_rate=16000,
+                          help="Your browser asks for permission first; the recording is only used for this prediction.")
+    return [] if clip is None else [(clip.file_id, "microphone recording", clip.getvalue())]
+
+
 # A way of handing items in: (the kind) -> the items handed in, drawn with widgets of keys "pred.*".
 HAND_INS: dict[str, Callable[[spec_kinds.Kind], list[HandedIn]]] = {
     "file": _file_hand_in,
     "camera": _camera_hand_in,
+    "microphone": _microphone_hand_in,
 }
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A clip recorded on the page, handed to the importer as an upload is (a name and `getvalue`)."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded]:
+    """For a kind handed in by microphone: record clips into one class of the class builder, one after another
+    (Teachable Machine style); the clips kept so far. Other kinds: none."""
+    if "microphone" not in kind.hand_in:
+        return []
+    kept: dict[str, Recorded] = st.session_state.setdefault(f"data.recorded.{slot}", {})
+    clip = st.audio_input(f"Record a clip of '{label}'", key=f"data.record.{slot}", sample_rate=16000,
+                          help="Record one example, then the next: each recording is kept in this class. Your browser "
+                               "asks for permission first.")
+    if clip is not None and clip.file_id not in kept:
+        kept[clip.file_id] = Recorded(f"recording-{len(kept) + 1:03d}.wav", clip.getvalue())
+    if kept:
+        st.caption(f"{len(kept)} recording(s) kept in this class.")
+    return list(kept.values())
 
 
 def hand_in_ui(kind: spec_kinds.Kind) -> list[HandedIn]:

@@ -103,6 +103,7 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spe
                 f"{words.capitalize()} of '{name}'", type=_kinds.upload_types(kind), accept_multiple_files=True,
                 key=f"data.class_files.{slot}", help=f"Select or drop many {words} at once; add more by uploading again.",
             )
+            files = [*files, *_kinds.recordings_ui(kind, slot, name)]  # a microphone where the kind takes one
             st.caption(f"{len(files)} {words[:-1]}(s)")
         classes.append((name, files))
     st.button("Add a class", key="data.add_class", icon=":material/add:", on_click=_add_class,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.bench import audio, distill, domain, export, imports, prune, quick, scratch, serve, train, tune, tune_shared
+from core.bench import audio, distill, domain, export, imports, prune, quick, scratch, serve, text, train, tune, tune_shared
 from core.errors import TransferLabError
 
 # name -> (run(keras_cache) -> figures, describe(figures) -> text)
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[Callable[[str | None], dict[str, Any]], Callable[[di
     "serve": (serve.run, serve.describe),
     "scratch-bn": (scratch.run, scratch.describe),
     "audio": (audio.run, audio.describe),
+    "text": (text.run, text.describe),
 }
 
 

@@ -4,7 +4,7 @@ A throwaway PostgreSQL cluster (core/bench/tune_server.py: Debian's PostgreSQL, 
 loopback port) holds every study, each in its own database. Two workspaces stand for two machines:
 A imports the `shapes` sample (4 x 150 images), B gets the dataset by copying the folder
 datasets/<id> (as the README's recipe says). Config: MobileNetV1 0.25 from scratch (no weights to
-fetch), 64 px, 2 epochs, no augmentation; search lr and dropout; heartbeat 1 s (grace 3 s).
+fetch), 64 px, 2 epochs, no augmentation; search lr and dropout; heartbeat 2 s (grace 6 s).
 Three cases, each run as the commands a person types:
 
 - one: `tune CONFIG --trials 6 --storage URL` alone in A (the baseline, timed end to end);
@@ -45,7 +45,7 @@ BUDGET = 6
 
 
 def _start(ws: Path, log: Path, args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_STUDY_HEARTBEAT": "1", "TL_OFFLINE": "1"}
+    env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_STUDY_HEARTBEAT": "2", "TL_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "core", *args, "--json", "--quiet"], cwd=PROJECT, env=env,
                             stdout=subprocess.PIPE, stderr=log.open("w"))
 
@@ -138,7 +138,7 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
     del keras_cache  # the trials train from scratch: no weights needed
     out: dict[str, Any] = {"benchmark": "tune-shared", "budget": BUDGET, "cpus": os.cpu_count(),
                            "setup": "shapes sample (600 images), MobileNetV1 0.25 from scratch, 64 px, 2 epochs, "
-                                    "search lr and dropout, heartbeat 1 s; a throwaway PostgreSQL server on loopback"}
+                                    "search lr and dropout, heartbeat 2 s; a throwaway PostgreSQL server on loopback"}
     with tempfile.TemporaryDirectory(prefix="tl-bench-tune-shared-") as tmp_name, \
             throwaway_server() as server:
         tmp = Path(tmp_name)

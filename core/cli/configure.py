@@ -40,9 +40,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 def _recommendation(info: dict[str, Any], ws: Path, everyday: bool | None = None) -> strategies.Recommendation:
     """The recommender's proposal for a dataset of any kind, preferring backbones whose weights are on this computer."""
     backbones.use_hub_cache(ws)  # a TF Hub model downloaded earlier (YAMNet) counts as here
-    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
-    if spec_kinds.of(info).id == "audio":
+    kind = spec_kinds.of(info).id
+    cached = [s.id for s in backbones.BACKBONES.values()
+              if s.kind == kind and backbones.cached_weights(s, s.default_size)]
+    if kind == "audio":
         return strategies.recommend_sound(splits.train_counts(info), cached)
+    if kind == "text":
+        return strategies.recommend_text(splits.train_counts(info), cached)
     return strategies.recommend(splits.train_counts(info), everyday, cached)
 
 

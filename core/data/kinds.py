@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
-from core.data import images, sounds
+from core.data import images, sounds, texts
 from core.data.limits import ImportLimits
 from core.errors import ConfigError, DatasetError
 from core.spec import backbones
@@ -121,4 +121,9 @@ IMAGES = register(DataKind(
 SOUNDS = register(DataKind(
     id="audio", sniff=sounds.sniff, normalise=sounds.normalise, record=sounds.record, health=sounds.health_facts,
     samples=("sounds",), load=sounds.loader,
+))
+
+TEXTS = register(DataKind(
+    id=texts.KIND, sniff=texts.sniff, normalise=texts.normalise, record=texts.record, health=texts.health_facts,
+    samples=("texts",), load=texts.loader,
 ))

@@ -171,6 +171,9 @@ def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     cached = backbones.cached_weights(spec, image_size)
     if cached is not None:
         return cached
+    if spec.package_file:  # shipped inside a Python package, never downloaded on its own
+        raise WeightsUnavailable(f"The pretrained weights of {spec.label} come with the Python package "
+                                 f"'{spec.package_file.split('/')[0]}', which is not installed; install it with pip.")
     candidates = spec.weights_candidates(image_size)
     fetched = _download(candidates)
     if fetched is not None:
@@ -237,6 +240,9 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
     (or feature vector)."""
     import tf_keras as keras
 
+    if spec.builds_base:  # a text encoder builds its whole base, raw input to one vector, itself
+        module, attr = spec.constructor
+        return getattr(importlib.import_module(module), attr)(spec, weights, **spec.kwargs)
     shape, dtype, _ = inputs.get(spec.kind).signature(image_size)
     if weights == "imagenet" and spec.keras_loads_weights:
         fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing

@@ -56,7 +56,7 @@ def custom_objects() -> dict[str, type]:
             db = log_mel(inputs)
             db = db - tf.reduce_max(db, axis=[1, 2], keepdims=True)
             pixels = (tf.maximum(db, -TOP_DB) + TOP_DB) * (255.0 / TOP_DB)
-            pic = tf.image.resize(pixels[..., None], (self.size, self.size))
+            pic = tf.image.resize(tf.expand_dims(pixels, -1), (self.size, self.size))
             return tf.tile(pic, [1, 1, 1, 3])
 
         def get_config(self) -> dict[str, Any]:

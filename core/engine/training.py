@@ -14,16 +14,19 @@ import contextlib
 import math
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from core import events, settings
 from core.data import domains, health, splits
 from core.engine import evaluation, methods, modeling, networks
+from core.engine import inputs as model_inputs
 from core.engine.method import Method, Run, Train, companion
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
-from core.spec.config import RunConfig
+from core.spec import kinds as spec_kinds
+from core.spec.config import AugmentConfig, RunConfig
 from core.store import datasets, runs
 from core.store.files import atomic_target, write_json
 from core.store.status import Progress
@@ -48,11 +51,12 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         detail = str(exc)  # it names the file and the cache folder, which `python -m core weights list` shows
     # No file names or cache folders in the sentence: the pages show it as it is.
     why = "this computer is offline" if settings.offline() or "offline" in detail else "they could not be downloaded"
-    missing = f"The ImageNet weights of {spec.label} are not on this computer and {why}."
+    what = "ImageNet weights" if spec.kind == spec_kinds.DEFAULT else "pretrained weights"
+    missing = f"The {what} of {spec.label} are not on this computer and {why}."
     alternative = backbones.best_available(config.image_size, spec.kind)
     if alternative is not None:
         new = config.with_changes(backbone=alternative.id)
-        return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are on this "
+        return new.validate(), [f"{missing} Training {alternative.label} instead, whose {what} are on this "
                                 "computer."]
     # From scratch: small images and batches (more updates per epoch), and no early stopping,
     # since a network learning from nothing often plateaus before it improves.
@@ -281,6 +285,10 @@ def _settle(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """The weights fallback and the epoch cap, which every method's prepare() applies."""
     config, notices = resolve_weights(config)
     config, more = apply_epoch_cap(config)
+    if config.augment.any() and model_inputs.of_config(config).augmentation(config) is None:
+        # A kind without augmentation (texts): its frozen phases train on cached features.
+        config = config.with_changes(augment=AugmentConfig(**{k: False for k in asdict(config.augment)}),
+                                     augment_views=0).validate()
     return config, notices + more
 
 

@@ -28,9 +28,9 @@ _HEAD = '''"""Train {label} on a folder of class folders with the "{strategy}" s
 
 Written by TransferLab; the same settings as its run config (config.json), as plain tf_keras.
 
-Usage:  python train.py [DATA_DIR] [OUT_DIR]
+Usage:  python train.py [DATA_DIR] [OUT_DIR]{target_arg}
   DATA_DIR  one folder per class, each holding that class's images (default: the folder below)
-  OUT_DIR   where model.keras, labels.txt and the checkpoints go (default: ./trained)
+  OUT_DIR   where model.keras, labels.txt and the checkpoints go (default: ./trained){target_help}
 Needs:  pip install tensorflow tf_keras{hub_pip}
 """
 
@@ -674,7 +674,11 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     same = [trainer[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
     more, teacher_hub = _method_code(config, dataset_folder, source_weights, ws, extra, same)
     hub = bool(spec.hub_handle) or teacher_hub
+    adapts = methods.is_method(config, adaptation.METHOD)
     header = _HEAD.format(label=spec.label, strategy=config.strategy, hub_pip=" tensorflow-hub" if hub else "",
-                          hub_import="import tensorflow_hub as hub\n" if hub else "")
+                          hub_import="import tensorflow_hub as hub\n" if hub else "",
+                          target_arg=" [TARGET_DIR]" if adapts else "",
+                          target_help=("\n  TARGET_DIR  unlabelled images from where the model will be used, for the "
+                                       "adaptation (default: TARGET_DIR below)") if adapts else "")
     parts = [header + "\n".join(constants + more), *extra, "\n".join(_functions(config, make_net)), *same]
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + _BODY

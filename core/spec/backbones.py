@@ -67,6 +67,10 @@ class BackboneSpec:
     # are), "logmel" (a 16 kHz waveform -> its log-mel spectrogram as a picture), "waveform" (the network reads
     # the waveform itself, as YAMNet does).
     front_end: str = ""
+    # Pretrained weights shipped inside an installed Python package: "package/relative/path" (WordLlama's table).
+    package_file: str = ""
+    # The constructor builds the whole base, raw input to one vector, from (spec, weights) (text encoders).
+    builds_base: bool = False
 
     def weights_candidates(self, image_size: int) -> list[WeightsFile]:
         """Weights files usable at this size, the best match first."""
@@ -414,7 +418,43 @@ _SOUND_SPECS: tuple[BackboneSpec, ...] = (
     ),
 )
 
-BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS + _SOUND_SPECS}
+
+# Text encoders (kind "text"): a string in, one vector out. Built by core.engine.texts; `image_size` means
+# nothing to them. "imagenet" weights stand for "pretrained" (the config's word for it).
+_TEXT = "core.engine.text_encoders"
+_TEXT_SPECS = (
+    BackboneSpec(
+        id="wordllama", label="WordLlama token embeddings (256, offline)", family="wordllama",
+        constructor=(_TEXT, "wordllama_base"), kind="text", builds_base=True, package_file="wordllama/weights/l2_supercat_256.safetensors",
+        kwargs={"note": "Llama 2's 32,000-token table distilled to 256 numbers a token, averaged over the text; "
+                        "ships inside the wordllama package, so it works offline."},
+    ),
+    *(
+        BackboneSpec(id=bid, label=label, family="text_hub", constructor=(_TEXT, "hub_text_base"), kind="text", builds_base=True,
+                     hub_handle=handle, kwargs={"note": note})
+        for bid, label, handle, note in (
+            ("nnlm_en_50", "NNLM English 50 (TF Hub)", "https://tfhub.dev/google/nnlm-en-dim50/2",
+             "A small English word-embedding model; text in, 50 numbers out."),
+            ("nnlm_en_128_norm", "NNLM English 128, normalised (TF Hub)",
+             "https://tfhub.dev/google/nnlm-en-dim128-with-normalization/2",
+             "The larger English NNLM with punctuation removed; 128 numbers."),
+            ("use_4", "Universal Sentence Encoder (TF Hub)", "https://tfhub.dev/google/universal-sentence-encoder/4",
+             "Sentence meaning in 512 numbers; English; about 1 GB."),
+            ("use_multilingual_3", "Universal Sentence Encoder, multilingual (TF Hub)",
+             "https://tfhub.dev/google/universal-sentence-encoder-multilingual/3",
+             "16 languages in one space; for data that is not English."),
+        )
+    ),
+    BackboneSpec(
+        id="avg_word_embedding", label="Average word embedding (no pretraining)", family="avg_word_embedding",
+        constructor=(_TEXT, "average_word_embedding_base"), kind="text", builds_base=True, weights_options=("none",),
+        kwargs={"note": "Model Maker's baseline: words hashed into 20,000 slots, 16 numbers each, learnt from "
+                        "your texts alone."},
+    ),
+)
+
+
+BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS + _SOUND_SPECS + _TEXT_SPECS}
 
 # Which tf_keras.applications constructor each family's specs come from, for the completeness test.
 KERAS_APPLICATIONS: tuple[str, ...] = tuple(s.constructor[1] for s in _SPECS if s.constructor[0] == _APPS)
@@ -614,11 +654,25 @@ def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
     """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk."""
     if spec.hub_handle:
         return hub_local(spec.hub_handle)
+    if spec.package_file:
+        return package_path(spec.package_file)
     for wf in spec.weights_candidates(image_size):
         path = keras_models_dir() / wf.name
         if path.is_file() and path.stat().st_size > 0:
             return path
     return None
+
+
+def package_path(package_file: str) -> Path | None:
+    """A file inside an installed Python package ("package/relative/path"), if the package and the file are there."""
+    import importlib.util
+
+    package, _, rel = package_file.partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(next(iter(found.submodule_search_locations))) / rel
+    return path if path.is_file() else None
 
 
 def has_weights(spec: BackboneSpec, weights: str, image_size: int) -> bool:

@@ -273,6 +273,16 @@ KIND_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+# Texts (kind "text"): a head on WordLlama's cached text vectors trains in seconds and beats TF-IDF with few
+# texts per class (`python -m core bench text`); "best" then opens its token table.
+_TEXT_HEAD = {"backbone": "wordllama", "image_size": 128, "learning_rate": 3e-3, "batch_size": 16, "head": {"dropout": 0.2},
+              "augment": {"flip": False, "rotate": False}}
+KIND_PRESETS["text"] = {
+    "quick": {**_TEXT_HEAD, "strategy": "feature_extraction", "epochs": 40, "patience": 8},
+    "balanced": {**_TEXT_HEAD, "strategy": "feature_extraction", "epochs": 80, "patience": 15},
+    "best": {**_TEXT_HEAD, "strategy": "fine_tune", "epochs": 60, "patience": 15, "fine_tune_epochs": 10,
+             "fine_tune_learning_rate": 1e-3},
+}
 # The fourth preset: the recommender's proposal for the dataset on top of a kind's base preset (images: quick;
 # sounds: balanced, since a sound backbone must be fine-tuned to beat the baseline).
 RECOMMENDED = "recommended"
@@ -344,6 +354,9 @@ def settle(name: str, dataset_id: str, given: dict[str, Any], recommendation: di
         top["image_size"] = clamp_image_size(start["image_size"], spec)
     if "weights" not in given and only_weights(strategy, spec):
         top["weights"] = only_weights(strategy, spec)
+    elif ("weights" not in given and spec is not None and chosen != start["backbone"] and start.get("weights") == "none"
+          and "imagenet" in spec.weights_options):
+        top["weights"] = "imagenet"  # another backbone than a preset's from-scratch one (sounds' quick): pretrained
     if strategy and strategy.min_fine_tune_epochs and "fine_tune_epochs" not in given:
         top["fine_tune_epochs"] = least_fine_tune_epochs(strategy, start)
     if head:

@@ -90,3 +90,9 @@ AUDIO = register(Kind(
     hand_in=("file", "microphone"), explain="gradcam_spectrogram", gallery="player",
     default_backbone="logmel_mobilenet_v1_0.25", formats="WAV, FLAC, OGG or MP3",
 ))
+
+TEXT = register(Kind(
+    id="text", label="Texts", item="text", items="texts", extensions=(".txt",),
+    hand_in=("text", "file"), explain="words", gallery="snippet", default_backbone="wordllama",
+    formats="a CSV, TSV or JSON Lines table (a text and a label column), or class folders of .txt files",
+))

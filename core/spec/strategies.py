@@ -416,6 +416,27 @@ def recommend_sound(counts: dict[str, int], cached: Iterable[str] = ()) -> Recom
     return Recommendation(strategy, backbone, size, epochs, ft, reason)
 
 
+_TEXT_ENCODER, _TEXT_SCRATCH = "wordllama", "avg_word_embedding"
+
+
+def recommend_text(counts: dict[str, int], cached: Iterable[str] = ()) -> Recommendation:
+    """Strategy, encoder and epochs for a dataset of texts: a head on WordLlama's text vectors where it is
+    installed, else Model Maker's average word embedding from scratch."""
+    smallest = min([n for n in counts.values() if n > 0] or [0])
+    if _TEXT_ENCODER in set(cached):
+        backbone, strategy, epochs = _TEXT_ENCODER, "feature_extraction", 80
+        why = (f"with {smallest} training texts in the smallest class, a new head on pretrained text vectors "
+               "(computed once, so every epoch after the first costs only the head) does far better than learning "
+               "words from scratch; with hundreds per class, the 'best' preset also retrains the encoder")
+    else:
+        backbone, strategy, epochs = _TEXT_SCRATCH, "from_scratch", 40
+        why = (f"{backbones.get(_TEXT_ENCODER).label} is not installed on this computer, so word vectors are learnt "
+               "from your texts alone; install it (pip install -r requirements.txt) for a pretrained encoder")
+    spec = backbones.get(backbone)
+    return Recommendation(strategy, backbone, spec.default_size, epochs, 0,
+                          f"{get(strategy).label} with {spec.label}: {why}.")
+
+
 def recommend(counts: dict[str, int], everyday: bool | None, cached: Iterable[str] = ()) -> Recommendation:
     """Strategy, backbone and epochs for a dataset, from its size and balance and whether its images are everyday photos.
 

@@ -157,6 +157,10 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
 
     # 4. A pruning of that run, on the Export page: its verdict against the model before pruning.
     walk.nav("Export", counts=False)
+    epochs = page.get_by_label("Fine-tuning epochs", exact=True)
+    epochs.fill("1")  # one epoch is enough to see the verdict (the server's epoch cap does not apply to pruning)
+    epochs.press("Tab")
+    walk.settle()
     walk.click(page.get_by_role("button", name="Prune into a new run"), counts=False)
     page.get_by_text(re.compile(r"for the same model before pruning \([+-]\d+\.\d points\)|about what guessing "
                                 r"gets")).first.wait_for(timeout=240_000)

@@ -11,11 +11,20 @@ from tests.core.test_plugins import TOY_BACKBONE, VECTOR, VECTOR_DATA, _vector_s
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
 
 
+def _only_images(monkeypatch) -> None:
+    """The app as it was with images as its only kind of data (sounds and texts registered by their modules
+    are taken out for the test)."""
+    for registry in (spec_kinds.KINDS, data_kinds.DATA_KINDS):
+        for kind in [k for k in registry if k != "image"]:
+            monkeypatch.delitem(registry, kind)
+
+
 def _text(at) -> str:
     return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning") for e in at.get(kind))
 
 
 def test_a_dataset_of_another_kind_is_shown_in_its_own_words(ws, tmp_path, monkeypatch):
+    _only_images(monkeypatch)
     monkeypatch.setitem(spec_kinds.KINDS, "vector", VECTOR)
     monkeypatch.setitem(data_kinds.DATA_KINDS, "vector", VECTOR_DATA)
     info = importer.import_path(_vector_source(tmp_path / "vectors"), ws, name="vectors")
@@ -33,7 +42,8 @@ def test_a_dataset_of_another_kind_is_shown_in_its_own_words(ws, tmp_path, monke
     assert "(32 vectors, 2 classes)" in at.selectbox(key="data.select").options[0]
 
 
-def test_with_images_only_there_is_no_kind_to_choose(ws):
+def test_with_images_only_there_is_no_kind_to_choose(ws, monkeypatch):
+    _only_images(monkeypatch)
     at = app_test("data").run()
     assert_clean(at)
     assert "data.builder_kind" not in at.session_state
@@ -41,6 +51,7 @@ def test_with_images_only_there_is_no_kind_to_choose(ws):
 
 
 def test_samples_say_their_kind_only_when_there_are_several_kinds(monkeypatch):
+    _only_images(monkeypatch)
     assert _kinds.sample_caption("shapes", "Shapes.") == "Shapes."
     monkeypatch.setitem(spec_kinds.KINDS, "vector", VECTOR)
     monkeypatch.setitem(data_kinds.DATA_KINDS, "vector", VECTOR_DATA)

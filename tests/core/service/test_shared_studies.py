@@ -31,7 +31,8 @@ def _config(dataset_id: str) -> RunConfig:
 
 
 def _cli(ws: Path, log: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_STUDY_HEARTBEAT": "1"}
+    # Heartbeat 2 s (grace 6 s): short for the test, long enough for a busy shared machine.
+    env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_STUDY_HEARTBEAT": "2"}
     return subprocess.Popen([sys.executable, "-m", "core", *args, "--json", "--quiet"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=log.open("w"))
 
@@ -165,7 +166,7 @@ def test_a_server_down_mid_study_is_a_sentence_and_the_same_command_continues(pg
             studies.show(study_id, ws)
     finally:
         pg_server.start()
-    monkeypatch.setenv("TL_STUDY_HEARTBEAT", "1")
+    monkeypatch.setenv("TL_STUDY_HEARTBEAT", "2")
     result = tuner.work(study_id, ws)  # the same worker again: the lost trial goes stale, and the study completes
     assert result["counts"]["complete"] + result["counts"]["pruned"] == 3
     assert result["counts"]["failed"] == 1
