@@ -16,6 +16,7 @@ from core import settings
 from core.data import samples
 from core.errors import RunNotFound, TransferLabError
 from core.service import compare, hosting, jobs, studies, verdict
+from core.spec import kinds as spec_kinds
 from core.store import datasets, drafts, files, quota, runs
 from pages import _charts as charts
 
@@ -262,7 +263,7 @@ def choose_dataset(ws: Path, dataset_id: str) -> None:
 def hand_ui(info: dict[str, Any]) -> None:
     """One line naming the dataset in hand, on every page that uses it."""
     total = sum(info["counts"].values())
-    st.caption(f"Dataset in hand: **{info['name']}** ({total} images; classes {', '.join(info['classes'])}). "
+    st.caption(f"Dataset in hand: **{info['name']}** ({total} {spec_kinds.of(info).items}; classes {', '.join(info['classes'])}). "
                "Choose another on the Data page; uploading one does not change it.")
 
 
@@ -275,11 +276,11 @@ def load_sample(ws: Path) -> dict[str, Any]:
 
 
 def dataset_label(info: dict[str, Any]) -> str:
-    """One line naming a dataset for selectors: name, image count and classes."""
-    total = sum(info["counts"].values())
-    if not info["classes"]:  # a target: unlabelled images from where the model will be used
-        return f"{info['name']} ({len(info.get('unlabeled', []))} unlabelled images) · {info['id']}"
-    return f"{info['name']} ({total} images, {len(info['classes'])} classes) · {info['id']}"
+    """One line naming a dataset for selectors: name, item count (in its kind's word) and classes."""
+    total, items = sum(info["counts"].values()), spec_kinds.of(info).items
+    if not info["classes"]:  # a target: unlabelled items from where the model will be used
+        return f"{info['name']} ({len(info.get('unlabeled', []))} unlabelled {items}) · {info['id']}"
+    return f"{info['name']} ({total} {items}, {len(info['classes'])} classes) · {info['id']}"
 
 
 # The workspace draft the Model page keeps its settings in (core.store.drafts), so a reload keeps them.

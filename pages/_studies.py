@@ -2,7 +2,8 @@
 
 A study runs as a background job (its own process, one slot of the training queue), so this page
 only reads the study's storage: it can be left, reloaded (the study id is in the URL) and reattached.
-Nothing here imports TensorFlow; the learning-rate finder runs in a fresh interpreter.
+Nothing here imports TensorFlow; the learning-rate finder runs as a job (core.service.jobs): its own process,
+in the training queue, counted by a shared server's caps; the page submits it and polls.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.errors import StudyError
-from core.service import studies
+from core.errors import StudyError, TransferLabError
+from core.service import jobs, studies
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
 from core.store import datasets
@@ -82,6 +83,27 @@ def lr_chart(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def _lr_job_ui(job: dict[str, str], ws: Path) -> None:
+    """The finder's job while it waits or runs; its curve (or its sentence) once it ends."""
+    try:
+        state = jobs.lr_find_state(job["id"], ws)
+    except TransferLabError as exc:
+        state = {"state": "failed", "message": str(exc)}
+    if state["state"] in ACTIVE:
+        if state.get("queue_position"):
+            st.info(f"Waiting for another training run to finish: the learning-rate finder is number "
+                    f"{state['queue_position']} in line.")
+        else:
+            st.info("Trying learning rates from 1e-7 to 1…", icon=":material/hourglass_top:")
+        return
+    st.session_state.pop(K + "lr.job", None)
+    if state["state"] == "done":
+        st.session_state[K + "lr"] = {"config": job["config"], "result": state["result"]}
+    else:
+        st.session_state[K + "lr.error"] = state.get("message") or "The learning-rate finder did not finish; try again."
+    st.rerun()
+
+
 def lr_finder_ui(config: RunConfig, ws: Path) -> None:
     """"Find a good learning rate": the finder's curve and a button that uses its suggestion."""
     st.subheader("Find a good learning rate")
@@ -90,8 +112,19 @@ def lr_finder_ui(config: RunConfig, ws: Path) -> None:
                "sits where the loss falls fastest. Use it when you do not know which rate to pick; "
                "it takes a few seconds with a frozen backbone, whose features are computed once and reused.")
     if st.button("Find a good learning rate", key=K + "lr.find", icon=":material/search:"):
-        with st.spinner("Trying learning rates from 1e-7 to 1…"):
-            st.session_state[K + "lr"] = {"config": config.to_json(), "result": studies.find_lr(config, ws)}
+        # A job like a run (core.service.jobs): it waits its turn in the training queue and counts in the caps.
+        try:
+            st.session_state[K + "lr.job"] = {"id": jobs.submit_lr_find(config, ws), "config": config.to_json()}
+        except TransferLabError as exc:
+            st.error(str(exc))
+        st.session_state.pop(K + "lr", None)
+    job = st.session_state.get(K + "lr.job")
+    if job:
+        st.fragment(_lr_job_ui, run_every=POLL_EVERY)(job, ws)
+        return
+    error = st.session_state.pop(K + "lr.error", None)
+    if error:
+        st.error(error)
     found = st.session_state.get(K + "lr")
     if not found:
         return
@@ -219,6 +252,7 @@ def trials_table(info: dict[str, Any]) -> pd.DataFrame:
             "settings": settings_words(t["params"]),
             "validation accuracy": t["val_accuracy"], "validation loss": t["value"],
             "test accuracy": t["test_accuracy"], "seconds": t["seconds"], "run": t["run_id"],
+            "ran on": t["worker"] or "",  # computer:process of the worker that ran it (several machines can share)
         })
     return pd.DataFrame(rows)
 
@@ -258,7 +292,10 @@ def progress_ui(study_id: str, ws: Path) -> None:
         st.dataframe(trials_table(info), hide_index=True, width="stretch", key=K + "table",
                      column_config={"validation accuracy": st.column_config.NumberColumn(format="percent"),
                                     "test accuracy": st.column_config.NumberColumn(format="percent"),
-                                    "validation loss": st.column_config.NumberColumn(format="%.4f")})
+                                    "validation loss": st.column_config.NumberColumn(format="%.4f"),
+                                    "ran on": st.column_config.TextColumn(
+                                        help="The computer (and its process number) that ran the trial: computers "
+                                             "sharing one search through a database each run some.")})
     else:
         st.caption("No trial has started yet.")
 

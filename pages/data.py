@@ -1,4 +1,6 @@
-"""Data: bring images in (zip, classes built here, samples, server folder), then check, split and look at a dataset."""
+"""Data: bring data in (zip, classes built here, samples, server folder), then check, split and look at a dataset.
+
+What depends on the kind of data (images today) is asked of `pages._kinds` and `core.spec.kinds`."""
 
 from pathlib import Path
 from typing import Any, Callable
@@ -6,26 +8,27 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from core.data import archives, health, images, importer, samples
+from core.data import health, importer, samples
 from core.data.limits import ImportLimits
 from core.engine.augment import augmentation_preview
 from core.errors import ConfigError, TransferLabError
 from core.spec.config import RANGES, AugmentConfig, RunConfig
+from core.spec import kinds as spec_kinds
 from core.store import datasets
 from pages import _charts as charts
 from pages import _common
 from pages import _domain
+from pages import _kinds
 
 GALLERY_PAGE = 24  # thumbnails per gallery page: only these are read from disk
 GALLERY_COLUMNS = 6
 PREVIEW_CLASSES = 3
 PREVIEW_VARIANTS = 4
 SHOWN_CONFLICTS = 20
-IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
 SPLIT_FIELDS = ("val_fraction", "test_fraction", "seed")
 DEFAULTS = RunConfig(dataset_id="defaults")
-SPLIT_HELP = ("The model learns from the training images. Validation images check it after every epoch (one pass "
-              "over the training images); test images are kept aside and used once at the end to measure accuracy "
+SPLIT_HELP = ("The model learns from the training {items}. Validation {items} check it after every epoch (one pass "
+              "over the training {items}); test {items} are kept aside and used once at the end to measure accuracy "
               "honestly. Each class is split in the same proportions.")
 Progress = Callable[[float, str], None]
 
@@ -38,9 +41,9 @@ def upload_ui(ws: Path) -> Any:
     limit = _common.upload_limit_mb(ws)
     st.caption(
         "Make one folder per class, named after the class (for example `cats/` and `dogs/`), put each "
-        "class's images inside, and zip the folders together. JPEG, PNG, BMP, GIF, WebP and TIFF images are read. "
+        f"class's {_kinds.all_items()} inside, and zip the folders together. {_kinds.all_formats()} are read. "
         "Top folders named `train/`, `val/` and `test/` (each holding the class folders) keep your own split; "
-        "a top folder named `unlabeled/` is kept aside as unlabeled images of the same kind."
+        f"a top folder named `unlabeled/` is kept aside as unlabeled {_kinds.all_items()} of the same kind."
     )
     if limit < int(st.get_option("server.maxUploadSize")):
         st.caption(f"Your workspace on this shared server has room for about {limit} MB more; delete a dataset or "
@@ -51,7 +54,7 @@ def upload_ui(ws: Path) -> Any:
     # the import says in a sentence what the file is and what to do instead.
     return st.file_uploader(
         "Upload a .zip of class folders", key="data.upload",
-        help=f"Up to {limit} MB. Each class needs at least {importer.MIN_IMAGES_TO_IMPORT} images to import and "
+        help=f"Up to {limit} MB. Each class needs at least {importer.MIN_IMAGES_TO_IMPORT} {_kinds.all_items()} to import and "
              f"{health.MIN_IMAGES_TO_TRAIN} to train; {health.ADVISED_IMAGES} or more is best.",
     )
 
@@ -78,11 +81,13 @@ def _reset_builder() -> None:
     b["generation"] += 1
 
 
-def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool]:
-    """Classes built here: ([(class name, uploads)], unlabeled uploads, dataset name, create clicked)."""
+def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spec_kinds.Kind]:
+    """Classes built here: ([(class name, uploads)], unlabeled uploads, dataset name, create clicked, their kind)."""
+    kind = _kinds.kind_ui("data.builder_kind", "What the classes hold; the uploaders below take files of this kind.")
+    words = _kinds.own_items(kind)
     st.caption(
-        "Make a class for each kind of thing the model should tell apart, name it, and drop its pictures in. "
-        "You can select many pictures at once."
+        f"Make a class for each kind of thing the model should tell apart, name it, and drop its {words} in. "
+        f"You can select many {words} at once."
     )
     b = _builder()
     classes: list[tuple[str, list[Any]]] = []
@@ -91,21 +96,22 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool]:
         st.session_state.setdefault(name_key, f"Class {number}")
         with st.container(border=True):
             left, right = st.columns([4, 1], vertical_alignment="bottom")
-            name = left.text_input("Class name", key=name_key, help="What the pictures in this class show.")
+            name = left.text_input("Class name", key=name_key, help=f"What the {words} in this class show.")
             right.button("Delete", key=f"data.class_delete.{slot}", icon=":material/delete:",
-                         on_click=_delete_class, args=(slot,), help="Remove this class and its pictures.")
+                         on_click=_delete_class, args=(slot,), help=f"Remove this class and its {words}.")
             files = st.file_uploader(
-                f"Pictures of '{name}'", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data.class_files.{slot}",
-                help="Select or drop many pictures at once; add more by uploading again.",
+                f"{words.capitalize()} of '{name}'", type=_kinds.upload_types(kind), accept_multiple_files=True,
+                key=f"data.class_files.{slot}", help=f"Select or drop many {words} at once; add more by uploading again.",
             )
-            st.caption(f"{len(files)} picture(s)")
+            files = [*files, *_kinds.recordings_ui(kind, slot, name)]  # a microphone where the kind takes one
+            st.caption(f"{len(files)} {words[:-1]}(s)")
         classes.append((name, files))
     st.button("Add a class", key="data.add_class", icon=":material/add:", on_click=_add_class,
               help="Adds an empty class to name and fill, for one more kind of thing to tell apart.")
     unlabeled = st.file_uploader(
-        "Unlabeled pictures (optional)", type=IMAGE_TYPES, accept_multiple_files=True,
+        f"Unlabeled {words} (optional)", type=_kinds.upload_types(kind), accept_multiple_files=True,
         key=f"data.unlabeled_files.{b['generation']}",
-        help="Pictures of the same kind that nobody has sorted into a class yet. They are kept with the dataset "
+        help=f"{words.capitalize()} of the same kind that nobody has sorted into a class yet. They are kept with the dataset "
              "for later use and never used as training examples.",
     )
     st.session_state.setdefault("data.builder_name", "my classes")
@@ -113,16 +119,16 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool]:
                          help="The name this dataset is listed under in the app; any name will do.")
     clicked = st.button("Create the dataset", key="data.build", type="primary", icon=":material/check:",
                         disabled=not b["slots"],
-                        help="Checks every picture, stores a copy of each usable one in your workspace and lists "
+                        help=f"Checks every {words[:-1]}, stores a copy of each usable one in your workspace and lists "
                              "any it had to skip, with the reason.")
-    return classes, unlabeled, name, clicked
+    return classes, unlabeled, name, clicked, kind
 
 
 def samples_ui() -> str | None:
     """A built-in sample; its name when its button was clicked."""
     name = st.radio("Sample", samples.SAMPLES, key="data.sample_name", format_func=str.capitalize,
-                    captions=[samples.SAMPLE_DESCRIPTIONS[s] for s in samples.SAMPLES],
-                    help="Ready-made example datasets, to try TransferLab before using your own images.")
+                    captions=[_kinds.sample_caption(s, samples.SAMPLE_DESCRIPTIONS[s]) for s in samples.SAMPLES],
+                    help=f"Ready-made example datasets, to try TransferLab before using your own {_kinds.all_items()}.")
     clicked = st.button("Load the sample", key="data.sample", icon=":material/category:",
                         help="Adds the chosen sample to your workspace (or selects it if it is already there).")
     return name if clicked else None
@@ -134,12 +140,12 @@ def folder_ui() -> str | None:
     if hosted:
         st.caption("Importing from a folder on the server is switched off on this hosted server; upload a zip instead.")
     else:
-        st.caption("For images already on the computer that runs TransferLab: "
+        st.caption(f"For {_kinds.all_items()} already on the computer that runs TransferLab: "
                    "give the folder that holds the class folders.")
     path = st.text_input("Folder on the server", key="data.folder", disabled=hosted, placeholder="/path/to/images",
-                         help="A folder whose sub-folders are the classes, each holding that class's images.")
+                         help=f"A folder whose sub-folders are the classes, each holding that class's {_kinds.all_items()}.")
     clicked = st.button("Import the folder", key="data.folder_import", disabled=hosted or not path,
-                        help="Checks the images in that folder and stores a copy of each usable one in your workspace; "
+                        help=f"Checks the {_kinds.all_items()} in that folder and stores a copy of each usable one in your workspace; "
                              "the folder itself is left as it is.")
     return path.strip() if clicked and path and not hosted else None
 
@@ -159,7 +165,8 @@ def imported_sentence(info: dict[str, Any]) -> str:
     if datasets.is_target(info):
         return _domain.imported_sentence(info)
     extra = f" and {len(info['unlabeled'])} unlabeled" if info.get("unlabeled") else ""
-    return f"Imported '{info['name']}': {sum(info['counts'].values())} images in {len(info['classes'])} classes{extra}."
+    items = _kinds.of_dataset(info).items
+    return f"Imported '{info['name']}': {sum(info['counts'].values())} {items} in {len(info['classes'])} classes{extra}."
 
 
 def attempt(action: Callable[[Progress], dict[str, Any]], what: str) -> dict[str, Any] | None:
@@ -174,7 +181,7 @@ def attempt(action: Callable[[Progress], dict[str, Any]], what: str) -> dict[str
         bar.empty()
 
 
-def bring_images_in(ws: Path) -> dict[str, Any] | None:
+def bring_data_in(ws: Path) -> dict[str, Any] | None:
     """The four ways in, as tabs; the newly imported dataset, if any."""
     upload_tab, build_tab, sample_tab, folder_tab = st.tabs(
         ["Upload a zip", "Build classes here", "Built-in samples", "Folder on the server"])
@@ -192,11 +199,11 @@ def bring_images_in(ws: Path) -> dict[str, Any] | None:
                                                                 role=role, classes=classes),
                                f"Importing {upload.name}…")
     with build_tab:
-        classes, unlabeled, name, clicked = builder_ui()
+        classes, unlabeled, name, clicked, kind = builder_ui()
         if clicked:
             imported = attempt(lambda p: importer.import_classes(
                 [(label, [(f.name, f.getvalue) for f in files]) for label, files in classes], ws, name,
-                limits=limits, unlabeled=[(f.name, f.getvalue) for f in unlabeled], progress=p,
+                limits=limits, unlabeled=[(f.name, f.getvalue) for f in unlabeled], progress=p, kind=kind.id,
             ), "Importing your classes…")
             if imported is not None:
                 # A fresh builder for the next dataset; the rerun draws it, and the message survives it.
@@ -238,7 +245,7 @@ def selector_ui(found: list[dict[str, Any]], ws: Path) -> str:
     choice = st.selectbox(
         "Dataset in hand", ids, key="data.select", format_func=labels.__getitem__, on_change=chosen,
         help="The Model, Train, Search and Predictions pages use the dataset chosen here. Uploading another dataset "
-             "does not change it; images from where the model will be used are chosen on the Model page.",
+             f"does not change it; {_kinds.all_items()} from where the model will be used are chosen on the Model page.",
     )
     st.session_state["dataset_id"] = choice
     return choice
@@ -268,16 +275,17 @@ def _delete(dataset_id: str, name: str, ws: Path) -> None:
 def delete_ui(info: dict[str, Any], ws: Path) -> None:
     """A delete button that asks for confirmation first."""
     key = "data.confirm_delete"
+    items = _kinds.of_dataset(info).items
     if st.session_state.get(key) != info["id"]:
         st.button("Delete this dataset…", key="data.delete", icon=":material/delete:",
                   on_click=lambda: st.session_state.update({key: info["id"]}),
-                  help="Removes the workspace's copy of these images, after asking you to confirm. "
+                  help=f"Removes the workspace's copy of these {items}, after asking you to confirm. "
                        "The files you imported from are not touched.")
         return
     used = datasets.runs_using(info["id"], ws)
-    runs_note = (f" {len(used)} training run(s) used it: their models stay, but their test images go with it."
+    runs_note = (f" {len(used)} training run(s) used it: their models stay, but their test {items} go with it."
                  if used else "")
-    st.warning(f"Delete '{info['name']}' and its {sum(info['counts'].values())} images for good?{runs_note}")
+    st.warning(f"Delete '{info['name']}' and its {sum(info['counts'].values())} {items} for good?{runs_note}")
     yes, no = st.columns(2)
     yes.button("Yes, delete it", key="data.delete_yes", type="primary", on_click=_delete,
                args=(info["id"], info["name"], ws), help="Deletes the dataset for good; this cannot be undone.")
@@ -293,11 +301,11 @@ def _mirror(name: str) -> None:
     st.session_state[f"model.{name}"] = st.session_state[f"data.{name}"]
 
 
-def split_ui(predefined: bool) -> tuple[float, float, int]:
+def split_ui(predefined: bool, kind: spec_kinds.Kind) -> tuple[float, float, int]:
     """Validation and test shares and the seed (shared with the Model page)."""
     if predefined:
         st.info("This dataset came with its own train, val and test folders; that split is kept. "
-                "A part it lacks is drawn from its training images with the share below.")
+                f"A part it lacks is drawn from its training {kind.items} with the share below.")
     for name in SPLIT_FIELDS:
         st.session_state[f"data.{name}"] = st.session_state.get(f"model.{name}", getattr(DEFAULTS, name))
     left, middle, right = st.columns(3)
@@ -306,10 +314,10 @@ def split_ui(predefined: bool) -> tuple[float, float, int]:
         lo, hi = RANGES[name]
         values.append(column.slider(
             label, float(lo), float(hi), step=0.05, key=f"data.{name}", on_change=_mirror, args=(name,),
-            help=SPLIT_HELP))
+            help=SPLIT_HELP.format(items=kind.items)))
     lo, hi = RANGES["seed"]
     seed = right.number_input("Random seed", int(lo), int(hi), step=1, key="data.seed", on_change=_mirror,
-                              args=("seed",), help="The same seed gives the same split of the images; "
+                              args=("seed",), help=f"The same seed gives the same split of the {kind.items}; "
                                                    "change it to draw a different one.")
     return values[0], values[1], int(seed)
 
@@ -320,11 +328,12 @@ def split_ui(predefined: bool) -> tuple[float, float, int]:
 def show_health(info: dict[str, Any], report: dict[str, Any], ws: Path) -> None:
     """Class counts, balance, sizes, skipped files and exact duplicates."""
     counts = info["counts"]
+    kind = _kinds.of_dataset(info)
     a, b, c, d = st.columns(4)
-    a.metric("Images", f"{report['images']:,}")
+    a.metric(kind.label, f"{report['images']:,}")
     b.metric("Classes", report["classes"])
     c.metric("Imbalance (largest / smallest)", f"{report['imbalance_ratio']:.1f}×",
-             help="How many times more images the largest class has than the smallest.")
+             help=f"How many times more {kind.items} the largest class has than the smallest.")
     d.metric("Skipped files", report["skipped"])
     # Recomputed from the counts, so a dataset imported before grouping still shows one sentence per problem.
     found = (health.health_warnings(counts) + health.duplicate_warnings(info["duplicates"])
@@ -342,42 +351,34 @@ def show_health(info: dict[str, Any], report: dict[str, Any], ws: Path) -> None:
     with chart:
         st.plotly_chart(charts.class_counts(counts), width="stretch", key="data.counts_chart")
     with table:
-        st.dataframe(pd.DataFrame({"class": list(counts), "images": list(counts.values())}),
+        st.dataframe(pd.DataFrame({"class": list(counts), kind.items: list(counts.values())}),
                      hide_index=True, width="stretch")
-    sizes = report["sizes"]
-    if sizes["width"]:
-        st.plotly_chart(charts.image_sizes(info["image_sizes"]), width="stretch", key="data.sizes_chart")
-        st.caption(
-            f"Widths {sizes['width']['min']:.0f}-{sizes['width']['max']:.0f} px (median {sizes['width']['median']:.0f}), "
-            f"heights {sizes['height']['min']:.0f}-{sizes['height']['max']:.0f} px (median {sizes['height']['median']:.0f}). "
-            "Every image is resized to the model's input size when training."
-            + (f" {sizes['small']} image(s) are smaller than {health.SMALL_SIDE} px on a side and carry little detail."
-               if sizes["small"] else "")
-        )
+    _kinds.page_kind(kind).health_facts(info, report)  # images: their sizes as uploaded
     show_duplicates(info, ws)
     extras = []
     if info.get("unlabeled"):
-        extras.append(f"{len(info['unlabeled'])} unlabeled image(s) are kept with this dataset for later use.")
+        extras.append(f"{len(info['unlabeled'])} unlabeled {kind.item}(s) are kept with this dataset for later use.")
     if info.get("documents"):
-        extras.append("Kept with the images: " + ", ".join(f"`{Path(d).name}`" for d in info["documents"]) + ".")
+        extras.append(f"Kept with the {kind.items}: " + ", ".join(f"`{Path(d).name}`" for d in info["documents"]) + ".")
     if extras:
         st.caption(" ".join(extras))
 
 
 def show_duplicates(info: dict[str, Any], ws: Path) -> None:
-    """Exact copies: a table for those within a class; both images for those across classes."""
+    """Exact copies: a table for those within a class; both items for those across classes."""
     dups = health.find_duplicates(info)
+    kind = _kinds.of_dataset(info)
     if not dups["within"] and not dups["across"]:
-        st.caption("No exact duplicate images were found.")
+        st.caption(f"No exact duplicate {kind.items} were found.")
         return
     root = datasets.dataset_path(info["id"], ws)
     label_of = {rel: label for label in info["classes"] for rel in info["images"][label]}
     if dups["across"]:
-        st.subheader("The same image in more than one class")
-        st.caption("Each row is one picture filed under different classes; keep it in the right class only.")
+        st.subheader(f"The same {kind.item} in more than one class")
+        st.caption(f"Each row is one {kind.item} filed under different classes; keep it in the right class only.")
         for group in dups["across"][:SHOWN_CONFLICTS]:
-            st.image([images.thumbnail(root / rel, 128) for rel in group["files"]],
-                     caption=[f"{label_of[rel]} · {rel}" for rel in group["files"]], width=128)
+            _kinds.gallery(kind).row([root / rel for rel in group["files"]],
+                                     [f"{label_of[rel]} · {rel}" for rel in group["files"]], 128)
         if len(dups["across"]) > SHOWN_CONFLICTS:
             st.caption(f"…and {len(dups['across']) - SHOWN_CONFLICTS} more.")
     if dups["within"]:
@@ -387,7 +388,7 @@ def show_duplicates(info: dict[str, Any], ws: Path) -> None:
 
 
 def show_split(report: dict[str, Any]) -> None:
-    """Images per class in training, validation and test."""
+    """Items per class in training, validation and test."""
     split = report["split"]
     if split["problem"]:
         st.warning(split["problem"])
@@ -399,32 +400,35 @@ def show_split(report: dict[str, Any]) -> None:
 
 
 def gallery_ui(info: dict[str, Any], ws: Path) -> None:
-    """Thumbnails of one class, a page at a time; a button under each shows it large."""
+    """Items of one class, a page at a time (images: thumbnails, a button under each shows it large)."""
+    kind = _kinds.of_dataset(info)
+    shows = _kinds.gallery(kind)
     left, right = st.columns([2, 1])
-    label = left.selectbox("Class", info["classes"], key="data.gallery_class", help="Whose images to show.")
+    label = left.selectbox("Class", info["classes"], key="data.gallery_class", help=f"Whose {kind.items} to show.")
     files = info["images"][label]
     pages = max(1, -(-len(files) // GALLERY_PAGE))
     # A class with fewer pages than the last one viewed starts again at its last page.
     st.session_state["data.gallery_page"] = min(st.session_state.get("data.gallery_page", 1), pages)
     page = int(right.number_input(f"Page (of {pages})", 1, pages, step=1, key="data.gallery_page",
-                                  help=f"The gallery shows {GALLERY_PAGE} images at a time; go to the next ones here."))
+                                  help=f"The gallery shows {GALLERY_PAGE} {kind.items} at a time; go to the next ones here."))
     root = datasets.dataset_path(info["id"], ws)
     shown = files[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE]
-    st.caption(f"Images {(page - 1) * GALLERY_PAGE + 1}-{(page - 1) * GALLERY_PAGE + len(shown)} "
+    st.caption(f"{kind.label} {(page - 1) * GALLERY_PAGE + 1}-{(page - 1) * GALLERY_PAGE + len(shown)} "
                f"of {len(files):,} in '{label}'.")
     columns = st.columns(GALLERY_COLUMNS)
     for i, rel in enumerate(shown):
         with columns[i % GALLERY_COLUMNS]:
-            st.image(images.thumbnail(root / rel), caption=Path(rel).name, width="stretch")
-            if st.button("Enlarge", key=f"data.enlarge.{rel}", icon=":material/zoom_in:",
-                         help="Opens the image large, over the page; close it with × or Esc."):
-                enlarged(str(root / rel), f"{label} · {rel}")
+            shows.cell(root / rel, Path(rel).name)
+            if shows.large is not None and st.button(
+                    "Enlarge", key=f"data.enlarge.{rel}", icon=":material/zoom_in:",
+                    help=f"Opens the {kind.item} large, over the page; close it with × or Esc."):
+                enlarged(shows.large, root / rel, f"{label} · {rel}")
 
 
-@st.dialog("Image", width="large")
-def enlarged(path: str, caption: str) -> None:
+@st.dialog("A closer look", width="large")
+def enlarged(large: Callable[[Path, str], None], path: Path, caption: str) -> None:
     """The large view, in a dialog over the page where the viewer is looking (not above the grid, off-screen)."""
-    st.image(path, caption=caption, width="stretch")
+    large(path, caption)
 
 
 def augment_ui() -> AugmentConfig:
@@ -464,11 +468,13 @@ def preview_ui(info: dict[str, Any], ws: Path) -> None:
 
 
 def show_dataset(info: dict[str, Any], ws: Path) -> None:
-    """The chosen dataset: health report, split, gallery and augmentation preview."""
-    health_tab, split_tab, gallery_tab, preview_tab = st.tabs(
-        ["Health report", "Split", "Gallery", "Augmentation preview"])
+    """The chosen dataset: health report, split, gallery and (for a kind that has one) augmentation preview."""
+    kind = _kinds.of_dataset(info)
+    previewed = _kinds.page_kind(kind).augment_preview
+    health_tab, split_tab, gallery_tab, *preview_tab = st.tabs(
+        ["Health report", "Split", "Gallery"] + (["Augmentation preview"] if previewed else []))
     with split_tab:
-        val_fraction, test_fraction, seed = split_ui(bool(info.get("predefined_split")))
+        val_fraction, test_fraction, seed = split_ui(bool(info.get("predefined_split")), kind)
         try:
             RunConfig(dataset_id=info["id"], val_fraction=val_fraction, test_fraction=test_fraction, seed=seed).validate()
         except ConfigError as exc:
@@ -480,8 +486,9 @@ def show_dataset(info: dict[str, Any], ws: Path) -> None:
         show_split(report)
     with gallery_tab:
         gallery_ui(info, ws)
-    with preview_tab:
-        preview_ui(info, ws)
+    if preview_tab:
+        with preview_tab[0]:
+            preview_ui(info, ws)
 
 
 # ---------------------------------------------------------------- page
@@ -491,13 +498,13 @@ def page() -> None:
     ws = _common.workspace()
     st.title("Data")
     st.caption(
-        "A **dataset** is a set of example images sorted into **classes**: the categories the model learns to tell "
-        "apart. "
-        "Every image is checked, turned upright, converted to RGB and stored as a fresh copy; "
-        "every file that cannot be used is listed with the reason."
+        f"A **dataset** is a set of example {_kinds.all_items()} sorted into **classes**: the categories the model "
+        "learns to tell apart. "
+        + "; ".join(_kinds.page_kind(spec_kinds.get(k)).stored_how for k in spec_kinds.ids())
+        + "; every file that cannot be used is listed with the reason."
     )
     _common.selected_dataset(ws)  # pins the dataset in hand before an import adds a newer one
-    imported = bring_images_in(ws)
+    imported = bring_data_in(ws)
     if imported is not None:
         imported_ui(imported, ws)
     if "data.flash" in st.session_state:

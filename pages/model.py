@@ -6,7 +6,7 @@ TensorFlow is imported only when the user asks for the parameter count or the pr
 guesses, never to draw the page.
 """
 
-from dataclasses import fields
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
-from core.spec import backbones, strategies
-from core.spec.config import CHOICES, PRESETS, RANGES, AugmentConfig, RunConfig, preset
+from core.spec import backbones, fields, strategies
+from core.spec.config import (CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig, RunConfig,
+                              clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values)
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
 from pages import _common, _domain, _offline, _transfer, _weights
@@ -36,9 +37,7 @@ FORM_FIELDS = (
 )
 HEAD_FIELDS = ("pooling", "dropout", "hidden_units", "l2")
 
-# The preset radio also offers the recommender's choice; a config records which one it started from.
-RECOMMENDED = "recommended"
-PRESET_CHOICES = (*PRESETS, RECOMMENDED)
+# The preset radio also offers the recommender's choice (config.RECOMMENDED); a config records its preset.
 PRESET_NAMES = {"quick": "Quick", "balanced": "Balanced", "best": "Best", RECOMMENDED: "Recommended for my images"}
 DRAFT = _common.MODEL_DRAFT  # the workspace draft that keeps these settings across a browser reload
 PRESET_LEADS = {
@@ -68,7 +67,7 @@ def form_values(config: RunConfig) -> dict[str, Any]:
     """Widget key -> value for every widget of this page, read from a config."""
     values = {K + name: getattr(config, name) for name in FORM_FIELDS}
     values |= {K + "head." + name: getattr(config.head, name) for name in HEAD_FIELDS}
-    values |= {K + "augment." + f.name: getattr(config.augment, f.name) for f in fields(AugmentConfig)}
+    values |= {K + "augment." + f.name: getattr(config.augment, f.name) for f in dataclass_fields(AugmentConfig)}
     values[K + "preset"] = config.preset if config.preset in PRESET_CHOICES else "quick"
     if backbones.is_hub(config.backbone):
         # The registry selectbox keeps a registry id; the TF Hub handle has widgets of its own.
@@ -116,11 +115,13 @@ def save_draft(ws: Path, config: RunConfig) -> None:
 
 
 def preset_config(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
-    """A preset's config, or for 'recommended' the quick preset with the recommendation applied."""
-    if name == RECOMMENDED:
-        rec = st.session_state.get(UI + "rec") or {}
-        return preset("quick", dataset_id, **{**rec, **overrides, "preset": RECOMMENDED})
-    return preset(name, dataset_id, **overrides)
+    """A preset's config; 'recommended' takes the recommender's proposal that recommendation() keeps."""
+    return preset(name, dataset_id, _proposal(name), **overrides)
+
+
+def _proposal(name: str) -> dict[str, Any] | None:
+    """The recommender's proposal for the 'recommended' preset (None for the others)."""
+    return (st.session_state.get(UI + "rec") or {}) if name == RECOMMENDED else None
 
 
 def apply_preset(dataset_id: str) -> None:
@@ -302,10 +303,8 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
 
     key = K + "backbone"
     options = tuple(b for b, s in backbones.BACKBONES.items() if backbones.in_tier(s, tier) or b == st.session_state[key])
-    chosen = st.selectbox("Backbone", options, key=key, persist_state="session", format_func=label,
-                          help="The pretrained network that turns each image into features for the new classifier; "
-                               "bigger ones are usually more accurate but slower. ImageNet top-1: how often its first "
-                               "guess was right on ImageNet's 1,000 categories, a rough guide to how well it sees.")
+    chosen = st.selectbox(fields.get("backbone").label, options, key=key, persist_state="session", format_func=label,
+                          help=fields.get("backbone").help)
     spec = backbones.get(chosen)
     st.caption(f"About {ops_at(spec, size):.2g} billion operations per image at {size} px (about "
                f"{ms_at(spec, size):,.0f} ms per image on a 2-core CPU); {len(spec.groups)} layer groups; "
@@ -315,11 +314,8 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
 
 def strategy_ui() -> strategies.Strategy:
     chosen = st.selectbox(
-        "Transfer strategy", strategies.ids(), key=K + "strategy", persist_state="session",
-        format_func=lambda s: strategies.get(s).label,
-        help="How much of the backbone is retrained on your images. Feature extraction keeps it frozen (unchanged) and "
-             "trains only the new classifier; fine-tuning and gradual unfreezing then adjust its top layers too; "
-             "from scratch trains everything from random weights.",
+        fields.get("strategy").label, strategies.ids(), key=K + "strategy", persist_state="session",
+        format_func=lambda s: strategies.get(s).label, help=fields.get("strategy").help,
     )
     strategy = strategies.get(chosen)
     st.markdown(f"{strategy.sentence}  \n**Use it when:** {strategy.use_when}")
@@ -339,32 +335,28 @@ def source_run_ui(strategy: strategies.Strategy, found: list[sources.RunSource])
     by_id = {s.run_id: s for s in usable}
     key = K + "source_run"
     keep_in(key, tuple(by_id), usable[0].run_id)
-    chosen = st.selectbox("Earlier run to start from", tuple(by_id), key=key, persist_state="session",
-                          format_func=lambda r: by_id[r].label,
-                          help="A model trained earlier in this workspace, best on images like yours.")
+    chosen = st.selectbox(fields.get("source_run").label, tuple(by_id), key=key, persist_state="session",
+                          format_func=lambda r: by_id[r].label, help=fields.get("source_run").help)
     return by_id[chosen]
 
 
 def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, image_size: int) -> str:
     """Where the backbone's weights start from; fixed when the strategy or backbone allows only one."""
-    if strategy.forced_weights == "run":
-        st.caption(f"Starting weights: **{WEIGHT_WORDS['run']}** (the only choice for {strategy.label}).")
+    only = only_weights(strategy, spec)  # the same rule as the config command's
+    if only == "run":
+        st.caption(f"{fields.get('weights').label}: **{WEIGHT_WORDS['run']}** (the only choice for {strategy.label}).")
         return "run"
-    allowed = (strategy.forced_weights,) if strategy.forced_weights else spec.weights_options
-    allowed = tuple(w for w in allowed if w in spec.weights_options)
-    if len(allowed) == 1:
+    if only:
         # The radio's own value is left alone, so it comes back when the choice opens up again.
         why = strategy.label if strategy.forced_weights else spec.label
-        st.caption(f"Starting weights: **{WEIGHT_WORDS.get(allowed[0], allowed[0])}** (the only choice for {why}).")
-        weights = allowed[0]
+        st.caption(f"{fields.get('weights').label}: **{WEIGHT_WORDS.get(only, only)}** (the only choice for {why}).")
+        weights = only
     else:
         key = K + "weights"
+        allowed = spec.weights_options
         keep_in(key, allowed, allowed[0])
-        weights = st.radio("Starting weights", allowed, key=key, persist_state="session", horizontal=True,
-                           format_func=lambda w: WEIGHT_WORDS.get(w, w),
-                           help="Weights are the numbers a network learns. Pretrained ones, learned from ImageNet's "
-                                "1.2 million everyday photos, are what makes transfer learning work; random weights "
-                                "show what the network learns from your images alone.")
+        weights = st.radio(fields.get("weights").label, allowed, key=key, persist_state="session", horizontal=True,
+                           format_func=lambda w: WEIGHT_WORDS.get(w, w), help=fields.get("weights").help)
     if weights == "imagenet" and not spec.hub_handle and backbones.cached_weights(spec, image_size):
         st.caption("The ImageNet weights for this backbone are already on this computer.")
     elif weights == "none" and strategy.forced_weights is None:
@@ -376,13 +368,12 @@ def weights_ui(spec: backbones.BackboneSpec, strategy: strategies.Strategy, imag
 def image_size_ui(spec: backbones.BackboneSpec) -> int:
     key = K + "image_size"
     low, high = max(spec.min_size, int(RANGES["image_size"][0])), min(spec.max_size, int(RANGES["image_size"][1]))
-    value = min(max(int(st.session_state[key]), low), high)
+    value = min(max(clamp_image_size(int(st.session_state[key]), spec), low), high)
     # Snap to the slider's grid (a loaded config may hold any size within the bounds).
     st.session_state[key] = min(high, low + round((value - low) / IMAGE_STEP) * IMAGE_STEP) if value < high else high
-    return st.slider("Image size (pixels per side)", low, high, step=IMAGE_STEP, key=key, persist_state="session",
-                     help=f"Images are resized to this square size. {spec.label} was pretrained at "
-                          f"{spec.default_size} px; smaller is faster, larger can see finer detail. The range is "
-                          "what its weights allow.")
+    setting = fields.get("image_size")
+    return st.slider(setting.label, low, high, step=IMAGE_STEP, key=key, persist_state="session",
+                     help=setting.help_for(backbone=spec.label, pretrained=spec.default_size))
 
 
 def training_ui(strategy: strategies.Strategy) -> dict[str, Any]:
@@ -395,20 +386,16 @@ def training_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     values: dict[str, Any] = {}
     lo, hi = RANGES["epochs"]
     values["epochs"] = left.number_input(
-        "Epochs", int(lo), int(hi), step=1, key=K + "epochs", persist_state="session",
-        help="The most passes over all the training images" + (" in the first phase" if later else "")
-             + "; early stopping (under Advanced settings) can end training sooner.")
+        fields.get("epochs").label, int(lo), int(hi), step=1, key=K + "epochs", persist_state="session",
+        help=fields.get("epochs").help_for(phase=" in the first phase" if later else ""))
     key = K + "learning_rate"
     values["learning_rate"] = middle.select_slider(
-        "Learning rate", with_current(in_range(LEARNING_RATES, "learning_rate"), key), key=key, persist_state="session",
-        format_func=lambda v: f"{v:g}",
-        help="How big a change the model makes to its weights after each batch of images. Too high and training "
-             "jumps around; too low and it learns slowly. 0.001 is a good start.")
+        fields.get("learning_rate").label, with_current(in_range(LEARNING_RATES, "learning_rate"), key), key=key,
+        persist_state="session", format_func=lambda v: f"{v:g}", help=fields.get("learning_rate").help)
     key = K + "batch_size"
     values["batch_size"] = right.select_slider(
-        "Batch size", with_current(in_range(BATCH_SIZES, "batch_size"), key), key=key, persist_state="session",
-        help="How many images the model looks at before each update of its weights. Smaller uses less memory; "
-             "larger gives steadier updates.")
+        fields.get("batch_size").label, with_current(in_range(BATCH_SIZES, "batch_size"), key), key=key,
+        persist_state="session", help=fields.get("batch_size").help)
     if later:
         values |= later_phases_ui(strategy)
     return values
@@ -422,32 +409,27 @@ def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     values: dict[str, Any] = {}
     key = K + "fine_tune_epochs"
     low = max(strategy.min_fine_tune_epochs, int(RANGES["fine_tune_epochs"][0]))
-    if st.session_state[key] < low:
-        st.session_state[key] = 3 if gradual else 5
+    if st.session_state[key] < low:  # the same rule as the config command's
+        name = st.session_state.get(K + "preset", "quick")
+        st.session_state[key] = least_fine_tune_epochs(strategy, preset_values(name, _proposal(name)))
+    setting = fields.get("fine_tune_epochs")
     values["fine_tune_epochs"] = left.number_input(
-        "Epochs per step" if gradual else "Fine-tuning epochs", low, int(RANGES["fine_tune_epochs"][1]), step=1,
-        key=key, persist_state="session",
-        help=("Epochs after each group of layers is opened (made trainable)." if gradual else
-              "Epochs after the classifier has been trained, with the top of the backbone unfrozen"
-              + (" (0: no fine-tuning)." if low == 0 else ".")))
+        setting.label_for(strategy.id), low, int(RANGES["fine_tune_epochs"][1]), step=1, key=key,
+        persist_state="session", help=setting.help_for(strategy.id, zero=" (0: no fine-tuning)." if low == 0 else "."))
     key = K + "fine_tune_learning_rate"
     values["fine_tune_learning_rate"] = middle.select_slider(
-        "Learning rate after the head", with_current(in_range(LEARNING_RATES, "fine_tune_learning_rate"), key),
-        key=key, persist_state="session", format_func=lambda v: f"{v:g}",
-        help="The learning rate once the backbone is being retrained. Kept low so the pretrained knowledge is "
-             "adjusted, not overwritten.")
+        fields.get("fine_tune_learning_rate").label,
+        with_current(in_range(LEARNING_RATES, "fine_tune_learning_rate"), key), key=key, persist_state="session",
+        format_func=lambda v: f"{v:g}", help=fields.get("fine_tune_learning_rate").help)
     if "fine_tune_layers" in strategy.settings:
         unit = st.session_state[K + "fine_tune_unit"]
         lo, hi = RANGES["fine_tune_layers"]
         values["fine_tune_layers"] = right.number_input(
-            f"Backbone {unit} to retrain", int(lo), int(hi), step=1, key=K + "fine_tune_layers",
-            persist_state="session",
-            help="How many of the backbone's top layers (those with weights), or top layer groups, are retrained.")
+            fields.get("fine_tune_layers").label_for(unit=unit), int(lo), int(hi), step=1, key=K + "fine_tune_layers",
+            persist_state="session", help=fields.get("fine_tune_layers").help)
         values["fine_tune_unit"] = st.radio(
-            "Count the top of the backbone in", CHOICES["fine_tune_unit"], key=K + "fine_tune_unit",
-            persist_state="session", horizontal=True,
-            help="Layers: single layers with weights. Groups: whole stages of the backbone, found from its structure "
-                 "(shown in the picture above).")
+            fields.get("fine_tune_unit").label, CHOICES["fine_tune_unit"], key=K + "fine_tune_unit",
+            persist_state="session", horizontal=True, help=fields.get("fine_tune_unit").help)
     return values
 
 
@@ -458,7 +440,7 @@ def augment_ui() -> dict[str, bool]:
     )
     columns = st.columns(3)
     values = {}
-    for i, f in enumerate(fields(AugmentConfig)):
+    for i, f in enumerate(dataclass_fields(AugmentConfig)):
         label, help_text = _common.AUGMENT_WORDS.get(f.name, (f.name.capitalize(), None))
         values[f.name] = columns[i % 3].checkbox(label, key=K + "augment." + f.name, persist_state="session",
                                                  help=help_text)
@@ -469,11 +451,8 @@ def augment_views_ui() -> int:
     """How many augmented copies per image to prepare once, when the backbone is frozen."""
     lo, hi = RANGES["augment_views"]
     return st.number_input(
-        "Prepared augmented copies per image", int(lo), int(hi), step=1, key=K + "augment_views",
-        persist_state="session",
-        help="While the backbone is frozen (not retrained), TransferLab can run it once on this many changed copies "
-             "of each image and reuse the results, which is much faster. 0 runs it on fresh copies every "
-             "epoch: slower, with endless variety.")
+        fields.get("augment_views").label, int(lo), int(hi), step=1, key=K + "augment_views",
+        persist_state="session", help=fields.get("augment_views").help)
 
 
 def head_ui(spec: backbones.BackboneSpec) -> dict[str, Any]:
@@ -481,29 +460,21 @@ def head_ui(spec: backbones.BackboneSpec) -> dict[str, Any]:
     left, right = st.columns(2)
     values: dict[str, Any] = {}
     values["pooling"] = left.selectbox(
-        "Pooling", CHOICES["head.pooling"], key=K + "head.pooling", persist_state="session",
-        format_func=POOLING_WORDS.get, disabled=bool(spec.hub_handle),
-        help="The backbone describes each patch of the image; pooling turns that grid into one list of numbers for "
-             "the classifier: the average over the image (the usual choice), the strongest response, the strongest "
-             "in each 2x2 block of patches (keeps a coarse layout), or every patch (many more weights). A TF Hub "
-             "model does this by itself.")
+        fields.get("head.pooling").label, CHOICES["head.pooling"], key=K + "head.pooling", persist_state="session",
+        format_func=POOLING_WORDS.get, disabled=bool(spec.hub_handle), help=fields.get("head.pooling").help)
     key = K + "head.l2"
     values["l2"] = right.select_slider(
-        "Weight penalty (L2)", with_current(in_range(L2_VALUES, "head.l2"), key), key=key, persist_state="session",
-        format_func=lambda v: "off" if v == 0 else f"{v:g}",
-        help="Keeps the classifier's weights small, which helps against overfitting: memorising the few training "
-             "images instead of learning what the classes have in common.")
+        fields.get("head.l2").label, with_current(in_range(L2_VALUES, "head.l2"), key), key=key,
+        persist_state="session", format_func=lambda v: "off" if v == 0 else f"{v:g}", help=fields.get("head.l2").help)
     left, right = st.columns(2)
     lo, hi = RANGES["head.dropout"]
     values["dropout"] = left.slider(
-        "Dropout", float(lo), float(hi), step=0.05, key=K + "head.dropout", persist_state="session",
-        help="The share of features switched off at random while training, so the classifier "
-             "cannot lean on a few of them. Helps against overfitting.")
+        fields.get("head.dropout").label, float(lo), float(hi), step=0.05, key=K + "head.dropout",
+        persist_state="session", help=fields.get("head.dropout").help)
     lo, hi = RANGES["head.hidden_units"]
     values["hidden_units"] = right.number_input(
-        "Hidden units", int(lo), int(hi), step=32, key=K + "head.hidden_units", persist_state="session",
-        help="0 goes straight from the backbone's features to one score per class. More adds an extra layer of that "
-             "many units in between, which can combine features but needs more images.")
+        fields.get("head.hidden_units").label, int(lo), int(hi), step=32, key=K + "head.hidden_units",
+        persist_state="session", help=fields.get("head.hidden_units").help)
     return values
 
 
@@ -511,50 +482,38 @@ def advanced_ui() -> dict[str, Any]:
     values: dict[str, Any] = {}
     left, middle, right = st.columns(3)
     values["optimizer"] = left.selectbox(
-        "Optimizer", CHOICES["optimizer"], key=K + "optimizer", persist_state="session", format_func=OPTIMIZER_WORDS.get,
-        help="The rule that updates the weights (the numbers the network learns) after each batch; Adam is a safe "
-             "default.")
+        fields.get("optimizer").label, CHOICES["optimizer"], key=K + "optimizer", persist_state="session",
+        format_func=OPTIMIZER_WORDS.get, help=fields.get("optimizer").help)
     values["schedule"] = middle.selectbox(
-        "Learning-rate schedule", CHOICES["schedule"], key=K + "schedule", persist_state="session",
-        format_func=SCHEDULE_WORDS.get,
-        help="How the learning rate changes during a phase. Constant keeps it; cosine lowers it smoothly to zero by "
-             "the phase's end; the last one divides it by three whenever the validation loss (how wrong the model "
-             "is on the validation images) stops improving.")
+        fields.get("schedule").label, CHOICES["schedule"], key=K + "schedule", persist_state="session",
+        format_func=SCHEDULE_WORDS.get, help=fields.get("schedule").help)
     lo, hi = RANGES["patience"]
     values["patience"] = right.number_input(
-        "Early-stopping patience (epochs)", int(lo), int(hi), step=1, key=K + "patience", persist_state="session",
-        help="Stop a phase after this many epochs without a better validation loss (how wrong the model is on the "
-             "validation images). The best epoch is kept either way; 0 never stops early.")
+        fields.get("patience").label, int(lo), int(hi), step=1, key=K + "patience", persist_state="session",
+        help=fields.get("patience").help)
     left, middle, right = st.columns(3)
     lo, hi = RANGES["label_smoothing"]
     values["label_smoothing"] = left.slider(
-        "Label smoothing", float(lo), float(hi), step=0.05, key=K + "label_smoothing", persist_state="session",
-        help="Trains towards 'probably this class' instead of 'certainly': makes the model less over-confident.")
+        fields.get("label_smoothing").label, float(lo), float(hi), step=0.05, key=K + "label_smoothing",
+        persist_state="session", help=fields.get("label_smoothing").help)
     values["class_weights"] = middle.selectbox(
-        "Class weights", CHOICES["class_weights"], key=K + "class_weights", persist_state="session",
-        format_func=CLASS_WEIGHT_WORDS.get,
-        help="Makes mistakes on rare classes count more, so the model does not ignore them. Automatic switches it on "
-             f"when the largest class has more than {strategies.IMBALANCE_AUTO:g} times the images of the smallest.")
+        fields.get("class_weights").label, CHOICES["class_weights"], key=K + "class_weights", persist_state="session",
+        format_func=CLASS_WEIGHT_WORDS.get, help=fields.get("class_weights").help)
     lo, hi = RANGES["seed"]
     values["seed"] = right.number_input(
-        "Random seed", int(lo), int(hi), step=1, key=K + "seed", persist_state="session",
-        help="The same seed gives the same split of the images and the same start.")
+        fields.get("seed").label, int(lo), int(hi), step=1, key=K + "seed", persist_state="session",
+        help=fields.get("seed").help)
     values["mixed_precision"] = st.checkbox(
-        "Mixed precision (GPU only)", key=K + "mixed_precision", persist_state="session",
-        help="Computes with 16-bit instead of 32-bit numbers on a GPU (graphics card): faster and lighter. Without a "
-             "GPU it is ignored, and the Train page says so.")
+        fields.get("mixed_precision").label, key=K + "mixed_precision", persist_state="session",
+        help=fields.get("mixed_precision").help)
     values["compare_scratch"] = st.checkbox(
-        "Also train from scratch, to check that transfer learning helped", key=K + "compare_scratch",
-        persist_state="session",
-        help="After this run, the same network is trained again from random weights for the same number of "
-             "epochs. If that baseline does better, the run is flagged 'transfer hurt'. Doubles the time.")
+        fields.get("compare_scratch").label, key=K + "compare_scratch", persist_state="session",
+        help=fields.get("compare_scratch").help)
     left, right = st.columns(2)
-    for column, name, label in ((left, "val_fraction", "Validation share"), (right, "test_fraction", "Test share")):
+    for column, name in ((left, "val_fraction"), (right, "test_fraction")):
         lo, hi = RANGES[name]
-        values[name] = column.slider(
-            label, float(lo), float(hi), step=0.05, key=K + name, persist_state="session",
-            help="The model learns from the training images. Validation images check it after every epoch; test "
-                 "images are kept aside and used once at the end to measure accuracy honestly.")
+        values[name] = column.slider(fields.get(name).label, float(lo), float(hi), step=0.05, key=K + name,
+                                     persist_state="session", help=fields.get(name).help)
     return values
 
 

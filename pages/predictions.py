@@ -1,31 +1,27 @@
-"""Predictions: can I trust this model? Its test scores, its mistakes, why it decides, and new images.
+"""Predictions: can I trust this model? Its test scores, its mistakes, why it decides, and new items.
 
 Everything about the test split is derived from the predictions stored in eval.json
 (core.evaluation.report), so the page opens without TensorFlow. The model is loaded only when the
-viewer classifies images or asks for the embedding view (core.evaluation / core.interpret,
+viewer classifies items or asks for the embedding view (core.evaluation / core.interpret,
 imported lazily), and it is kept in this browser session only: nothing of one viewer is cached
-globally.
+globally. How items are shown, handed in and explained is asked of the run's kind of data (`pages._kinds`).
 """
 
-import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageOps
 
-from core.data import archives
 from core.engine import evaluation, interpret
 from core.errors import DatasetError, TransferLabError
+from core.spec import kinds as spec_kinds
 from core.service import jobs
 from core.store import datasets, files, runs
 from pages import _charts as charts
 from pages import _common
-from pages import _domain
+from pages import _domain, _explainers, _kinds
 
-IMAGE_TYPES = [suffix.lstrip(".") for suffix in archives.IMAGE_SUFFIXES]
 # Percentages with one decimal, as in the figures above the tables (Streamlit's "percent" shows two).
 PERCENT = st.column_config.NumberColumn(format="%.1f%%")
 
@@ -34,7 +30,6 @@ def percent(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """Shares (0-1) in these columns as percentages (0-100), for PERCENT columns."""
     return frame.assign(**{c: frame[c] * 100 for c in columns if c in frame})
 GALLERY = 12
-GRADCAM_SHOWN = 6
 
 
 # ---------------------------------------------------------------- state
@@ -79,55 +74,51 @@ def session_model(run: runs.RunInfo) -> Any:
     return st.session_state["pred.model"][1]
 
 
-def show_images(root: Path | None, files: list[str], captions: list[str], missing: str) -> None:
-    """A gallery of dataset images, or a sentence when the dataset is gone."""
-    if root is None:
-        st.caption(missing)
-        return
-    shown = [(root / f, c) for f, c in zip(files, captions) if (root / f).is_file()]
-    if shown:
-        st.image([str(p) for p, _ in shown], width=120, caption=[c for _, c in shown])
+def show_items(kind: spec_kinds.Kind, root: Path | None, files: list[str], captions: list[str]) -> None:
+    """A gallery of dataset items, or a sentence when the dataset is gone."""
+    _kinds.show_stored(kind, root, files, captions,
+                       f"The run's dataset is no longer in the workspace, so its {kind.items} cannot be shown.")
 
 
 # ---------------------------------------------------------------- test results
 
 
-def headline_ui(rep: dict[str, Any]) -> None:
+def headline_ui(rep: dict[str, Any], kind: spec_kinds.Kind) -> None:
     """The test accuracy and F1 scores in a row of figures."""
     cols = st.columns(5)
-    cols[0].metric("Test accuracy", f"{rep['accuracy']:.1%}", help="Share of test images whose class was guessed right.")
+    cols[0].metric("Test accuracy", f"{rep['accuracy']:.1%}", help=f"Share of test {kind.items} whose class was guessed right.")
     cols[1].metric("Macro F1", f"{rep['macro']['f1-score']:.1%}",
                    help="F1 (precision and recall in one number, see below) averaged over the classes, each class "
                         "counting the same, so a weak rare class shows.")
     cols[2].metric("Weighted F1", f"{rep['weighted']['f1-score']:.1%}",
-                   help="F1 averaged over the classes, each weighted by its number of test images.")
+                   help=f"F1 averaged over the classes, each weighted by its number of test {kind.items}.")
     auc = rep.get("roc_auc")
     cols[3].metric("ROC-AUC", "-" if auc is None else f"{auc:.3f}",
-                   help="Area under the ROC curve: how well the model's probabilities rank images of a class above "
+                   help=f"Area under the ROC curve: how well the model's probabilities rank {kind.items} of a class above "
                         "the others, at any threshold. 1 is perfect, 0.5 is guessing. With more than two classes: "
                         "each class against the rest, averaged.")
-    cols[4].metric("Test images", rep.get("n", "-"), help="Images held back from training and used only for this check.")
+    cols[4].metric(f"Test {kind.items}", rep.get("n", "-"), help=f"{kind.label} held back from training and used only for this check.")
     if rep.get("roc_auc_note"):
         st.caption(rep["roc_auc_note"])
 
 
-def scores_ui(rep: dict[str, Any]) -> None:
+def scores_ui(rep: dict[str, Any], kind: spec_kinds.Kind) -> None:
     """Averaged and per-class precision/recall/F1 and ROC-AUC, with ROC curves."""
     st.caption(
-        "**Precision**: when the model says 'this class', how often it is right. **Recall**: of the images "
+        f"**Precision**: when the model says 'this class', how often it is right. **Recall**: of the {kind.items} "
         "that really are this class, how many it finds. **F1** combines the two into one number."
     )
     averages = pd.DataFrame([
         {"average": name, "precision": rep[key]["precision"], "recall": rep[key]["recall"], "F1": rep[key]["f1-score"]}
         for key, name in (("macro", "macro (every class counts the same)"),
-                          ("weighted", "weighted (by test images per class)"))
+                          ("weighted", f"weighted (by test {kind.items} per class)"))
     ])
     st.dataframe(percent(averages, "precision", "recall", "F1"), hide_index=True, width="stretch",
                  column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT})
     left, right = st.columns([1, 1])
     with left:
         st.markdown("**Per class**")
-        per_class = pd.DataFrame(rep["per_class"]).rename(columns={"f1": "F1", "support": "test images", "auc": "AUC"})
+        per_class = pd.DataFrame(rep["per_class"]).rename(columns={"f1": "F1", "support": f"test {kind.items}", "auc": "AUC"})
         st.dataframe(percent(per_class, "precision", "recall", "F1"), hide_index=True, width="stretch",
                      column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT,
                                     "AUC": st.column_config.NumberColumn(format="%.3f", help="ROC-AUC of this class "
@@ -135,22 +126,22 @@ def scores_ui(rep: dict[str, Any]) -> None:
     with right:
         if rep.get("roc_curves"):
             st.plotly_chart(charts.roc_curves(rep["roc_curves"]), width="stretch", key="pred.roc")
-            st.caption("A curve hugging the top-left corner means the model ranks this class's images above "
+            st.caption(f"A curve hugging the top-left corner means the model ranks this class's {kind.items} above "
                        "the others at almost every threshold; the dashed diagonal is guessing.")
 
 
-def confusion_ui(rep: dict[str, Any], root: Path | None) -> None:
-    """The confusion matrix; clicking a cell (or the selector beside it) shows that cell's images."""
+def confusion_ui(rep: dict[str, Any], root: Path | None, kind: spec_kinds.Kind) -> None:
+    """The confusion matrix; clicking a cell (or the selector beside it) shows that cell's items."""
     left, right = st.columns([3, 2])
     cells = rep["cells"]
     with left:
         event = st.plotly_chart(charts.confusion_matrix(rep["confusion_matrix"], rep["classes"]), width="stretch",
                                 key="pred.confusion", on_select="rerun", selection_mode="points")
         st.caption("**Confusion matrix**: each row is the true class, each column the class the model guessed; "
-                   "the diagonal holds the right answers, everything else a mix-up. Click a cell to see its images.")
+                   f"the diagonal holds the right answers, everything else a mix-up. Click a cell to see its {kind.items}.")
     with right:
         if not cells:
-            st.caption("This evaluation has no stored per-image predictions, so its cells cannot be opened.")
+            st.caption(f"This evaluation has no stored per-{kind.item} predictions, so its cells cannot be opened.")
             return
         clicked = charts.clicked_cell(event, cells)
         if clicked is not None and st.session_state.get("pred.cell_clicked") != clicked:
@@ -158,39 +149,37 @@ def confusion_ui(rep: dict[str, Any], root: Path | None) -> None:
             st.session_state["pred.cell_clicked"] = clicked
             st.session_state["pred.cell"] = clicked
         labels = {i: f"true {c['true']} → guessed {c['predicted']} ({c['count']})" for i, c in enumerate(cells)}
-        chosen = st.selectbox("Show the images of one cell", list(labels), format_func=labels.get,
+        chosen = st.selectbox(f"Show the {kind.items} of one cell", list(labels), format_func=labels.get,
                               key="pred.cell", help="Mix-ups come first, the biggest first.")
         cell = cells[chosen]
-        show_images(root, cell["files"][:GALLERY], [Path(f).name for f in cell["files"][:GALLERY]],
-                    "The run's dataset is no longer in the workspace, so its images cannot be shown.")
+        show_items(kind, root, cell["files"][:GALLERY], [Path(f).name for f in cell["files"][:GALLERY]])
         if cell["count"] > GALLERY:
-            st.caption(f"The first {GALLERY} of {cell['count']} images.")
+            st.caption(f"The first {GALLERY} of {cell['count']} {kind.items}.")
 
 
-def mistakes_ui(rep: dict[str, Any], root: Path | None) -> None:
-    """Most-confused class pairs, the images with the highest loss, and confidence of right vs wrong answers."""
+def mistakes_ui(rep: dict[str, Any], root: Path | None, kind: spec_kinds.Kind) -> None:
+    """Most-confused class pairs, the items with the highest loss, and confidence of right vs wrong answers."""
     pairs = rep["most_confused"]
     st.markdown("**Most-confused pairs**")
     if pairs:
-        st.dataframe(percent(pd.DataFrame(pairs).rename(columns={"count": "test images",
+        st.dataframe(percent(pd.DataFrame(pairs).rename(columns={"count": f"test {kind.items}",
                                                                 "share": "share of the true class"}),
                              "share of the true class"),
                      hide_index=True, width="stretch",
                      column_config={"share of the true class": PERCENT})
     else:
-        st.caption("No test image was taken for another class.")
+        st.caption(f"No test {kind.item} was taken for another class.")
     losses = rep["top_losses"]
     if losses:
         wrong = [r for r in losses if not r["correct"]]
         if wrong:
-            st.markdown("**Confident mistakes**: the wrongly classified test images the model was most sure about")
+            st.markdown(f"**Confident mistakes**: the wrongly classified test {kind.items} the model was most sure about")
             shown = wrong[:GALLERY]
-            show_images(root, [r["file"] for r in shown],
-                        [f"true {r['true']} ({r['p_true']:.0%}), guessed {r['predicted']} ({r['p_predicted']:.0%})"
-                         for r in shown],
-                        "The run's dataset is no longer in the workspace, so its images cannot be shown.")
+            show_items(kind, root, [r["file"] for r in shown],
+                       [f"true {r['true']} ({r['p_true']:.0%}), guessed {r['predicted']} ({r['p_predicted']:.0%})"
+                        for r in shown])
         else:
-            st.markdown("**Confident mistakes**: none, every test image was classified right. The least sure right "
+            st.markdown(f"**Confident mistakes**: none, every test {kind.item} was classified right. The least sure right "
                         "answers are in the table below.")
         with st.expander(f"All of the {len(losses)} highest losses as a table"):
             st.dataframe(percent(pd.DataFrame(losses).rename(columns={"p_true": "probability of the true class",
@@ -221,101 +210,62 @@ def curves_ui(run: runs.RunInfo, ws: Path) -> None:
     _common.curves_ui(history, "pred")
 
 
-# ---------------------------------------------------------------- new images
+# ---------------------------------------------------------------- new items
 
 
-def images_ui() -> list[tuple[str, str, bytes]]:
-    """The viewer's images: uploads, and a camera photo when the camera is switched on; (id, name, bytes)."""
-    files = st.file_uploader("Images to classify", type=IMAGE_TYPES, accept_multiple_files=True,
-                             key="pred.upload", help="Any photos; they are only used for this prediction.")
-    images = [(f.file_id, f.name, f.getvalue()) for f in files or []]
-    if st.toggle("Take a photo with the camera", key="pred.use_camera",
-                 help="Your browser asks for permission first; the photo is only used for this prediction."):
-        photo = st.camera_input("Photo", key="pred.camera",
-                                help="Take a picture to classify; it is only used for this prediction.")
-        if photo is not None:
-            images.append((photo.file_id, "camera photo", photo.getvalue()))
-    return images
-
-
-def explain_one(model: Any, data: bytes, image_size: int, class_index: int) -> dict[str, Any]:
-    """Grad-CAM for one image, or the sentence saying why there is none."""
-
-    try:
-        return as_photo(data, interpret.explain(model, data, image_size, class_index))
-    except TransferLabError as exc:
-        return {"unavailable": str(exc)}
-
-
-def as_photo(data: bytes, why: dict[str, Any], longest: int = 320) -> dict[str, Any]:
-    """The Grad-CAM on the photo as it is, not on the square the model sees: the photo at its own aspect ratio
-    (longest side `longest` px) and the heatmap stretched back to it."""
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            photo = ImageOps.exif_transpose(opened).convert("RGB")
-    except (OSError, ValueError):
-        return why  # the square the model saw is still a fair picture
-    scale = longest / max(photo.size)
-    size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
-    heat = Image.fromarray(np.asarray(why["heatmap"], dtype=np.float32)).resize(size, Image.BILINEAR)
-    return {**why, "image": np.asarray(photo.resize(size, Image.BILINEAR)), "heatmap": np.asarray(heat)}
-
-
-def try_ui(run: runs.RunInfo) -> None:
-    """Classify the viewer's own images (top-k bars), with a Grad-CAM heatmap of where the model looked."""
-    st.subheader("Try it on your own images")
-    st.caption("Each image gets the model's answer, how sure it is, and a Grad-CAM heatmap: the parts of the "
-               "image that weighed most in that answer.")
+def try_ui(run: runs.RunInfo, kind: spec_kinds.Kind) -> None:
+    """Classify the viewer's own items (top-k bars), each explained the kind's way (images: a Grad-CAM heatmap)."""
+    explains = _explainers.explainer(kind)
+    st.subheader(f"Try it on your own {kind.items}")
+    st.caption(explains.about)
     if not (run.path / "model.keras").is_file():
-        st.info("This run has no saved model file, so it cannot classify new images.")
+        st.info(f"This run has no saved model file, so it cannot classify new {kind.items}.")
         return
-    images = images_ui()
-    if not images:
+    handed = _kinds.hand_in_ui(kind)
+    if not handed:
         return
 
-    wanted = (run.id, tuple(i for i, _, _ in images))
+    wanted = (run.id, tuple(i for i, _, _ in handed))
     cached = st.session_state.get("pred.results")
     if cached and cached[0] == wanted:
         results, explained = cached[1], cached[2]
     else:
         model = session_model(run)
         with st.spinner("Classifying…"):
-            results = evaluation.predict(run.path, [(name, data) for _, name, data in images], top_k=5, model=model)
+            results = evaluation.predict(run.path, [(name, data) for _, name, data in handed], top_k=5, model=model)
             classes = files.read_json(run.path / "split.json")["classes"]
             explained = [
-                explain_one(model, data, run.config.image_size, classes.index(r["prediction"]))
-                if "prediction" in r and n < GRADCAM_SHOWN and run.config is not None else None
-                for n, ((_, _, data), r) in enumerate(zip(images, results))
+                _explainers.explain_one(kind, model, data, run.config.image_size, classes.index(r["prediction"]))
+                if "prediction" in r and n < explains.shown_at_most and run.config is not None else None
+                for n, ((_, _, data), r) in enumerate(zip(handed, results))
             ]
         st.session_state["pred.results"] = (wanted, results, explained)
-    for i, ((_, name, data), result, why) in enumerate(zip(images, results, explained)):
+    for i, ((_, name, data), result, why) in enumerate(zip(handed, results, explained)):
         if "error" in result:
             st.warning(result["error"])
             continue
         left, middle, right = st.columns([1, 2, 1])
-        left.image(data, caption=name, width=160)
+        with left:
+            _kinds.gallery(kind).handed(data, name, 160)
         best = result["top"][0]
         middle.markdown(f"**{result['prediction']}** ({best['probability']:.0%} sure)")
         middle.plotly_chart(charts.probabilities(result["top"]), width="stretch", key=f"pred.probabilities.{i}")
         if why and "unavailable" in why:
             right.caption(why["unavailable"])
         elif why:
-            right.plotly_chart(charts.gradcam_overlay(why["image"], why["heatmap"]), width="stretch",
-                               key=f"pred.gradcam.{i}")
-            right.caption(f"Where the model looked to answer '{result['prediction']}': red areas weighed most "
-                          "(a Grad-CAM heatmap, from the backbone's last layer of image features).")
-    if len(images) > GRADCAM_SHOWN:
-        st.caption(f"Heatmaps are drawn for the first {GRADCAM_SHOWN} images only.")
+            explains.show(right, why, result["prediction"], i)
+    if explains.shown_at_most and len(handed) > explains.shown_at_most:
+        st.caption(explains.more_note.format(n=explains.shown_at_most, items=kind.items))
 
 
-def batch_ui(run: runs.RunInfo) -> None:
-    """Classify a zip of images and download the answers as CSV."""
+def batch_ui(run: runs.RunInfo, kind: spec_kinds.Kind) -> None:
+    """Classify a zip of items and download the answers as CSV."""
     if not (run.path / "model.keras").is_file():
         return
     st.subheader("Classify a whole folder")
-    upload = st.file_uploader("A .zip of images", type=["zip"], key="pred.zip",
-                              help="A zip of photos (folders inside are fine). Nothing is unpacked to disk; "
-                                   "files that are not images are listed as skipped.")
+    upload = st.file_uploader(f"A .zip of {kind.items}", type=["zip"], key="pred.zip",
+                              help=f"A zip of {_kinds.own_items(kind)} (folders inside are fine). Nothing is unpacked "
+                                   f"to disk; files that are not {kind.items} are listed as skipped.")
     if upload is None:
         return
 
@@ -324,16 +274,16 @@ def batch_ui(run: runs.RunInfo) -> None:
         results, skipped = cached[1], cached[2]
     else:
         try:
-            images, skipped = evaluation.images_from_zip(upload.getvalue())
+            items, skipped = evaluation.images_from_zip(upload.getvalue())
         except TransferLabError as exc:
             st.error(str(exc))
             return
         model = session_model(run)
-        with st.spinner(f"Classifying {len(images)} images…"):
-            results = evaluation.predict(run.path, images, top_k=3, model=model)
+        with st.spinner(f"Classifying {len(items)} {kind.items}…"):
+            results = evaluation.predict(run.path, items, top_k=3, model=model)
         st.session_state["pred.batch"] = ((run.id, upload.file_id), results, skipped)
     ok = [r for r in results if "prediction" in r]
-    st.markdown(f"**{len(ok)}** image{'s' if len(ok) != 1 else ''} classified.")
+    st.markdown(f"**{len(ok)}** {kind.items if len(ok) != 1 else kind.item} classified.")
     table = pd.DataFrame([{"file": r["file"], "prediction": r["prediction"], "probability": r["top"][0]["probability"]}
                           for r in ok])
     if not table.empty:
@@ -353,10 +303,10 @@ def batch_ui(run: runs.RunInfo) -> None:
 # ---------------------------------------------------------------- embedding view
 
 
-def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
-    """A 2-D map of the backbone's features of the dataset images, coloured by class, with suspects listed."""
+def embedding_ui(run: runs.RunInfo, root: Path | None, kind: spec_kinds.Kind) -> None:
+    """A 2-D map of the backbone's features of the dataset items, coloured by class, with suspects listed."""
 
-    st.caption("Each dot is one image of the dataset, placed by what the backbone sees in it: images the model "
+    st.caption(f"Each dot is one {kind.item} of the dataset, placed by what the backbone sees in it: {kind.items} the model "
                "finds alike sit together. A dot deep inside another class's cloud may carry the wrong label.")
     emb = interpret.load_embeddings(run.path)
     if emb is None:
@@ -364,17 +314,17 @@ def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
             st.info("This run has no saved model file, so there are no features to map.")
             return
         if not st.button("Compute the embedding view", key="pred.embed", icon=":material/scatter_plot:",
-                         help=f"Runs the backbone over up to {interpret.MAX_EMBEDDED:,} dataset images and projects "
+                         help=f"Runs the backbone over up to {interpret.MAX_EMBEDDED:,} dataset {kind.items} and projects "
                               "them to 2-D; it takes a while once, then it is kept with the run."):
             return
         try:
-            with st.spinner("Computing the features of the dataset images and their 2-D map…"):
+            with st.spinner(f"Computing the features of the dataset {kind.items} and their 2-D map…"):
                 emb = interpret.compute_embeddings(run.path, model=session_model(run))
         except TransferLabError as exc:
             st.error(str(exc))
             return
     method = st.radio("Projection", list(emb["projections"]), horizontal=True, key="pred.projection",
-                      help="Two ways to flatten the backbone's many numbers per image onto a page. PCA keeps the "
+                      help=f"Two ways to flatten the backbone's many numbers per {kind.item} onto a page. PCA keeps the "
                            "broad layout; t-SNE keeps close neighbours close and shows clusters better.")
     labels = [emb["classes"][i] for i in emb["labels"]]
     hover = [f"{f} ({labels[i]}, {emb['splits'][i]})" for i, f in enumerate(emb["files"])]
@@ -383,27 +333,27 @@ def embedding_ui(run: runs.RunInfo, root: Path | None) -> None:
     with left:
         event = st.plotly_chart(
             charts.embedding_scatter(emb["projections"][method], labels, emb["classes"], hover, flagged,
-                                     title=f"{method} of the backbone features ({len(labels)} images)"),
+                                     title=f"{method} of the backbone features ({len(labels)} {kind.items})"),
             width="stretch", key="pred.embedding", on_select="rerun", selection_mode="points")
     points = event["selection"]["points"] if event else []
     with right:
         if points and isinstance(points[0].get("customdata"), int):
             i = points[0]["customdata"]
-            show_images(root, [emb["files"][i]], [hover[i]], "The run's dataset is no longer in the workspace.")
+            show_items(kind, root, [emb["files"][i]], [hover[i]])
         else:
-            st.caption("Click a dot to see its image here.")
+            st.caption(f"Click a dot to see its {kind.item} here.")
     suspects = emb["mislabeled"]
     st.markdown(f"**Possibly mislabeled** ({len(suspects)})")
     if not suspects:
-        st.caption("No image sits among neighbours that are mostly of another class.")
+        st.caption(f"No {kind.item} sits among neighbours that are mostly of another class.")
         return
-    st.caption("Images whose closest neighbours in feature space are mostly of one other class. Check them: "
+    st.caption(f"{kind.label} whose closest neighbours in feature space are mostly of one other class. Check them: "
                "a wrong label teaches the model the wrong thing. (On a weak model this list is noisy.)")
     names = {n: f"{m['file']}: labelled {m['label']}, neighbours say {m['neighbours_say']} ({m['agreement']:.0%})"
              for n, m in enumerate(suspects)}
     pick = st.selectbox("Look at one", list(names), format_func=names.get, key="pred.suspect",
-                        help="Shows the chosen image, so you can check its label by eye.")
-    show_images(root, [suspects[pick]["file"]], [names[pick]], "The run's dataset is no longer in the workspace.")
+                        help=f"Shows the chosen {kind.item}, so you can check its label by eye.")
+    show_items(kind, root, [suspects[pick]["file"]], [names[pick]])
 
 
 # ---------------------------------------------------------------- page
@@ -419,6 +369,7 @@ def page() -> None:
         return
     run = run_ui(done, ws)
     root = dataset_root(run)
+    kind = _kinds.of_run(run)
     dataset_ui(run, ws)
     # The first tab opens with the score and the confusion matrix: no tab click needed to see them.
     scores, mistakes, training, trying, embedding = st.tabs(
@@ -427,30 +378,30 @@ def page() -> None:
     if run.evaluation:
         rep = evaluation.report(run.evaluation)
     with scores:
-        st.subheader("How well it does on images it never saw")
+        st.subheader(f"How well it does on {kind.items} it never saw")
         if rep is None:
             st.warning("This run has no test evaluation (its eval.json is missing or unreadable).")
         else:
-            headline_ui(rep)
+            headline_ui(rep, kind)
             # The same verdict as the Train page: against guessing and the baseline of its method, never green
             # when near chance or far below that baseline.
             _common.verdict_ui(run.path)
-            confusion_ui(rep, root)
-            scores_ui(rep)
+            confusion_ui(rep, root, kind)
+            scores_ui(rep, kind)
             _domain.target_metrics_ui(rep, run.status)
             _domain.domain_map_ui(run, session_model)
     with mistakes:
         if rep is None:
             st.caption("Without a test evaluation there are no mistakes to show.")
         else:
-            mistakes_ui(rep, root)
+            mistakes_ui(rep, root, kind)
     with training:
         curves_ui(run, ws)
     with trying:
-        try_ui(run)
-        batch_ui(run)
+        try_ui(run, kind)
+        batch_ui(run, kind)
     with embedding:
-        embedding_ui(run, root)
+        embedding_ui(run, root, kind)
 
 
 _common.guarded(page)

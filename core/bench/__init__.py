@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.bench import distill, domain, export, imports, prune, quick, scratch, serve, train, tune
+from core.bench import audio, distill, domain, export, imports, prune, quick, scratch, serve, text, train, tune, tune_shared
 from core.errors import TransferLabError
 
 # name -> (run(keras_cache) -> figures, describe(figures) -> text)
@@ -18,9 +18,12 @@ BENCHMARKS: dict[str, tuple[Callable[[str | None], dict[str, Any]], Callable[[di
     "distill": (distill.run, distill.describe),
     "domain": (domain.run, domain.describe),
     "tune": (tune.run, tune.describe),
+    "tune-shared": (tune_shared.run, tune_shared.describe),
     "prune": (prune.run, prune.describe),
     "serve": (serve.run, serve.describe),
     "scratch-bn": (scratch.run, scratch.describe),
+    "audio": (audio.run, audio.describe),
+    "text": (text.run, text.describe),
 }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from core.data import samples
+from core.engine import networks
 
 MOMENTA = (0.99, 0.9)
 EPOCHS = 8
@@ -50,8 +51,6 @@ def _reestimate(model: Any, x: np.ndarray) -> None:
 def _one(momentum: float, data: tuple[np.ndarray, ...], epochs: int) -> list[dict[str, float]]:
     import tensorflow as tf
     import tf_keras as keras
-
-    from core.engine import networks
 
     x_tr, y_tr, x_va, y_va = data
     keras.utils.set_random_seed(0)

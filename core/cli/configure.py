@@ -12,6 +12,7 @@ from core.cli.common import read_config, show_result, write_stdout
 from core.data import domains, splits
 from core.ship import codegen
 from core.spec import backbones, config as config_mod, fields, strategies
+from core.spec import kinds as spec_kinds
 from core.store import datasets, runs
 from core.store.files import workspace
 
@@ -19,13 +20,16 @@ from core.store.files import workspace
 def cmd_config(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     info = datasets.load_dataset(args.dataset, ws)
+    kind = spec_kinds.of(info).id
     given = fields.given(vars(args))
+    if args.hub:  # the handle names a model of the dataset's kind (a sound model takes a waveform)
+        given["backbone"] = backbones.hub_id(args.hub, kind)
     strategy = strategies.STRATEGIES.get(given.get("strategy") or "")
     if strategy and strategy.source and given.get("source_run") and "backbone" not in given:
         # Weights from an earlier run fit only that run's backbone.
         given["backbone"] = runs.load_config(runs.run_path(given["source_run"], ws)).backbone
-    proposal = _recommendation(info, None).overrides() if args.preset == config_mod.RECOMMENDED else None
-    cfg = config_mod.settle(args.preset, args.dataset, given, proposal)
+    proposal = _recommendation(info, ws).overrides() if args.preset == config_mod.RECOMMENDED else None
+    cfg = config_mod.settle(args.preset, args.dataset, given, proposal, kind)
     if cfg.target_dataset_id:  # refused or explained before anything trains
         for message in domains.check_target(info, datasets.load_dataset(cfg.target_dataset_id, ws)):
             print(f"note: {message}", file=sys.stderr)
@@ -33,16 +37,23 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recommendation(info: dict[str, Any], everyday: bool | None) -> strategies.Recommendation:
-    """The recommender's proposal for a dataset, preferring backbones whose weights are on this computer."""
-    cached = [s.id for s in backbones.BACKBONES.values() if backbones.cached_weights(s, s.default_size)]
+def _recommendation(info: dict[str, Any], ws: Path, everyday: bool | None = None) -> strategies.Recommendation:
+    """The recommender's proposal for a dataset of any kind, preferring backbones whose weights are on this computer."""
+    backbones.use_hub_cache(ws)  # a TF Hub model downloaded earlier (YAMNet) counts as here
+    kind = spec_kinds.of(info).id
+    cached = [s.id for s in backbones.BACKBONES.values()
+              if s.kind == kind and backbones.cached_weights(s, s.default_size)]
+    if kind == "audio":
+        return strategies.recommend_sound(splits.train_counts(info), cached)
+    if kind == "text":
+        return strategies.recommend_text(splits.train_counts(info), cached)
     return strategies.recommend(splits.train_counts(info), everyday, cached)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     info = datasets.load_dataset(args.dataset, ws)
-    rec = _recommendation(info, {"yes": True, "no": False, "unsure": None}[args.everyday])
+    rec = _recommendation(info, ws, {"yes": True, "no": False, "unsure": None}[args.everyday])
     show_result(args, {**asdict(rec), "overrides": rec.overrides()}, rec.reason)
     return 0
 

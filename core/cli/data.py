@@ -10,13 +10,15 @@ from core.cli.common import Parser, import_progress, show_result
 from core.data import health, importer, samples
 from core.data.limits import ImportLimits
 from core.errors import TransferLabError
+from core.spec import kinds as spec_kinds
 from core.store import datasets
 from core.store.files import workspace
 
 
 def _dataset_summary(info: dict) -> str:
     counts = ", ".join(f"{c}: {n}" for c, n in info["counts"].items())
-    lines = [info["id"], f"  {sum(info['counts'].values())} images in {len(info['classes'])} classes ({counts})"]
+    words = spec_kinds.of(info).items
+    lines = [info["id"], f"  {sum(info['counts'].values())} {words} in {len(info['classes'])} classes ({counts})"]
     if not info["classes"]:  # a target import: unlabelled images from where the model will be used
         lines[1] = f"  {len(info.get('unlabeled', []))} unlabelled images from where the model will be used (no classes)"
         lines.append(f"  {health.unlabelled_report(info)['note']}")
@@ -39,12 +41,18 @@ def _import_limits(args: argparse.Namespace) -> ImportLimits:
     return replace(limits, **{k: v for k, v in given.items() if v is not None})
 
 
+def _columns(args: argparse.Namespace) -> dict[str, str]:
+    """The table's columns and encoding as given (.csv / .tsv / .jsonl of texts); guessed when not given."""
+    given = {"text_column": args.text_column, "label_column": args.label_column, "encoding": args.encoding}
+    return {k: v for k, v in given.items() if v}
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     if args.dataset_cmd == "import":
         info = importer.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
                                     unlabeled=args.unlabeled, progress=import_progress(),
-                                    role="target" if args.target else "source")
+                                    role="target" if args.target else "source", columns=_columns(args))
     elif args.dataset_cmd == "sample":
         info = samples.import_sample(args.name, ws, progress=import_progress())
     elif args.dataset_cmd == "show":
@@ -80,13 +88,17 @@ def add_dataset(sub: Any, common: argparse.ArgumentParser) -> None:
     """The `dataset` command and its sub-commands."""
     ds = sub.add_parser("dataset", help="import or create datasets")
     ds_sub = ds.add_subparsers(dest="dataset_cmd", required=True, parser_class=Parser)
-    imp = ds_sub.add_parser("import", parents=[common], help="import a folder of class folders or a .zip of one")
-    imp.add_argument("src", help="a folder of class folders, or a .zip / .tar.gz of one (train/ val/ test/ tops keep their split)")
+    imp = ds_sub.add_parser("import", parents=[common], help="import a folder of class folders or a .zip of one, or a table of texts")
+    imp.add_argument("src", help="a folder of class folders, or a .zip / .tar.gz of one (train/ val/ test/ tops keep their "
+                                 "split), or a .csv / .tsv / .jsonl table of texts with a header (a split column is kept)")
     imp.add_argument("--name")
     imp.add_argument("--unlabeled", help="a folder or archive of unlabeled images of the same kind, kept with the dataset")
     imp.add_argument("--target", action="store_true",
                      help="import every image, in any folders, without labels: images from where the model will be "
                           "used, the target of a domain-adaptation run (at least 20)")
+    imp.add_argument("--text-column", help="a table's column of texts (default: the one named text, sentence, …)")
+    imp.add_argument("--label-column", help="a table's column of labels (default: the one named label, class, …)")
+    imp.add_argument("--encoding", help="a table's text encoding (default: UTF-8, else Windows-1252 / Latin-1)")
     imp.add_argument("--max-members", type=int, help="most entries an archive or folder may hold")
     imp.add_argument("--max-file-mb", type=float, help="largest single file, in MB")
     imp.add_argument("--max-total-mb", type=float, help="most bytes an import may unpack, in MB")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import show_result
+from core.data import texts as data_texts
 from core.engine import domain_map, evaluation
 from core.errors import TransferLabError
 from core.service import verdict
@@ -45,7 +46,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     runs.reconcile(workspace(args.workspace))
     run_dir = runs.run_path(args.run_id, workspace(args.workspace))
-    images = []
+    images = _texts(args)
     for name in args.images:
         path = Path(name)
         if not path.is_file():
@@ -60,6 +61,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
             lines.append(f"{r['file']}: {r['prediction']} (" + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]) + ")")
     show_result(args, results, "\n".join(lines))
     return 0 if all("error" not in r for r in results) else 2
+
+
+def _texts(args: argparse.Namespace) -> list[tuple[str, bytes]]:
+    """Texts to classify: each --text, and each line of each --file (empty lines skipped)."""
+    given = [(f"text {i + 1}", text.encode("utf-8")) for i, text in enumerate(args.text or [])]
+    for name in args.file or []:
+        path = Path(name)
+        if not path.is_file():
+            raise TransferLabError(f"The file '{name}' does not exist; check the path.")
+        lines = data_texts.decode_text(path.read_bytes())[0].splitlines()
+        given += [(f"{name}:{n}", line.encode("utf-8")) for n, line in enumerate(lines, 1) if line.strip()]
+    if not given and not args.images:
+        raise TransferLabError("Give something to classify: image files, --text \"a sentence\" or --file texts.txt.")
+    return given
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -89,9 +104,11 @@ def add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def add_predict(sub: Any, common: argparse.ArgumentParser) -> None:
     """The `predict` command."""
-    pr = sub.add_parser("predict", parents=[common], help="classify images with a trained run")
+    pr = sub.add_parser("predict", parents=[common], help="classify images or texts with a trained run")
     pr.add_argument("run_id")
-    pr.add_argument("images", nargs="+")
+    pr.add_argument("images", nargs="*", help="image (or other) files to classify")
+    pr.add_argument("--text", action="append", help="a text to classify (repeatable), for a run trained on texts")
+    pr.add_argument("--file", action="append", help="a UTF-8 text file, one text to classify per line")
     pr.add_argument("--top-k", type=int, default=3)
     pr.set_defaults(func=cmd_predict)
 

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable, Mapping, Sequence
 
 from core import settings
-from core.data import archives, domains, health, kinds, splits
+from core.data import archives, domains, health, kinds, splits, texts
 from core.data.limits import ImportLimits, ProgressFn, Refused, size_words
 from core.errors import DatasetError
 from core.spec import kinds as spec_kinds
@@ -211,7 +211,7 @@ class _Stored:
                 self.unlabeled.append(rel)
                 continue
             self.images[entry.label].append(rel)
-            self.item_facts.append(facts)
+            self.item_facts.append({**facts, "label": entry.label})  # a kind may sum its facts per class (texts)
             digest = hashlib.sha256(data).hexdigest()
             self.hashes[rel] = digest if piece == 0 else f"{digest}#{piece}"  # windows of one file are not copies
             if entry.part:
@@ -295,10 +295,12 @@ def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
     role: str = "source", kind: str = spec_kinds.DEFAULT, keep_labels: bool = False,
+    notes: Sequence[str] = (), extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decode, normalize and write every item (by its kind's module) into a temporary folder, then move it in place.
 
-    A target keeps its class folders only with keep_labels (they measure accuracy there, never train)."""
+    A target keeps its class folders only with keep_labels (they measure accuracy there, never train).
+    `notes` are sentences about the source kept among the warnings; `extra` fields go into dataset.json."""
     data_kind = kinds.get(kind)
     words = data_kind.spec
     labels = _labels_to_write(entries, source, role, keep_labels, words)
@@ -314,6 +316,7 @@ def _write_dataset(
         _check_stored(out, labels, source, role, predefined, scan.skipped, words)
         kept_docs = _write_docs(docs, tmp, scan.skipped, limits)
         info = _dataset_record(out, dataset_id, name, source, labels, scan, data_kind, predefined, kept_docs, role)
+        info |= {**(extra or {}), "warnings": [*notes, *info["warnings"]]}
         write_json(tmp / "dataset.json", info)
         quota.check_room(ws)  # the new images are already counted: they sit in the workspace's temporary folder
         if progress:
@@ -361,9 +364,10 @@ def _write_docs(docs: Sequence[tuple[str, Callable[[], bytes]]], folder: Path, s
 def import_path(
     src: str | os.PathLike, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(), source: str | None = None,
     *, unlabeled: str | os.PathLike | None = None, progress: ProgressFn | None = None, role: str = "source",
-    kind: str | None = None,
+    kind: str | None = None, columns: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Import a folder of class folders, or a .zip / .tar.gz of one, as a new dataset; returns its dataset.json.
+    A .csv / .tsv / .jsonl file is a table of texts (`import_table`; `columns`: its text_column, label_column).
 
     `source` is what the user knows it by (an upload's file name), when src is a temporary copy.
     `unlabeled` is an optional folder or archive of unlabeled images of the target domain, kept with the dataset.
@@ -374,6 +378,9 @@ def import_path(
     src = Path(src)
     source = source or src.name
     _check_role(role, unlabeled)
+    if src.is_file() and texts.is_table(src.name) and role == "source":
+        table = texts.read_table_file(src, limits, **(columns or {}))
+        return import_table(table, ws, name or Path(source).stem, source, limits, progress=progress)
     if role == "target":
         scan = archives.Scan()
         entries, kind = _unlabeled_entries(src, limits, scan, source, kind)
@@ -421,9 +428,9 @@ def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dic
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
     *, progress: ProgressFn | None = None, role: str = "source", kind: str | None = None,
-    classes: Sequence[str] = (),
+    classes: Sequence[str] = (), columns: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Import an uploaded .zip given as an open binary file (nothing is written outside the new dataset).
+    """Import an uploaded .zip (or a .csv / .tsv / .jsonl table of texts, `columns` as for import_path) given as an open binary file (nothing is written outside the new dataset).
 
     `role="target"`: its items are from where the model will be used. Where its folders are named like
     `classes` (the training dataset's), they stay class folders, used only to measure accuracy there; otherwise
@@ -431,6 +438,9 @@ def import_upload(
     `kind`: the kind of data (core.spec.kinds); by default the kind most of its files are.
     """
     _check_role(role)
+    if texts.is_table(filename) and role == "source":
+        table = texts.read_table(filename, fileobj.read(limits.max_file_bytes + 1), limits, **(columns or {}))
+        return import_table(table, ws, name or Path(filename).stem, filename, limits, progress=progress)
     scan = archives.Scan()
     archives.scan_zip(archives.open_zip(fileobj, filename), filename, limits, scan)
     kind = kind or _detect(scan.files)
@@ -445,6 +455,19 @@ def import_upload(
     entries, docs, predefined = _classify(scan, spec_kinds.get(kind))
     return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs, progress,
                           kind=kind)
+
+
+def import_table(table: texts.Table, ws: Path, name: str, source: str, limits: ImportLimits,
+                 progress: ProgressFn | None = None) -> dict[str, Any]:
+    """A table of texts read by `texts.read_table` as a dataset of texts: one stored text per row, its rows set
+    aside kept with their reasons, a `split` column kept as the predefined split."""
+    scan = archives.Scan()
+    scan.skipped += table.skipped
+    entries = [_Entry(label=_label(label), name=where, read=lambda t=text: t.encode("utf-8"), part=part)
+               for label, text, part, where in table.rows]
+    predefined = any(part for _, _, part, _ in table.rows)  # with a split column every kept row has its part
+    return _write_dataset(entries, scan, name, source, ws, limits, predefined, progress=progress,
+                          kind=texts.KIND, notes=table.notes, extra={"columns": table.columns})
 
 
 def _unlabeled_entries(src: Path, limits: ImportLimits, scan: archives.Scan, source: str | None = None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
-from core.data import images
+from core.data import images, sounds, texts
 from core.data.limits import ImportLimits
 from core.errors import ConfigError, DatasetError
 from core.spec import backbones
@@ -116,4 +116,14 @@ def check_backbone(info: dict, backbone_id: str) -> None:
 IMAGES = register(DataKind(
     id="image", sniff=images.sniff, normalise=images.normalise, record=images.record, health=images.health_facts,
     samples=("shapes", "shapes-field", "flowers"), load=images.loader,
+))
+
+SOUNDS = register(DataKind(
+    id="audio", sniff=sounds.sniff, normalise=sounds.normalise, record=sounds.record, health=sounds.health_facts,
+    samples=("sounds",), load=sounds.loader,
+))
+
+TEXTS = register(DataKind(
+    id=texts.KIND, sniff=texts.sniff, normalise=texts.normalise, record=texts.record, health=texts.health_facts,
+    samples=("texts",), load=texts.loader,
 ))

@@ -117,7 +117,7 @@ def feature_extractor(model: Any, base: Any, augmented: bool) -> Any:
     """The classifier's front half: (augmentation) -> frozen backbone -> pooling."""
     import tf_keras as keras
 
-    inputs = keras.Input(model.input_shape[1:])
+    inputs = keras.Input(model.input_shape[1:], dtype=model.inputs[0].dtype)  # the kind's raw input (strings for texts)
     x = inputs
     if augmented:
         x = model.get_layer("augmentation")(x, training=True)  # random views even inside predict()

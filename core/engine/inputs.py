@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from core.data import images
+from core.data import sounds as data_sounds
 from core.data.limits import ImportLimits
-from core.engine import augment
+from core.engine import augment, sounds, texts
 from core.errors import ConfigError
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
@@ -39,6 +40,9 @@ class InputKind:
     # (a file's bytes, the input size, import limits or None for the defaults) -> one input as a
     # numpy array of `signature`'s shape; a bad file raises DatasetError with a sentence.
     decode: Callable[[bytes, int, ImportLimits | None], np.ndarray]
+    # The values a raw input may hold (serving refuses others with a sentence), and the input in words.
+    value_range: tuple[float, float] = (0.0, 255.0)
+    words: str = "RGB pixels (0-255)"
 
 
 INPUT_KINDS: dict[str, InputKind] = {}
@@ -99,4 +103,17 @@ IMAGES = register(InputKind(
     signature=lambda size: ((size, size, 3), "float32", "image"),
     augmentation=lambda config: augment.augmentation(config.augment, config.seed),
     decode=lambda data, size, limits: images.load_image_array(data, size, limits),
+))
+
+SOUNDS = register(InputKind(
+    id="audio",
+    signature=lambda size: ((data_sounds.CLIP_SAMPLES,), "float32", "waveform"),
+    augmentation=lambda config: sounds.augmentation(config.augment, config.seed),
+    decode=data_sounds.load_clip,
+    value_range=(-1.0, 1.0),
+    words=f"samples of a {data_sounds.SAMPLE_RATE // 1000} kHz mono waveform (-1 to 1)",
+))
+
+TEXTS = register(InputKind(
+    id="text", signature=texts.signature, augmentation=lambda config: None, decode=texts.decode,
 ))

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from core.data import images, tfdata
-from core.engine import evaluation
+from core.engine import evaluation, texts
 from core.errors import DatasetError, TransferLabError
 from core.spec import kinds as spec_kinds
 from core.store import datasets, runs
@@ -147,7 +147,8 @@ def explain_image(model: Any, data: bytes, image_size: int, class_index: int | N
 
 # How a prediction is explained, by a kind's `explain` (core.spec.kinds): (model, file bytes, input size,
 # class or None for the predicted one) -> what the page shows. A kind whose method is missing here says so.
-EXPLAINERS: dict[str, Callable[[Any, bytes, int, int | None], dict[str, Any]]] = {"gradcam": explain_image}
+EXPLAINERS: dict[str, Callable[[Any, bytes, int, int | None], dict[str, Any]]] = {
+    "gradcam": explain_image, "words": texts.explain_words}
 
 
 def explain(model: Any, data: bytes, image_size: int, class_index: int | None = None,

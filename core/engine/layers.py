@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from core.engine import sounds
 from core.spec.backbones import TORCH_MEAN, TORCH_STD
 
 # ImageNet channel means in BGR order, as Keras's "caffe" preprocessing subtracts them.
@@ -47,7 +48,8 @@ def custom_objects() -> dict[str, type]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
-    return {"CaffePreprocess": CaffePreprocess, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
+    return {"CaffePreprocess": CaffePreprocess, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy,
+            **sounds.custom_objects()}
 
 
 def get(name: str) -> type:

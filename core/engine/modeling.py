@@ -17,7 +17,7 @@ import numpy as np
 
 from core import settings
 from core.engine import inputs as model_inputs
-from core.engine import layers, networks
+from core.engine import layers, networks, texts
 from core.errors import ConfigError, RunStateError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -331,7 +331,7 @@ def load(path: Path) -> Any:
     """Load a model.keras written by the trainer (safe mode: no arbitrary code)."""
     import tf_keras as keras
 
-    custom: dict[str, Any] = dict(layers.custom_objects())
+    custom: dict[str, Any] = {**layers.custom_objects(), **texts.keras_classes()}
     with contextlib.suppress(ImportError):
         import tensorflow_hub as hub
 

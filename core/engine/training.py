@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from core import events, settings
 from core.data import domains, health, splits
 from core.engine import evaluation, methods, modeling, networks
+from core.engine import inputs as model_inputs
 from core.engine.method import Method, Run, Train, companion
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
-from core.spec.config import RunConfig
+from core.spec import kinds as spec_kinds
+from core.spec.config import AugmentConfig, RunConfig
 from core.store import datasets, runs
 from core.store.files import atomic_target, write_json
 from core.store.status import Progress
@@ -49,19 +51,21 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         detail = str(exc)  # it names the file and the cache folder, which `python -m core weights list` shows
     # No file names or cache folders in the sentence: the pages show it as it is.
     why = "this computer is offline" if settings.offline() or "offline" in detail else "they could not be downloaded"
-    missing = f"The ImageNet weights of {spec.label} are not on this computer and {why}."
-    alternative = backbones.best_available(config.image_size)
+    what = "ImageNet weights" if spec.kind == spec_kinds.DEFAULT else "pretrained weights"
+    missing = f"The {what} of {spec.label} are not on this computer and {why}."
+    alternative = backbones.best_available(config.image_size, spec.kind)
     if alternative is not None:
         new = config.with_changes(backbone=alternative.id)
-        return new.validate(), [f"{missing} Training {alternative.label} instead, whose ImageNet weights are on this "
+        return new.validate(), [f"{missing} Training {alternative.label} instead, whose {what} are on this "
                                 "computer."]
     # From scratch: small images and batches (more updates per epoch), and no early stopping,
     # since a network learning from nothing often plateaus before it improves.
+    scratch = backbones.scratch_backbone(spec.kind)
     new = config.with_changes(
-        backbone="small_cnn",
+        backbone=scratch.id,
         weights="none",
         strategy="from_scratch",
-        image_size=backbones.get("small_cnn").default_size,
+        image_size=scratch.default_size,
         epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
         batch_size=min(config.batch_size, 16),
         patience=0,
@@ -172,33 +176,30 @@ def run(
     claimed = runs.claim(run_dir)  # RunStateError, before any status is touched, if another process trains it
     for leftover in run_dir.glob(".model.*.tmp.keras"):  # a save killed with its process (only the trainer writes it)
         leftover.unlink(missing_ok=True)
-    runs.update_status(run_dir, "running", started=time.time(), pid=os.getpid(),
-                       pid_started=runs.start_time(os.getpid()), message=None)
+    runs.mark_running(run_dir)
     try:
         result = _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
         if result["state"] == "done":
             fill_parent(run_dir, ws)
         return result
     except TransferLabError as exc:
-        runs.update_status(run_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(run_dir, "failed", str(exc))
         raise
     except MemoryError:
-        runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
+        runs.mark_ended(run_dir, "failed", OOM_MESSAGE)
         raise TrainingFailed(OOM_MESSAGE) from None
     except BaseException as exc:
         if runs.disk_full(exc):  # before the OOM check: TensorFlow reports a full disk as ResourceExhausted too
             message = disk_full_message(ws)
             with contextlib.suppress(OSError):  # status.json may not fit either; then it still reads as interrupted
-                runs.update_status(run_dir, "interrupted", finished=time.time(), message=message)
+                runs.mark_ended(run_dir, "interrupted", message)
             raise TrainingFailed(message) from None
         if _is_oom(exc):
-            runs.update_status(run_dir, "failed", finished=time.time(), message=OOM_MESSAGE)
+            runs.mark_ended(run_dir, "failed", OOM_MESSAGE)
             raise TrainingFailed(OOM_MESSAGE) from None
         state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        runs.update_status(
-            run_dir, state, finished=time.time(), message=f"Training stopped unexpectedly ({type(exc).__name__}).",
-            detail=traceback.format_exc(limit=20),
-        )
+        runs.mark_ended(run_dir, state, f"Training stopped unexpectedly ({type(exc).__name__}).",
+                        detail=traceback.format_exc(limit=20))
         raise
     finally:
         if claimed:
@@ -284,6 +285,10 @@ def _settle(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """The weights fallback and the epoch cap, which every method's prepare() applies."""
     config, notices = resolve_weights(config)
     config, more = apply_epoch_cap(config)
+    if config.augment.any() and model_inputs.of_config(config).augmentation(config) is None:
+        # A kind without augmentation (texts): its frozen phases train on cached features.
+        config = config.with_changes(augment=AugmentConfig(**{k: False for k in asdict(config.augment)}),
+                                     augment_views=0).validate()
     return config, notices + more
 
 
@@ -396,8 +401,8 @@ def _conclude(run: Run, cancelled: bool, seconds: float) -> dict:
         model.save(tmp)
         settings.fault("model_save")
     if cancelled:
-        runs.update_status(run_dir, "cancelled", finished=time.time(), train_seconds=seconds,
-                           message="Training was cancelled; the best model so far was kept.")
+        runs.mark_ended(run_dir, "cancelled", "Training was cancelled; the best model so far was kept.",
+                        train_seconds=seconds)
         return {"state": "cancelled", "train_seconds": seconds}
     report = evaluation.evaluate(run_dir, model=model)
     best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)

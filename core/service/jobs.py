@@ -7,29 +7,32 @@ Queue: submitting a run puts a ticket in the queue folder (the workspace's runs 
 TL_QUEUE_DIR: one queue for every workspace of a hosted server). A job's process waits, as
 `queued` with its position, until fewer than TL_MAX_JOBS (default 1) ticketed runs are training;
 the check-and-start step holds a file lock, so processes of several servers or command lines
-share the limit. A ticket goes when its run ends or its process is gone.
+share the limit. A ticket goes when its run ends or its process is gone. The learning-rate finder of the
+Search page is a job too (`submit_lr_find`, a folder under the workspace's jobs/), in the same queue.
 """
 
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import os
+import re
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from core import settings
 from core.data import health
 from core.engine import transfer
-from core.errors import TransferLabError, WeightsUnavailable
+from core.errors import RunNotFound, TransferLabError, WeightsUnavailable
 from core.ship import pruning
 from core.spec import strategies
 from core.spec.config import RunConfig
 from core.store import datasets, quota, runs
 from core.store.files import file_lock, read_json, write_json
-from core.store.runs import process_alive, start_time
+from core.store.runs import process_alive
 
 WAIT_POLL_SECONDS = 1.0
 PROJECT = Path(__file__).resolve().parents[2]
@@ -63,7 +66,7 @@ def resume(run_id: str, ws: Path) -> None:
     quota.check_active_runs(ws)
     runs.cancel_file(run_dir).unlink(missing_ok=True)
     # No process yet (the dead one's pid goes): readers give the new one 5 seconds to record itself.
-    runs.update_status(run_dir, "queued", created=time.time(), message=None, finished=None, pid=None, pid_started=None)
+    runs.mark_queued(run_dir)
     _enqueue(run_dir, queue_dir(ws))
     _spawn(run_dir, resume=True)
 
@@ -78,18 +81,61 @@ def submit_prune(run_id: str, sparsity: float, epochs: int, ws: Path) -> str:
     return child.name
 
 
-def _spawn(run_dir: Path, resume: bool, prune: bool = False) -> None:
+# ---------------------------------------------------------------- the learning-rate finder as a job
+
+LR_FIND_STOPPED = "The learning-rate finder stopped unexpectedly (the server may have restarted); try again."
+
+
+def lr_find_path(job_id: str, ws: Path) -> Path:
+    """The folder of a learning-rate finder job (config.json, status.json, result.json, job.log)."""
+    if not re.fullmatch(r"lrfind-[0-9a-f]{12}", job_id) or not (ws / "jobs" / job_id / "config.json").is_file():
+        raise RunNotFound(f"There is no learning-rate finder job '{job_id}' here; start the finder again.")
+    return ws / "jobs" / job_id
+
+
+def submit_lr_find(config: RunConfig, ws: Path) -> str:
+    """Start the learning-rate finder as a background job: its own process, one slot of the training queue, and
+    counted by a shared server's caps like a run. Returns the job id; lr_find_state() says how it stands."""
+    config.validate()
+    health.check_trainable(datasets.load_dataset(config.dataset_id, ws), config.backbone)
+    quota.check_active_runs(ws)
+    quota.check_room(ws)
+    job_dir = ws / "jobs" / f"lrfind-{uuid.uuid4().hex[:12]}"
+    job_dir.mkdir(parents=True)
+    (job_dir / "config.json").write_text(config.to_json(), encoding="utf-8")
+    write_json(job_dir / "status.json", {"state": "queued", "created": time.time()})
+    _enqueue(job_dir, queue_dir(ws))
+    _spawn(job_dir, resume=False, lr_find=True)
+    return job_dir.name
+
+
+def lr_find_state(job_id: str, ws: Path) -> dict[str, Any]:
+    """How a finder job stands: state (queued, running, done, failed, interrupted), queue_position, message, and
+    when done its result (core.engine.lrfind.find's curve and suggestion)."""
+    job_dir = lr_find_path(job_id, ws)
+    status = runs.read_status(job_dir)
+    if status.get("state") in ("queued", "running") and not process_alive(status) \
+            and time.time() - status.get("created", 0) > 5:
+        runs.mark_ended(job_dir, "interrupted", LR_FIND_STOPPED)
+        status = runs.read_status(job_dir)
+    state = {k: status.get(k) for k in ("state", "message", "queue_position")}
+    if state["state"] == "done":
+        state["result"] = read_json(job_dir / "result.json")
+    return state
+
+
+def _spawn(run_dir: Path, resume: bool, prune: bool = False, lr_find: bool = False) -> None:
     # A fresh interpreter per job (spawn semantics): TensorFlow is not fork-safe, and the job's
     # memory goes back to the system when it ends. Not multiprocessing's spawn context: under
     # `streamlit run` it would re-import the app script as the child's __main__. Its own session,
     # so a server restart leaves the job training; one that dies shows as interrupted.
     cmd = [sys.executable, "-m", "core.service.worker", str(run_dir)] + (["--resume"] if resume else []) + (
-        ["--prune"] if prune else [])
+        ["--prune"] if prune else []) + (["--lr-find"] if lr_find else [])
     proc = subprocess.Popen(
         cmd, cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TL_WORKSPACE": str(run_dir.parent.parent)}, start_new_session=True,
     )
-    runs.update_status(run_dir, pid=proc.pid, pid_started=start_time(proc.pid))
+    runs.record_process(run_dir, proc.pid)
 
 
 def cancel(run_id: str, ws: Path) -> None:
@@ -225,7 +271,8 @@ def _ticket(run_dir: Path, qdir: Path) -> Path:
 
 def _enqueue(run_dir: Path, qdir: Path) -> None:
     """Put the run in line: its status names the queue, and the queue holds a ticket naming the run."""
-    runs.update_status(run_dir, queue=str(qdir))
+    with runs.edit_status(run_dir) as status:
+        status.process.queue = str(qdir)
     write_json(_ticket(run_dir, qdir), {"run_dir": str(run_dir.resolve()),
                                              "created": runs.read_status(run_dir).get("created", time.time())})
 
@@ -267,15 +314,17 @@ def wait_turn(run_dir: Path) -> bool:
         _enqueue(run_dir, qdir)  # a run started without submit() (older run folders)
     while True:
         if runs.cancel_requested(run_dir):
-            runs.update_status(run_dir, "cancelled", finished=time.time(), message="Cancelled before it started.")
+            runs.mark_ended(run_dir, "cancelled", "Cancelled before it started.")
             return False
         with _queue_lock(qdir):
-            runs.update_status(run_dir, pid=os.getpid(), pid_started=start_time(os.getpid()))
+            runs.record_process(run_dir, os.getpid())
             training, waiting = _queue_state(qdir)
             names = [d.name for d in waiting]
             if len(training) < settings.max_jobs() and names and names[0] == run_dir.name:
-                runs.update_status(run_dir, "running", queue_position=None)
+                with runs.edit_status(run_dir) as status:
+                    status.state, status.process.queue_position = "running", None
                 return True
             position = names.index(run_dir.name) + 1 if run_dir.name in names else None
-            runs.update_status(run_dir, queue_position=position)
+            with runs.edit_status(run_dir) as status:
+                status.process.queue_position = position
         time.sleep(WAIT_POLL_SECONDS)

@@ -1,7 +1,7 @@
 """Hyperparameter search: studies of many trials, each trial a complete run of the run store.
 
-A study searches a space derived from the declarations RunConfig.validate() checks (RANGES and
-CHOICES in core/spec/config.py): each searchable setting has a useful span, intersected with its
+A study searches a space derived from the settings table (core/spec/fields.py) and the declarations
+RunConfig.validate() checks (RANGES and CHOICES): each searchable setting has a useful span, intersected with its
 declared bounds, so no value outside the trainer's bounds is ever proposed. Settings a strategy
 ignores (the fine-tuning rate of a frozen backbone) are left out.
 
@@ -33,9 +33,10 @@ from core import settings
 from core.data import health
 from core.errors import StudyError
 from core.service import jobs
-from core.spec import backbones, strategies
+from core.spec import backbones, fields, strategies
 from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
 from core.store import datasets, quota, runs
+from core.store.status import RunStatus, Timings
 from core.store.files import file_lock, read_json, write_json
 
 _STUDY_ID = re.compile(r"^s-\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -85,29 +86,19 @@ def _within(field: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _catalogue() -> dict[str, Param]:
-    """Every searchable setting (the order is the page's)."""
-    rows = [
-        Param("lr", "learning_rate", "float", *_span("learning_rate", 1e-5, 1e-1), log=True,
-              label="Learning rate", words="how big a step each update takes"),
-        Param("dropout", "head.dropout", "float", *_span("head.dropout", 0.0, 0.6),
-              label="Dropout", words="share of the head's inputs switched off at random while training"),
-        Param("hidden_units", "head.hidden_units", "choice", choices=_within("head.hidden_units", (0, 64, 128, 256, 512)),
-              label="Hidden units", words="size of an extra layer in the head (0: none)"),
-        Param("label_smoothing", "label_smoothing", "float", *_span("label_smoothing", 0.0, 0.2),
-              label="Label smoothing", words="how much the labels are softened against overconfidence"),
-        Param("l2", "head.l2", "choice", choices=_within("head.l2", (0.0, 1e-5, 1e-4, 1e-3)),
-              label="L2 penalty", words="how strongly large head weights are discouraged"),
-        Param("pooling", "head.pooling", "choice", choices=CHOICES["head.pooling"],
-              label="Pooling", words="how the backbone's feature map becomes one vector"),
-        Param("optimizer", "optimizer", "choice", choices=CHOICES["optimizer"],
-              label="Optimizer", words="the update rule"),
-        Param("fine_tune_layers", "fine_tune_layers", "int", *_span("fine_tune_layers", 5, 100),
-              label="Layers to open", words="how many top layers (or groups) of the backbone fine-tuning trains"),
-        Param("fine_tune_lr", "fine_tune_learning_rate", "float", *_span("fine_tune_learning_rate", 1e-6, 1e-3), log=True,
-              label="Fine-tuning rate", words="the learning rate once the backbone is opened"),
-        Param("augment", "augment", "choice", choices=(True, False),
-              label="Augmentation", words="random flips and turns of the training images, on or off"),
-    ]
+    """Every searchable setting, from the settings table (core/spec/fields.py; the order is the page's)."""
+    rows = []
+    for setting in fields.searchable():
+        how = setting.search
+        words = {"label": how.label or setting.label, "words": how.words}
+        if how.span is not None:
+            kind = "int" if setting.type is int else "float"
+            rows.append(Param(how.name, setting.field, kind, *_span(setting.field, *how.span), log=how.log, **words))
+        else:
+            values = how.values if how.values is not None else CHOICES[setting.field]
+            if setting.field in RANGES:
+                values = _within(setting.field, values)
+            rows.append(Param(how.name, setting.field, "choice", choices=values, **words))
     return {p.name: p for p in rows}
 
 
@@ -267,6 +258,8 @@ def shown_url(url: str) -> str:
 
 def _reason(url: str, exc: BaseException) -> str:
     """The first line of a driver's error, without the password and without SQLAlchemy's bracketed prefix."""
+    if type(exc).__name__ == "StorageInternalError" and exc.__cause__ is not None:
+        exc = exc.__cause__  # Optuna's wrapper guesses at invalid data; the driver's error says what happened
     text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
     text = text.splitlines()[0].replace(url, shown_url(url))
     password = re.match(r"^[^:]+://[^:/@]*:([^@/]*)@", url)
@@ -285,9 +278,10 @@ def storage_lost(url: str, study_id: str, exc: BaseException, working: bool = Tr
                       f"--study {study_id} --join' (finished trials are kept; the lost trial is tried again).")
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, study_id: str | None = None) -> Any:
     """An Optuna storage for a URL: an RDB URL (sqlite:///, postgresql://, mysql://) with heartbeats, so a killed
-    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system).
+    worker's trial is failed and retried, or journal:///PATH (a journal file on a shared file system). With the id
+    of a study already kept there, a refusal says the storage does not answer (rather than to check the URL).
 
     postgresql:// opens with psycopg 3 (what SQLAlchemy 2.1 picks), mysql:// with PyMySQL; both are pinned."""
     import warnings
@@ -318,6 +312,9 @@ def open_storage(url: str) -> Any:
                                           heartbeat_interval=interval, grace_period=grace,
                                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds; the user needs one sentence
+        if study_id is not None:
+            raise StudyError(f"The study storage '{shown_url(url)}' of study {study_id} does not answer "
+                             f"({_reason(url, exc)}); try again when it is back.") from None
         raise StudyError(f"The study storage '{shown_url(url)}' cannot be opened ({_reason(url, exc)}); check the URL, "
                          "or leave it out to keep the study in the workspace.") from None
 
@@ -333,7 +330,8 @@ def load_optuna(record: dict[str, Any]) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"]), pruner=pruner())
+    return optuna.load_study(study_name=record["id"], storage=open_storage(record["storage"], record["id"]),
+                             pruner=pruner())
 
 
 def create(
@@ -560,8 +558,8 @@ def job_state(study_id: str, ws: Path) -> dict[str, Any]:
         return {"state": "none"}
     if status.get("state") in ("queued", "running") and not runs.process_alive(status) \
             and time.time() - status.get("created", 0) > 5:
-        runs.update_status(study_dir, "interrupted", finished=time.time(),
-                           message="The search stopped unexpectedly; resume it to continue with the trials it had.")
+        runs.mark_ended(study_dir, "interrupted",
+                        "The search stopped unexpectedly; resume it to continue with the trials it had.")
         status = runs.read_status(study_dir)
     return {k: status.get(k) for k in ("state", "message", "queue_position", "created", "finished")}
 
@@ -636,13 +634,13 @@ def start_job(study_id: str, ws: Path) -> None:
     quota.check_active_runs(ws)
     quota.check_room(ws)
     runs.cancel_file(study_dir).unlink(missing_ok=True)
-    write_json(study_dir / "status.json", {"state": "queued", "created": time.time()})
+    runs.save_status(study_dir, RunStatus(state="queued", timings=Timings(created=time.time())))
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.service.tuner", str(study_dir)], cwd=jobs.PROJECT, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TL_WORKSPACE": str(ws)},
         start_new_session=True,
     )
-    runs.update_status(study_dir, pid=proc.pid, pid_started=runs.start_time(proc.pid))
+    runs.record_process(study_dir, proc.pid)
 
 
 def cancel(study_id: str, ws: Path) -> None:

@@ -6,7 +6,10 @@ heartbeat went silent; RetryHeartbeatStaleTrialCallback puts their settings back
 the trials that are finished or running, and asks Optuna for the next one only while the budget has
 room; so several local workers on one study never run more trials than it has, and no finished
 trial runs again. When the budget is used up but trials of other workers (or of a killed one, until
-its heartbeat goes stale) still run, a worker waits for them.
+its heartbeat goes stale) still run, a worker waits for them. The ask lock is held in the database
+for PostgreSQL and MySQL (studies.ask_lock), so the budget is exact across machines. A worker so slow
+that another found its heartbeat stale loses that trial (it was failed, and its settings are tried
+again) and goes on with the next; a storage that stops answering ends the work with one sentence.
 
 A trial is a complete run (config.json exact, status.json naming the study and the trial) trained
 by core.engine.training.run, which reuses the feature cache for frozen backbones. After every epoch
@@ -50,6 +53,7 @@ def _pruning_callback(trial: Any):
             self.epoch = 0
             self.stop_run = False
             self.reason = ""
+            self.error: Exception | None = None  # the storage failed; Keras would drop the error's cause
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -58,14 +62,25 @@ def _pruning_callback(trial: Any):
             if not (math.isfinite(val_loss) and math.isfinite(loss)):
                 self.reason = "diverged"
             else:
-                trial.report(val_loss, self.epoch)
-                if trial.should_prune():
-                    self.reason = "median"
+                try:
+                    trial.report(val_loss, self.epoch)
+                    if trial.should_prune():
+                        self.reason = "median"
+                except Exception as exc:  # noqa: BLE001 - raised again by run_trial, outside Keras
+                    self.error = exc
+                    self.model.stop_training = True
+                    return
             if self.reason:
                 self.stop_run = True
                 self.model.stop_training = True
 
     return TrialPruning()
+
+
+def _mark_pruned(run_dir: Path, epoch: int, message: str) -> None:
+    """A trial run the search stopped early: its status says so, at which epoch and why."""
+    with runs.edit_status(run_dir) as status:
+        status.verdicts.pruned, status.verdicts.pruned_epoch, status.message = True, epoch, message
 
 
 def _pruned_message(epoch: int, reason: str) -> str:
@@ -95,11 +110,13 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
         result = training.run(config, run_dir, listener,
                               should_stop=lambda: runs.cancel_requested(run_dir) or stop(), callbacks=[pruning])
     except TrainingFailed as exc:
+        if pruning.error is not None:
+            raise pruning.error  # noqa: B904 - the storage's own error, with its cause
         trial.set_user_attr("seconds", round(time.monotonic() - started, 2))
         if pruning.stop_run or "NaN" in str(exc):
             epoch = max(1, pruning.epoch)
             message = _pruned_message(epoch, "diverged")
-            runs.update_status(run_dir, pruned=True, pruned_epoch=epoch, message=message)
+            _mark_pruned(run_dir, epoch, message)
             trial.set_user_attr("pruned_epoch", epoch)
             return "PRUNED", None
         trial.set_user_attr("message", str(exc))
@@ -107,6 +124,8 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     except TransferLabError as exc:
         trial.set_user_attr("message", str(exc))
         return "FAIL", None
+    if pruning.error is not None:
+        raise pruning.error
     trial.set_user_attr("seconds", round(time.monotonic() - started, 2))
     if result["state"] != "done":
         trial.set_user_attr("message", "cancelled")
@@ -117,7 +136,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     best = min((v for v in losses if math.isfinite(v)), default=None)
     if pruning.stop_run:
         message = _pruned_message(pruning.epoch, pruning.reason)
-        runs.update_status(run_dir, pruned=True, pruned_epoch=pruning.epoch, message=message)
+        _mark_pruned(run_dir, pruning.epoch, message)
         trial.set_user_attr("pruned_epoch", pruning.epoch)
         return "PRUNED", None
     if best is None:
@@ -163,6 +182,7 @@ def _beats(storage: Any) -> int:
 def _run_and_tell(study: Any, storage: Any, trial: Any, record: dict[str, Any], ws: Path,
                   listener: events.Listener | None, stop: Callable[[], bool]) -> str:
     """Run one trial with its heartbeat and tell Optuna how it ended; returns its state name."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     done, lost = threading.Event(), []
@@ -171,6 +191,9 @@ def _run_and_tell(study: Any, storage: Any, trial: Any, record: dict[str, Any], 
         threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, done, lost), daemon=True).start()
     try:
         state, value = run_trial(trial, record, ws, listener, lambda: bool(lost) or stop())
+    except UpdateFinishedTrialError:
+        done.set()  # a slow worker: another one found its heartbeat stale, failed the trial and queued its settings
+        return "LOST"
     except BaseException:
         done.set()
         with contextlib.suppress(Exception):  # the storage may be what failed
@@ -179,10 +202,13 @@ def _run_and_tell(study: Any, storage: Any, trial: Any, record: dict[str, Any], 
     done.set()
     if lost:
         raise lost[0]
-    if state == "COMPLETE":
-        study.tell(trial, value)
-    else:
-        study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
+    try:
+        if state == "COMPLETE":
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return "LOST"
     return state
 
 
@@ -195,7 +221,7 @@ def _load(study_id: str, ws: Path, trials: int | None, minutes: float | None) ->
     record["minutes"] = minutes if minutes is not None else record["minutes"]
     if record["trials"] is not None and record["trials"] < 1 or record["minutes"] is not None and record["minutes"] <= 0:
         raise StudyError("A study needs a budget of at least one trial or a positive number of minutes.")
-    storage = studies.open_storage(record["storage"])
+    storage = studies.open_storage(record["storage"], study_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=study_id, storage=storage, pruner=studies.pruner())
@@ -249,6 +275,8 @@ def _loop(study: Any, storage: Any, record: dict[str, Any], ws: Path, study_dir:
             time.sleep(storage.get_heartbeat_interval())
             continue
         state = _run_and_tell(study, storage, trial, record, ws, listener, stop)
+        if state == "LOST":  # failed by another worker, which tries its settings again: not this worker's trial
+            continue
         mine.append(trial.number)
         if on_trial is not None:
             on_trial(studies.trial_row(study.get_trials(deepcopy=False)[trial.number]))
@@ -275,16 +303,17 @@ def main(study_dir: Path) -> None:
     try:
         result = work(study_dir.name, ws)
     except TransferLabError as exc:
-        runs.update_status(study_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(study_dir, "failed", str(exc))
         return
     except BaseException as exc:
-        runs.update_status(study_dir, "failed", finished=time.time(),
-                           message=f"The search stopped unexpectedly ({type(exc).__name__}).")
+        runs.mark_ended(study_dir, "failed", f"The search stopped unexpectedly ({type(exc).__name__}).")
         raise
     state = "cancelled" if result["ended"] == "cancelled" else "done"
     words = {"budget": "all its trials ran", "time": "its time was up", "cancelled": "it was cancelled"}
-    runs.update_status(study_dir, state, finished=time.time(), counts=result["counts"],
-                       message=f"The search ended because {words[result['ended']]}.")
+    with runs.edit_status(study_dir) as status:  # a study's status: a run's, with its trial counts beside
+        status.state, status.timings.finished = state, time.time()
+        status.message = f"The search ended because {words[result['ended']]}."
+        status.extra["counts"] = result["counts"]
 
 
 if __name__ == "__main__":

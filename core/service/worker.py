@@ -1,4 +1,4 @@
-"""A job's process: `python -m core.service.worker RUN_DIR [--resume | --prune]`, started by core.service.jobs.
+"""A job's process: `python -m core.service.worker RUN_DIR [--resume | --prune | --lr-find]`, started by core.service.jobs.
 
 It waits for its turn in the queue, then trains (and compares with a baseline if asked), or prunes a
 finished run into this new one and measures it (--prune); a watchdog thread stops it hard when a cancel request is not honoured within the grace period. Everything it
@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 from core import settings
-from core.engine import training
+from core.engine import lrfind, training
 from core.errors import TransferLabError
 from core.service import jobs
 from core.ship import pruning
+from core.spec.config import RunConfig
 from core.store import runs
+from core.store.files import write_json
 
 
 def _watchdog(run_dir: Path, grace: float) -> None:
@@ -30,13 +32,13 @@ def _watchdog(run_dir: Path, grace: float) -> None:
         time.sleep(0.5)
         if runs.read_status(run_dir).get("state") in runs.FINISHED:
             return
-    runs.update_status(run_dir, "cancelled", finished=time.time(),
-                       message=f"Training did not stop within {grace:.0f} s of the cancel request, so it was stopped "
+    runs.mark_ended(run_dir, "cancelled",
+                    f"Training did not stop within {grace:.0f} s of the cancel request, so it was stopped "
                                "hard; the best checkpoint so far was kept.")
     os._exit(3)
 
 
-def main(run_dir: Path, resume: bool, prune: bool = False) -> None:
+def main(run_dir: Path, resume: bool, prune: bool = False, lr_find: bool = False) -> None:
     """Job process entry: wait for a slot, then train (and compare with a baseline if asked)."""
     log = open(run_dir / "job.log", "ab", buffering=0)
     os.dup2(log.fileno(), 1)  # TensorFlow's C++ logs too
@@ -54,6 +56,9 @@ def main(run_dir: Path, resume: bool, prune: bool = False) -> None:
     if prune:
         _prune(run_dir)
         return
+    if lr_find:
+        _lr_find(run_dir)
+        return
     try:
         training.train_and_compare(runs.load_config(run_dir), run_dir, resume=resume)
     except TransferLabError:
@@ -67,8 +72,20 @@ def _prune(run_dir: Path) -> None:
             pruning.measure(run_dir)
     except TransferLabError as exc:
         if runs.read_status(run_dir).get("state") == "done":  # pruned, but the measurement failed: say why
-            runs.update_status(run_dir, prune_report_error=str(exc))
+            with runs.edit_status(run_dir) as status:
+                status.verdicts.prune_report_error = str(exc)
+
+
+def _lr_find(job_dir: Path) -> None:
+    """A learning-rate finder job (core.service.jobs.submit_lr_find): its curve in result.json, or its sentence."""
+    try:
+        config = RunConfig.from_json((job_dir / "config.json").read_text(encoding="utf-8"))
+        write_json(job_dir / "result.json", lrfind.find(config, job_dir.parent.parent))
+        runs.mark_ended(job_dir, "done", None)
+    except TransferLabError as exc:
+        runs.mark_ended(job_dir, "failed", str(exc))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), resume="--resume" in sys.argv[2:], prune="--prune" in sys.argv[2:])
+    main(Path(sys.argv[1]), resume="--resume" in sys.argv[2:], prune="--prune" in sys.argv[2:],
+         lr_find="--lr-find" in sys.argv[2:])

@@ -230,7 +230,17 @@ def model_card(run_dir: Path) -> str:
     lines += _target_lines(config, split, run_dir.parent.parent)
     lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
     lines += [f"| `{key}` | {value} |" for key, value in _flat(json.loads(config.to_json()))]
-    lines += ["", "## Metrics", ""]
+    metric_lines, limits = _metric_lines(evaluation, names, counts)
+    lines += metric_lines
+    lines += _knowledge_source(config, run_dir)
+    lines += _use_and_limits(config, names, counts, limits, info)
+    return "\n".join(lines)
+
+
+def _metric_lines(evaluation: dict[str, Any] | None, names: list[str],
+                  counts: dict[str, list[int]]) -> tuple[list[str], list[str]]:
+    """The card's Metrics section, and the limitations its figures show (sentences)."""
+    lines = ["", "## Metrics", ""]
     limits = []
     if evaluation is None:
         lines.append("This run was not evaluated on its test images (it was cancelled before the end), so there are "
@@ -263,8 +273,14 @@ def model_card(run_dir: Path) -> str:
         weakest = min(evaluation.get("per_class") or [], key=lambda r: r["f1"], default=None)
         if weakest is not None and len(names) > 1:
             limits.append(f"The weakest class is '{weakest['class']}' (F1 {weakest['f1']:.2f}): expect more mistakes on it.")
-    lines += _knowledge_source(config, run_dir)
-    lines += [
+    return lines, limits
+
+
+def _use_and_limits(config: RunConfig, names: list[str], counts: dict[str, list[int]], limits: list[str],
+                    info: dict[str, Any] | None) -> list[str]:
+    """The card's Intended use and Limitations sections."""
+    spec = backbones.get(config.backbone)
+    lines = [
         "",
         "## Intended use",
         "",
@@ -295,7 +311,7 @@ def model_card(run_dir: Path) -> str:
         lines.append(f"- The backbone started from run `{config.source_run}`: what that run's images taught it, their "
                      "gaps and biases included, carries over.")
     lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _knowledge_source(config: RunConfig, run_dir: Path) -> list[str]:

@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.engine import distill, features, layers, methods, modeling, transfer
+from core.engine import adaptation, distill, features, layers, methods, modeling, networks, transfer
 from core.errors import TransferLabError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
-from core.store import runs
+from core.store import datasets, runs
 from core.store.files import workspace
 
 _HEAD = '''"""Train {label} on a folder of class folders with the "{strategy}" strategy.
 
 Written by TransferLab; the same settings as its run config (config.json), as plain tf_keras.
 
-Usage:  python train.py [DATA_DIR] [OUT_DIR]
+Usage:  python train.py [DATA_DIR] [OUT_DIR]{target_arg}
   DATA_DIR  one folder per class, each holding that class's images (default: the folder below)
-  OUT_DIR   where model.keras, labels.txt and the checkpoints go (default: ./trained)
+  OUT_DIR   where model.keras, labels.txt and the checkpoints go (default: ./trained){target_help}
 Needs:  pip install tensorflow tf_keras{hub_pip}
 """
 
@@ -63,12 +63,16 @@ def list_images(data_dir):
     return classes, items
 
 
+def split_path(data_dir):
+    """SPLIT_FILE (relative: next to this script), else a split.json next to the data."""
+    if SPLIT_FILE:
+        return Path(SPLIT_FILE) if Path(SPLIT_FILE).is_absolute() else Path(__file__).with_name(SPLIT_FILE)
+    return data_dir / "split.json"
+
+
 def split_images(data_dir, items):
     """Train/validation/test parts: SPLIT_FILE or a split.json next to the data, else a stratified split."""
-    split_file = data_dir / "split.json"
-    if SPLIT_FILE:
-        # A relative SPLIT_FILE sits next to this script.
-        split_file = Path(SPLIT_FILE) if Path(SPLIT_FILE).is_absolute() else Path(__file__).with_name(SPLIT_FILE)
+    split_file = split_path(data_dir)
     if split_file.is_file():
         parts = json.loads(split_file.read_text())
         return {part: [tuple(item) for item in parts[part]] for part in ("train", "val", "test")}
@@ -161,7 +165,8 @@ def main():
         rate = phase.learning_rate
         if SCHEDULE == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
-        trainer = make_trainer(model)  # the model itself, or (distill) the student inside a Distiller
+        # The model itself, or the student inside a Distiller, or the classifier inside an AdaptationTrainer.
+        trainer = make_trainer(model, phase, steps_per_epoch)
         trainer.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
         callbacks = [keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True,
                                                      save_weights_only=True, initial_value_threshold=best_val_loss)]
@@ -173,7 +178,7 @@ def main():
         trainable = sum(keras.backend.count_params(w) for w in model.trainable_weights)
         print(f"phase {phase.name}: {phase.epochs} epochs at learning rate {phase.learning_rate:g}, "
               f"{trainable:,} trainable parameters")
-        history = trainer.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, class_weight=weights,
+        history = trainer.fit(training_data(train_ds, data_dir), validation_data=val_ds, epochs=phase.epochs, class_weight=weights,
                             callbacks=callbacks, verbose=2)
         losses = [v for v in history.history.get("val_loss", []) if math.isfinite(v)]
         if losses:
@@ -182,7 +187,7 @@ def main():
         trainer.load_weights(checkpoint)
     model.save(out_dir / "model.keras")
     (out_dir / "labels.txt").write_text("".join(f"{name}\\n" for name in classes))
-    _, accuracy = trainer.evaluate(test_ds, verbose=0)
+    accuracy = trainer.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]
     print(f"test accuracy {accuracy:.3f} on {len(parts['test'])} images; model saved to {out_dir / 'model.keras'}")
 
 
@@ -383,32 +388,36 @@ _DISTILLER = '''class Distiller(keras.Model):
 _TRAINER = []
 
 
-def make_trainer(model):
+def make_trainer(model, phase, steps_per_epoch):
     """The student inside one Distiller (made once, so its checkpoint loads back), the teacher loaded from TEACHER_MODEL."""
     if not _TRAINER:
         path = Path(TEACHER_MODEL) if Path(TEACHER_MODEL).is_absolute() else Path(__file__).parent / TEACHER_MODEL
         if not path.is_file():
             sys.exit(f"The teacher's model {path} is missing: copy model.keras from the teacher run's folder in the "
                      "TransferLab workspace (runs/<run id>/) and set TEACHER_MODEL to where it is.")
-        _TRAINER.append(Distiller(model, keras.models.load_model(path, compile=False)))
+        # A teacher built on a TF Hub model holds a hub.KerasLayer, which Keras loads only when told the class.
+        custom = {"KerasLayer": hub.KerasLayer} if TEACHER_HUB else None
+        _TRAINER.append(Distiller(model, keras.models.load_model(path, compile=False, custom_objects=custom)))
     return _TRAINER[0]'''
 
 
 def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list[str], list[str]]:
     """Constants and the Distiller (a Model.train_step override) for a distill script."""
     teacher_size = config.image_size
-    teacher_caffe = False
+    teacher_caffe = teacher_hub = False
     try:
         teacher = runs.load_config(runs.run_path(config.source_run, ws))
         teacher_size = teacher.image_size
-        teacher_caffe = backbones.get(teacher.backbone).preprocessing == "caffe"
+        teacher_spec = backbones.get(teacher.backbone)
+        teacher_caffe, teacher_hub = teacher_spec.preprocessing == "caffe", bool(teacher_spec.hub_handle)
     except (TransferLabError, OSError, ValueError):
         pass
     constants = [f"TEACHER_MODEL = {teacher_model!r}  # the teacher run's model.keras (relative: next to this script)",
+                 f"TEACHER_HUB = {teacher_hub}  # the teacher is built on a TF Hub model (needs tensorflow-hub)",
                  f"TEACHER_SIZE = {teacher_size}  # the teacher's input size",
                  f"TEMPERATURE = {config.temperature!r}  # how much the teacher's answers are softened",
                  f"DISTILL_WEIGHT = {config.distill_weight!r}  # the teacher's share of the loss"]
-    return constants, (["CAFFE"] if teacher_caffe else []) + [_DISTILLER]
+    return constants, (["CAFFE"] if teacher_caffe else []) + (["HUB"] if teacher_hub else []) + [_DISTILLER]
 
 
 def shown_folder(dataset_folder: str | Path) -> str:
@@ -416,24 +425,77 @@ def shown_folder(dataset_folder: str | Path) -> str:
     return "images" if settings.hosted() else str(dataset_folder)
 
 
-def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
-                    classes: list[str] | None = None, split_file: str | None = None, ws: Path | None = None) -> str:
-    """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
+_ADAPTER = '''def target_images(data_dir):
+    """The unlabelled target images adaptation lines up with: the run's split ("target" -> "adapt", so the
+    target's test images never adapt), else every image in TARGET_DIR."""
+    target_dir = Path(sys.argv[3] if len(sys.argv) > 3 else TARGET_DIR)
+    split_file = split_path(data_dir)
+    parts = json.loads(split_file.read_text()) if split_file.is_file() else {}
+    if "target" in parts:
+        names = parts["target"]["adapt"]
+    else:
+        names = [str(p.relative_to(target_dir)) for p in sorted(target_dir.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not names:
+        sys.exit(f"No target images in {target_dir}: give the folder of images from where the model will be used "
+                 "as the third argument, or set TARGET_DIR.")
+    return [str(target_dir / name) for name in names]
 
-    source_weights: for domain_weights the earlier run's model.keras, for weight_init its early
-    checkpoint (checkpoints/early_base.weights.h5), absolute or relative to the script's folder;
-    the default is that file in the workspace ws (default: the TL_WORKSPACE one).
-    classes: the class order (the model's outputs); by default the dataset's dataset.json, else
-    the script sorts the class folders. split_file: a run's split.json ({classes, train, val,
-    test} of [path relative to the dataset folder, class index]), absolute or next to the script;
-    without it, a split.json beside the images is used, else the script draws a stratified split.
-    """
-    config.validate()
-    ws = ws or workspace()
-    spec = backbones.get(config.backbone)
-    strategy = strategies.get(config.strategy)
-    phases = [p for p in strategy.phases(config) if p.epochs > 0]
-    if strategy.source and source_weights is None:
+
+def training_data(train_ds, data_dir):
+    """((source batch, target batch), labels): the target images cycle, shuffled anew, beside each source batch."""
+    paths = target_images(data_dir)
+
+    def load(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE))
+
+    target = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=SEED + 1, reshuffle_each_iteration=True)
+    target = target.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH_SIZE)
+    paired = tf.data.Dataset.zip((train_ds, target)).map(lambda s, t: ((s[0], t), s[1]))
+    return paired.prefetch(tf.data.AUTOTUNE)
+
+
+_TRAINER = []
+
+
+def make_trainer(model, phase, steps_per_epoch):
+    """The classifier inside one AdaptationTrainer (made once, so its checkpoint loads back); the adaptation's
+    ramp starts again in every phase, as in TransferLab."""
+    if not _TRAINER:
+        front = keras.Model(model.input, model.get_layer("pool").output, name="front")  # augmentation included
+        _TRAINER.append(AdaptationTrainer(model, ADAPTS, ADAPT_LOSS, ADAPT_WEIGHT, 1, front))
+    trainer = _TRAINER[0]
+    trainer.total_steps = float(max(1, steps_per_epoch * phase.epochs))
+    trainer.step_count.assign(0.0)
+    return trainer'''
+
+# What adaptation copies from core/engine/adaptation.py, in an order that reads top-down.
+_ADAPTATION_NAMES = ("KERNEL_MULTIPLIERS", "ramp", "gradient_reversal", "_reversal", "mmd", "coral", "domain_classifier",
+                     "_front_layers", "AdaptationTrainer")
+
+
+def _adaptation_code(config: RunConfig, dataset_folder: str, ws: Path) -> tuple[list[str], list[str]]:
+    """Constants and code for an adapting strategy: the target images, paired batches and the adaptation trainer,
+    whose losses and train_step are copied from core/engine/adaptation.py's own source."""
+    try:
+        target = str(datasets.dataset_path(config.target_dataset_id or "", ws))
+    except TransferLabError:  # the target dataset was deleted since: the user names a folder when running it
+        target = "target"
+    if settings.hosted():
+        target = "target_images"
+    constants = [f"TARGET_DIR = {target!r}  # the unlabelled images from where the model will be used (3rd argument)",
+                 f"ADAPTS = {adaptation.adapts(config)!r}  # adversarial (DANN) or discrepancy (MMD / CORAL)",
+                 f"ADAPT_LOSS = {config.adapt_loss!r}  # the discrepancy measured (mmd or coral)",
+                 f"ADAPT_WEIGHT = {config.adapt_weight!r}  # the adaptation loss's weight beside the label loss"]
+    copied = _definitions(adaptation.__file__)
+    code = "from functools import lru_cache\n\n\n" + "\n\n\n".join(copied[name] for name in _ADAPTATION_NAMES)
+    return constants, [code, _ADAPTER]
+
+
+def _script_files(config: RunConfig, dataset_folder: str, source_weights: str | None, classes: list[str] | None,
+                  ws: Path) -> tuple[str | None, list[str] | None, list[str] | None]:
+    """The earlier run's weights file the script loads, the class order, and each class's folder."""
+    if strategies.get(config.strategy).source and source_weights is None:
         source_weights = str(features.source_weights_file(ws, config))
         if settings.hosted():  # no server paths for visitors of a shared server: a file to put beside the script
             source_weights = f"source_run/{Path(source_weights).name}"
@@ -446,21 +508,17 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     classes = classes or info.get("classes")
     # TransferLab stores each class under a safe folder name, which may differ from the class name.
     class_dirs = [info.get("class_dirs", {}).get(c, c) for c in classes] if classes else None
-    head = config.head
-    make_net, extra = _network_code(spec)
-    custom = _definitions(layers.__file__)
-    if spec.preprocessing == "caffe":
-        extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
-    trainer = _definitions(modeling.__file__)
-    if config.label_smoothing > 0:
-        extra.append(custom["SmoothedSparseCrossentropy"])
-    optimizers = {"adam": "keras.optimizers.Adam(learning_rate=learning_rate)",
-                  "adamw": "keras.optimizers.AdamW(learning_rate=learning_rate)",
-                  "sgd": "keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)",
-                  "rmsprop": "keras.optimizers.RMSprop(learning_rate=learning_rate)"}
+    return source_weights, classes, class_dirs
+
+
+def _constants(config: RunConfig, dataset_folder: str, source_weights: str | None, classes: list[str] | None,
+               class_dirs: list[str] | None, split_file: str | None) -> list[str]:
+    """The run's settings as the script's constants, and its phases."""
+    spec, strategy, head = backbones.get(config.backbone), strategies.get(config.strategy), config.head
+    phases = [p for p in strategy.phases(config) if p.epochs > 0]
     phase_lines = [f"    Phase({p.name!r}, {p.epochs}, {p.learning_rate!r}, {p.base_trainable!r}, {p.top_layers}, "
                    f"{p.top_groups}),  # {p.label}" for p in phases]
-    constants = [
+    return [
         "# The run's settings (TransferLab's config.json holds the same values).",
         f"DATA_DIR = {shown_folder(dataset_folder)!r}",
         f"CLASSES = {classes!r}  # the order of the model's outputs (None: the sorted class folders)",
@@ -500,11 +558,22 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         *phase_lines,
         "]",
     ]
-    pool = {"avg": "layers.GlobalAveragePooling2D(name=\"pool\")", "max": "layers.GlobalMaxPooling2D(name=\"pool\")",
+
+
+_POOLING = {"avg": "layers.GlobalAveragePooling2D(name=\"pool\")", "max": "layers.GlobalMaxPooling2D(name=\"pool\")",
             "flatten": "layers.Flatten(name=\"pool\")",
             "maxpool_flatten": ('keras.Sequential([layers.MaxPooling2D(2, padding="same"), layers.Flatten()], '
                                 'name="pool")')}
-    functions = [
+_OPTIMIZERS = {"adam": "keras.optimizers.Adam(learning_rate=learning_rate)",
+               "adamw": "keras.optimizers.AdamW(learning_rate=learning_rate)",
+               "sgd": "keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)",
+               "rmsprop": "keras.optimizers.RMSprop(learning_rate=learning_rate)"}
+
+
+def _functions(config: RunConfig, make_net: str) -> list[str]:
+    """augmentation_layers, backbone, pooling, make_optimizer and load_source_weights for this config."""
+    spec = backbones.get(config.backbone)
+    return [
         "def augmentation_layers():",
         '    """Random changes applied to training images, each epoch anew."""',
         "    return [",
@@ -515,6 +584,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         "def backbone():",
         f'    """{spec.label} with its preprocessing: raw 0-255 RGB pixels in, features out."""',
         f"    {make_net}",
+        *(["    scratch_batchnorm(net)  # from random weights: BatchNorm statistics that keep up"]
+          if config.weights == "none" and not spec.hub_handle else []),
         '    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="pixels")',
         f"    x = {_preprocess_code(spec.preprocessing)}(inputs)",
         f"    return keras.Model(inputs, net(x), name={backbones.base_name(spec)!r})",
@@ -524,17 +595,29 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
         '    """Feature map -> one vector per image (a TF Hub feature vector is pooled already)."""',
         "    if feature_rank == 2:",
         '        return layers.Identity(name="pool")',
-        f"    return {pool[head.pooling]}",
+        f"    return {_POOLING[config.head.pooling]}",
         "",
         "",
         "def make_optimizer(learning_rate):",
-        f"    return {optimizers[config.optimizer]}",
+        f"    return {_OPTIMIZERS[config.optimizer]}",
         "",
         "",
         *_source_loader(config, spec),
     ]
-    # What trains in each phase: the same functions as TransferLab's trainer (core/engine/modeling.py).
-    same = [trainer[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
+
+
+_ONE_DOMAIN = "def training_data(train_ds, data_dir):\n    return train_ds  # one domain: the images as they are"
+_PLAIN_TRAINER = ("def make_trainer(model, phase, steps_per_epoch):\n    return model  # no teacher: the model trains itself"
+                  "\n\n\n" + _ONE_DOMAIN)
+
+
+def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | None, ws: Path,
+                 extra: list[str], same: list[str]) -> tuple[list[str], bool]:
+    """What the run's training method adds (constants; code into extra, same changed in place); whether it needs
+    tensorflow-hub (a TF Hub teacher)."""
+    constants: list[str] = []
+    custom = _definitions(layers.__file__)
+    caffe = custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"]
     if methods.is_method(config, transfer.METHOD):  # its apply_phase (in functions) opens the difference layers first
         same[-1] = same[-1].replace("def apply_phase(", "def apply_backbone_phase(", 1)
         if config.source_backbone:
@@ -548,12 +631,54 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
                              "  # the earlier run's backbone, inside its model.keras")
     if methods.is_method(config, distill.METHOD):
         more, code = _distill_code(config, source_weights or "", ws)
-        constants += more
-        caffe = custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"]
-        extra += [caffe if c == "CAFFE" else c for c in code if c != "CAFFE" or caffe not in extra]
-    else:
-        extra.append("def make_trainer(model):\n    return model  # no teacher: the model trains itself")
-    header = _HEAD.format(label=spec.label, strategy=config.strategy, hub_pip=" tensorflow-hub" if spec.hub_handle else "",
-                          hub_import="import tensorflow_hub as hub\n" if spec.hub_handle else "")
-    parts = [header + "\n".join(constants), *extra, "\n".join(functions), *same]
+        extra += [caffe if c == "CAFFE" else c for c in code if c != "HUB" and (c != "CAFFE" or caffe not in extra)]
+        extra.append(_ONE_DOMAIN)
+        return constants + more, "HUB" in code
+    if methods.is_method(config, adaptation.METHOD):
+        more, code = _adaptation_code(config, dataset_folder, ws)
+        extra += code
+        return constants + more, False
+    extra.append(_PLAIN_TRAINER)
+    return constants, False
+
+
+def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
+                    classes: list[str] | None = None, split_file: str | None = None, ws: Path | None = None) -> str:
+    """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
+
+    source_weights: for domain_weights the earlier run's model.keras, for weight_init its early
+    checkpoint (checkpoints/early_base.weights.h5), absolute or relative to the script's folder;
+    the default is that file in the workspace ws (default: the TL_WORKSPACE one).
+    classes: the class order (the model's outputs); by default the dataset's dataset.json, else
+    the script sorts the class folders. split_file: a run's split.json ({classes, train, val,
+    test} of [path relative to the dataset folder, class index]), absolute or next to the script;
+    without it, a split.json beside the images is used, else the script draws a stratified split.
+    An adapting strategy's script trains with its adaptation loss on the target images (TARGET_DIR).
+    """
+    config, _ = adaptation.prepare(config.validate())  # an adapting run's head gets its adaptation layer
+    ws = ws or workspace()
+    spec = backbones.get(config.backbone)
+    source_weights, classes, class_dirs = _script_files(config, dataset_folder, source_weights, classes, ws)
+    make_net, extra = _network_code(spec)
+    if config.weights == "none" and not spec.hub_handle:  # the same BatchNorm momentum as TransferLab's networks
+        built = _definitions(networks.__file__)
+        extra.insert(0, built["SCRATCH_BN_MOMENTUM"] + "\n\n\n" + built["scratch_batchnorm"])
+    custom = _definitions(layers.__file__)
+    if spec.preprocessing == "caffe":
+        extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
+    if config.label_smoothing > 0:
+        extra.append(custom["SmoothedSparseCrossentropy"])
+    constants = _constants(config, dataset_folder, source_weights, classes, class_dirs, split_file)
+    # What trains in each phase: the same functions as TransferLab's trainer (core/engine/modeling.py).
+    trainer = _definitions(modeling.__file__)
+    same = [trainer[name] for name in ("network", "_has_trainable", "_height", "conv_groups", "_open", "apply_phase")]
+    more, teacher_hub = _method_code(config, dataset_folder, source_weights, ws, extra, same)
+    hub = bool(spec.hub_handle) or teacher_hub
+    adapts = methods.is_method(config, adaptation.METHOD)
+    header = _HEAD.format(label=spec.label, strategy=config.strategy, hub_pip=" tensorflow-hub" if hub else "",
+                          hub_import="import tensorflow_hub as hub\n" if hub else "",
+                          target_arg=" [TARGET_DIR]" if adapts else "",
+                          target_help=("\n  TARGET_DIR  unlabelled images from where the model will be used, for the "
+                                       "adaptation (default: TARGET_DIR below)") if adapts else "")
+    parts = [header + "\n".join(constants + more), *extra, "\n".join(_functions(config, make_net)), *same]
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + _BODY

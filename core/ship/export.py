@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from core import settings
-from core.engine import features, methods
+from core.engine import features, methods, texts
 from core.engine import inputs as model_inputs
 from core.errors import ExportError, TransferLabError
 from core.ship import card, codegen, runfiles, serving
@@ -194,12 +194,19 @@ def savedmodel_dir(run_dir: Path) -> Path:
     check_ready(run_dir)
     config = runs.load_config(run_dir)
     model = runfiles.load_model(run_dir)
-    module = serving_module(model, config.image_size, model_inputs.tensor_spec(config))
+    spec, feed = model_inputs.tensor_spec(config), lambda x: x
+    by_ids = texts.token_model(model)  # WordLlama's tokenizer cannot run inside TensorFlow: the export takes ids
+    if by_ids is not None:
+        spec = tf.TensorSpec([None, None], tf.int32, name=texts.TOKEN_IDS)
+        feed = lambda x: texts.token_ids([t.decode("utf-8") for t in x])  # noqa: E731
+    module = serving_module(by_ids or model, config.image_size, spec)
     tmp = target.with_name(f".savedmodel.{secrets.token_hex(4)}.tmp")
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]
-        _check_float(run_dir, model, lambda x: serve(image=tf.constant(x))["probabilities"].numpy(), "SavedModel")
+        # The signature's input is named by the run's kind ("image", "waveform"; token ids for WordLlama texts).
+        _check_float(run_dir, model, lambda x: serve(**{spec.name: tf.constant(feed(x))})["probabilities"].numpy(),
+                     "SavedModel")
         try:
             os.replace(tmp, target)
         except OSError:  # another session finished the same folder first: keep theirs
@@ -228,6 +235,9 @@ def _make_savedmodel(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
             if path.is_file():
                 zf.write(path, f"savedmodel/{path.relative_to(source).as_posix()}")
         zf.writestr("labels.txt", labels_text(run_dir))
+        if texts.token_model(runfiles.load_model(run_dir)) is not None:  # the tokenizer and a wrapper travel with it
+            zf.write(texts.tokenizer_file(), "tokenizer.json")
+            zf.writestr("predict_texts.py", texts.WRAPPER)
 
 
 def _representative(run_dir: Path) -> Callable[[], Any]:
@@ -365,6 +375,13 @@ def _invoke(interpreter: Any, image: np.ndarray) -> np.ndarray:
     """Class probabilities for one float 0-255 image, quantizing in and out where the model is integer."""
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
+    if isinstance(image, (bytes, str)):  # a text: a WordLlama export takes its token ids (core.engine.texts)
+        ids = texts.token_ids([image.decode("utf-8") if isinstance(image, bytes) else image])
+        interpreter.resize_tensor_input(inp["index"], ids.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp["index"], ids)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].astype(np.float32)
     x = image[None].astype(np.float32)
     if np.issubdtype(inp["dtype"], np.integer):
         scale, zero = inp["quantization"]
@@ -503,7 +520,8 @@ def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     # The answer the README promises for request.json, from the very files that ship.
     serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
     pixels = tf.constant(json.loads(body)["instances"], tf.float32)
-    probs = serve(**{serving.INPUT: pixels})[serving.OUTPUT].numpy()[0]
+    name = model_inputs.tensor_spec(runs.load_config(run_dir)).name  # the kind's input ("image", "waveform")
+    probs = serve(**{name: pixels})[serving.OUTPUT].numpy()[0]
     example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(source.rglob("*")):

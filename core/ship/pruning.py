@@ -81,7 +81,8 @@ def create_child(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS
     ws = parent_dir.parent.parent
     child = runs.create_run(runs.load_config(parent_dir), ws, pruned_from=parent_dir.name)
     shutil.copyfile(parent_dir / "split.json", child / "split.json")
-    runs.update_status(child, sparsity=float(sparsity), prune_epochs=int(epochs))
+    with runs.edit_status(child) as status:
+        status.figures.sparsity, status.figures.prune_epochs = float(sparsity), int(epochs)
     return child
 
 
@@ -262,16 +263,16 @@ def prune(child_dir: Path, listener: events.Listener | None = None,
         if listener is not None:
             listener(event)
 
-    runs.update_status(child_dir, "running", started=time.time(), pid=os.getpid(), message=None)
+    runs.mark_running(child_dir)
     try:
         return _prune(child_dir, emit, should_stop)
     except TransferLabError as exc:
-        runs.update_status(child_dir, "failed", finished=time.time(), message=str(exc))
+        runs.mark_ended(child_dir, "failed", str(exc))
         raise
     except BaseException as exc:
         state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        runs.update_status(child_dir, state, finished=time.time(), detail=traceback.format_exc(limit=20),
-                           message=f"Pruning stopped unexpectedly ({type(exc).__name__}).")
+        runs.mark_ended(child_dir, state, f"Pruning stopped unexpectedly ({type(exc).__name__}).",
+                        detail=traceback.format_exc(limit=20))
         raise
 
 
@@ -310,7 +311,8 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
     emit(events.PhaseStart(PHASE, 1, 1, epochs, steps, modeling.count_trainable(pruned)))
     emit(events.Notice(f"Pruning run {parent_dir.name} to {sparsity:.0%} sparsity over {epochs} epoch(s) of "
                        "fine-tuning on its training images."))
-    runs.update_status(child_dir, phase=PHASE, phase_index=1, phases=1)
+    with runs.edit_status(child_dir) as status:
+        status.progress.phase, status.progress.phase_index, status.progress.phases = PHASE, 1, 1
     progress = training.event_callback(emit, PHASE, epochs, steps, should_stop)
     started = time.monotonic()
     pruned.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
@@ -322,8 +324,8 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
         raise PruningError("The loss became NaN (not a number) while pruning, so it stopped; prune less at once "
                            "(a lower sparsity) or over more epochs.")
     if progress.cancelled:
-        runs.update_status(child_dir, "cancelled", finished=time.time(), train_seconds=seconds,
-                           message="Pruning was cancelled before it reached its sparsity, so no model was kept.")
+        runs.mark_ended(child_dir, "cancelled", "Pruning was cancelled before it reached its sparsity, so no model was "
+                        "kept.", train_seconds=seconds)
         return {"state": "cancelled", "train_seconds": seconds}
 
     stripped = strip(pruned)
@@ -336,7 +338,10 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
         "state": "done", "train_seconds": seconds, "test_accuracy": report["accuracy"],
         "val_accuracy": progress.last.get("val_accuracy"), "sparsity_reached": reached["prunable_sparsity"],
     }
-    runs.update_status(child_dir, "done", finished=time.time(), **{k: v for k, v in result.items() if k != "state"})
+    with runs.edit_status(child_dir) as status:
+        status.state, status.timings.finished, status.timings.train_seconds = "done", time.time(), seconds
+        status.figures.test_accuracy, status.figures.val_accuracy = report["accuracy"], result["val_accuracy"]
+        status.figures.sparsity_reached = reached["prunable_sparsity"]
     return result
 
 

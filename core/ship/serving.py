@@ -146,8 +146,10 @@ def status_body() -> dict[str, Any]:
 def metadata_body(served: ServedModel) -> dict[str, Any]:
     """GET /v1/models/NAME/metadata: TensorFlow Serving's signature block, plus the labels and the run."""
     size = served.image_size
+    kind = model_inputs.get(served.kind)
+    shape, _, name = kind.signature(size)
     signature = {
-        "inputs": {INPUT: {**_tensor([-1, size, size, 3]), "name": f"{SIGNATURE}_{INPUT}:0"}},
+        "inputs": {name: {**_tensor([-1, *shape]), "name": f"{SIGNATURE}_{name}:0"}},
         "outputs": {OUTPUT: {**_tensor([-1, len(served.classes)]), "name": "StatefulPartitionedCall:0"}},
         "method_name": "tensorflow/serving/predict",
     }
@@ -156,7 +158,7 @@ def metadata_body(served: ServedModel) -> dict[str, Any]:
         "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
         "labels": served.classes,
         "image_size": size,
-        "input": f"RGB pixels 0-255, {size} x {size} x 3 per image; or {{\"b64\": ...}}, an image file in base64",
+        "input": f"{kind.words}, {' x '.join(map(str, shape))} per item; or {{\"b64\": ...}}, a file in base64",
         "output": "one probability per label, in the order of 'labels'",
         "run": served.run_dir.name,
     }
@@ -192,17 +194,24 @@ def _validation_sentence(exc: Any) -> str:
     return f"The field '{where}' of the request is wrong: {error['msg']}."
 
 
-def _unwrap(value: Any) -> Any:
-    """An instance named by the signature's one input (`{"image": ...}`) is that input."""
-    if isinstance(value, dict) and set(value) == {INPUT}:
-        return value[INPUT]
+def _unwrap(value: Any, name: str = INPUT) -> Any:
+    """An instance named by the signature's one input (`{"image": ...}`, `{"waveform": ...}`) is that input."""
+    if isinstance(value, dict) and set(value) == {name}:
+        return value[name]
     return value
 
 
 def instance_array(served: ServedModel, value: Any, number: int, limits: ImportLimits) -> np.ndarray:
     """One instance as the model takes it: an S x S x 3 array of 0-255 pixels, or a decoded b64 image file."""
-    value = _unwrap(value)
     size = served.image_size
+    kind = model_inputs.get(served.kind)
+    shape, _, name = kind.signature(size)
+    value = _unwrap(value, name)
+    if isinstance(value, str):  # a text, for a model of texts: its kind reads it as a handed-in text
+        try:
+            return kind.decode(value.encode("utf-8"), size, limits)
+        except DatasetError as exc:
+            raise ServingError(f"Instance {number} is {exc}.") from None
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise ServingError(f"Instance {number} is an object but not {{\"b64\": \"...\"}}; send an image file as "
@@ -220,13 +229,14 @@ def instance_array(served: ServedModel, value: Any, number: int, limits: ImportL
     except (TypeError, ValueError):
         raise ServingError(f"Instance {number} is neither an array of numbers of shape {size} x {size} x 3 nor "
                            '{"b64": "..."}.') from None
-    if array.shape != (size, size, 3):
+    if array.shape != shape:
         got = " x ".join(map(str, array.shape)) or "a single number"
-        raise ServingError(f"Instance {number} has shape {got}; this model takes {size} x {size} x 3 RGB pixels "
-                           "(or an image file as {\"b64\": \"...\"}, which is resized for you).")
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
-        raise ServingError(f"Instance {number} has pixel values outside 0-255; send raw RGB values (the model "
-                           "scales them itself).")
+        raise ServingError(f"Instance {number} has shape {got}; this model takes {' x '.join(map(str, shape))} "
+                           f"{kind.words} (or a file as {{\"b64\": \"...\"}}, which is decoded for you).")
+    low, high = kind.value_range
+    if not np.isfinite(array).all() or array.min() < low or array.max() > high:
+        raise ServingError(f"Instance {number} has values outside {low:g}-{high:g}; send raw {kind.words} (the "
+                           "model scales them itself).")
     return array
 
 

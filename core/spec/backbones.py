@@ -63,6 +63,14 @@ class BackboneSpec:
     keras_loads_weights: bool = False
     hub_handle: str = ""  # a TF Hub feature-vector handle: a URL or a local SavedModel folder
     kind: str = "image"  # the kind of data it reads (core.spec.kinds): a dataset of another kind is refused
+    # What turns the kind's raw input into the network's input (core.engine.sounds): "" (images: pixels as they
+    # are), "logmel" (a 16 kHz waveform -> its log-mel spectrogram as a picture), "waveform" (the network reads
+    # the waveform itself, as YAMNet does).
+    front_end: str = ""
+    # Pretrained weights shipped inside an installed Python package: "package/relative/path" (WordLlama's table).
+    package_file: str = ""
+    # The constructor builds the whole base, raw input to one vector, from (spec, weights) (text encoders).
+    builds_base: bool = False
 
     def weights_candidates(self, image_size: int) -> list[WeightsFile]:
         """Weights files usable at this size, the best match first."""
@@ -382,7 +390,71 @@ _SPECS: tuple[BackboneSpec, ...] = (
     ),
 )
 
-BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS}
+# ---------------------------------------------------------------- sounds (kind "audio")
+
+YAMNET = "https://tfhub.dev/google/yamnet/1"
+
+
+def _logmel(spec: BackboneSpec, label: str) -> BackboneSpec:
+    """An ImageNet CNN that looks at a clip's log-mel spectrogram as a picture (the front end is in the model)."""
+    return BackboneSpec(**{**spec.__dict__, "id": "logmel_" + spec.id, "label": label, "family": "logmel_" + spec.family,
+                           "kind": "audio", "front_end": "logmel", "default_size": 96, "max_size": 224})
+
+
+_SOUND_SPECS: tuple[BackboneSpec, ...] = (
+    # The baseline every transfer run on sounds is compared with: a small CNN trained from scratch on log-mel.
+    BackboneSpec(
+        id="logmel_cnn", label="Small CNN on log-mel (no pretraining)", family="logmel_cnn",
+        constructor=("core.engine.sounds", "sound_cnn"), preprocessing="zero_to_one", weights_options=("none",),
+        default_size=64, max_size=128, kind="audio", front_end="logmel",
+    ),
+    # Frozen, ImageNet features of a spectrogram are worse than the plain baseline; fine-tuned they are better.
+    _logmel(_v1(0.25, 50.6), "MobileNet V1 0.25 on log-mel (ImageNet)"),
+    _logmel(_v2(0.35, 60.3), "MobileNet V2 0.35 on log-mel (ImageNet)"),
+    # YAMNet (AudioSet, 521 sound classes): 1,024-d embeddings per 0.48 s frame, averaged over the clip.
+    BackboneSpec(
+        id="yamnet", label="YAMNet (TF Hub, AudioSet)", family="yamnet", constructor=("tensorflow_hub", "KerasLayer"),
+        weights_options=("imagenet",), default_size=96, hub_handle=YAMNET, kind="audio", front_end="waveform",
+    ),
+)
+
+
+# Text encoders (kind "text"): a string in, one vector out. Built by core.engine.texts; `image_size` means
+# nothing to them. "imagenet" weights stand for "pretrained" (the config's word for it).
+_TEXT = "core.engine.text_encoders"
+_TEXT_SPECS = (
+    BackboneSpec(
+        id="wordllama", label="WordLlama token embeddings (256, offline)", family="wordllama",
+        constructor=(_TEXT, "wordllama_base"), kind="text", builds_base=True, package_file="wordllama/weights/l2_supercat_256.safetensors",
+        kwargs={"note": "Llama 2's 32,000-token table distilled to 256 numbers a token, averaged over the text; "
+                        "ships inside the wordllama package, so it works offline."},
+    ),
+    *(
+        BackboneSpec(id=bid, label=label, family="text_hub", constructor=(_TEXT, "hub_text_base"), kind="text", builds_base=True,
+                     hub_handle=handle, kwargs={"note": note})
+        for bid, label, handle, note in (
+            ("nnlm_en_50", "NNLM English 50 (TF Hub)", "https://tfhub.dev/google/nnlm-en-dim50/2",
+             "A small English word-embedding model; text in, 50 numbers out."),
+            ("nnlm_en_128_norm", "NNLM English 128, normalised (TF Hub)",
+             "https://tfhub.dev/google/nnlm-en-dim128-with-normalization/2",
+             "The larger English NNLM with punctuation removed; 128 numbers."),
+            ("use_4", "Universal Sentence Encoder (TF Hub)", "https://tfhub.dev/google/universal-sentence-encoder/4",
+             "Sentence meaning in 512 numbers; English; about 1 GB."),
+            ("use_multilingual_3", "Universal Sentence Encoder, multilingual (TF Hub)",
+             "https://tfhub.dev/google/universal-sentence-encoder-multilingual/3",
+             "16 languages in one space; for data that is not English."),
+        )
+    ),
+    BackboneSpec(
+        id="avg_word_embedding", label="Average word embedding (no pretraining)", family="avg_word_embedding",
+        constructor=(_TEXT, "average_word_embedding_base"), kind="text", builds_base=True, weights_options=("none",),
+        kwargs={"note": "Model Maker's baseline: words hashed into 20,000 slots, 16 numbers each, learnt from "
+                        "your texts alone."},
+    ),
+)
+
+
+BACKBONES: dict[str, BackboneSpec] = {s.id: s for s in _SPECS + _SOUND_SPECS + _TEXT_SPECS}
 
 # Which tf_keras.applications constructor each family's specs come from, for the completeness test.
 KERAS_APPLICATIONS: tuple[str, ...] = tuple(s.constructor[1] for s in _SPECS if s.constructor[0] == _APPS)
@@ -391,6 +463,7 @@ KERAS_APPLICATIONS: tuple[str, ...] = tuple(s.constructor[1] for s in _SPECS if 
 # ---------------------------------------------------------------- TF Hub
 
 HUB_PREFIX = "hub:"
+HUB_AUDIO_PREFIX = "hub-audio:"  # a TF Hub sound model taking a 16 kHz waveform (YAMNet's signature)
 
 
 @dataclass(frozen=True)
@@ -421,8 +494,9 @@ HUB_MODELS: tuple[HubModel, ...] = (
 )
 
 
-def hub_id(handle: str) -> str:
-    """The backbone id for a TF Hub handle (a URL, or a local SavedModel folder made absolute)."""
+def hub_id(handle: str, kind: str = "image") -> str:
+    """The backbone id for a TF Hub handle (a URL, or a local SavedModel folder made absolute); a model of sounds
+    (kind "audio") takes a 16 kHz waveform and returns frame embeddings, as YAMNet does."""
     handle = handle.strip()
     if not handle.startswith(("https://", "http://")):
         if settings.hosted():
@@ -430,7 +504,7 @@ def hub_id(handle: str) -> str:
                               "not by a folder on the server.")
         handle = str(Path(handle).expanduser().resolve())
     _check_hosted_hub(handle)
-    return HUB_PREFIX + handle
+    return (HUB_AUDIO_PREFIX if kind == "audio" else HUB_PREFIX) + handle
 
 
 def _check_hosted_hub(handle: str) -> None:
@@ -449,12 +523,21 @@ def _check_hosted_hub(handle: str) -> None:
 
 def is_hub(backbone_id: str) -> bool:
     """True for a TF Hub backbone id (hub:<handle>)."""
-    return isinstance(backbone_id, str) and backbone_id.startswith(HUB_PREFIX)
+    return isinstance(backbone_id, str) and backbone_id.startswith((HUB_PREFIX, HUB_AUDIO_PREFIX))
+
+
+def _hub_handle(backbone_id: str) -> str:
+    return backbone_id.split(":", 1)[1]
 
 
 @lru_cache(maxsize=64)
 def _hub_spec(backbone_id: str) -> BackboneSpec:
-    handle = backbone_id[len(HUB_PREFIX):]
+    handle = _hub_handle(backbone_id)
+    if backbone_id.startswith(HUB_AUDIO_PREFIX):
+        label = "YAMNet (TF Hub)" if handle == YAMNET else f"TF Hub sound model: {handle.rstrip('/').split('/')[-1]}"
+        return BackboneSpec(id=backbone_id, label=label, family="hub_audio", constructor=("tensorflow_hub", "KerasLayer"),
+                            weights_options=("imagenet",), default_size=96, hub_handle=handle, kind="audio",
+                            front_end="waveform")
     known = next((m for m in HUB_MODELS if m.handle == handle), None)
     label = known.label if known else f"TF Hub: {handle.rstrip('/').split('/')[-1] or handle}"
     return BackboneSpec(
@@ -519,7 +602,7 @@ def check_id(backbone_id: str) -> None:
     if backbone_id in BACKBONES:
         return
     if is_hub(backbone_id):
-        handle = backbone_id[len(HUB_PREFIX):]
+        handle = _hub_handle(backbone_id)
         if handle.startswith(("https://", "http://")) or Path(handle).is_absolute():
             _check_hosted_hub(handle)
             return
@@ -571,11 +654,25 @@ def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
     """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk."""
     if spec.hub_handle:
         return hub_local(spec.hub_handle)
+    if spec.package_file:
+        return package_path(spec.package_file)
     for wf in spec.weights_candidates(image_size):
         path = keras_models_dir() / wf.name
         if path.is_file() and path.stat().st_size > 0:
             return path
     return None
+
+
+def package_path(package_file: str) -> Path | None:
+    """A file inside an installed Python package ("package/relative/path"), if the package and the file are there."""
+    import importlib.util
+
+    package, _, rel = package_file.partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(next(iter(found.submodule_search_locations))) / rel
+    return path if path.is_file() else None
 
 
 def has_weights(spec: BackboneSpec, weights: str, image_size: int) -> bool:
@@ -595,14 +692,20 @@ CLASS_INDEX = WeightsFile(
 )
 
 
-def best_available(image_size: int) -> BackboneSpec | None:
-    """The most accurate pretrained backbone whose ImageNet weights are already cached."""
+def best_available(image_size: int, kind: str = "image") -> BackboneSpec | None:
+    """The most accurate pretrained backbone of this kind of data whose ImageNet weights are already cached."""
     ready = [
         s
         for s in BACKBONES.values()
-        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and cached_weights(s, image_size)
+        if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and s.kind == kind
+        and cached_weights(s, image_size)
     ]
     return max(ready, key=lambda s: s.top1 or 0.0, default=None)
+
+
+def scratch_backbone(kind: str = "image") -> BackboneSpec:
+    """The network of this kind of data that trains from scratch when no pretrained weights are at hand."""
+    return next(s for s in BACKBONES.values() if s.kind == kind and s.weights_options == ("none",))
 
 
 def base_name(spec: BackboneSpec) -> str:

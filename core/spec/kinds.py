@@ -83,3 +83,16 @@ IMAGE = register(Kind(
     hand_in=("file", "camera"), explain="gradcam", gallery="thumbnail", default_backbone="mobilenet_v2_1.0",
     formats="JPEG, PNG, BMP, GIF, WebP or TIFF",
 ))
+
+AUDIO = register(Kind(
+    id="audio", label="Sounds", item="clip", items="clips",
+    extensions=(".wav", ".flac", ".ogg", ".oga", ".mp3"),
+    hand_in=("file", "microphone"), explain="gradcam_spectrogram", gallery="player",
+    default_backbone="logmel_mobilenet_v1_0.25", formats="WAV, FLAC, OGG or MP3",
+))
+
+TEXT = register(Kind(
+    id="text", label="Texts", item="text", items="texts", extensions=(".txt",),
+    hand_in=("text", "file"), explain="words", gallery="snippet", default_backbone="wordllama",
+    formats="a CSV, TSV or JSON Lines table (a text and a label column), or class folders of .txt files",
+))

@@ -118,7 +118,8 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 
 def update_status(run_dir: Path, state: str | None = None, **fields: Any) -> dict[str, Any]:
-    """Merge fields, named by their status.json keys, into the typed status and write it back."""
+    """Merge fields, named by their status.json keys, into the typed status and write it back (for tests and
+    tools; the code writes through the typed transitions below, or edit_status)."""
     with edit_status(run_dir) as status:
         status.set(**({"state": state} if state is not None else {}), **fields)
     return status.to_dict()
@@ -127,8 +128,51 @@ def update_status(run_dir: Path, state: str | None = None, **fields: Any) -> dic
 def link_companion(run_dir: Path, role: str, companion_dir: Path) -> None:
     """Record that companion_dir was trained beside run_dir in this role (COMPANIONS), on both runs."""
     assert role in COMPANIONS, role
-    update_status(companion_dir, **{f"{role}_of": run_dir.name})
-    update_status(run_dir, **{f"{role}_run": companion_dir.name})
+    with edit_status(companion_dir) as status:
+        setattr(status.links, f"{role}_of", run_dir.name)
+    with edit_status(run_dir) as status:
+        setattr(status.links, f"{role}_run", companion_dir.name)
+
+
+# ---------------------------------------------------------------- a run's life, typed: the writers of status.json
+
+
+def record_process(run_dir: Path, pid: int) -> None:
+    """The process that trains (or will train) the run, by pid and start time, so a recycled pid is told apart."""
+    with edit_status(run_dir) as status:
+        status.process.pid, status.process.pid_started = pid, start_time(pid)
+
+
+def mark_queued(run_dir: Path) -> None:
+    """The run waits again to be trained (a resume): created now, no process yet, no end, no message."""
+    with edit_status(run_dir) as status:
+        status.state, status.message = "queued", None
+        status.timings.created, status.timings.finished = time.time(), None
+        status.process.pid = status.process.pid_started = None
+
+
+def mark_running(run_dir: Path) -> None:
+    """This process starts training the run: running since now, the process recorded, the last message cleared."""
+    with edit_status(run_dir) as status:
+        status.state, status.message = "running", None
+        status.timings.started = time.time()
+        status.process.pid, status.process.pid_started = os.getpid(), start_time(os.getpid())
+
+
+def mark_ended(run_dir: Path, state: str, message: str | None, detail: str | None = None,
+               train_seconds: float | None = None) -> RunStatus:
+    """The run ended now in `state` (one of FINISHED) with the sentence saying why; `detail` a traceback for the log,
+    `train_seconds` how long it trained. Returns the status written (the caller may add its figures first)."""
+    if state not in FINISHED:
+        raise ValueError(f"{state} is not how a run ends; one of {', '.join(FINISHED)}")
+    with edit_status(run_dir) as status:
+        status.state, status.message = state, message
+        status.timings.finished = time.time()
+        if detail is not None:
+            status.detail = detail
+        if train_seconds is not None:
+            status.timings.train_seconds = train_seconds
+    return status
 
 
 def append_event(run_dir: Path, event: dict[str, Any]) -> None:
@@ -311,7 +355,7 @@ def reconcile_run(run_dir: Path, status: dict[str, Any] | None = None) -> bool:
         return False
     if lock_holder(run_dir) is not None:
         return False
-    update_status(run_dir, "interrupted", finished=time.time(), message=INTERRUPTED_MESSAGE)
+    mark_ended(run_dir, "interrupted", INTERRUPTED_MESSAGE)
     return True
 
 

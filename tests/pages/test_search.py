@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
-from core.service import studies
+from core.service import jobs, studies
 from core.spec.config import RunConfig
 from core.store import runs
 from tests.pages.conftest import app_test, assert_clean, plotly_charts
@@ -29,18 +29,30 @@ def test_no_dataset_shows_guidance(ws):
 
 
 def test_lr_finder_chart_and_use_it(ws, tiny, monkeypatch):
-    seen = {}
+    """The page submits the finder as a job (the queue and the caps count it) and polls it; never runs it itself."""
+    seen = {"polls": 0}
 
-    def fake(config, workspace, timeout=600):
+    def submit(config, workspace):
         seen["config"] = config
-        return _curve()
+        return "lrfind-0123456789ab"
 
-    monkeypatch.setattr(studies, "find_lr", fake)
+    def state(job_id, workspace):
+        seen["polls"] += 1
+        if seen["polls"] == 1:
+            return {"state": "queued", "queue_position": 1, "message": None}
+        return {"state": "done", "queue_position": None, "message": None, "result": _curve()}
+
+    monkeypatch.setattr(jobs, "submit_lr_find", submit)
+    monkeypatch.setattr(jobs, "lr_find_state", state)
+    monkeypatch.setattr(studies, "find_lr", lambda *a, **k: pytest.fail("the finder ran outside the job queue"))
     at = app_test("search").run()
     assert_clean(at)
     at.button(key="search.lr.find").click().run()
     assert_clean(at)
     assert seen["config"].dataset_id == tiny["id"]
+    assert any("number 1 in line" in i.value for i in at.info)
+    at.run()  # the next poll: the job is done
+    assert_clean(at)
     chart = plotly_charts(at)[0]
     assert '"type":"log"' in chart.proto.spec.replace(" ", "")
     assert any("Suggested learning rate" in m.value for m in at.markdown)
@@ -79,6 +91,7 @@ def _finished_study(ws, tiny, make_run, accuracies=(0.80, 0.81, 0.82)) -> tuple[
         trial = study.ask(dists)
         trial.set_user_attr("run_id", run_dir.name)
         trial.set_user_attr("val_accuracy", accuracies[i])
+        trial.set_user_attr("worker", "machine-b:42" if i == 1 else "machine-a:7")
         if state == "PRUNED":
             trial.set_user_attr("pruned_epoch", 1)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -103,6 +116,7 @@ def test_finished_study_table_figures_and_use_the_best(ws, tiny, make_run):
     assert options[0].startswith(f"{study_id} · on tiny · searching ") and "done" not in options[0]
     assert not any("higher validation accuracy" in c.value for c in at.caption)
     assert table["run"].iloc[1] == made[1].name
+    assert list(table["ran on"]) == ["machine-a:7", "machine-b:42", "machine-a:7"]  # which worker ran each trial
     assert any("Best so far: trial 1" in m.value for m in at.markdown)
     assert len(plotly_charts(at)) >= 3  # history, parallel coordinates, slice (importances with enough trials)
     assert at.session_state["search.poll"] is None  # nothing to poll: the study is not running

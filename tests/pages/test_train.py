@@ -110,7 +110,7 @@ def test_an_unknown_run_id_in_the_url_is_dropped(ws, tiny_dataset):
 
 def test_a_waiting_job_says_how_many_runs_are_ahead(ws, tiny_dataset, make_run):
     busy = make_run("running", dataset_id=tiny_dataset["id"],
-                    status={"pid": os.getpid(), "pid_started": jobs.start_time(os.getpid()), "created": time.time() - 60})
+                    status={"pid": os.getpid(), "pid_started": runs.start_time(os.getpid()), "created": time.time() - 60})
     jobs._enqueue(busy, jobs.queue_dir(ws))
     run_dir = make_run("queued", dataset_id=tiny_dataset["id"],
                        status={"pid": os.getpid(), "created": time.time()})
@@ -183,7 +183,7 @@ def test_a_guessing_level_result_is_never_green_and_says_what_to_try(ws, tiny_da
 def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny_dataset, make_run, field, back):
     # The main run is done; its companion (from scratch, without adaptation, the student alone: trained by the same
     # job right after it) still trains. Issue 28, item 2: the page stayed "still training" after both had finished.
-    alive = {"pid": os.getpid(), "pid_started": jobs.start_time(os.getpid()), "created": time.time()}
+    alive = {"pid": os.getpid(), "pid_started": runs.start_time(os.getpid()), "created": time.time()}
     companion = make_run("running", dataset_id=tiny_dataset["id"], status={**alive, back: "x"})
     run_dir = make_run("done", dataset_id=tiny_dataset["id"], status={field: companion.name})
     at = app_test("train")
@@ -208,7 +208,7 @@ def test_a_running_search_holds_start_and_the_page_frees_it_when_the_search_ends
     study_id = studies.create(base.validate(), ws, trials=2, search=["lr"])
     status = studies.study_path(study_id, ws) / "status.json"
     status.write_text(json.dumps({"state": "running", "created": time.time(), "pid": os.getpid(),
-                                  "pid_started": jobs.start_time(os.getpid())}))  # this process plays the job
+                                  "pid_started": runs.start_time(os.getpid())}))  # this process plays the job
     at = app_test("train").run()
     assert_clean(at)
     assert at.button(key="train.start").disabled

@@ -73,7 +73,8 @@ def test_the_image_kind_is_registered_on_every_floor():
     assert ".jpg" in image.extensions and image.hand_in[0] == "file"
     assert spec_kinds.ids()[0] == "image" and kinds.get("image").spec is image
     assert backbones.get(image.default_backbone).kind == "image"
-    assert set(backbones.for_kind("image")) == set(backbones.ids())
+    assert {backbones.get(b).kind for b in backbones.ids()} <= set(spec_kinds.ids())
+    assert set(backbones.KERAS_APPLICATIONS) <= {backbones.get(b).constructor[1] for b in backbones.for_kind("image")}
     assert kinds.of({}).id == "image"  # a record made before kinds holds images
     with pytest.raises(ConfigError, match="'sound' is not a kind of data"):
         spec_kinds.get("sound")

@@ -143,6 +143,27 @@ def test_a_frozen_backbone_adapts_on_augmented_images(ws, tiny, target):
         assert passes == expected, views
 
 
+def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path):
+    """The generated train.py trains with the adaptation loss on the target images, not as a plain run."""
+    import os
+    import subprocess
+    import sys
+
+    from core.ship import codegen
+
+    cfg = _config(tiny, target, epochs=1)
+    script = codegen.training_script(cfg, str(datasets.dataset_path(tiny["id"], ws)), ws=ws)
+    assert "class AdaptationTrainer" in script and "ADAPTS = 'adversarial'" in script
+    assert f"HIDDEN_UNITS = {adaptation.ADAPTATION_UNITS}" in script  # the adaptation layer
+    path = tmp_path / "train.py"
+    path.write_text(script)
+    proc = subprocess.run([sys.executable, str(path), str(datasets.dataset_path(tiny["id"], ws)), str(tmp_path / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "adapt_loss" in proc.stdout and "test accuracy" in proc.stdout
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

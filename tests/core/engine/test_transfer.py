@@ -217,6 +217,27 @@ def test_distillation_streams_images_through_the_runs_own_pipeline(tiny, ws, mon
     assert any(t is not None for t in calls)  # the student's images came with the teacher's answers
 
 
+def test_the_exported_distill_script_loads_a_tf_hub_teacher(tiny, ws, tmp_path):
+    import tensorflow as tf
+
+    from core.ship import codegen
+    from core.spec import backbones
+    from core.store import datasets
+
+    w = tf.Variable(tf.random.stateless_normal([3, 8], seed=[1, 2]))  # a tiny TF Hub feature-vector SavedModel
+    root = tf.train.Checkpoint(w=w)
+    root.variables, root.trainable_variables, root.regularization_losses = [w], [w], []
+    root.__call__ = tf.function(lambda images: tf.nn.relu(tf.matmul(tf.reduce_mean(images, axis=[1, 2]), w) + 1.0),
+                                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    tf.saved_model.save(root, str(tmp_path / "hub_teacher"))
+    teacher_dir = _train(ws, _small(tiny, backbone=backbones.hub_id(str(tmp_path / "hub_teacher")), weights="imagenet",
+                                    strategy="feature_extraction"))
+    folder = datasets.dataset_path(tiny["id"], ws)
+    script = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name), str(folder), ws=ws)
+    assert "TEACHER_HUB = True" in script and "import tensorflow_hub as hub" in script
+    assert "test accuracy" in _run_script(script, folder, tmp_path)
+
+
 def test_a_teacher_with_other_classes_is_refused_with_a_sentence(tiny, ws):
     teacher_dir = runs.create_run(_small(tiny), ws)  # a finished run folder; the classes are checked first
     (teacher_dir / "split.json").write_text(json.dumps({"classes": tiny["classes"], "train": [], "val": [], "test": []}))

@@ -215,3 +215,26 @@ def test_an_unfinished_pruning_is_not_resumed_as_a_training(tiny, ws):
     runs.update_status(run_dir, "interrupted", pruned_from="20200101-000000-000000000000")
     with pytest.raises(RunStateError, match="prune run 20200101-000000-000000000000 again"):
         runs.check_resumable(run_dir)
+
+
+def test_the_learning_rate_finder_is_a_queued_job_counted_by_the_caps(tiny, ws, monkeypatch):
+    from core.errors import QuotaExceeded
+
+    job_id = jobs.submit_lr_find(_cfg(tiny), ws)
+    job_dir = jobs.lr_find_path(job_id, ws)
+    assert (jobs.queue_dir(ws) / "tickets" / f"{job_id}.json").is_file()  # in line with the runs
+    assert runs.read_status(job_dir)["pid"] != os.getpid()
+    done = _until(lambda: jobs.lr_find_state(job_id, ws)["state"] not in ("queued", "running"), what="finder done")
+    assert done, (job_dir / "job.log").read_text()
+    state = jobs.lr_find_state(job_id, ws)
+    assert state["state"] == "done", state
+    assert state["result"]["batches"] >= 20 and 0 < state["result"]["suggestion"] <= 1
+    # A shared server's cap on waiting or training work counts it like a run.
+    monkeypatch.setenv("TL_MAX_ACTIVE_RUNS", "1")
+    busy = runs.run_path(jobs.submit(_cfg(tiny, epochs=30), ws), ws)
+    try:
+        with pytest.raises(QuotaExceeded):
+            jobs.submit_lr_find(_cfg(tiny), ws)
+    finally:
+        jobs.cancel(busy.name, ws)
+        _until(lambda: _finished(busy), what="cancelled")

@@ -29,7 +29,9 @@ def test_every_keras_application_of_tf_keras_is_registered():
         assert name in backbones.KERAS_APPLICATIONS
 
 
-@pytest.mark.parametrize("spec", list(backbones.BACKBONES.values()), ids=lambda s: s.id)
+# TF Hub models in the registry (YAMNet) are not built in advance: they have no measured figures; nor are text encoders.
+@pytest.mark.parametrize("spec", [s for s in backbones.BACKBONES.values() if not s.hub_handle and s.kind != "text"],
+                         ids=lambda s: s.id)
 def test_every_spec_has_its_data_without_building(spec):
     assert spec.min_size <= spec.default_size <= spec.max_size
     assert spec.preprocessing in backbones.PREPROCESSING

@@ -1,6 +1,8 @@
 """The typed run status: status.json keeps its keys, every key has one typed home, links go both ways."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,32 @@ def test_edit_status_writes_typed_fields_once(tmp_path):
         status.state = "done"
         status.figures.val_accuracy = 0.75
     assert runs.read_status(run_dir)["val_accuracy"] == 0.75 and runs.read_status(run_dir)["state"] == "done"
+
+
+def test_a_runs_life_through_the_typed_transitions(tmp_path):
+    run_dir = runs.create_run(_config(), tmp_path)
+    runs.record_process(run_dir, os.getpid())
+    status = runs.load_status(run_dir)
+    assert (status.state, status.process.pid) == ("queued", os.getpid())
+    assert status.process.pid_started == runs.start_time(os.getpid())
+    runs.update_status(run_dir, message="an old sentence")
+    runs.mark_running(run_dir)
+    status = runs.load_status(run_dir)
+    assert status.state == "running" and status.message is None and status.timings.started is not None
+    runs.mark_ended(run_dir, "cancelled", "Stopped by you.", train_seconds=3.5)
+    status = runs.load_status(run_dir)
+    assert (status.state, status.message, status.timings.train_seconds) == ("cancelled", "Stopped by you.", 3.5)
+    assert status.timings.finished >= status.timings.started and status.ended
+    with pytest.raises(ValueError, match="not how a run ends"):
+        runs.mark_ended(run_dir, "running", None)
+    runs.mark_queued(run_dir)  # a resume: no process, no end, no message until its new process records itself
+    on_disk = json.loads((run_dir / "status.json").read_text())
+    assert on_disk["state"] == "queued" and on_disk["train_seconds"] == 3.5
+    assert not {"pid", "pid_started", "finished", "message"} & set(on_disk)
+
+
+def test_no_core_module_writes_status_through_loose_keyword_dicts():
+    root = Path(__file__).resolve().parents[3]
+    loose = [str(p.relative_to(root)) for folder in ("core", "pages") for p in (root / folder).rglob("*.py")
+             if "update_status(" in p.read_text(encoding="utf-8") and p.name != "runs.py"]
+    assert loose == []

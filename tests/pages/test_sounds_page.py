@@ -1,0 +1,36 @@
+"""The pages with sounds: the Data page plays clips (st.audio) and says the sound facts of the health report;
+"Try it" on the Predictions page offers the microphone (st.audio_input) beside files."""
+
+from core.data import sounds
+from core.data.importer import import_path
+from tests.pages.conftest import app_test, assert_clean
+
+
+def _text(at) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning") for e in at.get(kind))
+
+
+def test_the_data_page_plays_clips_and_says_their_facts(ws, tmp_path):
+    info = import_path(sounds.generate_sounds(tmp_path / "sounds", per_class=10, seed=2), ws, name="sounds")
+    at = app_test("data").run(timeout=60)
+    assert_clean(at)
+    assert at.session_state["dataset_id"] == info["id"]
+    text = _text(at)
+    assert "sample rates found: 16 kHz (40)" in text and "a model hears one second" in text
+    assert at.get("audio")  # the gallery's clips play
+    assert [t.label for t in at.tabs if t.label == "Augmentation preview"] == []
+
+
+def test_spectrogram_picture_is_a_small_grey_image(tmp_path):
+    clip = next((sounds.generate_sounds(tmp_path / "s", per_class=1, seed=0) / "whistle").iterdir()).read_bytes()
+    pic = sounds.spectrogram_picture(clip)
+    assert pic.dtype.name == "uint8" and pic.shape[0] <= 64 and pic.shape[1] > 90 and pic.max() == 255
+
+
+def test_the_class_builder_records_sounds_class_by_class(ws):
+    at = app_test("data").run(timeout=60)
+    at.segmented_control(key="data.builder_kind").set_value("audio").run(timeout=60)
+    assert_clean(at)
+    assert len(at.get("audio_input")) >= 2  # one microphone per class
+    images = app_test("data").run(timeout=60)
+    assert not images.get("audio_input")  # images are not recorded
