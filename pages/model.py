@@ -298,8 +298,8 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None,
         spec = backbones.get(backbone_id)
         if "imagenet" not in spec.weights_options:
             return f"{spec.label} ({spec.base_params_m:g} million parameters, no pretraining)"
-        return (f"{spec.label} ({spec.base_params_m:g} million parameters, ImageNet top-1 {spec.top1:g}%, "
-                f"weights {weights_where(spec, size)})")
+        top1 = f", ImageNet top-1 {spec.top1:g}%" if spec.top1 is not None else ""  # other kinds have no ImageNet score
+        return f"{spec.label} ({spec.base_params_m:g} million parameters{top1}, weights {weights_where(spec, size)})"
 
     key = K + "backbone"
     options = tuple(b for b in backbones.for_kind(kind)  # the backbones that read the dataset's kind of data
