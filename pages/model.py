@@ -19,8 +19,8 @@ from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
 from core.spec import backbones, fields, kinds, strategies
-from core.spec.config import (CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig, RunConfig,
-                              clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values)
+from core.spec.config import (AUGMENT_KIND, CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig,
+                              RunConfig, clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values)
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
 from pages import _common, _domain, _offline, _transfer, _weights
@@ -434,14 +434,22 @@ def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     return values
 
 
-def augment_ui() -> dict[str, bool]:
+def augment_ui(kind: str) -> dict[str, bool]:
+    """The augmentations of the dataset's kind of data; a kind with none says so."""
+    own = [f for f in dataclass_fields(AugmentConfig) if AUGMENT_KIND.get(f.name) == kind]
+    if not own:
+        st.caption(f"**Augmentation** is not used for {kinds.get(kind).items}: changing a few words at random "
+                   "changes what a text means, so each one is learnt as written.")
+        return {f.name: False for f in dataclass_fields(AugmentConfig)}
+    changes = {"image": "mirrored, turned, zoomed…", "audio": "noisier, louder, shifted in time…"}.get(kind, "changed")
     st.caption(
-        "**Augmentation** shows the model slightly changed copies of the training images (mirrored, turned, "
-        "zoomed…), new ones every epoch, so it learns what matters instead of memorising the exact pictures."
+        f"**Augmentation** shows the model slightly changed copies of the training {kinds.get(kind).items} "
+        f"({changes}), new ones every epoch, so it learns what matters instead of memorising the exact "
+        f"{'pictures' if kind == 'image' else kinds.get(kind).items}."
     )
     columns = st.columns(3)
     values = {}
-    for i, f in enumerate(dataclass_fields(AugmentConfig)):
+    for i, f in enumerate(own):
         label, help_text = _common.AUGMENT_WORDS.get(f.name, (f.name.capitalize(), None))
         values[f.name] = columns[i % 3].checkbox(label, key=K + "augment." + f.name, persist_state="session",
                                                  help=help_text)
@@ -684,7 +692,7 @@ def page() -> None:
         st.subheader("Training")
         overrides |= training_ui(strategy)
         st.subheader("Augmentation")
-        overrides["augment"] = augment_ui()
+        overrides["augment"] = augment_ui(kinds.of(info).id)
         overrides["augment_views"] = augment_views_ui()
         st.subheader("Classifier head")
         overrides["head"] = head_ui(spec)
