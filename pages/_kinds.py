@@ -158,6 +158,8 @@ class Gallery:
     handed: Callable[[bytes, str, int], None]
     # (stored item's path, caption) -> draws it large in a dialog; None: no "Enlarge" button.
     large: Callable[[Path, str], None] | None = None
+    # (stored items' paths, captions, width in px) -> side by side with more detail (mistakes); None: as `row`.
+    detailed_row: Callable[[list[Path], list[str], int], None] | None = None
 
 
 GALLERIES: dict[str, Gallery] = {
@@ -196,7 +198,15 @@ def _sound_handed(data: bytes, name: str, width: int) -> None:
     st.caption(name)
 
 
-GALLERIES["player"] = Gallery(cell=_sound_cell, row=_sound_row, handed=_sound_handed, large=_sound_large)
+def _sound_detailed_row(paths: list[Path], captions: list[str], width: int) -> None:
+    """Clips that play, each above its spectrogram (the Predictions page's mistakes)."""
+    for column, path, caption in zip(st.columns(max(1, len(paths))), paths, captions):
+        with column:
+            _sound_large(path, caption)
+
+
+GALLERIES["player"] = Gallery(cell=_sound_cell, row=_sound_row, handed=_sound_handed, large=_sound_large,
+                              detailed_row=_sound_detailed_row)
 
 
 def _names_only(kind: spec_kinds.Kind) -> Gallery:
@@ -214,14 +224,17 @@ def gallery(kind: spec_kinds.Kind) -> Gallery:
 
 
 def show_stored(kind: spec_kinds.Kind, root: Path | None, files: list[str], captions: list[str], missing: str,
-                width: int = 120) -> None:
-    """Stored items of a dataset side by side, or the sentence `missing` when the dataset is gone."""
+                width: int = 120, detailed: bool = False) -> None:
+    """Stored items of a dataset side by side (`detailed`: with more detail where the kind has it, e.g. a
+    clip's spectrogram), or the sentence `missing` when the dataset is gone."""
     if root is None:
         st.caption(missing)
         return
     shown = [(root / f, c) for f, c in zip(files, captions) if (root / f).is_file()]
     if shown:
-        gallery(kind).row([p for p, _ in shown], [c for _, c in shown], width)
+        view = gallery(kind)
+        draw = (view.detailed_row if detailed else None) or view.row
+        draw([p for p, _ in shown], [c for _, c in shown], width)
 
 
 # ---------------------------------------------------------------- handing one item in (a kind's `hand_in`)
