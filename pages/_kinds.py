@@ -19,9 +19,11 @@ import streamlit as st
 
 from core.data import health, images, sounds
 from core.data import kinds as data_kinds
+from core.engine import sounds as engine_sounds
 from core.errors import TransferLabError
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
+from core.spec.config import AugmentConfig
 from core.store import runs
 from pages import _charts as charts
 
@@ -41,6 +43,8 @@ class PageKind:
     # (dataset.json, its health report) -> draws the kind's own facts in the Data page's health report.
     health_facts: Callable[[dict, dict], None]
     augment_preview: bool  # whether the Data page offers the augmentation preview (random changes of items)
+    # (dataset.json, its folder, the switches, a seed) -> draws the preview; None: the Data page's image preview.
+    draw_preview: Callable[[dict, Path, AugmentConfig, int], None] | None = None
     own_items: str = ""  # what a person calls their own files of this kind ("pictures"); the kind's `items` if empty
 
 
@@ -91,10 +95,30 @@ def _sound_health_facts(info: dict, report: dict) -> None:
     st.caption(" ".join(lines))
 
 
+def _sound_preview(info: dict, root: Path, augment: AugmentConfig, seed: int) -> None:
+    """One clip of a chosen class as training hears it and randomly changed: each to listen to, with its
+    spectrogram (by the same layer training uses, so loads TensorFlow)."""
+    label = st.selectbox("Clip of the class", info["classes"], key="data.preview_class",
+                         help="The first clip of this class is changed at random, as training would.")
+    try:
+        clip = sounds.load_clip((root / info["images"][label][0]).read_bytes())
+    except (OSError, IndexError, KeyError, TransferLabError):
+        st.caption(f"No clip of '{label}' could be read for the preview.")
+        return
+    with st.spinner("Applying the changes…"):
+        variants = engine_sounds.augmentation_preview(clip, augment, seed, variants=2)
+    captions = ["as trained"] + [f"changed {i}" for i in range(1, len(variants))]
+    for column, wave, caption in zip(st.columns(len(variants)), variants, captions):
+        wav = sounds.to_wav(wave)
+        column.audio(wav, format="audio/wav")
+        column.image(sounds.spectrogram_picture(wav), caption=f"{label}: {caption} (time across, pitch upwards)",
+                     width="stretch", clamp=True)
+
+
 PAGE_KINDS["audio"] = PageKind(
     id="audio", stored_how="Every clip is decoded, mixed down to mono, resampled to 16 kHz and stored as WAV; long "
                            "recordings are cut into one-second windows",
-    health_facts=_sound_health_facts, augment_preview=False, own_items="recordings",
+    health_facts=_sound_health_facts, augment_preview=True, own_items="recordings", draw_preview=_sound_preview,
 )
 
 
