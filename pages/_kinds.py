@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import streamlit as st
 
 from core.data import health, images, sounds
@@ -254,7 +255,14 @@ def _text_cell(path: Path, caption: str) -> None:
         st.caption(caption)
 
 
+TEXTS_SIDE_BY_SIDE = 3  # more texts than this are listed in a table, one a row
+
+
 def _text_row(paths: list[Path], captions: list[str], width: int) -> None:
+    if len(paths) > TEXTS_SIDE_BY_SIDE:
+        st.dataframe(pd.DataFrame({"text": [snippet(_read_text(p), 400) for p in paths], "about": captions}),
+                     hide_index=True, width="stretch")
+        return
     for column, path, caption in zip(st.columns(max(1, len(paths))), paths, captions):
         with column:
             _text_cell(path, caption)

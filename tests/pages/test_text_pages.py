@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+
+import numpy as np
 
 from core.data import texts
 from core.data.importer import import_path
+from core.engine import evaluation
 from core.store import datasets
-from pages import _kinds
-from tests.pages.conftest import app_test, assert_clean
+from pages import _explainers, _kinds
+from tests.pages.conftest import EVAL, app_test, assert_clean
 
 WORDS = {"billing": ("invoice", "refund", "charged", "payment"), "delivery": ("parcel", "courier", "arrived", "late")}
 
@@ -107,3 +111,82 @@ def test_the_gallery_shows_snippets_and_the_health_report_says_the_text_facts(ws
 def test_snippets_are_cut_at_a_word():
     assert _kinds.snippet("short text") == "short text"
     assert _kinds.snippet("word " * 100, 20) == "word word word word…"
+
+
+class _WordModel:
+    """A stand-in text classifier: billing words push towards 'billing', delivery words towards 'delivery'."""
+
+    def predict_on_batch(self, batch):
+        out = []
+        for text in batch:
+            words = str(text).split()
+            billing = sum(w in WORDS["billing"] for w in words)
+            delivery = sum(w in WORDS["delivery"] for w in words)
+            p = (1 + billing) / (2 + billing + delivery)
+            out.append([p, 1 - p])
+        return np.array(out)
+
+
+def _text_run(ws, tmp_path, make_run):
+    path = tmp_path / "tickets.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label", "split"), *_rows()])
+    info = import_path(path, ws, name="tickets")
+    run_dir = make_run("done", dataset_id=info["id"], backbone="wordllama", weights="imagenet")
+    classes = info["classes"]
+    (run_dir / "split.json").write_text(json.dumps({"classes": classes, "train": [], "val": [], "test": []}))
+    files = [*info["images"][classes[0]][:3], *info["images"][classes[1]][:3]]
+    true = [0, 0, 0, 1, 1, 1]
+    probs = [[0.9, 0.1], [0.8, 0.2], [0.03, 0.97], [0.05, 0.95], [0.6, 0.4], [0.2, 0.8]]
+    predictions = [{"file": f, "true": t, "pred": int(np.argmax(p)), "probs": p} for f, t, p in zip(files, true, probs)]
+    (run_dir / "eval.json").write_text(json.dumps({**EVAL, "n": 6, "classes": classes, "predictions": predictions}))
+    return info, files
+
+
+def _text_of(info, ws, rel):
+    return (datasets.dataset_path(info["id"], ws) / rel).read_text(encoding="utf-8")
+
+
+def test_try_it_takes_a_typed_text_and_highlights_its_deciding_words(ws, tmp_path, make_run, monkeypatch):
+    _text_run(ws, tmp_path, make_run)
+    monkeypatch.setattr(evaluation, "load_model", lambda run_dir: _WordModel())
+    handed = []
+
+    def predict(run_dir, items, top_k, model):
+        handed.extend(items)
+        return [{"file": name, "prediction": "billing",
+                 "top": [{"class": "billing", "probability": 0.75}, {"class": "delivery", "probability": 0.25}]}
+                for name, _ in items]
+
+    monkeypatch.setattr(evaluation, "predict", predict)
+    at = app_test("predictions").run()
+    assert_clean(at)
+    assert not at.get("file_uploader") or all(u.key != "pred.camera" for u in at.get("file_uploader"))
+    at.text_area(key="pred.text").set_value("please refund the invoice today").run()
+    assert_clean(at)
+    assert handed == [("please refund the invoice today", b"please refund the invoice today")]
+    trying = next(t for t in at.tabs if t.label == "Try it")
+    marked = [m.value for m in trying.markdown if "<mark" in m.value]
+    assert len(marked) == 1 and marked[0].count("<mark") == 2  # refund and invoice, nothing else
+    assert ">refund</mark>" in marked[0] and ">invoice</mark>" in marked[0] and "today</mark>" not in marked[0]
+    assert any("Deciding words for 'billing'" in c.value and "**refund**" in c.value for c in trying.caption)
+
+
+def test_confusion_cells_and_confident_mistakes_list_their_texts(ws, tmp_path, make_run):
+    info, files = _text_run(ws, tmp_path, make_run)
+    at = app_test("predictions").run()
+    assert_clean(at)
+    assert at.selectbox(key="pred.cell").options[0] == "true billing → guessed delivery (1)"
+    first = next(t for t in at.tabs if t.label == "Test scores and confusion matrix")
+    assert any(_text_of(info, ws, files[2]) == t.value for t in first.text)  # the mixed-up text itself
+    mistakes = next(t for t in at.tabs if t.label == "Mistakes")
+    shown = [t.value for t in mistakes.text]
+    assert shown[:2] == [_text_of(info, ws, files[2]), _text_of(info, ws, files[4])]  # most confident first
+    assert not at.get("image")
+
+
+def test_the_highlight_escapes_markup():
+    html = _explainers.highlighted_html([{"word": "<b>bold</b>", "weight": 0.5}, {"word": "calm", "weight": 0.0}])
+    assert "&lt;b&gt;bold&lt;/b&gt;</mark>" in html and "<b>" not in html and "calm</mark>" not in html
+    assert _explainers.deciding([{"word": "a", "weight": 0.1}, {"word": "b", "weight": 0.3},
+                                 {"word": "c", "weight": -0.2}]) == ["b", "a"]
