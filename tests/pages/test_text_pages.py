@@ -10,6 +10,8 @@ import json
 import numpy as np
 
 from core.data import texts
+from core.spec import backbones, strategies
+from core.spec.config import RunConfig
 from core.data.importer import import_path
 from core.engine import evaluation
 from core.store import datasets
@@ -190,3 +192,26 @@ def test_the_highlight_escapes_markup():
     assert "&lt;b&gt;bold&lt;/b&gt;</mark>" in html and "<b>" not in html and "calm</mark>" not in html
     assert _explainers.deciding([{"word": "a", "weight": 0.1}, {"word": "b", "weight": 0.3},
                                  {"word": "c", "weight": -0.2}]) == ["b", "a"]
+
+
+def _text_dataset(ws, tmp_path):
+    path = tmp_path / "tickets.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label", "split"), *_rows()])
+    return import_path(path, ws, name="tickets")
+
+
+def test_the_model_page_offers_only_text_encoders_for_texts(ws, tmp_path):
+    _text_dataset(ws, tmp_path)
+    at = app_test("model").run()
+    assert_clean(at)
+    backbone = at.selectbox(key="model.backbone")
+    assert len(backbone.options) == len(backbones.for_kind("text")) and backbone.value in backbones.for_kind("text")
+    assert any("WordLlama" in o for o in backbone.options) and not any("ResNet" in o for o in backbone.options)
+    config = RunConfig.from_json(at.session_state["run_config"])
+    assert backbones.get(config.backbone).kind == "text"  # the quick preset of texts
+    strategy = at.selectbox(key="model.strategy")
+    offered = {strategies.get(s).method for s in strategies.ids() if strategies.get(s).label in strategy.options}
+    assert "plain" in offered and not offered & {"adaptation", "transfer", "distillation"}
+    assert any("Not offered for texts:" in c.value and "not been tried on texts" in c.value for c in at.caption)
+    assert not [r for r in at.radio if r.key == "model_ui.everyday"]  # no question about photos
