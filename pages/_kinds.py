@@ -269,9 +269,11 @@ def _text_row(paths: list[Path], captions: list[str], width: int) -> None:
 
 
 def _text_handed(data: bytes, name: str, width: int) -> None:
+    text = snippet(data.decode("utf-8", errors="replace"), 400)
     with st.container(border=True):
-        st.text(snippet(data.decode("utf-8", errors="replace"), 400))
-        st.caption(name)
+        st.text(text)
+        if name != snippet(text, 60):  # a file's name; a typed text is not named twice
+            st.caption(name)
 
 
 def _text_large(path: Path, caption: str) -> None:
