@@ -18,10 +18,10 @@ from core.data import splits
 from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
-from core.spec import backbones, fields, strategies
-from core.spec import kinds as spec_kinds
-from core.spec.config import (CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig, RunConfig,
-                              clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values, presets)
+from core.spec import backbones, fields, kinds, strategies
+from core.spec.config import (AUGMENT_KIND, CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig,
+                              RunConfig, clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values,
+                              presets)
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
 from pages import _common, _domain, _kinds, _offline, _transfer, _weights
@@ -122,7 +122,7 @@ def preset_config(name: str, dataset_id: str, **overrides: Any) -> RunConfig:
 
 def _kind() -> str:
     """The kind of data of the dataset in hand (the page keeps it before drawing anything)."""
-    return st.session_state.get(UI + "kind", spec_kinds.DEFAULT)
+    return st.session_state.get(UI + "kind", kinds.DEFAULT)
 
 
 def _preset(name: str, dataset_id: str, rec: dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
@@ -192,7 +192,7 @@ def recommendation(info: dict[str, Any]) -> strategies.Recommendation:
 def preset_ui(dataset_id: str, rec: strategies.Recommendation) -> str:
     def caption(name: str) -> str:
         if name == RECOMMENDED:
-            return (f"Chosen for your {spec_kinds.get(_kind()).items}: {_common.mid_sentence(strategies.get(rec.strategy).label)} with "
+            return (f"Chosen for your {kinds.get(_kind()).items}: {_common.mid_sentence(strategies.get(rec.strategy).label)} with "
                     f"{backbones.get(rec.backbone).label}, {rec.image_size} px (see why below).")
         p = presets(_kind())[name]
         spec, strategy = backbones.get(p["backbone"]), strategies.get(p["strategy"])
@@ -209,7 +209,7 @@ def preset_ui(dataset_id: str, rec: strategies.Recommendation) -> str:
 def recommender_ui(dataset_id: str, rec: strategies.Recommendation) -> None:
     """A question about the images, the recommendation with its reason, and a button to use it."""
     with st.container(border=True):
-        if _kind() == spec_kinds.DEFAULT:  # the question only images are asked
+        if _kind() == kinds.DEFAULT:  # the question only images are asked
             st.radio("Are your images everyday photos (people, animals, objects, scenes)?", tuple(EVERYDAY),
                      key=UI + "everyday", format_func=EVERYDAY.get, horizontal=True,
                      help="Pretrained backbones learned from millions of everyday photos. Microscopy, X-rays, "
@@ -236,7 +236,7 @@ def ms_at(spec: backbones.BackboneSpec, size: int) -> float:
     return spec.ms_per_image * (size / spec.default_size) ** 2
 
 
-def backbone_table_ui(size: int) -> str:
+def backbone_table_ui(size: int, kind: str) -> str:
     """The zoo as a sortable table, filtered by speed or accuracy; returns the chosen filter."""
     ops_column, ms_column = f"billion operations per image at {size} px", f"ms per image at {size} px (est.)"
     tiers = ("all", *backbones.TIERS)
@@ -254,7 +254,7 @@ def backbone_table_ui(size: int) -> str:
                 "pretrained at (px)": s.default_size, "image sizes": f"{s.min_size}-{s.max_size} px",
                 "layer groups": len(s.groups),
             }
-            for s in backbones.BACKBONES.values() if backbones.in_tier(s, tier) and s.kind == spec_kinds.DEFAULT
+            for s in backbones.BACKBONES.values() if backbones.in_tier(s, tier) and s.kind == kind
         ]), hide_index=True, width="stretch",
             column_config={
                 "parameters (millions)": st.column_config.NumberColumn(
@@ -297,7 +297,7 @@ def hub_ui() -> str:
 KIND_RECOMMENDERS = {"audio": strategies.recommend_sound, "text": strategies.recommend_text}
 
 
-def kind_backbone_ui(kind: spec_kinds.Kind) -> backbones.BackboneSpec:
+def kind_backbone_ui(kind: kinds.Kind) -> backbones.BackboneSpec:
     """For a kind other than images: only its own networks (texts: text encoders), with their pretraining."""
     key = K + "backbone"
     options = backbones.for_kind(kind.id)
@@ -315,7 +315,11 @@ def kind_backbone_ui(kind: spec_kinds.Kind) -> backbones.BackboneSpec:
     return backbones.get(chosen)
 
 
-def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None) -> backbones.BackboneSpec:
+# Kinds of data whose backbone is chosen from their own short list (no image tiers, no TF Hub image models).
+KIND_BACKBONE_UIS = {"text": kind_backbone_ui}
+
+
+def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None, kind: str) -> backbones.BackboneSpec:
     st.caption(
         "The **backbone** is the network that has already learned to see, by training on millions of photos. "
         "Bigger backbones are usually more accurate but slower to train and to use."
@@ -333,18 +337,18 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None)
                           "below. TF Hub: a pretrained image model published on TF Hub, or one saved on this computer.")
     if where == "hub":
         return backbones.get(hub_ui())
-    tier = backbone_table_ui(size)
+    tier = backbone_table_ui(size, kind)
 
     def label(backbone_id: str) -> str:
         spec = backbones.get(backbone_id)
         if "imagenet" not in spec.weights_options:
             return f"{spec.label} ({spec.base_params_m:g} million parameters, no pretraining)"
-        return (f"{spec.label} ({spec.base_params_m:g} million parameters, ImageNet top-1 {spec.top1:g}%, "
-                f"weights {weights_where(spec, size)})")
+        top1 = f", ImageNet top-1 {spec.top1:g}%" if spec.top1 is not None else ""  # other kinds have no ImageNet score
+        return f"{spec.label} ({spec.base_params_m:g} million parameters{top1}, weights {weights_where(spec, size)})"
 
     key = K + "backbone"
-    options = tuple(b for b, s in backbones.BACKBONES.items() if (backbones.in_tier(s, tier) and s.kind == spec_kinds.DEFAULT)
-                    or b == st.session_state[key])
+    options = tuple(b for b in backbones.for_kind(kind)  # the backbones that read the dataset's kind of data
+                    if backbones.in_tier(backbones.get(b), tier) or b == st.session_state[key])
     chosen = st.selectbox(fields.get("backbone").label, options, key=key, persist_state="session", format_func=label,
                           help=fields.get("backbone").help)
     spec = backbones.get(chosen)
@@ -362,7 +366,7 @@ METHODS_NOT_FOR: dict[str, dict[str, str]] = {
 }
 
 
-def strategy_ui(kind: spec_kinds.Kind | None = None) -> strategies.Strategy:
+def strategy_ui(kind: kinds.Kind | None = None) -> strategies.Strategy:
     not_for = METHODS_NOT_FOR.get(kind.id, {}) if kind else {}
     offered = tuple(s for s in strategies.ids() if strategies.get(s).method not in not_for)
     keep_in(K + "strategy", offered, offered[0])
@@ -490,14 +494,22 @@ def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
     return values
 
 
-def augment_ui() -> dict[str, bool]:
+def augment_ui(kind: str) -> dict[str, bool]:
+    """The augmentations of the dataset's kind of data; a kind with none says so."""
+    own = [f for f in dataclass_fields(AugmentConfig) if AUGMENT_KIND.get(f.name) == kind]
+    if not own:
+        st.caption(f"**Augmentation** is not used for {kinds.get(kind).items}: changing a few words at random "
+                   "changes what a text means, so each one is learnt as written.")
+        return {f.name: False for f in dataclass_fields(AugmentConfig)}
+    changes = {"image": "mirrored, turned, zoomed…", "audio": "noisier, louder, shifted in time…"}.get(kind, "changed")
     st.caption(
-        "**Augmentation** shows the model slightly changed copies of the training images (mirrored, turned, "
-        "zoomed…), new ones every epoch, so it learns what matters instead of memorising the exact pictures."
+        f"**Augmentation** shows the model slightly changed copies of the training {kinds.get(kind).items} "
+        f"({changes}), new ones every epoch, so it learns what matters instead of memorising the exact "
+        f"{'pictures' if kind == 'image' else kinds.get(kind).items}."
     )
     columns = st.columns(3)
     values = {}
-    for i, f in enumerate(dataclass_fields(AugmentConfig)):
+    for i, f in enumerate(own):
         label, help_text = _common.AUGMENT_WORDS.get(f.name, (f.name.capitalize(), None))
         values[f.name] = columns[i % 3].checkbox(label, key=K + "augment." + f.name, persist_state="session",
                                                  help=help_text)
@@ -723,8 +735,8 @@ def page() -> None:
         source = source_run_ui(strategy, sources.run_sources(ws) if strategy.source else [])
         picture = st.container()
         st.subheader("Backbone")
-        spec = (kind_backbone_ui(kind) if kind.id != spec_kinds.DEFAULT and not strategy.source
-                else backbone_ui(strategy, source))
+        own_list = None if strategy.source else KIND_BACKBONE_UIS.get(kind.id)
+        spec = own_list(kind) if own_list else backbone_ui(strategy, source, kind.id)
         image_size = image_size_ui(spec)
         overrides: dict[str, Any] = {
             "backbone": spec.id, "strategy": strategy.id, "image_size": image_size,
@@ -743,7 +755,7 @@ def page() -> None:
         st.subheader("Training")
         overrides |= training_ui(strategy)
         st.subheader("Augmentation")
-        overrides["augment"] = augment_ui()
+        overrides["augment"] = augment_ui(kinds.of(info).id)
         overrides["augment_views"] = augment_views_ui()
         st.subheader("Classifier head")
         overrides["head"] = head_ui(spec)
