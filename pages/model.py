@@ -177,14 +177,8 @@ def recommendation(info: dict[str, Any]) -> strategies.Recommendation:
     """The recommender's choice for this dataset and the answer about everyday photos (kept for the preset radio)."""
     answer = st.session_state.get(UI + "everyday", tuple(EVERYDAY)[0])
     kind = _kind()
-    cached = [s.id for s in backbones.BACKBONES.values()
-              if s.kind == kind and backbones.cached_weights(s, s.default_size)]
-    own = KIND_RECOMMENDERS.get(kind)  # the same recommenders as the `recommend` command
-    if own is not None:
-        rec = own(splits.train_counts(info), cached)
-        st.session_state[UI + "rec"] = rec.overrides()
-        return rec
-    rec = strategies.recommend(splits.train_counts(info), {"yes": True, "no": False}.get(answer), cached)
+    rec = strategies.recommend_for(kind, splits.train_counts(info), {"yes": True, "no": False}.get(answer),
+                                   backbones.cached_ids(kind))  # the same recommender as the `recommend` command
     st.session_state[UI + "rec"] = rec.overrides()
     return rec
 
@@ -291,10 +285,6 @@ def hub_ui() -> str:
     except ConfigError as exc:  # a server folder on a shared server
         st.error(str(exc))
         return backbones.HUB_PREFIX
-
-
-# The recommenders of kinds of data other than images (by kind id), as the `recommend` command asks them.
-KIND_RECOMMENDERS = {"audio": strategies.recommend_sound, "text": strategies.recommend_text}
 
 
 def kind_backbone_ui(kind: kinds.Kind) -> backbones.BackboneSpec:
