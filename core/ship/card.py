@@ -31,16 +31,20 @@ def _installed_version(*names: str) -> str | None:
     return None
 
 
+SOUND_CODE_README = (
+    "# Training code of a sound run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
+    "images only. This run takes one second of 16 kHz sound as a float waveform, with its front end inside the model; "
+    "retrain it with TransferLab (`python -m core train --config config.json`). `config.json`, `split.json` and "
+    "`labels.txt` describe the run.\n")
+
+
 def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
     """README.md of the code export: what is in it, what to install, the image folder layout, the command."""
     config = runs.load_config(run_dir)
     ws = run_dir.parent.parent
     spec = backbones.get(config.backbone)
     if spec.front_end:  # a sound run: train.py says it is for images only, and how to retrain instead
-        return ("# Training code of a sound run\n\n`train.py` does not train: TransferLab writes standalone training "
-                "scripts for images only. This run takes one second of 16 kHz sound as a float waveform, with its front "
-                "end inside the model; retrain it with TransferLab (`python -m core train --config config.json`). "
-                "`config.json`, `split.json` and `labels.txt` describe the run.\n")
+        return SOUND_CODE_README
     strategy = strategies.get(config.strategy)
     names = runfiles.classes(run_dir)
     try:
