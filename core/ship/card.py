@@ -34,7 +34,7 @@ def _installed_version(*names: str) -> str | None:
 SOUND_CODE_README = (
     "# Training code of a sound run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
     "images only. This run takes one second of 16 kHz sound as a float waveform, with its front end inside the model; "
-    "retrain it with TransferLab (`python -m core train --config config.json`). `config.json`, `split.json` and "
+    "retrain it with TransferLab (`python -m core train config.json`). `config.json`, `split.json` and "
     "`labels.txt` describe the run.\n")
 
 

@@ -644,7 +644,7 @@ def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | N
 
 SOUND_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for images only; this run trains on sounds "
                          "(a one-second 16 kHz waveform in, the {front} inside the model), so retrain it with "
-                         "TransferLab itself: python -m core train --config config.json")
+                         "TransferLab itself: python -m core train config.json")
 
 
 def sound_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
