@@ -198,7 +198,11 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
     walk.shot("layer-transfer-offline")
 
     # 6. Every page in plain words.
-    for title in ("Home", "Data", "Model", "Train", "Search", "Predictions", "Compare", "Export"):
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Home").click()  # the default page, at "/"
+    page.get_by_role("heading", name="TransferLab").first.wait_for()
+    walk.settle()
+    plain_words(page, "Home")
+    for title in ("Data", "Model", "Train", "Search", "Predictions", "Compare", "Export"):
         walk.nav(title, counts=False)
         plain_words(page, title)
         assert not page.get_by_test_id("stException").count(), title
