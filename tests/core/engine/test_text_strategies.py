@@ -1,0 +1,79 @@
+"""The strategies beyond plain transfer, on texts: distillation (WordLlama teaches the average word embedding),
+domain adaptation (texts of one product line up with another's), and the strategies that do not apply to texts,
+refused by config with the sentence the Model page shows (strategies.refusal)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.data import importer
+from core.data import texts as data_texts
+from core.engine import distill, training
+from core.errors import ConfigError
+from core.spec import config as config_mod, strategies
+from core.store import runs
+
+needs_wordllama = pytest.mark.skipif(data_texts.wordllama_files() is None, reason="the wordllama package is not installed")
+
+GAMES = ["a chess game", "play a puzzle game", "an arcade game with levels", "a strategy game online",
+         "card game for friends", "a racing game", "game of cards and dice", "a board game engine",
+         "a space shooter game", "a game of go", "a maze game for kids", "a multiplayer game"]
+MAIL = ["read your mail", "a mail server", "send and receive email", "an email client", "mail filter for spam",
+        "a mailing list manager", "email in the terminal", "imap mail sync", "mail delivery agent",
+        "an email address book", "webmail for your mail", "secure email with keys"]
+
+
+def _dataset(ws: Path, name: str, games: list[str], mail: list[str]) -> str:
+    path = ws.parent / f"{name}.csv"
+    rows = [(t, "games") for t in games] + [(t, "mail") for t in mail]
+    path.write_text("text,label\n" + "\n".join(f"{t},{lab}" for t, lab in rows) + "\n", encoding="utf-8")
+    return importer.import_path(path, ws)["id"]
+
+
+def _train(ws: Path, **fields) -> Path:
+    cfg = config_mod.RunConfig(**{"batch_size": 8, "seed": 1, **fields}).validate()
+    run_dir = runs.create_run(cfg, ws)
+    assert training.train_and_compare(cfg, run_dir)["state"] == "done"
+    return run_dir
+
+
+def test_strategies_that_do_not_apply_to_texts_are_refused_with_their_sentence(ws):
+    text_ids = strategies.for_kind("text")
+    assert "layer_transfer" not in text_ids and "gradual_unfreeze" not in text_ids
+    assert {"feature_extraction", "fine_tune", "distill", "domain_adversarial", "adaptive_layers"} <= set(text_ids)
+    assert strategies.for_kind("image") == strategies.ids()
+    for strategy in ("layer_transfer", "gradual_unfreeze"):
+        why = strategies.refusal(strategy, "text")
+        assert why and why.endswith(".") and "text encoder" in why
+        with pytest.raises(ConfigError) as err:
+            config_mod.RunConfig(dataset_id="d", backbone="wordllama", strategy=strategy, fine_tune_epochs=1,
+                                 source_run="20260101-120000-0123456789ab").validate()
+        assert str(err.value) == why
+    assert strategies.refusal("layer_transfer", "image") is None
+
+
+@needs_wordllama
+def test_wordllama_teaches_the_average_word_embedding(ws):
+    ds = _dataset(ws, "packages", GAMES, MAIL)
+    teacher = _train(ws, dataset_id=ds, backbone="wordllama", strategy="feature_extraction", epochs=20,
+                     learning_rate=0.01)
+    student = _train(ws, dataset_id=ds, backbone="avg_word_embedding", weights="none", strategy="distill",
+                     source_run=teacher.name, epochs=3, learning_rate=0.05)
+    report = distill.read_report(student)
+    assert [r["role"] for r in report["rows"]] == ["teacher", "distilled"]
+    assert [r["backbone"] for r in report["rows"]] == ["wordllama", "avg_word_embedding"]
+    assert all(r["ms_per_image"] > 0 for r in report["rows"])  # timed on texts, not on pixels
+    assert report["rows"][1]["params"] < report["rows"][0]["params"]  # the student is the small one
+
+
+@needs_wordllama
+def test_texts_of_one_product_adapt_to_another(ws):
+    source = _dataset(ws, "desktop", GAMES, MAIL)
+    target = _dataset(ws, "phone", [f"{t} on your phone" for t in GAMES], [f"{t} on your phone" for t in MAIL])
+    run_dir = _train(ws, dataset_id=source, backbone="wordllama", strategy="domain_adversarial",
+                     target_dataset_id=target, epochs=2, fine_tune_epochs=0)
+    target_eval = json.loads((run_dir / "eval.json").read_text())["target"]
+    assert 0.0 <= target_eval["accuracy"] <= 1.0
