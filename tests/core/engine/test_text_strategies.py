@@ -77,3 +77,35 @@ def test_texts_of_one_product_adapt_to_another(ws):
                      target_dataset_id=target, epochs=2, fine_tune_epochs=0)
     target_eval = json.loads((run_dir / "eval.json").read_text())["target"]
     assert 0.0 <= target_eval["accuracy"] <= 1.0
+
+
+@needs_wordllama
+def test_a_search_over_text_runs_stays_with_text_encoders(ws):
+    from core.errors import StudyError
+    from core.service import studies, tuner
+
+    ds = _dataset(ws, "packages", GAMES, MAIL)
+    base = config_mod.RunConfig(dataset_id=ds, backbone="wordllama", strategy="feature_extraction", epochs=3,
+                                batch_size=8, seed=1).validate()
+    names = [p.name for p in studies.space(base, ["lr", "augment", "backbone"])]
+    assert "augment" not in names  # texts have no augmentation to search
+    assert all(backbones_kind == "text" for backbones_kind in
+               [config_mod.backbones.get(b).kind for b in studies._backbone_choices(base, None)])
+    with pytest.raises(StudyError, match="another kind of data"):
+        studies.space(base, ["lr"], backbone_ids=["wordllama", "mobilenet_v2_1.0"])
+    study_id = studies.create(base, ws, trials=2, search=["lr"])
+    result = tuner.work(study_id, ws)
+    assert result["counts"]["complete"] == 2
+    trials = studies.show(study_id, ws)["trials"]
+    assert {runs.load_config(runs.run_path(t["run_id"], ws)).backbone for t in trials} == {"wordllama"}
+
+
+@needs_wordllama
+def test_a_text_model_is_pruned_on_its_texts(ws):
+    from core.ship import pruning
+
+    ds = _dataset(ws, "packages", GAMES, MAIL)
+    parent = _train(ws, dataset_id=ds, backbone="wordllama", strategy="fine_tune", epochs=2, fine_tune_epochs=1)
+    child, result = pruning.prune_run(parent, 0.5, 1)
+    assert result["state"] == "done" and result["sparsity_reached"] == pytest.approx(0.5, abs=0.05)
+    assert runs.load_config(child).backbone == "wordllama"
