@@ -109,3 +109,18 @@ def test_a_text_model_is_pruned_on_its_texts(ws):
     child, result = pruning.prune_run(parent, 0.5, 1)
     assert result["state"] == "done" and result["sparsity_reached"] == pytest.approx(0.5, abs=0.05)
     assert runs.load_config(child).backbone == "wordllama"
+
+
+def test_health_sentences_of_a_text_dataset_say_texts(ws):
+    from core.data import health
+    from core.errors import DatasetError
+    from core.store import datasets
+
+    ds = _dataset(ws, "few", GAMES[:6] + GAMES[:1], MAIL)
+    info = datasets.load_dataset(ds, ws)
+    assert any(w.startswith("Class 'games' has only 7 texts;") for w in info["warnings"])
+    assert any(w.startswith("1 text(s) are exact copies of another text") for w in info["warnings"])
+    assert not any("image" in w for w in info["warnings"])
+    with pytest.raises(DatasetError, match=r"has only 7 texts; add at least 10 texts"):
+        health.check_trainable(info)
+    assert health.health_warnings({"a": 6, "b": 400})[0] == "Class 'a' has only 6 images; add at least 10 before training."
