@@ -529,6 +529,17 @@ def _example_request(run_dir: Path, serve: Any) -> tuple[str, dict[str, Any]]:
     return body, {input_name: tf.constant(json.loads(body)["instances"], spec.dtype)}
 
 
+def _tf_serving_readme(run_dir: Path, serve: Any, name: str, labels: list[str], example: str) -> str:
+    """The tf-serving README in the words of what the SavedModel takes (pixels or clips, texts, token ids)."""
+    import tensorflow as tf
+
+    (input_name, spec), = serve.structured_input_signature[1].items()
+    size = runs.load_config(run_dir).image_size
+    if spec.dtype == tf.string or spec.dtype.is_integer:
+        return serving.tf_serving_readme_text(name, labels, input_name, spec.dtype.is_integer, size, example)
+    return serving.tf_serving_readme(name, labels, size, example)
+
+
 def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     """tf_serving/NAME/1/ (the checked SavedModel, version 1) with labels, README and a ready request.json."""
     import tensorflow as tf
@@ -546,8 +557,7 @@ def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
                 zf.write(path, f"tf_serving/{name}/{serving.VERSION}/{path.relative_to(source).as_posix()}")
         zf.writestr("tf_serving/labels.txt", labels_text(run_dir))
         zf.writestr("tf_serving/request.json", body)
-        zf.writestr("tf_serving/README.md", serving.tf_serving_readme(name, labels, runs.load_config(run_dir).image_size,
-                                                                      example))
+        zf.writestr("tf_serving/README.md", _tf_serving_readme(run_dir, serve, name, labels, example))
 
 
 # ---------------------------------------------------------------- the registry

@@ -53,6 +53,8 @@ def test_scratch_savedmodel_takes_raw_strings(scratch_run):
 def test_tf_serving_request_holds_a_text(scratch_run):
     with zipfile.ZipFile(export.export(scratch_run, "tf-serving")) as zf:
         body = json.loads(zf.read("tf_serving/request.json"))
+        readme = zf.read("tf_serving/README.md").decode()
+    assert "`text` (string, N texts" in readme and "pixels" not in readme
     (text,) = body["instances"]
     assert isinstance(text, str) and (text, ) in {(t, ) for t, _ in ROWS}  # one of the run's own texts
 
@@ -79,4 +81,5 @@ def test_wordllama_exports_take_token_ids_with_tokenizer_and_tflite_agrees(tmp_p
     assert texts.token_ids(["a chess game"]).dtype == np.int32
     with zipfile.ZipFile(export.export(run_dir, "tf-serving")) as zf:
         (ids,) = json.loads(zf.read("tf_serving/request.json"))["instances"]  # token ids: what its SavedModel takes
+        assert "WordLlama token ids" in zf.read("tf_serving/README.md").decode()
     assert ids and all(isinstance(i, int) for i in ids)
