@@ -188,7 +188,7 @@ STRATEGIES: dict[str, Strategy] = {
             min_fine_tune_epochs=1,
             not_for=(("text", "Gradual unfreezing opens a backbone one group of layers at a time, but a text encoder "
                               "is a single layer (a token table or one TF Hub module), so it would be plain fine-tuning: "
-                              "choose fine_tune instead."),),
+                              "choose Fine-tuning instead."),),
         ),
         Strategy(
             id="from_scratch",
@@ -236,7 +236,7 @@ STRATEGIES: dict[str, Strategy] = {
             method="transfer", keeps_backbone=True,
             not_for=(("text", "Layer transfer copies layers between networks of one family (ResNet-50 into "
                               "ResNet-101), and no two text encoders here share a layer; to pass a trained text model's "
-                              "knowledge to another encoder, choose distill instead."),),
+                              "knowledge to another encoder, choose Distillation instead."),),
         ),
         Strategy(
             id="distill",
