@@ -36,6 +36,10 @@ SOUND_CODE_README = (
     "images only. This run takes one second of 16 kHz sound as a float waveform, with its front end inside the model; "
     "retrain it with TransferLab (`python -m core train config.json`). `config.json`, `split.json` and "
     "`labels.txt` describe the run.\n")
+TEXT_CODE_README = (
+    "# Training code of a text run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
+    "images only. This run takes texts, with its encoder inside the model; retrain it with TransferLab "
+    "(`python -m core train config.json`). `config.json`, `split.json` and `labels.txt` describe the run.\n")
 
 
 def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
@@ -43,8 +47,8 @@ def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
     config = runs.load_config(run_dir)
     ws = run_dir.parent.parent
     spec = backbones.get(config.backbone)
-    if spec.front_end:  # a sound run: train.py says it is for images only, and how to retrain instead
-        return SOUND_CODE_README
+    if spec.front_end or spec.kind == "text":  # train.py says it is for images only, and how to retrain instead
+        return SOUND_CODE_README if spec.front_end else TEXT_CODE_README
     strategy = strategies.get(config.strategy)
     names = runfiles.classes(run_dir)
     try:
@@ -108,17 +112,23 @@ def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
     if spec.hub_handle:
         lines += ["", f"On its first run tensorflow-hub downloads the model `{spec.hub_handle}`."]
     if source is not None:
-        file = features.source_weights_file(ws, config)
-        where = f"`{source_folder}/{file.name}`"
-        lines += ["", "## Starting weights", "", f"The run started from {source}."]
-        if shipped:
-            lines.append(f"That file is included as {where}; `train.py` loads it from there (SOURCE_WEIGHTS).")
-        else:
-            lines.append(f"That file was missing from the workspace when this was exported: fetch "
-                         f"`runs/{config.source_run}/{file.relative_to(runs.runs_root(ws) / config.source_run).as_posix()}` "
-                         f"from the TransferLab workspace where run {config.source_run} was trained and put it at "
-                         f"{where}, next to `train.py`; the script stops with a message until it is there.")
+        lines += _starting_weights(config, ws, source, source_folder, shipped)
     return "\n".join(lines) + "\n"
+
+
+def _starting_weights(config: RunConfig, ws: Path, source: str, source_folder: str, shipped: bool) -> list[str]:
+    """The code README's section on the earlier run's weights a run started from."""
+    file = features.source_weights_file(ws, config)
+    where = f"`{source_folder}/{file.name}`"
+    lines = ["", "## Starting weights", "", f"The run started from {source}."]
+    if shipped:
+        lines.append(f"That file is included as {where}; `train.py` loads it from there (SOURCE_WEIGHTS).")
+    else:
+        lines.append(f"That file was missing from the workspace when this was exported: fetch "
+                     f"`runs/{config.source_run}/{file.relative_to(runs.runs_root(ws) / config.source_run).as_posix()}` "
+                     f"from the TransferLab workspace where run {config.source_run} was trained and put it at "
+                     f"{where}, next to `train.py`; the script stops with a message until it is there.")
+    return lines
 
 
 def _source_description(config: RunConfig, ws: Path) -> str | None:
@@ -231,20 +241,20 @@ def model_card(run_dir: Path) -> str:
         "## Data",
         "",
         f"Dataset `{config.dataset_id}`" + (f" (\"{info['name']}\", imported from {info.get('source', 'unknown')})" if info else "")
-        + ". Images per class and split (training / validation / test):",
+        + f". {kind.label} per class and split (training / validation / test):",
         "",
         "| class | train | validation | test |",
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {name} | {counts['train'][i]} | {counts['val'][i]} | {counts['test'][i]} |" for i, name in enumerate(names)]
-    lines += ["", "The test images were never used for training or for choosing the best epoch.", ""]
+    lines += ["", f"The test {kind.items} were never used for training or for choosing the best epoch.", ""]
     lines += _target_lines(config, split, run_dir.parent.parent)
     lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
     lines += [f"| `{key}` | {value} |" for key, value in _flat(json.loads(config.to_json()))]
-    metric_lines, limits = _metric_lines(evaluation, names, counts)
+    metric_lines, limits = _metric_lines(evaluation, names, counts, kind.items)
     lines += metric_lines
     lines += _knowledge_source(config, run_dir)
-    lines += _use_and_limits(config, names, counts, limits, info)
+    lines += _use_and_limits(config, names, counts, limits, info, kind)
     return "\n".join(lines)
 
 
@@ -256,6 +266,11 @@ def _input_line(config: RunConfig, spec: backbones.BackboneSpec) -> str:
                 "recording is cut into one-second windows). The front end is inside the model: a log-mel spectrogram "
                 "(25 ms windows every 10 ms, 64 mel bands from 125 to 7,500 Hz, in dB) drawn as a "
                 f"{config.image_size}×{config.image_size} picture for the backbone. " + out)
+    if spec.kind == "text":
+        ids = (" The SavedModel and TFLite exports take its token ids instead (int32, padded with -1), because its "
+               "tokenizer cannot run inside TensorFlow: `tokenizer.json` and `predict_texts.py` in the export turn "
+               "texts into them." if spec.package_file else "")
+        return f"- Input: one text as a string; the encoder ({spec.label}) is inside the model.{ids} " + out
     if spec.front_end:
         return ("- Input: one second of mono sound as a 16 kHz float waveform (16,000 samples, -1 to 1); the TF Hub "
                 "sound model inside makes its own spectrogram and one embedding per clip. " + out)
@@ -263,18 +278,18 @@ def _input_line(config: RunConfig, spec: backbones.BackboneSpec) -> str:
             "preprocessing is inside the model). " + out)
 
 
-def _metric_lines(evaluation: dict[str, Any] | None, names: list[str],
-                  counts: dict[str, list[int]]) -> tuple[list[str], list[str]]:
+def _metric_lines(evaluation: dict[str, Any] | None, names: list[str], counts: dict[str, list[int]],
+                  items: str = "images") -> tuple[list[str], list[str]]:
     """The card's Metrics section, and the limitations its figures show (sentences)."""
     lines = ["", "## Metrics", ""]
     limits = []
     if evaluation is None:
-        lines.append("This run was not evaluated on its test images (it was cancelled before the end), so there are "
+        lines.append(f"This run was not evaluated on its test {items} (it was cancelled before the end), so there are "
                      "no test metrics.")
-        limits.append("The model was never measured on held-out images: its accuracy is unknown.")
+        limits.append(f"The model was never measured on held-out {items}: its accuracy is unknown.")
     else:
         n = int(evaluation.get("n", sum(counts["test"])))
-        lines += [f"Measured on the {n} test images (`eval.json`).", "", "| metric | value |", "|---|---:|"]
+        lines += [f"Measured on the {n} test {items} (`eval.json`).", "", "| metric | value |", "|---|---:|"]
         rows, other = _metric_rows(evaluation)
         lines += [f"| {name} | {value} |" for name, value in rows]
         if other:
@@ -282,7 +297,7 @@ def _metric_lines(evaluation: dict[str, Any] | None, names: list[str],
         if evaluation.get("per_class"):
             auc = any("auc" in r for r in evaluation["per_class"])
             lines += ["", "Per class (`per_class`):", "",
-                      "| class | precision | recall | F1 |" + (" AUC |" if auc else "") + " test images |",
+                      "| class | precision | recall | F1 |" + (" AUC |" if auc else "") + f" test {items} |",
                       "|---|---:|---:|---:|" + ("---:|" if auc else "") + "---:|"]
             lines += [f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
                       + (f" {r['auc']:.3f} |" if auc and _is_number(r.get("auc")) else " - |" if auc else "")
@@ -294,37 +309,52 @@ def _metric_lines(evaluation: dict[str, Any] | None, names: list[str],
                       for name, row in zip(names, evaluation["confusion_matrix"])]
         if "accuracy" in evaluation and n:
             low, high = _accuracy_interval(float(evaluation["accuracy"]), n)
-            limits.append(f"The test accuracy of {evaluation['accuracy']:.1%} comes from {n} images; with so many, the "
-                          f"true accuracy on similar images plausibly lies between {low:.1%} and {high:.1%} (95% Wilson interval).")
+            limits.append(f"The test accuracy of {evaluation['accuracy']:.1%} comes from {n} {items}; with so many, the "
+                          f"true accuracy on similar {items} plausibly lies between {low:.1%} and {high:.1%} (95% Wilson interval).")
         weakest = min(evaluation.get("per_class") or [], key=lambda r: r["f1"], default=None)
         if weakest is not None and len(names) > 1:
             limits.append(f"The weakest class is '{weakest['class']}' (F1 {weakest['f1']:.2f}): expect more mistakes on it.")
     return lines, limits
 
 
+# What a card says of a kind of data's use and limits (images keep their photo wording).
+_KIND_USE = {
+    "audio": ("Clips recorded differently (microphone, room, background noise, distance) can be classified worse "
+              "than the test figures suggest.",
+              "- It hears one second at a time: a longer recording is cut into one-second windows, each classified "
+              "on its own."),
+    "text": ("Texts written differently (topic, style, length, language) can be classified worse than the test "
+             "figures suggest.", ""),
+}
+
+
 def _use_and_limits(config: RunConfig, names: list[str], counts: dict[str, list[int]], limits: list[str],
-                    info: dict[str, Any] | None) -> list[str]:
-    """The card's Intended use and Limitations sections."""
+                    info: dict[str, Any] | None, kind: spec_kinds.Kind | None = None) -> list[str]:
+    """The card's Intended use and Limitations sections, in the words of the run's kind of data."""
     spec = backbones.get(config.backbone)
-    lines = [
-        "",
-        "## Intended use",
-        "",
-        f"Sorting or pre-screening photos that look like the training images into the classes {', '.join(names)}, "
-        "with a person checking the results that matter. Good for teaching, prototyping, and tasks where an "
-        "occasional mistake is cheap.",
-        "",
-        "Not intended for decisions about people, for medical, legal or safety-critical use, or for images unlike "
-        "the training photos.",
-        "",
-        "## Limitations",
-        "",
-        f"- The model always answers with one of its {len(names)} classes, even for an image that shows none of "
-        "them; a high probability is not proof that the image belongs to any class.",
-        f"- It learned from {sum(counts['train'])} training images. Photos taken differently (lighting, camera, "
-        "background, framing) can be classified worse than the test figures suggest.",
-        f"- Images are shrunk to {config.image_size}×{config.image_size} pixels: details smaller than that are lost.",
-    ]
+    kind = kind or spec_kinds.get(spec.kind)
+    if kind.id in _KIND_USE:
+        differently, size_line = _KIND_USE[kind.id]
+        use = (f"Sorting or pre-screening {kind.items} like the training {kind.items} into the classes "
+               f"{', '.join(names)}, with a person checking the results that matter. Good for teaching, prototyping, "
+               "and tasks where an occasional mistake is cheap.")
+        unlike = f"{kind.items} unlike the training {kind.items}"
+        answer = (f"- The model always answers with one of its {len(names)} classes, even for "
+                  f"{'an' if kind.item[0] in 'aeiou' else 'a'} {kind.item} that belongs to none of them; a high probability is not proof that it belongs to any.")
+        learned = f"- It learned from {sum(counts['train'])} training {kind.items}. {differently}"
+    else:
+        use = (f"Sorting or pre-screening photos that look like the training images into the classes "
+               f"{', '.join(names)}, with a person checking the results that matter. Good for teaching, prototyping, "
+               "and tasks where an occasional mistake is cheap.")
+        unlike = "images unlike the training photos"
+        answer = (f"- The model always answers with one of its {len(names)} classes, even for an image that shows none "
+                  "of them; a high probability is not proof that the image belongs to any class.")
+        learned = (f"- It learned from {sum(counts['train'])} training images. Photos taken differently (lighting, "
+                   "camera, background, framing) can be classified worse than the test figures suggest.")
+        size_line = f"- Images are shrunk to {config.image_size}×{config.image_size} pixels: details smaller than that are lost."
+    lines = ["", "## Intended use", "", use, "",
+             f"Not intended for decisions about people, for medical, legal or safety-critical use, or for {unlike}.",
+             "", "## Limitations", "", answer, learned] + ([size_line] if size_line else [])
     lines += [f"- {text}" for text in limits]
     if info:
         lines += [f"- Data warning from the import: {w}" for w in info.get("warnings", [])]
@@ -332,7 +362,10 @@ def _use_and_limits(config: RunConfig, names: list[str], counts: dict[str, list[
         lines.append(f"- The backbone was pretrained by the publisher of `{spec.hub_handle}` and carries the gaps and "
                      "biases of the images it was trained on.")
     elif config.weights == "imagenet":
-        lines.append("- The backbone was pretrained on ImageNet photos and carries that collection's gaps and biases.")
+        lines.append("- The backbone was pretrained on ImageNet photos and carries that collection's gaps and biases."
+                     if spec.kind != "text" else
+                     f"- The encoder ({spec.label}) was pretrained on large collections of text and carries their gaps "
+                     "and biases (mostly English web text).")
     elif config.weights == "run":
         lines.append(f"- The backbone started from run `{config.source_run}`: what that run's images taught it, their "
                      "gaps and biases included, carries over.")
@@ -374,6 +407,8 @@ def _weights_sentence(config: RunConfig, ws: Path) -> str:
     spec = backbones.get(config.backbone)
     if spec.hub_handle:
         return f"weights `{config.weights}`: pretrained, from the TF Hub model `{spec.hub_handle}`"
+    if config.weights == "imagenet" and spec.kind == "text":
+        return f"weights `imagenet`: the encoder's own pretrained weights ({spec.label})"
     if config.weights == "imagenet":
         return "weights `imagenet` (pretrained on ImageNet)"
     if config.weights == "run":

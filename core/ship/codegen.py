@@ -657,6 +657,19 @@ def sound_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
             f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
 
 
+TEXT_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for images only; this run trains on texts "
+                        "(its encoder, {encoder}, inside the model), so retrain it with TransferLab itself: "
+                        "python -m core train config.json")
+
+
+def text_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
+    """For a text run: a script that says in one sentence that standalone training scripts are for images only,
+    and how to retrain the run instead (it exits with that sentence, so nothing half-works)."""
+    sentence = TEXT_SCRIPT_SENTENCE.format(encoder=spec.label)
+    return (f'"""Run config: backbone {spec.id} ({spec.label}), strategy {config.strategy}, dataset '
+            f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
+
+
 def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
                     classes: list[str] | None = None, split_file: str | None = None, ws: Path | None = None) -> str:
     """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
@@ -675,6 +688,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     spec = backbones.get(config.backbone)
     if spec.front_end:
         return sound_script(config, spec)
+    if spec.kind == "text":
+        return text_script(config, spec)
     source_weights, classes, class_dirs = _script_files(config, dataset_folder, source_weights, classes, ws)
     make_net, extra = _network_code(spec)
     if config.weights == "none" and not spec.hub_handle:  # the same BatchNorm momentum as TransferLab's networks

@@ -83,3 +83,16 @@ def test_wordllama_exports_take_token_ids_with_tokenizer_and_tflite_agrees(tmp_p
         (ids,) = json.loads(zf.read("tf_serving/request.json"))["instances"]  # token ids: what its SavedModel takes
         assert "WordLlama token ids" in zf.read("tf_serving/README.md").decode()
     assert ids and all(isinstance(i, int) for i in ids)
+
+
+def test_a_text_runs_card_and_code_speak_of_texts(scratch_run):
+    from core.ship import card, codegen
+
+    text = card.model_card(scratch_run)
+    assert "text classifier" in text and "one text as a string" in text
+    assert "test texts" in text and "Texts written differently" in text
+    assert "photo" not in text.lower() and "pixels" not in text  # nothing of images is promised
+    readme = card.code_readme(scratch_run, "data", "source")
+    assert "does not train" in readme and "texts" in readme
+    script = codegen.training_script(runs.load_config(scratch_run), "data", ws=scratch_run.parent.parent)
+    assert "python -m core train config.json" in script and "sys.exit(" in script
