@@ -51,6 +51,11 @@ AUGMENT_WORDS = {
     "translate": ("Shift position", "Move the image by up to 10% sideways and up or down."),
     "contrast": ("Change contrast", "Vary the contrast by up to 20%."),
     "brightness": ("Change brightness", "Make images up to 20% lighter or darker."),
+    "noise": ("Background noise", "Mix quiet random noise into the clips, as a busier room would."),
+    "gain": ("Louder and quieter", "Make clips up to about twice as loud or half as loud."),
+    "shift": ("Shift in time", "Start each clip up to a tenth of a second earlier or later."),
+    "spec_mask": ("Blank out moments and pitches", "Silence a short moment and a narrow band of pitches at random "
+                  "(SpecAugment), so the model does not rely on one detail."),
 }
 
 STATE_WORDS = {

@@ -7,6 +7,7 @@ gets its answers without an explanation.
 
 from __future__ import annotations
 
+import html
 import io
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -65,6 +66,54 @@ EXPLAINERS: dict[str, Explainer] = {
         compute=_gradcam, show=_show_gradcam, more_note="Heatmaps are drawn for the first {n} {items} only.",
     ),
 }
+
+
+DECIDING_WORDS = 3  # words named in the sentence under a highlighted text
+
+
+def _words(model: Any, data: bytes, size: int, class_index: int, kind: spec_kinds.Kind) -> dict[str, Any]:
+    # core.engine.interpret picks its explainer by the kind's `explain`: "words" is occlusion of each word.
+    return interpret.explain(model, data, size, class_index, kind=kind.id)
+
+
+def highlighted_html(words: list[dict[str, Any]]) -> str:
+    """The text with each word marked by its weight: orange for words that spoke for the class (the stronger, the
+    deeper), blue for words that spoke against it, unmarked for the rest; escaped, so a text cannot inject markup."""
+    top = max((abs(w["weight"]) for w in words), default=0.0) or 1.0
+    out = []
+    for w in words:
+        word, share = html.escape(w["word"]), abs(w["weight"]) / top
+        if share < 0.05:
+            out.append(word)
+            continue
+        colour = "255, 140, 0" if w["weight"] > 0 else "70, 130, 230"
+        out.append(f'<mark title="{w["weight"]:+.3f}" style="background: rgba({colour}, {0.15 + 0.7 * share:.2f}); '
+                   f'border-radius: 3px; padding: 0 2px">{word}</mark>')
+    return '<div class="tl-words">' + " ".join(out) + "</div>"
+
+
+def deciding(words: list[dict[str, Any]], top: int = DECIDING_WORDS) -> list[str]:
+    """The words whose leaving out lowered the class's probability most (only those that spoke for it)."""
+    ranked = sorted((w for w in words if w["weight"] > 0), key=lambda w: -w["weight"])
+    return [w["word"] for w in ranked[:top]]
+
+
+def _show_words(column: Any, why: dict[str, Any], prediction: str, i: int) -> None:
+    column.markdown(highlighted_html(why["words"]), unsafe_allow_html=True)
+    named = deciding(why["words"])
+    if named:
+        column.caption(f"Deciding words for '{prediction}': " + ", ".join(f"**{w}**" for w in named) + ". Orange words "
+                       "spoke for this answer (the deeper, the more), blue ones against it: each word was left out in "
+                       "turn to see how much the answer's probability fell.")
+    else:
+        column.caption(f"No single word decided '{prediction}': leaving any one out hardly changes the answer.")
+
+
+EXPLAINERS["words"] = Explainer(
+    about="Each text gets the model's answer, how sure it is, and its deciding words highlighted: the words whose "
+          "leaving out changes the answer's probability most.",
+    compute=_words, show=_show_words, more_note="Words are highlighted for the first {n} {items} only.",
+)
 
 
 def _unexplained(kind: spec_kinds.Kind) -> Explainer:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import streamlit as st
 
 from core.data import health, images, sounds
@@ -95,6 +96,40 @@ PAGE_KINDS["audio"] = PageKind(
     id="audio", stored_how="Every clip is decoded, mixed down to mono, resampled to 16 kHz and stored as WAV; long "
                            "recordings are cut into one-second windows",
     health_facts=_sound_health_facts, augment_preview=False, own_items="recordings",
+)
+
+
+def _text_health_facts(info: dict, report: dict) -> None:
+    """The texts' lengths (characters and tokens), the words that most set each class apart, and duplicates across
+    classes, in sentences and a chart."""
+    facts = report.get("texts") or {}
+    if facts.get("median_chars") is None:
+        return
+    chars = facts.get("chars_histogram") or {}
+    if chars:
+        st.bar_chart({f"{k} characters": n for k, n in chars.items()}, height=160)
+    lines = [f"A text has {facts['median_chars']:g} characters in the middle (median), about "
+             f"{facts['median_tokens']:g} tokens (word pieces) for the model; a model reads the first few hundred."]
+    longest = max((int(k.split("-")[1]) for k in chars), default=0)
+    if longest > 1000:
+        lines.append("Some texts are longer than 1,000 characters: only their beginning counts.")
+    across = (report.get("duplicates") or {}).get("across", 0)
+    if across:
+        lines.append(f"{across} text(s) appear in more than one class, a likely labelling mistake: they are listed "
+                     "below; keep each in its right class only.")
+    st.caption(" ".join(lines))
+    telling = {label: words for label, words in (facts.get("telling_words") or {}).items() if words}
+    if telling:
+        st.markdown("**Most telling words per class** (words found far more often in that class's texts than in "
+                    "the others'): " + "; ".join(f"*{label}*: {', '.join(words)}" for label, words in telling.items()))
+        st.caption("A word that should not decide (a name, a signature, a date) is a hint that the classes differ in "
+                   "how they were collected rather than in what they say.")
+
+
+PAGE_KINDS["text"] = PageKind(
+    id="text", stored_how="Every text is read (UTF-8, or Windows-1252 / Latin-1 where it is not), its spaces tidied "
+                          "and stored as a .txt file; empty, too long or several-labelled texts are reported",
+    health_facts=_text_health_facts, augment_preview=False, own_items="texts",
 )
 
 
@@ -198,6 +233,56 @@ def _sound_handed(data: bytes, name: str, width: int) -> None:
 
 GALLERIES["player"] = Gallery(cell=_sound_cell, row=_sound_row, handed=_sound_handed, large=_sound_large)
 
+SNIPPET_CHARS = 160  # characters of a text shown in a gallery cell
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """A text's beginning, cut at a word with an ellipsis when it is longer than `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "(this text cannot be read)"
+
+
+def _text_cell(path: Path, caption: str) -> None:
+    with st.container(border=True):
+        st.text(snippet(_read_text(path)))
+        st.caption(caption)
+
+
+TEXTS_SIDE_BY_SIDE = 3  # more texts than this are listed in a table, one a row
+
+
+def _text_row(paths: list[Path], captions: list[str], width: int) -> None:
+    if len(paths) > TEXTS_SIDE_BY_SIDE:
+        st.dataframe(pd.DataFrame({"text": [snippet(_read_text(p), 400) for p in paths], "about": captions}),
+                     hide_index=True, width="stretch")
+        return
+    for column, path, caption in zip(st.columns(max(1, len(paths))), paths, captions):
+        with column:
+            _text_cell(path, caption)
+
+
+def _text_handed(data: bytes, name: str, width: int) -> None:
+    text = snippet(data.decode("utf-8", errors="replace"), 400)
+    with st.container(border=True):
+        st.text(text)
+        if name != snippet(text, 60):  # a file's name; a typed text is not named twice
+            st.caption(name)
+
+
+def _text_large(path: Path, caption: str) -> None:
+    st.text(_read_text(path))
+    st.caption(caption)
+
+
+GALLERIES["snippet"] = Gallery(cell=_text_cell, row=_text_row, handed=_text_handed, large=_text_large)
+
 
 def _names_only(kind: spec_kinds.Kind) -> Gallery:
     """A gallery for a kind whose way of showing items is not here yet: file names, in words."""
@@ -281,6 +366,29 @@ def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded
     if kept:
         st.caption(f"{len(kept)} recording(s) kept in this class.")
     return list(kept.values())
+
+
+def typed_texts_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded]:
+    """For a kind handed in as typed text: texts typed or pasted into one class of the class builder, one a line,
+    each kept as a .txt file for the importer. Other kinds: none."""
+    if "text" not in kind.hand_in:
+        return []
+    typed = st.text_area(f"Texts of '{label}', one per line", key=f"data.typed.{slot}", height=140,
+                         help="Type or paste this class's examples, one text a line (a line break ends a text). "
+                              "Texts in .txt files can be added with the uploader below as well.")
+    lines = [line.strip() for line in (typed or "").splitlines() if line.strip()]
+    return [Recorded(f"typed-{i:03d}.txt", line.encode("utf-8")) for i, line in enumerate(lines, 1)]
+
+
+def _text_hand_in(kind: spec_kinds.Kind) -> list[HandedIn]:
+    typed = st.text_area(f"A {kind.item} to classify", key="pred.text", height=100,
+                         placeholder="Type or paste a text here", help="Type a sentence the way your data reads; "
+                         "several texts: one per line. They are only used for this prediction.")
+    lines = [line.strip() for line in (typed or "").splitlines() if line.strip()]
+    return [(f"typed:{line}", snippet(line, 60), line.encode("utf-8")) for line in lines]
+
+
+HAND_INS["text"] = _text_hand_in
 
 
 def hand_in_ui(kind: spec_kinds.Kind) -> list[HandedIn]:

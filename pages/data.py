@@ -2,13 +2,14 @@
 
 What depends on the kind of data (images today) is asked of `pages._kinds` and `core.spec.kinds`."""
 
+import io
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 import streamlit as st
 
-from core.data import health, importer, samples
+from core.data import health, importer, samples, texts
 from core.data.limits import ImportLimits
 from core.engine.augment import augmentation_preview
 from core.errors import ConfigError, TransferLabError
@@ -43,7 +44,8 @@ def upload_ui(ws: Path) -> Any:
         "Make one folder per class, named after the class (for example `cats/` and `dogs/`), put each "
         f"class's {_kinds.all_items()} inside, and zip the folders together. {_kinds.all_formats()} are read. "
         "Top folders named `train/`, `val/` and `test/` (each holding the class folders) keep your own split; "
-        f"a top folder named `unlabeled/` is kept aside as unlabeled {_kinds.all_items()} of the same kind."
+        f"a top folder named `unlabeled/` is kept aside as unlabeled {_kinds.all_items()} of the same kind. "
+        "Texts can also come as one table (.csv, .tsv or .jsonl): a column of texts and a column of their classes."
     )
     if limit < int(st.get_option("server.maxUploadSize")):
         st.caption(f"Your workspace on this shared server has room for about {limit} MB more; delete a dataset or "
@@ -53,10 +55,49 @@ def upload_ui(ws: Path) -> Any:
     # No type filter: the browser would refuse another file with only a small red icon (its reason on hover);
     # the import says in a sentence what the file is and what to do instead.
     return st.file_uploader(
-        "Upload a .zip of class folders", key="data.upload",
+        "Upload a .zip of class folders (or a table of texts)", key="data.upload",
         help=f"Up to {limit} MB. Each class needs at least {importer.MIN_IMAGES_TO_IMPORT} {_kinds.all_items()} to import and "
              f"{health.MIN_IMAGES_TO_TRAIN} to train; {health.ADVISED_IMAGES} or more is best.",
     )
+
+
+NO_SPLIT = "(none: split it here)"
+
+
+def table_ui(upload: Any, ws: Path, limits: ImportLimits) -> dict[str, Any] | None:
+    """A CSV / TSV / JSON Lines table of texts: its first rows, the text, label and split columns to pick (guessed
+    from the header), then the import through the same core function as the command line; the dataset, if any."""
+    data = upload.getvalue()
+    try:
+        header, first = texts.preview(upload.name, data)
+    except TransferLabError as exc:
+        st.error(str(exc))
+        return None
+    st.caption(f"{upload.name} is a table of texts. Its first rows are below: pick the column that holds the texts "
+               "and the one that holds their classes. A split column (train / val / test per row) keeps your own "
+               "split; without one, the split is drawn here.")
+    st.dataframe(pd.DataFrame(first, columns=header), hide_index=True, width="stretch")
+    guess = texts.guess_columns(header)
+    key = f"data.table.{upload.file_id}"
+    left, middle, right = st.columns(3)
+    text = left.selectbox("Text column", header, key=f"{key}.text", index=_index(header, guess["text"], 0),
+                          help="The column whose cells are the texts to classify.")
+    label = middle.selectbox("Label column", header, key=f"{key}.label", help="The column naming each text's class.",
+                             index=_index(header, guess["label"], min(1, len(header) - 1)))
+    splits = [NO_SPLIT, *header]
+    split = right.selectbox("Split column (optional)", splits, key=f"{key}.split",
+                            index=_index(splits, guess["split"], 0),
+                            help="A column marking each row train, val or test; leave it at none to split here.")
+    if not st.button("Import the table", key="data.table_import", type="primary", icon=":material/upload:",
+                     help="Reads every row, stores each usable text and lists the rows it set aside, with the reason."):
+        return None
+    columns = {"text_column": text, "label_column": label, "split_column": "" if split == NO_SPLIT else split}
+    return attempt(lambda p: importer.import_upload(io.BytesIO(data), upload.name, ws, limits=limits, progress=p,
+                                                    columns=columns), f"Importing {upload.name}…")
+
+
+def _index(options: list[str], wanted: str | None, default: int) -> int:
+    return options.index(wanted) if wanted in options else default
 
 
 def _builder() -> dict[str, Any]:
@@ -104,6 +145,7 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spe
                 key=f"data.class_files.{slot}", help=f"Select or drop many {words} at once; add more by uploading again.",
             )
             files = [*files, *_kinds.recordings_ui(kind, slot, name)]  # a microphone where the kind takes one
+            files = [*files, *_kinds.typed_texts_ui(kind, slot, name)]  # typed texts where the kind takes them
             st.caption(f"{len(files)} {words[:-1]}(s)")
         classes.append((name, files))
     st.button("Add a class", key="data.add_class", icon=":material/add:", on_click=_add_class,
@@ -190,8 +232,10 @@ def bring_data_in(ws: Path) -> dict[str, Any] | None:
     with upload_tab:
         role = _domain.import_role_ui("data.upload_target")
         upload = upload_ui(ws)
+        if upload is not None and role == "source" and texts.is_table(upload.name):
+            imported = table_ui(upload, ws, limits)  # a table of texts: its columns are picked first
         # The uploader keeps its file across reruns: import each upload once.
-        if upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
+        elif upload is not None and st.session_state.get("data.imported_upload") != upload.file_id:
             st.session_state["data.imported_upload"] = upload.file_id
             hand = _common.selected_dataset(ws)  # a target keeps class folders named like the dataset in hand's
             classes = hand["classes"] if hand else []

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from core.data import sounds as data_sounds
+from core.engine import sounds
 from core.errors import TransferLabError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -71,9 +73,6 @@ def baseline(root: Path) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from core.data import sounds as data_sounds
-    from core.engine import sounds
 
     started = time.monotonic()
     sets: dict[str, tuple[list[np.ndarray], list[str]]] = {}

@@ -41,13 +41,7 @@ def _recommendation(info: dict[str, Any], ws: Path, everyday: bool | None = None
     """The recommender's proposal for a dataset of any kind, preferring backbones whose weights are on this computer."""
     backbones.use_hub_cache(ws)  # a TF Hub model downloaded earlier (YAMNet) counts as here
     kind = spec_kinds.of(info).id
-    cached = [s.id for s in backbones.BACKBONES.values()
-              if s.kind == kind and backbones.cached_weights(s, s.default_size)]
-    if kind == "audio":
-        return strategies.recommend_sound(splits.train_counts(info), cached)
-    if kind == "text":
-        return strategies.recommend_text(splits.train_counts(info), cached)
-    return strategies.recommend(splits.train_counts(info), everyday, cached)
+    return strategies.recommend_for(kind, splits.train_counts(info), everyday, backbones.cached_ids(kind))
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:

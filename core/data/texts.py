@@ -118,12 +118,13 @@ def read_table_file(path: Path, limits: ImportLimits, **columns: Any) -> Table:
 
 
 def read_table(name: str, data: bytes, limits: ImportLimits, text_column: str | None = None,
-               label_column: str | None = None, encoding: str | None = None) -> Table:
+               label_column: str | None = None, encoding: str | None = None, split_column: str | None = None) -> Table:
     """Rows of texts and labels from a CSV / TSV (with a header row) or JSON Lines file.
 
     Columns are found by their header (`text`, `label`, an optional `split`) unless named; a row that
     cannot be used is set aside with its reason; the table as a whole is refused in one sentence when
-    it has no usable columns, a column of numbers as texts, or a single class."""
+    it has no usable columns, a column of numbers as texts, or a single class. `split_column`: None guesses it
+    from the header, "" means the table has none."""
     if len(data) > limits.max_file_bytes:
         raise Refused(f"{name} is {size_words(len(data))}, larger than the limit of "
                       f"{size_words(limits.max_file_bytes)} for one file; split it into smaller files.")
@@ -135,13 +136,35 @@ def read_table(name: str, data: bytes, limits: ImportLimits, text_column: str | 
     if used != "utf-8":
         table.notes.append(f"{name} is not UTF-8; it was read as {'Windows-1252' if used == 'cp1252' else used} "
                            "(check accented letters, or save it as UTF-8).")
-    suffix = PurePosixPath(name).suffix.lower()
-    records, header = (_json_lines(content, name, table) if suffix in (".jsonl", ".ndjson")
-                       else _delimited(content, name, suffix))
-    table.columns = _columns(header, name, text_column, label_column)
+    records, header = _records(content, name, table)
+    table.columns = _columns(header, name, text_column, label_column, split_column)
     _rows(records, table, name, max_rows=min(MAX_TABLE_ROWS, limits.max_members))
     _check_table(table, name)
     return table
+
+
+def _records(content: str, name: str, table: Table) -> tuple[list[tuple[int, dict]], list[str]]:
+    suffix = PurePosixPath(name).suffix.lower()
+    return (_json_lines(content, name, table) if suffix in (".jsonl", ".ndjson") else _delimited(content, name, suffix))
+
+
+def preview(name: str, data: bytes, rows: int = 5, encoding: str | None = None) -> tuple[list[str], list[dict]]:
+    """A table's header and its first rows as the import reads them, for a page to let a person pick the columns;
+    a DatasetError sentence where it cannot be read."""
+    try:
+        content, _ = decode_text(data, encoding)
+    except DatasetError as exc:
+        raise DatasetError(f"{name} {exc}.") from None
+    records, header = _records(content, name, Table())
+    return header, [record for _, record in records[:rows]]
+
+
+def guess_columns(header: list[str]) -> dict[str, str | None]:
+    """The text, label and split columns the import takes when none is named (None where the header names none)."""
+    text = _find(header, None, TEXT_NAMES, "", "", "")
+    label = _find(header, None, LABEL_NAMES, "", "", "")
+    split = next((h for h in header if h.casefold() in SPLIT_NAMES and h not in (text, label)), None)
+    return {"text": text, "label": label, "split": split}
 
 
 def _delimited(content: str, name: str, suffix: str) -> tuple[list[tuple[int, dict]], list[str]]:
@@ -207,12 +230,20 @@ def _find(header: list[str], wanted: str | None, names: tuple[str, ...], what: s
     return found
 
 
-def _columns(header: list[str], name: str, text_column: str | None, label_column: str | None) -> dict[str, str | None]:
+def _columns(header: list[str], name: str, text_column: str | None, label_column: str | None,
+             split_column: str | None = None) -> dict[str, str | None]:
     text = _find(header, text_column, TEXT_NAMES, "text", "--text-column", name)
     label = _find(header, label_column, LABEL_NAMES, "label", "--label-column", name)
     if text == label:
         raise DatasetError(f"The text column and the label column of {name} are both '{text}'; choose two columns.")
-    split = next((h for h in header if h.casefold() in SPLIT_NAMES and h not in (text, label)), None)
+    if split_column:
+        split = _find(header, split_column, SPLIT_NAMES, "split", "", name)
+        if split in (text, label):
+            raise DatasetError(f"The split column of {name} cannot also be its text or label column; choose another.")
+    elif split_column == "":
+        split = None
+    else:
+        split = next((h for h in header if h.casefold() in SPLIT_NAMES and h not in (text, label)), None)
     return {"text": text, "label": label, "split": split}
 
 

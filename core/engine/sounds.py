@@ -40,6 +40,12 @@ def log_mel(waveform: Any) -> Any:
 @lru_cache(maxsize=1)
 def custom_objects() -> dict[str, type]:
     """Define and register the sound layers (once per process); returns them by class name."""
+    return {"SpectrogramPicture": _spectrogram_picture(), "SoundAugment": _sound_augment(),
+            "WaveformEmbedding": _waveform_embedding()}
+
+
+def _spectrogram_picture() -> type:
+    """SpectrogramPicture, defined on first use (TensorFlow is imported only then)."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -61,6 +67,14 @@ def custom_objects() -> dict[str, type]:
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "size": self.size}
+
+    return SpectrogramPicture
+
+
+def _sound_augment() -> type:
+    """SoundAugment, defined on first use (TensorFlow is imported only then)."""
+    import tensorflow as tf
+    import tf_keras as keras
 
     @keras.saving.register_keras_serializable(package="transferlab")
     class SoundAugment(keras.layers.Layer):
@@ -112,6 +126,14 @@ def custom_objects() -> dict[str, type]:
             return {**super().get_config(), "noise": self.noise, "gain": self.gain, "shift": self.shift,
                     "spec_mask": self.spec_mask, "seed": self.seed}
 
+    return SoundAugment
+
+
+def _waveform_embedding() -> type:
+    """WaveformEmbedding, defined on first use (TensorFlow is imported only then)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
     @keras.saving.register_keras_serializable(package="transferlab")
     class WaveformEmbedding(keras.layers.Layer):
         """A TF Hub sound model (YAMNet's signature: one 1-D 16 kHz waveform -> (scores, embeddings, ...))
@@ -134,8 +156,7 @@ def custom_objects() -> dict[str, type]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "handle": self.handle}
 
-    return {"SpectrogramPicture": SpectrogramPicture, "SoundAugment": SoundAugment,
-            "WaveformEmbedding": WaveformEmbedding}
+    return WaveformEmbedding
 
 
 def _embeddings(out: Any) -> Any:

@@ -520,8 +520,8 @@ def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     # The answer the README promises for request.json, from the very files that ship.
     serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
     pixels = tf.constant(json.loads(body)["instances"], tf.float32)
-    name = model_inputs.tensor_spec(runs.load_config(run_dir)).name  # the kind's input ("image", "waveform")
-    probs = serve(**{name: pixels})[serving.OUTPUT].numpy()[0]
+    input_name = model_inputs.tensor_spec(runs.load_config(run_dir)).name  # the kind's input ("image", "waveform")
+    probs = serve(**{input_name: pixels})[serving.OUTPUT].numpy()[0]
     example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(source.rglob("*")):

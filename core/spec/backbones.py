@@ -711,3 +711,10 @@ def scratch_backbone(kind: str = "image") -> BackboneSpec:
 def base_name(spec: BackboneSpec) -> str:
     """The name of the backbone sub-model inside a TransferLab classifier."""
     return "base_hub" if spec.hub_handle else "base_" + re.sub(r"\W", "_", spec.id)
+
+
+def cached_ids(kind: str) -> list[str]:
+    """The backbones of a kind of data whose weights are on this computer at their default size (the recommender
+    prefers them)."""
+    return [s.id for s in BACKBONES.values() if s.kind == kind and cached_weights(s, s.default_size)]
+

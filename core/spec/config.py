@@ -47,6 +47,11 @@ class AugmentConfig:
         return any(asdict(self).values())
 
 
+# The kind of data each augmentation changes: the Model page offers a dataset's own (texts have none).
+AUGMENT_KIND = {"flip": "image", "rotate": "image", "zoom": "image", "contrast": "image", "brightness": "image",
+                "translate": "image", "noise": "audio", "gain": "audio", "shift": "audio", "spec_mask": "audio"}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything needed to reproduce a training run."""

@@ -525,3 +525,15 @@ def class_weights(setting: str, labels: Any) -> dict[int, float] | None:
     if setting == "none" or len(present) == 0 or (setting == "auto" and counts.max() / counts.min() <= IMBALANCE_AUTO):
         return None
     return dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=labels).tolist()))
+
+
+def recommend_for(kind: str, counts: dict[str, int], everyday: bool | None = None,
+                  cached: Iterable[str] = ()) -> Recommendation:
+    """The recommender of a kind of data (images ask about everyday photos; sounds and texts have their own), as
+    the `recommend` command and the Model page both ask it."""
+    if kind == "audio":
+        return recommend_sound(counts, cached)
+    if kind == "text":
+        return recommend_text(counts, cached)
+    return recommend(counts, everyday, cached)
+

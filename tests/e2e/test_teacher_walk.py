@@ -74,12 +74,24 @@ def stand_in_weights(home) -> str:
 
 
 def pick(walk: Walk, box_label: str, option: str) -> None:
-    """Choose an option of a selectbox by typing its start (the list shows only the options in view)."""
+    """Choose an option of a selectbox by typing its start (the list shows only the options in view), and wait
+    until the box shows it (a busy machine may drop the first try)."""
     box = walk.page.get_by_test_id("stSelectbox").filter(has_text=box_label).first
-    box.locator("input").first.click()
-    walk.page.keyboard.type(option[:12])
-    walk.page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
-    walk.settle()
+    for _ in range(3):
+        box.locator("input").first.click()
+        walk.page.keyboard.type(option[:12])
+        walk.page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
+        walk.settle()
+        try:  # the choice shows as the box's text or as its search input's value
+            walk.page.wait_for_function(
+                """([label, option]) => [...document.querySelectorAll("[data-testid='stSelectbox']")].some(
+                     e => e.innerText.includes(label) && (e.innerText.includes(option)
+                          || [...e.querySelectorAll("input")].some(i => i.value.includes(option))))""",
+                arg=[box_label, option], timeout=20_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's timeout: try again
+            walk.page.keyboard.press("Escape")
+    raise AssertionError(f"could not choose {option!r} in {box_label!r}")
 
 
 def strategy(walk: Walk, label: str) -> None:
@@ -137,7 +149,12 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
 
     # 3. Domain-adversarial training with its run without adaptation, against the field images.
     strategy(walk, "Domain-adversarial (DANN)")
-    assert TARGET in plain_words(page, "Model, DANN")  # the target chosen separately, named
+    # The target is chosen separately, and named.
+    page.wait_for_function(
+        """target => [...document.querySelectorAll("[data-testid='stSelectbox']")].some(
+             e => e.innerText.includes("(target domain)") && (e.innerText.includes(target)
+                  || [...e.querySelectorAll("input")].some(i => i.value.includes(target))))""", arg=TARGET)
+    plain_words(page, "Model, DANN")
     walk.click(page.get_by_text("Also train without adaptation, to see whether it helps").first, counts=False)
     walk.nav("Train", counts=False)
     walk.click(start_button(page), counts=False)
@@ -176,7 +193,7 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
     refusal.wait_for(timeout=30_000)
     assert start_button(page).is_disabled()
     walk.click(page.get_by_text(re.compile(r"from random weights anyway")).first, counts=False)
-    assert start_button(page).is_enabled()
+    wait_enabled(walk, "Start training")  # on the person's explicit choice only
     plain_words(page, "Train, layer transfer")
     walk.shot("layer-transfer-offline")
 

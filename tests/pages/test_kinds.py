@@ -27,6 +27,7 @@ def test_a_dataset_of_another_kind_is_shown_in_its_own_words(ws, tmp_path, monke
     _only_images(monkeypatch)
     monkeypatch.setitem(spec_kinds.KINDS, "vector", VECTOR)
     monkeypatch.setitem(data_kinds.DATA_KINDS, "vector", VECTOR_DATA)
+    monkeypatch.delitem(_kinds.GALLERIES, VECTOR.gallery)  # as for a kind whose way of showing is not here yet
     info = importer.import_path(_vector_source(tmp_path / "vectors"), ws, name="vectors")
     at = app_test("data").run()
     assert_clean(at)
@@ -61,6 +62,7 @@ def test_samples_say_their_kind_only_when_there_are_several_kinds(monkeypatch):
 def test_try_it_takes_and_answers_items_of_the_runs_kind(ws, make_run, monkeypatch):
     monkeypatch.setitem(spec_kinds.KINDS, "vector", VECTOR)
     monkeypatch.setitem(backbones.BACKBONES, "toy_dense", TOY_BACKBONE)
+    monkeypatch.delitem(_kinds.GALLERIES, VECTOR.gallery)  # as for a kind whose way of showing is not here yet
     make_run("done", backbone="toy_dense", weights="none", image_size=32)
     handed = []
     monkeypatch.setattr(evaluation, "load_model", lambda run_dir: "the model")

@@ -34,3 +34,13 @@ def test_the_class_builder_records_sounds_class_by_class(ws):
     assert len(at.get("audio_input")) >= 2  # one microphone per class
     images = app_test("data").run(timeout=60)
     assert not images.get("audio_input")  # images are not recorded
+
+
+def test_the_model_page_offers_a_sound_datasets_own_augmentations_with_help(ws, tmp_path):
+    import_path(sounds.generate_sounds(tmp_path / "sounds", per_class=10, seed=2), ws, name="sounds")
+    at = app_test("model").run(timeout=60)
+    assert_clean(at)
+    boxes = {c.key.removeprefix("model.augment."): c for c in at.checkbox if c.key.startswith("model.augment.")}
+    assert set(boxes) == {"noise", "gain", "shift", "spec_mask"}  # no mirroring or rotating of a sound
+    assert all(c.help for c in boxes.values())
+    assert "noisier, louder, shifted in time" in _text(at)

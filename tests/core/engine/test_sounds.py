@@ -73,7 +73,7 @@ def test_augmentation_changes_waveforms_only_while_training():
 def test_a_sound_run_trains_evaluates_and_predicts_from_a_waveform(ws, beeps_source):
     info = import_path(beeps_source, ws, name="beeps")
     cfg = RunConfig(dataset_id=info["id"], backbone="logmel_cnn", weights="none", strategy="from_scratch",
-                    image_size=32, epochs=6, batch_size=4, patience=0, learning_rate=3e-3,
+                    image_size=32, epochs=15, batch_size=4, patience=0, learning_rate=3e-3,
                     augment=AugmentConfig(flip=False, rotate=False, gain=True)).validate()
     run_dir = runs.create_run(cfg, ws)
     assert training.run(cfg, run_dir)["state"] == "done"

@@ -58,6 +58,9 @@ def test_every_sound_export_is_checked_against_the_keras_model(sound_run):
     assert export.labels_text(sound_run).split() == ["high", "low"]
     with zipfile.ZipFile(sound_run / "exports" / "savedmodel.zip") as zf:
         assert "savedmodel/saved_model.pb" in zf.namelist()
+    with zipfile.ZipFile(sound_run / "exports" / "tf_serving.zip") as zf:  # TF Serving's layout, the dataset's name
+        assert "tf_serving/beeps/1/saved_model.pb" in zf.namelist()
+        assert len(json.loads(zf.read("tf_serving/request.json"))["instances"][0]) == RATE  # a waveform
     ids = ["tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8"]
     for fmt in ids:
         export.export(sound_run, fmt)
