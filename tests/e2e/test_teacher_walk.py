@@ -151,9 +151,9 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
     strategy(walk, "Domain-adversarial (DANN)")
     # The target is chosen separately, and named.
     page.wait_for_function(
-        """target => [...document.querySelectorAll("[data-testid='stSelectbox']")].some(
-             e => e.innerText.includes("(target domain)") && (e.innerText.includes(target)
-                  || [...e.querySelectorAll("input")].some(i => i.value.includes(target))))""", arg=TARGET)
+        """target => document.body.innerText.includes(target + " (")
+                    || [...document.querySelectorAll("input")].some(i => i.value.includes(target + " ("))""",
+        arg=TARGET)
     plain_words(page, "Model, DANN")
     walk.click(page.get_by_text("Also train without adaptation, to see whether it helps").first, counts=False)
     walk.nav("Train", counts=False)
@@ -198,7 +198,11 @@ def test_a_teachers_walk_through_the_newer_pages(server, browser, tmp_path):
     walk.shot("layer-transfer-offline")
 
     # 6. Every page in plain words.
-    for title in ("Home", "Data", "Model", "Train", "Search", "Predictions", "Compare", "Export"):
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Home").click()  # the default page, at "/"
+    page.get_by_role("heading", name="TransferLab").first.wait_for()
+    walk.settle()
+    plain_words(page, "Home")
+    for title in ("Data", "Model", "Train", "Search", "Predictions", "Compare", "Export"):
         walk.nav(title, counts=False)
         plain_words(page, title)
         assert not page.get_by_test_id("stException").count(), title
