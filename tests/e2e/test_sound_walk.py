@@ -66,8 +66,9 @@ def record(walk: Walk, recorder, kept: int, number: int) -> None:
     walk.page.get_by_text(f"{kept} recording(s) kept in this class.").nth(nth).wait_for(timeout=60_000)
 
 
-@pytest.mark.skip(reason="work in progress: 'Create the dataset' after recording does not reliably show the import "
-                         "(under investigation, see /work/reports/e2eaudio.md)")
+@pytest.mark.skip(reason="work in progress: recording and 'Create the dataset' now pass, but the Train page's "
+                         "'Start training' click after them starts no run (no error, no run folder) in 3 of 3 runs; "
+                         "see /work/reports/e2eaudio.md")
 def test_sound_walk_with_a_fake_microphone(server, fake_microphone):
     url, ws = server
     browser, wav = fake_microphone
@@ -87,9 +88,12 @@ def test_sound_walk_with_a_fake_microphone(server, fake_microphone):
             record(walk, recorder, kept, number)
         page.get_by_label("Class name", exact=True).nth(number - 1).fill(name)
         page.get_by_label("Class name", exact=True).nth(number - 1).press("Enter")
+        # The rename's rerun has finished once the recorder carries the new name (a click before then can be lost).
+        page.get_by_test_id("stAudioInput").filter(has_text=f"Record a clip of '{name}'").wait_for(timeout=60_000)
         walk.settle()
     walk.shot("recorded")
     walk.click(page.get_by_role("button", name="Create the dataset"))
+    walk.shot("created")
     page.get_by_text("Imported 'my classes': 6 clips in 2 classes.").first.wait_for(timeout=180_000)
     walk.shot("dataset")
 
@@ -102,7 +106,11 @@ def test_sound_walk_with_a_fake_microphone(server, fake_microphone):
 
     # 2. Train with the sound kind's default preset (the server caps it at 2 epochs).
     walk.nav("Train")
+    # The Train page is drawn (the sound kind's quick preset named) before its button is pressed.
+    page.get_by_text("Small CNN on log-mel").first.wait_for(timeout=60_000)
+    walk.settle()
     walk.click(page.get_by_role("button", name="Start training"))
+    page.get_by_role("heading", name=re.compile(r"^Run \d{8}-\d{6}-[0-9a-f]{12}$")).wait_for(timeout=60_000)
     walk.shot("training")
     page.get_by_text("Training finished").wait_for(timeout=150_000)
     walk.shot("trained")
