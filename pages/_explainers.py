@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
 from PIL import Image, ImageOps
 
-from core.engine import interpret
+from core.engine import interpret, sounds
 from core.errors import TransferLabError
 from core.spec import kinds as spec_kinds
 from pages import _charts as charts
@@ -30,6 +32,8 @@ class Explainer:
     compute: Callable[[Any, bytes, int, int, spec_kinds.Kind], dict[str, Any]]
     # (a column, what compute gave, the predicted class, an index for widget keys) -> draws it.
     show: Callable[[Any, dict[str, Any], str, int], None]
+    # (model, item's bytes, classes) -> the top class per window of a long item (one row: nothing to draw).
+    timeline: Callable[[Any, bytes, list[str]], list[dict[str, Any]]] | None = None
     shown_at_most: int = 6  # explanations are computed for the first few items only (each costs a pass)
     more_note: str = "Explanations are given for the first {n} {items} only."
 
@@ -59,11 +63,36 @@ def _show_gradcam(column: Any, why: dict[str, Any], prediction: str, i: int) -> 
                    "(a Grad-CAM heatmap, from the backbone's last layer of image features).")
 
 
+def _gradcam_spectrogram(model: Any, data: bytes, size: int, class_index: int, kind: spec_kinds.Kind) -> dict[str, Any]:
+    why = interpret.explain(model, data, size, class_index, kind=kind.id)
+    db = np.asarray(why["spectrogram"], dtype=np.float32)
+    gray = np.clip((db - db.max() + 80.0) / 80.0 * 255.0, 0, 255).astype(np.uint8)
+    # High pitches at the top, time to the right: the picture and the heatmap flipped alike.
+    return {**why, "image": np.repeat(np.flipud(gray)[..., None], 3, axis=-1), "heatmap": np.flipud(why["heatmap"]),
+            "audio": data}
+
+
+def _show_gradcam_spectrogram(column: Any, why: dict[str, Any], prediction: str, i: int) -> None:
+    column.audio(why["audio"])
+    column.plotly_chart(charts.gradcam_overlay(why["image"], why["heatmap"]), width="stretch",
+                        key=f"pred.gradcam_spectrogram.{i}")
+    low, high = why["pitch_hz"]
+    column.caption(f"What decided '{prediction}': red areas of the spectrogram (time to the right, pitch upwards) "
+                   f"weighed most, above all around {why['seconds']:.1f} s and pitches of {low:,.0f}-{high:,.0f} Hz "
+                   "(a Grad-CAM heatmap from the backbone's last layer of features).")
+
+
 EXPLAINERS: dict[str, Explainer] = {
     "gradcam": Explainer(
         about="Each image gets the model's answer, how sure it is, and a Grad-CAM heatmap: the parts of the "
               "image that weighed most in that answer.",
         compute=_gradcam, show=_show_gradcam, more_note="Heatmaps are drawn for the first {n} {items} only.",
+    ),
+    "gradcam_spectrogram": Explainer(
+        about="Each clip gets the model's answer, how sure it is, and a Grad-CAM heatmap over its spectrogram: "
+              "which moments and pitches weighed most in that answer.",
+        compute=_gradcam_spectrogram, show=_show_gradcam_spectrogram, timeline=sounds.timeline,
+        more_note="Heatmaps are drawn for the first {n} {items} only.",
     ),
 }
 
@@ -136,3 +165,30 @@ def explain_one(kind: spec_kinds.Kind, model: Any, data: bytes, size: int, class
         return explainer(kind).compute(model, data, size, class_index, kind)
     except TransferLabError as exc:
         return {"unavailable": str(exc)}
+
+
+def timeline_one(kind: spec_kinds.Kind, model: Any, data: bytes, classes: list[str]) -> list[dict[str, Any]]:
+    """The top class per window of a recording longer than one window ([] for a short one, or a kind without)."""
+    method = explainer(kind).timeline
+    if method is None:
+        return []
+    try:
+        rows = method(model, data, classes)
+    except TransferLabError:
+        return []
+    return rows if len(rows) > 1 else []
+
+
+def show_timeline(rows: list[dict[str, Any]], key: str) -> None:
+    """A long recording's timeline: one bar per window, coloured by its top class, as tall as the model is sure."""
+    fig = go.Figure()
+    for name in dict.fromkeys(r["prediction"] for r in rows):
+        mine = [r for r in rows if r["prediction"] == name]
+        fig.add_trace(go.Bar(x=[r["start"] for r in mine], y=[r["confidence"] for r in mine], name=name,
+                             width=[r["end"] - r["start"] for r in mine], offset=0,
+                             hovertemplate=f"{name}: %{{y:.0%}} at %{{x}} s<extra></extra>"))
+    fig.update_layout(height=220, margin=dict(t=10, b=30, l=40, r=10), xaxis_title="seconds",
+                      yaxis=dict(title="how sure", tickformat=".0%", range=[0, 1]), legend_title_text="top class")
+    st.plotly_chart(fig, width="stretch", key=key)
+    st.caption(f"The recording is longer than the {rows[0]['end'] - rows[0]['start']:g} s the model hears at once, "
+               "so it was cut into windows: each bar is one window's top class and how sure the model was.")

@@ -20,9 +20,11 @@ import streamlit as st
 
 from core.data import health, images, sounds
 from core.data import kinds as data_kinds
+from core.engine import sounds as engine_sounds
 from core.errors import TransferLabError
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
+from core.spec.config import AugmentConfig
 from core.store import runs
 from pages import _charts as charts
 
@@ -42,6 +44,8 @@ class PageKind:
     # (dataset.json, its health report) -> draws the kind's own facts in the Data page's health report.
     health_facts: Callable[[dict, dict], None]
     augment_preview: bool  # whether the Data page offers the augmentation preview (random changes of items)
+    # (dataset.json, its folder, the switches, a seed) -> draws the preview; None: the Data page's image preview.
+    draw_preview: Callable[[dict, Path, AugmentConfig, int], None] | None = None
     own_items: str = ""  # what a person calls their own files of this kind ("pictures"); the kind's `items` if empty
 
 
@@ -92,10 +96,30 @@ def _sound_health_facts(info: dict, report: dict) -> None:
     st.caption(" ".join(lines))
 
 
+def _sound_preview(info: dict, root: Path, augment: AugmentConfig, seed: int) -> None:
+    """One clip of a chosen class as training hears it and randomly changed: each to listen to, with its
+    spectrogram (by the same layer training uses, so loads TensorFlow)."""
+    label = st.selectbox("Clip of the class", info["classes"], key="data.preview_class",
+                         help="The first clip of this class is changed at random, as training would.")
+    try:
+        clip = sounds.load_clip((root / info["images"][label][0]).read_bytes())
+    except (OSError, IndexError, KeyError, TransferLabError):
+        st.caption(f"No clip of '{label}' could be read for the preview.")
+        return
+    with st.spinner("Applying the changes…"):
+        variants = engine_sounds.augmentation_preview(clip, augment, seed, variants=2)
+    captions = ["as trained"] + [f"changed {i}" for i in range(1, len(variants))]
+    for column, wave, caption in zip(st.columns(len(variants)), variants, captions):
+        wav = sounds.to_wav(wave)
+        column.audio(wav, format="audio/wav")
+        column.image(sounds.spectrogram_picture(wav), caption=f"{label}: {caption} (time across, pitch upwards)",
+                     width="stretch", clamp=True)
+
+
 PAGE_KINDS["audio"] = PageKind(
     id="audio", stored_how="Every clip is decoded, mixed down to mono, resampled to 16 kHz and stored as WAV; long "
                            "recordings are cut into one-second windows",
-    health_facts=_sound_health_facts, augment_preview=False, own_items="recordings",
+    health_facts=_sound_health_facts, augment_preview=True, own_items="recordings", draw_preview=_sound_preview,
 )
 
 
@@ -193,6 +217,8 @@ class Gallery:
     handed: Callable[[bytes, str, int], None]
     # (stored item's path, caption) -> draws it large in a dialog; None: no "Enlarge" button.
     large: Callable[[Path, str], None] | None = None
+    # (stored items' paths, captions, width in px) -> side by side with more detail (mistakes); None: as `row`.
+    detailed_row: Callable[[list[Path], list[str], int], None] | None = None
 
 
 GALLERIES: dict[str, Gallery] = {
@@ -231,7 +257,15 @@ def _sound_handed(data: bytes, name: str, width: int) -> None:
     st.caption(name)
 
 
-GALLERIES["player"] = Gallery(cell=_sound_cell, row=_sound_row, handed=_sound_handed, large=_sound_large)
+def _sound_detailed_row(paths: list[Path], captions: list[str], width: int) -> None:
+    """Clips that play, each above its spectrogram (the Predictions page's mistakes)."""
+    for column, path, caption in zip(st.columns(max(1, len(paths))), paths, captions):
+        with column:
+            _sound_large(path, caption)
+
+
+GALLERIES["player"] = Gallery(cell=_sound_cell, row=_sound_row, handed=_sound_handed, large=_sound_large,
+                              detailed_row=_sound_detailed_row)
 
 SNIPPET_CHARS = 160  # characters of a text shown in a gallery cell
 
@@ -299,14 +333,17 @@ def gallery(kind: spec_kinds.Kind) -> Gallery:
 
 
 def show_stored(kind: spec_kinds.Kind, root: Path | None, files: list[str], captions: list[str], missing: str,
-                width: int = 120) -> None:
-    """Stored items of a dataset side by side, or the sentence `missing` when the dataset is gone."""
+                width: int = 120, detailed: bool = False) -> None:
+    """Stored items of a dataset side by side (`detailed`: with more detail where the kind has it, e.g. a
+    clip's spectrogram), or the sentence `missing` when the dataset is gone."""
     if root is None:
         st.caption(missing)
         return
     shown = [(root / f, c) for f, c in zip(files, captions) if (root / f).is_file()]
     if shown:
-        gallery(kind).row([p for p, _ in shown], [c for _, c in shown], width)
+        view = gallery(kind)
+        draw = (view.detailed_row if detailed else None) or view.row
+        draw([p for p, _ in shown], [c for _, c in shown], width)
 
 
 # ---------------------------------------------------------------- handing one item in (a kind's `hand_in`)

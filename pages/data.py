@@ -13,7 +13,7 @@ from core.data import health, importer, samples, texts
 from core.data.limits import ImportLimits
 from core.engine.augment import augmentation_preview
 from core.errors import ConfigError, TransferLabError
-from core.spec.config import RANGES, AugmentConfig, RunConfig
+from core.spec.config import AUGMENT_KIND, RANGES, AugmentConfig, RunConfig
 from core.spec import kinds as spec_kinds
 from core.store import datasets
 from pages import _charts as charts
@@ -475,14 +475,15 @@ def enlarged(large: Callable[[Path, str], None], path: Path, caption: str) -> No
     large(path, caption)
 
 
-def augment_ui() -> AugmentConfig:
-    """The augmentation switches (shared with the Model page)."""
-    st.caption("**Augmentation**: training shows the model randomly changed copies of each image, so it learns "
-               "what matters rather than one exact picture. Switch changes on and off to see them; the Model page "
-               "uses the same switches.")
-    values = {}
+def augment_ui(kind: spec_kinds.Kind) -> AugmentConfig:
+    """The augmentation switches of this kind of data (shared with the Model page)."""
+    st.caption(f"**Augmentation**: training shows the model randomly changed copies of each {kind.item}, so it "
+               f"learns what matters rather than one exact {kind.item}. Switch changes on and off to see them; the "
+               "Model page uses the same switches.")
+    values = {n: False for n, k in AUGMENT_KIND.items() if k != kind.id}  # another kind's changes do nothing here
     columns = st.columns(3)
-    for i, (name, (label, help_text)) in enumerate(_common.AUGMENT_WORDS.items()):
+    own = [(n, words) for n, words in _common.AUGMENT_WORDS.items() if AUGMENT_KIND.get(n, kind.id) == kind.id]
+    for i, (name, (label, help_text)) in enumerate(own):
         key = f"data.augment.{name}"
         st.session_state[key] = st.session_state.get(f"model.augment.{name}", getattr(DEFAULTS.augment, name))
         values[name] = columns[i % 3].checkbox(
@@ -492,8 +493,9 @@ def augment_ui() -> AugmentConfig:
 
 
 def preview_ui(info: dict[str, Any], ws: Path) -> None:
-    """A few images next to random augmentations of them, by the layers training uses (loads TensorFlow)."""
-    augment = augment_ui()
+    """A few items next to random augmentations of them, by the layers training uses (loads TensorFlow)."""
+    kind = _kinds.of_dataset(info)
+    augment = augment_ui(kind)
     if not st.toggle("Show the preview", key="data.preview",
                      help="The first time, this loads the machine-learning library, which takes a few seconds."):
         return
@@ -502,8 +504,11 @@ def preview_ui(info: dict[str, Any], ws: Path) -> None:
               on_click=lambda: st.session_state.update({"data.preview_seed": seed + 1}),
               help="Draws new random changes of the same images, as the next epoch of training would.")
     if not augment.any():
-        st.info("Every change is switched off: training sees the images as they are.")
+        st.info(f"Every change is switched off: training sees the {kind.items} as they are.")
     root = datasets.dataset_path(info["id"], ws)
+    if (draw := _kinds.page_kind(kind).draw_preview) is not None:
+        draw(info, root, augment, seed)
+        return
     paths = [root / info["images"][label][0] for label in info["classes"][:PREVIEW_CLASSES]]
     with st.spinner("Applying the changes…"):
         rows = augmentation_preview(paths, augment, seed, variants=PREVIEW_VARIANTS)

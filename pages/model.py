@@ -348,22 +348,14 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None,
     return spec
 
 
-# Training methods (core.engine.methods) not offered for a kind of data, with the reason in a sentence.
-METHODS_NOT_FOR: dict[str, dict[str, str]] = {
-    "text": {"adaptation": "lining up two domains' features has not been tried on texts yet",
-             "transfer": "copying layers between networks is built for image networks",
-             "distillation": "a teacher and a student are both image networks"},
-}
-
-
 def strategy_ui(kind: kinds.Kind | None = None) -> strategies.Strategy:
-    not_for = METHODS_NOT_FOR.get(kind.id, {}) if kind else {}
-    offered = tuple(s for s in strategies.ids() if strategies.get(s).method not in not_for)
+    """The strategies that apply to the dataset's kind of data; the others named with why (as `config` refuses them)."""
+    offered = strategies.for_kind(kind.id) if kind else strategies.ids()
     keep_in(K + "strategy", offered, offered[0])
-    if len(offered) < len(strategies.ids()):
-        st.caption(f"Not offered for {kind.items}: " + "; ".join(
-            f"{strategies.get(s).label} ({not_for[strategies.get(s).method]})"
-            for s in strategies.ids() if s not in offered) + ".")
+    if kind and len(offered) < len(strategies.ids()):
+        st.caption(f"Not offered for {kind.items}: " + " ".join(
+            f"**{strategies.get(s).label}**: {strategies.refusal(s, kind.id)}"
+            for s in strategies.ids() if s not in offered))
     chosen = st.selectbox(
         fields.get("strategy").label, offered, key=K + "strategy", persist_state="session",
         format_func=lambda s: strategies.get(s).label, help=fields.get("strategy").help,

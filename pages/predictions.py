@@ -74,10 +74,11 @@ def session_model(run: runs.RunInfo) -> Any:
     return st.session_state["pred.model"][1]
 
 
-def show_items(kind: spec_kinds.Kind, root: Path | None, files: list[str], captions: list[str]) -> None:
-    """A gallery of dataset items, or a sentence when the dataset is gone."""
+def show_items(kind: spec_kinds.Kind, root: Path | None, files: list[str], captions: list[str],
+               detailed: bool = False) -> None:
+    """A gallery of dataset items (`detailed`: clips with their spectrograms), or a sentence when the dataset is gone."""
     _kinds.show_stored(kind, root, files, captions,
-                       f"The run's dataset is no longer in the workspace, so its {kind.items} cannot be shown.")
+                       f"The run's dataset is no longer in the workspace, so its {kind.items} cannot be shown.", detailed=detailed)
 
 
 # ---------------------------------------------------------------- test results
@@ -177,7 +178,7 @@ def mistakes_ui(rep: dict[str, Any], root: Path | None, kind: spec_kinds.Kind) -
             shown = wrong[:GALLERY]
             show_items(kind, root, [r["file"] for r in shown],
                        [f"true {r['true']} ({r['p_true']:.0%}), guessed {r['predicted']} ({r['p_predicted']:.0%})"
-                        for r in shown])
+                        for r in shown], detailed=True)
         else:
             st.markdown(f"**Confident mistakes**: none, every test {kind.item} was classified right. The least sure right "
                         "answers are in the table below.")
@@ -256,6 +257,24 @@ def try_ui(run: runs.RunInfo, kind: spec_kinds.Kind) -> None:
             explains.show(right, why, result["prediction"], i)
     if explains.shown_at_most and len(handed) > explains.shown_at_most:
         st.caption(explains.more_note.format(n=explains.shown_at_most, items=kind.items))
+    timelines_ui(run, kind, handed)
+
+
+def timelines_ui(run: runs.RunInfo, kind: spec_kinds.Kind, handed: list[tuple[str, str, bytes]]) -> None:
+    """For a handed-in recording longer than what the model hears at once (sounds): the top class per window."""
+    if _explainers.explainer(kind).timeline is None:
+        return
+    wanted = (run.id, tuple(i for i, _, _ in handed))
+    cached = st.session_state.get("pred.timelines")
+    if not cached or cached[0] != wanted:
+        classes = files.read_json(run.path / "split.json")["classes"]
+        model = session_model(run)
+        cached = (wanted, [_explainers.timeline_one(kind, model, data, classes) for _, _, data in handed])
+        st.session_state["pred.timelines"] = cached
+    for i, ((_, name, _), rows) in enumerate(zip(handed, cached[1])):
+        if rows:
+            st.markdown(f"**{name}**: the top class second by second")
+            _explainers.show_timeline(rows, key=f"pred.timeline.{i}")
 
 
 def batch_ui(run: runs.RunInfo, kind: spec_kinds.Kind) -> None:

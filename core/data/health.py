@@ -19,29 +19,29 @@ SMALL_SIDE = images.SMALL_SIDE  # the image kind's threshold, named here for the
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.name in ("val_fraction", "test_fraction", "seed")}
 
 
-def health_warnings(counts: dict[str, int]) -> list[str]:
-    """Plain sentences about class sizes and balance."""
+def health_warnings(counts: dict[str, int], items: str = "images") -> list[str]:
+    """Plain sentences about class sizes and balance; `items`: the kind's word for several (core.spec.kinds)."""
     out = []
     # One sentence per kind of problem, naming every class it concerns (not one near-identical line per class).
     too_few = {label: n for label, n in sorted(counts.items()) if n < MIN_IMAGES_TO_TRAIN}
     few = {label: n for label, n in sorted(counts.items()) if MIN_IMAGES_TO_TRAIN <= n < ADVISED_IMAGES}
     if len(too_few) == 1:
         (label, n), = too_few.items()
-        out.append(f"Class '{label}' has only {n} images; add at least {MIN_IMAGES_TO_TRAIN} before training.")
+        out.append(f"Class '{label}' has only {n} {items}; add at least {MIN_IMAGES_TO_TRAIN} before training.")
     elif too_few:
-        out.append(f"{len(too_few)} classes have fewer than {MIN_IMAGES_TO_TRAIN} images ({_listed(too_few)}); "
+        out.append(f"{len(too_few)} classes have fewer than {MIN_IMAGES_TO_TRAIN} {items} ({_listed(too_few)}); "
                    f"add at least {MIN_IMAGES_TO_TRAIN} to each before training.")
     if len(few) == 1:
         (label, n), = few.items()
-        out.append(f"Class '{label}' has {n} images; {ADVISED_IMAGES} or more per class usually gives a more "
+        out.append(f"Class '{label}' has {n} {items}; {ADVISED_IMAGES} or more per class usually gives a more "
                    "reliable model.")
     elif few:
         who = "Every class has" if len(few) == len(counts) else f"{len(few)} classes have"
-        out.append(f"{who} fewer than {ADVISED_IMAGES} images ({_listed(few)}); {ADVISED_IMAGES} or more per class "
+        out.append(f"{who} fewer than {ADVISED_IMAGES} {items} ({_listed(few)}); {ADVISED_IMAGES} or more per class "
                    "usually gives a more reliable model.")
     if counts and min(counts.values()) and max(counts.values()) / min(counts.values()) >= IMBALANCE_WARNING:
         out.append(
-            f"The classes are imbalanced ({max(counts.values())} vs {min(counts.values())} images); "
+            f"The classes are imbalanced ({max(counts.values())} vs {min(counts.values())} {items}); "
             "class weights will balance their influence during training."
         )
     return out
@@ -70,18 +70,18 @@ def find_duplicates(info: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {"within": within, "across": across}
 
 
-def duplicate_warnings(duplicates: dict[str, list[dict[str, Any]]]) -> list[str]:
+def duplicate_warnings(duplicates: dict[str, list[dict[str, Any]]], item: str = "image") -> list[str]:
     """Plain sentences about exact copies."""
     out = []
     extra = sum(len(g["files"]) - 1 for g in duplicates["within"])
     if extra:
         out.append(
-            f"{extra} image(s) are exact copies of another image in the same class; copies count twice and can "
+            f"{extra} {item}(s) are exact copies of another {item} in the same class; copies count twice and can "
             "land in both training and test, which flatters the test accuracy."
         )
     if duplicates["across"]:
         out.append(
-            f"{len(duplicates['across'])} image(s) appear in more than one class (label conflicts); "
+            f"{len(duplicates['across'])} {item}(s) appear in more than one class (label conflicts); "
             "look at them in the health report and remove the copies with the wrong label."
         )
     return out
@@ -160,8 +160,10 @@ def check_trainable(info: dict[str, Any], backbone: str | None = None) -> None:
             f"The dataset '{info['name']}' holds only unlabelled images (no classes), so it cannot be trained on; "
             "train on a labelled dataset and choose this one as its target (images from where the model will be used).")
     small = {c: n for c, n in info["counts"].items() if n < MIN_IMAGES_TO_TRAIN}
+    items = kinds.of(info).spec.items
     if small:
         label, n = next(iter(small.items()))
         raise DatasetError(
-            f"Class '{label}' has only {n} images; add at least {MIN_IMAGES_TO_TRAIN} images to every class before training."
+            f"Class '{label}' has only {n} {items}; add at least {MIN_IMAGES_TO_TRAIN} {items} to every class before "
+            "training."
         )

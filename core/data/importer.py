@@ -286,7 +286,9 @@ def _dataset_record(out: _Stored, dataset_id: str, name: str, source: str, label
         **({"role": "target"} if role == "target" else {}),
     }
     info["duplicates"] = health.find_duplicates(info)
-    info["warnings"] = health.health_warnings(counts) + health.duplicate_warnings(info["duplicates"])
+    words = kinds.of(info).spec
+    info["warnings"] = (health.health_warnings(counts, words.items)
+                        + health.duplicate_warnings(info["duplicates"], words.item))
     info["report"] = health.health_report(info)
     return info
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from core import events
 from core.data import tfdata
-from core.engine import features, modeling, transfer
+from core.engine import features, inputs, modeling, transfer
 from core.engine.method import PhaseData, Run, Settle, Train, companion
 from core.engine.plain import Plain
 from core.errors import ConfigError, RunStateError
@@ -325,9 +325,17 @@ def student_alone(config: RunConfig) -> RunConfig:
                                preset="").validate()
 
 
-def ms_per_image(model: Any, image_size: int, batch: int = 16, repeats: int = 3) -> float:
-    """Milliseconds per image of a model on this computer: the fastest of a few timed batches, after a warm-up."""
-    x = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, 3)).astype(np.float32)
+def sample_batch(config: RunConfig, batch: int = 16) -> np.ndarray:
+    """A batch of made-up inputs of the run's kind (random pixels; a short text for texts) to time a model on."""
+    shape, dtype, _ = inputs.of_config(config).signature(config.image_size)
+    if dtype == "string":
+        return np.array(["a short example text to time the model on"] * batch, dtype=object)
+    return np.random.default_rng(0).uniform(0, 255, (batch, *shape)).astype(dtype)
+
+
+def ms_per_image(model: Any, config: RunConfig, batch: int = 16, repeats: int = 3) -> float:
+    """Milliseconds per item of a model on this computer: the fastest of a few timed batches, after a warm-up."""
+    x = sample_batch(config, batch)
     model.predict_on_batch(x)
     best = float("inf")
     for _ in range(repeats):
@@ -348,7 +356,7 @@ def measure(run_dir: Path, role: str) -> dict[str, Any]:
             # Size: the float32 weights (the model file also holds the optimizer's state after training).
             "params": int(model.count_params()), "size_mb": round(4 * model.count_params() / 2**20, 3),
             "file_mb": round(path.stat().st_size / 2**20, 3),
-            "ms_per_image": ms_per_image(model, config.image_size)}
+            "ms_per_image": ms_per_image(model, config)}
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:

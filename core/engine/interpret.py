@@ -16,7 +16,8 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from core.data import images, tfdata
-from core.engine import evaluation, texts
+from core.data import sounds as data_sounds
+from core.engine import evaluation, sounds, texts
 from core.errors import DatasetError, TransferLabError
 from core.spec import kinds as spec_kinds
 from core.store import datasets, runs
@@ -98,8 +99,10 @@ def _logits_layer(dense: Any) -> Any:
     return copy
 
 
-def gradcam(model: Any, image: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int, str]:
+def gradcam(model: Any, image: np.ndarray, class_index: int | None = None,
+            size: tuple[int, int] | None = None) -> tuple[np.ndarray, int, str]:
     """Grad-CAM for one raw 0-255 RGB image: (heatmap in [0, 1] at the image's size, class, layer name).
+    A model whose input is not a picture (a sound's waveform, turned into one inside) names the heatmap's `size`.
 
     The class defaults to the predicted one. The forward pass is rebuilt layer by layer (the
     classifier is a chain, see the module docstring) so that the backbone's inner network can hand
@@ -132,7 +135,7 @@ def gradcam(model: Any, image: np.ndarray, class_index: int | None = None) -> tu
     grads = tape.gradient(score, fmap)
     weights = tf.reduce_mean(grads, axis=(1, 2))  # one importance per channel (the Grad-CAM paper)
     cam = tf.nn.relu(tf.reduce_sum(fmap * weights[:, None, None, :], axis=-1))[0]
-    heatmap = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
+    heatmap = tf.image.resize(cam[..., None], size or image.shape[:2], method="bilinear")[..., 0].numpy()
     peak = float(heatmap.max())
     heatmap = heatmap / peak if peak > 0 else heatmap  # 1 where the class's evidence is strongest
     return np.clip(heatmap, 0.0, 1.0).astype(np.float32), class_index, conv.name
@@ -145,10 +148,26 @@ def explain_image(model: Any, data: bytes, image_size: int, class_index: int | N
     return {"image": np.clip(arr, 0, 255).astype(np.uint8), "heatmap": heatmap, "class_index": index, "layer": layer}
 
 
+def explain_sound(model: Any, data: bytes, image_size: int, class_index: int | None = None) -> dict[str, Any]:
+    """Grad-CAM over a clip's spectrogram ("which moments and pitches decided"): the model makes the picture
+    from the waveform inside itself, so the heatmap over its picture maps back to time x pitch. Returns the
+    spectrogram and heatmap as (mel bands, frames) arrays, low pitch first, plus the moment and pitch band that
+    weighed most in words."""
+    wave = data_sounds.load_clip(data)
+    heatmap, index, layer = gradcam(model, wave, class_index, size=(sounds.FRAMES, sounds.MELS))
+    heatmap = heatmap.T  # rows: mel bands (pitch), columns: frames (time)
+    frame = int(np.argmax(heatmap.sum(axis=0)))
+    band = int(np.argmax(heatmap.sum(axis=1)))
+    low, high = sounds.band_hz(band)
+    return {"spectrogram": sounds.spectrogram(wave), "heatmap": heatmap, "class_index": index, "layer": layer,
+            "seconds": round((frame * sounds.STEP + sounds.FRAME / 2) / data_sounds.SAMPLE_RATE, 2),
+            "pitch_hz": (round(low), round(high))}
+
+
 # How a prediction is explained, by a kind's `explain` (core.spec.kinds): (model, file bytes, input size,
 # class or None for the predicted one) -> what the page shows. A kind whose method is missing here says so.
 EXPLAINERS: dict[str, Callable[[Any, bytes, int, int | None], dict[str, Any]]] = {
-    "gradcam": explain_image, "words": texts.explain_words}
+    "gradcam": explain_image, "gradcam_spectrogram": explain_sound, "words": texts.explain_words}
 
 
 def explain(model: Any, data: bytes, image_size: int, class_index: int | None = None,

@@ -224,3 +224,23 @@ def spectrogram(waveform: np.ndarray) -> np.ndarray:
     if len(x) < FRAME:
         x = np.pad(x, (0, FRAME - len(x)))
     return log_mel(tf.constant(x)[None])[0].numpy().T
+
+
+def band_hz(band: int) -> tuple[float, float]:
+    """The pitch range (Hz) of one of the front end's mel bands (the same mel scale as TensorFlow's filters)."""
+    to_mel = lambda hz: 1127.0 * np.log1p(hz / 700.0)  # noqa: E731 - the HTK mel scale, as tf.signal uses
+    edges = np.linspace(to_mel(LOW_HZ), to_mel(HIGH_HZ), MELS + 2)
+    hz = 700.0 * np.expm1(edges / 1127.0)
+    band = int(np.clip(band, 0, MELS - 1))
+    return float(hz[band]), float(hz[band + 2])
+
+
+def timeline(model: Any, data: bytes, classes: list[str], seconds: float = data_sounds.WINDOW_SECONDS) -> list[dict]:
+    """A recording longer than one window, cut into `seconds` windows: each window's start, top class and how sure
+    the model is (one entry for a short clip). Silent windows are kept (they show where nothing happens)."""
+    x, _ = data_sounds.decode(data)
+    pieces = data_sounds.windows(x, seconds)
+    batch = np.stack([data_sounds.fit(piece) for _, piece in pieces]).astype(np.float32)
+    probs = np.asarray(model.predict_on_batch(batch))
+    return [{"start": round(start, 2), "end": round(start + seconds, 2), "prediction": classes[int(np.argmax(p))],
+             "confidence": round(float(np.max(p)), 4)} for (start, _), p in zip(pieces, probs)]

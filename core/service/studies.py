@@ -34,7 +34,7 @@ from core.data import health
 from core.errors import StudyError
 from core.service import jobs
 from core.spec import backbones, fields, strategies
-from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig
+from core.spec.config import AUGMENT_KIND, CHOICES, RANGES, AugmentConfig, RunConfig
 from core.store import datasets, quota, runs
 from core.store.status import RunStatus, Timings
 from core.store.files import file_lock, read_json, write_json
@@ -112,18 +112,21 @@ def _phases(config: RunConfig) -> list[Any]:
 
 def relevant(base: RunConfig, param: Param) -> bool:
     """False when the strategy ignores the setting (changing it changes no phase)."""
-    if param.field.startswith(("head.", "augment")) or param.field in ("label_smoothing", "optimizer"):
+    kind = backbones.get(base.backbone).kind
+    if param.field == "augment":  # a kind with no augmentation (texts) trains without it whatever is chosen
+        return kind in AUGMENT_KIND.values()
+    if param.field.startswith("head.") or param.field in ("label_smoothing", "optimizer"):
         return True
     values = param.choices if param.kind == "choice" else (param.low, param.high)
-    kind = int if param.kind == "int" else type(getattr(base, param.field))
-    variants = [_phases(base.with_changes(**{param.field: kind(v)})) for v in values[:2]]
+    cast = int if param.kind == "int" else type(getattr(base, param.field))
+    variants = [_phases(base.with_changes(**{param.field: cast(v)})) for v in values[:2]]
     return variants[0] != variants[1]
 
 
-def cached_backbones(image_size: int) -> list[str]:
-    """Backbones whose ImageNet weights are on this computer, for this image size (the default list)."""
+def cached_backbones(image_size: int, kind: str = "image") -> list[str]:
+    """Backbones of a kind of data whose pretrained weights are on this computer, for this size (the default list)."""
     return [s.id for s in backbones.BACKBONES.values()
-            if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size
+            if "imagenet" in s.weights_options and s.min_size <= image_size <= s.max_size and s.kind == kind
             and backbones.cached_weights(s, image_size) is not None]
 
 
@@ -156,11 +159,14 @@ def space(base: RunConfig, search: list[str] | None = None, backbone_ids: list[s
 
 def _backbone_choices(base: RunConfig, backbone_ids: list[str] | None) -> list[str]:
     if not backbone_ids:
-        found = cached_backbones(base.image_size)
+        found = cached_backbones(base.image_size, backbones.get(base.backbone).kind)
         return sorted(set(found) | {base.backbone}) if found else [base.backbone]
     for b in backbone_ids:
         backbones.check_id(b)
         spec = backbones.get(b)
+        if spec.kind != backbones.get(base.backbone).kind:
+            raise StudyError(f"{spec.label} reads another kind of data than {backbones.get(base.backbone).label}; "
+                             "untick it (a study compares backbones of the dataset's kind).")
         if base.weights not in spec.weights_options:
             raise StudyError(f"{spec.label} cannot start from '{base.weights}' weights; untick it or change the weights.")
         if not spec.min_size <= base.image_size <= spec.max_size:

@@ -12,6 +12,7 @@ from core.engine import distill, features, methods, transfer
 from core.errors import TransferLabError
 from core.ship import runfiles
 from core.spec import backbones, strategies
+from core.spec import kinds as spec_kinds
 from core.spec.config import RunConfig
 from core.store import datasets, runs
 from core.store.files import read_json
@@ -30,11 +31,20 @@ def _installed_version(*names: str) -> str | None:
     return None
 
 
+SOUND_CODE_README = (
+    "# Training code of a sound run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
+    "images only. This run takes one second of 16 kHz sound as a float waveform, with its front end inside the model; "
+    "retrain it with TransferLab (`python -m core train config.json`). `config.json`, `split.json` and "
+    "`labels.txt` describe the run.\n")
+
+
 def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
     """README.md of the code export: what is in it, what to install, the image folder layout, the command."""
     config = runs.load_config(run_dir)
     ws = run_dir.parent.parent
     spec = backbones.get(config.backbone)
+    if spec.front_end:  # a sound run: train.py says it is for images only, and how to retrain instead
+        return SOUND_CODE_README
     strategy = strategies.get(config.strategy)
     names = runfiles.classes(run_dir)
     try:
@@ -205,17 +215,18 @@ def model_card(run_dir: Path) -> str:
         for _, label in split[part]:
             counts[part][label] += 1
 
-    lines = [f"# Model card: {info['name'] if info else config.dataset_id} image classifier", ""]
+    kind = spec_kinds.get(spec.kind)
+    lines = [f"# Model card: {info['name'] if info else config.dataset_id} {kind.item} classifier", ""]
     lines += [
         f"Trained with TransferLab, run `{run_dir.name}` ({time.strftime('%Y-%m-%d', time.localtime(status.get('finished', status.get('created', 0))))}).",
         "",
         "## Model",
         "",
-        f"- Classifies an image into one of {len(names)} classes: {', '.join(names)}.",
+        f"- Classifies {'an' if kind.item[0] in 'aeiou' else 'a'} {kind.item} into one of {len(names)} classes: "
+        f"{', '.join(names)}.",
         f"- Backbone: {spec.label} (`{spec.id}`), {_weights_sentence(config, run_dir.parent.parent)}.",
         f"- Transfer strategy: {strategy.label} (`{strategy.id}`): {strategy.sentence}",
-        f"- Input: RGB images of {config.image_size}×{config.image_size} pixels, raw values 0-255 (the "
-        "preprocessing is inside the model). Output: one probability per class, in the order of `labels.txt`.",
+        _input_line(config, spec),
         "",
         "## Data",
         "",
@@ -235,6 +246,21 @@ def model_card(run_dir: Path) -> str:
     lines += _knowledge_source(config, run_dir)
     lines += _use_and_limits(config, names, counts, limits, info)
     return "\n".join(lines)
+
+
+def _input_line(config: RunConfig, spec: backbones.BackboneSpec) -> str:
+    """The card's sentence about what the model takes in (a sound model: a 16 kHz waveform and its front end)."""
+    out = "Output: one probability per class, in the order of `labels.txt`."
+    if spec.front_end == "logmel":
+        return ("- Input: one second of mono sound as a 16 kHz float waveform (16,000 samples, -1 to 1; a longer "
+                "recording is cut into one-second windows). The front end is inside the model: a log-mel spectrogram "
+                "(25 ms windows every 10 ms, 64 mel bands from 125 to 7,500 Hz, in dB) drawn as a "
+                f"{config.image_size}×{config.image_size} picture for the backbone. " + out)
+    if spec.front_end:
+        return ("- Input: one second of mono sound as a 16 kHz float waveform (16,000 samples, -1 to 1); the TF Hub "
+                "sound model inside makes its own spectrogram and one embedding per clip. " + out)
+    return (f"- Input: RGB images of {config.image_size}×{config.image_size} pixels, raw values 0-255 (the "
+            "preprocessing is inside the model). " + out)
 
 
 def _metric_lines(evaluation: dict[str, Any] | None, names: list[str],

@@ -642,6 +642,21 @@ def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | N
     return constants, False
 
 
+SOUND_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for images only; this run trains on sounds "
+                         "(a one-second 16 kHz waveform in, the {front} inside the model), so retrain it with "
+                         "TransferLab itself: python -m core train config.json")
+
+
+def sound_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
+    """For a sound run: a script that says in one sentence that standalone training scripts are for images only,
+    and how to retrain the run instead (it exits with that sentence, so nothing half-works)."""
+    front = ("log-mel spectrogram front end (25 ms windows every 10 ms, 64 mel bands 125-7,500 Hz)"
+             if spec.front_end == "logmel" else "TF Hub sound model's own front end")
+    sentence = SOUND_SCRIPT_SENTENCE.format(front=front)
+    return (f'"""Run config: backbone {spec.id} ({spec.label}), strategy {config.strategy}, dataset '
+            f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
+
+
 def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
                     classes: list[str] | None = None, split_file: str | None = None, ws: Path | None = None) -> str:
     """A standalone, runnable tf_keras script that trains what this config trains on dataset_folder.
@@ -658,6 +673,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     config, _ = adaptation.prepare(config.validate())  # an adapting run's head gets its adaptation layer
     ws = ws or workspace()
     spec = backbones.get(config.backbone)
+    if spec.front_end:
+        return sound_script(config, spec)
     source_weights, classes, class_dirs = _script_files(config, dataset_folder, source_weights, classes, ws)
     make_net, extra = _network_code(spec)
     if config.weights == "none" and not spec.hub_handle:  # the same BatchNorm momentum as TransferLab's networks

@@ -510,18 +510,46 @@ def _example_image(run_dir: Path) -> np.ndarray:
     raise ExportError(f"Run '{run_dir.name}' has no images left in its split to make an example request from.")
 
 
+def _example_request(run_dir: Path, serve: Any) -> tuple[str, dict[str, Any]]:
+    """request.json for the tf-serving export, as the SavedModel takes it, and the same input as its tensors:
+    one of the run's pixel arrays or clips, a text as a string ({"instances": ["a text"]}), or the text's
+    WordLlama token ids where the tokenizer cannot run inside TensorFlow."""
+    import tensorflow as tf
+
+    (input_name, spec), = serve.structured_input_signature[1].items()
+    example = _example_image(run_dir)
+    if spec.dtype == tf.string:
+        text = example.decode("utf-8") if isinstance(example, bytes) else str(example)
+        body = json.dumps({"instances": [text]}, ensure_ascii=False)
+    elif spec.dtype.is_integer:  # token ids: the text through the tokenizer that ships beside the model
+        text = example.decode("utf-8") if isinstance(example, bytes) else str(example)
+        body = json.dumps({"instances": texts.token_ids([text]).tolist()}, separators=(",", ":"))
+    else:
+        body = serving.request_json(example)
+    return body, {input_name: tf.constant(json.loads(body)["instances"], spec.dtype)}
+
+
+def _tf_serving_readme(run_dir: Path, serve: Any, name: str, labels: list[str], example: str) -> str:
+    """The tf-serving README in the words of what the SavedModel takes (pixels or clips, texts, token ids)."""
+    import tensorflow as tf
+
+    (input_name, spec), = serve.structured_input_signature[1].items()
+    size = runs.load_config(run_dir).image_size
+    if spec.dtype == tf.string or spec.dtype.is_integer:
+        return serving.tf_serving_readme_text(name, labels, input_name, spec.dtype.is_integer, size, example)
+    return serving.tf_serving_readme(name, labels, size, example)
+
+
 def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
     """tf_serving/NAME/1/ (the checked SavedModel, version 1) with labels, README and a ready request.json."""
     import tensorflow as tf
 
     source = savedmodel_dir(run_dir)
     name, labels = serving.default_name(run_dir), classes(run_dir)
-    body = serving.request_json(_example_image(run_dir))
     # The answer the README promises for request.json, from the very files that ship.
     serve = tf.saved_model.load(str(source)).signatures[serving.SIGNATURE]
-    pixels = tf.constant(json.loads(body)["instances"], tf.float32)
-    input_name = model_inputs.tensor_spec(runs.load_config(run_dir)).name  # the kind's input ("image", "waveform")
-    probs = serve(**{input_name: pixels})[serving.OUTPUT].numpy()[0]
+    body, feed = _example_request(run_dir, serve)
+    probs = serve(**feed)[serving.OUTPUT].numpy()[0]
     example = f"{labels[int(probs.argmax())]} ({probs.max():.3f})"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(source.rglob("*")):
@@ -529,8 +557,7 @@ def _make_tf_serving(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
                 zf.write(path, f"tf_serving/{name}/{serving.VERSION}/{path.relative_to(source).as_posix()}")
         zf.writestr("tf_serving/labels.txt", labels_text(run_dir))
         zf.writestr("tf_serving/request.json", body)
-        zf.writestr("tf_serving/README.md", serving.tf_serving_readme(name, labels, runs.load_config(run_dir).image_size,
-                                                                      example))
+        zf.writestr("tf_serving/README.md", _tf_serving_readme(run_dir, serve, name, labels, example))
 
 
 # ---------------------------------------------------------------- the registry

@@ -159,7 +159,7 @@ def wrap_for_pruning(model: Any, schedule: Any) -> Any:
     def rebuild(sub: Any) -> Any:
         if not _linear_chain(sub):
             return keras.models.clone_model(sub, clone_function=one)
-        inputs = keras.Input(sub.input_shape[1:], name=sub.layers[0].name)
+        inputs = keras.Input(sub.input_shape[1:], dtype=sub.inputs[0].dtype, name=sub.layers[0].name)  # texts: strings
         x = inputs
         for layer in sub.layers[1:]:
             x = one(layer)(x)

@@ -676,3 +676,49 @@ in the third decimal.
 
 {listing}
 """
+
+
+def tf_serving_readme_text(name: str, labels: list[str], input_name: str, token_ids: bool, image_size: int,
+                           example: str | None = None) -> str:
+    """README.md of a text model's tf-serving export: what its SavedModel takes (strings, or WordLlama token ids
+    where the tokenizer cannot run inside TensorFlow), the docker line and a Python example."""
+    base = f"http://localhost:{DEFAULT_PORT}/v1/models/{name}"
+    listing = "\n".join(f"{i}. {label}" for i, label in enumerate(labels))
+    expected = f"\nFor `request.json` (one of the run's texts) the model answers **{example}** first.\n" if example else ""
+    if token_ids:
+        takes = (f"`{input_name}` (int32, N x tokens: WordLlama token ids padded with -1; its tokenizer cannot run "
+                 "inside TensorFlow, so turn texts into ids first, as below)")
+        make = ('from tokenizers import Tokenizer  # pip install tokenizers; tokenizer.json ships with the savedmodel export\n'
+                'ids = Tokenizer.from_file("tokenizer.json").encode(text, add_special_tokens=False).ids\n'
+                'body = json.dumps({"instances": [ids]}).encode()')
+    else:
+        takes = f"`{input_name}` (string, N texts; the model splits them into words itself)"
+        make = 'body = json.dumps({"instances": [text]}).encode()'
+    return f"""# {name}: a TransferLab text model for TensorFlow Serving
+
+`{name}/1/` is a plain SavedModel (version 1) with one signature, `serving_default`:
+{takes} -> `{OUTPUT}` (float32, N x {len(labels)}, one per label, in the order of `labels.txt`).
+
+## Serve it
+
+```bash
+{docker_lines(name, image_size)}
+```
+{expected}
+## Ask it from Python
+
+```python
+import json, urllib.request
+
+LABELS = {json.dumps(labels)}
+text = "a text to classify"
+{make}
+request = urllib.request.Request("{base}:predict", data=body, headers={{"Content-Type": "application/json"}})
+probabilities = json.load(urllib.request.urlopen(request))["predictions"][0]
+print(LABELS[max(range(len(LABELS)), key=probabilities.__getitem__)])
+```
+
+## Labels
+
+{listing}
+"""

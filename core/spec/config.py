@@ -116,6 +116,9 @@ class RunConfig:
         _check_choice("strategy", self.strategy, strategies.ids())
         spec = backbones.get(self.backbone)
         strategy = strategies.get(self.strategy)
+        why_not = strategies.refusal(self.strategy, spec.kind)
+        if why_not:
+            raise ConfigError(why_not)
         forced = strategy.forced_weights
         if forced != "run":  # "run": an earlier run's weights, whatever the backbone offers
             _check_choice("weights", self.weights, spec.weights_options)

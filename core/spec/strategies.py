@@ -58,6 +58,9 @@ class Strategy:
     # A method about this very backbone (layer transfer, distillation): without its ImageNet weights the run is
     # refused instead of falling back to another backbone or silently starting from random weights.
     keeps_backbone: bool = False
+    # The kinds of data (core.spec.kinds ids) the strategy does not apply to, each with the sentence that
+    # says why (config/train refuse with it; the Model page shows it): (kind id, sentence) pairs.
+    not_for: tuple[tuple[str, str], ...] = ()
 
 
 def _head(c: "RunConfig") -> Phase:
@@ -183,6 +186,9 @@ STRATEGIES: dict[str, Strategy] = {
             phases=_gradual_unfreeze,
             settings=("fine_tune_epochs", "fine_tune_learning_rate"),
             min_fine_tune_epochs=1,
+            not_for=(("text", "Gradual unfreezing opens a backbone one group of layers at a time, but a text encoder "
+                              "is a single layer (a token table or one TF Hub module), so it would be plain fine-tuning: "
+                              "choose Fine-tuning instead."),),
         ),
         Strategy(
             id="from_scratch",
@@ -228,6 +234,9 @@ STRATEGIES: dict[str, Strategy] = {
             phases=_layer_transfer,
             settings=("source_run", "source_backbone", "fine_tune_epochs", "fine_tune_learning_rate"),
             method="transfer", keeps_backbone=True,
+            not_for=(("text", "Layer transfer copies layers between networks of one family (ResNet-50 into "
+                              "ResNet-101), and no two text encoders here share a layer; to pass a trained text model's "
+                              "knowledge to another encoder, choose Distillation instead."),),
         ),
         Strategy(
             id="distill",
@@ -272,6 +281,17 @@ STRATEGIES: dict[str, Strategy] = {
         ),
     )
 }
+
+
+def refusal(strategy_id: str, kind: str) -> str | None:
+    """Why a strategy does not apply to a kind of data (core.spec.kinds id), in one sentence; None when it does."""
+    strategy = STRATEGIES.get(strategy_id)
+    return dict(strategy.not_for).get(kind) if strategy else None
+
+
+def for_kind(kind: str) -> tuple[str, ...]:
+    """The strategy ids that apply to a kind of data, in display order."""
+    return tuple(s for s in STRATEGIES if refusal(s, kind) is None)
 
 
 def get(strategy_id: str) -> Strategy:

@@ -18,7 +18,23 @@ def test_the_data_page_plays_clips_and_says_their_facts(ws, tmp_path):
     text = _text(at)
     assert "sample rates found: 16 kHz (40)" in text and "a model hears one second" in text
     assert at.get("audio")  # the gallery's clips play
-    assert [t.label for t in at.tabs if t.label == "Augmentation preview"] == []
+    assert [t.label for t in at.tabs if t.label == "Augmentation preview"] == ["Augmentation preview"]
+
+
+def test_the_augmentation_preview_lets_you_listen_to_and_see_an_augmented_clip(ws, tmp_path):
+    import_path(sounds.generate_sounds(tmp_path / "sounds", per_class=4, seed=2), ws, name="sounds")
+    at = app_test("data").run(timeout=60)
+    switches = {c.key.removeprefix("data.augment."): c for c in at.checkbox if c.key.startswith("data.augment.")}
+    assert set(switches) == {"noise", "gain", "shift", "spec_mask"}  # a sound's own changes only
+    switches["noise"].check()
+    at.toggle(key="data.preview").set_value(True).run(timeout=120)
+    assert_clean(at)
+    assert len(at.get("audio")) >= 3  # the clip as trained and two changed versions play (beside the gallery)
+    captions = [c for img in at.image for c in img.captions]
+    first = at.selectbox(key="data.preview_class").value
+    assert [c for c in captions if c.startswith(f"{first}: ")] == [
+        f"{first}: {name} (time across, pitch upwards)" for name in ("as trained", "changed 1", "changed 2")], captions
+    assert at.session_state["model.augment.noise"] is True  # the Model page uses the same switch
 
 
 def test_spectrogram_picture_is_a_small_grey_image(tmp_path):

@@ -211,7 +211,9 @@ def test_the_model_page_offers_only_text_encoders_for_texts(ws, tmp_path):
     config = RunConfig.from_json(at.session_state["run_config"])
     assert backbones.get(config.backbone).kind == "text"  # the quick preset of texts
     strategy = at.selectbox(key="model.strategy")
-    offered = {strategies.get(s).method for s in strategies.ids() if strategies.get(s).label in strategy.options}
-    assert "plain" in offered and not offered & {"adaptation", "transfer", "distillation"}
-    assert any("Not offered for texts:" in c.value and "not been tried on texts" in c.value for c in at.caption)
+    offered = {s for s in strategies.ids() if strategies.get(s).label in strategy.options}
+    assert offered == set(strategies.for_kind("text"))  # the same strategies `config` accepts for texts
+    assert "layer_transfer" not in offered and {"fine_tune", "distill", "domain_adversarial"} <= offered
+    caption = next(c.value for c in at.caption if "Not offered for texts:" in c.value)
+    assert strategies.get("layer_transfer").label in caption and strategies.refusal("layer_transfer", "text") in caption
     assert not [r for r in at.radio if r.key == "model_ui.everyday"]  # no question about photos

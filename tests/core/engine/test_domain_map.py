@@ -11,7 +11,7 @@ from core.data.samples import generate_shapes_field
 from core.engine import domain_map, training
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import runs
-from tests.pages.conftest import app_test, assert_clean, plotly_charts
+from tests.pages.conftest import app_test, plotly_charts
 
 
 def test_the_overlap_figure_follows_the_shift():
@@ -65,7 +65,9 @@ def test_a_run_and_its_baseline_get_the_before_after_maps(ws, tiny, tmp_path, ca
     at = app_test("predictions")
     at.session_state["pred.run"] = run_dir.name
     at.run()
-    assert_clean(at)
+    assert not at.exception, [e.value for e in at.exception]
+    # a 1-epoch model may be told honestly that it guesses; no other error is shown
+    assert all("about what guessing gets" in e.value for e in at.error), [e.value for e in at.error]
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in plotly_charts(at)]
     assert "Before adaptation" in titles and "After adaptation" in titles  # short: they fit above the maps
     assert any(domain_map.reading(after, before, measured) == i.value for i in at.info)

@@ -4,6 +4,7 @@ from token ids with its tokenizer and wrapper, its TFLite file run with LiteRT, 
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -49,6 +50,15 @@ def test_scratch_savedmodel_takes_raw_strings(scratch_run):
     assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_tf_serving_request_holds_a_text(scratch_run):
+    with zipfile.ZipFile(export.export(scratch_run, "tf-serving")) as zf:
+        body = json.loads(zf.read("tf_serving/request.json"))
+        readme = zf.read("tf_serving/README.md").decode()
+    assert "`text` (string, N texts" in readme and "pixels" not in readme
+    (text,) = body["instances"]
+    assert isinstance(text, str) and (text, ) in {(t, ) for t, _ in ROWS}  # one of the run's own texts
+
+
 def test_serving_answers_instances_of_texts(scratch_run):
     client = TestClient(serving.create_app([serving.load(scratch_run)]))
     name = serving.default_name(scratch_run)
@@ -69,3 +79,7 @@ def test_wordllama_exports_take_token_ids_with_tokenizer_and_tflite_agrees(tmp_p
     keras_probs = evaluation.load_model(run_dir).predict_on_batch(np.array(["a chess game to play"], dtype=object))
     np.testing.assert_allclose(ids_probs, keras_probs, atol=1e-4)
     assert texts.token_ids(["a chess game"]).dtype == np.int32
+    with zipfile.ZipFile(export.export(run_dir, "tf-serving")) as zf:
+        (ids,) = json.loads(zf.read("tf_serving/request.json"))["instances"]  # token ids: what its SavedModel takes
+        assert "WordLlama token ids" in zf.read("tf_serving/README.md").decode()
+    assert ids and all(isinstance(i, int) for i in ids)
