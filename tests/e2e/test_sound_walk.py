@@ -66,9 +66,9 @@ def record(walk: Walk, recorder, kept: int, number: int) -> None:
     walk.page.get_by_text(f"{kept} recording(s) kept in this class.").nth(nth).wait_for(timeout=60_000)
 
 
-@pytest.mark.skip(reason="work in progress: recording and 'Create the dataset' now pass, but the Train page's "
-                         "'Start training' click after them starts no run (no error, no run folder) in 3 of 3 runs; "
-                         "see /work/reports/e2eaudio.md")
+@pytest.mark.skip(reason="work in progress: recording and 'Create the dataset' pass, but the Train page's "
+                         "'Start training' click after them starts no run (no error, no run folder) in 4 of 4 runs, "
+                         "even after a reload; see /work/reports/e2eaudio.md")
 def test_sound_walk_with_a_fake_microphone(server, fake_microphone):
     url, ws = server
     browser, wav = fake_microphone
@@ -83,13 +83,13 @@ def test_sound_walk_with_a_fake_microphone(server, fake_microphone):
     walk.click(page.get_by_test_id("stButtonGroup").first.get_by_text("Sounds", exact=True))
     for number, (name, hz) in enumerate(zip(CLASSES, (LOW_HZ, HIGH_HZ)), start=1):
         write_tone(wav, hz)
-        recorder = page.get_by_test_id("stAudioInput").filter(has_text=f"Record a clip of 'Class {number}'")
+        recorder = page.get_by_test_id("stAudioInput").nth(number - 1)
         for kept in (1, 2, 3):
             record(walk, recorder, kept, number)
         page.get_by_label("Class name", exact=True).nth(number - 1).fill(name)
         page.get_by_label("Class name", exact=True).nth(number - 1).press("Enter")
-        # The rename's rerun has finished once the recorder carries the new name (a click before then can be lost).
-        page.get_by_test_id("stAudioInput").filter(has_text=f"Record a clip of '{name}'").wait_for(timeout=60_000)
+        # The rename's rerun has finished once the uploader carries the new name (a click before then can be lost).
+        page.get_by_text(f"Recordings of '{name}'", exact=True).wait_for(timeout=60_000)
         walk.settle()
     walk.shot("recorded")
     walk.click(page.get_by_role("button", name="Create the dataset"))
