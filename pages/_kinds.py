@@ -395,7 +395,8 @@ def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded
     if "microphone" not in kind.hand_in:
         return []
     kept: dict[str, Recorded] = st.session_state.setdefault(f"data.recorded.{slot}", {})
-    clip = st.audio_input(f"Record a clip of '{label}'", key=f"data.record.{slot}", sample_rate=16000,
+    # A label without the class name: renaming the class would renew the recorder, which hands its last clip in again.
+    clip = st.audio_input("Record a clip into this class", key=f"data.record.{slot}", sample_rate=16000,
                           help="Record one example, then the next: each recording is kept in this class. Your browser "
                                "asks for permission first.")
     if clip is not None and clip.file_id not in kept:

@@ -15,7 +15,7 @@ from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
 from core.store import runs
 from pages import _charts as charts
-from pages import _common, _weights
+from pages import _common, _kinds, _weights
 
 LOG_LINES = 12
 
@@ -30,7 +30,7 @@ def config_ui(info: dict[str, Any], ws: Path) -> tuple[RunConfig, bool]:
             config = config.with_changes(dataset_id=info["id"]).validate()
         source = "your settings from the Model page"
     else:
-        config = preset("quick", info["id"])
+        config = preset("quick", info["id"], kind=_kinds.of_dataset(info).id)  # the quick preset of its kind
         source = "the Quick preset; choose other settings on the Model page"
     spec, strategy = backbones.get(config.backbone), strategies.get(config.strategy)
     epochs = sum(phase.epochs for phase in strategy.phases(config))
