@@ -652,31 +652,3 @@ def start_job(study_id: str, ws: Path) -> None:
 def cancel(study_id: str, ws: Path) -> None:
     """Ask the study's job to stop: the trial in progress stops at its next batch, and no new trial starts."""
     runs.request_cancel(study_path(study_id, ws))
-
-
-
-# ---------------------------------------------------------------- the learning-rate finder for the page
-
-
-def find_lr(config: RunConfig, ws: Path, timeout: float = 600) -> dict[str, Any]:
-    """core.engine.lrfind.find in a fresh interpreter (`python -m core lr-find`), so the app's process never loads
-    TensorFlow nor clears the Keras session other pages use; returns its curve and suggestion."""
-    import json
-    import tempfile
-
-    config.validate()
-    with tempfile.TemporaryDirectory(prefix="tl-lrfind-") as tmp:
-        path = Path(tmp) / "config.json"
-        path.write_text(config.to_json(), encoding="utf-8")
-        try:
-            proc = subprocess.run([sys.executable, "-m", "core", "lr-find", str(path), "--json", "--workspace", str(ws)],
-                                  cwd=jobs.PROJECT, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "TL_WORKSPACE": str(ws)})
-        except subprocess.TimeoutExpired:
-            raise StudyError(f"The learning-rate finder took longer than {timeout:.0f} s and was stopped; "
-                             "try a smaller image size or batch size.") from None
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-        raise StudyError(lines[-1][7:] if lines else "The learning-rate finder stopped unexpectedly; "
-                                                     "try again, or run 'python -m core lr-find' to see why.")
-    return json.loads(proc.stdout)

@@ -10,21 +10,11 @@ from pathlib import Path
 import pytest
 
 from core.data import importer
-from core.data import texts as data_texts
 from core.engine import distill, training
 from core.errors import ConfigError
 from core.spec import config as config_mod, strategies
 from core.store import runs
-
-needs_wordllama = pytest.mark.skipif(data_texts.wordllama_files() is None, reason="the wordllama package is not installed")
-
-GAMES = ["a chess game", "play a puzzle game", "an arcade game with levels", "a strategy game online",
-         "card game for friends", "a racing game", "game of cards and dice", "a board game engine",
-         "a space shooter game", "a game of go", "a maze game for kids", "a multiplayer game"]
-MAIL = ["read your mail", "a mail server", "send and receive email", "an email client", "mail filter for spam",
-        "a mailing list manager", "email in the terminal", "imap mail sync", "mail delivery agent",
-        "an email address book", "webmail for your mail", "secure email with keys"]
-
+from tests.core.engine.test_text_engine import GAMES, MAIL, needs_wordllama
 
 def _dataset(ws: Path, name: str, games: list[str], mail: list[str]) -> str:
     path = ws.parent / f"{name}.csv"
