@@ -203,14 +203,19 @@ def latency_ms(model: Any, ds: Any) -> float:
     return round(1000 * best / int(batch.shape[0]), 3)
 
 
-def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
-    """Predict the run's test split, compute metrics, and write eval.json (predictions kept)."""
+def evaluate(run_dir: Path, model: Any = None, scores: tuple[Any, float, str] | None = None) -> dict[str, Any]:
+    """Predict the run's test split, compute metrics, and write eval.json (predictions kept).
+
+    scores: (the test split's class probabilities in split order, ms per image, how that was measured) when the
+    caller computed them itself, from the test images' cached features (a study's trials, core.engine.trials);
+    the model then does not pass the images again.
+    """
 
     config = runs.load_config(run_dir)
     if not (run_dir / "split.json").is_file():
         raise RunStateError(f"Run '{run_dir.name}' has not been trained yet, so there is nothing to evaluate.")
     split = read_json(run_dir / "split.json")
-    if model is None:
+    if model is None and (scores is None or split.get("target")):
         if not (run_dir / "model.keras").is_file():
             raise RunStateError(f"Run '{run_dir.name}' has no saved model; train it first.")
         model = modeling.load(run_dir / "model.keras")
@@ -219,8 +224,10 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
     test = [tuple(item) for item in split["test"]]
     if not test:
         raise DatasetError("The test split is empty; raise the test fraction or add images.")
-    ds = tfdata.pipeline(root, test, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed)
-    probs = model.predict(ds, verbose=0)
+    if scores is None:
+        ds = tfdata.pipeline(root, test, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed)
+        scores = (model.predict(ds, verbose=0), latency_ms(model, ds), LATENCY_METHOD)
+    probs, ms_per_image, latency_method = scores
     y_true = np.array([label for _, label in test])
     classes = split["classes"]
     report = {
@@ -228,8 +235,8 @@ def evaluate(run_dir: Path, model: Any = None) -> dict[str, Any]:
         "n": len(test),
         "classes": classes,
         **metrics_from_predictions(y_true, probs, classes),
-        "ms_per_image": latency_ms(model, ds),
-        "latency_method": LATENCY_METHOD,
+        "ms_per_image": ms_per_image,
+        "latency_method": latency_method,
         "predictions": [
             {"file": rel, "true": int(t), "pred": int(p.argmax()), "probs": [round(float(v), 6) for v in p]}
             for (rel, _), t, p in zip(test, y_true, probs)

@@ -60,6 +60,9 @@ class Run:
     base: Any = None
     # What a method keeps between its hooks for this run (a teacher, the copied layers' names, the image pipelines).
     memo: dict[str, Any] = field(default_factory=dict)
+    # A study's core.engine.trials.Shared when this run is a trial that trains its head alone: the backbone, the
+    # cached features and the latency are shared with the study's other trials (None otherwise).
+    shared: Any = None
 
     @cached_property
     def labels(self) -> np.ndarray:

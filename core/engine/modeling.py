@@ -46,14 +46,17 @@ def pooling_layer(pooling: str, feature_rank: int) -> keras.layers.Layer:
     return kl.Flatten(name="pool")
 
 
-def build(config: RunConfig, num_classes: int) -> tuple[keras.Model, keras.Model]:
-    """The whole classifier for its kind's raw input (images: 0-255 RGB), and its backbone sub-model."""
+def build(config: RunConfig, num_classes: int, base: Any = None) -> tuple[keras.Model, keras.Model]:
+    """The whole classifier for its kind's raw input (images: 0-255 RGB), and its backbone sub-model.
+
+    base: a backbone built earlier for the same backbone, size and weights (a study's trials share one), else built.
+    """
     import tf_keras as keras
     from tf_keras import layers as kl
 
     spec = backbones.get(config.backbone)
     size = config.image_size
-    base = networks.build_base(spec, size, config.weights)
+    base = base if base is not None else networks.build_base(spec, size, config.weights)
     inputs = model_inputs.keras_input(config)  # the kind's raw input (images: (S, S, 3) 0-255 pixels)
     x = inputs
     aug = model_inputs.of_config(config).augmentation(config)

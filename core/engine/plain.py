@@ -33,8 +33,12 @@ class Plain:
 
     def build(self, run: Run) -> None:
         """Build run.model and run.base; start the backbone from an earlier run where the strategy says so."""
+        shared = run.shared  # a study's trial that trains its head alone: the backbone other trials built
         with run.scope():
-            run.model, run.base = modeling.build(run.config, len(run.info["classes"]))
+            run.model, run.base = modeling.build(run.config, len(run.info["classes"]),
+                                                 base=shared.base(run.config) if shared is not None else None)
+        if shared is not None:
+            shared.keep(run.config, run.base)
         if not run.resume:
             for message in modeling.init_from_source(run.base, run.config, run.ws):
                 run.emit(events.Notice(message))
@@ -60,12 +64,15 @@ class Plain:
         """The head alone, fitted on the backbone's cached features (augmented views when asked)."""
         config, ws = run.config, run.ws
         views = config.augment_views if config.augment.any() else 0
-        extractor = features.feature_extractor(run.model, run.base, augmented=bool(views))
-        train_x, fig = features.features_for(extractor, run.info, run.root, run.parts["train"], config,
-                                             features.cache_file(ws, config, views), views)
-        clean = features.feature_extractor(run.model, run.base, augmented=False) if views else extractor
-        val_x, val_fig = features.features_for(clean, run.info, run.root, run.parts["val"], config,
-                                               features.cache_file(ws, config, 0))
+        if run.shared is not None:  # a study's trial: features read once per study process
+            (train_x, fig), (val_x, val_fig) = run.shared.features(run, "train", views), run.shared.features(run, "val", 0)
+        else:
+            extractor = features.feature_extractor(run.model, run.base, augmented=bool(views))
+            train_x, fig = features.features_for(extractor, run.info, run.root, run.parts["train"], config,
+                                                 features.cache_file(ws, config, views), views)
+            clean = features.feature_extractor(run.model, run.base, augmented=False) if views else extractor
+            val_x, val_fig = features.features_for(clean, run.info, run.root, run.parts["val"], config,
+                                                   features.cache_file(ws, config, 0))
         run.emit(events.FeaturePass(phase.name, fig["images"] + val_fig["images"], fig["computed"] + val_fig["computed"],
                                     views, round(fig["seconds"] + val_fig["seconds"], 3)))
         with run.scope():

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from core import events, settings
 from core.data import domains, health, splits
-from core.engine import evaluation, methods, modeling, networks
+from core.engine import evaluation, methods, modeling, networks, trials
 from core.engine import inputs as model_inputs
 from core.engine.method import Method, Run, Train, companion
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
@@ -156,7 +156,7 @@ def _checkpoint_callback(model, best_path: Path, last_path: Path, best_so_far: f
 def run(
     config: RunConfig, run_dir: Path, listener: events.Listener | None = None,
     should_stop: Callable[[], bool] | None = None, resume: bool = False, distribute: str | None = None,
-    callbacks: list[Any] | None = None,
+    callbacks: list[Any] | None = None, shared: Any = None,
 ) -> dict:
     """Train, checkpoint the best model, evaluate on the test split; status.json says how it ended.
 
@@ -164,6 +164,8 @@ def run(
     distribute: None, "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
     callbacks: Keras callbacks added to every phase (the search's pruner); one whose `stop_run` is
     true after a phase ends the run there, evaluated like a finished one.
+    shared: a study's core.engine.trials.Shared; a trial that trains its head alone shares the backbone, the
+    features and the latency with the study's other trials (trials.head_only), and keeps its best head in memory.
     """
     ws = run_dir.parent.parent
     should_stop = should_stop or (lambda: runs.cancel_requested(run_dir))
@@ -178,7 +180,7 @@ def run(
         leftover.unlink(missing_ok=True)
     runs.mark_running(run_dir)
     try:
-        result = _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [])
+        result = _train(config, run_dir, ws, emit, should_stop, resume, distribute, callbacks or [], shared)
         if result["state"] == "done":
             fill_parent(run_dir, ws)
         return result
@@ -259,10 +261,10 @@ def _done_so_far(run_dir: Path, phases: list[strategies.Phase]) -> tuple[dict[st
 
 def _train(
     config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, should_stop: Callable[[], bool],
-    resume: bool, distribute: str | None, extra_callbacks: list[Any] | None = None,
+    resume: bool, distribute: str | None, extra_callbacks: list[Any] | None = None, shared: Any = None,
 ) -> dict:
     """The trainer: set the run up, then one loop over the strategy's phases that asks the run's method."""
-    run = _setup(config, run_dir, ws, emit, resume, distribute)
+    run = _setup(config, run_dir, ws, emit, resume, distribute, shared)
     method = methods.of(run.config)
     phases = [p for p in strategies.get(run.config.strategy).phases(run.config) if p.epochs > 0]
     epochs_left, best_val_loss = _resume_point(run, phases)
@@ -293,7 +295,7 @@ def _settle(config: RunConfig) -> tuple[RunConfig, list[str]]:
 
 
 def _setup(config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, resume: bool,
-           distribute: str | None) -> Run:
+           distribute: str | None, shared: Any = None) -> Run:
     """The config as trained (saved), the split (split.json), the distribution scope and the built model."""
     import tf_keras as keras
 
@@ -329,6 +331,8 @@ def _setup(config: RunConfig, run_dir: Path, ws: Path, emit: events.Listener, re
         emit(events.Notice(message))
     run = Run(config, run_dir, ws, info, datasets.dataset_path(config.dataset_id, ws), parts, target, emit, resume,
               strategy.scope if strategy is not None else contextlib.nullcontext)
+    if shared is not None and not resume and trials.head_only(config, bool(target), strategy is not None):
+        run.shared = shared
     methods.of(config).build(run)
     return run
 
@@ -369,7 +373,8 @@ def _fit_phase(
     run.emit(events.PhaseStart(phase.name, *place, epochs, steps, modeling.count_trainable(run.model)))
     tracker = event_callback(run.emit, phase.name, epochs, steps, should_stop)
     checkpoints = run_dir / "checkpoints"  # tf.train.Checkpoint prefixes: best and last
-    saver = _checkpoint_callback(run.model, checkpoints / "best", checkpoints / "last", best_val_loss, run.base, run_dir)
+    saver = (run.shared.saver(run, best_val_loss) if run.shared is not None else  # a trial: its best head in memory
+             _checkpoint_callback(run.model, checkpoints / "best", checkpoints / "last", best_val_loss, run.base, run_dir))
     callbacks = [saver, tracker, *modeling.phase_callbacks(config)]  # the checkpoint is on disk before the epoch is reported
     stopper = None
     if config.patience > 0:
@@ -395,7 +400,9 @@ def _conclude(run: Run, cancelled: bool, seconds: float) -> dict:
     """Keep the best epoch's model (model.keras), evaluate it, and say in status.json how the run ended."""
     model, run_dir = run.model, run.run_dir
     best_path = run_dir / "checkpoints" / "best"
-    if modeling.checkpoint_exists(best_path):
+    if run.shared is not None:
+        run.shared.restore_best(run)
+    elif modeling.checkpoint_exists(best_path):
         modeling.load_checkpoint(model, best_path)  # the best epoch across all phases
     with atomic_target(run_dir / "model.keras") as tmp:  # a kill mid-save leaves the old model.keras or none
         model.save(tmp)
@@ -404,7 +411,7 @@ def _conclude(run: Run, cancelled: bool, seconds: float) -> dict:
         runs.mark_ended(run_dir, "cancelled", "Training was cancelled; the best model so far was kept.",
                         train_seconds=seconds)
         return {"state": "cancelled", "train_seconds": seconds}
-    report = evaluation.evaluate(run_dir, model=model)
+    report = run.shared.evaluate(run) if run.shared is not None else evaluation.evaluate(run_dir, model=model)
     best_val_accuracy = max((e["metrics"].get("val_accuracy", 0.0) for e in runs.read_events(run_dir)
                              if e.get("type") == "epoch_end"), default=None)
     target_accuracy = {"target_accuracy": report["target"].get("accuracy")} if "target" in report else {}

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from core import events, settings
 from core.engine import training
+from core.engine.trials import Shared
 from core.errors import StudyError, TrainingFailed, TransferLabError
 from core.service import jobs, studies, worker
 from core.store import quota, runs
@@ -92,8 +93,11 @@ def _pruned_message(epoch: int, reason: str) -> str:
 
 
 def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Listener | None,
-              stop: Callable[[], bool]) -> tuple[str, float | None]:
-    """Train one trial as a run; returns (Optuna state name, value)."""
+              stop: Callable[[], bool], shared: Shared | None = None) -> tuple[str, float | None]:
+    """Train one trial as a run; returns (Optuna state name, value).
+
+    shared: what this process's trials share (core.engine.trials): a trial that trains its head alone reuses the
+    backbone built, and the features read, by an earlier trial."""
     import tf_keras as keras
 
     base = studies.base_config(record)
@@ -103,12 +107,13 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     run_dir = runs.create_run(config, ws, study=record["id"], trial=trial.number)
     trial.set_user_attr("run_id", run_dir.name)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    keras.backend.clear_session()  # one process trains many trials: free the previous models
+    if shared is None or not shared.bases:
+        keras.backend.clear_session()  # one process trains many trials: free the previous models (none shared)
     pruning = _pruning_callback(trial)
     started = time.monotonic()
     try:
-        result = training.run(config, run_dir, listener,
-                              should_stop=lambda: runs.cancel_requested(run_dir) or stop(), callbacks=[pruning])
+        result = training.run(config, run_dir, listener, should_stop=lambda: runs.cancel_requested(run_dir) or stop(),
+                              callbacks=[pruning], shared=shared)
     except TrainingFailed as exc:
         if pruning.error is not None:
             raise pruning.error  # noqa: B904 - the storage's own error, with its cause
@@ -180,7 +185,7 @@ def _beats(storage: Any) -> int:
 
 
 def _run_and_tell(study: Any, storage: Any, trial: Any, record: dict[str, Any], ws: Path,
-                  listener: events.Listener | None, stop: Callable[[], bool]) -> str:
+                  listener: events.Listener | None, stop: Callable[[], bool], shared: Shared) -> str:
     """Run one trial with its heartbeat and tell Optuna how it ended; returns its state name."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
@@ -190,7 +195,7 @@ def _run_and_tell(study: Any, storage: Any, trial: Any, record: dict[str, Any], 
         # Optuna's optimize() beats for its trials; ask() and tell() leave it to the caller.
         threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, done, lost), daemon=True).start()
     try:
-        state, value = run_trial(trial, record, ws, listener, lambda: bool(lost) or stop())
+        state, value = run_trial(trial, record, ws, listener, lambda: bool(lost) or stop(), shared)
     except UpdateFinishedTrialError:
         done.set()  # a slow worker: another one found its heartbeat stale, failed the trial and queued its settings
         return "LOST"
@@ -263,6 +268,7 @@ def _loop(study: Any, storage: Any, record: dict[str, Any], ws: Path, study_dir:
     started = time.monotonic()
     mine: list[int] = []
     failures: list[str] = []
+    shared = Shared()  # the backbone, features and latency this process's head-only trials share
     while True:
         if stop():
             return "cancelled", mine
@@ -274,7 +280,7 @@ def _loop(study: Any, storage: Any, record: dict[str, Any], ws: Path, study_dir:
                 return "budget", mine
             time.sleep(storage.get_heartbeat_interval())
             continue
-        state = _run_and_tell(study, storage, trial, record, ws, listener, stop)
+        state = _run_and_tell(study, storage, trial, record, ws, listener, stop, shared)
         if state == "LOST":  # failed by another worker, which tries its settings again: not this worker's trial
             continue
         mine.append(trial.number)
