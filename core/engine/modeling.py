@@ -46,17 +46,11 @@ def pooling_layer(pooling: str, feature_rank: int) -> keras.layers.Layer:
     return kl.Flatten(name="pool")
 
 
-def build(config: RunConfig, num_classes: int, base: Any = None) -> tuple[keras.Model, keras.Model]:
-    """The whole classifier for its kind's raw input (images: 0-255 RGB), and its backbone sub-model.
-
-    base: a backbone built earlier for the same backbone, size and weights (a study's trials share one), else built.
-    """
-    import tf_keras as keras
-    from tf_keras import layers as kl
-
+def build(config: RunConfig, num_classes: int) -> tuple[keras.Model, keras.Model]:
+    """The whole classifier for its kind's raw input (images: 0-255 RGB), and its backbone sub-model."""
     spec = backbones.get(config.backbone)
     size = config.image_size
-    base = base if base is not None else networks.build_base(spec, size, config.weights)
+    base = networks.build_base(spec, size, config.weights)
     inputs = model_inputs.keras_input(config)  # the kind's raw input (images: (S, S, 3) 0-255 pixels)
     x = inputs
     aug = model_inputs.of_config(config).augmentation(config)
@@ -66,8 +60,20 @@ def build(config: RunConfig, num_classes: int, base: Any = None) -> tuple[keras.
     # unfrozen for fine-tuning, or the first updates wreck what was learned (Keras guide).
     # A network trained from scratch needs BatchNorm to learn its statistics.
     x = base(x, training=False) if config.weights != "none" else base(x)
+    x = pooling_layer(config.head.pooling, len(base.output_shape))(x)
+    return classifier(inputs, x, config, num_classes), base
+
+
+def classifier(inputs: Any, pooled: Any, config: RunConfig, num_classes: int) -> keras.Model:
+    """The classifier from its input to the head's output, the head (config.head) put on the pooled features.
+
+    A study's trials that train the head alone put each new head on the same pooled features (core.engine.trials).
+    """
+    import tf_keras as keras
+    from tf_keras import layers as kl
+
     head = config.head
-    x = pooling_layer(head.pooling, len(base.output_shape))(x)
+    x = pooled
     reg = keras.regularizers.l2(head.l2) if head.l2 > 0 else None
     if head.hidden_units:
         x = kl.Dropout(head.dropout, name="hidden_dropout")(x)
@@ -76,7 +82,7 @@ def build(config: RunConfig, num_classes: int, base: Any = None) -> tuple[keras.
     # float32 scores even under mixed precision, where float16 softmax loses small probabilities.
     outputs = kl.Dense(num_classes, activation="softmax", kernel_regularizer=reg, dtype="float32",
                            name="predictions")(x)
-    return keras.Model(inputs, outputs, name="transferlab_classifier"), base
+    return keras.Model(inputs, outputs, name="transferlab_classifier")
 
 
 # ---------------------------------------------------------------- layer groups, from the graph

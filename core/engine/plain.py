@@ -33,12 +33,15 @@ class Plain:
 
     def build(self, run: Run) -> None:
         """Build run.model and run.base; start the backbone from an earlier run where the strategy says so."""
-        shared = run.shared  # a study's trial that trains its head alone: the backbone other trials built
-        with run.scope():
-            run.model, run.base = modeling.build(run.config, len(run.info["classes"]),
-                                                 base=shared.base(run.config) if shared is not None else None)
-        if shared is not None:
-            shared.keep(run.config, run.base)
+        shared = run.shared  # a study's trial that trains its head alone: its head on the backbone others built
+        built = shared.classifier(run.config, len(run.info["classes"])) if shared is not None else None
+        if built is not None:
+            run.model, run.base = built
+        else:
+            with run.scope():
+                run.model, run.base = modeling.build(run.config, len(run.info["classes"]))
+            if shared is not None:
+                shared.keep(run.config, run.model, run.base)
         if not run.resume:
             for message in modeling.init_from_source(run.base, run.config, run.ws):
                 run.emit(events.Notice(message))

@@ -6,7 +6,8 @@ method, a frozen backbone, no earlier run's weights, no target domain, no distri
 the others only in its head. For such a trial the whole network's fixed costs are paid once per study
 process, not once per trial:
 
-- the backbone is built (and its weights loaded) once; each trial's classifier puts its new head on it;
+- the backbone is built (and its weights loaded) once, and called once: each trial's classifier puts its new
+  head on the same pooled features (modeling.classifier), so only the head's layers are new;
 - the features of the train, validation and test images are read from the feature cache once (the
   first trial computes what is missing, exactly as a single run does) and kept in memory;
 - the per-epoch checkpoints of the whole network become the head's best weights, kept in memory
@@ -23,8 +24,10 @@ TensorFlow is imported inside the functions.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,11 @@ def _base_key(config: RunConfig) -> tuple[Any, ...]:
     return config.backbone, config.image_size, config.weights, seed, config.mixed_precision
 
 
+def _trunk_key(config: RunConfig) -> tuple[Any, ...]:
+    # What the classifier up to its pooled features is made of (the head comes after).
+    return _base_key(config) + (config.head.pooling, json.dumps(asdict(config.augment), sort_keys=True))
+
+
 def _item_keys(run: Run, items: list[tuple[str, int]]) -> tuple[str, ...]:
     return tuple(f"{rel}:{run.info['hashes'].get(rel, '')}:{label}" for rel, label in items)
 
@@ -65,24 +73,29 @@ class Shared:
     """One per study process: the backbones, extractors, features, latencies and early checkpoints of its trials."""
 
     def __init__(self) -> None:
-        self.bases: dict[tuple[Any, ...], Any] = {}
+        self.trunks: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         self.extractors: dict[tuple[str, bool], Any] = {}
         self.feature_sets: dict[tuple[Any, ...], np.ndarray] = {}
         self.latency: dict[tuple[Any, ...], float] = {}
         self.early: dict[tuple[Any, ...], Path] = {}
-        self.builds = 0  # backbones built by this process (the tests count them)
+        self.builds = 0  # classifiers built whole by this process, backbone included
 
     # ------------------------------------------------------------ the backbone
 
-    def base(self, config: RunConfig) -> Any:
-        """The backbone an earlier trial built for this config's backbone, size and weights, or None."""
-        return self.bases.get(_base_key(config))
+    def classifier(self, config: RunConfig, num_classes: int) -> tuple[Any, Any] | None:
+        """(classifier, backbone): a new head on the pooled features of the backbone an earlier trial built for
+        this backbone, size, weights, augmentation and pooling; None when no trial built one yet."""
+        trunk = self.trunks.get(_trunk_key(config))
+        if trunk is None:
+            return None
+        inputs, pooled, base = trunk
+        return modeling.classifier(inputs, pooled, config, num_classes), base
 
-    def keep(self, config: RunConfig, base: Any) -> None:
-        """Remember a trial's backbone for the next trials (counted when it is new)."""
-        key = _base_key(config)
-        if self.bases.get(key) is not base:
-            self.bases[key] = base
+    def keep(self, config: RunConfig, model: Any, base: Any) -> None:
+        """Remember a trial's classifier up to its pooled features (input, augmentation, backbone, pooling)."""
+        key = _trunk_key(config)
+        if key not in self.trunks:
+            self.trunks[key] = (model.input, model.get_layer("pool").output, base)
             self.builds += 1
 
     # ------------------------------------------------------------ features

@@ -107,7 +107,7 @@ def run_trial(trial: Any, record: dict[str, Any], ws: Path, listener: events.Lis
     run_dir = runs.create_run(config, ws, study=record["id"], trial=trial.number)
     trial.set_user_attr("run_id", run_dir.name)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    if shared is None or not shared.bases:
+    if shared is None or not shared.trunks:
         keras.backend.clear_session()  # one process trains many trials: free the previous models (none shared)
     pruning = _pruning_callback(trial)
     started = time.monotonic()
