@@ -12,7 +12,10 @@ that another found its heartbeat stale loses that trial (it was failed, and its 
 again) and goes on with the next; a storage that stops answering ends the work with one sentence.
 
 A trial is a complete run (config.json exact, status.json naming the study and the trial) trained
-by core.engine.training.run, which reuses the feature cache for frozen backbones. After every epoch
+by core.engine.training.run, which reuses the feature cache for frozen backbones. A worker's trials
+that train the head alone share one core.engine.trials.Shared: the backbone is built once per
+process, the features read once, the best epoch kept in memory, the test split scored on cached
+features; every trial still ends as a complete run folder. After every epoch
 the trial reports its validation loss; when Optuna's pruner says stop (or the loss diverged), the run
 ends after that epoch, is evaluated like any other, and its status says pruned, with the epoch.
 """
