@@ -44,6 +44,9 @@ LATENCY_METHOD = (f"the backbone alone (measured once for the study's trials) pl
                   f"features), each on a batch of up to {evaluation.LATENCY_BATCH} decoded test images, after a "
                   f"warm-up, best of {evaluation.LATENCY_REPEATS} timings")
 
+# A long study builds its trunk again after this many heads, so the layers of old heads can be freed.
+HEADS_PER_TRUNK = 32
+
 
 def head_only(config: RunConfig, has_target: bool = False, distributed: bool = False) -> bool:
     """True when every phase of this config trains the head alone on cached features of an unchanged backbone."""
@@ -78,6 +81,7 @@ class Shared:
         self.feature_sets: dict[tuple[Any, ...], np.ndarray] = {}
         self.latency: dict[tuple[Any, ...], float] = {}
         self.early: dict[tuple[Any, ...], Path] = {}
+        self.heads = 0  # heads put on the kept trunks since they were built
         self.builds = 0  # classifiers built whole by this process, backbone included
 
     # ------------------------------------------------------------ the backbone
@@ -87,6 +91,12 @@ class Shared:
         this backbone, size, weights, augmentation and pooling; None when no trial built one yet."""
         trunk = self.trunks.get(_trunk_key(config))
         if trunk is None:
+            return None
+        self.heads += 1
+        if self.heads > HEADS_PER_TRUNK:  # the shared pooled tensor keeps every earlier head's layers alive
+            self.trunks.clear()
+            self.extractors.clear()
+            self.heads = 0
             return None
         inputs, pooled, base = trunk
         return modeling.classifier(inputs, pooled, config, num_classes), base

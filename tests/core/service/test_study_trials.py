@@ -1,6 +1,8 @@
 """A study's head-only trials share one backbone and their features, and each still is a complete run that
 Predictions, Compare and Export open (core.engine.trials)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,22 @@ def test_head_only_trials_build_the_backbone_once_and_each_stays_a_complete_run(
     assert export.export(run_dir, "keras").is_file()
     assert export.export(run_dir, "savedmodel").is_file()  # checked against the Keras model on test images
 
+
+
+def test_a_long_study_puts_a_bounded_number_of_heads_on_one_trunk(monkeypatch):
+    monkeypatch.setattr(trials, "HEADS_PER_TRUNK", 2)
+    monkeypatch.setattr(modeling, "classifier", lambda inputs, pooled, config, n: ("classifier", inputs, pooled, n))
+
+    class Built:  # what keep() reads of the first trial's classifier
+        input = "input"
+
+        def get_layer(self, name):
+            return SimpleNamespace(output=f"{name} output")
+
+    shared, config = trials.Shared(), _config("d-0123abcd")
+    assert shared.classifier(config, 3) is None  # nothing built yet
+    shared.keep(config, Built(), "backbone")
+    expected = (("classifier", "input", "pool output", 3), "backbone")
+    assert shared.classifier(config, 3) == expected and shared.classifier(config, 3) == expected
+    assert shared.classifier(config, 3) is None and not shared.trunks  # the third head: built whole again
+    assert shared.classifier(config.with_changes(image_size=64), 3) is None  # another trunk altogether
