@@ -11,6 +11,9 @@ the default run and every trial train on cached features. For each dataset, in f
   smoothing (median pruner), timed end to end; its best trial (lowest validation loss);
 - finder: `python -m core lr-find CONFIG` on the study's workspace (warm cache).
 
+The load average before and after is recorded: on a shared machine other work slows either timing.
+A study's trials that train the head alone share the backbone, features and latency (core.engine.trials).
+
 Goals: study seconds <= 3 x default seconds; at least one trial pruned; the best trial's test
 accuracy >= the default run's; the finder's suggestion next to the best trial's learning rate.
 """
@@ -119,6 +122,7 @@ def run(keras_cache: str | None = None, trials: int = TRIALS, only: tuple[str, .
     out: dict[str, Any] = {"benchmark": "tune", "trials": trials, "backbone": BACKBONE, "cpus": os.cpu_count(),
                            "setup": f"{BACKBONE} ImageNet, frozen, 128 px, quick preset head, 10 epochs (patience 3), "
                                     "no augmentation; search lr, dropout, hidden_units, label_smoothing; median pruner"}
+    out["load_average_before"] = [round(v, 2) for v in os.getloadavg()]  # a shared machine skews both timings
     with tempfile.TemporaryDirectory(prefix="tl-bench-tune-") as tmp_name:
         tmp = Path(tmp_name)
         if "shapes" in only:
@@ -127,12 +131,15 @@ def run(keras_cache: str | None = None, trials: int = TRIALS, only: tuple[str, .
             src = _flowers(tmp / "flowers150")
             out["flowers"] = _one(tmp, "flowers", cache, lambda ws: importer.import_path(src, ws, name="flowers150"),
                                   trials)
+    out["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     return out
 
 
 def describe(result: dict[str, Any]) -> str:
     """The figures in a few lines."""
-    lines = [f"tune benchmark: {result['trials']} trials, {result['setup']}, {result['cpus']} CPUs"]
+    load = "".join(f", load average {result[k][0]:.1f} {k.rsplit('_', 1)[1]}" for k in ("load_average_before",
+                                                                                       "load_average_after") if k in result)
+    lines = [f"tune benchmark: {result['trials']} trials, {result['setup']}, {result['cpus']} CPUs{load}"]
     for name in [n for n in ("shapes", "flowers") if n in result]:
         r = result[name]
         lines.append(
