@@ -244,10 +244,13 @@ def _representative(run_dir: Path) -> Callable[[], Any]:
     """Typical inputs for calibration: training images (never test images), one at a time."""
     config = runs.load_config(run_dir)
     ds = runfiles.part_images(run_dir, "train", REPRESENTATIVE_IMAGES, shuffle_seed=config.seed).unbatch().batch(1)
+    # A model exported from token ids (WordLlama texts) is calibrated on the ids of training texts.
+    by_ids = texts.token_model(runfiles.load_model(run_dir)) is not None
+    feed = (lambda x: texts.token_ids([t.decode("utf-8") for t in x.numpy()])) if by_ids else (lambda x: x)
 
     def generate() -> Any:
         for images, _ in ds:
-            yield [images]
+            yield [feed(images)]
 
     return generate
 
@@ -294,13 +297,22 @@ def _nodes_of(float_model: bytes, layers: tuple[str, ...]) -> list[str]:
     return [n for n in names if any(f"/{layer}/" in n for layer in layers)]
 
 
+NO_TFLITE_TEXT = ("TensorFlow Lite has no built-in operations for this model's own text preparation (lower-casing, "
+                  "splitting into words, hashing them), so it cannot become a .tflite file; use the SavedModel or "
+                  "TF Serving export, or train on the WordLlama encoder, whose TFLite files take token ids.")
+
+
 def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
+    config = runs.load_config(run_dir)
+    if (model_inputs.of_config(config).signature(config.image_size)[1] == "string"
+            and texts.token_model(runfiles.load_model(run_dir)) is None):
+        raise ExportError(NO_TFLITE_TEXT)
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
         representative = _representative(run_dir) if variant.integer else None
         sparse = bool(runs.read_status(run_dir).get("pruned_from"))  # a pruned run (pruning.py)
-        float_layers = model_inputs.of_config(runs.load_config(run_dir)).float_layers
+        float_layers = model_inputs.of_config(config).float_layers
         content = convert_tflite(source, variant, representative, sparse=sparse, float_layers=float_layers)
         if sparse and not _runs_in_litert(content):
             # LiteRT's default CPU delegate (XNNPACK) refuses some sparse kernels (int8 ones): keep the
