@@ -226,6 +226,7 @@ def _preprocess_code(kind: str) -> str:
         "minus_one_to_one": 'layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")',
         "zero_to_one": 'layers.Rescaling(1.0 / 255.0, name="preprocess")',
         "caffe": 'CaffePreprocess(name="preprocess")',
+        "per_image": 'PerImageStandardize(name="preprocess")',
         "torch": (f"layers.Normalization(mean={[round(255.0 * m, 4) for m in backbones.TORCH_MEAN]}, "
                   f"variance={[round((255.0 * s) ** 2, 4) for s in backbones.TORCH_STD]}, name=\"preprocess\")"),
         "none": 'layers.Identity(name="preprocess")',
@@ -698,6 +699,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     custom = _definitions(layers.__file__)
     if spec.preprocessing == "caffe":
         extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
+    if spec.preprocessing == "per_image":
+        extra.append(custom["PerImageStandardize"])
     if config.label_smoothing > 0:
         extra.append(custom["SmoothedSparseCrossentropy"])
     constants = _constants(config, dataset_folder, source_weights, classes, class_dirs, split_file)

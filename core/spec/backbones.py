@@ -119,7 +119,7 @@ class BackboneSpec:
         return self.facts.get("groups", [])
 
 
-PREPROCESSING = ("none", "minus_one_to_one", "zero_to_one", "caffe", "torch")
+PREPROCESSING = ("none", "minus_one_to_one", "zero_to_one", "caffe", "torch", "per_image")
 # DenseNet's "torch" mode: scale to 0-1, then standardise per channel with ImageNet's statistics.
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
@@ -385,7 +385,7 @@ _SPECS: tuple[BackboneSpec, ...] = (
     # small enough to train from scratch on a CPU in a minute or two.
     BackboneSpec(
         id="small_cnn", label="Small CNN (no pretraining)", family="small_cnn",
-        constructor=("core.engine.networks", "small_cnn"), preprocessing="zero_to_one",
+        constructor=("core.engine.networks", "small_cnn"), preprocessing="per_image",
         weights_options=("none",), default_size=64, max_size=256,
     ),
 )

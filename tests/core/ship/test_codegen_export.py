@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from core.data import importer
-from core.engine import modeling, training
+from core.engine import layers, modeling, training
 from core.ship import card, codegen, export
 from core.spec import backbones, strategies
 from core.spec.config import AugmentConfig, RunConfig
@@ -176,6 +176,20 @@ def test_densenet_export_uses_torch_preprocessing(source, tmp_path):
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     expected = keras.applications.densenet.preprocess_input(pixels.copy())
     np.testing.assert_allclose(pre(pixels).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_small_cnn_export_standardises_each_image_like_the_app(source, tmp_path):
+    """The from-scratch fallback standardises each picture inside the model; the exported script builds the
+    same layer, so its model takes raw pixels too and sees what TransferLab's does."""
+    run_dir = _finished(source, backbone="small_cnn", strategy="from_scratch", image_size=64)
+    out = _unzip(run_dir, tmp_path)
+    script = (out / "train.py").read_text()
+    compile(script, "train.py", "exec")
+    assert 'PerImageStandardize(name="preprocess")' in script
+    pre = _module(out / "train.py").backbone().get_layer("preprocess")
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    ours = layers.preprocessing_layer("per_image")(pixels).numpy()
+    np.testing.assert_allclose(pre(pixels).numpy(), ours, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------- the model card
