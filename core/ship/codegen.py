@@ -165,6 +165,10 @@ def main():
         rate = phase.learning_rate
         if SCHEDULE == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
+        if SCHEDULE == "warmup_cosine":  # a tenth of the steps climb from rate / 10, the rest decay to zero
+            warm = int(steps_per_epoch * phase.epochs * WARMUP_FRACTION)
+            rate = keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=steps_per_epoch * phase.epochs - warm,
+                                                          warmup_target=rate, warmup_steps=warm)
         # The model itself, or the student inside a Distiller, or the classifier inside an AdaptationTrainer.
         trainer = make_trainer(model, phase, steps_per_epoch)
         trainer.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
@@ -539,7 +543,8 @@ def _constants(config: RunConfig, dataset_folder: str, source_weights: str | Non
         f"HIDDEN_UNITS = {head.hidden_units}",
         f"L2 = {head.l2!r}",
         f"OPTIMIZER = {config.optimizer!r}",
-        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase) or plateau",
+        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase), warmup_cosine or plateau",
+        f"WARMUP_FRACTION = {modeling.WARMUP_FRACTION!r}  # warmup_cosine: the share of a phase's steps that warm up",
         f"LABEL_SMOOTHING = {config.label_smoothing!r}",
         f"CLASS_WEIGHTS = {config.class_weights!r}  # auto: balanced when the classes are uneven",
         f"MIXED_PRECISION = {config.mixed_precision}  # float16 on a GPU only",

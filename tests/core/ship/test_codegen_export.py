@@ -192,6 +192,25 @@ def test_small_cnn_export_standardises_each_image_like_the_app(source, tmp_path)
     np.testing.assert_allclose(pre(pixels).numpy(), ours, rtol=1e-4, atol=1e-4)
 
 
+def test_small_cnn_export_builds_the_residual_network_and_warm_up_schedule_like_the_app(source, tmp_path):
+    """The from-scratch fallback's network (residual blocks) and its schedule (warm-up, then cosine decay) are
+    what the exported script builds and trains with, layer for layer (issue 27)."""
+    from core.engine import networks
+
+    run_dir = _finished(source, backbone="small_cnn", strategy="from_scratch", image_size=64,
+                        schedule="warmup_cosine", learning_rate=3e-3)
+    out = _unzip(run_dir, tmp_path)
+    script = (out / "train.py").read_text()
+    assert 'SCHEDULE = \'warmup_cosine\'' in script and f"WARMUP_FRACTION = {modeling.WARMUP_FRACTION!r}" in script
+    assert "warmup_target=rate, warmup_steps=warm" in script
+    theirs = _module(out / "train.py").backbone()
+    app = networks.build_base(backbones.get("small_cnn"), 64, "none")
+    kinds = [type(x).__name__ for x in modeling.network(theirs).layers]
+    assert kinds == [type(x).__name__ for x in modeling.network(app).layers]
+    assert kinds.count("Add") == 4  # four residual blocks
+    assert theirs.count_params() == app.count_params()
+
+
 # ---------------------------------------------------------------- the model card
 
 
