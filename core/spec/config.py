@@ -348,8 +348,8 @@ def least_fine_tune_epochs(strategy: strategies.Strategy, start: dict[str, Any])
 
 
 # Training from random weights: no early stopping (a network learning from nothing often plateaus before it improves),
-# batches of at most 16 (more updates per epoch) and at least SCRATCH_MIN_EPOCHS epochs, unless the backbone's
-# scratch_recipe says more.
+# batches of at most 16 (more updates per epoch) and at least SCRATCH_MIN_EPOCHS epochs, or the least its
+# backbone's scratch_recipe measured.
 SCRATCH_MIN_EPOCHS = 30
 SCRATCH_MAX_BATCH = 16
 
@@ -357,8 +357,9 @@ SCRATCH_MAX_BATCH = 16
 def scratch_settings(spec: backbones.BackboneSpec, epochs: int, batch_size: int) -> dict[str, Any]:
     """The settings that train `spec` from random weights (its default image size and its measured recipe), for a
     config that had these epochs and batch size: the offline fallback and a from-scratch backbone chosen by hand."""
-    return {"image_size": spec.default_size, "epochs": max(epochs, SCRATCH_MIN_EPOCHS),
-            "batch_size": min(batch_size, SCRATCH_MAX_BATCH), "patience": 0, **spec.scratch_recipe}
+    recipe = spec.scratch_recipe
+    return {"image_size": spec.default_size, "batch_size": min(batch_size, SCRATCH_MAX_BATCH), "patience": 0, **recipe,
+            "epochs": max(epochs, recipe.get("epochs", SCRATCH_MIN_EPOCHS))}
 
 
 def settle(name: str, dataset_id: str, given: dict[str, Any], recommendation: dict[str, Any] | None = None,

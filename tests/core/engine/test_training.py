@@ -6,7 +6,7 @@ import pytest
 from core.engine import features, modeling, networks, training
 from core.errors import TrainingFailed, WeightsUnavailable
 from core.spec import backbones, strategies
-from core.spec.config import SCRATCH_MIN_EPOCHS, AugmentConfig, HeadConfig, RunConfig
+from core.spec.config import AugmentConfig, HeadConfig, RunConfig
 from core.store import files, runs
 
 NO_AUG = AugmentConfig(flip=False, rotate=False)
@@ -139,7 +139,7 @@ def test_missing_weights_fall_back_to_scratch_with_a_sentence(tiny):
         networks.fetch_weights(backbones.get(cfg.backbone), cfg.image_size)
     resolved, notes = training.resolve_weights(cfg)
     assert (resolved.backbone, resolved.weights, resolved.strategy) == ("small_cnn", "none", "from_scratch")
-    assert resolved.epochs >= SCRATCH_MIN_EPOCHS
+    assert resolved.epochs >= backbones.get("small_cnn").scratch_recipe["epochs"]
     assert len(notes) == 1 and "trained from scratch" in notes[0]
 
 
@@ -151,7 +151,7 @@ def test_the_fallback_trains_small_cnns_recipe_with_the_warm_up_reaching_the_opt
     resolved, _ = training.resolve_weights(cfg)
     assert (resolved.backbone, resolved.schedule, resolved.learning_rate) == ("small_cnn", "warmup_cosine", 3e-3)
     assert (resolved.image_size, resolved.batch_size, resolved.patience) == (64, 16, 0)
-    assert resolved.epochs == backbones.get("small_cnn").scratch_recipe["epochs"] >= SCRATCH_MIN_EPOCHS
+    assert resolved.epochs == max(cfg.epochs, backbones.get("small_cnn").scratch_recipe["epochs"])
 
     compiled = []
     real = modeling.compile_for
