@@ -409,12 +409,13 @@ def make_trainer(model, phase, steps_per_epoch):
 def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list[str], list[str]]:
     """Constants and the Distiller (a Model.train_step override) for a distill script."""
     teacher_size = config.image_size
-    teacher_caffe = teacher_hub = False
+    teacher_caffe = teacher_per_image = teacher_hub = False
     try:
         teacher = runs.load_config(runs.run_path(config.source_run, ws))
         teacher_size = teacher.image_size
         teacher_spec = backbones.get(teacher.backbone)
         teacher_caffe, teacher_hub = teacher_spec.preprocessing == "caffe", bool(teacher_spec.hub_handle)
+        teacher_per_image = teacher_spec.preprocessing == "per_image"  # its model.keras holds PerImageStandardize
     except (TransferLabError, OSError, ValueError):
         pass
     constants = [f"TEACHER_MODEL = {teacher_model!r}  # the teacher run's model.keras (relative: next to this script)",
@@ -422,7 +423,8 @@ def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list
                  f"TEACHER_SIZE = {teacher_size}  # the teacher's input size",
                  f"TEMPERATURE = {config.temperature!r}  # how much the teacher's answers are softened",
                  f"DISTILL_WEIGHT = {config.distill_weight!r}  # the teacher's share of the loss"]
-    return constants, (["CAFFE"] if teacher_caffe else []) + (["HUB"] if teacher_hub else []) + [_DISTILLER]
+    return constants, (["CAFFE"] if teacher_caffe else []) + (["PER_IMAGE"] if teacher_per_image else []) + (
+        ["HUB"] if teacher_hub else []) + [_DISTILLER]
 
 
 def shown_folder(dataset_folder: str | Path) -> str:
@@ -637,7 +639,8 @@ def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | N
                              "  # the earlier run's backbone, inside its model.keras")
     if methods.is_method(config, distill.METHOD):
         more, code = _distill_code(config, source_weights or "", ws)
-        extra += [caffe if c == "CAFFE" else c for c in code if c != "HUB" and (c != "CAFFE" or caffe not in extra)]
+        named = {"CAFFE": caffe, "PER_IMAGE": custom["PerImageStandardize"]}  # layers the teacher's file holds
+        extra += [named.get(c, c) for c in code if c != "HUB" and named.get(c, c) not in extra]
         extra.append(_ONE_DOMAIN)
         return constants + more, "HUB" in code
     if methods.is_method(config, adaptation.METHOD):
