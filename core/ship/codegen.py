@@ -168,6 +168,10 @@ def main():
         rate = phase.learning_rate
         if SCHEDULE == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
+        if SCHEDULE == "warmup_cosine":  # a tenth of the steps climb from rate / 10, the rest decay to zero
+            warm = int(steps_per_epoch * phase.epochs * WARMUP_FRACTION)
+            rate = keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=steps_per_epoch * phase.epochs - warm,
+                                                          warmup_target=rate, warmup_steps=warm)
         # The model itself, or the student inside a Distiller, or the classifier inside an AdaptationTrainer.
         trainer = make_trainer(model, phase, steps_per_epoch)
         trainer.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
@@ -229,6 +233,7 @@ def _preprocess_code(kind: str) -> str:
         "minus_one_to_one": 'layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")',
         "zero_to_one": 'layers.Rescaling(1.0 / 255.0, name="preprocess")',
         "caffe": 'CaffePreprocess(name="preprocess")',
+        "per_image": 'PerImageStandardize(name="preprocess")',
         "torch": (f"layers.Normalization(mean={[round(255.0 * m, 4) for m in backbones.TORCH_MEAN]}, "
                   f"variance={[round((255.0 * s) ** 2, 4) for s in backbones.TORCH_STD]}, name=\"preprocess\")"),
         "none": 'layers.Identity(name="preprocess")',
@@ -407,12 +412,13 @@ def make_trainer(model, phase, steps_per_epoch):
 def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list[str], list[str]]:
     """Constants and the Distiller (a Model.train_step override) for a distill script."""
     teacher_size = config.image_size
-    teacher_caffe = teacher_hub = False
+    teacher_caffe = teacher_per_image = teacher_hub = False
     try:
         teacher = runs.load_config(runs.run_path(config.source_run, ws))
         teacher_size = teacher.image_size
         teacher_spec = backbones.get(teacher.backbone)
         teacher_caffe, teacher_hub = teacher_spec.preprocessing == "caffe", bool(teacher_spec.hub_handle)
+        teacher_per_image = teacher_spec.preprocessing == "per_image"  # its model.keras holds PerImageStandardize
     except (TransferLabError, OSError, ValueError):
         pass
     constants = [f"TEACHER_MODEL = {teacher_model!r}  # the teacher run's model.keras (relative: next to this script)",
@@ -420,7 +426,8 @@ def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list
                  f"TEACHER_SIZE = {teacher_size}  # the teacher's input size",
                  f"TEMPERATURE = {config.temperature!r}  # how much the teacher's answers are softened",
                  f"DISTILL_WEIGHT = {config.distill_weight!r}  # the teacher's share of the loss"]
-    return constants, (["CAFFE"] if teacher_caffe else []) + (["HUB"] if teacher_hub else []) + [_DISTILLER]
+    return constants, (["CAFFE"] if teacher_caffe else []) + (["PER_IMAGE"] if teacher_per_image else []) + (
+        ["HUB"] if teacher_hub else []) + [_DISTILLER]
 
 
 def shown_folder(dataset_folder: str | Path) -> str:
@@ -541,7 +548,8 @@ def _constants(config: RunConfig, dataset_folder: str, source_weights: str | Non
         f"HIDDEN_UNITS = {head.hidden_units}",
         f"L2 = {head.l2!r}",
         f"OPTIMIZER = {config.optimizer!r}",
-        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase) or plateau",
+        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase), warmup_cosine or plateau",
+        f"WARMUP_FRACTION = {modeling.WARMUP_FRACTION!r}  # warmup_cosine: the share of a phase's steps that warm up",
         f"LABEL_SMOOTHING = {config.label_smoothing!r}",
         f"CLASS_WEIGHTS = {config.class_weights!r}  # auto: balanced when the classes are uneven",
         f"MIXED_PRECISION = {config.mixed_precision}  # float16 on a GPU only",
@@ -634,7 +642,8 @@ def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | N
                              "  # the earlier run's backbone, inside its model.keras")
     if methods.is_method(config, distill.METHOD):
         more, code = _distill_code(config, source_weights or "", ws)
-        extra += [caffe if c == "CAFFE" else c for c in code if c != "HUB" and (c != "CAFFE" or caffe not in extra)]
+        named = {"CAFFE": caffe, "PER_IMAGE": custom["PerImageStandardize"]}  # layers the teacher's file holds
+        extra += [named.get(c, c) for c in code if c != "HUB" and named.get(c, c) not in extra]
         extra.append(_ONE_DOMAIN)
         return constants + more, "HUB" in code
     if methods.is_method(config, adaptation.METHOD):
@@ -710,6 +719,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     custom = _definitions(layers.__file__)
     if spec.preprocessing == "caffe":
         extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
+    if spec.preprocessing == "per_image":
+        extra.append(custom["PerImageStandardize"])
     if config.label_smoothing > 0:
         extra.append(custom["SmoothedSparseCrossentropy"])
     constants = _constants(config, dataset_folder, source_weights, classes, class_dirs, split_file)
