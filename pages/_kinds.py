@@ -397,12 +397,15 @@ def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded
     kept: dict[str, Recorded] = st.session_state.setdefault(f"data.recorded.{slot}", {})
     # A label without the class name: renaming the class would renew the recorder, which hands its last clip in again.
     clip = st.audio_input("Record a clip into this class", key=f"data.record.{slot}", sample_rate=16000,
-                          help="Record one example, then the next: each recording is kept in this class. Your browser "
-                               "asks for permission first.")
+                          help="Record one example, then the next: each recording is kept in this class. A recording "
+                               "longer than 1.5 seconds is cut into one-second clips, and a class needs at least "
+                               f"{health.MIN_IMAGES_TO_TRAIN} clips to train: three recordings of four seconds are "
+                               "enough for a first try. Your browser asks for permission first.")
     if clip is not None and clip.file_id not in kept:
         kept[clip.file_id] = Recorded(f"recording-{len(kept) + 1:03d}.wav", clip.getvalue())
     if kept:
-        st.caption(f"{len(kept)} recording(s) kept in this class.")
+        st.caption(f"{len(kept)} recording(s) kept in this class. Longer ones become several one-second clips; "
+                   f"a class needs {health.MIN_IMAGES_TO_TRAIN} clips.")
     return list(kept.values())
 
 

@@ -52,6 +52,7 @@ POOLING_WORDS = {"avg": "average (usual)", "max": "maximum", "maxpool_flatten": 
 OPTIMIZER_WORDS = {"adam": "Adam", "adamw": "AdamW (Adam with weight decay)", "sgd": "SGD with momentum",
                    "rmsprop": "RMSprop"}
 SCHEDULE_WORDS = {"constant": "constant", "cosine": "cosine decay within each phase",
+                  "warmup_cosine": "warm up, then cosine decay",
                   "plateau": "lower it when validation loss stalls"}
 CLASS_WEIGHT_WORDS = {"auto": "automatic (on when classes are uneven)", "balanced": "always balance", "none": "off"}
 EVERYDAY = {"yes": "Yes, everyday photos", "no": "No, another kind of image", "unsure": "Not sure"}

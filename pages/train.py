@@ -9,7 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.errors import RunNotFound, TransferLabError
+from core.data import health
+from core.errors import DatasetError, RunNotFound, TransferLabError
 from core.service import jobs
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig, preset
@@ -40,6 +41,11 @@ def config_ui(info: dict[str, Any], ws: Path) -> tuple[RunConfig, bool]:
     )
     st.caption(f"Using {source}. {strategies.speed_note(config)}")
     ready = _weights.outlook_ui(config, confirm_key="train.random_ok")
+    try:  # said before the click, with the button off, rather than after it
+        health.check_trainable(info, config.backbone)
+    except DatasetError as exc:
+        st.warning(f"{exc} Add them on the Data page, then come back.", icon=":material/block:")
+        ready = False
     if config.compare_scratch:
         st.caption("A from-scratch baseline with the same number of epochs follows, to check that transfer helped.")
     _common.link_to("pages/model.py", "Change the settings", ":material/tune:")

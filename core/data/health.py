@@ -122,7 +122,7 @@ def health_report(
         "imbalanced": ratio >= IMBALANCE_WARNING,
         "remedy": (
             "Class weights are applied automatically during training, so each class counts equally; "
-            "adding images to the smallest classes helps most."
+            f"adding {kinds.of(info).spec.items} to the smallest classes helps most."
         ),
         "too_small_to_train": sorted(c for c, n in counts.items() if n < MIN_IMAGES_TO_TRAIN),
         "below_advised": sorted(c for c, n in counts.items() if MIN_IMAGES_TO_TRAIN <= n < ADVISED_IMAGES),
@@ -137,16 +137,16 @@ def health_report(
 
 def unlabelled_report(info: dict[str, Any]) -> dict[str, Any]:
     """The health report of a dataset without classes (images from where the model will be used): a sentence."""
-    n = len(info.get("unlabeled", []))
-    note = (f"{n:,} unlabelled images from where the model will be used, and no classes: this dataset cannot be "
+    n, items = len(info.get("unlabeled", [])), kinds.of(info).spec.items
+    note = (f"{n:,} unlabelled {items} from where the model will be used, and no classes: this dataset cannot be "
             "trained on by itself; choose it on the Model page as the target of a domain-adaptation strategy, "
-            "and a model trained on a labelled dataset learns to work on images like these.")
+            f"and a model trained on a labelled dataset learns to work on {items} like these.")
     return {
         "images": n, "classes": 0, "counts": {}, "imbalance_ratio": 1.0, "imbalanced": False, "remedy": "",
         "too_small_to_train": [], "below_advised": [], "sizes": {"width": None, "height": None, "small": 0},
         "skipped": len(info.get("skipped", [])), "ignored_system_files": info.get("ignored_system_files", 0),
         "duplicates": {"within": 0, "across": 0}, "unlabeled": n, "role": info.get("role", "target"), "note": note,
-        "split": {"counts": None, "problem": "Images without classes are not split; they adapt a model as its target.",
+        "split": {"counts": None, "problem": f"{items.capitalize()} without classes are not split; they adapt a model as its target.",
                   "predefined": False},
     }
 
@@ -156,9 +156,10 @@ def check_trainable(info: dict[str, Any], backbone: str | None = None) -> None:
     if backbone is not None:
         kinds.check_backbone(info, backbone)
     if not info["counts"]:
+        items = kinds.of(info).spec.items
         raise DatasetError(
-            f"The dataset '{info['name']}' holds only unlabelled images (no classes), so it cannot be trained on; "
-            "train on a labelled dataset and choose this one as its target (images from where the model will be used).")
+            f"The dataset '{info['name']}' holds only unlabelled {items} (no classes), so it cannot be trained on; "
+            f"train on a labelled dataset and choose this one as its target ({items} from where the model will be used).")
     small = {c: n for c, n in info["counts"].items() if n < MIN_IMAGES_TO_TRAIN}
     items = kinds.of(info).spec.items
     if small:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import DatasetError
+from core.spec import kinds as spec_kinds
 from core.spec.config import RunConfig
 
 PARTS = ("train", "val", "test")
@@ -24,8 +25,9 @@ def split(info: dict[str, Any], val_fraction: float, test_fraction: float, seed:
     parts: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
     too_few = [c for c in info["classes"] if len(info["images"][c]) < 3]
     if too_few:
+        items = spec_kinds.of(info).items
         raise DatasetError(
-            f"Class '{too_few[0]}' has fewer than 3 images, too few to split into training, validation and test images."
+            f"Class '{too_few[0]}' has fewer than 3 {items}, too few to split into training, validation and test {items}."
         )
     for index, label in enumerate(info["classes"]):
         files = sorted(info["images"][label])

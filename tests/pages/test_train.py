@@ -34,19 +34,19 @@ def test_no_dataset_shows_guidance(ws):
     assert not [b for b in at.button if b.key == "train.start"]
 
 
-def test_quick_preset_is_used_without_model_settings(ws, tiny_dataset):
+def test_quick_preset_is_used_without_model_settings(ws, tiny):
     at = app_test("train").run()
     assert_clean(at)
     assert any("Quick preset" in c.value for c in at.caption)
     assert not at.button(key="train.start").disabled
 
 
-def test_a_dataset_too_small_to_train_is_refused_in_a_sentence(ws, tiny_dataset):
+def test_a_dataset_too_small_to_train_is_refused_in_a_sentence_before_the_click(ws, tiny_dataset):
+    # Said beside a switched-off button: a click that only answered below it went unseen (issue 24's walk).
     at = app_test("train").run()
-    at.button(key="train.start").click().run()
-    assert not at.exception
-    assert "add at least 10 images" in at.error[0].value
-    assert runs.list_runs(ws) == []
+    assert_clean(at)
+    assert any("add at least 10 images" in w.value and "Data page" in w.value for w in at.warning)
+    assert at.button(key="train.start").disabled  # a browser cannot press it (AppTest refuses too)
 
 
 def test_reattaches_to_a_running_job_from_the_url(ws, tiny_dataset, make_run):
@@ -71,8 +71,8 @@ def test_reattaches_to_a_running_job_from_the_url(ws, tiny_dataset, make_run):
     assert any("Cancelling" in c.value for c in at.caption)
 
 
-def test_finished_job_stops_polling_and_shows_test_accuracy(ws, tiny_dataset, make_run):
-    run_dir = running_run(make_run, tiny_dataset["id"])
+def test_finished_job_stops_polling_and_shows_test_accuracy(ws, tiny, make_run):
+    run_dir = running_run(make_run, tiny["id"])
     at = app_test("train")
     at.session_state["run_id"] = run_dir.name
     at.run()
@@ -180,12 +180,12 @@ def test_a_guessing_level_result_is_never_green_and_says_what_to_try(ws, tiny_da
 
 @pytest.mark.parametrize("field, back", [("baseline_run", "baseline_of"), ("source_only_run", "source_only_of"),
                                          ("student_alone_run", "student_alone_of")])
-def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny_dataset, make_run, field, back):
+def test_the_start_button_frees_itself_when_a_companion_run_finishes(ws, tiny, make_run, field, back):
     # The main run is done; its companion (from scratch, without adaptation, the student alone: trained by the same
     # job right after it) still trains. Issue 28, item 2: the page stayed "still training" after both had finished.
     alive = {"pid": os.getpid(), "pid_started": runs.start_time(os.getpid()), "created": time.time()}
-    companion = make_run("running", dataset_id=tiny_dataset["id"], status={**alive, back: "x"})
-    run_dir = make_run("done", dataset_id=tiny_dataset["id"], status={field: companion.name})
+    companion = make_run("running", dataset_id=tiny["id"], status={**alive, back: "x"})
+    run_dir = make_run("done", dataset_id=tiny["id"], status={field: companion.name})
     at = app_test("train")
     at.session_state["run_id"] = run_dir.name
     at.run()

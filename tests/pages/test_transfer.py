@@ -52,13 +52,13 @@ def test_compare_shows_teacher_student_alone_and_distilled(ws, make_run):
     assert table and table[0].value["test accuracy"].tolist() == [0.9, 0.6, 0.8]
 
 
-def test_a_layer_transfer_without_its_weights_offline_waits_for_an_explicit_choice(ws, tiny_dataset, make_run,
+def test_a_layer_transfer_without_its_weights_offline_waits_for_an_explicit_choice(ws, tiny, make_run,
                                                                                   monkeypatch):
     # Issue 28, item 3: offline, MobileNet V2 0.5 has no weights here; the page must not promise a fallback.
     from core.service import jobs
 
-    source = make_run("done", dataset_id=tiny_dataset["id"], backbone="mobilenet_v1_0.25")
-    config = RunConfig(dataset_id=tiny_dataset["id"], backbone="mobilenet_v2_0.5", strategy="layer_transfer",
+    source = make_run("done", dataset_id=tiny["id"], backbone="mobilenet_v1_0.25")
+    config = RunConfig(dataset_id=tiny["id"], backbone="mobilenet_v2_0.5", strategy="layer_transfer",
                        source_run=source.name, image_size=128)
     submitted = []
     monkeypatch.setattr(jobs, "submit", lambda c, ws_: submitted.append(c) or source.name)

@@ -409,6 +409,19 @@ def test_too_few_to_split_is_a_sentence_in_the_report():
     assert report["split"]["counts"] is None and "fewer than 3 images" in report["split"]["problem"]
 
 
+@pytest.mark.parametrize("kind, items", [("audio", "clips"), ("text", "texts")])
+def test_the_shared_sentences_speak_of_the_datasets_own_items(kind, items):
+    few = {"kind": kind, "name": "d", "classes": ["a", "b"], "counts": {"a": 2, "b": 5},
+           "images": {"a": ["a/1", "a/2"], "b": [f"b/{i}" for i in range(5)]}}
+    report = health.health_report(few)
+    assert f"fewer than 3 {items}, too few to split into training, validation and test {items}" in report["split"]["problem"]
+    assert f"adding {items} to the smallest classes" in report["remedy"] and "images" not in report["remedy"]
+    unlabelled = {"kind": kind, "name": "u", "classes": [], "counts": {}, "images": {}, "unlabeled": ["x/1", "x/2"]}
+    assert f"2 unlabelled {items} from where" in health.unlabelled_report(unlabelled)["note"]
+    with pytest.raises(DatasetError, match=f"holds only unlabelled {items}"):
+        health.check_trainable(unlabelled)
+
+
 # ---------------------------------------------------------------- decoding speed-ups, limits, thumbnails
 
 
