@@ -6,9 +6,13 @@ is fine-tuned, so that it learns to do without them; a file of mostly zeros comp
 
 How: the parent's model is rebuilt with every prunable inner layer wrapped by
 `prune_low_magnitude` (a backbone nested as one layer is rebuilt too, so its own layers are
-pruned); sparsity rises from 0 to the target with tfmot's `PolynomialDecay` over the fine-tuning
-epochs on the run's own training split (streamed with the project's tf.data pipeline: the feature
-cache does not apply, since the backbone changes); `strip_pruning` removes the wrappers; the
+pruned), except layers under DENSE_BELOW weights, which stay dense while the others are pruned to
+make up the asked share of zeros (layer_sparsities); sparsity rises from 0 to the target with
+tfmot's `PolynomialDecay` over the fine-tuning epochs on the run's own training split (streamed
+with the project's tf.data pipeline: the feature cache does not apply, since the backbone
+changes), the targets mixing the true labels with the parent's answers (distilled); BatchNorm
+keeps the parent's statistics (measured on these images again, they cost the parent itself 15
+points, see the prune benchmark's notes); `strip_pruning` removes the wrappers; the
 weights go back into the parent's architecture, and the project's evaluator tests the result.
 The child is a complete run folder (config.json, split.json, model.keras, eval.json, events) with
 `pruned_from` and `sparsity` in its status, so Predictions, Compare and Export work on it as on
@@ -59,7 +63,6 @@ MAX_LAYER_SPARSITY = 0.97
 # Share of the parent's answers in the target while pruning (the rest is the true label): the child learns from its
 # parent what the pruned weights knew. 0 turns it off.
 DISTILL_WEIGHT = 0.5
-LEARNING_RATE_SCALE = 1.0
 
 
 # ---------------------------------------------------------------- requests and the child run
@@ -405,8 +408,7 @@ def _fine_tune_data(pruned: Any, parent_dir: Path, config: Any, root: Path, trai
     classes = int(pruned.output_shape[-1])
     teacher = runfiles.load_model(parent_dir) if DISTILL_WEIGHT > 0 else None
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    rate = config.fine_tune_learning_rate * LEARNING_RATE_SCALE
-    pruned.compile(optimizer=modeling.optimizer(config.optimizer, rate), loss=loss,
+    pruned.compile(optimizer=modeling.optimizer(config.optimizer, config.fine_tune_learning_rate), loss=loss,
                    metrics=["accuracy"])
     train = tfdata.pipeline(root, train_items, config.image_size, config.batch_size, True, config.seed)
     val = (tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed)
