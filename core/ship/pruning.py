@@ -11,8 +11,9 @@ make up the asked share of zeros (layer_sparsities); sparsity rises from 0 to th
 tfmot's `PolynomialDecay` over the fine-tuning epochs on the run's own training split (streamed
 with the project's tf.data pipeline: the feature cache does not apply, since the backbone
 changes), the targets mixing the true labels with the parent's answers (distilled); BatchNorm
-keeps the parent's statistics (measured on these images again, they cost the parent itself 15
-points, see the prune benchmark's notes); `strip_pruning` removes the wrappers; the
+keeps the parent's statistics (measured again on the run's images they cost the unpruned parent of
+the prune benchmark 15 points: its later layers were trained against the pretrained statistics);
+`strip_pruning` removes the wrappers; the
 weights go back into the parent's architecture, and the project's evaluator tests the result.
 The child is a complete run folder (config.json, split.json, model.keras, eval.json, events) with
 `pruned_from` and `sparsity` in its status, so Predictions, Compare and Export work on it as on
