@@ -168,7 +168,7 @@ def main():
         rate = phase.learning_rate
         if SCHEDULE == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
-        if SCHEDULE == "warmup_cosine":  # a tenth of the steps climb from rate / 10, the rest decay to zero
+        if SCHEDULE == "warmup_cosine":  # WARMUP_FRACTION of the steps climb from rate / 10, then to 0
             warm = int(steps_per_epoch * phase.epochs * WARMUP_FRACTION)
             rate = keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=steps_per_epoch * phase.epochs - warm,
                                                           warmup_target=rate, warmup_steps=warm)

@@ -162,7 +162,7 @@ _SETTINGS = (
             search=Search("optimizer", 6, "the update rule")),
     Setting("schedule", "Learning-rate schedule",
             "How the learning rate changes during a phase. Constant keeps it; cosine lowers it smoothly to zero by the "
-            "phase's end; warm-up then cosine first climbs to it over a tenth of the phase (use it when a network "
+            "phase's end; warm-up then cosine first climbs to it over 15 % of the phase (use it when a network "
             "learns from random weights: the small network trained from scratch gets it); the last one divides it by "
             "three whenever the validation loss (how wrong the model is on the validation images) stops improving.",
             flags=(Flag("schedule"),)),
