@@ -12,9 +12,8 @@ import streamlit as st
 
 from core import settings
 from core.engine import transfer
-from core.engine.training import SCRATCH_MIN_EPOCHS
 from core.spec import backbones, strategies
-from core.spec.config import RunConfig
+from core.spec.config import RunConfig, scratch_settings
 
 # Measured here on the 3,000 flower photos (5 classes), one run each, this 2-core machine under load:
 # the offline fallback (small CNN from scratch, 64 px, 30 epochs, batch 16, flip+rotate) reached 74.7%
@@ -49,8 +48,9 @@ def outlook(config: RunConfig) -> tuple[str, str] | None:
                         "page names it.")
     lead = "No pretrained backbone is on this computer" if offline else "Without internet no pretrained backbone can be had"
     unadapted = " without domain adaptation" if strategies.get(config.strategy).adapts else ""
-    return "warning", (f"{missing} {lead}, so a small network learns "
-                       f"from scratch{unadapted} instead (at least {SCRATCH_MIN_EPOCHS} epochs, 64 px images). Expect lower "
+    scratch = scratch_settings(backbones.scratch_backbone(spec.kind), config.epochs, config.batch_size)
+    return "warning", (f"{missing} {lead}, so a small network learns from scratch{unadapted} instead "
+                       f"({scratch['epochs']} epochs, {scratch['image_size']} px images). Expect lower "
                        f"accuracy and longer training than with a pretrained backbone: {SCRATCH_MEASURED}.")
 
 

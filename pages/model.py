@@ -21,7 +21,7 @@ from core.ship import codegen
 from core.spec import backbones, fields, kinds, strategies
 from core.spec.config import (AUGMENT_KIND, CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig,
                               RunConfig, clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values,
-                              presets)
+                              presets, scratch_settings)
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
 from pages import _common, _domain, _kinds, _offline, _transfer, _weights
@@ -52,6 +52,7 @@ POOLING_WORDS = {"avg": "average (usual)", "max": "maximum", "maxpool_flatten": 
 OPTIMIZER_WORDS = {"adam": "Adam", "adamw": "AdamW (Adam with weight decay)", "sgd": "SGD with momentum",
                    "rmsprop": "RMSprop"}
 SCHEDULE_WORDS = {"constant": "constant", "cosine": "cosine decay within each phase",
+                  "warmup_cosine": "warm up, then cosine decay",
                   "plateau": "lower it when validation loss stalls"}
 CLASS_WEIGHT_WORDS = {"auto": "automatic (on when classes are uneven)", "balanced": "always balance", "none": "off"}
 EVERYDAY = {"yes": "Yes, everyday photos", "no": "No, another kind of image", "unsure": "Not sure"}
@@ -340,12 +341,25 @@ def backbone_ui(strategy: strategies.Strategy, source: sources.RunSource | None,
     options = tuple(b for b in backbones.for_kind(kind)  # the backbones that read the dataset's kind of data
                     if backbones.in_tier(backbones.get(b), tier) or b == st.session_state[key])
     chosen = st.selectbox(fields.get("backbone").label, options, key=key, persist_state="session", format_func=label,
-                          help=fields.get("backbone").help)
+                          help=fields.get("backbone").help, on_change=_backbone_chosen)
     spec = backbones.get(chosen)
     st.caption(f"About {ops_at(spec, size):.2g} billion operations per image at {size} px (about "
                f"{ms_at(spec, size):,.0f} ms per image on a 2-core CPU); {len(spec.groups)} layer groups; "
                f"the backbone's own preprocessing of the pixels is built into the model.")
     return spec
+
+
+def _backbone_chosen() -> None:
+    """A backbone with a measured from-scratch recipe (the small CNN) brings its settings along, as `config
+    --backbone` does (config.scratch_settings): rate, schedule, epochs, image size, batch size. They can be changed
+    afterwards."""
+    spec = backbones.get(st.session_state[K + "backbone"])
+    if not spec.scratch_recipe:
+        return
+    recipe = scratch_settings(spec, int(st.session_state[K + "epochs"]), int(st.session_state[K + "batch_size"]))
+    for name, value in recipe.items():
+        if K + name in st.session_state:
+            st.session_state[K + name] = value
 
 
 def strategy_ui(kind: kinds.Kind | None = None) -> strategies.Strategy:

@@ -5,7 +5,9 @@ its top 40 layers), on the first PER_CLASS photos of each class of ../shared/dat
 30 % held out for testing; then `python -m core prune RUN --sparsity S --tflite tflite-int8 --json`
 for each sparsity, each in a fresh interpreter as a user would type it, offline and with a fresh
 Keras home. Goals (issue 16): 50 % sparsity costs at most 1.5 points of test accuracy; the gzipped
-full-int8 TFLite file is at most 0.7x the unpruned int8 file's gzipped size (0.5x at 75 %).
+full-int8 TFLite file is at most 0.7x the unpruned int8 file's gzipped size (0.5x at 75 %); issue 27:
+75 % sparsity costs at most 5 points. The machine's load average is reported (a shared machine slows
+every step but changes no ratio).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ IMAGE_SIZE = 160  # 224 in the issue; 160 keeps the whole benchmark within ten m
 EPOCHS, FINE_TUNE_EPOCHS, FINE_TUNE_LAYERS = 5, 3, 40
 SPARSITIES = (0.5, 0.75)
 GOAL_POINTS = 1.5
+GOAL_POINTS_75 = 5.0
 GOAL_INT8 = {0.5: 0.7, 0.75: 0.5}
 
 
@@ -69,6 +72,7 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
     goals = {
         "50%_points": rows["50%"]["change_points"] >= -GOAL_POINTS,
         "50%_int8_gzip": rows["50%"]["int8_gzip_vs_parent"] <= GOAL_INT8[0.5],
+        "75%_points": rows["75%"]["change_points"] >= -GOAL_POINTS_75,
         "75%_int8_gzip": rows["75%"]["int8_gzip_vs_parent"] <= GOAL_INT8[0.75],
     }
     return {
@@ -86,6 +90,7 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
                    "ms_per_image_keras": first["parent_ms_per_image"],
                    "ms_per_image_int8": parent_files["tflite-int8"]["ms_per_image"]},
         "pruned": rows, "goals": goals, "goal_met": all(goals.values()), "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -106,5 +111,6 @@ def describe(result: dict[str, Any]) -> str:
                      f"{r['int8_gzip_bytes'] / 2**20:>11.2f}{r['int8_gzip_vs_parent']:>10.0%}{r['int8_accuracy']:>9.3f}"
                      f"{r['ms_per_image_int8']:>8.2f}")
     verdict = ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in result["goals"].items())
-    lines.append(f"  goals (50% costs <= {GOAL_POINTS} points; gzipped int8 <= 0.7x at 50%, <= 0.5x at 75%): {verdict}")
+    lines.append(f"  goals (50% costs <= {GOAL_POINTS} points, 75% <= {GOAL_POINTS_75}; gzipped int8 <= 0.7x at 50%, "
+                 f"<= 0.5x at 75%): {verdict}; load average {result['load_average'][0]:.1f}")
     return "\n".join(lines)

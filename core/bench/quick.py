@@ -39,6 +39,7 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
                 shutil.copy(f, models / f.name)
         ws = Path(tmp) / "workspace"
         env = {**os.environ, "HOME": str(home), "TL_WORKSPACE": str(ws), "TL_OFFLINE": "1"}
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         dataset = _cli(["dataset", "sample", "shapes"], env)
         proc = subprocess.run(
@@ -64,6 +65,11 @@ def run(keras_cache: str | None = None) -> dict[str, Any]:
         "images": sum(dataset["counts"].values()),
         "notices": notices,
         "cpus": os.cpu_count(),
+        # The 1-minute load average before and after: on a shared machine the seconds above are inflated by it.
+        "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "schedule": trained["schedule"],
+        "learning_rate": trained["learning_rate"],
+        "image_size": trained["image_size"],
     }
 
 
@@ -72,6 +78,7 @@ def describe(result: dict[str, Any]) -> str:
     return (
         f"{result['benchmark']}: test accuracy {result['test_accuracy']:.3f} in {result['wall_seconds']:.0f} s wall "
         f"({result['train_seconds']:.0f} s training) with {result['backbone']} / {result['strategy']}, "
-        f"{result['epochs']} epochs, {result['images']} images, {result['cpus']} CPUs"
+        f"{result['epochs']} epochs ({result['schedule']} from {result['learning_rate']:g}, {result['image_size']} px), "
+        f"{result['images']} images, {result['cpus']} CPUs, load average {result['load'][0]} -> {result['load'][1]}"
         + "".join(f"\n  note: {n}" for n in result["notices"])
     )

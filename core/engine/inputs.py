@@ -43,6 +43,9 @@ class InputKind:
     # The values a raw input may hold (serving refuses others with a sentence), and the input in words.
     value_range: tuple[float, float] = (0.0, 255.0)
     words: str = "RGB pixels (0-255)"
+    # Layers a full-integer TFLite file keeps in float, input included, because their values do not survive
+    # 8 bits (sounds: the log-mel front end, whose power spectrum spans ten orders of magnitude).
+    float_layers: tuple[str, ...] = ()
 
 
 INPUT_KINDS: dict[str, InputKind] = {}
@@ -112,6 +115,7 @@ SOUNDS = register(InputKind(
     decode=data_sounds.load_clip,
     value_range=(-1.0, 1.0),
     words=f"samples of a {data_sounds.SAMPLE_RATE // 1000} kHz mono waveform (-1 to 1)",
+    float_layers=("log_mel",),
 ))
 
 TEXTS = register(InputKind(

@@ -34,6 +34,14 @@ def custom_objects() -> dict[str, type]:
             return tf.reverse(inputs, axis=[-1]) - tf.constant(_CAFFE_MEAN_BGR, dtype=inputs.dtype)
 
     @keras.saving.register_keras_serializable(package="transferlab")
+    class PerImageStandardize(keras.layers.Layer):
+        """Each picture minus its own mean, over its own standard deviation: a network trained from scratch
+        sees shapes and edges, not each photo's overall colour and brightness (issue 27)."""
+
+        def call(self, inputs: Any) -> Any:
+            return tf.image.per_image_standardization(inputs)
+
+    @keras.saving.register_keras_serializable(package="transferlab")
     class SmoothedSparseCrossentropy(keras.losses.Loss):
         """Cross-entropy on integer labels with label smoothing (Keras has it only for one-hot labels)."""
 
@@ -48,7 +56,8 @@ def custom_objects() -> dict[str, type]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
-    return {"CaffePreprocess": CaffePreprocess, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy,
+    return {"CaffePreprocess": CaffePreprocess, "PerImageStandardize": PerImageStandardize,
+            "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy,
             **sounds.custom_objects()}
 
 
@@ -67,6 +76,8 @@ def preprocessing_layer(kind: str) -> Any:
         return keras.layers.Rescaling(1.0 / 255.0, name="preprocess")
     if kind == "caffe":
         return get("CaffePreprocess")(name="preprocess")
+    if kind == "per_image":
+        return get("PerImageStandardize")(name="preprocess")
     if kind == "torch":
         # Normalization computes (x - mean) / sqrt(variance): Keras's "torch" preprocess_input.
         return keras.layers.Normalization(

@@ -287,15 +287,23 @@ def scratch_batchnorm(net: Any, momentum: float = SCRATCH_BN_MOMENTUM) -> int:
 
 def small_cnn(input_shape: tuple[int, int, int], include_top: bool = False, weights: None = None,
               bn_momentum: float = SCRATCH_BN_MOMENTUM) -> Any:
-    """A four-block CNN for training from scratch (the offline fallback), Keras-application style."""
+    """A small residual CNN for training from scratch (the offline fallback), Keras-application style: a stem
+    convolution, then four stages (32, 64, 128, 256 filters), each a 2x2 max-pool and a residual block of two
+    3x3 convolutions, so every stage can pass its input through while it learns (He et al. 2016). On `shapes` it
+    beats the plain four-convolution version by ~10 points over 3 seeds at about the same cost (issue 27)."""
     import tf_keras as keras
     from tf_keras import layers as kl
 
+    def conv_bn(x: Any, filters: int, name: str, size: int = 3) -> Any:
+        x = kl.Conv2D(filters, size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        return kl.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+
     inputs = keras.Input(input_shape)
-    x = inputs
+    x = kl.Activation("relu", name="stem_relu")(conv_bn(inputs, 32, "stem"))
     for i, filters in enumerate((32, 64, 128, 256)):
-        x = kl.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i + 1}_conv")(x)
-        x = kl.BatchNormalization(momentum=bn_momentum, name=f"block{i + 1}_bn")(x)
-        x = kl.Activation("relu", name=f"block{i + 1}_relu")(x)
         x = kl.MaxPooling2D(name=f"block{i + 1}_pool")(x)
+        shortcut = x if x.shape[-1] == filters else conv_bn(x, filters, f"block{i + 1}_proj", size=1)
+        y = kl.Activation("relu", name=f"block{i + 1}_1_relu")(conv_bn(x, filters, f"block{i + 1}_1"))
+        y = conv_bn(y, filters, f"block{i + 1}_2")
+        x = kl.Activation("relu", name=f"block{i + 1}_out")(kl.Add(name=f"block{i + 1}_add")([shortcut, y]))
     return keras.Model(inputs, x, name="small_cnn")

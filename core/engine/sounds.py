@@ -32,9 +32,26 @@ def log_mel(waveform: Any) -> Any:
 
     stft = tf.signal.stft(waveform, FRAME, STEP, FFT, window_fn=tf.signal.hann_window, pad_end=False)
     power = tf.square(tf.abs(stft))
-    weights = tf.signal.linear_to_mel_weight_matrix(MELS, FFT // 2 + 1, data_sounds.SAMPLE_RATE, LOW_HZ, HIGH_HZ)
-    mel = tf.tensordot(power, weights, 1)
+    # The mel filters as their few non-zero weights (each FFT bin feeds at most two bands): the bins gathered,
+    # weighted and summed per band. The same numbers as a matrix product, but no constant of 1,024 values or more,
+    # so a dynamic-range TFLite file keeps the front end in float: an 8-bit power spectrum (whose range spans
+    # ten orders of magnitude) loses every quiet band.
+    bins, bands, values = _mel_filters()
+    contributions = tf.gather(power, bins, axis=-1) * values  # (batch, frames, non-zero weights)
+    mel = tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(contributions, [2, 0, 1]), bands, MELS), [1, 2, 0])
     return 10.0 * tf.math.log(mel + 1e-10) / tf.math.log(10.0)
+
+
+@lru_cache(maxsize=1)
+def _mel_filters() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mel filter bank's non-zero weights: (FFT bin, mel band, weight) as three arrays."""
+    import tensorflow as tf
+
+    with tf.init_scope():  # eagerly, also when first asked while a model is traced
+        weights = tf.signal.linear_to_mel_weight_matrix(MELS, FFT // 2 + 1, data_sounds.SAMPLE_RATE, LOW_HZ,
+                                                        HIGH_HZ).numpy()
+    bins, bands = np.nonzero(weights)
+    return bins.astype(np.int32), bands.astype(np.int32), weights[bins, bands].astype(np.float32)
 
 
 @lru_cache(maxsize=1)

@@ -26,13 +26,10 @@ from core.engine.method import Method, Run, Train, companion
 from core.errors import TrainingFailed, TransferLabError, WeightsUnavailable
 from core.spec import backbones, strategies
 from core.spec import kinds as spec_kinds
-from core.spec.config import AugmentConfig, RunConfig
+from core.spec.config import AugmentConfig, RunConfig, scratch_settings
 from core.store import datasets, runs
 from core.store.files import atomic_target, write_json
 from core.store.status import Progress
-
-# A network trained from scratch needs more passes than a head on pretrained features.
-SCRATCH_MIN_EPOCHS = 30
 
 
 def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
@@ -58,18 +55,14 @@ def resolve_weights(config: RunConfig) -> tuple[RunConfig, list[str]]:
         new = config.with_changes(backbone=alternative.id)
         return new.validate(), [f"{missing} Training {alternative.label} instead, whose {what} are on this "
                                 "computer."]
-    # From scratch: small images and batches (more updates per epoch), and no early stopping,
-    # since a network learning from nothing often plateaus before it improves.
+    # From scratch: the network's small images, batches and measured recipe (config.scratch_settings).
     scratch = backbones.scratch_backbone(spec.kind)
     new = config.with_changes(
         backbone=scratch.id,
         weights="none",
         strategy="from_scratch",
-        image_size=scratch.default_size,
-        epochs=max(config.epochs, SCRATCH_MIN_EPOCHS),
-        batch_size=min(config.batch_size, 16),
-        patience=0,
         compare_source_only=False,  # a run from scratch adapts nothing, so it has no run without adaptation
+        **scratch_settings(scratch, config.epochs, config.batch_size),
     )
     unadapted = " without domain adaptation" if strategies.get(config.strategy).adapts else ""
     return new.validate(), [

@@ -10,7 +10,7 @@ from typing import Any
 
 from core.engine import distill, features, methods, transfer
 from core.errors import TransferLabError
-from core.ship import runfiles
+from core.ship import codegen, runfiles
 from core.spec import backbones, strategies
 from core.spec import kinds as spec_kinds
 from core.spec.config import RunConfig
@@ -32,10 +32,19 @@ def _installed_version(*names: str) -> str | None:
 
 
 SOUND_CODE_README = (
-    "# Training code of a sound run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
-    "images only. This run takes one second of 16 kHz sound as a float waveform, with its front end inside the model; "
-    "retrain it with TransferLab (`python -m core train config.json`). `config.json`, `split.json` and "
-    "`labels.txt` describe the run.\n")
+    "# Training code of a sound run\n\n`train.py` does not train this run: TransferLab writes standalone training "
+    "scripts for sounds on a log-mel backbone with a plain strategy (from scratch, feature extraction, fine-tuning), "
+    "and this run uses a TF Hub sound model or a teacher, source run or target domain. It takes one second of 16 kHz "
+    "sound as a float waveform, with its front end inside the model; retrain it with TransferLab (`python -m core "
+    "train config.json`). `config.json`, `split.json` and `labels.txt` describe the run.\n")
+SOUND_SCRIPT_README = (
+    "# Training code of a sound run\n\n`train.py` trains this run's model with plain tf_keras (`pip install "
+    "tensorflow tf_keras`): one class folder of clips per class, each clip a 16 kHz mono WAV of one second (the "
+    "way TransferLab stores them: use the dataset's folder from its workspace), the same log-mel front end inside "
+    "the model (its code copied from TransferLab) and the same phases.\n\n"
+    "    python train.py DATA_DIR OUT_DIR\n\n"
+    "With `split.json` beside the clips it trains on this run's own split. It writes `model.keras` (taking the "
+    "waveform) and `labels.txt` to OUT_DIR. `config.json` holds the run's settings.\n")
 TEXT_CODE_README = (
     "# Training code of a text run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
     "images only. This run takes texts, with its encoder inside the model; retrain it with TransferLab "
@@ -47,7 +56,9 @@ def code_readme(run_dir: Path, data_folder: str, source_folder: str) -> str:
     config = runs.load_config(run_dir)
     ws = run_dir.parent.parent
     spec = backbones.get(config.backbone)
-    if spec.front_end or spec.kind == "text":  # train.py says it is for images only, and how to retrain instead
+    if spec.front_end or spec.kind == "text":  # a sound script, or one that says why it does not train
+        if codegen.script_trains(config):
+            return SOUND_SCRIPT_README
         return SOUND_CODE_README if spec.front_end else TEXT_CODE_README
     strategy = strategies.get(config.strategy)
     names = runfiles.classes(run_dir)

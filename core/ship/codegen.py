@@ -11,13 +11,16 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import re
 import textwrap
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.engine import adaptation, distill, features, layers, methods, modeling, networks, transfer
+from core.data import sounds as data_sounds
+from core.engine import (adaptation, distill, features, layers, methods, modeling, networks, plain, sounds,
+                         transfer)
 from core.errors import TransferLabError
 from core.spec import backbones, strategies
 from core.spec.config import RunConfig
@@ -165,6 +168,10 @@ def main():
         rate = phase.learning_rate
         if SCHEDULE == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * phase.epochs)
+        if SCHEDULE == "warmup_cosine":  # WARMUP_FRACTION of the steps climb from rate / 10, then to 0
+            warm = int(steps_per_epoch * phase.epochs * WARMUP_FRACTION)
+            rate = keras.optimizers.schedules.CosineDecay(rate / 10, decay_steps=steps_per_epoch * phase.epochs - warm,
+                                                          warmup_target=rate, warmup_steps=warm)
         # The model itself, or the student inside a Distiller, or the classifier inside an AdaptationTrainer.
         trainer = make_trainer(model, phase, steps_per_epoch)
         trainer.compile(optimizer=make_optimizer(rate), loss=make_loss(), metrics=["accuracy"])
@@ -226,6 +233,7 @@ def _preprocess_code(kind: str) -> str:
         "minus_one_to_one": 'layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")',
         "zero_to_one": 'layers.Rescaling(1.0 / 255.0, name="preprocess")',
         "caffe": 'CaffePreprocess(name="preprocess")',
+        "per_image": 'PerImageStandardize(name="preprocess")',
         "torch": (f"layers.Normalization(mean={[round(255.0 * m, 4) for m in backbones.TORCH_MEAN]}, "
                   f"variance={[round((255.0 * s) ** 2, 4) for s in backbones.TORCH_STD]}, name=\"preprocess\")"),
         "none": 'layers.Identity(name="preprocess")',
@@ -404,12 +412,13 @@ def make_trainer(model, phase, steps_per_epoch):
 def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list[str], list[str]]:
     """Constants and the Distiller (a Model.train_step override) for a distill script."""
     teacher_size = config.image_size
-    teacher_caffe = teacher_hub = False
+    teacher_caffe = teacher_per_image = teacher_hub = False
     try:
         teacher = runs.load_config(runs.run_path(config.source_run, ws))
         teacher_size = teacher.image_size
         teacher_spec = backbones.get(teacher.backbone)
         teacher_caffe, teacher_hub = teacher_spec.preprocessing == "caffe", bool(teacher_spec.hub_handle)
+        teacher_per_image = teacher_spec.preprocessing == "per_image"  # its model.keras holds PerImageStandardize
     except (TransferLabError, OSError, ValueError):
         pass
     constants = [f"TEACHER_MODEL = {teacher_model!r}  # the teacher run's model.keras (relative: next to this script)",
@@ -417,7 +426,8 @@ def _distill_code(config: RunConfig, teacher_model: str, ws: Path) -> tuple[list
                  f"TEACHER_SIZE = {teacher_size}  # the teacher's input size",
                  f"TEMPERATURE = {config.temperature!r}  # how much the teacher's answers are softened",
                  f"DISTILL_WEIGHT = {config.distill_weight!r}  # the teacher's share of the loss"]
-    return constants, (["CAFFE"] if teacher_caffe else []) + (["HUB"] if teacher_hub else []) + [_DISTILLER]
+    return constants, (["CAFFE"] if teacher_caffe else []) + (["PER_IMAGE"] if teacher_per_image else []) + (
+        ["HUB"] if teacher_hub else []) + [_DISTILLER]
 
 
 def shown_folder(dataset_folder: str | Path) -> str:
@@ -538,7 +548,8 @@ def _constants(config: RunConfig, dataset_folder: str, source_weights: str | Non
         f"HIDDEN_UNITS = {head.hidden_units}",
         f"L2 = {head.l2!r}",
         f"OPTIMIZER = {config.optimizer!r}",
-        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase) or plateau",
+        f"SCHEDULE = {config.schedule!r}  # constant, cosine (decay within each phase), warmup_cosine or plateau",
+        f"WARMUP_FRACTION = {modeling.WARMUP_FRACTION!r}  # warmup_cosine: the share of a phase's steps that warm up",
         f"LABEL_SMOOTHING = {config.label_smoothing!r}",
         f"CLASS_WEIGHTS = {config.class_weights!r}  # auto: balanced when the classes are uneven",
         f"MIXED_PRECISION = {config.mixed_precision}  # float16 on a GPU only",
@@ -631,7 +642,8 @@ def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | N
                              "  # the earlier run's backbone, inside its model.keras")
     if methods.is_method(config, distill.METHOD):
         more, code = _distill_code(config, source_weights or "", ws)
-        extra += [caffe if c == "CAFFE" else c for c in code if c != "HUB" and (c != "CAFFE" or caffe not in extra)]
+        named = {"CAFFE": caffe, "PER_IMAGE": custom["PerImageStandardize"]}  # layers the teacher's file holds
+        extra += [named.get(c, c) for c in code if c != "HUB" and named.get(c, c) not in extra]
         extra.append(_ONE_DOMAIN)
         return constants + more, "HUB" in code
     if methods.is_method(config, adaptation.METHOD):
@@ -642,17 +654,17 @@ def _method_code(config: RunConfig, dataset_folder: str, source_weights: str | N
     return constants, False
 
 
-SOUND_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for images only; this run trains on sounds "
-                         "(a one-second 16 kHz waveform in, the {front} inside the model), so retrain it with "
-                         "TransferLab itself: python -m core train config.json")
+SOUND_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for sounds on a log-mel backbone trained "
+                         "with a plain strategy (from scratch, feature extraction, fine-tuning); this run ({what}) is "
+                         "not one, so retrain it with TransferLab itself: python -m core train config.json")
 
 
 def sound_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
-    """For a sound run: a script that says in one sentence that standalone training scripts are for images only,
-    and how to retrain the run instead (it exits with that sentence, so nothing half-works)."""
-    front = ("log-mel spectrogram front end (25 ms windows every 10 ms, 64 mel bands 125-7,500 Hz)"
-             if spec.front_end == "logmel" else "TF Hub sound model's own front end")
-    sentence = SOUND_SCRIPT_SENTENCE.format(front=front)
+    """For a sound run the script cannot train (a TF Hub sound model, or a teacher, source run or target domain):
+    a script that says so in one sentence and how to retrain the run instead (it exits with that sentence)."""
+    what = (f"{spec.label}, a TF Hub sound model with its own front end" if spec.front_end == "waveform"
+            else f"the {strategies.get(config.strategy).label} strategy")
+    sentence = SOUND_SCRIPT_SENTENCE.format(what=what)
     return (f'"""Run config: backbone {spec.id} ({spec.label}), strategy {config.strategy}, dataset '
             f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
 
@@ -668,6 +680,15 @@ def text_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
     sentence = TEXT_SCRIPT_SENTENCE.format(encoder=spec.label)
     return (f'"""Run config: backbone {spec.id} ({spec.label}), strategy {config.strategy}, dataset '
             f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
+
+
+def script_trains(config: RunConfig) -> bool:
+    """Whether the generated script trains this run: every image run, and sounds on a log-mel backbone with a plain
+    strategy (not a TF Hub sound model, not a teacher, a source run or a target domain); never texts."""
+    spec = backbones.get(config.backbone)
+    if spec.kind == "text" or spec.front_end == "waveform":
+        return False
+    return not spec.front_end or methods.is_method(config, plain.METHOD)
 
 
 def training_script(config: RunConfig, dataset_folder: str, source_weights: str | None = None,
@@ -686,10 +707,10 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     config, _ = adaptation.prepare(config.validate())  # an adapting run's head gets its adaptation layer
     ws = ws or workspace()
     spec = backbones.get(config.backbone)
-    if spec.front_end:
-        return sound_script(config, spec)
     if spec.kind == "text":
         return text_script(config, spec)
+    if not script_trains(config):
+        return sound_script(config, spec)
     source_weights, classes, class_dirs = _script_files(config, dataset_folder, source_weights, classes, ws)
     make_net, extra = _network_code(spec)
     if config.weights == "none" and not spec.hub_handle:  # the same BatchNorm momentum as TransferLab's networks
@@ -698,6 +719,8 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
     custom = _definitions(layers.__file__)
     if spec.preprocessing == "caffe":
         extra.append(custom["_CAFFE_MEAN_BGR"] + "\n\n\n" + custom["CaffePreprocess"])
+    if spec.preprocessing == "per_image":
+        extra.append(custom["PerImageStandardize"])
     if config.label_smoothing > 0:
         extra.append(custom["SmoothedSparseCrossentropy"])
     constants = _constants(config, dataset_folder, source_weights, classes, class_dirs, split_file)
@@ -712,5 +735,67 @@ def training_script(config: RunConfig, dataset_folder: str, source_weights: str 
                           target_arg=" [TARGET_DIR]" if adapts else "",
                           target_help=("\n  TARGET_DIR  unlabelled images from where the model will be used, for the "
                                        "adaptation (default: TARGET_DIR below)") if adapts else "")
-    parts = [header + "\n".join(constants + more), *extra, "\n".join(_functions(config, make_net)), *same]
-    return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + _BODY
+    functions, body = "\n".join(_functions(config, make_net)), _BODY
+    if spec.front_end:  # sounds: WAV clips in, the log-mel front end inside the model
+        header, constants, functions, body = _for_sounds(config, header, constants, functions, extra)
+    parts = [header + "\n".join(constants + more), *extra, functions, *same]
+    return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + body
+
+
+# What a sound script changes in the image script (each text must be found, so the two cannot drift apart).
+_SOUND_EDITS = {
+    "header": [("each holding that class's images", "each holding that class's clips (16 kHz mono WAV)")],
+    "functions": [
+        ('    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="pixels")\n',
+         '    inputs = keras.Input((CLIP_SAMPLES,), name="waveform")\n'
+         '    spectrogram = SpectrogramPicture(IMAGE_SIZE, name="log_mel")(inputs)  # the picture the network sees\n'),
+        ("(inputs)\n    return keras.Model(inputs, net(x)", "(spectrogram)\n    return keras.Model(inputs, net(x)"),
+        ("raw 0-255 RGB pixels in, features out", "a 16 kHz waveform in, its log-mel picture inside, features out"),
+    ],
+    "body": [
+        ("        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)\n"
+         "        return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE)), label",
+         "        clip, _ = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)  # -1..1, as stored\n"
+         "        clip = clip[:, 0][:CLIP_SAMPLES]\n"
+         "        return tf.pad(clip, [[0, CLIP_SAMPLES - tf.shape(clip)[0]]]), label  # one second: padded if shorter"),
+        ('"""(float32 0-255 images, labels) batches, streamed from disk."""',
+         '"""(float32 16 kHz waveforms of CLIP_SAMPLES, labels) batches, streamed from disk."""'),
+        ('inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")',
+         'inputs = keras.Input((CLIP_SAMPLES,), name="waveform")'),
+        ("Random changes for training images only", "Random changes for training clips only"),
+    ],
+}
+
+
+def _edited(text: str, edits: list[tuple[str, str]]) -> str:
+    for old, new in edits:
+        if old not in text:
+            raise TransferLabError(f"The sound training script cannot be written: '{old[:60]}' is not in the image "
+                                   "script.")
+        text = text.replace(old, new)
+    return text
+
+
+def _for_sounds(config: RunConfig, header: str, constants: list[str], functions: str,
+                extra: list[str]) -> tuple[str, list[str], str, str]:
+    """The image script's parts turned into a sound script: WAV clips in, and the front end and the sound
+    augmentation copied from core/engine/sounds.py, so the script makes the same spectrogram as TransferLab."""
+    a, front = config.augment, _definitions(sounds.__file__)
+    code = "\n\n\n".join(front[name] for name in ("log_mel", "_mel_filters", "SpectrogramPicture", "SoundAugment"))
+    extra.append("from functools import lru_cache\n\n\n" + code.replace("data_sounds.SAMPLE_RATE", "SAMPLE_RATE"))
+    constants = [("IMAGE_SUFFIXES = ('.wav',)  # the clips TransferLab stores" if line.startswith("IMAGE_SUFFIXES")
+                  else line) for line in constants]
+    constants[3:3] = [
+        f"SAMPLE_RATE = {data_sounds.SAMPLE_RATE}",
+        f"CLIP_SAMPLES = {data_sounds.CLIP_SAMPLES}  # one second",
+        "# The log-mel front end: 25 ms windows every 10 ms, 64 mel bands, dB below the clip's loudest cell.",
+        f"FRAME, STEP, FFT, MELS = {sounds.FRAME}, {sounds.STEP}, {sounds.FFT}, {sounds.MELS}",
+        f"LOW_HZ, HIGH_HZ = {sounds.LOW_HZ}, {sounds.HIGH_HZ}",
+        f"TOP_DB = {sounds.TOP_DB}",
+    ]
+    steps = (f"        SoundAugment(noise={a.noise}, gain={a.gain}, shift={a.shift}, spec_mask={a.spec_mask}, "
+             f"seed={config.seed}),\n") if (a.noise or a.gain or a.shift or a.spec_mask) else ""
+    functions = re.sub(r"(    return \[\n)(?:        .*\n)*(    \])", lambda m: m.group(1) + steps + m.group(2),
+                       functions, count=1)
+    return (_edited(header, _SOUND_EDITS["header"]), constants, _edited(functions, _SOUND_EDITS["functions"]),
+            _edited(_BODY, _SOUND_EDITS["body"]))

@@ -244,19 +244,24 @@ def _representative(run_dir: Path) -> Callable[[], Any]:
     """Typical inputs for calibration: training images (never test images), one at a time."""
     config = runs.load_config(run_dir)
     ds = runfiles.part_images(run_dir, "train", REPRESENTATIVE_IMAGES, shuffle_seed=config.seed).unbatch().batch(1)
+    # A model exported from token ids (WordLlama texts) is calibrated on the ids of training texts.
+    by_ids = texts.token_model(runfiles.load_model(run_dir)) is not None
+    feed = (lambda x: texts.token_ids([t.decode("utf-8") for t in x.numpy()])) if by_ids else (lambda x: x)
 
     def generate() -> Any:
         for images, _ in ds:
-            yield [images]
+            yield [feed(images)]
 
     return generate
 
 
 def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Callable[[], Any] | None = None,
-                   sparse: bool = False) -> bytes:
+                   sparse: bool = False, float_layers: tuple[str, ...] = ()) -> bytes:
     """A SavedModel converted to TensorFlow Lite as the variant says (full integer needs representative data).
 
     sparse: the model was pruned, so the converter also stores its mostly-zero weights in TFLite's sparse format.
+    float_layers: layers a full-integer file keeps in float (the kind's InputKind.float_layers); then its input and
+    output stay float32 too, and everything after those layers is int8 (TFLite's selective quantization).
     """
     import tensorflow as tf
 
@@ -267,6 +272,13 @@ def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Ca
         converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if variant.float16:
         converter.target_spec.supported_types = [tf.float16]
+    if variant.integer and float_layers:
+        converter.representative_dataset = representative
+        nodes = _nodes_of(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert(), float_layers)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes))
+        return debugger.get_nondebug_quantized_model()
     if variant.integer:
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -277,19 +289,37 @@ def convert_tflite(saved_model: Path, variant: TFLiteVariant, representative: Ca
     return converter.convert()
 
 
+def _nodes_of(float_model: bytes, layers: tuple[str, ...]) -> list[str]:
+    """The names of a float TFLite model's tensors made inside the given Keras layers."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    names = [t["name"] for t in Interpreter(model_content=float_model).get_tensor_details()]
+    return [n for n in names if any(f"/{layer}/" in n for layer in layers)]
+
+
+NO_TFLITE_TEXT = ("TensorFlow Lite has no built-in operations for this model's own text preparation (lower-casing, "
+                  "splitting into words, hashing them), so it cannot become a .tflite file; use the SavedModel or "
+                  "TF Serving export, or train on the WordLlama encoder, whose TFLite files take token ids.")
+
+
 def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
+    config = runs.load_config(run_dir)
+    if (model_inputs.of_config(config).signature(config.image_size)[1] == "string"
+            and texts.token_model(runfiles.load_model(run_dir)) is None):
+        raise ExportError(NO_TFLITE_TEXT)
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
         representative = _representative(run_dir) if variant.integer else None
         sparse = bool(runs.read_status(run_dir).get("pruned_from"))  # a pruned run (pruning.py)
-        content = convert_tflite(source, variant, representative, sparse=sparse)
+        float_layers = model_inputs.of_config(config).float_layers
+        content = convert_tflite(source, variant, representative, sparse=sparse, float_layers=float_layers)
         if sparse and not _runs_in_litert(content):
             # LiteRT's default CPU delegate (XNNPACK) refuses some sparse kernels (int8 ones): keep the
             # dense layout, whose zeros still compress when the file is gzipped.
             log.info("%s: the sparse %s file does not run in LiteRT; converted without the sparse format",
                      run_dir.name, fmt.id)
-            content = convert_tflite(source, variant, representative)
+            content = convert_tflite(source, variant, representative, float_layers=float_layers)
     except TransferLabError:
         raise
     except Exception as exc:  # noqa: BLE001 - converter errors are long MLIR dumps: log them, say one sentence
@@ -581,7 +611,8 @@ FORMATS: dict[str, ExportFormat] = {
                      _make_tflite, TFLiteVariant(optimize=True)),
         ExportFormat("tflite-int8", "TensorFlow Lite, full integer int8", "model_int8.tflite", "application/octet-stream",
                      "Everything in 8-bit integers with uint8 input and output: the smallest and fastest, for "
-                     "microcontrollers and Edge TPUs; calibrated on training images.",
+                     "microcontrollers and Edge TPUs; calibrated on training images. (A sound model keeps its "
+                     "log-mel front end, its waveform input and its output in float.)",
                      _make_tflite, TFLiteVariant(optimize=True, integer=True)),
         ExportFormat("labels", "Labels (labels.txt)", "labels.txt", "text/plain",
                      "The class names, one per line, in the order of the model's outputs.", _make_labels),

@@ -6,9 +6,14 @@ is fine-tuned, so that it learns to do without them; a file of mostly zeros comp
 
 How: the parent's model is rebuilt with every prunable inner layer wrapped by
 `prune_low_magnitude` (a backbone nested as one layer is rebuilt too, so its own layers are
-pruned); sparsity rises from 0 to the target with tfmot's `PolynomialDecay` over the fine-tuning
-epochs on the run's own training split (streamed with the project's tf.data pipeline: the feature
-cache does not apply, since the backbone changes); `strip_pruning` removes the wrappers; the
+pruned), except layers under DENSE_BELOW weights, which stay dense while the others are pruned to
+make up the asked share of zeros (layer_sparsities); sparsity rises from 0 to the target with
+tfmot's `PolynomialDecay` over the fine-tuning epochs on the run's own training split (streamed
+with the project's tf.data pipeline: the feature cache does not apply, since the backbone
+changes), the targets mixing the true labels with the parent's answers (distilled); BatchNorm
+keeps the parent's statistics (measured again on the run's images they cost the unpruned parent of
+the prune benchmark 15 points: its later layers were trained against the pretrained statistics);
+`strip_pruning` removes the wrappers; the
 weights go back into the parent's architecture, and the project's evaluator tests the result.
 The child is a complete run folder (config.json, split.json, model.keras, eval.json, events) with
 `pruned_from` and `sparsity` in its status, so Predictions, Compare and Export work on it as on
@@ -51,6 +56,14 @@ PRUNED_WEIGHT = {"Conv2D": "kernel", "Dense": "kernel", "SeparableConv2D": "poin
                  "Conv3D": "kernel", "Conv2DTranspose": "kernel"}
 NOT_PRUNABLE = {"DepthwiseConv2D": "depthwise_kernel"}
 GZIP_LEVEL = 9
+# Layers whose pruned weight has fewer values than this stay dense (the first convolution, the narrow early
+# pointwise ones): they hold little of the file and much of the accuracy. The larger layers are pruned harder so
+# that the share of zeros over all prunable weights is still the asked sparsity (each at most MAX_LAYER_SPARSITY).
+DENSE_BELOW = 2000
+MAX_LAYER_SPARSITY = 0.97
+# Share of the parent's answers in the target while pruning (the rest is the true label): the child learns from its
+# parent what the pruned weights knew. 0 turns it off.
+DISTILL_WEIGHT = 0.5
 
 
 # ---------------------------------------------------------------- requests and the child run
@@ -134,6 +147,9 @@ def _linear_chain(model: Any) -> bool:
 def wrap_for_pruning(model: Any, schedule: Any) -> Any:
     """The model rebuilt with every prunable layer, nested ones included, wrapped by prune_low_magnitude.
 
+    `schedule`: one tfmot pruning schedule for every layer, or a dict {layer name: schedule} (a prunable
+    layer not in it stays dense, see layer_schedules).
+
     Layers are reused, so the weights are the trained ones. A chain (the classifier, the backbone
     wrapper) is called again without its call arguments: `base(x, training=False)` would keep the
     pruning wrappers inside from updating their masks; BatchNorm is frozen instead
@@ -152,8 +168,9 @@ def wrap_for_pruning(model: Any, schedule: Any) -> Any:
     def one(layer: Any) -> Any:
         if _is_model(layer):
             return rebuild(layer) if _contains_prunable(layer) else layer
-        if _prunable(layer):
-            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        own = schedule.get(layer.name) if isinstance(schedule, dict) else schedule
+        if _prunable(layer) and own is not None:
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=own)
         return layer
 
     def rebuild(sub: Any) -> Any:
@@ -253,6 +270,51 @@ def schedule_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
     return 0, max(1, end)
 
 
+def _pruned_size(layer: Any) -> int:
+    return int(np.prod(getattr(layer, PRUNED_WEIGHT[_kind(layer)]).shape))
+
+
+def layer_sparsities(model: Any, sparsity: float) -> dict[str, float]:
+    """Each prunable layer's own sparsity, so that zeros make up `sparsity` of all prunable weights.
+
+    Layers with fewer than DENSE_BELOW weights stay dense (absent from the answer) and the others share
+    their zeros evenly; where that would pass MAX_LAYER_SPARSITY, the largest of the dense layers are
+    pruned too, until the asked share fits.
+    """
+    sizes = {layer.name: _pruned_size(layer) for layer in _flat_layers(model) if _prunable(layer)}
+    zeros = sparsity * sum(sizes.values())
+    pruned = {name for name, n in sizes.items() if n >= DENSE_BELOW}
+    for name in sorted(set(sizes) - pruned, key=lambda n: -sizes[n]):
+        if pruned and zeros <= MAX_LAYER_SPARSITY * sum(sizes[n] for n in pruned):
+            break
+        pruned.add(name)
+    share = min(MAX_LAYER_SPARSITY, zeros / sum(sizes[n] for n in pruned))
+    return {name: share for name in sizes if name in pruned}
+
+
+def layer_schedules(model: Any, sparsity: float, begin: int, end: int) -> dict[str, Any]:
+    """A tfmot PolynomialDecay per pruned layer, from 0 to its own sparsity (layer_sparsities) between two steps."""
+    import tensorflow_model_optimization as tfmot
+
+    return {name: tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=share, begin_step=begin,
+                                                       end_step=end, frequency=1)
+            for name, share in layer_sparsities(model, sparsity).items()}
+
+
+def distilled(data: Any, teacher: Any, num_classes: int, weight: float) -> Any:
+    """(inputs, int labels) batches as (inputs, soft targets): (1 - weight) x the true label's one-hot plus
+    weight x the teacher's answer on the same images (the parent's knowledge, kept while pruning)."""
+    import tensorflow as tf
+
+    def soft(x: Any, y: Any) -> tuple[Any, Any]:
+        target = tf.one_hot(y, num_classes)
+        if weight > 0:
+            target = (1.0 - weight) * target + weight * tf.cast(teacher(x, training=False), tf.float32)
+        return x, target
+
+    return data.map(soft)
+
+
 def prune(child_dir: Path, listener: events.Listener | None = None,
           should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Fine-tune the parent's model while pruning it, save it in the child run, evaluate; status says how it ended."""
@@ -285,9 +347,8 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
     sparsity, epochs = float(status["sparsity"]), int(status["prune_epochs"])
     check_request(sparsity, epochs)
     config = runs.load_config(child_dir)
-    ws = child_dir.parent.parent
     split = read_json(child_dir / "split.json")
-    root = datasets.dataset_path(config.dataset_id, ws)
+    root = datasets.dataset_path(config.dataset_id, child_dir.parent.parent)
     train_items = [tuple(i) for i in split["train"]]
     val_items = [tuple(i) for i in split["val"]]
     if not train_items:
@@ -297,20 +358,13 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
     keras.mixed_precision.set_global_policy("float32")
     model = runfiles.load_model(parent_dir)
     steps = math.ceil(len(train_items) / config.batch_size)
-    begin, end = schedule_steps(steps, epochs)
-    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=sparsity,
-                                                    begin_step=begin, end_step=end, frequency=1)
-    pruned = wrap_for_pruning(model, schedule)
+    pruned = wrap_for_pruning(model, layer_schedules(model, sparsity, *schedule_steps(steps, epochs)))
     freeze_batchnorm(pruned)
-    smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
-    modeling.compile_for(pruned, config.optimizer, config.fine_tune_learning_rate, **smoothing)
-    train_data = tfdata.pipeline(root, train_items, config.image_size, config.batch_size, True, config.seed)
-    val_data = (tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed)
-                if val_items else None)
+    train_data, val_data = _fine_tune_data(pruned, parent_dir, config, root, train_items, val_items)
     labels = np.array([label for _, label in train_items])
     emit(events.PhaseStart(PHASE, 1, 1, epochs, steps, modeling.count_trainable(pruned)))
     emit(events.Notice(f"Pruning run {parent_dir.name} to {sparsity:.0%} sparsity over {epochs} epoch(s) of "
-                       "fine-tuning on its training images."))
+                       "fine-tuning on its training images, learning from the parent's answers as well."))
     with runs.edit_status(child_dir) as status:
         status.progress.phase, status.progress.phase_index, status.progress.phases = PHASE, 1, 1
     progress = training.event_callback(emit, PHASE, epochs, steps, should_stop)
@@ -319,16 +373,17 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
                class_weight=strategies.class_weights(config.class_weights, labels),
                callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), progress])
     emit(events.PhaseEnd(PHASE, progress.epochs_run, False))
-    seconds = round(time.monotonic() - started, 2)
     if progress.nan:
         raise PruningError("The loss became NaN (not a number) while pruning, so it stopped; prune less at once "
                            "(a lower sparsity) or over more epochs.")
     if progress.cancelled:
+        seconds = round(time.monotonic() - started, 2)
         runs.mark_ended(child_dir, "cancelled", "Pruning was cancelled before it reached its sparsity, so no model was "
                         "kept.", train_seconds=seconds)
         return {"state": "cancelled", "train_seconds": seconds}
 
     stripped = strip(pruned)
+    seconds = round(time.monotonic() - started, 2)
     final = runfiles.load_model(parent_dir)  # the parent's very architecture, with the pruned weights
     copy_weights(stripped, final)
     final.save(child_dir / "model.keras")
@@ -343,6 +398,24 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
         status.figures.test_accuracy, status.figures.val_accuracy = report["accuracy"], result["val_accuracy"]
         status.figures.sparsity_reached = reached["prunable_sparsity"]
     return result
+
+
+def _fine_tune_data(pruned: Any, parent_dir: Path, config: Any, root: Path, train_items: list, val_items: list,
+                    ) -> tuple[Any, Any]:
+    """Compile the wrapped model for soft targets and return its (training, validation) data: the training
+    images (augmented by the model) with targets mixing the true label and the parent's answer (DISTILL_WEIGHT)."""
+    import tf_keras as keras
+
+    classes = int(pruned.output_shape[-1])
+    teacher = runfiles.load_model(parent_dir) if DISTILL_WEIGHT > 0 else None
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    pruned.compile(optimizer=modeling.optimizer(config.optimizer, config.fine_tune_learning_rate), loss=loss,
+                   metrics=["accuracy"])
+    train = tfdata.pipeline(root, train_items, config.image_size, config.batch_size, True, config.seed)
+    val = (tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed)
+           if val_items else None)
+    return (distilled(train, teacher, classes, DISTILL_WEIGHT),
+            distilled(val, None, classes, 0.0) if val is not None else None)
 
 
 def prune_run(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS,

@@ -67,6 +67,9 @@ class BackboneSpec:
     # are), "logmel" (a 16 kHz waveform -> its log-mel spectrogram as a picture), "waveform" (the network reads
     # the waveform itself, as YAMNet does).
     front_end: str = ""
+    # Settings ({RunConfig field: value}) that train it well from random weights, measured: the offline fallback
+    # trains it with them, and `config` gives them when it is chosen (config.scratch_settings).
+    scratch_recipe: dict[str, Any] = field(default_factory=dict)
     # Pretrained weights shipped inside an installed Python package: "package/relative/path" (WordLlama's table).
     package_file: str = ""
     # The constructor builds the whole base, raw input to one vector, from (spec, weights) (text encoders).
@@ -119,7 +122,7 @@ class BackboneSpec:
         return self.facts.get("groups", [])
 
 
-PREPROCESSING = ("none", "minus_one_to_one", "zero_to_one", "caffe", "torch")
+PREPROCESSING = ("none", "minus_one_to_one", "zero_to_one", "caffe", "torch", "per_image")
 # DenseNet's "torch" mode: scale to 0-1, then standardise per channel with ImageNet's statistics.
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
@@ -385,8 +388,11 @@ _SPECS: tuple[BackboneSpec, ...] = (
     # small enough to train from scratch on a CPU in a minute or two.
     BackboneSpec(
         id="small_cnn", label="Small CNN (no pretraining)", family="small_cnn",
-        constructor=("core.engine.networks", "small_cnn"), preprocessing="zero_to_one",
+        constructor=("core.engine.networks", "small_cnn"), preprocessing="per_image",
         weights_options=("none",), default_size=64, max_size=256,
+        # A higher rate that warms up, then decays to zero, for at least 20 epochs (issue 27: with the residual
+        # blocks and per-image standardisation, `shapes` from 0.69 to ~0.98 test accuracy over 3 seeds).
+        scratch_recipe={"learning_rate": 3e-3, "schedule": "warmup_cosine", "epochs": 20},
     ),
 )
 

@@ -86,7 +86,7 @@ class RunConfig:
     source_run: str = ""
     # Fine-tuning unfreezes the top fine_tune_layers "layers" (those with weights), or that many "groups".
     fine_tune_unit: str = "layers"
-    schedule: str = "constant"  # the learning rate within a phase: constant, cosine decay, reduce on plateau
+    schedule: str = "constant"  # the learning rate within a phase: constant, cosine decay (after a warm-up), plateau
     label_smoothing: float = 0.0
     class_weights: str = "auto"  # "auto": balanced class weights when the classes are uneven
     mixed_precision: bool = False  # float16 compute on a GPU; ignored (with a notice) without one
@@ -187,7 +187,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # maxpool_flatten: 2x2 max pooling, then flatten (keeps a coarse layout of the feature map).
     "head.pooling": ("avg", "max", "maxpool_flatten", "flatten"),
     "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
-    "schedule": ("constant", "cosine", "plateau"),
+    "schedule": ("constant", "cosine", "warmup_cosine", "plateau"),
     "class_weights": ("auto", "balanced", "none"),
     "fine_tune_unit": ("layers", "groups"),
     "adapt_loss": ("mmd", "coral"),
@@ -347,6 +347,21 @@ def least_fine_tune_epochs(strategy: strategies.Strategy, start: dict[str, Any])
     return max(strategy.min_fine_tune_epochs, start.get("fine_tune_epochs", 3))
 
 
+# Training from random weights: no early stopping (a network learning from nothing often plateaus before it improves),
+# batches of at most 16 (more updates per epoch) and at least SCRATCH_MIN_EPOCHS epochs, or the least its
+# backbone's scratch_recipe measured.
+SCRATCH_MIN_EPOCHS = 30
+SCRATCH_MAX_BATCH = 16
+
+
+def scratch_settings(spec: backbones.BackboneSpec, epochs: int, batch_size: int) -> dict[str, Any]:
+    """The settings that train `spec` from random weights (its default image size and its measured recipe), for a
+    config that had these epochs and batch size: the offline fallback and a from-scratch backbone chosen by hand."""
+    recipe = spec.scratch_recipe
+    return {"image_size": spec.default_size, "batch_size": min(batch_size, SCRATCH_MAX_BATCH), "patience": 0, **recipe,
+            "epochs": max(epochs, recipe.get("epochs", SCRATCH_MIN_EPOCHS))}
+
+
 def settle(name: str, dataset_id: str, given: dict[str, Any], recommendation: dict[str, Any] | None = None,
            kind: str = "image") -> RunConfig:
     """A preset with the settings a person gave ({field: value}, dotted for the head's), and what their choices imply
@@ -365,6 +380,9 @@ def settle(name: str, dataset_id: str, given: dict[str, Any], recommendation: di
     elif ("weights" not in given and spec is not None and chosen != start["backbone"] and start.get("weights") == "none"
           and "imagenet" in spec.weights_options):
         top["weights"] = "imagenet"  # another backbone than a preset's from-scratch one (sounds' quick): pretrained
+    if spec is not None and spec.scratch_recipe and chosen != start["backbone"]:  # its from-scratch recipe
+        recipe = scratch_settings(spec, start["epochs"], start["batch_size"])
+        top.update({k: v for k, v in recipe.items() if k not in given})
     if strategy and strategy.min_fine_tune_epochs and "fine_tune_epochs" not in given:
         top["fine_tune_epochs"] = least_fine_tune_epochs(strategy, start)
     if head:

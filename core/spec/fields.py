@@ -162,8 +162,9 @@ _SETTINGS = (
             search=Search("optimizer", 6, "the update rule")),
     Setting("schedule", "Learning-rate schedule",
             "How the learning rate changes during a phase. Constant keeps it; cosine lowers it smoothly to zero by the "
-            "phase's end; the last one divides it by three whenever the validation loss (how wrong the model is on the "
-            "validation images) stops improving.",
+            "phase's end; warm-up then cosine first climbs to it over 15 % of the phase (use it when a network "
+            "learns from random weights: the small network trained from scratch gets it); the last one divides it by "
+            "three whenever the validation loss (how wrong the model is on the validation images) stops improving.",
             flags=(Flag("schedule"),)),
     Setting("label_smoothing", "Label smoothing",
             "Trains towards 'probably this class' instead of 'certainly': makes the model less over-confident.",

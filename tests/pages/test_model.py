@@ -59,6 +59,23 @@ def test_default_is_the_quick_preset(ws, tiny_dataset):
     assert at.json  # the exact settings are shown
 
 
+def test_choosing_the_small_cnn_brings_its_from_scratch_recipe_as_the_config_command_does(ws, tiny_dataset, capsys):
+    from core.cli import main
+
+    at = app_test("model").run()
+    at.selectbox(key="model.backbone").set_value("small_cnn").run()
+    assert_clean(at)
+    config = built(at)
+    recipe = backbones.get("small_cnn").scratch_recipe
+    assert (config.learning_rate, config.schedule) == (recipe["learning_rate"], recipe["schedule"])
+    assert config.epochs >= recipe["epochs"] and config.image_size == backbones.get("small_cnn").default_size
+    capsys.readouterr()
+    assert main(["config", "--dataset", tiny_dataset["id"], "--preset", "quick", "--backbone", "small_cnn"]) in (0, None)
+    cli = RunConfig.from_json(capsys.readouterr().out)
+    same = ("learning_rate", "schedule", "epochs", "image_size", "batch_size", "patience", "weights")
+    assert {f: getattr(config, f) for f in same} == {f: getattr(cli, f) for f in same}
+
+
 def test_changed_widgets_reach_the_config(ws, tiny_dataset):
     at = app_test("model").run()
     at.radio(key="model.preset").set_value("balanced").run()
@@ -198,7 +215,7 @@ def test_small_cnn_allows_only_random_weights_and_its_sizes(ws, tiny_dataset):
     spec = backbones.get("small_cnn")
     assert config.weights == "none"
     assert at.slider(key="model.image_size").max == spec.max_size
-    assert config.image_size == spec.max_size  # 320 was clamped to what the backbone allows
+    assert config.image_size == spec.default_size  # not 320: its from-scratch recipe's size, as `config` gives
 
 
 def test_fine_tuning_settings_appear_only_for_fine_tuning(ws, tiny_dataset):

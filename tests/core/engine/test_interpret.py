@@ -108,7 +108,7 @@ def test_every_head_of_the_model_builder_is_explained_and_mapped(pooling):
                        head=HeadConfig(pooling=pooling, hidden_units=8), augment=AugmentConfig(flip=True)).validate()
     model, _ = modeling.build(config, 3)
     heatmap, _, layer = interpret.gradcam(model, np.full((32, 32, 3), 128, np.float32))
-    assert heatmap.shape == (32, 32) and layer == "block4_pool"  # 2x2: the last map that has a position
+    assert heatmap.shape == (32, 32) and layer == "block4_out"  # 2x2 (the last residual block): the last map with a position
     # The features are the head's input, pooled: 256 channels, or 256 per 1x1 max-pooled cell.
     assert interpret.feature_model(model).output_shape == (None, 256)
 

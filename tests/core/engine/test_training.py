@@ -139,8 +139,35 @@ def test_missing_weights_fall_back_to_scratch_with_a_sentence(tiny):
         networks.fetch_weights(backbones.get(cfg.backbone), cfg.image_size)
     resolved, notes = training.resolve_weights(cfg)
     assert (resolved.backbone, resolved.weights, resolved.strategy) == ("small_cnn", "none", "from_scratch")
-    assert resolved.epochs >= training.SCRATCH_MIN_EPOCHS
+    assert resolved.epochs >= backbones.get("small_cnn").scratch_recipe["epochs"]
     assert len(notes) == 1 and "trained from scratch" in notes[0]
+
+
+def test_the_fallback_trains_small_cnns_recipe_with_the_warm_up_reaching_the_optimizer(tiny, ws, monkeypatch):
+    """The offline fallback takes small_cnn's measured recipe (issue 27: a higher rate that warms up, then decays
+    to zero); the trainer's optimizer runs that schedule: a tenth of the rate at the first step, the whole rate
+    after the warm-up, zero at the end."""
+    cfg = _config(tiny, weights="imagenet", image_size=128, epochs=10, batch_size=32, patience=3)
+    resolved, _ = training.resolve_weights(cfg)
+    assert (resolved.backbone, resolved.schedule, resolved.learning_rate) == ("small_cnn", "warmup_cosine", 3e-3)
+    assert (resolved.image_size, resolved.batch_size, resolved.patience) == (64, 16, 0)
+    assert resolved.epochs == max(cfg.epochs, backbones.get("small_cnn").scratch_recipe["epochs"])
+
+    compiled = []
+    real = modeling.compile_for
+    monkeypatch.setattr(modeling, "compile_for", lambda model, *a, **k: (compiled.append(model), real(model, *a, **k)))
+    small = resolved.with_changes(image_size=32, epochs=4, batch_size=4, augment=NO_AUG).validate()
+    run_dir = runs.create_run(small, ws)
+    assert training.run(small, run_dir)["state"] == "done"
+    optimizer = compiled[-1].optimizer
+    schedule = optimizer._learning_rate  # the schedule object the optimizer evaluates at each step
+    warm, total = schedule.warmup_steps, schedule.warmup_steps + schedule.decay_steps
+    assert total > 10 and warm == int(total * modeling.WARMUP_FRACTION) >= 1
+    assert float(schedule(0)) == pytest.approx(3e-4) and float(schedule(warm)) == pytest.approx(3e-3)
+    assert float(schedule(total)) == pytest.approx(0.0, abs=1e-9)
+    # It trained past the warm-up, into the decay (the best epoch's checkpoint, optimizer included, is restored).
+    assert int(optimizer.iterations.numpy()) > warm
+    assert float(optimizer.learning_rate) < 3e-3
 
 
 def test_fallback_prefers_the_best_cached_backbone(tiny, _isolated_home):

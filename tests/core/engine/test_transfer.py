@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.engine import distill, modeling, training, transfer
+from core.engine import distill, modeling, networks, training, transfer
 from core.errors import ConfigError
 from core.spec import strategies
 from core.spec.config import AugmentConfig, RunConfig
@@ -275,4 +275,11 @@ def test_exported_scripts_distill_and_transfer_layers_on_their_own(tiny, ws, tmp
     grown = codegen.training_script(_small(tiny, strategy="layer_transfer", source_run=teacher_dir.name,
                                            fine_tune_epochs=1), str(folder), ws=ws)
     out = _run_script(grown, folder, tmp_path)
-    assert "8 shared layers copied" in out and "test accuracy" in out
+    weighted = sum(1 for layer in networks.small_cnn((32, 32, 3)).layers if layer.weights)
+    assert f"{weighted} shared layers copied" in out and "test accuracy" in out
+    # A small_cnn teacher's model.keras holds its per-image standardisation layer: a student of another kind of
+    # network gets the layer's class in its script too, or the teacher would not load.
+    other = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name,
+                                           backbone="mobilenet_v1_0.25"), str(folder), ws=ws)
+    compile(other, "train.py", "exec")
+    assert "class PerImageStandardize(" in other and 'PerImageStandardize(name="preprocess")' not in other

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from core.data import importer
-from core.engine import modeling, training
+from core.engine import layers, modeling, training
 from core.ship import card, codegen, export
 from core.spec import backbones, strategies
 from core.spec.config import AugmentConfig, RunConfig
@@ -176,6 +176,39 @@ def test_densenet_export_uses_torch_preprocessing(source, tmp_path):
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     expected = keras.applications.densenet.preprocess_input(pixels.copy())
     np.testing.assert_allclose(pre(pixels).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_small_cnn_export_standardises_each_image_like_the_app(source, tmp_path):
+    """The from-scratch fallback standardises each picture inside the model; the exported script builds the
+    same layer, so its model takes raw pixels too and sees what TransferLab's does."""
+    run_dir = _finished(source, backbone="small_cnn", strategy="from_scratch", image_size=64)
+    out = _unzip(run_dir, tmp_path)
+    script = (out / "train.py").read_text()
+    compile(script, "train.py", "exec")
+    assert 'PerImageStandardize(name="preprocess")' in script
+    pre = _module(out / "train.py").backbone().get_layer("preprocess")
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    ours = layers.preprocessing_layer("per_image")(pixels).numpy()
+    np.testing.assert_allclose(pre(pixels).numpy(), ours, rtol=1e-4, atol=1e-4)
+
+
+def test_small_cnn_export_builds_the_residual_network_and_warm_up_schedule_like_the_app(source, tmp_path):
+    """The from-scratch fallback's network (residual blocks) and its schedule (warm-up, then cosine decay) are
+    what the exported script builds and trains with, layer for layer (issue 27)."""
+    from core.engine import networks
+
+    run_dir = _finished(source, backbone="small_cnn", strategy="from_scratch", image_size=64,
+                        schedule="warmup_cosine", learning_rate=3e-3)
+    out = _unzip(run_dir, tmp_path)
+    script = (out / "train.py").read_text()
+    assert 'SCHEDULE = \'warmup_cosine\'' in script and f"WARMUP_FRACTION = {modeling.WARMUP_FRACTION!r}" in script
+    assert "warmup_target=rate, warmup_steps=warm" in script
+    theirs = _module(out / "train.py").backbone()
+    app = networks.build_base(backbones.get("small_cnn"), 64, "none")
+    kinds = [type(x).__name__ for x in modeling.network(theirs).layers]
+    assert kinds == [type(x).__name__ for x in modeling.network(app).layers]
+    assert kinds.count("Add") == 4  # four residual blocks
+    assert theirs.count_params() == app.count_params()
 
 
 # ---------------------------------------------------------------- the model card

@@ -1,5 +1,6 @@
 """A sound run's model card says what the model takes in (a 16 kHz waveform, the log-mel front end inside), and
-its code export says in one sentence that standalone training scripts are for images only."""
+its generated training script trains on WAV clips with the same log-mel front end (or says in one sentence why it
+cannot, for a method it does not write)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import pytest
 
 from core.ship import card, codegen
-from core.spec.config import RunConfig
+from core.spec.config import AugmentConfig, RunConfig
 from core.store import runs
 
 
@@ -30,10 +31,49 @@ def test_a_sound_runs_card_describes_its_waveform_input_and_front_end(sound_run)
     assert "RGB images" not in text
 
 
-def test_a_sound_runs_training_script_says_it_is_for_images_only(sound_run):
+def test_a_sound_runs_training_script_trains_on_clips_with_the_same_front_end(ws, tmp_path):
+    import io
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    from core.data.importer import import_path
+    from core.store import datasets
+
+    rate, rng = 16_000, np.random.default_rng(0)
+    for label, hz in (("low", 300.0), ("high", 2500.0)):
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        for i in range(10):
+            wave = 0.4 * np.sin(2 * np.pi * hz * (1 + i / 30) * np.arange(rate) / rate) + rng.normal(0, 0.01, rate)
+            buf = io.BytesIO()
+            sf.write(buf, wave.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+            (tmp_path / "clips" / label / f"{i}.wav").write_bytes(buf.getvalue())
+    info = import_path(tmp_path / "clips", ws, name="tones")
+    cfg = RunConfig(dataset_id=info["id"], backbone="logmel_cnn", weights="none", strategy="from_scratch",
+                    image_size=32, epochs=2, batch_size=4, patience=0,
+                    augment=AugmentConfig(flip=False, rotate=False, noise=True, spec_mask=True)).validate()
+    data = datasets.dataset_path(info["id"], ws)
+    script = codegen.training_script(cfg, str(data), ws=ws)
+    for text in ("IMAGE_SUFFIXES = ('.wav',)", "CLIP_SAMPLES = 16000", "def log_mel(", "class SpectrogramPicture(",
+                 "SoundAugment(noise=True, gain=False, shift=False, spec_mask=True", 'keras.Input((CLIP_SAMPLES,), name="waveform")', "tf.audio.decode_wav("):
+        assert text in script, text
+    assert "from core" not in script and "import core" not in script
+    (tmp_path / "train.py").write_text(script)
+    proc = subprocess.run([sys.executable, str(tmp_path / "train.py"), str(data), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "test accuracy" in proc.stdout and (tmp_path / "out" / "model.keras").is_file()
+    assert "trains this run's model" in card.code_readme(runs.create_run(cfg, ws), str(data), "source")
+
+
+def test_a_sound_run_the_script_cannot_train_says_why_in_a_sentence(sound_run):
     run_dir, cfg = sound_run
-    script = codegen.training_script(cfg, "data", classes=["buzz", "chirp"], ws=run_dir.parent.parent)
+    teacher = runs.create_run(cfg, run_dir.parent.parent)
+    distilled = cfg.with_changes(strategy="distill", source_run=teacher.name).validate()
+    script = codegen.training_script(distilled, "data", classes=["buzz", "chirp"], ws=run_dir.parent.parent)
     with pytest.raises(SystemExit) as stopped:
         exec(compile(script, "train.py", "exec"), {"__name__": "__main__"})
-    assert "for images only" in str(stopped.value) and "python -m core train" in str(stopped.value)
-    assert "16 kHz" in card.code_readme(run_dir, "data", "source")
+    assert "plain strategy" in str(stopped.value) and "python -m core train" in str(stopped.value)
+    assert "does not train this run" in card.code_readme(runs.create_run(distilled, run_dir.parent.parent), "d", "s")

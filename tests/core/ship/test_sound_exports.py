@@ -70,8 +70,18 @@ def test_every_sound_export_is_checked_against_the_keras_model(sound_run):
     # Float files agree with Keras on every test clip; the front end (STFT, mel, log) is inside each file.
     for name in ("model_float32.tflite", "model_float16.tflite"):
         assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_diff"] < 0.02, name
-    for row in rows.values():  # the integer files run in LiteRT on every test clip too; their agreement is measured
-        assert report["n"] > 0 and 0 <= row["agreement"] <= 1 and 0 <= row["accuracy"] <= 1
+    # The integer files keep the front end in float (an 8-bit power spectrum lost every quiet band: 56 % and 44 %
+    # agreement before), so they answer as Keras does on these clips too.
+    for name in ("model_dynamic_int8.tflite", "model_int8.tflite"):
+        assert report["n"] > 0 and rows[name]["agreement"] == 1.0 and rows[name]["max_abs_diff"] < 0.05, name
+    from ai_edge_litert.interpreter import Interpreter
+
+    full = Interpreter(model_path=str(sound_run / "exports" / "model_int8.tflite"))
+    assert full.get_input_details()[0]["dtype"] == np.float32  # the waveform, not 8-bit audio
+    tensors = full.get_tensor_details()
+    assert any(t["dtype"] == np.int8 and "conv" in t["name"].lower() for t in tensors)  # the network is int8
+    front = [t for t in tensors if "/log_mel/" in t["name"] and ("stft" in t["name"] or "Segment" in t["name"])]
+    assert front and all(t["dtype"] != np.int8 for t in front)  # spectrum and mel bands in float
 
 
 def test_serve_answers_predict_with_waveforms_and_classify_with_clips(sound_run):

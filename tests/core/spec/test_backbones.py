@@ -92,6 +92,29 @@ def test_preprocessing_matches_keras_own(kind, module):
     np.testing.assert_allclose(ours, keras_own, rtol=1e-4, atol=1e-4)
 
 
+def test_per_image_standardisation_removes_each_pictures_colour_and_brightness(tmp_path):
+    """The from-scratch fallback's preprocessing: a darker, tinted copy of a picture reaches the network as the
+    same input (mean 0, spread 1 per picture), and a saved model keeps the layer."""
+    import tf_keras as keras
+
+    assert backbones.get("small_cnn").preprocessing == "per_image"
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0, 200, (2, 8, 8, 3)).astype("float32")
+    shifted = pixels * 0.5 + 40.0  # dimmer and lighter: the same shapes
+    layer = layers.preprocessing_layer("per_image")
+    out = layer(pixels).numpy()
+    np.testing.assert_allclose(out, layer(shifted).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out.reshape(2, -1).mean(1), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out.reshape(2, -1).std(1), 1.0, atol=1e-3)
+    assert not np.allclose(out[0], out[1])  # each picture by its own statistics
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, layers.preprocessing_layer("per_image")(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", custom_objects=layers.custom_objects())
+    np.testing.assert_allclose(loaded.predict(pixels, verbose=0), out, rtol=1e-4, atol=1e-4)
+
+
 # ---------------------------------------------------------------- TF Hub
 
 

@@ -41,7 +41,7 @@ def test_preset_overrides_nested_fields():
         ({"weights": "openai"}, "allowed values: imagenet, none"),
         ({"optimizer": "lbfgs"}, "allowed values: adam, adamw, sgd, rmsprop"),
         ({"head": HeadConfig(pooling="median")}, "allowed values: avg, max, maxpool_flatten, flatten"),
-        ({"schedule": "step"}, "allowed values: constant, cosine, plateau"),
+        ({"schedule": "step"}, "allowed values: constant, cosine, warmup_cosine, plateau"),
         ({"class_weights": "yes"}, "allowed values: auto, balanced, none"),
         ({"fine_tune_unit": "blocks"}, "allowed values: layers, groups"),
         ({"label_smoothing": 0.7}, "label_smoothing must be between 0 and 0.5"),

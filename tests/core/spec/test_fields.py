@@ -42,9 +42,9 @@ def test_given_reads_flags_and_switches():
 
 
 def test_settle_applies_what_a_choice_implies_for_the_settings_left_out():
-    small = config.settle("best", "d", {"backbone": "small_cnn"})
-    spec = backbones.get("small_cnn")
-    assert small.image_size == config.clamp_image_size(224, spec) and small.weights == "none"
+    small = config.settle("best", "d", {"backbone": "mobilenet_v1_0.25"})
+    assert small.image_size == config.clamp_image_size(224, backbones.get("mobilenet_v1_0.25"))
+    assert config.settle("best", "d", {"backbone": "small_cnn"}).weights == "none"
     assert config.settle("quick", "d", {"strategy": "from_scratch"}).weights == "none"
     assert config.settle("quick", "d", {"strategy": "fine_tune"}).fine_tune_epochs == max(
         strategies.get("fine_tune").min_fine_tune_epochs, 3)
@@ -52,6 +52,19 @@ def test_settle_applies_what_a_choice_implies_for_the_settings_left_out():
     head = config.settle("best", "d", {"head.hidden_units": 64}).head
     assert (head.hidden_units, head.dropout) == (64, 0.3)  # joins the preset's head
     assert config.settle("quick", "d", {"image_size": 96, "backbone": "small_cnn"}).image_size == 96
+
+
+def test_choosing_the_from_scratch_network_gives_its_measured_recipe():
+    """small_cnn chosen by hand trains like the offline fallback (issue 27): its own image size, small batches,
+    no early stopping, a higher rate that warms up then decays; what the person gave still wins."""
+    recipe = backbones.get("small_cnn").scratch_recipe
+    chosen = config.settle("quick", "d", {"backbone": "small_cnn", "strategy": "from_scratch", "weights": "none"})
+    assert (chosen.image_size, chosen.batch_size, chosen.patience) == (64, 16, 0)
+    assert (chosen.schedule, chosen.learning_rate, chosen.epochs) == (
+        recipe["schedule"], recipe["learning_rate"], recipe["epochs"]) == ("warmup_cosine", 3e-3, recipe["epochs"])
+    mine = config.settle("best", "d", {"backbone": "small_cnn", "epochs": 5, "schedule": "constant", "image_size": 96})
+    assert (mine.epochs, mine.schedule, mine.image_size, mine.learning_rate) == (5, "constant", 96, 3e-3)
+    assert config.settle("quick", "d", {}).schedule == "constant"  # the pretrained preset keeps its own
 
 
 def test_the_recommended_preset_needs_a_recommendation():
