@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core import events
+from core import events, settings
 from core.data import tfdata
 from core.engine import evaluation, modeling, training
 from core.errors import PruningError, TransferLabError
@@ -338,6 +338,16 @@ def prune(child_dir: Path, listener: events.Listener | None = None,
         raise
 
 
+def _capped(epochs: int, emit: events.Listener) -> int:
+    """The fine-tuning epochs within the server's cap (TL_MAX_EPOCHS, as every training phase), said when it bites."""
+    cap = settings.max_epochs()
+    if cap is None or epochs <= cap:
+        return epochs
+    emit(events.Notice(f"This server limits training to {cap} epoch(s) per phase, so this pruning fine-tunes at most "
+                       "that many."))
+    return cap
+
+
 def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], bool]) -> dict[str, Any]:
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
@@ -346,6 +356,7 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
     parent_dir = parent_of(child_dir)
     sparsity, epochs = float(status["sparsity"]), int(status["prune_epochs"])
     check_request(sparsity, epochs)
+    epochs = _capped(epochs, emit)
     config = runs.load_config(child_dir)
     split = read_json(child_dir / "split.json")
     root = datasets.dataset_path(config.dataset_id, child_dir.parent.parent)

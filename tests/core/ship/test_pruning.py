@@ -180,3 +180,13 @@ def test_prune_job_is_queued_as_a_new_run(parent, monkeypatch):
     assert spawned == [(child_id, True)]
     assert (status["state"], status["pruned_from"], status["sparsity"], status["prune_epochs"]) == (
         "queued", parent.name, 0.7, 3)
+
+
+def test_a_servers_epoch_cap_holds_for_pruning_too(parent, monkeypatch):
+    monkeypatch.setenv("TL_MAX_EPOCHS", "1")
+    child_dir, result = pruning.prune_run(parent, 0.5, epochs=3)
+    assert result["state"] == "done"
+    found = runs.read_events(child_dir)
+    assert [e["epochs"] for e in found if e["type"] == "phase_start"] == [1]
+    assert sum(e["type"] == "epoch_end" for e in found) == 1
+    assert any("limits training to 1 epoch(s) per phase" in e.get("message", "") for e in found)
