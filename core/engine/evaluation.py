@@ -13,7 +13,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, roc_auc_score, roc_curve
@@ -194,13 +194,19 @@ LATENCY_METHOD = (f"the model alone on a batch of up to {LATENCY_BATCH} decoded 
 def latency_ms(model: Any, ds: Any) -> float:
     """Milliseconds per image of the model alone (no file reading or decoding), as LATENCY_METHOD says."""
     batch = next(iter(ds.unbatch().take(LATENCY_BATCH).batch(LATENCY_BATCH)))[0]
-    model.predict_on_batch(batch)  # warm-up: tracing and memory allocation are not prediction time
+    return round(best_ms_per_item(model.predict_on_batch, batch), 3)
+
+
+def best_ms_per_item(call: Callable[[Any], Any], batch: Any) -> float:
+    """Milliseconds per item of `call` on one batch: a warm-up call (tracing and memory allocation are not
+    prediction time), then the best of LATENCY_REPEATS timings."""
+    call(batch)
     best = float("inf")
     for _ in range(LATENCY_REPEATS):
         started = time.perf_counter()
-        model.predict_on_batch(batch)
+        call(batch)
         best = min(best, time.perf_counter() - started)
-    return round(1000 * best / int(batch.shape[0]), 3)
+    return 1000 * best / int(batch.shape[0])
 
 
 def evaluate(run_dir: Path, model: Any = None, scores: tuple[Any, float, str] | None = None) -> dict[str, Any]:

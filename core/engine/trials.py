@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -181,7 +180,8 @@ class Shared:
         head = features.head_model(run.model)
         # The head called directly, in chunks: a few small matrix products, no predict function to trace per trial.
         probs = np.concatenate([head(test_x[i:i + 1024], training=False).numpy() for i in range(0, len(test_x), 1024)])
-        ms = self._backbone_ms(run) + _head_ms(head, test_x[:evaluation.LATENCY_BATCH])
+        ms = self._backbone_ms(run) + evaluation.best_ms_per_item(lambda b: head(b, training=False),
+                                                                   test_x[:evaluation.LATENCY_BATCH])
         return evaluation.evaluate(run.run_dir, run.model, scores=(probs, round(ms, 3), LATENCY_METHOD))
 
     def _backbone_ms(self, run: Run) -> float:
@@ -194,13 +194,3 @@ class Shared:
             self.latency[key] = evaluation.latency_ms(self._extractor(run, cache, False), ds)
         return self.latency[key]
 
-
-def _head_ms(head: Any, batch: np.ndarray) -> float:
-    """Milliseconds per image of the head alone on a batch of features: after a warm-up call, the best of a few."""
-    head(batch, training=False)
-    best = math.inf
-    for _ in range(evaluation.LATENCY_REPEATS):
-        started = time.perf_counter()
-        head(batch, training=False)
-        best = min(best, time.perf_counter() - started)
-    return 1000 * best / len(batch)

@@ -47,7 +47,7 @@ SOUND_SCRIPT_README = (
     "waveform) and `labels.txt` to OUT_DIR. `config.json` holds the run's settings.\n")
 TEXT_CODE_README = (
     "# Training code of a text run\n\n`train.py` does not train: TransferLab writes standalone training scripts for "
-    "images only. This run takes texts, with its encoder inside the model; retrain it with TransferLab "
+    "images and sounds, not texts. This run takes texts, with its encoder inside the model; retrain it with TransferLab "
     "(`python -m core train config.json`). `config.json`, `split.json` and `labels.txt` describe the run.\n")
 
 

@@ -664,22 +664,23 @@ def sound_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
     a script that says so in one sentence and how to retrain the run instead (it exits with that sentence)."""
     what = (f"{spec.label}, a TF Hub sound model with its own front end" if spec.front_end == "waveform"
             else f"the {strategies.get(config.strategy).label} strategy")
-    sentence = SOUND_SCRIPT_SENTENCE.format(what=what)
+    return _stopping_script(config, spec, SOUND_SCRIPT_SENTENCE.format(what=what))
+
+
+def _stopping_script(config: RunConfig, spec: backbones.BackboneSpec, sentence: str) -> str:
+    """A train.py that only says `sentence` and exits with it, so nothing half-works."""
     return (f'"""Run config: backbone {spec.id} ({spec.label}), strategy {config.strategy}, dataset '
             f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
 
 
-TEXT_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for images only; this run trains on texts "
-                        "(its encoder, {encoder}, inside the model), so retrain it with TransferLab itself: "
-                        "python -m core train config.json")
+TEXT_SCRIPT_SENTENCE = ("TransferLab writes standalone training scripts for images and sounds, not texts; this run "
+                        "trains on texts (its encoder, {encoder}, inside the model), so retrain it with TransferLab "
+                        "itself: python -m core train config.json")
 
 
 def text_script(config: RunConfig, spec: backbones.BackboneSpec) -> str:
-    """For a text run: a script that says in one sentence that standalone training scripts are for images only,
-    and how to retrain the run instead (it exits with that sentence, so nothing half-works)."""
-    sentence = TEXT_SCRIPT_SENTENCE.format(encoder=spec.label)
-    return (f'"""Run config: backbone {spec.id} ({spec.label}), strategy {config.strategy}, dataset '
-            f'{config.dataset_id}.\n\n{sentence}.\n"""\n\nimport sys\n\nsys.exit({sentence!r})\n')
+    """For a text run: a script that says in one sentence that it does not train texts, and how to retrain the run."""
+    return _stopping_script(config, spec, TEXT_SCRIPT_SENTENCE.format(encoder=spec.label))
 
 
 def script_trains(config: RunConfig) -> bool:

@@ -235,17 +235,27 @@ def _make_savedmodel(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
             if path.is_file():
                 zf.write(path, f"savedmodel/{path.relative_to(source).as_posix()}")
         zf.writestr("labels.txt", labels_text(run_dir))
-        if texts.token_model(runfiles.load_model(run_dir)) is not None:  # the tokenizer and a wrapper travel with it
+        if _takes_token_ids(run_dir):  # the tokenizer and a wrapper travel with it
             zf.write(texts.tokenizer_file(), "tokenizer.json")
             zf.writestr("predict_texts.py", texts.WRAPPER)
 
 
-def _representative(run_dir: Path) -> Callable[[], Any]:
-    """Typical inputs for calibration: training images (never test images), one at a time."""
+def _takes_raw_text(run_dir: Path) -> bool:
+    """Whether the run's model reads raw strings (a text run; images and sounds never do)."""
+    config = runs.load_config(run_dir)
+    return model_inputs.of_config(config).signature(config.image_size)[1] == "string"
+
+
+def _takes_token_ids(run_dir: Path) -> bool:
+    """Whether the run's exports take WordLlama token ids instead of texts (the model is opened for text runs only)."""
+    return _takes_raw_text(run_dir) and texts.token_model(runfiles.load_model(run_dir)) is not None
+
+
+def _representative(run_dir: Path, by_ids: bool) -> Callable[[], Any]:
+    """Typical inputs for calibration: training images (never test images), one at a time; for a model exported
+    from token ids (WordLlama texts), the ids of training texts."""
     config = runs.load_config(run_dir)
     ds = runfiles.part_images(run_dir, "train", REPRESENTATIVE_IMAGES, shuffle_seed=config.seed).unbatch().batch(1)
-    # A model exported from token ids (WordLlama texts) is calibrated on the ids of training texts.
-    by_ids = texts.token_model(runfiles.load_model(run_dir)) is not None
     feed = (lambda x: texts.token_ids([t.decode("utf-8") for t in x.numpy()])) if by_ids else (lambda x: x)
 
     def generate() -> Any:
@@ -303,14 +313,14 @@ NO_TFLITE_TEXT = ("TensorFlow Lite has no built-in operations for this model's o
 
 
 def _make_tflite(run_dir: Path, target: Path, fmt: ExportFormat) -> None:
-    config = runs.load_config(run_dir)
-    if (model_inputs.of_config(config).signature(config.image_size)[1] == "string"
-            and texts.token_model(runfiles.load_model(run_dir)) is None):
+    by_ids = _takes_token_ids(run_dir)
+    if _takes_raw_text(run_dir) and not by_ids:
         raise ExportError(NO_TFLITE_TEXT)
+    config = runs.load_config(run_dir)
     variant = fmt.tflite or TFLiteVariant()
     source = savedmodel_dir(run_dir)
     try:
-        representative = _representative(run_dir) if variant.integer else None
+        representative = _representative(run_dir, by_ids) if variant.integer else None
         sparse = bool(runs.read_status(run_dir).get("pruned_from"))  # a pruned run (pruning.py)
         float_layers = model_inputs.of_config(config).float_layers
         content = convert_tflite(source, variant, representative, sparse=sparse, float_layers=float_layers)
