@@ -309,9 +309,13 @@ def open_storage(url: str, study_id: str | None = None) -> Any:
             raise ValueError("the URL must start with sqlite://, postgresql://, mysql:// or journal://")
         engine: dict[str, Any] = {}
         if not url.startswith("sqlite"):
-            # A server restarted between two trials: check a pooled connection before using it; an unreachable
-            # host: give up after 10 s rather than the system's minutes.
-            engine["pool_pre_ping"] = True
+            # No pool: a connection closes when its session ends, so a page or a test that opens the storage every
+            # second (`study show` polled) does not leave connections behind until garbage collection, and a server
+            # restarted between two trials is met with a fresh connection. An unreachable host: give up after 10 s
+            # rather than the system's minutes.
+            from sqlalchemy.pool import NullPool
+
+            engine["poolclass"] = NullPool
             engine["connect_args"] = {"connect_timeout": 10}
         interval, grace = heartbeat()
         return optuna.storages.RDBStorage(re.sub(r"^mysql://", "mysql+pymysql://", url), engine_kwargs=engine,

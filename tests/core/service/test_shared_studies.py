@@ -71,6 +71,16 @@ def test_the_ask_lock_is_held_in_the_database(pg_url, ws, tiny, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_showing_a_study_again_and_again_leaves_no_connection_open(pg_server, pg_url, ws, tiny):
+    # A page or a worker's watcher polls `study show`; PostgreSQL allows 100 connections in all.
+    study_id = studies.create(_config(tiny["id"]), ws, trials=2, search=["dropout"], storage=pg_url)
+    first = studies.show(study_id, ws)["trials"]
+    for _ in range(30):
+        assert studies.show(study_id, ws)["trials"] == first
+    database = pg_url.rsplit("/", 1)[1]
+    assert pg_server.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'").strip() == "0"
+
+
 def test_two_workers_in_two_workspaces_share_an_exact_budget_and_a_killed_worker_costs_nothing(
         pg_url, ws, tiny, tmp_path):
     ws_b = tmp_path / "machine-b"
