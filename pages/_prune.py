@@ -88,8 +88,9 @@ def child_ui(child: runs.RunInfo) -> None:
     status = runs.read_status(child.path)
     state = status.get("state", "unknown")
     report = pruning.cached_report(child.path)
+    shared = f", {status['clusters']} shared values per layer" if status.get("clusters") else ""
     st.markdown(f"**Run {child.id}**: pruned to {status.get('sparsity', 0):.0%} over {status.get('prune_epochs')} "
-                f"epoch(s), {_common.STATE_WORDS.get(state, state)}.")
+                f"epoch(s){shared}, {_common.STATE_WORDS.get(state, state)}.")
     _common.verdict_ui(child.path)  # never green when pruning cost far more than "a point or so"
     if report is not None:
         report_ui(report)
@@ -97,9 +98,11 @@ def child_ui(child: runs.RunInfo) -> None:
                    "Compare pages.")
     elif state in _common.ACTIVE_STATES or (state == "done" and runs.process_alive(status)):
         epochs = [e for e in runs.read_events(child.path) if e.get("type") == "epoch_end"]
-        total = status.get("prune_epochs") or 1
+        total = (status.get("prune_epochs") or 1) + (pruning.cluster_epochs(status["prune_epochs"])
+                                                     if status.get("clusters") and status.get("prune_epochs") else 0)
         text = ("Converting to TensorFlow Lite and measuring every file…" if state == "done"
-                else f"Fine-tuning while pruning: epoch {len(epochs)} of {total}")
+                else f"Fine-tuning while pruning{' and clustering' if status.get('clusters') else ''}: epoch "
+                     f"{len(epochs)} of {total}")
         st.progress(min(1.0, len(epochs) / total), text=text)
     elif status.get("prune_report_error"):
         st.warning(status["prune_report_error"])
@@ -139,7 +142,7 @@ def section(run: runs.RunInfo, ws: Path) -> None:
         return
     child = _latest_child(run)
     busy = child is not None and _busy(child)
-    cols = st.columns(2)
+    cols = st.columns(3)
     sparsity = cols[0].slider(
         "Sparsity", 0.3, 0.9, pruning.DEFAULT_SPARSITY, 0.05, format="%.2f", key="prune.sparsity",
         help="The share of convolution and dense weights set to zero: 0.5 halves them. Higher is smaller but costs "
@@ -148,9 +151,15 @@ def section(run: runs.RunInfo, ws: Path) -> None:
         "Fine-tuning epochs", *pruning.EPOCHS_RANGE, value=pruning.DEFAULT_EPOCHS, key="prune.epochs",
         help="Passes over the training images while the sparsity rises; the last one trains at the final sparsity. "
              "More epochs recover more accuracy.")
+    clusters = cols[2].selectbox(
+        "Shared values per layer", pruning.CLUSTER_CHOICES, pruning.CLUSTER_CHOICES.index(pruning.DEFAULT_CLUSTERS),
+        format_func=lambda n: "none (no clustering)" if n == 0 else f"{n}", key="prune.clusters",
+        help="Weight clustering after pruning: each pruned layer's remaining weights share this many values, so the "
+             "int8 file gzips smaller still, for a point or less of accuracy. Use it when the file must be small to "
+             "download; none keeps every weight's own value.")
     if st.button("Prune into a new run", key="prune.start", type="primary", icon=":material/compress:",
                  disabled=busy, help="Runs in the background; you can leave the page and come back."):
-        jobs.submit_prune(run.id, float(sparsity), int(epochs), ws)
+        jobs.submit_prune(run.id, float(sparsity), int(epochs), ws, int(clusters))
         st.rerun()
     if child is not None:
         if busy:

@@ -67,7 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _prune_text(r: dict[str, Any]) -> str:
     lines = [f"run {r['run']}: pruned from {r['parent']} to {r['sparsity_reached']:.1%} sparsity of its prunable weights "
-             f"(asked {r['sparsity']:.0%}, {r['epochs']} epochs)",
+             f"(asked {r['sparsity']:.0%}, {r['epochs']} epochs"
+             + (f"; {r['clusters']} shared values per pruned layer)" if r.get("clusters") else ")"),
              f"  test accuracy {r['test_accuracy']:.3f} ({r['change_points']:+.1f} points against {r['parent_test_accuracy']:.3f})"
              + (f", {r['ms_per_image']:.2f} ms per image" if r.get("ms_per_image") is not None else ""),
              f"  parameters {r['parameters']:,}, of which non-zero {r['nonzero_parameters']:,} "
@@ -84,7 +85,8 @@ def _prune_text(r: dict[str, Any]) -> str:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     parent = runs.run_path(args.run_id, workspace(args.workspace))
-    child, result = pruning.prune_run(parent, args.sparsity, args.epochs, listener=progress_listener(args.quiet))
+    child, result = pruning.prune_run(parent, args.sparsity, args.epochs, listener=progress_listener(args.quiet),
+                                      clusters=args.cluster)
     print(f"run {child.name}", file=sys.stderr)
     if result["state"] != "done":
         show_result(args, {"id": child.name, **result}, child.name)
@@ -130,6 +132,11 @@ def add_prune(sub: Any, common: argparse.ArgumentParser) -> None:
                     help="share of the convolution and dense weights set to zero, 0.05-0.95 (default 0.5)")
     pn.add_argument("--epochs", type=int, default=pruning.DEFAULT_EPOCHS,
                     help=f"fine-tuning epochs while pruning (default {pruning.DEFAULT_EPOCHS})")
+    pn.add_argument("--cluster", type=int, default=pruning.DEFAULT_CLUSTERS, metavar="N",
+                    help="then let each pruned layer's weights share N values (weight clustering: the int8 file gzips "
+                         f"about a seventh smaller more, for a point or less); use it when the file must be small to "
+                         f"download. {', '.join(map(str, pruning.CLUSTER_CHOICES[1:]))}, or 0 for none "
+                         f"(default {pruning.DEFAULT_CLUSTERS})")
     pn.add_argument("--tflite", nargs="+", choices=export.TFLITE_IDS,
                     help="TFLite variants to convert and measure (default: all four; float32 always, as the baseline)")
     pn.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -71,11 +71,11 @@ def resume(run_id: str, ws: Path) -> None:
     _spawn(run_dir, resume=True)
 
 
-def submit_prune(run_id: str, sparsity: float, epochs: int, ws: Path) -> str:
+def submit_prune(run_id: str, sparsity: float, epochs: int, ws: Path, clusters: int = pruning.DEFAULT_CLUSTERS) -> str:
     """Prune a finished run in a background job: a new run (pruned_from names the parent); returns its id."""
     quota.check_active_runs(ws)
     quota.check_room(ws)
-    child = pruning.create_child(runs.run_path(run_id, ws), sparsity, epochs)
+    child = pruning.create_child(runs.run_path(run_id, ws), sparsity, epochs, clusters)
     _enqueue(child, queue_dir(ws))
     _spawn(child, resume=False, prune=True)
     return child.name

@@ -51,6 +51,14 @@ SPARSITY_RANGE = (0.05, 0.95)
 EPOCHS_RANGE = (1, 50)
 DEFAULT_SPARSITY = 0.5
 DEFAULT_EPOCHS = 10
+# Weight clustering after pruning (sparsity-preserving, tfmot): each pruned layer's non-zero weights share this many
+# values, so the int8 file gzips far smaller; 0 turns it off. It fine-tunes CLUSTER_EPOCH_SHARE of the pruning epochs
+# more, at CLUSTER_RATE_FACTOR x the run's fine-tuning rate.
+CLUSTER_PHASE = "cluster"
+CLUSTER_CHOICES = (0, 8, 16, 32, 64)
+DEFAULT_CLUSTERS = 16
+CLUSTER_EPOCH_SHARE = 0.3
+CLUSTER_RATE_FACTOR = 1.0
 # Layer kinds whose weights tfmot prunes (which weight of each), and kinds it cannot prune.
 PRUNED_WEIGHT = {"Conv2D": "kernel", "Dense": "kernel", "SeparableConv2D": "pointwise_kernel", "Conv1D": "kernel",
                  "Conv3D": "kernel", "Conv2DTranspose": "kernel"}
@@ -64,13 +72,18 @@ MAX_LAYER_SPARSITY = 0.97
 # Share of the parent's answers in the target while pruning (the rest is the true label): the child learns from its
 # parent what the pruned weights knew. 0 turns it off.
 DISTILL_WEIGHT = 0.5
+# The fine-tuning rate while pruning, as a multiple of the run's own fine-tuning rate.
+RATE_FACTOR = 1.0
+# BatchNorm's scale and offset (gamma, beta) train while pruning; its moving statistics stay the parent's either way.
+TRAIN_BATCHNORM_AFFINE = False
 
 
 # ---------------------------------------------------------------- requests and the child run
 
 
-def check_request(sparsity: float, epochs: int) -> None:
-    """A plain sentence unless the sparsity is a fraction in range and the epochs a small whole number."""
+def check_request(sparsity: float, epochs: int, clusters: int = 0) -> None:
+    """A plain sentence unless the sparsity is a fraction in range, the epochs a small whole number and the clusters
+    one of CLUSTER_CHOICES."""
     low, high = SPARSITY_RANGE
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not low <= float(sparsity) <= high:
         raise PruningError(f"The sparsity is the share of weights set to zero, between {low:g} and {high:g} "
@@ -78,6 +91,9 @@ def check_request(sparsity: float, epochs: int) -> None:
     lo, hi = EPOCHS_RANGE
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not lo <= epochs <= hi:
         raise PruningError(f"Pruning fine-tunes for {lo} to {hi} epochs, not {epochs!r}.")
+    if isinstance(clusters, bool) or clusters not in CLUSTER_CHOICES:
+        raise PruningError(f"Weight clustering shares {', '.join(map(str, CLUSTER_CHOICES[1:]))} values per layer, "
+                           f"or 0 for none, not {clusters!r}.")
 
 
 def is_pruned(status: dict[str, Any]) -> bool:
@@ -85,9 +101,10 @@ def is_pruned(status: dict[str, Any]) -> bool:
     return bool(status.get("pruned_from"))
 
 
-def create_child(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS) -> Path:
+def create_child(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS, clusters: int = DEFAULT_CLUSTERS,
+                 ) -> Path:
     """A new run folder for the pruned model: the parent's config and split, a queued status naming the parent."""
-    check_request(sparsity, epochs)
+    check_request(sparsity, epochs, clusters)
     runfiles.check_ready(parent_dir)
     if runs.read_status(parent_dir).get("state") != "done":
         raise PruningError(f"Run '{parent_dir.name}' was cancelled before it was tested; prune a finished run.")
@@ -96,6 +113,7 @@ def create_child(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS
     shutil.copyfile(parent_dir / "split.json", child / "split.json")
     with runs.edit_status(child) as status:
         status.figures.sparsity, status.figures.prune_epochs = float(sparsity), int(epochs)
+        status.figures.clusters = int(clusters)
     return child
 
 
@@ -157,7 +175,6 @@ def wrap_for_pruning(model: Any, schedule: Any) -> Any:
     PruningError when nothing in the model can be pruned.
     """
     import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
 
     if not _contains_prunable(model):
         kinds = sorted({_kind(layer) for layer in _flat_layers(model) if layer.weights})
@@ -166,12 +183,22 @@ def wrap_for_pruning(model: Any, schedule: Any) -> Any:
             f"pruned; it has {', '.join(kinds) or 'no weighted layers'}), so pruning would not make it smaller.")
 
     def one(layer: Any) -> Any:
-        if _is_model(layer):
-            return rebuild(layer) if _contains_prunable(layer) else layer
         own = schedule.get(layer.name) if isinstance(schedule, dict) else schedule
         if _prunable(layer) and own is not None:
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=own)
         return layer
+
+    return _rebuild(model, one)
+
+
+def _rebuild(model: Any, wrap: Callable[[Any], Any]) -> Any:
+    """The model rebuilt with each inner layer replaced by wrap(layer) (nested models opened, see wrap_for_pruning)."""
+    import tf_keras as keras
+
+    def one(layer: Any) -> Any:
+        if _is_model(layer):
+            return rebuild(layer) if _contains_prunable(layer) else layer
+        return wrap(layer)
 
     def rebuild(sub: Any) -> Any:
         if not _linear_chain(sub):
@@ -192,25 +219,34 @@ def _flat_layers(model: Any) -> list[Any]:
         if _is_model(layer):
             out += _flat_layers(layer)
         else:
-            out.append(getattr(layer, "layer", layer) if _kind(layer) == "PruneLowMagnitude" else layer)
+            out.append(getattr(layer, "layer", layer) if _kind(layer) in WRAPPERS else layer)
     return out
 
 
-def freeze_batchnorm(model: Any) -> None:
-    """Every other layer trains during pruning; BatchNorm keeps its statistics (inference mode when frozen)."""
+def freeze_batchnorm(model: Any, affine: bool = False) -> None:
+    """Every other layer trains during pruning; BatchNorm keeps its statistics (inference mode when frozen).
+
+    affine: BatchNorm's scale and offset train too, while it still normalises with the parent's moving statistics
+    (always inference mode, so they are never updated)."""
     from tf_keras import layers as kl
 
     for layer in _flat_layers(model):
-        layer.trainable = not isinstance(layer, kl.BatchNormalization)
+        norm = isinstance(layer, kl.BatchNormalization)
+        layer.trainable = affine or not norm
+        if norm and affine:
+            layer._get_training_value = lambda training=None: False  # noqa: SLF001 - tf_keras has no public switch
+
+
+WRAPPERS = ("PruneLowMagnitude", "ClusterWeights")  # tfmot's wrapper layers (pruning, clustering)
 
 
 def wrappers(model: Any) -> list[str]:
-    """Names of the pruning wrappers left anywhere in a model (none after strip_pruning)."""
+    """Names of the pruning or clustering wrappers left anywhere in a model (none after strip, strip_clusters)."""
     out = []
     for layer in model.layers:
         if _is_model(layer):
             out += wrappers(layer)
-        elif _kind(layer) == "PruneLowMagnitude":
+        elif _kind(layer) in WRAPPERS:
             out.append(layer.name)
     return out
 
@@ -220,6 +256,36 @@ def strip(model: Any) -> Any:
     import tensorflow_model_optimization as tfmot
 
     return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def cluster_epochs(epochs: int) -> int:
+    """Fine-tuning epochs of the clustering phase after `epochs` of pruning (CLUSTER_EPOCH_SHARE, at least 1)."""
+    return max(1, round(epochs * CLUSTER_EPOCH_SHARE))
+
+
+def wrap_for_clustering(model: Any, names: set[str], clusters: int) -> Any:
+    """The (stripped, pruned) model rebuilt with the named layers wrapped by tfmot's cluster_weights: while it
+    fine-tunes, each one's weights take one of `clusters` shared values (centroids, k-means++ to start), its zeros
+    kept zero (preserve_sparsity). A layer too small for that many values stays as it is."""
+    import tensorflow_model_optimization as tfmot
+
+    clustering = tfmot.clustering.keras
+
+    def one(layer: Any) -> Any:
+        if layer.name not in names or not _prunable(layer):
+            return layer
+        layer.trainable = True  # tfmot clusters trainable weights only (the parent may have frozen this layer)
+        return clustering.cluster_weights(layer, number_of_clusters=clusters, preserve_sparsity=True,
+                                          cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS)
+
+    return _rebuild(model, one)
+
+
+def strip_clusters(model: Any) -> Any:
+    """tfmot's strip_clustering: the same network without the wrappers, each weight replaced by its shared value."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.clustering.keras.strip_clustering(model)
 
 
 def copy_weights(source: Any, target: Any) -> None:
@@ -354,47 +420,40 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
 
     status = runs.read_status(child_dir)
     parent_dir = parent_of(child_dir)
-    sparsity, epochs = float(status["sparsity"]), int(status["prune_epochs"])
-    check_request(sparsity, epochs)
+    sparsity, epochs, clusters = float(status["sparsity"]), int(status["prune_epochs"]), int(status.get("clusters") or 0)
+    check_request(sparsity, epochs, clusters)
     epochs = _capped(epochs, emit)
     config = runs.load_config(child_dir)
     split = read_json(child_dir / "split.json")
-    root = datasets.dataset_path(config.dataset_id, child_dir.parent.parent)
-    train_items = [tuple(i) for i in split["train"]]
-    val_items = [tuple(i) for i in split["val"]]
-    if not train_items:
+    if not split["train"]:
         raise PruningError(f"Run '{parent_dir.name}' has no training images in its split, so it cannot be fine-tuned.")
 
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy("float32")
     model = runfiles.load_model(parent_dir)
-    steps = math.ceil(len(train_items) / config.batch_size)
+    steps = math.ceil(len(split["train"]) / config.batch_size)
+    shares = layer_sparsities(model, sparsity)
     pruned = wrap_for_pruning(model, layer_schedules(model, sparsity, *schedule_steps(steps, epochs)))
-    freeze_batchnorm(pruned)
-    train_data, val_data = _fine_tune_data(pruned, parent_dir, config, root, train_items, val_items)
-    labels = np.array([label for _, label in train_items])
-    emit(events.PhaseStart(PHASE, 1, 1, epochs, steps, modeling.count_trainable(pruned)))
+    data = _fine_tune_data(parent_dir, config, child_dir, split, int(model.output_shape[-1]))
+    phases = 2 if clusters else 1
     emit(events.Notice(f"Pruning run {parent_dir.name} to {sparsity:.0%} sparsity over {epochs} epoch(s) of "
-                       "fine-tuning on its training images, learning from the parent's answers as well."))
-    with runs.edit_status(child_dir) as status:
-        status.progress.phase, status.progress.phase_index, status.progress.phases = PHASE, 1, 1
-    progress = training.event_callback(emit, PHASE, epochs, steps, should_stop)
+                       "fine-tuning on its training images, learning from the parent's answers as well"
+                       + (f"; then {clusters} shared values per pruned layer (weight clustering)." if clusters else ".")))
     started = time.monotonic()
-    pruned.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
-               class_weight=strategies.class_weights(config.class_weights, labels),
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), progress])
-    emit(events.PhaseEnd(PHASE, progress.epochs_run, False))
-    if progress.nan:
-        raise PruningError("The loss became NaN (not a number) while pruning, so it stopped; prune less at once "
-                           "(a lower sparsity) or over more epochs.")
+    progress = _phase(pruned, data, (PHASE, 1, phases, epochs, steps), config, child_dir, emit, should_stop,
+                      [tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = strip(pruned)
+    if clusters and not progress.cancelled:
+        clustered = wrap_for_clustering(stripped, set(shares), clusters)
+        progress = _phase(clustered, data, (CLUSTER_PHASE, 2, phases, cluster_epochs(epochs), steps), config,
+                          child_dir, emit, should_stop, [])
+        stripped = strip_clusters(clustered)
+    seconds = round(time.monotonic() - started, 2)
     if progress.cancelled:
-        seconds = round(time.monotonic() - started, 2)
         runs.mark_ended(child_dir, "cancelled", "Pruning was cancelled before it reached its sparsity, so no model was "
                         "kept.", train_seconds=seconds)
         return {"state": "cancelled", "train_seconds": seconds}
 
-    stripped = strip(pruned)
-    seconds = round(time.monotonic() - started, 2)
     final = runfiles.load_model(parent_dir)  # the parent's very architecture, with the pruned weights
     copy_weights(stripped, final)
     final.save(child_dir / "model.keras")
@@ -411,28 +470,49 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
     return result
 
 
-def _fine_tune_data(pruned: Any, parent_dir: Path, config: Any, root: Path, train_items: list, val_items: list,
-                    ) -> tuple[Any, Any]:
-    """Compile the wrapped model for soft targets and return its (training, validation) data: the training
-    images (augmented by the model) with targets mixing the true label and the parent's answer (DISTILL_WEIGHT)."""
+def _phase(model: Any, data: tuple[Any, Any], phase: tuple[str, int, int, int, int], config: Any, child_dir: Path,
+           emit: events.Listener, should_stop: Callable[[], bool], callbacks: list[Any]) -> Any:
+    """One fine-tuning phase (pruning, then clustering) of a wrapped model on the distilled data; its progress
+    callback (cancelled, last metrics). PruningError when the loss became NaN."""
     import tf_keras as keras
 
-    classes = int(pruned.output_shape[-1])
+    name, index, phases, epochs, steps = phase
+    freeze_batchnorm(model, TRAIN_BATCHNORM_AFFINE)
+    rate = config.fine_tune_learning_rate * (RATE_FACTOR if name == PHASE else CLUSTER_RATE_FACTOR)
+    model.compile(optimizer=modeling.optimizer(config.optimizer, rate), metrics=["accuracy"],
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))
+    emit(events.PhaseStart(name, index, phases, epochs, steps, modeling.count_trainable(model)))
+    with runs.edit_status(child_dir) as status:
+        status.progress.phase, status.progress.phase_index, status.progress.phases = name, index, phases
+    labels = np.array([label for _, label in read_json(child_dir / "split.json")["train"]])
+    progress = training.event_callback(emit, name, epochs, steps, should_stop)
+    model.fit(data[0], validation_data=data[1], epochs=epochs, verbose=0,
+              class_weight=strategies.class_weights(config.class_weights, labels), callbacks=[*callbacks, progress])
+    emit(events.PhaseEnd(name, progress.epochs_run, False))
+    if progress.nan:
+        raise PruningError("The loss became NaN (not a number) while pruning, so it stopped; prune less at once "
+                           "(a lower sparsity) or over more epochs.")
+    return progress
+
+
+def _fine_tune_data(parent_dir: Path, config: Any, child_dir: Path, split: dict[str, Any], classes: int,
+                    ) -> tuple[Any, Any]:
+    """The (training, validation) data of every phase: the training images (augmented by the model) with targets
+    mixing the true label and the parent's answer (DISTILL_WEIGHT); validation with one-hot labels."""
+    root = datasets.dataset_path(config.dataset_id, child_dir.parent.parent)
     teacher = runfiles.load_model(parent_dir) if DISTILL_WEIGHT > 0 else None
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    pruned.compile(optimizer=modeling.optimizer(config.optimizer, config.fine_tune_learning_rate), loss=loss,
-                   metrics=["accuracy"])
-    train = tfdata.pipeline(root, train_items, config.image_size, config.batch_size, True, config.seed)
-    val = (tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed)
-           if val_items else None)
+    train = tfdata.pipeline(root, [tuple(i) for i in split["train"]], config.image_size, config.batch_size, True,
+                            config.seed)
+    val_items = [tuple(i) for i in split["val"]]
+    val = tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed) if val_items else None
     return (distilled(train, teacher, classes, DISTILL_WEIGHT),
             distilled(val, None, classes, 0.0) if val is not None else None)
 
 
 def prune_run(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS,
-              listener: events.Listener | None = None) -> tuple[Path, dict[str, Any]]:
+              listener: events.Listener | None = None, clusters: int = DEFAULT_CLUSTERS) -> tuple[Path, dict[str, Any]]:
     """create_child + prune, in the foreground (the command line)."""
-    child = create_child(parent_dir, sparsity, epochs)
+    child = create_child(parent_dir, sparsity, epochs, clusters)
     return child, prune(child, listener)
 
 
@@ -492,7 +572,7 @@ def measure(child_dir: Path, format_ids: tuple[str, ...] | list[str] = ()) -> di
             row["gzip_vs_parent"] = round(row["gzip_bytes"] / base["gzip_bytes"], 4)
     result = {
         "run": child_dir.name, "parent": parent_dir.name,
-        "sparsity": status["sparsity"], "epochs": status["prune_epochs"],
+        "sparsity": status["sparsity"], "epochs": status["prune_epochs"], "clusters": status.get("clusters") or 0,
         "sparsity_reached": reached["prunable_sparsity"],
         "kinds": reached["kinds"],
         "not_prunable": ("Depthwise convolutions are not prunable in TensorFlow Model Optimization, so their weights "

@@ -68,6 +68,7 @@ class Figures:
     sparsity: float | None = None
     sparsity_reached: float | None = None
     prune_epochs: int | None = None
+    clusters: int | None = None
 
 
 @dataclass

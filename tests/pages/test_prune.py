@@ -39,12 +39,14 @@ def test_slider_starts_a_pruning_job(ws, make_run, monkeypatch):
     assert any("Pruning" in m.value for m in at.markdown)
     assert any(c.value.startswith("Use it when") for c in at.caption)
     at.slider(key="prune.sparsity").set_value(0.75).run()
+    assert at.selectbox(key="prune.clusters").value == pruning.DEFAULT_CLUSTERS
+    at.selectbox(key="prune.clusters").set_value(0).run()
     at.button(key="prune.start").click().run()
     assert_clean(at)
     child = pruning.children(parent)[0]
     assert spawned == [True]
-    assert (child.status["pruned_from"], child.status["sparsity"], child.status["prune_epochs"]) == (
-        parent.name, 0.75, pruning.DEFAULT_EPOCHS)
+    assert (child.status["pruned_from"], child.status["sparsity"], child.status["prune_epochs"],
+            child.status["clusters"]) == (parent.name, 0.75, pruning.DEFAULT_EPOCHS, 0)
     assert at.button(key="prune.start").disabled  # one pruning of a run at a time
 
 

@@ -51,6 +51,25 @@ def test_asked_sparsity_is_reached_with_the_smallest_layers_kept_dense(child):
         assert 0.6 < share <= 0.61, (name, share)
 
 
+def _pruned_kernels(model) -> dict:
+    layers = {layer.name: layer for layer in pruning._flat_layers(model)}
+    return {name: layers[name].kernel.numpy() for name in layers
+            if pruning._prunable(layers[name]) and layers[name].kernel.shape.num_elements() >= pruning.DENSE_BELOW}
+
+
+def test_pruned_layers_share_a_few_values_with_their_zeros_kept(parent, child):
+    # Weight clustering after pruning (the default): each pruned layer's non-zero weights take at most 16 values,
+    # while its share of zeros is the one pruning left. The parent's layers have thousands of values each.
+    assert runs.read_status(child)["clusters"] == pruning.DEFAULT_CLUSTERS == 16
+    kernels = _pruned_kernels(modeling.load(child / "model.keras"))
+    assert len(kernels) >= 4
+    for name, kernel in kernels.items():
+        assert len(np.unique(kernel[kernel != 0])) <= 16, name
+        assert 0.6 < float(np.mean(kernel == 0)) <= 0.61, name
+    before = _pruned_kernels(modeling.load(parent / "model.keras"))
+    assert all(len(np.unique(k)) > 1000 for k in before.values())
+
+
 def test_layer_sparsities_skip_small_and_depthwise_layers_and_respect_the_cap(monkeypatch):
     import tf_keras as keras
 
@@ -94,7 +113,8 @@ def test_pruned_child_is_a_complete_run_that_evaluate_and_export_accept(parent, 
     assert (child / "split.json").read_text() == (parent / "split.json").read_text()
     assert runs.load_config(child) == runs.load_config(parent)
     epochs = [e for e in runs.read_events(child) if e["type"] == "epoch_end"]
-    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["phase"] == "prune" for e in epochs)
+    # Two epochs of pruning, then one of clustering (a third of them, at least one).
+    assert [(e["phase"], e["epoch"]) for e in epochs] == [("prune", 1), ("prune", 2), ("cluster", 1)]
     runfiles.check_ready(child)
     again = evaluation.evaluate(child)
     assert again["accuracy"] == pytest.approx(status["test_accuracy"])
@@ -107,6 +127,26 @@ def test_pruned_child_is_a_complete_run_that_evaluate_and_export_accept(parent, 
     assert int8["gzip_bytes"] < int8["bytes"] and 0 < int8["gzip_vs_parent"]
     assert 0.0 <= int8["accuracy"] <= 1.0 and int8["ms_per_image"] > 0
     assert report["files"]["keras"]["gzip_vs_parent"] < 0.8  # mostly zeros compress
+    assert report["clusters"] == 16
+    # The int8 converter keeps the clusters: each output channel of a pruned convolution holds at most 16 distinct
+    # non-zero int8 values (the scale is per channel, so each channel maps the 16 shared values its own way).
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_path=str(runfiles.exports_dir(child) / int8["file"]),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                              experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    feed = interpreter.get_input_details()[0]
+    interpreter.set_tensor(feed["index"], np.random.default_rng(0).integers(0, 256, feed["shape"]).astype(feed["dtype"]))
+    interpreter.invoke()  # a file in the sparse format makes its dense weights (Densify) when it runs
+    sizes = {k.size for k in _pruned_kernels(modeling.load(child / "model.keras")).values()}
+    convs = [d for d in interpreter.get_tensor_details() if len(d["shape"]) == 4 and d["dtype"] == np.int8
+             and int(np.prod(d["shape"])) in sizes and len(d["quantization_parameters"]["scales"]) > 1]
+    assert len(convs) >= 3
+    for d in convs:
+        weights = interpreter.get_tensor(d["index"])
+        for channel in weights.reshape(weights.shape[0], -1):
+            assert len(np.unique(channel[channel != 0])) <= 16, d["name"]
     assert report["change_points"] == pytest.approx(100 * (report["test_accuracy"] - report["parent_test_accuracy"]),
                                                     abs=0.01)
     assert "Depthwise convolutions are not prunable" in report["not_prunable"]
@@ -165,6 +205,8 @@ def test_bad_requests_are_sentences(parent, capsys):
     ws = parent.parent.parent
     code = cli.main(["prune", parent.name, "--sparsity", "1.5", "--workspace", str(ws)])
     assert code == 2 and "between 0.05 and 0.95" in capsys.readouterr().err
+    code = cli.main(["prune", parent.name, "--cluster", "5", "--workspace", str(ws)])
+    assert code == 2 and "shares 8, 16, 32, 64 values per layer, or 0 for none, not 5" in capsys.readouterr().err
     with pytest.raises(PruningError, match="1 to 50 epochs"):
         pruning.create_child(parent, 0.5, 0)
     with pytest.raises(PruningError, match="was not made by pruning"):
@@ -175,11 +217,11 @@ def test_prune_job_is_queued_as_a_new_run(parent, monkeypatch):
     spawned = []
     monkeypatch.setattr(jobs, "_spawn", lambda run_dir, resume, prune=False: spawned.append((run_dir.name, prune)))
     ws = parent.parent.parent
-    child_id = jobs.submit_prune(parent.name, 0.7, 3, ws)
+    child_id = jobs.submit_prune(parent.name, 0.7, 3, ws, 8)
     status = runs.read_status(runs.run_path(child_id, ws))
     assert spawned == [(child_id, True)]
-    assert (status["state"], status["pruned_from"], status["sparsity"], status["prune_epochs"]) == (
-        "queued", parent.name, 0.7, 3)
+    assert (status["state"], status["pruned_from"], status["sparsity"], status["prune_epochs"], status["clusters"]) == (
+        "queued", parent.name, 0.7, 3, 8)
 
 
 def test_a_servers_epoch_cap_holds_for_pruning_too(parent, monkeypatch):
@@ -187,6 +229,7 @@ def test_a_servers_epoch_cap_holds_for_pruning_too(parent, monkeypatch):
     child_dir, result = pruning.prune_run(parent, 0.5, epochs=3)
     assert result["state"] == "done"
     found = runs.read_events(child_dir)
-    assert [e["epochs"] for e in found if e["type"] == "phase_start"] == [1]
-    assert sum(e["type"] == "epoch_end" for e in found) == 1
+    # Each phase (pruning, then clustering) fine-tunes at most the capped epoch.
+    assert [e["epochs"] for e in found if e["type"] == "phase_start"] == [1, 1]
+    assert sum(e["type"] == "epoch_end" for e in found) == 2
     assert any("limits training to 1 epoch(s) per phase" in e.get("message", "") for e in found)
