@@ -74,6 +74,10 @@ MAX_LAYER_SPARSITY = 0.97
 DISTILL_WEIGHT = 0.5
 # The fine-tuning rate while pruning, as a multiple of the run's own fine-tuning rate.
 RATE_FACTOR = 1.0
+# The sparsity ramp: it ends after this share of the epochs, shaped as tfmot's PolynomialDecay with this power (3:
+# most weights go early, 1: evenly).
+RAMP_SHARE = 0.5
+RAMP_POWER = 3
 # BatchNorm's scale and offset (gamma, beta) train while pruning; its moving statistics stay the parent's either way.
 TRAIN_BATCHNORM_AFFINE = False
 
@@ -332,7 +336,7 @@ def sparsity_by_kind(model: Any) -> dict[str, Any]:
 def schedule_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
     """(begin, end) steps of the sparsity ramp: the target is reached after the first half of the epochs, so the
     second half recovers at the final sparsity (one epoch: at its last step)."""
-    end = steps_per_epoch * math.ceil(epochs / 2) if epochs >= 2 else steps_per_epoch - 1
+    end = steps_per_epoch * math.ceil(epochs * RAMP_SHARE) if epochs >= 2 else steps_per_epoch - 1
     return 0, max(1, end)
 
 
@@ -363,7 +367,7 @@ def layer_schedules(model: Any, sparsity: float, begin: int, end: int) -> dict[s
     import tensorflow_model_optimization as tfmot
 
     return {name: tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=share, begin_step=begin,
-                                                       end_step=end, frequency=1)
+                                                       end_step=end, frequency=1, power=RAMP_POWER)
             for name, share in layer_sparsities(model, sparsity).items()}
 
 
