@@ -89,6 +89,12 @@ def test_layer_sparsities_skip_small_and_depthwise_layers_and_respect_the_cap(mo
     assert pruning.layer_sparsities(model, 0.53)["head"] == pytest.approx(0.53)
 
 
+def test_the_sparsity_ramp_ends_after_its_share_of_the_epochs():
+    assert pruning.schedule_steps(13, 10) == (0, 65)  # half of 10 epochs of 13 steps
+    assert pruning.schedule_steps(13, 10, pruning.STRONG_RAMP_SHARE) == (0, 39)  # strong pruning: 3 of 10
+    assert pruning.schedule_steps(13, 1) == (0, 12)  # one epoch: at its last step
+
+
 def test_pruning_learns_from_the_parents_answers():
     import tensorflow as tf
     import tf_keras as keras
