@@ -16,16 +16,19 @@ INFERENCE_BATCH = 8
 
 
 def pipeline(root: Path, items: list[tuple[str, int]], image_size: int, batch_size: int, shuffle: bool, seed: int,
-             kind: str | None = None, targets: tuple[Any, ...] | None = None) -> Any:
+             kind: str | None = None, targets: tuple[Any, ...] | None = None, crop: bool = False) -> Any:
     """A tf.data.Dataset of (model inputs, int labels) streamed from disk: float32 0-255 pixels for images.
 
     `kind` is the data's kind id; by default the kind the dataset in `root` records (images when none).
     `targets`: arrays (one row per item) that stand beside each input instead of its int label, e.g.
     distillation's packed labels and teacher answers and its sample weights: (inputs, *targets).
+    `crop`: a training pass whose time shift is on reads with the kind's `load_random` where it has one
+    (sounds: a random second of each longer clip, each epoch anew).
     """
     import tensorflow as tf
 
-    read = (kinds.get(kind) if kind else kinds.of_root(root)).load(image_size)
+    data_kind = kinds.get(kind) if kind else kinds.of_root(root)
+    read = (data_kind.load_random if crop and data_kind.load_random else data_kind.load)(image_size)
     paths = [str(root / rel) for rel, _ in items]
     columns = (tf.constant([label for _, label in items], dtype=tf.int32),) if targets is None else tuple(targets)
     ds = tf.data.Dataset.from_tensor_slices((paths, *columns))

@@ -297,21 +297,31 @@ def predict(run_dir: Path, images: list[tuple[str, bytes]], top_k: int = 3, mode
         arrays, slots = [], []
         for name, data in images[start : start + PREDICT_CHUNK]:
             try:
-                arrays.append(model_inputs.decode(config, data))  # the run's kind decodes (images: pixels)
+                # The run's kind decodes (images: pixels); a sound longer than a second gives its one-second windows.
+                arrays.append(model_inputs.pieces(config, data))
                 slots.append(len(results))
                 results.append({"file": name})
             except DatasetError as exc:
                 results.append({"file": name, "error": f"'{name}' was skipped: {exc}."})
         if not arrays:
             continue
-        # One chunk is one step of Keras's own predict function (its batch size is 32 too), without
-        # predict()'s per-call setup, which costs more than the network for one small image.
-        probs = model.predict_on_batch(np.stack(arrays))
-        for slot, p in zip(slots, probs):
+        for slot, p in zip(slots, _mean_answers(model, arrays)):
             order = np.argsort(p)[::-1][:top_k]
             results[slot]["prediction"] = classes[int(order[0])]
             results[slot]["top"] = [{"class": classes[int(i)], "probability": round(float(p[i]), 6)} for i in order]
     return results
+
+
+def _mean_answers(model: Any, arrays: list[np.ndarray]) -> np.ndarray:
+    """Each file's class probabilities: the mean of the model's answers over its inputs (one for an image, the
+    one-second windows of a long sound), the inputs run PREDICT_CHUNK at a time."""
+    stacked = np.concatenate(arrays)
+    # One chunk is one step of Keras's own predict function (its batch size is 32 too), without
+    # predict()'s per-call setup, which costs more than the network for one small image.
+    probs = np.concatenate([np.asarray(model.predict_on_batch(stacked[i : i + PREDICT_CHUNK]))
+                            for i in range(0, len(stacked), PREDICT_CHUNK)])
+    ends = np.cumsum([len(a) for a in arrays])
+    return np.stack([probs[end - len(a) : end].mean(axis=0) for a, end in zip(arrays, ends)])
 
 
 def images_from_zip(data: bytes, limits: ImportLimits = ImportLimits(),

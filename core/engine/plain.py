@@ -57,7 +57,8 @@ class Plain:
         if "images" not in run.memo:  # one pipeline for every phase that passes images
             config = run.config
             run.memo["images"] = (
-                tfdata.pipeline(run.root, run.parts["train"], config.image_size, config.batch_size, True, config.seed),
+                tfdata.pipeline(run.root, run.parts["train"], config.image_size, config.batch_size, True, config.seed,
+                                crop=config.augment.shift),  # sounds: a random second of a longer clip
                 tfdata.pipeline(run.root, run.parts["val"], config.image_size, config.batch_size, False, config.seed),
             )
         train, val = run.memo["images"]
