@@ -274,7 +274,8 @@ def health_facts(info: dict) -> dict:
     clipped clips, the window length and the windows cut from long recordings, near-duplicates (a dataset
     imported before the length could be chosen was cut into WINDOW_SECONDS)."""
     facts = info.get("clip_facts", [])
-    durations = [f["seconds"] for f in facts if "window_start" not in f]
+    cut = {f.get("file"): f["seconds"] for f in facts if "window_start" in f}  # a cut recording counts once
+    durations = [f["seconds"] for f in facts if "window_start" not in f] + list(cut.values())
     edges = [0, 0.5, 1, 1.5, 2, 5, 10, 60, MAX_SECONDS]
     counts = [sum(1 for d in durations if lo < d <= hi or (lo == 0 and d == 0)) for lo, hi in zip(edges, edges[1:])]
     rates: dict[str, int] = {}

@@ -156,6 +156,7 @@ def test_import_with_a_chosen_window_stores_clips_of_that_length_and_the_manifes
     starts = sorted({f["window_start"] for f in info["clip_facts"]})
     assert starts == [0.0, 2.0, 4.0]
     assert info["report"]["sounds"]["windows_from_long_recordings"] == 12
+    assert info["report"]["sounds"]["durations"]["median"] == pytest.approx(6.0)  # each recording once
 
 
 def test_the_default_window_is_one_second_and_recorded(tmp_path, ws):

@@ -84,3 +84,30 @@ def test_the_servers_classify_answers_a_long_file_with_the_mean_of_its_windows(s
     result = serving.classify_answer(served, [("two.wav", _wav(np.concatenate(seconds)))], None)["results"][0]
     got = {t["class"]: t["probability"] for t in result["top"]}
     assert got["loud"] == pytest.approx(model.predict_on_batch(np.stack(seconds))[:, 1].mean(), abs=1e-3)
+
+
+def test_evaluation_averages_a_long_stored_clips_windows_as_predict_does(ws, tmp_path):
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from core.data.importer import import_path
+
+    seconds = [_tone(0.05), _tone(0.1), _tone(0.9)]
+    for label in ("a", "b"):
+        (tmp_path / "src" / label).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "src" / label / f"{i}.wav").write_bytes(_wav(np.concatenate(seconds[::1 if i else -1])))
+    info = import_path(tmp_path / "src", ws, name="long", window=3.0)  # each 3-second recording kept whole
+    cfg = RunConfig(dataset_id=info["id"], backbone="logmel_cnn", weights="none", strategy="from_scratch",
+                    image_size=32)
+    run_dir = runs.create_run(cfg, ws)
+    test = [[rel, i] for i, label in enumerate(info["classes"]) for rel in info["images"][label]]
+    write_json(run_dir / "split.json", {"classes": info["classes"], "train": [], "val": [], "test": test})
+    inputs = keras.Input((data_sounds.CLIP_SAMPLES,))
+    loud = keras.layers.Lambda(lambda x: tf.sqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True)))(inputs)
+    model = keras.Model(inputs, keras.layers.Lambda(lambda r: tf.concat([1.0 - r, r], axis=1))(loud))
+    report = evaluation.evaluate(run_dir, model=model)
+    each = np.asarray(model.predict_on_batch(np.stack(seconds)))
+    for row in report["predictions"]:
+        assert row["probs"] == pytest.approx(each.mean(axis=0).tolist(), abs=2e-3)  # not the middle second's
+    assert abs(each.mean(axis=0)[1] - each[1][1]) > 0.05
