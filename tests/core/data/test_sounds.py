@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.data import kinds, samples, sounds
+from core.data import kinds, samples, sounds, tfdata
 from core.data.importer import import_path
 from core.data.limits import ImportLimits
 from core.errors import DatasetError
@@ -202,6 +202,9 @@ def test_training_takes_a_random_second_of_a_longer_clip_and_evaluation_its_midd
         assert np.allclose(x, stored[start:start + RATE])  # one whole second of the clip
         starts.add(start)
     assert len(starts) > 10 and min(starts) < RATE // 2 and max(starts) > 3 * RATE // 2  # all over the clip
+    batch, labels = next(iter(tfdata.pipeline(tmp_path, [("ramp.wav", 0)] * 4, 96, 4, True, 0, kind="audio",
+                                              crop=True)))
+    assert tuple(batch.shape) == (4, sounds.CLIP_SAMPLES) and labels.numpy().tolist() == [0, 0, 0, 0]
 
 
 def test_a_handed_in_clip_gives_its_heard_one_second_windows(tmp_path):
@@ -210,3 +213,15 @@ def test_a_handed_in_clip_gives_its_heard_one_second_windows(tmp_path):
     assert pieces.shape == (2, sounds.CLIP_SAMPLES)  # the silent second is left out
     assert sounds.clip_windows(wav(tone(1.2))).shape == (1, sounds.CLIP_SAMPLES)  # a short clip: one input
     assert sounds.clip_windows(wav(np.zeros(3 * RATE, np.float32))).shape == (3, sounds.CLIP_SAMPLES)  # all silent
+
+
+def test_the_command_line_imports_with_a_window_and_says_so(tmp_path, ws, capsys):
+    import json
+
+    from core.cli import main
+
+    assert main(["dataset", "import", str(_two_classes(tmp_path / "src", 6.0)), "--window", "2", "--json"]) == 0
+    brief = json.loads(capsys.readouterr().out)
+    assert brief["window_seconds"] == 2.0 and brief["counts"] == {"high": 6, "low": 6}
+    assert main(["dataset", "import", str(tmp_path / "src"), "--window", "20"]) != 0
+    assert "between 0.5 and 10 seconds" in capsys.readouterr().err
