@@ -86,7 +86,7 @@ def _sound_health_facts(info: dict, report: dict) -> None:
     st.bar_chart({f"{a:g}-{b:g} s": n for a, b, n in zip(edges, edges[1:], hist["counts"]) if n}, height=160)
     rates = ", ".join(f"{int(r) / 1000:g} kHz ({n})" for r, n in facts["sample_rates"].items())
     window = facts.get("window_seconds", sounds.WINDOW_SECONDS)
-    heard = ("; with time shift on, training hears a random second of each piece; a prediction averages its seconds"
+    heard = ("; with time shift on, training hears random seconds of each piece; a prediction averages its seconds"
              if window > sounds.CLIP_SECONDS else "")
     lines = [f"Clips last {durations['min']:.1f}-{durations['max']:.1f} s (median {durations['median']:.1f} s); "
              f"sample rates found: {rates}. Each is stored at 16 kHz and a model hears one second.",
@@ -127,7 +127,7 @@ def _sound_preview(info: dict, root: Path, augment: AugmentConfig, seed: int) ->
 WINDOW_LABEL = "Window length for long recordings (seconds)"
 WINDOW_HELP = ("A long recording is cut into pieces of this many seconds; each piece is one example. One second suits "
                "short sounds (a clap, a word); a few seconds suit longer ones (a bird's song). A model hears one second "
-               "at a time: with time shift on, training takes a random second of a longer piece each epoch, and a "
+               "at a time: with time shift on, training takes random seconds of a longer piece each epoch, and a "
                "prediction averages the answers for each second.")
 
 

@@ -106,7 +106,7 @@ def add_dataset(sub: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--window", type=float, metavar="SECONDS",
                      help=f"sounds: a long recording is cut into pieces of this many seconds, each piece one example "
                           f"({low:g} to {high:g}; default {sounds.WINDOW_SECONDS:g}). A model hears one second at a "
-                          "time: training with time shift takes a random second of a longer piece, a prediction "
+                          "time: training with time shift takes random seconds of a longer piece, a prediction "
                           "averages its seconds")
     imp.add_argument("--text-column", help="a table's column of texts (default: the one named text, sentence, …)")
     imp.add_argument("--label-column", help="a table's column of labels (default: the one named label, class, …)")

@@ -152,7 +152,7 @@ def features_for(
         todo = [items[index[k]] for k in missing]
         for v in range(max(views, 1)):
             ds = tfdata.pipeline(root, todo, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed + v,
-                                 crop=bool(views) and config.augment.shift)  # augmented views: a random second
+                                 crop=int(bool(views) and config.augment.shift))  # augmented views: a random second
             computed = extractor.predict(ds, verbose=0)
             table.update({f"{k}#{v}": vec for k, vec in zip(missing, computed)})
         _save(cache, table)

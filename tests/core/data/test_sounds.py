@@ -183,7 +183,7 @@ def test_images_ignore_a_chosen_window(tmp_path, ws):
     assert info["counts"] == {"blue": 2, "red": 2} and "window_seconds" not in info
 
 
-def test_training_takes_a_random_second_of_a_longer_clip_and_evaluation_its_middle(tmp_path):
+def test_training_takes_random_seconds_of_a_longer_clip_and_evaluation_its_middle(tmp_path):
     import tensorflow as tf
 
     ramp = np.linspace(-0.9, 0.9, 3 * RATE).astype(np.float32)  # every second of it is different
@@ -192,7 +192,9 @@ def test_training_takes_a_random_second_of_a_longer_clip_and_evaluation_its_midd
     middle = kinds.get("audio").load(96)(tf.constant(str(path))).numpy()
     stored = sf.read(path, dtype="float32")[0]
     assert np.allclose(middle, stored[RATE:2 * RATE])
-    crop = kinds.get("audio").load_random(96)
+    crop, views = kinds.get("audio").load_random({"window_seconds": 3.0}, 96)
+    assert views == 3  # an epoch takes as many random seconds of a 3-second window as it has seconds
+    assert kinds.get("audio").load_random({}, 96)[1] == 1  # one-second windows (the default): one
     starts = set()
     tf.random.set_seed(0)
     for _ in range(20):
@@ -202,9 +204,10 @@ def test_training_takes_a_random_second_of_a_longer_clip_and_evaluation_its_midd
         assert np.allclose(x, stored[start:start + RATE])  # one whole second of the clip
         starts.add(start)
     assert len(starts) > 10 and min(starts) < RATE // 2 and max(starts) > 3 * RATE // 2  # all over the clip
-    batch, labels = next(iter(tfdata.pipeline(tmp_path, [("ramp.wav", 0)] * 4, 96, 4, True, 0, kind="audio",
-                                              crop=True)))
-    assert tuple(batch.shape) == (4, sounds.CLIP_SAMPLES) and labels.numpy().tolist() == [0, 0, 0, 0]
+    ds = tfdata.pipeline(tmp_path, [("ramp.wav", 0)] * 4, 96, 4, True, 0, kind="audio", crop=3)
+    batches = list(ds)
+    assert len(batches) == int(ds.cardinality()) == tfdata.batches(4, 4, crop=3) == 3  # 4 clips x 3 seconds
+    assert all(tuple(x.shape) == (4, sounds.CLIP_SAMPLES) and y.numpy().tolist() == [0] * 4 for x, y in batches)
 
 
 def test_a_handed_in_clip_gives_its_heard_one_second_windows(tmp_path):
@@ -225,3 +228,10 @@ def test_the_command_line_imports_with_a_window_and_says_so(tmp_path, ws, capsys
     assert brief["window_seconds"] == 2.0 and brief["counts"] == {"high": 6, "low": 6}
     assert main(["dataset", "import", str(tmp_path / "src"), "--window", "20"]) != 0
     assert "between 0.5 and 10 seconds" in capsys.readouterr().err
+
+
+def test_an_epoch_takes_as_many_random_seconds_as_the_window_has(tmp_path, ws):
+    info = import_path(_two_classes(tmp_path / "src", 3.0), ws, name="three", window=3.0)
+    root = ws / "datasets" / info["id"]
+    assert tfdata.crop_views(root, 96) == 3 and info["counts"] == {"high": 2, "low": 2}  # kept whole: 3 s each
+    assert tfdata.crop_views(ws / "datasets" / import_path(_two_classes(tmp_path / "one", 1.0), ws)["id"], 96) == 1
