@@ -757,7 +757,9 @@ _SOUND_EDITS = {
         ("        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)\n"
          "        return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE)), label",
          "        clip, _ = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)  # -1..1, as stored\n"
-         "        clip = clip[:, 0][:CLIP_SAMPLES]\n"
+         "        clip = clip[:, 0]\n"
+         "        start = tf.maximum(0, (tf.shape(clip)[0] - CLIP_SAMPLES) // 2)  # a longer clip: its middle second\n"
+         "        clip = clip[start:start + CLIP_SAMPLES]\n"
          "        return tf.pad(clip, [[0, CLIP_SAMPLES - tf.shape(clip)[0]]]), label  # one second: padded if shorter"),
         ('"""(float32 0-255 images, labels) batches, streamed from disk."""',
          '"""(float32 16 kHz waveforms of CLIP_SAMPLES, labels) batches, streamed from disk."""'),
