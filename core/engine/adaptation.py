@@ -11,10 +11,10 @@ Two strategies (core.spec.strategies, `adapts`), one trainer:
   source features that look like the target's; the saved model is unchanged and takes target images
   as they are. Or, as a loss on the adaptation layer: a multi-kernel Gaussian MMD between source
   and target activations (DAN, Long et al. 2015), or Deep CORAL's distance between their
-  covariances (Sun & Saenko 2016). On `bench domain` (shapes -> shapes-field, 3 seeds) the
-  re-colouring measured +9.3 points on the target over source-only, Deep CORAL +1.3, DANN with
-  Adam -0.9 / with SGD and the paper's schedule +3.7, CDAN+E +3.2, AdaBN -8.0, pseudo-labels
-  -1.6 (the sweep is in the issue note).
+  covariances (Sun & Saenko 2016). On `bench domain`'s cached features (shapes -> shapes-field,
+  3 seeds) the re-colouring measured +9.3 points on the target over source-only, Deep CORAL +1.3,
+  DANN with Adam -0.9 / with SGD and the paper's schedule +3.7, CDAN+E +3.1, AdaBN -8.0,
+  pseudo-labels -1.7 (the sweep is in issue 27's note); the bench itself, +10.9.
 
 The adaptation layer is the head's hidden layer (head.hidden_units, 256 when not set). With a
 frozen backbone both domains' features come from the feature cache, computed once (the source's as

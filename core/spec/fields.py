@@ -248,7 +248,8 @@ _SETTINGS = (
             flags=(Flag("target-dataset", "domain adaptation: a dataset of images from where the model will be used "
                                           "(its labels only measure accuracy there)"),)),
     Setting("adapt_weight", "Adaptation weight",
-            "How much lining up the two domains counts against learning the labels.",
+            "How much lining up the two domains counts against learning the labels (re-colouring: the share of the "
+            "way to the target's colour, 1 at most).",
             flags=(Flag("adapt-weight", "how much lining up the two domains counts (default 1)"),)),
     Setting("adapt_loss", "Adaptation loss",
             "How the two domains are lined up: recolor (the default: the labelled images' features are given the "
