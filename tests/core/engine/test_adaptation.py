@@ -205,17 +205,19 @@ def test_a_frozen_backbone_adapts_on_augmented_images(ws, tiny, target):
         assert passes == expected, views
 
 
-def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path):
-    """The generated train.py trains with the adaptation loss on the target images, not as a plain run."""
+@pytest.mark.parametrize("strategy", ["domain_adversarial", "adaptive_layers"])
+def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path, strategy):
+    """The generated train.py trains with the adaptation loss on the target images, not as a plain run; with
+    adaptive_layers' default it re-colours the training images' features like the target's in each phase."""
     import os
     import subprocess
     import sys
 
     from core.ship import codegen
 
-    cfg = _config(tiny, target, epochs=1)
+    cfg = _config(tiny, target, epochs=1, strategy=strategy)
     script = codegen.training_script(cfg, str(datasets.dataset_path(tiny["id"], ws)), ws=ws)
-    assert "class AdaptationTrainer" in script and "ADAPTS = 'adversarial'" in script
+    assert "class AdaptationTrainer" in script and f"ADAPTS = {adaptation.adapts(cfg)!r}" in script
     assert f"HIDDEN_UNITS = {adaptation.ADAPTATION_UNITS}" in script  # the adaptation layer
     path = tmp_path / "train.py"
     path.write_text(script)
@@ -224,6 +226,8 @@ def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_pat
                           env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "adapt_loss" in proc.stdout and "test accuracy" in proc.stdout
+    recoloured = [line for line in proc.stdout.splitlines() if line.startswith("re-coloured")]
+    assert len(recoloured) == (1 if strategy == "adaptive_layers" else 0), proc.stdout[-2000:]
 
 
 # ---------------------------------------------------------------- bad inputs
