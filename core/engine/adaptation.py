@@ -80,13 +80,19 @@ def prepare(config: RunConfig) -> tuple[RunConfig, list[str]]:
 RECOLOR_RIDGE = 1.0
 
 
-def recolor_map(source: np.ndarray, target: np.ndarray, strength: float = 1.0,
-                ridge: float = RECOLOR_RIDGE) -> tuple[np.ndarray, np.ndarray]:
+# Above this many features (a flattened feature map), the covariances would not fit in memory: each feature's
+# mean and spread are matched instead (a diagonal map).
+RECOLOR_MAX_FEATURES = 4096
+
+
+def recolor_map(source: np.ndarray, target: np.ndarray, strength: float = 1.0, ridge: float = RECOLOR_RIDGE,
+                max_features: int = RECOLOR_MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
     """CORAL on features (Sun et al. 2016): (matrix, shift) taking source feature vectors x to x @ matrix + shift,
     whose mean and covariance are the target's (up to the ridge).
 
     The map whitens with the source covariance and re-colours with the target's; strength in [0, 1] goes that
-    share of the way from the identity (0: the features as they are).
+    share of the way from the identity (0: the features as they are). Above max_features the matrix is a vector
+    (x * matrix + shift): each feature gets the target's mean and spread.
     """
     def root(vectors: np.ndarray, power: float) -> np.ndarray:
         cov = np.cov(vectors.astype(np.float64), rowvar=False)
@@ -94,11 +100,20 @@ def recolor_map(source: np.ndarray, target: np.ndarray, strength: float = 1.0,
         return (basis * (np.maximum(values, 0.0) + ridge) ** power) @ basis.T
 
     ms, mt = source.mean(axis=0), target.mean(axis=0)
-    full = root(source, -0.5) @ root(target, 0.5)
+    if source.shape[1] > max_features:
+        full = np.sqrt((target.var(axis=0) + ridge) / (source.var(axis=0) + ridge))
+        identity = np.ones_like(full)
+    else:
+        full, identity = root(source, -0.5) @ root(target, 0.5), np.eye(len(ms))
     t = min(max(float(strength), 0.0), 1.0)
-    matrix = (1.0 - t) * np.eye(len(ms)) + t * full
-    shift = t * (mt - ms @ full)
+    matrix = (1.0 - t) * identity + t * full
+    shift = t * (mt - (ms * full if full.ndim == 1 else ms @ full))
     return matrix.astype(np.float32), shift.astype(np.float32)
+
+
+def recolor(x: Any, matrix: Any, shift: Any, matmul: Any = np.matmul) -> Any:
+    """Feature vectors x through recolor_map's (matrix, shift); the trainer passes TensorFlow's matmul."""
+    return (x * matrix if len(matrix.shape) == 1 else matmul(x, matrix)) + shift
 
 
 def recolors(config: RunConfig) -> bool:
@@ -205,7 +220,7 @@ def _trainer_class() -> type:
             if self.front is not None:
                 x = self.front(x, training=training)
             if source and self.recolor is not None:
-                x = tf.matmul(x, self.recolor[0]) + self.recolor[1]
+                x = recolor(x, *self.recolor, matmul=tf.matmul)
             return self.hidden(self.drop_in(x, training=training))
 
         def call(self, x, training=False):
@@ -286,8 +301,7 @@ def _cached_inputs(
     target_cache = features.cache_file(ws, target_config, 0)
     target_x = get(clean, adapt_items, target_info, target_root, target_cache)
     if recolors(config):  # the source's features (not the labelled target images') take the target's colour
-        matrix, shift = recolor_map(train_x, target_x, config.adapt_weight)
-        train_x = train_x @ matrix + shift
+        train_x = recolor(train_x, *recolor_map(train_x, target_x, config.adapt_weight))
     if labeled:
         train_x = np.concatenate([train_x, get(clean, labeled, target_info, target_root, target_cache)])
         labels = np.concatenate([labels, np.array([label for _, label in labeled], dtype=np.int32)])

@@ -487,7 +487,7 @@ def make_trainer(model, phase, steps_per_epoch):
 
 # What adaptation copies from core/engine/adaptation.py, in an order that reads top-down.
 _ADAPTATION_NAMES = ("KERNEL_MULTIPLIERS", "ramp", "gradient_reversal", "_reversal", "mmd", "coral", "RECOLOR_RIDGE",
-                     "recolor_map", "domain_classifier", "_front_layers", "AdaptationTrainer")
+                     "RECOLOR_MAX_FEATURES", "recolor_map", "recolor", "domain_classifier", "_front_layers", "AdaptationTrainer")
 
 
 def _adaptation_code(config: RunConfig, dataset_folder: str, ws: Path) -> tuple[list[str], list[str]]:

@@ -74,6 +74,12 @@ def test_recolor_map_gives_the_source_the_targets_mean_and_covariance():
     # fewer images than features (a covariance of rank < d): the ridge keeps the map finite
     small, _ = adaptation.recolor_map(rng.normal(size=(5, 16)), rng.normal(size=(7, 16)))
     assert np.isfinite(small).all()
+    # too many features for covariances (a flattened map): each feature gets the target's mean and spread
+    scale, shift = adaptation.recolor_map(source, target, ridge=0.0, max_features=3)
+    assert scale.shape == (4,)
+    moved = adaptation.recolor(source, scale, shift)
+    np.testing.assert_allclose(moved.mean(axis=0), target.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(moved.std(axis=0), target.std(axis=0), rtol=1e-4)
 
 
 def test_the_trainer_recolours_source_features_only():
