@@ -155,8 +155,9 @@ def section(run: runs.RunInfo, ws: Path) -> None:
         "Shared values per layer", pruning.CLUSTER_CHOICES, pruning.CLUSTER_CHOICES.index(pruning.DEFAULT_CLUSTERS),
         format_func=lambda n: "none (no clustering)" if n == 0 else f"{n}", key="prune.clusters",
         help="Weight clustering after pruning: each pruned layer's remaining weights share this many values, so the "
-             "int8 file gzips smaller still, for a point or less of accuracy. Use it when the file must be small to "
-             "download; none keeps every weight's own value.")
+             "int8 file gzips smaller still (on the flowers benchmark 0.68x of the unpruned file instead of 0.78x at "
+             "0.5, for about 2 points of the int8 file's accuracy). Use it when the file must be small to download; "
+             "none keeps every weight's own value.")
     if st.button("Prune into a new run", key="prune.start", type="primary", icon=":material/compress:",
                  disabled=busy, help="Runs in the background; you can leave the page and come back."):
         jobs.submit_prune(run.id, float(sparsity), int(epochs), ws, int(clusters))
