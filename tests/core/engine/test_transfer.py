@@ -319,8 +319,11 @@ def test_exported_scripts_distill_and_transfer_layers_on_their_own(tiny, ws, tmp
 
     teacher_dir = _train(ws, _small(tiny))
     folder = datasets.dataset_path(tiny["id"], ws)
-    distilled = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name), str(folder), ws=ws)
+    # With augmentation: the script's teacher answers the augmented view its student sees, as the app's does.
+    distilled = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name,
+                                               augment=AugmentConfig(flip=True, rotate=False)), str(folder), ws=ws)
     assert "def train_step(self, data):" in distilled and "TEMPERATURE = 4.0" in distilled
+    assert "x = self.augmenter(x, training=True)" in distilled
     assert "test accuracy" in _run_script(distilled, folder, tmp_path)
     grown = codegen.training_script(_small(tiny, strategy="layer_transfer", source_run=teacher_dir.name,
                                            fine_tune_epochs=1), str(folder), ws=ws)
