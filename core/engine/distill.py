@@ -5,10 +5,12 @@ the true labels, where x_T is the softmax of the logits divided by the temperatu
 output probabilities; log-probabilities are logits up to a constant, which the softmax cancels, so
 softmax(log(p) / T) is exactly the softened distribution. T^2 keeps the soft term's gradients the
 same size whatever T is. Defaults T = 4 and A = 0.7: the middle of the ranges Hinton et al. and
-the keras-io example use (T 2-5 for few classes, A 0.5-0.9); on the flowers benchmark T = 4,
-A = 0.7 was the one setting tried.
+the keras-io example use (T 2-5 for few classes, A 0.5-0.9); on the flowers sweep (issue 27, 150
+per class) T = 8 was no better and A = 1 (no labels) 9 points worse.
 
-The teacher's probabilities on the training and validation images (and on each augmented view the
+When the student passes images with augmentation on, the teacher runs beside it at every step on
+the very same augmented view (paired_trainer; function matching, Beyer et al. 2022). Otherwise the
+teacher's probabilities on the training and validation images (and on each augmented view the
 feature cache holds) are computed once and cached in <workspace>/cache/teacher/, keyed by the teacher
 run and a hash of its model file, so the teacher never runs twice on the same image. In Keras the
 labels travel packed: y = [label, teacher probabilities...], read by the loss and the accuracy.
