@@ -19,7 +19,8 @@ from core.spec.config import CHOICES, RANGES
 from core.store import datasets, runs
 
 K = "model."
-LOSS_WORDS = {"mmd": "MMD: the same spread of values (DAN)", "coral": "CORAL: the same correlations (Deep CORAL)"}
+LOSS_WORDS = {"recolor": "Re-colour: your images' features take the target's correlations (CORAL, recommended)",
+              "mmd": "MMD: the same spread of values (DAN)", "coral": "CORAL as a loss (Deep CORAL)"}
 
 
 def target_ui(strategy: strategies.Strategy, info: dict[str, Any], ws: Path) -> dict[str, Any]:

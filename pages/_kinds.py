@@ -47,6 +47,9 @@ class PageKind:
     # (dataset.json, its folder, the switches, a seed) -> draws the preview; None: the Data page's image preview.
     draw_preview: Callable[[dict, Path, AugmentConfig, int], None] | None = None
     own_items: str = ""  # what a person calls their own files of this kind ("pictures"); the kind's `items` if empty
+    # (a widget key) -> draws the choice of the length long items are cut into at import and returns it (sounds:
+    # seconds); None: the kind cuts nothing.
+    window_ui: Callable[[str], float] | None = None
 
 
 def _image_health_facts(info: dict, report: dict) -> None:
@@ -82,10 +85,15 @@ def _sound_health_facts(info: dict, report: dict) -> None:
     edges = hist["edges_seconds"]
     st.bar_chart({f"{a:g}-{b:g} s": n for a, b, n in zip(edges, edges[1:], hist["counts"]) if n}, height=160)
     rates = ", ".join(f"{int(r) / 1000:g} kHz ({n})" for r, n in facts["sample_rates"].items())
+    window = facts.get("window_seconds", sounds.WINDOW_SECONDS)
+    heard = ("; with time shift on, training hears random seconds of each piece; a prediction averages its seconds"
+             if window > sounds.CLIP_SECONDS else "")
     lines = [f"Clips last {durations['min']:.1f}-{durations['max']:.1f} s (median {durations['median']:.1f} s); "
-             f"sample rates found: {rates}. Each is stored at 16 kHz and a model hears one second."]
+             f"sample rates found: {rates}. Each is stored at 16 kHz and a model hears one second.",
+             f"Window length: {window:g} s (a recording longer than {sounds.LONG_WINDOWS * window:g} s was cut into "
+             f"pieces of {window:g} s, each one example{heard})."]
     if facts["windows_from_long_recordings"]:
-        lines.append(f"{facts['windows_from_long_recordings']} one-second windows were cut from long recordings.")
+        lines.append(f"{facts['windows_from_long_recordings']} pieces of {window:g} s were cut from long recordings.")
     if facts["silent"]:
         lines.append(f"{facts['silent']} clip(s) are silent: check the microphone, or remove them.")
     if facts["clipped"]:
@@ -116,11 +124,34 @@ def _sound_preview(info: dict, root: Path, augment: AugmentConfig, seed: int) ->
                      width="stretch", clamp=True)
 
 
+WINDOW_LABEL = "Window length for long recordings (seconds)"
+WINDOW_HELP = ("A long recording is cut into pieces of this many seconds; each piece is one example. One second suits "
+               "short sounds (a clap, a word); a few seconds suit longer ones (a bird's song). A model hears one second "
+               "at a time: with time shift on, training takes random seconds of a longer piece each epoch, and a "
+               "prediction averages the answers for each second.")
+
+
+def _sound_window_ui(key: str) -> float:
+    """The window length long recordings are cut into at import, in seconds (a number input with a plain help)."""
+    low, high = sounds.WINDOW_RANGE
+    return float(st.number_input(WINDOW_LABEL, min_value=low, max_value=high, value=sounds.WINDOW_SECONDS, step=0.5,
+                                 format="%.1f", key=key, help=WINDOW_HELP))
+
+
 PAGE_KINDS["audio"] = PageKind(
     id="audio", stored_how="Every clip is decoded, mixed down to mono, resampled to 16 kHz and stored as WAV; long "
-                           "recordings are cut into one-second windows",
+                           "recordings are cut into windows of the length chosen (one second unless you chose another)",
     health_facts=_sound_health_facts, augment_preview=True, own_items="recordings", draw_preview=_sound_preview,
+    window_ui=_sound_window_ui,
 )
+
+
+def window_ui(key: str, kind: spec_kinds.Kind | None = None) -> float | None:
+    """The length long items are cut into at import, for a kind that cuts them (sounds); without a kind (a zip or
+    folder, whose kind is known once read) for the first kind the app reads that does. None: nothing is cut."""
+    ids = [kind.id] if kind is not None else list(spec_kinds.ids())
+    draw = next((PAGE_KINDS[k].window_ui for k in ids if k in PAGE_KINDS and PAGE_KINDS[k].window_ui), None)
+    return draw(key) if draw else None
 
 
 def _text_health_facts(info: dict, report: dict) -> None:
@@ -389,22 +420,26 @@ class Recorded:
         return self.data
 
 
-def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str) -> list[Recorded]:
+def recordings_ui(kind: spec_kinds.Kind, slot: int, label: str, window: float | None = None) -> list[Recorded]:
     """For a kind handed in by microphone: record clips into one class of the class builder, one after another
-    (Teachable Machine style); the clips kept so far. Other kinds: none."""
+    (Teachable Machine style); the clips kept so far (`window`: the seconds a long recording is cut into). Other
+    kinds: none."""
     if "microphone" not in kind.hand_in:
         return []
+    window = sounds.WINDOW_SECONDS if window is None else window
     kept: dict[str, Recorded] = st.session_state.setdefault(f"data.recorded.{slot}", {})
     # A label without the class name: renaming the class would renew the recorder, which hands its last clip in again.
     clip = st.audio_input("Record a clip into this class", key=f"data.record.{slot}", sample_rate=16000,
                           help="Record one example, then the next: each recording is kept in this class. A recording "
-                               "longer than 1.5 seconds is cut into one-second clips, and a class needs at least "
-                               f"{health.MIN_IMAGES_TO_TRAIN} clips to train: three recordings of four seconds are "
-                               "enough for a first try. Your browser asks for permission first.")
+                               f"longer than {sounds.LONG_WINDOWS * window:g} seconds is cut into {window:g}-second "
+                               f"clips (the window length above), and a class needs at least "
+                               f"{health.MIN_IMAGES_TO_TRAIN} clips to train: three recordings of "
+                               f"{4 * window:g} seconds are enough for a first try. Your browser asks for permission "
+                               "first.")
     if clip is not None and clip.file_id not in kept:
         kept[clip.file_id] = Recorded(f"recording-{len(kept) + 1:03d}.wav", clip.getvalue())
     if kept:
-        st.caption(f"{len(kept)} recording(s) kept in this class. Longer ones become several one-second clips; "
+        st.caption(f"{len(kept)} recording(s) kept in this class. Longer ones become several {window:g}-second clips; "
                    f"a class needs {health.MIN_IMAGES_TO_TRAIN} clips.")
     return list(kept.values())
 

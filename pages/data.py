@@ -122,14 +122,16 @@ def _reset_builder() -> None:
     b["generation"] += 1
 
 
-def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spec_kinds.Kind]:
-    """Classes built here: ([(class name, uploads)], unlabeled uploads, dataset name, create clicked, their kind)."""
+def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spec_kinds.Kind, float | None]:
+    """Classes built here: ([(class name, uploads)], unlabeled uploads, dataset name, create clicked, their kind, the
+    length long items are cut into (sounds; None for a kind that cuts nothing))."""
     kind = _kinds.kind_ui("data.builder_kind", "What the classes hold; the uploaders below take files of this kind.")
     words = _kinds.own_items(kind)
     st.caption(
         f"Make a class for each kind of thing the model should tell apart, name it, and drop its {words} in. "
         f"You can select many {words} at once."
     )
+    window = _kinds.window_ui("data.builder_window", kind)  # beside the uploads and recorders it applies to
     b = _builder()
     classes: list[tuple[str, list[Any]]] = []
     for number, slot in enumerate(b["slots"], start=1):
@@ -144,7 +146,7 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spe
                 f"{words.capitalize()} of '{name}'", type=_kinds.upload_types(kind), accept_multiple_files=True,
                 key=f"data.class_files.{slot}", help=f"Select or drop many {words} at once; add more by uploading again.",
             )
-            files = [*files, *_kinds.recordings_ui(kind, slot, name)]  # a microphone where the kind takes one
+            files = [*files, *_kinds.recordings_ui(kind, slot, name, window)]  # a microphone where the kind takes one
             files = [*files, *_kinds.typed_texts_ui(kind, slot, name)]  # typed texts where the kind takes them
             st.caption(f"{len(files)} {words[:-1]}(s)")
         classes.append((name, files))
@@ -163,7 +165,7 @@ def builder_ui() -> tuple[list[tuple[str, list[Any]]], list[Any], str, bool, spe
                         disabled=not b["slots"],
                         help=f"Checks every {words[:-1]}, stores a copy of each usable one in your workspace and lists "
                              "any it had to skip, with the reason.")
-    return classes, unlabeled, name, clicked, kind
+    return classes, unlabeled, name, clicked, kind, window
 
 
 def samples_ui() -> str | None:
@@ -231,6 +233,7 @@ def bring_data_in(ws: Path) -> dict[str, Any] | None:
     imported = None
     with upload_tab:
         role = _domain.import_role_ui("data.upload_target")
+        upload_window = _kinds.window_ui("data.upload_window")  # chosen before the upload, which imports at once
         upload = upload_ui(ws)
         if upload is not None and role == "source" and texts.is_table(upload.name):
             imported = table_ui(upload, ws, limits)  # a table of texts: its columns are picked first
@@ -240,14 +243,15 @@ def bring_data_in(ws: Path) -> dict[str, Any] | None:
             hand = _common.selected_dataset(ws)  # a target keeps class folders named like the dataset in hand's
             classes = hand["classes"] if hand else []
             imported = attempt(lambda p: importer.import_upload(upload, upload.name, ws, limits=limits, progress=p,
-                                                                role=role, classes=classes),
+                                                                role=role, classes=classes, window=upload_window),
                                f"Importing {upload.name}…")
     with build_tab:
-        classes, unlabeled, name, clicked, kind = builder_ui()
+        classes, unlabeled, name, clicked, kind, window = builder_ui()
         if clicked:
             imported = attempt(lambda p: importer.import_classes(
                 [(label, [(f.name, f.getvalue) for f in files]) for label, files in classes], ws, name,
                 limits=limits, unlabeled=[(f.name, f.getvalue) for f in unlabeled], progress=p, kind=kind.id,
+                window=window,
             ), "Importing your classes…")
             if imported is not None:
                 # A fresh builder for the next dataset; the rerun draws it, and the message survives it.
@@ -262,9 +266,11 @@ def bring_data_in(ws: Path) -> dict[str, Any] | None:
             imported = attempt(lambda p: load_sample(sample, ws, p), f"Preparing the {sample} sample…")
     with folder_tab:
         folder_role = _domain.import_role_ui("data.folder_target")
+        folder_window = _kinds.window_ui("data.folder_window")
         folder = folder_ui()
         if folder:
-            imported = attempt(lambda p: importer.import_server_folder(folder, ws, limits=limits, progress=p, role=folder_role),
+            imported = attempt(lambda p: importer.import_server_folder(folder, ws, limits=limits, progress=p,
+                                                                       role=folder_role, window=folder_window),
                                f"Importing {folder}…")
     return imported
 

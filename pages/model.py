@@ -168,7 +168,7 @@ def weights_where(spec: backbones.BackboneSpec, size: int) -> str:
     """Whether a backbone's pretrained weights are on this computer, in words."""
     if "imagenet" not in spec.weights_options:
         return "no pretraining"
-    return "on this computer" if backbones.cached_weights(spec, size) else "downloaded when needed"
+    return "on this computer" if backbones.cached_weights(spec, size, _common.workspace()) else "downloaded when needed"
 
 
 # ---------------------------------------------------------------- widgets
@@ -777,7 +777,7 @@ def page() -> None:
     summary_ui(config, len(info["classes"]))
     code_ui(config, folder, info["classes"], ws)
     sees_ui(config, info, folder)
-    _offline.offline_ui(config)
+    _offline.offline_ui(config, ws)
     with st.expander("The exact settings, as saved with the run"):
         st.json(config.to_json())
     _common.link_to("pages/train.py", "Next: train the model", ":material/monitoring:")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.bench import audio, distill, domain, export, imports, prune, quick, scratch, serve, text, train, tune, tune_shared
+from core.bench import (audio, distill, domain, export, imports, prune, quick, scratch, serve, text, train, tune,
+                        tune_shared, windows)
 from core.errors import TransferLabError
 
 # name -> (run(keras_cache) -> figures, describe(figures) -> text)
@@ -24,6 +25,7 @@ BENCHMARKS: dict[str, tuple[Callable[[str | None], dict[str, Any]], Callable[[di
     "scratch-bn": (scratch.run, scratch.describe),
     "audio": (audio.run, audio.describe),
     "text": (text.run, text.describe),
+    "windows": (windows.run, windows.describe),
 }
 
 

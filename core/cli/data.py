@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from core.cli.common import Parser, import_progress, show_result
-from core.data import health, importer, samples
+from core.data import health, importer, samples, sounds
 from core.data.limits import ImportLimits
 from core.errors import TransferLabError
 from core.spec import kinds as spec_kinds
@@ -22,6 +22,9 @@ def _dataset_summary(info: dict) -> str:
     if not info["classes"]:  # a target import: unlabelled images from where the model will be used
         lines[1] = f"  {len(info.get('unlabeled', []))} unlabelled images from where the model will be used (no classes)"
         lines.append(f"  {health.unlabelled_report(info)['note']}")
+    if "window_seconds" in info:
+        lines.append(f"  a recording longer than {sounds.LONG_WINDOWS * info['window_seconds']:g} s is cut into "
+                     f"{info['window_seconds']:g}-second pieces, each one example")
     if info["skipped"]:
         lines.append(f"  {len(info['skipped'])} file(s) skipped:")
         lines += [f"    {s['file']}: {s['reason']}" for s in info["skipped"][:20]]
@@ -52,7 +55,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     if args.dataset_cmd == "import":
         info = importer.import_path(args.src, ws, name=args.name, limits=_import_limits(args),
                                     unlabeled=args.unlabeled, progress=import_progress(),
-                                    role="target" if args.target else "source", columns=_columns(args))
+                                    role="target" if args.target else "source", columns=_columns(args),
+                                    window=args.window)
     elif args.dataset_cmd == "sample":
         info = samples.import_sample(args.name, ws, progress=import_progress())
     elif args.dataset_cmd == "show":
@@ -80,6 +84,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     brief = {k: info[k] for k in ("id", "name", "classes", "counts", "skipped", "warnings")}
     brief |= {"predefined_split": bool(info.get("predefined_split")), "unlabeled": len(info.get("unlabeled", []))}
     brief |= {"role": info.get("role", "source")}
+    if "window_seconds" in info:
+        brief |= {"window_seconds": info["window_seconds"]}
     show_result(args, brief, _dataset_summary(info))
     return 0
 
@@ -96,6 +102,12 @@ def add_dataset(sub: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--target", action="store_true",
                      help="import every image, in any folders, without labels: images from where the model will be "
                           "used, the target of a domain-adaptation run (at least 20)")
+    low, high = sounds.WINDOW_RANGE
+    imp.add_argument("--window", type=float, metavar="SECONDS",
+                     help=f"sounds: a long recording is cut into pieces of this many seconds, each piece one example "
+                          f"({low:g} to {high:g}; default {sounds.WINDOW_SECONDS:g}). A model hears one second at a "
+                          "time: training with time shift takes random seconds of a longer piece, a prediction "
+                          "averages its seconds")
     imp.add_argument("--text-column", help="a table's column of texts (default: the one named text, sentence, …)")
     imp.add_argument("--label-column", help="a table's column of labels (default: the one named label, class, …)")
     imp.add_argument("--encoding", help="a table's text encoding (default: UTF-8, else Windows-1252 / Latin-1)")

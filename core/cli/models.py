@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from core.store import sources
 from core.store.files import workspace
 
 
-def _backbone_row(spec: backbones.BackboneSpec) -> dict[str, Any]:
+def _backbone_row(spec: backbones.BackboneSpec, ws: Path) -> dict[str, Any]:
     return {
         "id": spec.id, "label": spec.label, "family": spec.family, "params_m": spec.params_m,
         "base_params_m": spec.base_params_m, "size_mb": spec.size_mb, "imagenet_top1": spec.top1,
@@ -23,7 +24,7 @@ def _backbone_row(spec: backbones.BackboneSpec) -> dict[str, Any]:
         "weight_sizes": list(spec.weight_sizes), "weights": list(spec.weights_options),
         "groups": [g["name"] for g in spec.groups],
         "tiers": [t for t in backbones.TIERS if backbones.in_tier(spec, t)],
-        "imagenet_cached": backbones.cached_weights(spec, spec.default_size) is not None,
+        "imagenet_cached": backbones.cached_weights(spec, spec.default_size, ws) is not None,
     }
 
 
@@ -39,7 +40,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
                  "test_accuracy": s.test_accuracy, "early_checkpoint": s.has_early_checkpoint} for s in found]
         show_result(args, rows, "\n".join(s.label for s in found) or "No finished runs in this workspace yet.")
         return 0
-    rows = [_backbone_row(s) for s in backbones.BACKBONES.values() if backbones.in_tier(s, args.tier)]
+    rows = [_backbone_row(s, workspace(args.workspace)) for s in backbones.BACKBONES.values() if backbones.in_tier(s, args.tier)]
     text = "\n".join(
         f"{r['id']:<22} {r['params_m']:>7.2f}M params  top-1 {r['imagenet_top1'] or '-':>5}  "
         f"{r['gflops']:>6.2f} GFLOPs ~{r['ms_per_image']:>6.0f} ms/image  {len(r['groups'])} groups  "
@@ -59,19 +60,32 @@ def _kit(args: argparse.Namespace) -> list[tuple[Any, int]]:
 
 def cmd_weights(args: argparse.Namespace) -> int:
     kit = _kit(args)
+    ws = workspace(args.workspace)  # a TF Hub model (YAMNet) is kept in the workspace's hub cache
     if args.weights_cmd == "list":
         rows = [{"backbone": spec.id, "label": spec.label, "image_size": size,
-                 "ready": backbones.cached_weights(spec, size) is not None} for spec, size in kit]
+                 "ready": backbones.cached_weights(spec, size, ws) is not None} for spec, size in kit]
         show_result(args, rows, "\n".join(f"{r['backbone']:<22} {r['image_size']:>4} px  "
                                    f"{'ready' if r['ready'] else 'not on this computer'}" for r in rows))
         return 0
-    rows = []
+    rows, failed = [], []
     for spec, size in kit:
-        path, fetched = networks.download_weights(spec, size, progress=None if args.json else import_progress())
+        try:
+            path, fetched = networks.download_weights(spec, size, progress=None if args.json else import_progress(),
+                                                      ws=ws)
+        except TransferLabError as exc:  # one backbone that cannot be had does not stop the others
+            failed.append(exc)
+            rows.append({"backbone": spec.id, "image_size": size, "error": str(exc)})
+            continue
         rows.append({"backbone": spec.id, "image_size": size, "file": str(path), "downloaded": fetched})
-    show_result(args, rows, "\n".join(f"{r['backbone']:<22} {'downloaded' if r['downloaded'] else 'already here'}: {r['file']}"
-                               for r in rows))
-    return 0
+    if len(failed) == len(rows):
+        raise failed[0]
+    show_result(args, rows, "\n".join(
+        f"{r['backbone']:<22} " + (f"not downloaded: {r['error']}" if "error" in r else
+                                   f"{'downloaded' if r['downloaded'] else 'already here'}: {r['file']}")
+        for r in rows))
+    for exc in failed:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
@@ -125,7 +139,7 @@ def add_weights(sub: Any, common: argparse.ArgumentParser) -> None:
     """The `weights` command and its sub-commands."""
     wt = sub.add_parser("weights", help="get ImageNet weights ready before going offline (a demo on a school network)")
     wt_sub = wt.add_subparsers(dest="weights_cmd", required=True, parser_class=Parser)
-    for name, words in (("download", "download weights into Keras's cache now, with progress"),
+    for name, words in (("download", "download weights now (ImageNet files into Keras's cache, TF Hub models into the workspace), with progress"),
                         ("list", "which backbones' weights are on this computer")):
         w = wt_sub.add_parser(name, parents=[common], help=words)
         w.add_argument("backbones", nargs="*", metavar="BACKBONE",

@@ -219,14 +219,17 @@ class _Stored:
 
 
 def _store_entries(entries: list[_Entry], out: _Stored, data_kind: kinds.DataKind, skipped: list[dict], ws: Path,
-                   limits: ImportLimits, progress: ProgressFn | None) -> None:
-    """Read every entry and store what its kind's module makes of it; a bad file is set aside with its sentence."""
+                   limits: ImportLimits, progress: ProgressFn | None,
+                   normalise: Callable[[str, bytes, ImportLimits], list[kinds.Stored]] | None = None) -> None:
+    """Read every entry and store what its kind's module (or `normalise`, a kind's cutting one) makes of it; a bad
+    file is set aside with its sentence."""
+    normalise = normalise or data_kind.normalise
     for i, entry in enumerate(entries):
         if progress and i % 20 == 0:
             progress(i / len(entries), f"Checking and storing {data_kind.spec.item} {i + 1:,} of {len(entries):,}")
         try:
             data = entry.read()
-            pieces = data_kind.normalise(entry.name, data, limits)
+            pieces = normalise(entry.name, data, limits)
         except Refused:
             raise
         except DatasetError as exc:
@@ -263,8 +266,10 @@ def _check_stored(out: _Stored, labels: list[str], source: str, role: str, prede
 
 
 def _dataset_record(out: _Stored, dataset_id: str, name: str, source: str, labels: list[str], scan: archives.Scan,
-                    data_kind: kinds.DataKind, predefined: bool, kept_docs: list[str], role: str) -> dict[str, Any]:
-    """dataset.json of a stored import, with its duplicates, warnings and health report."""
+                    data_kind: kinds.DataKind, predefined: bool, kept_docs: list[str], role: str,
+                    window: float | None = None) -> dict[str, Any]:
+    """dataset.json of a stored import, with its duplicates, warnings and health report (`window`: the length
+    in seconds long items were cut into, for a kind that cuts them)."""
     counts = out.counts()
     info = {
         "id": dataset_id,
@@ -277,6 +282,7 @@ def _dataset_record(out: _Stored, dataset_id: str, name: str, source: str, label
         "counts": counts,
         "images": out.images,
         **data_kind.record(out.item_facts),  # the kind's own facts (images: "image_sizes")
+        **({"window_seconds": window} if window is not None else {}),
         "hashes": out.hashes,
         "predefined_split": out.parts if predefined else None,
         "unlabeled": out.unlabeled,
@@ -297,14 +303,17 @@ def _write_dataset(
     entries: list[_Entry], scan: archives.Scan, name: str, source: str, ws: Path, limits: ImportLimits,
     predefined: bool = False, docs: Sequence[tuple[str, Callable[[], bytes]]] = (), progress: ProgressFn | None = None,
     role: str = "source", kind: str = spec_kinds.DEFAULT, keep_labels: bool = False,
-    notes: Sequence[str] = (), extra: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (), extra: Mapping[str, Any] | None = None, window: float | None = None,
 ) -> dict[str, Any]:
     """Decode, normalize and write every item (by its kind's module) into a temporary folder, then move it in place.
 
     A target keeps its class folders only with keep_labels (they measure accuracy there, never train).
-    `notes` are sentences about the source kept among the warnings; `extra` fields go into dataset.json."""
+    `notes` are sentences about the source kept among the warnings; `extra` fields go into dataset.json.
+    `window`: the length in seconds a kind that cuts long items (sounds) cuts them into (None: its default;
+    ignored by other kinds); dataset.json keeps it as "window_seconds"."""
     data_kind = kinds.get(kind)
     words = data_kind.spec
+    window, normalise = data_kind.cutting(window) if data_kind.cutting else (None, data_kind.normalise)
     labels = _labels_to_write(entries, source, role, keep_labels, words)
     root = ws / "datasets"
     root.mkdir(parents=True, exist_ok=True)
@@ -314,10 +323,11 @@ def _write_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=runs.scratch_prefix(".import-"), dir=root))
     try:
         out = _Stored.start(tmp, labels, any(e.label is None for e in entries), room)
-        _store_entries(entries, out, data_kind, scan.skipped, ws, limits, progress)
+        _store_entries(entries, out, data_kind, scan.skipped, ws, limits, progress, normalise)
         _check_stored(out, labels, source, role, predefined, scan.skipped, words)
         kept_docs = _write_docs(docs, tmp, scan.skipped, limits)
-        info = _dataset_record(out, dataset_id, name, source, labels, scan, data_kind, predefined, kept_docs, role)
+        info = _dataset_record(out, dataset_id, name, source, labels, scan, data_kind, predefined, kept_docs, role,
+                               window)
         info |= {**(extra or {}), "warnings": [*notes, *info["warnings"]]}
         write_json(tmp / "dataset.json", info)
         quota.check_room(ws)  # the new images are already counted: they sit in the workspace's temporary folder
@@ -366,7 +376,7 @@ def _write_docs(docs: Sequence[tuple[str, Callable[[], bytes]]], folder: Path, s
 def import_path(
     src: str | os.PathLike, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(), source: str | None = None,
     *, unlabeled: str | os.PathLike | None = None, progress: ProgressFn | None = None, role: str = "source",
-    kind: str | None = None, columns: Mapping[str, Any] | None = None,
+    kind: str | None = None, columns: Mapping[str, Any] | None = None, window: float | None = None,
 ) -> dict[str, Any]:
     """Import a folder of class folders, or a .zip / .tar.gz of one, as a new dataset; returns its dataset.json.
     A .csv / .tsv / .jsonl file is a table of texts (`import_table`; `columns`: its text_column, label_column).
@@ -376,6 +386,8 @@ def import_path(
     `role="target"`: every image under src, in any folders, is an unlabelled image from where the model
     will be used (stored under unlabeled/, no classes; a run adapts to it as its target dataset).
     `kind`: the kind of data (core.spec.kinds); by default the kind most of its files are.
+    `window`: sounds: a recording longer than 1.5 windows is cut into windows of this many seconds
+    (sounds.WINDOW_RANGE; None: one second); other kinds ignore it.
     """
     src = Path(src)
     source = source or src.name
@@ -387,7 +399,7 @@ def import_path(
         scan = archives.Scan()
         entries, kind = _unlabeled_entries(src, limits, scan, source, kind)
         return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, progress=progress,
-                              role=role, kind=kind)
+                              role=role, kind=kind, window=window)
     scan = archives.Scan()
     archives.scan_source(src, source, limits, scan)
     kind = kind or _detect(scan.files)
@@ -395,7 +407,7 @@ def import_path(
     if unlabeled is not None:
         entries += _unlabeled_entries(Path(unlabeled), limits, scan, kind=kind)[0]
     return _write_dataset(entries, scan, name or Path(source).stem, source, ws, limits, predefined, docs, progress,
-                          kind=kind)
+                          kind=kind, window=window)
 
 
 def _detect(files: Sequence[tuple[PurePosixPath, Callable[[], bytes]]]) -> str:
@@ -430,7 +442,7 @@ def import_server_folder(src: str | os.PathLike, ws: Path, **kwargs: Any) -> dic
 def import_upload(
     fileobj: IO[bytes], filename: str, ws: Path, name: str | None = None, limits: ImportLimits = ImportLimits(),
     *, progress: ProgressFn | None = None, role: str = "source", kind: str | None = None,
-    classes: Sequence[str] = (), columns: Mapping[str, Any] | None = None,
+    classes: Sequence[str] = (), columns: Mapping[str, Any] | None = None, window: float | None = None,
 ) -> dict[str, Any]:
     """Import an uploaded .zip (or a .csv / .tsv / .jsonl table of texts, `columns` as for import_path) given as an open binary file (nothing is written outside the new dataset).
 
@@ -438,6 +450,7 @@ def import_upload(
     `classes` (the training dataset's), they stay class folders, used only to measure accuracy there; otherwise
     every item is kept without a label, whatever its folders.
     `kind`: the kind of data (core.spec.kinds); by default the kind most of its files are.
+    `window`: the length long recordings are cut into, as for import_path.
     """
     _check_role(role)
     if texts.is_table(filename) and role == "source":
@@ -449,14 +462,14 @@ def import_upload(
     if role == "target" and _names_classes(scan, classes):
         entries, docs, predefined = _classify(scan, spec_kinds.get(kind))
         return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs,
-                              progress, role=role, kind=kind, keep_labels=True)
+                              progress, role=role, kind=kind, keep_labels=True, window=window)
     if role == "target":
         entries = _as_unlabeled(scan.files, scan, spec_kinds.get(kind))
         return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, progress=progress,
-                              role=role, kind=kind)
+                              role=role, kind=kind, window=window)
     entries, docs, predefined = _classify(scan, spec_kinds.get(kind))
     return _write_dataset(entries, scan, name or Path(filename).stem, filename, ws, limits, predefined, docs, progress,
-                          kind=kind)
+                          kind=kind, window=window)
 
 
 def import_table(table: texts.Table, ws: Path, name: str, source: str, limits: ImportLimits,
@@ -504,11 +517,12 @@ Upload = tuple[str, bytes | Callable[[], bytes]]
 def import_classes(
     classes: Mapping[str, Sequence[Upload]] | Sequence[tuple[str, Sequence[Upload]]], ws: Path, name: str,
     limits: ImportLimits = ImportLimits(), *, unlabeled: Sequence[Upload] = (), progress: ProgressFn | None = None,
-    kind: str | None = None,
+    kind: str | None = None, window: float | None = None,
 ) -> dict[str, Any]:
     """Import images uploaded class by class, {class name: [(file name, bytes or a reader)]}, as a new dataset.
 
     Classes may also come as (name, files) pairs, so that two classes given the same name are refused, not merged.
+    `window`: the length long recordings (uploaded or recorded) are cut into, as for import_path.
     """
     pairs = list(classes.items()) if isinstance(classes, Mapping) else list(classes)
     words = spec_kinds.get(kind or kinds.detect([(f, lambda d=d: d() if callable(d) else d)
@@ -549,7 +563,7 @@ def import_classes(
                 continue
             entries.append(_Entry(label=label, name=shown, read=_upload_reader(data, limits)))
     return _write_dataset(entries, scan, name.strip() or "my classes", f"{words.items} uploaded per class", ws, limits,
-                          progress=progress, kind=words.id)
+                          progress=progress, kind=words.id, window=window)
 
 
 def _upload_reader(data: bytes | Callable[[], bytes], limits: ImportLimits) -> Callable[[], bytes]:

@@ -45,6 +45,15 @@ class DataKind:
     # The run's input size (images: pixels a side; a kind without one ignores it) -> a function, inside
     # tf.data, from a stored item's path tensor to the model's input tensor (TensorFlow imported inside).
     load: Callable[[int], Callable[[Any], Any]]
+    # A training pass's reading where the run's time shift is on, when it differs from `load`: (dataset.json,
+    # input size) -> (a `load` function drawing a random view of an item, how many views of each item make one
+    # epoch). Sounds: a random second of a longer stored clip, as many per epoch as the window has seconds.
+    # None: `load` everywhere.
+    load_random: Callable[[dict, int], tuple[Callable[[Any], Any], int]] | None = None
+    # Kinds that cut a long item into pieces of a chosen length (sounds: seconds): the chosen length or None
+    # for the default -> (the length used, the `normalise` that cuts so); a length out of range raises
+    # DatasetError. None: the kind cuts nothing, and a chosen length is ignored.
+    cutting: Callable[[float | None], tuple[float, Callable[[str, bytes, ImportLimits], list[Stored]]]] | None = None
 
     @property
     def spec(self) -> spec_kinds.Kind:
@@ -120,7 +129,7 @@ IMAGES = register(DataKind(
 
 SOUNDS = register(DataKind(
     id="audio", sniff=sounds.sniff, normalise=sounds.normalise, record=sounds.record, health=sounds.health_facts,
-    samples=("sounds",), load=sounds.loader,
+    samples=("sounds",), load=sounds.loader, load_random=sounds.random_loader, cutting=sounds.cutting,
 ))
 
 TEXTS = register(DataKind(

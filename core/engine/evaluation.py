@@ -23,6 +23,7 @@ from core.data.limits import ImportLimits
 from core.engine import inputs as model_inputs
 from core.engine import modeling
 from core.errors import DatasetError, RunStateError
+from core.spec.config import RunConfig
 from core.store import datasets, runs
 from core.store.files import read_json, write_json
 
@@ -232,7 +233,8 @@ def evaluate(run_dir: Path, model: Any = None, scores: tuple[Any, float, str] | 
         raise DatasetError("The test split is empty; raise the test fraction or add images.")
     if scores is None:
         ds = tfdata.pipeline(root, test, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed)
-        scores = (model.predict(ds, verbose=0), latency_ms(model, ds), LATENCY_METHOD)
+        probs = window_means(model, config, root, test, model.predict(ds, verbose=0))
+        scores = (probs, latency_ms(model, ds), LATENCY_METHOD)
     probs, ms_per_image, latency_method = scores
     y_true = np.array([label for _, label in test])
     classes = split["classes"]
@@ -252,6 +254,18 @@ def evaluate(run_dir: Path, model: Any = None, scores: tuple[Any, float, str] | 
         report["target"] = target_block(split["target"], classes, config, model, ws)
     write_json(run_dir / "eval.json", report)
     return report
+
+
+def window_means(model: Any, config: RunConfig, root: Path, items: list[tuple[str, int]], probs: np.ndarray) -> np.ndarray:
+    """The items' class probabilities as `predict` answers a handed-in file: where a stored item is longer than the
+    model's input (sounds: a clip of a window over 1.5 s, imported with --window), the mean of the answers over its
+    one-second windows; `probs` (one input per item, a clip's middle second) otherwise."""
+    if model_inputs.of_config(config).pieces is None:
+        return probs
+    arrays = [model_inputs.pieces(config, (root / rel).read_bytes()) for rel, _ in items]
+    if all(len(a) == 1 for a in arrays):
+        return probs
+    return _mean_answers(model, arrays)
 
 
 def target_block(target: dict[str, Any], classes: list[str], config: Any, model: Any, ws: Path) -> dict[str, Any]:
@@ -297,21 +311,31 @@ def predict(run_dir: Path, images: list[tuple[str, bytes]], top_k: int = 3, mode
         arrays, slots = [], []
         for name, data in images[start : start + PREDICT_CHUNK]:
             try:
-                arrays.append(model_inputs.decode(config, data))  # the run's kind decodes (images: pixels)
+                # The run's kind decodes (images: pixels); a sound longer than a second gives its one-second windows.
+                arrays.append(model_inputs.pieces(config, data))
                 slots.append(len(results))
                 results.append({"file": name})
             except DatasetError as exc:
                 results.append({"file": name, "error": f"'{name}' was skipped: {exc}."})
         if not arrays:
             continue
-        # One chunk is one step of Keras's own predict function (its batch size is 32 too), without
-        # predict()'s per-call setup, which costs more than the network for one small image.
-        probs = model.predict_on_batch(np.stack(arrays))
-        for slot, p in zip(slots, probs):
+        for slot, p in zip(slots, _mean_answers(model, arrays)):
             order = np.argsort(p)[::-1][:top_k]
             results[slot]["prediction"] = classes[int(order[0])]
             results[slot]["top"] = [{"class": classes[int(i)], "probability": round(float(p[i]), 6)} for i in order]
     return results
+
+
+def _mean_answers(model: Any, arrays: list[np.ndarray]) -> np.ndarray:
+    """Each file's class probabilities: the mean of the model's answers over its inputs (one for an image, the
+    one-second windows of a long sound), the inputs run PREDICT_CHUNK at a time."""
+    stacked = np.concatenate(arrays)
+    # One chunk is one step of Keras's own predict function (its batch size is 32 too), without
+    # predict()'s per-call setup, which costs more than the network for one small image.
+    probs = np.concatenate([np.asarray(model.predict_on_batch(stacked[i : i + PREDICT_CHUNK]))
+                            for i in range(0, len(stacked), PREDICT_CHUNK)])
+    ends = np.cumsum([len(a) for a in arrays])
+    return np.stack([probs[end - len(a) : end].mean(axis=0) for a, end in zip(arrays, ends)])
 
 
 def images_from_zip(data: bytes, limits: ImportLimits = ImportLimits(),

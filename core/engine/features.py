@@ -151,7 +151,8 @@ def features_for(
         index = {k: i for i, k in enumerate(keys)}
         todo = [items[index[k]] for k in missing]
         for v in range(max(views, 1)):
-            ds = tfdata.pipeline(root, todo, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed + v)
+            ds = tfdata.pipeline(root, todo, config.image_size, tfdata.INFERENCE_BATCH, False, config.seed + v,
+                                 crop=int(bool(views) and config.augment.shift))  # augmented views: a random second
             computed = extractor.predict(ds, verbose=0)
             table.update({f"{k}#{v}": vec for k, vec in zip(missing, computed)})
         _save(cache, table)

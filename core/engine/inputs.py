@@ -46,6 +46,9 @@ class InputKind:
     # Layers a full-integer TFLite file keeps in float, input included, because their values do not survive
     # 8 bits (sounds: the log-mel front end, whose power spectrum spans ten orders of magnitude).
     float_layers: tuple[str, ...] = ()
+    # (a file's bytes, the input size, import limits or None) -> the model inputs (n, *shape) whose answers are
+    # averaged into the file's prediction (sounds: the one-second windows of a longer clip); None: `decode`'s one.
+    pieces: Callable[[bytes, int, ImportLimits | None], np.ndarray] | None = None
 
 
 INPUT_KINDS: dict[str, InputKind] = {}
@@ -94,6 +97,15 @@ def decode(config: RunConfig, data: bytes, limits: ImportLimits | None = None) -
     return of_config(config).decode(data, config.image_size, limits)
 
 
+def pieces(config: RunConfig, data: bytes, limits: ImportLimits | None = None) -> np.ndarray:
+    """One handed-in file as the batch of model inputs whose answers are averaged into its prediction: (n, *shape)
+    (sounds: the one-second windows of a longer clip; other kinds: `decode`'s one input)."""
+    kind = of_config(config)
+    if kind.pieces is None:
+        return kind.decode(data, config.image_size, limits)[None]
+    return kind.pieces(data, config.image_size, limits)
+
+
 def blank(config: RunConfig) -> np.ndarray:
     """A batch of one empty input of this run (zeros; empty strings for text), to run a model once."""
     shape, dtype, _ = of_config(config).signature(config.image_size)
@@ -113,6 +125,7 @@ SOUNDS = register(InputKind(
     signature=lambda size: ((data_sounds.CLIP_SAMPLES,), "float32", "waveform"),
     augmentation=lambda config: sounds.augmentation(config.augment, config.seed),
     decode=data_sounds.load_clip,
+    pieces=data_sounds.clip_windows,
     value_range=(-1.0, 1.0),
     words=f"samples of a {data_sounds.SAMPLE_RATE // 1000} kHz mono waveform (-1 to 1)",
     float_layers=("log_mel",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ log = logging.getLogger("transferlab.networks")
 ASK_OPERATOR = "ask whoever runs this server"
 
 
-def fetch_hub(spec: BackboneSpec) -> Path:
-    """The local folder of a TF Hub model: the SavedModel folder given, or downloaded into the hub cache."""
+def fetch_hub(spec: BackboneSpec, cache: Path | None = None) -> Path:
+    """The local folder of a TF Hub model: the SavedModel folder given, or downloaded into the hub cache (`cache`,
+    else where TFHUB_CACHE_DIR points)."""
     handle = spec.hub_handle
-    local = backbones.hub_local(handle)
+    local = backbones.hub_local(handle, cache)
     if local is not None:
         return local
     if not handle.startswith(("https://", "http://")):
@@ -40,7 +42,7 @@ def fetch_hub(spec: BackboneSpec) -> Path:
             "choose the folder that contains saved_model.pb."
         )
     if settings.hosted():
-        return _fetch_hub_checked(handle)
+        return _fetch_hub_checked(handle, cache)
     if settings.offline():
         raise WeightsUnavailable(
             f"This computer is offline, so the TF Hub model {handle} cannot be downloaded; use a SavedModel "
@@ -48,6 +50,8 @@ def fetch_hub(spec: BackboneSpec) -> Path:
         )
     import tensorflow_hub as hub
 
+    if cache is not None:  # one person's computer: TF Hub's downloader reads its folder from the environment
+        os.environ["TFHUB_CACHE_DIR"] = str(cache)
     try:
         return Path(hub.resolve(handle))
     except Exception:  # noqa: BLE001 - any download failure gets the same plain sentence
@@ -57,7 +61,7 @@ def fetch_hub(spec: BackboneSpec) -> Path:
         ) from None
 
 
-def _fetch_hub_checked(handle: str) -> Path:
+def _fetch_hub_checked(handle: str, cache: Path | None = None) -> Path:
     """A visitor's TF Hub address on a shared server: checked (core.data.remote) before any request, every
     redirect checked, the download capped; unpacked into the hub cache where TF Hub itself would put it."""
     policy = remote.visitor_policy()
@@ -71,7 +75,7 @@ def _fetch_hub_checked(handle: str) -> Path:
         with remote.open_url(remote.with_query(handle, "tf-hub-format=compressed"), policy) as body:
             file_utils.extract_tarfile_to_destination(body, tmp_dir, log_function=body.unpacked)
 
-    module_dir = backbones.hub_module_dir(handle)
+    module_dir = backbones.hub_module_dir(handle, cache)
     module_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         found = Path(resolver.atomic_download(handle, download, str(module_dir)))
@@ -117,23 +121,32 @@ def _hash_matches(path: Path, expected: str) -> bool:
 
 
 def download_weights(spec: BackboneSpec, image_size: int, progress: ProgressFn | None = None,
-                     timeout: float = 30.0) -> tuple[Path, bool]:
-    """Put a backbone's ImageNet weights into Keras's cache now, with progress: (file, downloaded).
+                     timeout: float = 30.0, ws: Path | None = None) -> tuple[Path, bool]:
+    """Put a backbone's pretrained weights on this computer now, with progress: (file or folder, downloaded).
 
     For a teacher preparing a demo on a school network: fetched while online, used offline later.
-    The file is streamed to a temporary name, its hash checked as Keras checks it, then renamed, so
-    an interrupted download never leaves a half file under the real name.
+    ImageNet files go to Keras's cache: streamed to a temporary name, their hash checked as Keras checks
+    it, then renamed, so an interrupted download never leaves a half file under the real name. A TF Hub
+    model (YAMNet) goes to the workspace's hub cache (`ws`), where training looks for it.
     """
     import urllib.request
 
-    cached = backbones.cached_weights(spec, image_size)
+    cache = backbones.hub_cache_dir(ws) if ws is not None else None
+    cached = backbones.cached_weights(spec, image_size, ws)
     if cached is not None:
         return cached, False
-    if spec.hub_handle or "imagenet" not in spec.weights_options:
-        raise WeightsUnavailable(f"{spec.label} has no ImageNet weights file to download.")
+    if "imagenet" not in spec.weights_options:
+        raise WeightsUnavailable(f"{spec.label} has no pretrained weights to download.")
     if settings.offline():
         raise WeightsUnavailable(f"This computer is set to offline (TL_OFFLINE=1), so the weights of {spec.label} "
                                  "cannot be downloaded; unset it while connected to the internet.")
+    if spec.hub_handle:
+        if progress:
+            progress(0.0, f"{spec.hub_handle}: downloading from TF Hub")
+        found = fetch_hub(spec, cache)
+        if progress:
+            progress(1.0, f"{spec.hub_handle}: ready")
+        return found, True
     models = backbones.keras_models_dir()
     models.mkdir(parents=True, exist_ok=True)
     problems = []

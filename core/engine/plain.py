@@ -56,12 +56,16 @@ class Plain:
             return self.feature_data(run, phase)
         if "images" not in run.memo:  # one pipeline for every phase that passes images
             config = run.config
+            # Sounds with time shift on: random seconds of each longer clip, as many per epoch as its window has.
+            crop = tfdata.crop_views(run.root, config.image_size) if config.augment.shift else 0
             run.memo["images"] = (
-                tfdata.pipeline(run.root, run.parts["train"], config.image_size, config.batch_size, True, config.seed),
+                tfdata.pipeline(run.root, run.parts["train"], config.image_size, config.batch_size, True, config.seed,
+                                crop=crop),
                 tfdata.pipeline(run.root, run.parts["val"], config.image_size, config.batch_size, False, config.seed),
+                tfdata.batches(len(run.parts["train"]), config.batch_size, crop) if crop > 1 else None,
             )
-        train, val = run.memo["images"]
-        return PhaseData(run.model, train, val)
+        train, val, steps = run.memo["images"]
+        return PhaseData(run.model, train, val, steps)
 
     def feature_data(self, run: Run, phase: Phase) -> PhaseData:
         """The head alone, fitted on the backbone's cached features (augmented views when asked)."""

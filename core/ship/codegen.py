@@ -465,6 +465,12 @@ def training_data(train_ds, data_dir):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE))
 
+    if ADAPTS == "discrepancy" and ADAPT_LOSS == "recolor" and ADAPT_WEIGHT > 0:  # CORAL on features, this phase
+        trainer = _TRAINER[0]
+        source = trainer.front.predict(train_ds.map(lambda x, y: x), verbose=0)
+        target = trainer.front.predict(tf.data.Dataset.from_tensor_slices(paths).map(load).batch(BATCH_SIZE), verbose=0)
+        trainer.recolor = tuple(tf.constant(a) for a in recolor_map(source, target, ADAPT_WEIGHT))
+        print(f"re-coloured {len(source)} training images' features like {len(target)} target images'")
     target = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=SEED + 1, reshuffle_each_iteration=True)
     target = target.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH_SIZE)
     paired = tf.data.Dataset.zip((train_ds, target)).map(lambda s, t: ((s[0], t), s[1]))
@@ -486,8 +492,8 @@ def make_trainer(model, phase, steps_per_epoch):
     return trainer'''
 
 # What adaptation copies from core/engine/adaptation.py, in an order that reads top-down.
-_ADAPTATION_NAMES = ("KERNEL_MULTIPLIERS", "ramp", "gradient_reversal", "_reversal", "mmd", "coral", "domain_classifier",
-                     "_front_layers", "AdaptationTrainer")
+_ADAPTATION_NAMES = ("KERNEL_MULTIPLIERS", "ramp", "gradient_reversal", "_reversal", "mmd", "coral", "RECOLOR_RIDGE",
+                     "RECOLOR_MAX_FEATURES", "recolor_map", "recolor", "domain_classifier", "_front_layers", "AdaptationTrainer")
 
 
 def _adaptation_code(config: RunConfig, dataset_folder: str, ws: Path) -> tuple[list[str], list[str]]:
@@ -501,7 +507,7 @@ def _adaptation_code(config: RunConfig, dataset_folder: str, ws: Path) -> tuple[
         target = "target_images"
     constants = [f"TARGET_DIR = {target!r}  # the unlabelled images from where the model will be used (3rd argument)",
                  f"ADAPTS = {adaptation.adapts(config)!r}  # adversarial (DANN) or discrepancy (MMD / CORAL)",
-                 f"ADAPT_LOSS = {config.adapt_loss!r}  # the discrepancy measured (mmd or coral)",
+                 f"ADAPT_LOSS = {config.adapt_loss!r}  # recolor (CORAL on features), or the discrepancy lost: mmd or coral",
                  f"ADAPT_WEIGHT = {config.adapt_weight!r}  # the adaptation loss's weight beside the label loss"]
     copied = _definitions(adaptation.__file__)
     code = "from functools import lru_cache\n\n\n" + "\n\n\n".join(copied[name] for name in _ADAPTATION_NAMES)
@@ -763,7 +769,9 @@ _SOUND_EDITS = {
         ("        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)\n"
          "        return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE)), label",
          "        clip, _ = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)  # -1..1, as stored\n"
-         "        clip = clip[:, 0][:CLIP_SAMPLES]\n"
+         "        clip = clip[:, 0]\n"
+         "        start = tf.maximum(0, (tf.shape(clip)[0] - CLIP_SAMPLES) // 2)  # a longer clip: its middle second\n"
+         "        clip = clip[start:start + CLIP_SAMPLES]\n"
          "        return tf.pad(clip, [[0, CLIP_SAMPLES - tf.shape(clip)[0]]]), label  # one second: padded if shorter"),
         ('"""(float32 0-255 images, labels) batches, streamed from disk."""',
          '"""(float32 16 kHz waveforms of CLIP_SAMPLES, labels) batches, streamed from disk."""'),

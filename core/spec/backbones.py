@@ -565,22 +565,23 @@ def use_hub_cache(ws: Path) -> None:
     os.environ["TFHUB_CACHE_DIR"] = str(hub_cache_dir(ws))
 
 
-def hub_local(handle: str) -> Path | None:
-    """The local SavedModel folder for a handle, if it is one or was downloaded already."""
+def hub_local(handle: str, cache: Path | None = None) -> Path | None:
+    """The local SavedModel folder for a handle, if it is one or was downloaded already (into `cache`, else into
+    TFHUB_CACHE_DIR when that is set)."""
     if not handle.startswith(("https://", "http://")):
         path = Path(handle)
         return path if (path / "saved_model.pb").is_file() else None
-    if not os.environ.get("TFHUB_CACHE_DIR"):
+    if cache is None and not os.environ.get("TFHUB_CACHE_DIR"):
         return None
-    path = hub_module_dir(handle)
+    path = hub_module_dir(handle, cache)
     return path if (path / "saved_model.pb").is_file() else None
 
 
-def hub_module_dir(handle: str) -> Path:
-    """Where TF Hub keeps a URL's model: a folder named by the SHA-1 of the handle in TFHUB_CACHE_DIR
-    (TF Hub's own temporary cache when that is unset)."""
-    cache = os.environ.get("TFHUB_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "tfhub_modules")
-    return Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
+def hub_module_dir(handle: str, cache: Path | None = None) -> Path:
+    """Where TF Hub keeps a URL's model: a folder named by the SHA-1 of the handle in `cache`, else in
+    TFHUB_CACHE_DIR (TF Hub's own temporary cache when that is unset)."""
+    folder = cache or os.environ.get("TFHUB_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "tfhub_modules")
+    return Path(folder) / hashlib.sha1(handle.encode("utf8")).hexdigest()
 
 
 # ---------------------------------------------------------------- lookups
@@ -656,10 +657,12 @@ def keras_models_dir() -> Path:
     return base / "models"
 
 
-def cached_weights(spec: BackboneSpec, image_size: int) -> Path | None:
-    """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk."""
+def cached_weights(spec: BackboneSpec, image_size: int, ws: Path | None = None) -> Path | None:
+    """The cached ImageNet weights file (or TF Hub folder) for this backbone and size, if one is on disk. A TF Hub
+    model is looked for in the workspace's hub cache when `ws` is given (a page, which must not point the whole
+    process at one visitor's workspace), else where TFHUB_CACHE_DIR points."""
     if spec.hub_handle:
-        return hub_local(spec.hub_handle)
+        return hub_local(spec.hub_handle, hub_cache_dir(ws) if ws is not None else None)
     if spec.package_file:
         return package_path(spec.package_file)
     for wf in spec.weights_candidates(image_size):

@@ -104,7 +104,9 @@ class RunConfig:
     target_dataset_id: str = ""
     target_labeled_per_class: int = 0
     adapt_weight: float = 1.0  # how much lining up the two domains counts against the label loss
-    adapt_loss: str = "mmd"  # adaptive_layers: multi-kernel MMD (DAN) or CORAL (Deep CORAL)
+    # adaptive_layers: "recolor" (CORAL on the backbone's features: source features re-coloured like the target's;
+    # adapt_weight up to 1 is the share of the way), or a loss: multi-kernel MMD (DAN) or CORAL (Deep CORAL).
+    adapt_loss: str = "recolor"
     # Also train the source-only baseline (the same head, no adaptation) to show whether adaptation helped.
     compare_source_only: bool = False
 
@@ -190,7 +192,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("constant", "cosine", "warmup_cosine", "plateau"),
     "class_weights": ("auto", "balanced", "none"),
     "fine_tune_unit": ("layers", "groups"),
-    "adapt_loss": ("mmd", "coral"),
+    "adapt_loss": ("recolor", "mmd", "coral"),
 }
 RANGES: dict[str, tuple[float, float]] = {
     "image_size": (32, 600),

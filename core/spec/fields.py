@@ -253,11 +253,13 @@ _SETTINGS = (
             flags=(Flag("target-dataset", "domain adaptation: a dataset of images from where the model will be used "
                                           "(its labels only measure accuracy there)"),)),
     Setting("adapt_weight", "Adaptation weight",
-            "How much lining up the two domains counts against learning the labels.",
+            "How much lining up the two domains counts against learning the labels (re-colouring: the share of the "
+            "way to the target's colour, 1 at most).",
             flags=(Flag("adapt-weight", "how much lining up the two domains counts (default 1)"),)),
     Setting("adapt_loss", "Adaptation loss",
-            "How the distance between the two domains is measured: MMD or CORAL.",
-            flags=(Flag("adapt-loss", "adaptive_layers: mmd or coral"),)),
+            "How the two domains are lined up: recolor (the default: the labelled images' features are given the "
+            "target's mean and correlations before the head learns), or a loss on the adaptation layer, MMD or CORAL.",
+            flags=(Flag("adapt-loss", "adaptive_layers: recolor (default), mmd or coral"),)),
     Setting("target_labeled_per_class", "Labelled target images per class",
             "Also trains on this many labelled images of each class from the target dataset (0: none).",
             flags=(Flag("target-labeled-per-class",

@@ -267,11 +267,11 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy(
             id="adaptive_layers",
             label="Adaptation layers (DAN / CORAL)",
-            sentence="Add an adaptation layer between the backbone and the classifier and train it so that labelled "
-                     "images and unlabelled images from where the model will be used give it the same spread of "
-                     "values (multi-kernel MMD, or CORAL: the same correlations).",
+            sentence="Give the features of your labelled images the mean and correlations of those of unlabelled images "
+                     "from where the model will be used (CORAL), then train the classifier on them; or line up an "
+                     "adaptation layer with a loss (multi-kernel MMD, or Deep CORAL).",
             use_when="Like domain-adversarial training (labelled images from one setting, unlabelled ones from "
-                     "another) when you want a steadier method with one setting fewer to get right.",
+                     "another); it is steadier and measured better on the sample's field photos, with nothing to tune.",
             forced_weights=None,
             phases=_adapt,
             settings=("target_dataset_id", "adapt_loss", "adapt_weight", "target_labeled_per_class",

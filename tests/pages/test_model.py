@@ -252,6 +252,19 @@ def test_summary_and_what_the_pretrained_model_sees_on_request(ws, tiny_dataset)
     assert "classifier of MobileNet V2" in said and "cannot name what it sees here" in said and ".h5" not in said
 
 
+def test_a_tf_hub_model_downloaded_into_the_workspace_counts_as_ready_on_the_page(ws, tiny_dataset, monkeypatch):
+    # YAMNet fetched earlier by `weights download` or a run: the page looks in the workspace's hub cache, without
+    # pointing the whole server process (TFHUB_CACHE_DIR) at one visitor's workspace.
+    monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+    folder = backbones.hub_module_dir(backbones.YAMNET, backbones.hub_cache_dir(ws))
+    folder.mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"a SavedModel")
+    at = app_test("model").run()
+    assert_clean(at)
+    assert any(e.label == f"Get ready for a demo without internet (2 of {len(offline_kit())} backbones ready)"
+               for e in at.expander)
+
+
 def test_missing_weights_download_from_the_page(ws, tiny_dataset, monkeypatch, server):
     good = WeightsFile("x.h5", server + "/good", hashlib.sha256(PAYLOAD).hexdigest())
     monkeypatch.delenv("TL_OFFLINE", raising=False)

@@ -60,3 +60,40 @@ def test_the_model_page_offers_a_sound_datasets_own_augmentations_with_help(ws, 
     assert set(boxes) == {"noise", "gain", "shift", "spec_mask"}  # no mirroring or rotating of a sound
     assert all(c.help for c in boxes.values())
     assert "noisier, louder, shifted in time" in _text(at)
+
+
+def _long_wav(seconds: float, freq: float) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sounds.SAMPLE_RATE)) / sounds.SAMPLE_RATE
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sounds.SAMPLE_RATE, format="WAV")
+    return buf.getvalue()
+
+
+def test_the_class_builder_cuts_long_recordings_into_the_chosen_window(ws):
+    from core.store import datasets
+
+    at = app_test("data").run(timeout=60)
+    at.segmented_control(key="data.builder_kind").set_value("audio").run(timeout=60)
+    window = at.number_input(key="data.builder_window")
+    assert window.value == 1.0 and "each piece is one example" in window.help
+    window.set_value(2.0).run(timeout=60)
+    for slot, freq in ((1, 300.0), (2, 3000.0)):
+        at.file_uploader(key=f"data.class_files.{slot}").set_value(
+            [(f"bird{slot}.wav", _long_wav(6.0, freq), "audio/wav")]).run(timeout=60)
+    at.button(key="data.build").click().run(timeout=60)
+    assert_clean(at)
+    (info,) = datasets.list_datasets(ws)
+    assert info["window_seconds"] == 2.0 and info["counts"] == {"Class 1": 3, "Class 2": 3}  # 6 s: three 2-s pieces
+    assert "Window length: 2 s" in _text(at)  # the health report says it
+
+
+def test_a_zip_or_folder_import_offers_the_window_length_too(ws):
+    at = app_test("data").run(timeout=60)
+    assert_clean(at)
+    for key in ("data.upload_window", "data.folder_window"):
+        assert at.number_input(key=key).value == sounds.WINDOW_SECONDS

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.data import kinds, samples, sounds
+from core.data import kinds, samples, sounds, tfdata
 from core.data.importer import import_path
 from core.data.limits import ImportLimits
 from core.errors import DatasetError
@@ -131,3 +131,107 @@ def test_loader_gives_one_second_for_any_stored_length(tmp_path):
         path = Path(tmp_path) / f"{seconds}.wav"
         path.write_bytes(wav(tone(seconds)))
         assert tuple(load(tf.constant(str(path))).shape) == (sounds.CLIP_SAMPLES,)
+
+
+# ---------------------------------------------------------------- windows of a chosen length
+
+
+def _two_classes(src: Path, seconds: float) -> Path:
+    """Two class folders of two recordings each, `seconds` long, of a steady tone."""
+    for label, freq in (("low", 300.0), ("high", 3000.0)):
+        (src / label).mkdir(parents=True)
+        for i in range(2):
+            (src / label / f"{label}{i}.wav").write_bytes(wav(tone(seconds, freq * (1 + i / 20))))
+    return src
+
+
+def test_import_with_a_chosen_window_stores_clips_of_that_length_and_the_manifest_says_so(tmp_path, ws):
+    info = import_path(_two_classes(tmp_path / "src", 6.0), ws, name="long", window=2.0)
+    assert info["window_seconds"] == 2.0 and info["report"]["sounds"]["window_seconds"] == 2.0
+    assert info["counts"] == {"high": 6, "low": 6}  # each 6-second recording: three 2-second pieces
+    root = ws / "datasets" / info["id"]
+    for rel in info["images"]["low"]:
+        stored, rate = sf.read(root / rel)
+        assert rate == RATE and len(stored) == 2 * RATE
+    starts = sorted({f["window_start"] for f in info["clip_facts"]})
+    assert starts == [0.0, 2.0, 4.0]
+    assert info["report"]["sounds"]["windows_from_long_recordings"] == 12
+    assert info["report"]["sounds"]["durations"]["median"] == pytest.approx(6.0)  # each recording once
+
+
+def test_the_default_window_is_one_second_and_recorded(tmp_path, ws):
+    info = import_path(_two_classes(tmp_path / "src", 3.0), ws, name="default")
+    assert info["window_seconds"] == sounds.WINDOW_SECONDS == 1.0 and info["counts"] == {"high": 6, "low": 6}
+
+
+@pytest.mark.parametrize("seconds", [0.2, 11.0, float("nan")])
+def test_a_window_length_out_of_range_gets_one_sentence_and_imports_nothing(tmp_path, ws, seconds):
+    with pytest.raises(DatasetError) as err:
+        import_path(_two_classes(tmp_path / "src", 3.0), ws, name="bad", window=seconds)
+    assert "between 0.5 and 10 seconds" in str(err.value) and "\n" not in str(err.value)
+    assert not list((ws / "datasets").glob("bad-*"))
+
+
+def test_images_ignore_a_chosen_window(tmp_path, ws):
+    from PIL import Image
+
+    for label, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / "pics" / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8 + i, 8), colour).save(tmp_path / "pics" / label / f"{i}.png")
+    info = import_path(tmp_path / "pics", ws, name="pics", window=3.0)
+    assert info["counts"] == {"blue": 2, "red": 2} and "window_seconds" not in info
+
+
+def test_training_takes_random_seconds_of_a_longer_clip_and_evaluation_its_middle(tmp_path):
+    import tensorflow as tf
+
+    ramp = np.linspace(-0.9, 0.9, 3 * RATE).astype(np.float32)  # every second of it is different
+    path = tmp_path / "ramp.wav"
+    path.write_bytes(wav(ramp))
+    middle = kinds.get("audio").load(96)(tf.constant(str(path))).numpy()
+    stored = sf.read(path, dtype="float32")[0]
+    assert np.allclose(middle, stored[RATE:2 * RATE])
+    crop, views = kinds.get("audio").load_random({"window_seconds": 3.0}, 96)
+    assert views == 3  # an epoch takes as many random seconds of a 3-second window as it has seconds
+    assert kinds.get("audio").load_random({}, 96)[1] == 1  # one-second windows (the default): one
+    starts = set()
+    tf.random.set_seed(0)
+    for _ in range(20):
+        x = crop(tf.constant(str(path))).numpy()
+        assert x.shape == (sounds.CLIP_SAMPLES,)
+        start = int(np.argmin(np.abs(stored - x[0])))
+        assert np.allclose(x, stored[start:start + RATE])  # one whole second of the clip
+        starts.add(start)
+    assert len(starts) > 10 and min(starts) < RATE // 2 and max(starts) > 3 * RATE // 2  # all over the clip
+    ds = tfdata.pipeline(tmp_path, [("ramp.wav", 0)] * 4, 96, 4, True, 0, kind="audio", crop=3)
+    batches = list(ds)
+    assert len(batches) == int(ds.cardinality()) == tfdata.batches(4, 4, crop=3) == 3  # 4 clips x 3 seconds
+    assert all(tuple(x.shape) == (4, sounds.CLIP_SAMPLES) and y.numpy().tolist() == [0] * 4 for x, y in batches)
+
+
+def test_a_handed_in_clip_gives_its_heard_one_second_windows(tmp_path):
+    x = np.concatenate([tone(1.0, 300.0), np.zeros(RATE, np.float32), tone(1.0, 900.0)])
+    pieces = sounds.clip_windows(wav(x))
+    assert pieces.shape == (2, sounds.CLIP_SAMPLES)  # the silent second is left out
+    assert sounds.clip_windows(wav(tone(1.2))).shape == (1, sounds.CLIP_SAMPLES)  # a short clip: one input
+    assert sounds.clip_windows(wav(np.zeros(3 * RATE, np.float32))).shape == (3, sounds.CLIP_SAMPLES)  # all silent
+
+
+def test_the_command_line_imports_with_a_window_and_says_so(tmp_path, ws, capsys):
+    import json
+
+    from core.cli import main
+
+    assert main(["dataset", "import", str(_two_classes(tmp_path / "src", 6.0)), "--window", "2", "--json"]) == 0
+    brief = json.loads(capsys.readouterr().out)
+    assert brief["window_seconds"] == 2.0 and brief["counts"] == {"high": 6, "low": 6}
+    assert main(["dataset", "import", str(tmp_path / "src"), "--window", "20"]) != 0
+    assert "between 0.5 and 10 seconds" in capsys.readouterr().err
+
+
+def test_an_epoch_takes_as_many_random_seconds_as_the_window_has(tmp_path, ws):
+    info = import_path(_two_classes(tmp_path / "src", 3.0), ws, name="three", window=3.0)
+    root = ws / "datasets" / info["id"]
+    assert tfdata.crop_views(root, 96) == 3 and info["counts"] == {"high": 2, "low": 2}  # kept whole: 3 s each
+    assert tfdata.crop_views(ws / "datasets" / import_path(_two_classes(tmp_path / "one", 1.0), ws)["id"], 96) == 1

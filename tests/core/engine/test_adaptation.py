@@ -57,6 +57,74 @@ def test_coral_matches_the_formula():
     assert float(adaptation.coral(a, a)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_recolor_map_gives_the_source_the_targets_mean_and_covariance():
+    rng = np.random.default_rng(3)
+    source = rng.normal(size=(500, 4)) * [1.0, 2.0, 0.5, 1.0]
+    mix = np.array([[1.0, 0.5, 0, 0], [0, 1.0, 0.3, 0], [0, 0, 2.0, 0], [0.4, 0, 0, 0.2]])
+    target = rng.normal(size=(300, 4)) @ mix + [3.0, -1.0, 0.0, 5.0]
+    matrix, shift = adaptation.recolor_map(source, target, ridge=0.0)
+    moved = source @ matrix + shift
+    np.testing.assert_allclose(moved.mean(axis=0), target.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(np.cov(moved, rowvar=False), np.cov(target, rowvar=False), atol=1e-3)
+    # strength 0: the features as they are; half-way: between the two
+    matrix0, shift0 = adaptation.recolor_map(source, target, strength=0.0)
+    np.testing.assert_allclose(matrix0, np.eye(4)) and np.testing.assert_allclose(shift0, 0.0)
+    half = source @ adaptation.recolor_map(source, target, strength=0.5, ridge=0.0)[0]
+    np.testing.assert_allclose(half, (source + source @ matrix) / 2, atol=1e-4)
+    # fewer images than features (a covariance of rank < d): the ridge keeps the map finite
+    small, _ = adaptation.recolor_map(rng.normal(size=(5, 16)), rng.normal(size=(7, 16)))
+    assert np.isfinite(small).all()
+    # too many features for covariances (a flattened map): each feature gets the target's mean and spread
+    scale, shift = adaptation.recolor_map(source, target, ridge=0.0, max_features=3)
+    assert scale.shape == (4,)
+    moved = adaptation.recolor(source, scale, shift)
+    np.testing.assert_allclose(moved.mean(axis=0), target.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(moved.std(axis=0), target.std(axis=0), rtol=1e-4)
+
+
+def test_the_trainer_recolours_source_features_only():
+    """The map applies to the source batch while training; prediction (and so the saved model) sees features as
+    they are."""
+    import tf_keras as keras
+
+    inputs = keras.Input((3,))
+    x = keras.layers.Dense(4, activation="relu", name="hidden")(keras.layers.Dropout(0.0, name="hidden_dropout")(inputs))
+    out = keras.layers.Dense(2, activation="softmax", name="predictions")(keras.layers.Dropout(0.0, name="dropout")(x))
+    model = keras.Model(inputs, out)
+    shift = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    trainer = adaptation.adaptation_model(model, "discrepancy", "recolor", 1.0, 10,
+                                          recolor=(np.zeros((3, 3), np.float32), shift))
+    xs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    recoloured = trainer.activations(xs, source=True).numpy()
+    np.testing.assert_allclose(recoloured, np.repeat(model.get_layer("hidden")(shift[None]).numpy(), 5, axis=0),
+                               atol=1e-6)
+    np.testing.assert_allclose(trainer.activations(xs).numpy(), model.get_layer("hidden")(xs).numpy(), atol=1e-6)
+    np.testing.assert_allclose(trainer(xs).numpy(), model(xs).numpy(), atol=1e-6)
+
+
+def test_adaptive_layers_recolours_by_default_in_both_phases(ws, tiny, target, monkeypatch):
+    """The default of adaptive_layers: CORAL on features, the map from the source's training features and the
+    target's adapt images, on cached features and again with the backbone opened; the baseline makes none."""
+    calls = []
+    real = adaptation.recolor_map
+
+    def spy(source, target_, strength=1.0, **kw):
+        calls.append((source.shape, target_.shape, strength))
+        return real(source, target_, strength, **kw)
+
+    monkeypatch.setattr(adaptation, "recolor_map", spy)
+    cfg = _config(tiny, target, strategy="adaptive_layers", epochs=1, fine_tune_epochs=1, fine_tune_layers=2,
+                  compare_source_only=True)
+    assert cfg.adapt_loss == "recolor"
+    run_dir = runs.create_run(cfg, ws)
+    assert training.train_and_compare(cfg, run_dir)["state"] == "done"
+    split = read_json(run_dir / "split.json")
+    n_train, n_adapt = len(split["train"]), len(split["target"]["adapt"])
+    assert [(s[0], t[0], w) for s, t, w in calls] == [(n_train, n_adapt, 1.0)] * 2  # adapt, adapt_fine_tune
+    ends = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
+    assert all(np.isfinite(e["metrics"]["adapt_loss"]) for e in ends)
+
+
 # ---------------------------------------------------------------- training with a target
 
 
@@ -143,17 +211,19 @@ def test_a_frozen_backbone_adapts_on_augmented_images(ws, tiny, target):
         assert passes == expected, views
 
 
-def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path):
-    """The generated train.py trains with the adaptation loss on the target images, not as a plain run."""
+@pytest.mark.parametrize("strategy", ["domain_adversarial", "adaptive_layers"])
+def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path, strategy):
+    """The generated train.py trains with the adaptation loss on the target images, not as a plain run; with
+    adaptive_layers' default it re-colours the training images' features like the target's in each phase."""
     import os
     import subprocess
     import sys
 
     from core.ship import codegen
 
-    cfg = _config(tiny, target, epochs=1)
+    cfg = _config(tiny, target, epochs=1, strategy=strategy)
     script = codegen.training_script(cfg, str(datasets.dataset_path(tiny["id"], ws)), ws=ws)
-    assert "class AdaptationTrainer" in script and "ADAPTS = 'adversarial'" in script
+    assert "class AdaptationTrainer" in script and f"ADAPTS = {adaptation.adapts(cfg)!r}" in script
     assert f"HIDDEN_UNITS = {adaptation.ADAPTATION_UNITS}" in script  # the adaptation layer
     path = tmp_path / "train.py"
     path.write_text(script)
@@ -162,6 +232,8 @@ def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_pat
                           env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "adapt_loss" in proc.stdout and "test accuracy" in proc.stdout
+    recoloured = [line for line in proc.stdout.splitlines() if line.startswith("re-coloured")]
+    assert len(recoloured) == (1 if strategy == "adaptive_layers" else 0), proc.stdout[-2000:]
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -78,3 +78,73 @@ def test_offline_is_refused_and_the_default_kit_is_what_presets_and_recommender_
     listed = {(r["backbone"], r["image_size"]) for r in json.loads(capsys.readouterr().out)}
     assert listed == set(config.offline_kit())
     assert {(p["backbone"], p["image_size"]) for p in config.PRESETS.values()} <= listed
+
+
+def _hub_server(tmp_path):
+    """A loopback server answering any path with a compressed TF Hub model (a folder holding saved_model.pb)."""
+    import io
+    import tarfile
+
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w:gz") as tar:
+        info = tarfile.TarInfo("saved_model.pb")
+        info.size = len(PAYLOAD)
+        tar.addfile(info, io.BytesIO(PAYLOAD))
+    body = blob.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/google/yamnet/1"
+
+
+def test_a_tf_hub_model_of_the_kit_downloads_into_the_workspace_and_counts_as_ready(ws, tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    httpd, url = _hub_server(tmp_path)
+    try:
+        monkeypatch.setitem(backbones.BACKBONES, "yamnet",
+                            dataclasses.replace(backbones.get("yamnet"), hub_handle=url))
+        monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "elsewhere"))  # not where this workspace keeps models
+        args = ["yamnet", "--workspace", str(ws), "--json"]
+        assert main(["weights", "list", *args]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["ready"] is False
+        monkeypatch.setenv("TL_OFFLINE", "1")
+        assert main(["weights", "download", *args]) == 2
+        assert "TL_OFFLINE" in capsys.readouterr().err  # offline: a sentence, not "no weights file"
+        monkeypatch.delenv("TL_OFFLINE")
+        assert main(["weights", "download", *args]) == 0
+        row = json.loads(capsys.readouterr().out)[0]
+        folder = backbones.hub_module_dir(url, backbones.hub_cache_dir(ws))
+        assert row["downloaded"] and row["file"] == str(folder) and (folder / "saved_model.pb").read_bytes() == PAYLOAD
+        # A page asks with the workspace, whatever this process's TFHUB_CACHE_DIR says.
+        monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "elsewhere"))
+        assert backbones.cached_weights(backbones.get("yamnet"), 96, ws) == folder
+        assert backbones.cached_weights(backbones.get("yamnet"), 96) is None
+        assert main(["weights", "list", *args]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["ready"] is True
+        assert main(["weights", "download", *args]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["downloaded"] is False  # already here
+    finally:
+        httpd.shutdown()
+
+
+def test_one_backbone_that_cannot_be_had_does_not_stop_the_kit(server, monkeypatch, capsys):
+    _serve_from(monkeypatch, server + "/good", hashlib.sha256(PAYLOAD).hexdigest())
+    monkeypatch.setattr(networks, "fetch_hub", lambda spec, cache=None: (_ for _ in ()).throw(
+        WeightsUnavailable("The TF Hub model could not be downloaded.")))
+    assert main(["weights", "download", "mobilenet_v2_0.35", "yamnet", "--size", "128", "--json"]) == 2
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert rows[0]["downloaded"] is True and rows[1] == {"backbone": "yamnet", "image_size": 128,
+                                                         "error": "The TF Hub model could not be downloaded."}
+    assert "error: The TF Hub model could not be downloaded." in err

@@ -77,3 +77,27 @@ def test_a_sound_run_the_script_cannot_train_says_why_in_a_sentence(sound_run):
         exec(compile(script, "train.py", "exec"), {"__name__": "__main__"})
     assert "plain strategy" in str(stopped.value) and "python -m core train" in str(stopped.value)
     assert "does not train this run" in card.code_readme(runs.create_run(distilled, run_dir.parent.parent), "d", "s")
+
+
+def test_a_sound_script_reads_the_middle_second_of_a_longer_clip_as_the_app_does(ws, tmp_path):
+    # A dataset imported with --window 3 stores 3-second clips; the app evaluates their middle second.
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from core.data import sounds as data_sounds
+
+    rate = data_sounds.SAMPLE_RATE
+    wave = np.concatenate([np.zeros(rate), 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate), np.zeros(rate)])
+    buf = io.BytesIO()
+    sf.write(buf, wave.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    (tmp_path / "long.wav").write_bytes(buf.getvalue())
+    cfg = RunConfig(dataset_id="d", backbone="logmel_cnn", weights="none", strategy="from_scratch", image_size=32,
+                    epochs=1).validate()
+    space: dict = {"__name__": "train_script"}
+    exec(compile(codegen.training_script(cfg, "data", classes=["a", "b"], ws=ws), "train.py", "exec"), space)
+    clips, _ = next(iter(space["make_dataset"](tmp_path, [("long.wav", 0)], False)))
+    app = data_sounds.loader(32)(str(tmp_path / "long.wav")).numpy()  # what evaluation and Predictions read
+    assert clips.shape == (1, rate) and np.abs(app).max() > 0.4  # the tone, not a silent second
+    np.testing.assert_allclose(clips[0].numpy(), app, atol=1e-4)
