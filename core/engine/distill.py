@@ -5,10 +5,12 @@ the true labels, where x_T is the softmax of the logits divided by the temperatu
 output probabilities; log-probabilities are logits up to a constant, which the softmax cancels, so
 softmax(log(p) / T) is exactly the softened distribution. T^2 keeps the soft term's gradients the
 same size whatever T is. Defaults T = 4 and A = 0.7: the middle of the ranges Hinton et al. and
-the keras-io example use (T 2-5 for few classes, A 0.5-0.9); on the flowers benchmark T = 4,
-A = 0.7 was the one setting tried.
+the keras-io example use (T 2-5 for few classes, A 0.5-0.9); on the flowers sweep (issue 27, 150
+per class) T = 8 was no better and A = 1 (no labels) 9 points worse.
 
-The teacher's probabilities on the training and validation images (and on each augmented view the
+When the student passes images with augmentation on, the teacher runs beside it at every step on
+the very same augmented view (paired_trainer; function matching, Beyer et al. 2022). Otherwise the
+teacher's probabilities on the training and validation images (and on each augmented view the
 feature cache holds) are computed once and cached in <workspace>/cache/teacher/, keyed by the teacher
 run and a hash of its model file, so the teacher never runs twice on the same image. In Keras the
 labels travel packed: y = [label, teacher probabilities...], read by the loss and the accuracy.
@@ -58,41 +60,60 @@ def soften(probs: Any, temperature: float) -> Any:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def distillation_loss(temperature: float, weight: float) -> Any:
-    """The Keras loss on packed labels [label, teacher probabilities...] and the student's probabilities."""
+def _kd(labels: Any, teacher: Any, student: Any, temperature: float, weight: float) -> Any:
+    """Per image: weight * KL(teacher_T || student_T) * T^2 + (1 - weight) * cross-entropy (TensorFlow)."""
     import tensorflow as tf
     import tf_keras as keras
 
+    log_s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(student, _EPS, 1.0)) / temperature)
+    log_t = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(teacher, _EPS, 1.0)) / temperature)
+    kl = tf.reduce_sum(tf.exp(log_t) * (log_t - log_s), axis=-1)
+    ce = keras.losses.sparse_categorical_crossentropy(labels, student)
+    return weight * kl * temperature**2 + (1.0 - weight) * ce
+
+
+def distillation_loss(temperature: float, weight: float) -> Any:
+    """The Keras loss on packed labels [label, teacher probabilities...] and the student's probabilities."""
+    import tensorflow as tf
+
     def loss(y_true: Any, y_pred: Any) -> Any:
-        y_pred = tf.cast(y_pred, tf.float32)
         labels = tf.cast(y_true[:, 0], tf.int32)
-        teacher = tf.cast(y_true[:, 1:], tf.float32)
-        log_s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(y_pred, _EPS, 1.0)) / temperature)
-        log_t = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(teacher, _EPS, 1.0)) / temperature)
-        kl = tf.reduce_sum(tf.exp(log_t) * (log_t - log_s), axis=-1)
-        ce = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
-        return weight * kl * temperature**2 + (1.0 - weight) * ce
+        return _kd(labels, tf.cast(y_true[:, 1:], tf.float32), tf.cast(y_pred, tf.float32), temperature, weight)
 
     loss.__name__ = "distillation_loss"
     return loss
 
 
-def packed_accuracy() -> Any:
-    """Accuracy on packed labels, logged as "accuracy" like every run's."""
+def paired_loss(temperature: float, weight: float) -> Any:
+    """The same loss for a paired trainer (paired_trainer): y_true [label], y_pred [student..., teacher...]."""
+    import tensorflow as tf
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        student, teacher = tf.split(tf.cast(y_pred, tf.float32), 2, axis=-1)
+        return _kd(tf.cast(y_true[:, 0], tf.int32), tf.stop_gradient(teacher), student, temperature, weight)
+
+    loss.__name__ = "distillation_loss"
+    return loss
+
+
+def packed_accuracy(paired: bool = False) -> Any:
+    """Accuracy on packed labels, logged as "accuracy" like every run's (paired: of the student's half)."""
     import tensorflow as tf
     import tf_keras as keras
 
     def accuracy(y_true: Any, y_pred: Any) -> Any:
-        hit = tf.equal(tf.cast(y_true[:, 0], tf.int64), tf.argmax(y_pred, axis=-1))
+        student = tf.split(y_pred, 2, axis=-1)[0] if paired else y_pred
+        hit = tf.equal(tf.cast(y_true[:, 0], tf.int64), tf.argmax(student, axis=-1))
         return tf.cast(hit, tf.float32)
 
     return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
-def compile_for(model: Any, config: RunConfig, learning_rate: Any) -> None:
-    """Compile a student (or its head) with the distillation loss."""
+def compile_for(model: Any, config: RunConfig, learning_rate: Any, paired: bool = False) -> None:
+    """Compile a student (or its head, or a paired trainer) with the distillation loss."""
+    make = paired_loss if paired else distillation_loss
     model.compile(optimizer=modeling.optimizer(config.optimizer, learning_rate),
-                  loss=distillation_loss(config.temperature, config.distill_weight), metrics=[packed_accuracy()])
+                  loss=make(config.temperature, config.distill_weight), metrics=[packed_accuracy(paired)])
 
 
 # ---------------------------------------------------------------- the teacher
@@ -109,6 +130,7 @@ class Teacher:
     digest: str
     predict: Callable[[Any], np.ndarray]
     label: str
+    model: Any = None  # the Keras model itself, for a paired trainer (paired_trainer)
 
 
 def load_teacher(config: RunConfig, ws: Path, classes: list[str]) -> Teacher:
@@ -133,7 +155,8 @@ def load_teacher(config: RunConfig, ws: Path, classes: list[str]) -> Teacher:
     model = modeling.load(model_path)
     label = f"run {config.source_run} ({backbones.get(teacher_config.backbone).label})"
     return Teacher(config.source_run, run_dir, teacher_config.image_size, teacher_classes,
-                   features._file_digest(model_path) or "", lambda x: np.asarray(model.predict_on_batch(x)), label)
+                   features._file_digest(model_path) or "", lambda x: np.asarray(model.predict_on_batch(x)), label,
+                   model)
 
 
 def teacher_cache_file(ws: Path, config: RunConfig, teacher: Teacher, views: int) -> Path:
@@ -239,6 +262,38 @@ def paired_views(teacher: Teacher, model: Any, base: Any, info: dict[str, Any], 
 # ---------------------------------------------------------------- what a phase trains on
 
 
+def paired_trainer(model: Any, teacher: Teacher) -> Any:
+    """The student with the teacher beside it on the very same augmented view, as one Keras model whose output
+    is [student's probabilities..., teacher's probabilities...] (paired_loss); it shares the student's layers.
+
+    Function matching (Beyer et al. 2022, "Knowledge distillation: a good teacher is patient and consistent"):
+    a teacher that answers the clean image while the student sees a flipped, rotated or zoomed one teaches
+    it the wrong target for that view. While validating, the augmentation is off and the teacher sees the
+    clean image. None when the student has no augmentation, or the teacher cannot take its input.
+    """
+    import tf_keras as keras
+
+    try:
+        augmenter = model.get_layer("augmentation")
+    except ValueError:
+        return None
+    if teacher.model is None:
+        return None
+    size, teacher_size = tuple(model.input_shape[1:]), tuple(teacher.model.input_shape[1:])
+    if teacher_size != size and len(size) != 3:
+        return None  # only images are resized for a teacher of another size
+    # The student after its augmentation (a nested Sequential's .output is its own graph's; node 0 is the call in model).
+    student = keras.Model(augmenter.get_output_at(0), model.output)
+    teacher.model.trainable = False
+    inputs = keras.Input(size, dtype=model.input.dtype, name="pixels")
+    view = augmenter(inputs)
+    seen = view if teacher_size == size else keras.layers.Resizing(*teacher_size[:2], name="teacher_size")(view)
+    both = keras.layers.Concatenate(dtype="float32", name="student_and_teacher")(
+        [student(view), teacher.model(seen, training=False)])
+    return keras.Model(inputs, both, name="student_beside_teacher")
+
+
+
 def pack(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Labels and teacher probabilities as one float array [label, p_1, ..., p_C] per image."""
     return np.concatenate([np.asarray(labels, np.float32)[..., None], probs.astype(np.float32)], axis=-1)
@@ -299,6 +354,14 @@ def phase_inputs(teacher: Teacher, model: Any, base: Any, phase: Phase, config: 
         train_data = _tensor_dataset(train_x, packed, weights, config.batch_size, config.seed, repeat=bool(views))
         val_data = _tensor_dataset(val_x, val_packed, None, config.batch_size, None)
         return trainer, train_data, val_data, -(-len(labels) // config.batch_size), figures
+    pair = paired_trainer(model, teacher) if config.augment.any() else None
+    if pair is not None:  # the teacher answers each augmented view as the student sees it
+        column = lambda y: np.asarray(y, np.float32)[:, None]  # noqa: E731
+        targets = (column(labels),) if weights is None else (column(labels), weights)
+        train_data = tfdata.pipeline(root, train, config.image_size, config.batch_size, True, config.seed, targets=targets)
+        val_data = tfdata.pipeline(root, val, config.image_size, config.batch_size, False, config.seed,
+                                   targets=(column(val_labels),))
+        return pair, train_data, val_data, None, figures | {"paired": True}
     probs, fig = teacher_probs(teacher, info, root, train, clean_cache, config.batch_size)
     figures["teacher_images"] += fig["images"]
     figures["teacher_computed"] += fig["computed"]
@@ -439,7 +502,8 @@ class Distillation(Plain):
 
     def build(self, run: Run) -> None:
         """The teacher first (checked: finished, same classes), then the student."""
-        run.memo["teacher"] = load_teacher(run.config, run.ws, run.info["classes"])
+        with run.scope():
+            run.memo["teacher"] = load_teacher(run.config, run.ws, run.info["classes"])
         super().build(run)
 
     def data(self, run: Run, phase: Phase, epochs: int) -> PhaseData:
@@ -447,13 +511,18 @@ class Distillation(Plain):
         teacher = run.memo["teacher"]
         trainer, train, val, steps, fig = phase_inputs(teacher, run.model, run.base, phase, run.config, run.info,
                                                        run.root, run.parts, run.ws, run.class_weight)
-        run.emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
-                               f"({fig['teacher_computed']} computed now, the others from its cache)."))
+        run.memo["paired"] = fig.get("paired", False)
+        if run.memo["paired"]:
+            run.emit(events.Notice(f"The teacher, {teacher.label}, answers every augmented training image as the "
+                                   "student sees it (flipped, rotated...), at each step, so both see the same picture."))
+        else:
+            run.emit(events.Notice(f"The teacher, {teacher.label}, answered {fig['teacher_images']} images "
+                                   f"({fig['teacher_computed']} computed now, the others from its cache)."))
         return PhaseData(trainer, train, val, steps, use_class_weight=False)
 
     def compile(self, run: Run, trainer: Any, rate: Any) -> None:
         """The distillation loss and the packed accuracy."""
-        compile_for(trainer, run.config, rate)
+        compile_for(trainer, run.config, rate, paired=run.memo.get("paired", False))
 
     def finish(self, run_dir: Path, config: RunConfig, train: Train) -> dict[str, Any]:
         """The student alone (if asked) and the verdict in distill_report.json."""

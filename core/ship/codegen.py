@@ -350,6 +350,10 @@ _DISTILLER = '''class Distiller(keras.Model):
         super().__init__(**kwargs)
         self.student, self.teacher = student, teacher
         self.teacher.trainable = False
+        # With augmentation, the teacher answers the very view the student sees (function matching): the
+        # augmentation runs first, then the student's layers after it and the teacher on the same pixels.
+        self.augmenter = next((layer for layer in student.layers if layer.name == "augmentation"), None)
+        self.after = None if self.augmenter is None else keras.Model(self.augmenter.get_output_at(0), student.output)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
@@ -375,8 +379,10 @@ _DISTILLER = '''class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.augmenter is not None:
+            x = self.augmenter(x, training=True)
         with tf.GradientTape() as tape:
-            probs = self.student(x, training=True)
+            probs = (self.student if self.after is None else self.after)(x, training=True)
             loss = self.distillation_loss(x, y, probs, sample_weight) + sum(self.student.losses)
         variables = self.student.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))

@@ -131,7 +131,12 @@ _SETTINGS = (
             "Epochs after the classifier has been trained, with the top of the backbone unfrozen{zero}",
             flags=(Flag("fine-tune-epochs", "epochs of the fine-tuning phase, or of each unfreezing step"),),
             variants={"gradual_unfreeze": ("Epochs per step",
-                                           "Epochs after each group of layers is opened (made trainable).")}),
+                                           "Epochs after each group of layers is opened (made trainable)."),
+                      "distill": ("Fine-tuning epochs",
+                                  "Epochs after the student's classifier has been trained, with the top of its "
+                                  "backbone unfrozen{zero} A pretrained student learns most from a long schedule: use "
+                                  "about 20, with every layer open (a large number of layers to retrain) and "
+                                  "augmentation on, when the student should come close to its teacher.")}),
     Setting("fine_tune_learning_rate", "Learning rate after the head",
             "The learning rate once the backbone is being retrained. Kept low so the pretrained knowledge is "
             "adjusted, not overwritten.",

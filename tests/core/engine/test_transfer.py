@@ -190,6 +190,56 @@ def test_a_frozen_student_learns_from_cached_augmented_views(tiny, ws, monkeypat
     assert any("0 computed now" in m for m in kinds)
 
 
+def _lopsided_teacher(size: int, classes: int) -> distill.Teacher:
+    """A teacher whose answers change when an image is mirrored (a dense layer on the raw pixels)."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255)(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+    return distill.Teacher("t", None, size, [], "", lambda b: np.asarray(model.predict_on_batch(b)), "t", model)
+
+
+def test_the_teacher_answers_the_same_augmented_view_the_student_sees(tiny):
+    """Function matching: with augmentation on, the teacher's answer is on the flipped image the student sees,
+    not on the clean one (what the cache holds); while validating both see the clean image."""
+    import tensorflow as tf
+
+    cfg = _small(tiny, augment=AugmentConfig(flip=True, rotate=False))
+    student, _ = modeling.build(cfg, 3)
+    teacher = _lopsided_teacher(16, 3)  # another size: the teacher gets the view resized to its own
+    trainer = distill.paired_trainer(student, teacher)
+    x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    small = tf.image.resize(x, (16, 16))
+    clean, mirrored = teacher.predict(small), teacher.predict(tf.image.flip_left_right(small))
+    assert np.abs(clean - mirrored).max() > 1e-3  # the test can tell the two apart
+    seen = np.asarray(trainer(x, training=True))[:, 3:]
+    flipped = [np.allclose(row, m, atol=1e-5) and not np.allclose(row, c, atol=1e-5)
+               for row, c, m in zip(seen, clean, mirrored)]
+    assert all(f or np.allclose(row, c, atol=1e-5) for f, row, c in zip(flipped, seen, clean))
+    assert any(flipped) and not all(flipped)  # RandomFlip mirrored some images, and their teacher saw them so
+    np.testing.assert_allclose(np.asarray(trainer(x, training=False))[:, 3:], clean, atol=1e-5)
+    # The student half is the student itself: its weights, and what it says on the clean image.
+    np.testing.assert_allclose(np.asarray(trainer(x, training=False))[:, :3], student(x, training=False), atol=1e-5)
+    assert distill.paired_trainer(modeling.build(_small(tiny), 3)[0], teacher) is None  # no augmentation, no pair
+
+
+def test_an_augmented_student_trains_beside_its_teacher(tiny, ws, monkeypatch):
+    teacher_dir = _train(ws, _small(tiny))
+    seen = _counting_teacher(monkeypatch)
+    cfg = _small(tiny, strategy="distill", source_run=teacher_dir.name, epochs=2,
+                 augment=AugmentConfig(flip=True, rotate=True))
+    run_dir = _train(ws, cfg)
+    split = json.loads((teacher_dir / "split.json").read_text())
+    assert seen["images"] == len(split["val"])  # no cached answers on clean training images: they would be wrong
+    notices = [e.get("message", "") for e in runs.read_events(run_dir) if e["type"] == "notice"]
+    assert any("as the student sees it" in m for m in notices)
+    losses = [e["metrics"]["loss"] for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert (run_dir / "eval.json").is_file()
+
+
 def test_distillation_streams_images_through_the_runs_own_pipeline(tiny, ws, monkeypatch):
     """No second copy of the tf.data pipeline: the packed labels ride on core.data.tfdata.pipeline."""
     from core.data import tfdata
@@ -269,8 +319,11 @@ def test_exported_scripts_distill_and_transfer_layers_on_their_own(tiny, ws, tmp
 
     teacher_dir = _train(ws, _small(tiny))
     folder = datasets.dataset_path(tiny["id"], ws)
-    distilled = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name), str(folder), ws=ws)
+    # With augmentation: the script's teacher answers the augmented view its student sees, as the app's does.
+    distilled = codegen.training_script(_small(tiny, strategy="distill", source_run=teacher_dir.name,
+                                               augment=AugmentConfig(flip=True, rotate=False)), str(folder), ws=ws)
     assert "def train_step(self, data):" in distilled and "TEMPERATURE = 4.0" in distilled
+    assert "x = self.augmenter(x, training=True)" in distilled
     assert "test accuracy" in _run_script(distilled, folder, tmp_path)
     grown = codegen.training_script(_small(tiny, strategy="layer_transfer", source_run=teacher_dir.name,
                                            fine_tune_epochs=1), str(folder), ws=ws)
