@@ -64,3 +64,34 @@ def trained_small_cnn(ws: Path, source: Path) -> Path:
     run_dir = runs.create_run(cfg, ws)
     assert training.run(cfg, run_dir)["state"] == "done"
     return run_dir
+
+
+# The longest test files (seconds on 2 shared cores, summed per file from a --durations profile), run first: with
+# `-n 2 --dist loadfile` a file runs whole on one worker, and a long walk left for the end kept one core idle for
+# minutes while the other finished it. The rest keep their collection order.
+LONGEST_FIRST = (
+    "tests/core/engine/test_training.py",  # 406
+    "tests/e2e/test_teacher_walk.py",  # 211
+    "tests/core/service/test_jobs.py",  # 193
+    "tests/core/test_faults.py",  # 188
+    "tests/core/engine/test_transfer.py",  # 168
+    "tests/e2e/test_walk.py",  # 133
+    "tests/core/ship/test_pruning.py",  # 118
+    "tests/e2e/test_hosted.py",  # 112
+    "tests/core/service/test_shared_studies.py",  # 111
+    "tests/core/ship/test_export.py",  # 106
+    "tests/e2e/test_sound_walk.py",  # 103
+    "tests/core/service/test_studies.py",  # 93
+    "tests/pages/test_predictions.py",  # 85
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def key(pair):
+        index, item = pair
+        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        return rank.get(path, len(rank)), index
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]

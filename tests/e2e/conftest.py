@@ -145,10 +145,20 @@ class Walk:
         self.settle()
 
     def choose(self, label: str, option: str, counts: bool = True) -> None:
-        """Pick an option of the selectbox with this label."""
+        """Pick an option of the selectbox with this label. The list is opened again when a rerun of the app that
+        was still under way closed it (a busy machine: the click landed while the script was running)."""
         box = self.page.get_by_test_id("stSelectbox").filter(has_text=label).first
-        box.click()
-        self.page.get_by_role("option", name=option, exact=True).click()
+        wanted = self.page.get_by_role("option", name=option, exact=True)
+        for attempt in range(3):
+            self.settle()
+            box.click()
+            try:
+                wanted.wait_for(timeout=15_000)
+                break
+            except playwright_api.Error:
+                if attempt == 2:
+                    raise
+        wanted.click()
         if counts:
             self.clicks += 2
         self.settle()
