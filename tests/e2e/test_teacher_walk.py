@@ -78,11 +78,13 @@ def pick(walk: Walk, box_label: str, option: str) -> None:
     until the box shows it (a busy machine may drop the first try)."""
     box = walk.page.get_by_test_id("stSelectbox").filter(has_text=box_label).first
     for _ in range(3):
-        box.locator("input").first.click()
-        walk.page.keyboard.type(option[:12])
-        walk.page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
-        walk.settle()
-        try:  # the choice shows as the box's text or as its search input's value
+        walk.settle()  # a rerun under way redraws the list under the click
+        try:
+            box.locator("input").first.click()
+            walk.page.keyboard.type(option[:12])
+            walk.page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click(timeout=20_000)
+            walk.settle()
+            # the choice shows as the box's text or as its search input's value
             walk.page.wait_for_function(
                 """([label, option]) => [...document.querySelectorAll("[data-testid='stSelectbox']")].some(
                      e => e.innerText.includes(label) && (e.innerText.includes(option)
