@@ -38,7 +38,7 @@ import numpy as np
 
 from core import events, settings
 from core.data import tfdata
-from core.engine import evaluation, modeling, training
+from core.engine import distill, evaluation, modeling, training
 from core.errors import PruningError, TransferLabError
 from core.ship import export, runfiles
 from core.spec import strategies
@@ -69,9 +69,19 @@ GZIP_LEVEL = 9
 # that the share of zeros over all prunable weights is still the asked sparsity (each at most MAX_LAYER_SPARSITY).
 DENSE_BELOW = 2000
 MAX_LAYER_SPARSITY = 0.97
+# How the zeros are shared among the pruned layers: 0 evenly; above 0 the larger layers get more of them
+# (_erdos_renyi, 1 = Erdős-Rényi-Kernel).
+ALLOCATION_POWER = 0.0
 # Share of the parent's answers in the target while pruning (the rest is the true label): the child learns from its
 # parent what the pruned weights knew. 0 turns it off.
 DISTILL_WEIGHT = 0.5
+# Temperature of the parent's answers in the loss (distill.distillation_loss: KL at T, times T^2; 1 = as given).
+DISTILL_TEMPERATURE = 1.0
+# The parent answers the very augmented view the child sees (the augmentation moves from the model into the data).
+CONSISTENT_TEACHER = True
+# Each augmented training image mixed with up to this share of another (the parent answers the mixed image).
+MIX_SHARE = 0.0
+AUGMENTATION = "augmentation"  # the classifier's augmentation layer (core.engine.augment)
 # The fine-tuning rate while pruning, as a multiple of the run's own fine-tuning rate.
 RATE_FACTOR = 1.0
 # The sparsity ramp: it ends after this share of the epochs, shaped as tfmot's PolynomialDecay with this power (3:
@@ -366,7 +376,34 @@ def layer_sparsities(model: Any, sparsity: float) -> dict[str, float]:
             break
         pruned.add(name)
     share = min(MAX_LAYER_SPARSITY, zeros / sum(sizes[n] for n in pruned))
-    return {name: share for name in sizes if name in pruned}
+    if not ALLOCATION_POWER or share >= MAX_LAYER_SPARSITY:
+        return {name: share for name in sizes if name in pruned}
+    shapes = {layer.name: _pruned_shape(layer) for layer in _flat_layers(model) if layer.name in pruned}
+    return _erdos_renyi(shapes, zeros)
+
+
+def _pruned_shape(layer: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in getattr(layer, PRUNED_WEIGHT[_kind(layer)]).shape)
+
+
+def _erdos_renyi(shapes: dict[str, tuple[int, ...]], zeros: float) -> dict[str, float]:
+    """Per-layer sparsities holding `zeros` zeros in all: each layer keeps a share of its weights in proportion to
+    (sum of its dimensions / its size) ** ALLOCATION_POWER (Erdős-Rényi-Kernel, Evci et al. 2020, at power 1), so the
+    large layers (the wide last convolution) are pruned harder and the narrow ones lighter; between dense and
+    MAX_LAYER_SPARSITY each."""
+    sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+    score = {name: (sum(shape) / sizes[name]) ** ALLOCATION_POWER for name, shape in shapes.items()}
+    floor = 1.0 - MAX_LAYER_SPARSITY
+
+    def kept(scale: float) -> dict[str, float]:
+        return {name: min(1.0, max(floor, scale * score[name])) for name in shapes}
+
+    low, high = 0.0, 1.0 / min(score.values())
+    target = sum(sizes.values()) - zeros
+    for _ in range(100):  # bisection on the scale: the kept weights grow with it
+        middle = (low + high) / 2
+        low, high = (middle, high) if sum(sizes[n] * d for n, d in kept(middle).items()) < target else (low, middle)
+    return {name: 1.0 - density for name, density in kept(high).items() if density < 1.0}
 
 
 def layer_schedules(model: Any, sparsity: float, begin: int, end: int) -> dict[str, Any]:
@@ -378,18 +415,44 @@ def layer_schedules(model: Any, sparsity: float, begin: int, end: int) -> dict[s
             for name, share in layer_sparsities(model, sparsity).items()}
 
 
-def distilled(data: Any, teacher: Any, num_classes: int, weight: float) -> Any:
-    """(inputs, int labels) batches as (inputs, soft targets): (1 - weight) x the true label's one-hot plus
-    weight x the teacher's answer on the same images (the parent's knowledge, kept while pruning)."""
+def distilled(data: Any, teacher: Any, num_classes: int, augmenter: Any = None,
+              class_weight: dict[int, float] | None = None) -> Any:
+    """(inputs, int labels) batches as (inputs, packed targets[, sample weights]) for distill.distillation_loss:
+    each row [label, the teacher's probabilities] (one-hot without a teacher). With an augmenter the batch is
+    augmented here and the teacher answers that very view, the one the child is trained on (a teacher that sees
+    the clean image while the child sees a flipped or rotated one teaches it the wrong target for that view)."""
     import tensorflow as tf
 
-    def soft(x: Any, y: Any) -> tuple[Any, Any]:
-        target = tf.one_hot(y, num_classes)
-        if weight > 0:
-            target = (1.0 - weight) * target + weight * tf.cast(teacher(x, training=False), tf.float32)
-        return x, target
+    table = None
+    if class_weight:
+        table = tf.constant([class_weight.get(i, 1.0) for i in range(num_classes)], tf.float32)
+
+    def soft(x: Any, y: Any) -> tuple[Any, ...]:
+        if augmenter is not None:
+            x = augmenter(x, training=True)
+            if MIX_SHARE > 0:  # each image takes up to MIX_SHARE of another: more views for the parent to answer
+                mix = tf.random.uniform(tf.concat([tf.shape(x)[:1], tf.ones_like(tf.shape(x)[1:])], 0), 0, MIX_SHARE)
+                x = (1.0 - mix) * x + mix * tf.roll(x, 1, axis=0)
+        answer = tf.one_hot(y, num_classes) if teacher is None else teacher(x, training=False)
+        packed = tf.concat([tf.cast(y, tf.float32)[:, None], tf.cast(answer, tf.float32)], axis=-1)
+        return (x, packed) if table is None else (x, packed, tf.gather(table, y))
 
     return data.map(soft)
+
+
+def split_augmentation(model: Any) -> tuple[Any, Any]:
+    """(the model without its augmentation layer, that layer) for a chain that has one (the classifier), so that
+    the data pipeline augments and the teacher sees the same view; (model, None) otherwise."""
+    import tf_keras as keras
+
+    names = [layer.name for layer in model.layers]
+    if not CONSISTENT_TEACHER or AUGMENTATION not in names or not _linear_chain(model):
+        return model, None
+    inputs = keras.Input(model.input_shape[1:], dtype=model.inputs[0].dtype, name=model.layers[0].name)
+    x = inputs
+    for layer in model.layers[1:]:
+        x = x if layer.name == AUGMENTATION else layer(x)
+    return keras.Model(inputs, x, name=model.name), model.get_layer(AUGMENTATION)
 
 
 def prune(child_dir: Path, listener: events.Listener | None = None,
@@ -441,13 +504,13 @@ def _prune(child_dir: Path, emit: events.Listener, should_stop: Callable[[], boo
 
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy("float32")
-    model = runfiles.load_model(parent_dir)
+    model, augmenter = split_augmentation(runfiles.load_model(parent_dir))
     steps = math.ceil(len(split["train"]) / config.batch_size)
     shares = layer_sparsities(model, sparsity)
     strong = sparsity > STRONG_SPARSITY
     ramp = schedule_steps(steps, epochs, STRONG_RAMP_SHARE if strong else RAMP_SHARE)
     pruned = wrap_for_pruning(model, layer_schedules(model, sparsity, *ramp))
-    data = _fine_tune_data(parent_dir, config, child_dir, split, int(model.output_shape[-1]))
+    data = _fine_tune_data(parent_dir, config, child_dir, split, int(model.output_shape[-1]), augmenter)
     phases = 2 if clusters else 1
     emit(events.Notice(f"Pruning run {parent_dir.name} to {sparsity:.0%} sparsity over {epochs} epoch(s) of "
                        "fine-tuning on its training images, learning from the parent's answers as well"
@@ -487,20 +550,17 @@ def _phase(model: Any, data: tuple[Any, Any], phase: tuple[str, int, int, int, i
            emit: events.Listener, should_stop: Callable[[], bool], callbacks: list[Any], rate_factor: float) -> Any:
     """One fine-tuning phase (pruning, then clustering) of a wrapped model on the distilled data; its progress
     callback (cancelled, last metrics). PruningError when the loss became NaN."""
-    import tf_keras as keras
 
     name, index, phases, epochs, steps = phase
     freeze_batchnorm(model, TRAIN_BATCHNORM_AFFINE)
     rate = config.fine_tune_learning_rate * rate_factor
-    model.compile(optimizer=modeling.optimizer(config.optimizer, rate), metrics=["accuracy"],
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))
+    model.compile(optimizer=modeling.optimizer(config.optimizer, rate), metrics=[distill.packed_accuracy()],
+                  loss=distill.distillation_loss(DISTILL_TEMPERATURE, DISTILL_WEIGHT))
     emit(events.PhaseStart(name, index, phases, epochs, steps, modeling.count_trainable(model)))
     with runs.edit_status(child_dir) as status:
         status.progress.phase, status.progress.phase_index, status.progress.phases = name, index, phases
-    labels = np.array([label for _, label in read_json(child_dir / "split.json")["train"]])
     progress = training.event_callback(emit, name, epochs, steps, should_stop)
-    model.fit(data[0], validation_data=data[1], epochs=epochs, verbose=0,
-              class_weight=strategies.class_weights(config.class_weights, labels), callbacks=[*callbacks, progress])
+    model.fit(data[0], validation_data=data[1], epochs=epochs, verbose=0, callbacks=[*callbacks, progress])
     emit(events.PhaseEnd(name, progress.epochs_run, False))
     if progress.nan:
         raise PruningError("The loss became NaN (not a number) while pruning, so it stopped; prune less at once "
@@ -509,17 +569,19 @@ def _phase(model: Any, data: tuple[Any, Any], phase: tuple[str, int, int, int, i
 
 
 def _fine_tune_data(parent_dir: Path, config: Any, child_dir: Path, split: dict[str, Any], classes: int,
-                    ) -> tuple[Any, Any]:
-    """The (training, validation) data of every phase: the training images (augmented by the model) with targets
-    mixing the true label and the parent's answer (DISTILL_WEIGHT); validation with one-hot labels."""
+                    augmenter: Any = None) -> tuple[Any, Any]:
+    """The (training, validation) data of every phase: the training images, augmented (by `augmenter`, or by the
+    model when None), with the parent's answer on the same view beside the label (distilled, weighed by the run's
+    class weights); validation with the label alone."""
     root = datasets.dataset_path(config.dataset_id, child_dir.parent.parent)
     teacher = runfiles.load_model(parent_dir) if DISTILL_WEIGHT > 0 else None
     train = tfdata.pipeline(root, [tuple(i) for i in split["train"]], config.image_size, config.batch_size, True,
                             config.seed)
+    weights = strategies.class_weights(config.class_weights, np.array([label for _, label in split["train"]]))
     val_items = [tuple(i) for i in split["val"]]
     val = tfdata.pipeline(root, val_items, config.image_size, config.batch_size, False, config.seed) if val_items else None
-    return (distilled(train, teacher, classes, DISTILL_WEIGHT),
-            distilled(val, None, classes, 0.0) if val is not None else None)
+    return (distilled(train, teacher, classes, augmenter, weights),
+            distilled(val, None, classes) if val is not None else None)
 
 
 def prune_run(parent_dir: Path, sparsity: float, epochs: int = DEFAULT_EPOCHS,

@@ -95,20 +95,45 @@ def test_the_sparsity_ramp_ends_after_its_share_of_the_epochs():
     assert pruning.schedule_steps(13, 1) == (0, 12)  # one epoch: at its last step
 
 
-def test_pruning_learns_from_the_parents_answers():
+def _teacher_and_batch():
     import tensorflow as tf
     import tf_keras as keras
 
     inputs = keras.Input((2,))
     teacher = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Dense(3, kernel_initializer="ones")(inputs)))
+    teacher.layers[1].set_weights([np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 1.0]], "float32"), np.zeros(3, "float32")])
     x = np.array([[1.0, 0.0], [0.0, 2.0]], "float32")
-    data = tf.data.Dataset.from_tensor_slices((x, np.array([0, 2], "int32"))).batch(2)
-    answers = teacher(x).numpy()
-    _, target = next(iter(pruning.distilled(data, teacher, 3, 0.25)))
-    onehot = np.eye(3)[[0, 2]]
-    np.testing.assert_allclose(target.numpy(), 0.75 * onehot + 0.25 * answers, rtol=1e-6)
-    _, plain = next(iter(pruning.distilled(data, None, 3, 0.0)))
-    np.testing.assert_allclose(plain.numpy(), onehot)
+    return teacher, x, tf.data.Dataset.from_tensor_slices((x, np.array([0, 2], "int32"))).batch(2)
+
+
+def test_pruning_learns_from_the_parents_answers():
+    teacher, x, data = _teacher_and_batch()
+    _, packed = next(iter(pruning.distilled(data, teacher, 3)))
+    np.testing.assert_allclose(packed.numpy(), np.c_[[0, 2], teacher(x).numpy()], rtol=1e-6)  # [label, answer]
+    _, plain = next(iter(pruning.distilled(data, None, 3)))
+    np.testing.assert_allclose(plain.numpy(), np.c_[[0, 2], np.eye(3)[[0, 2]]])
+    _, _, weights = next(iter(pruning.distilled(data, None, 3, class_weight={0: 2.0, 1: 1.0, 2: 0.5})))
+    np.testing.assert_allclose(weights.numpy(), [2.0, 0.5])
+
+
+def test_the_parent_answers_the_augmented_view_the_child_sees():
+    import tf_keras as keras
+
+    teacher, x, data = _teacher_and_batch()
+    mirror = keras.layers.Lambda(lambda v, training=None: v[:, ::-1], name="augmentation")  # a fixed "augmentation"
+    seen, packed = next(iter(pruning.distilled(data, teacher, 3, augmenter=mirror)))
+    np.testing.assert_allclose(seen.numpy(), x[:, ::-1])
+    np.testing.assert_allclose(packed.numpy()[:, 1:], teacher(x[:, ::-1]).numpy(), rtol=1e-6)
+    assert not np.allclose(packed.numpy()[:, 1:], teacher(x).numpy(), atol=0.05)  # not the clean image's answer
+
+
+def test_the_augmentation_moves_out_of_the_classifier_and_nothing_else_changes(parent):
+    model = runfiles.load_model(parent)
+    student, augmenter = pruning.split_augmentation(model)
+    assert augmenter is model.get_layer("augmentation")
+    assert "augmentation" not in [layer.name for layer in student.layers]
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(student(images, training=False), model(images, training=False), rtol=1e-5, atol=1e-6)
 
 
 def test_pruned_child_is_a_complete_run_that_evaluate_and_export_accept(parent, child):
