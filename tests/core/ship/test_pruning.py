@@ -35,38 +35,45 @@ def child(parent) -> Path:
     return child_dir
 
 
-def test_asked_sparsity_is_reached_with_the_smallest_layers_kept_dense(child):
+def _zeros(model) -> dict[str, float]:
+    layers = {layer.name: layer for layer in pruning._flat_layers(model)}
+    return {name: float(np.mean(layers[name].kernel.numpy() == 0)) for name in layers if pruning._prunable(layers[name])}
+
+
+def test_asked_sparsity_is_reached_with_the_smallest_layers_kept_dense(parent, child):
     model = modeling.load(child / "model.keras")
     reached = pruning.sparsity_by_kind(model)
     assert set(reached["kinds"]) == {"Conv2D", "Dense"}
     assert abs(reached["prunable_sparsity"] - 0.6) <= 0.01
     assert reached["nonzero_parameters"] < reached["parameters"]
-    layers = {layer.name: layer for layer in pruning._flat_layers(model)}
-    zeros = {name: float(np.mean(layers[name].kernel.numpy() == 0)) for name in layers if pruning._prunable(layers[name])}
-    # The small CNN's stem convolution (864 weights) and its 3-class head (768) hold little and stay whole; the
-    # larger convolutions carry their zeros, a little over 60 % each, so that 60 % of all are zero.
+    sizes = {layer.name: layer.kernel.shape.num_elements() for layer in pruning._flat_layers(model)
+             if pruning._prunable(layer)}
+    zeros = _zeros(model)
+    # The small CNN's stem convolution (864 weights) and its 3-class head (768) hold little and stay whole; at 60 %
+    # (not strong pruning) the larger convolutions carry their zeros evenly, a little over 60 % each.
     assert zeros.pop("stem_conv") == 0.0 and zeros.pop("predictions") == 0.0
-    assert len(zeros) >= 4 and all(layers[name].kernel.shape.num_elements() >= pruning.DENSE_BELOW for name in zeros)
+    planned = pruning.layer_sparsities(runfiles.load_model(parent), 0.6)
+    assert set(planned) == set(zeros) and len(zeros) >= 4 and all(sizes[name] >= pruning.DENSE_BELOW for name in zeros)
     for name, share in zeros.items():
-        assert 0.6 < share <= 0.61, (name, share)
+        assert 0.6 < share <= 0.61 and abs(share - planned[name]) <= 0.005, (name, share)
 
 
-def _pruned_kernels(model) -> dict:
+def _pruned_kernels(model, names) -> dict:
     layers = {layer.name: layer for layer in pruning._flat_layers(model)}
-    return {name: layers[name].kernel.numpy() for name in layers
-            if pruning._prunable(layers[name]) and layers[name].kernel.shape.num_elements() >= pruning.DENSE_BELOW}
+    return {name: layers[name].kernel.numpy() for name in names}
 
 
 def test_pruned_layers_share_a_few_values_with_their_zeros_kept(parent, child):
     # Weight clustering after pruning (the default): each pruned layer's non-zero weights take at most 16 values,
     # while its share of zeros is the one pruning left. The parent's layers have thousands of values each.
     assert runs.read_status(child)["clusters"] == pruning.DEFAULT_CLUSTERS == 16
-    kernels = _pruned_kernels(modeling.load(child / "model.keras"))
+    planned = pruning.layer_sparsities(runfiles.load_model(parent), 0.6)
+    kernels = _pruned_kernels(modeling.load(child / "model.keras"), planned)
     assert len(kernels) >= 4
     for name, kernel in kernels.items():
         assert len(np.unique(kernel[kernel != 0])) <= 16, name
-        assert 0.6 < float(np.mean(kernel == 0)) <= 0.61, name
-    before = _pruned_kernels(modeling.load(parent / "model.keras"))
+        assert abs(float(np.mean(kernel == 0)) - planned[name]) <= 0.01, name
+    before = _pruned_kernels(modeling.load(parent / "model.keras"), planned)
     assert all(len(np.unique(k)) > 1000 for k in before.values())
 
 
@@ -87,6 +94,28 @@ def test_layer_sparsities_skip_small_and_depthwise_layers_and_respect_the_cap(mo
     monkeypatch.setattr(pruning, "MAX_LAYER_SPARSITY", 0.55)
     assert set(pruning.layer_sparsities(model, 0.53)) == {"stem", "pointwise", "head"}
     assert pruning.layer_sparsities(model, 0.53)["head"] == pytest.approx(0.53)
+
+
+def test_strong_pruning_gives_the_largest_layer_the_zeros_it_can_hold():
+    import tf_keras as keras
+
+    inputs = keras.Input((8, 8, 16))
+    x = keras.layers.Conv2D(128, 1, name="narrow")(inputs)  # 2048 weights
+    x = keras.layers.Conv2D(256, 1, name="wide")(x)  # 32768 weights
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="head")(x))  # 2560 weights
+    sizes = {"narrow": 2048, "wide": 32768, "head": 2560}
+    total = sum(sizes.values())
+    # At 50 % the zeros are shared evenly.
+    assert pruning.layer_sparsities(model, 0.5) == {name: pytest.approx(0.5) for name in sizes}
+    # Above 70 %, Erdős-Rényi-Kernel keeps a share of each layer in proportion to (sum of its dimensions / its
+    # size): the wide layer's is 6 to 9 times smaller than the others', so it takes the most zeros.
+    shares = pruning.layer_sparsities(model, 0.75)
+    assert set(shares) == {"narrow", "wide"} and shares["wide"] > 0.8 > shares["narrow"]  # the head stays whole
+    assert shares["wide"] * sizes["wide"] + shares["narrow"] * sizes["narrow"] == pytest.approx(0.75 * total)
+    shares = pruning.layer_sparsities(model, 0.9)
+    assert shares["wide"] > shares["narrow"] > shares["head"] and max(shares.values()) <= pruning.MAX_LAYER_SPARSITY
+    assert sum(shares[name] * size for name, size in sizes.items()) == pytest.approx(0.9 * total)
 
 
 def test_the_sparsity_ramp_ends_after_its_share_of_the_epochs():
