@@ -199,7 +199,8 @@ def test_pruned_child_is_a_complete_run_that_evaluate_and_export_accept(parent, 
     feed = interpreter.get_input_details()[0]
     interpreter.set_tensor(feed["index"], np.random.default_rng(0).integers(0, 256, feed["shape"]).astype(feed["dtype"]))
     interpreter.invoke()  # a file in the sparse format makes its dense weights (Densify) when it runs
-    sizes = {k.size for k in _pruned_kernels(modeling.load(child / "model.keras")).values()}
+    planned = pruning.layer_sparsities(runfiles.load_model(parent), 0.6)
+    sizes = {k.size for k in _pruned_kernels(modeling.load(child / "model.keras"), planned).values()}
     convs = [d for d in interpreter.get_tensor_details() if len(d["shape"]) == 4 and d["dtype"] == np.int8
              and int(np.prod(d["shape"])) in sizes and len(d["quantization_parameters"]["scales"]) > 1]
     assert len(convs) >= 3
