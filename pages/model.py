@@ -19,8 +19,8 @@ from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
 from core.spec import backbones, fields, kinds, strategies
-from core.spec.config import (AUGMENT_KIND, CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig,
-                              RunConfig, clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values,
+from core.spec.config import (CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig,
+                              RunConfig, augment_kinds, clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values,
                               presets, scratch_settings)
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
@@ -492,7 +492,7 @@ def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
 
 def augment_ui(kind: str) -> dict[str, bool]:
     """The augmentations of the dataset's kind of data; a kind with none says so."""
-    own = [f for f in dataclass_fields(AugmentConfig) if AUGMENT_KIND.get(f.name) == kind]
+    own = [f for f in dataclass_fields(AugmentConfig) if augment_kinds().get(f.name) == kind]
     if not own:
         st.caption(f"**Augmentation** is not used for {kinds.get(kind).items}: changing a few words at random "
                    "changes what a text means, so each one is learnt as written.")

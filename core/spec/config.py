@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core.errors import ConfigError
-from core.spec import backbones, strategies
+from core.spec import backbones, kinds, strategies
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ class AugmentConfig:
 
 
 # The kind of data each augmentation changes: the Model page offers a dataset's own (texts have none).
-AUGMENT_KIND = {"flip": "image", "rotate": "image", "zoom": "image", "contrast": "image", "brightness": "image",
-                "translate": "image", "noise": "audio", "gain": "audio", "shift": "audio", "spec_mask": "audio"}
+def augment_kinds() -> dict[str, str]:
+    """Which kind of data each augmentation changes, as the registered kinds declare it (Kind.augments)."""
+    return {name: kind.id for kind in kinds.KINDS.values() for name in kind.augments}
 
 
 @dataclass(frozen=True)
