@@ -253,14 +253,15 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy(
             id="domain_adversarial",
             label="Domain-adversarial (DANN)",
-            sentence="Train on your labelled images while a small domain classifier tries to tell them from unlabelled "
-                     "images of where the model will be used; a gradient-reversal layer pushes the features to make "
-                     "the two kinds indistinguishable.",
+            sentence="Your labelled images' features are first given the colour (mean and correlations) of unlabelled "
+                     "images from where the model will be used; then a small domain classifier tries to tell the two "
+                     "apart while a gradient-reversal layer pushes the features to make them indistinguishable.",
             use_when="Your labelled photos come from one setting (a lab, a studio, one camera) and the model will be "
                      "used in another, of which you have unlabelled images (a few hundred is best).",
             forced_weights=None,
             phases=_adapt,
-            settings=("target_dataset_id", "adapt_weight", "target_labeled_per_class", "compare_source_only", *_TOP),
+            settings=("target_dataset_id", "adapt_recolor", "adapt_weight", "target_labeled_per_class",
+                      "compare_source_only", *_TOP),
             adapts="adversarial",
             method="adaptation",
         ),
