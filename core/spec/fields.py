@@ -134,9 +134,10 @@ _SETTINGS = (
                                            "Epochs after each group of layers is opened (made trainable)."),
                       "distill": ("Fine-tuning epochs",
                                   "Epochs after the student's classifier has been trained, with the top of its "
-                                  "backbone unfrozen{zero} A pretrained student learns most from a long schedule: use "
-                                  "about 20, with every layer open (a large number of layers to retrain) and "
-                                  "augmentation on, when the student should come close to its teacher.")}),
+                                  "backbone unfrozen{zero} A pretrained student learns most from a long schedule, so "
+                                  "choosing distillation sets 20, with every layer open (1000 layers to retrain), "
+                                  "zoom added to the augmentation and no early stopping; use fewer when time matters "
+                                  "more than coming close to the teacher.")}),
     Setting("fine_tune_learning_rate", "Learning rate after the head",
             "The learning rate once the backbone is being retrained. Kept low so the pretrained knowledge is "
             "adjusted, not overwritten.",
