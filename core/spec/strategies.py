@@ -280,7 +280,7 @@ STRATEGIES: dict[str, Strategy] = {
                      "from where the model will be used (CORAL), then train the classifier on them; or line up an "
                      "adaptation layer with a loss (multi-kernel MMD, or Deep CORAL).",
             use_when="Like domain-adversarial training (labelled images from one setting, unlabelled ones from "
-                     "another); it is steadier and measured better on the sample's field photos, with nothing to tune.",
+                     "another); it measured as well on the sample's field photos (both re-colour), with nothing to tune.",
             forced_weights=None,
             phases=_adapt,
             settings=("target_dataset_id", "adapt_loss", "adapt_weight", "target_labeled_per_class",
