@@ -3,7 +3,6 @@ two workers in two workspaces, an exact budget decided in the database, a worker
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,9 +29,9 @@ def _config(dataset_id: str) -> RunConfig:
                      test_fraction=0.2).validate()
 
 
-def _cli(ws: Path, log: Path, *args: str) -> subprocess.Popen:
+def _cli(ws: Path, log: Path, *args: str, fault: str = "") -> subprocess.Popen:
     # Heartbeat 2 s (grace 6 s): short for the test, long enough for a busy shared machine.
-    env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_STUDY_HEARTBEAT": "2"}
+    env = {**os.environ, "TL_WORKSPACE": str(ws), "TL_STUDY_HEARTBEAT": "2", "TL_FAULT_POINT": fault}
     return subprocess.Popen([sys.executable, "-m", "core", *args, "--json", "--quiet"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=log.open("w"))
 
@@ -86,23 +85,17 @@ def test_two_workers_in_two_workspaces_share_an_exact_budget_and_a_killed_worker
     ws_b = tmp_path / "machine-b"
     # The second machine gets the dataset as the README says: the folder datasets/<id> copied as it is.
     shutil.copytree(ws / "datasets" / tiny["id"], ws_b / "datasets" / tiny["id"])
-    cfg = tmp_path / "config.json"
-    cfg.write_text(_config(tiny["id"]).to_json())
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    worker_a = _cli(ws, log_a, "tune", str(cfg), "--trials", "6", "--search", "lr,dropout", "--storage", pg_url)
-    study_id = _wait("worker A's study id", lambda: (re.findall(r"study (s-[\w-]+)", log_a.read_text()) or [None])[0],
-                     worker_a)
-    worker_b = _cli(ws_b, log_b, "tune", "--study", study_id, "--join", "--storage", pg_url)
-
-    def b_mid_trial():
-        rows = studies.show(study_id, ws)["trials"]
-        b = [r for r in rows if r["worker"] and r["run_id"] and (ws_b / "runs" / r["run_id"]).is_dir()]
-        done, running = [r for r in b if r["state"] == "complete"], [r for r in b if r["state"] == "running"]
-        return running[0] if done and running else None
-
-    killed = _wait("worker B finishing a trial and starting another", b_mid_trial, worker_b)
-    os.kill(worker_b.pid, signal.SIGKILL)
-    worker_b.wait()
+    study_id = studies.create(_config(tiny["id"]), ws, trials=8, search=["lr", "dropout"], storage=pg_url)
+    # Both workers start together. B is SIGKILLed while its second trial saves its model: after one finished
+    # trial, during the next (a head-only trial lasts a second or two, too short to catch from outside).
+    worker_a = _cli(ws, log_a, "tune", "--study", study_id, "--join")
+    worker_b = _cli(ws_b, log_b, "tune", "--study", study_id, "--join", "--storage", pg_url, fault="model_save:2")
+    assert worker_b.wait(timeout=300) == -signal.SIGKILL, log_b.read_text()[-2000:]
+    rows = studies.show(study_id, ws)["trials"]
+    b = [r for r in rows if r["worker"] and r["run_id"] and (ws_b / "runs" / r["run_id"]).is_dir()]
+    assert [r["state"] in ("complete", "pruned") for r in b if r["state"] != "running"] == [True]
+    (killed,) = [r for r in b if r["state"] == "running"]
     out_a = json.loads(worker_a.communicate(timeout=300)[0])
     assert worker_a.returncode == 0, log_a.read_text()[-2000:]
 
@@ -115,7 +108,7 @@ def test_two_workers_in_two_workspaces_share_an_exact_budget_and_a_killed_worker
     shown = json.loads(proc.stdout)
     rows = shown["trials"]
     finished = [r for r in rows if r["state"] in ("complete", "pruned")]
-    assert len(finished) == 6 == out_a["counts"]["complete"] + out_a["counts"]["pruned"]  # exactly the budget
+    assert len(finished) == 8 == out_a["counts"]["complete"] + out_a["counts"]["pruned"]  # exactly the budget
     assert rows[killed["number"]]["state"] == "failed"  # its heartbeat went silent
     retried = [r for r in finished if r["number"] > killed["number"] and r["params"] == killed["params"]]
     assert retried and retried[0]["worker"] != killed["worker"]  # its settings were tried again, by A
