@@ -374,7 +374,7 @@ def strategy_settings(strategy: strategies.Strategy, augment: dict[str, bool], k
     not set them."""
     out = dict(strategy.recipe)
     if "augment" in out:
-        extra = {k: v for k, v in out["augment"].items() if AUGMENT_KIND.get(k) == kind}
+        extra = {k: v for k, v in dict(out["augment"]).items() if AUGMENT_KIND.get(k) == kind}
         out["augment"] = {**augment, **extra}
     return out
 

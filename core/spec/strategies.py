@@ -62,7 +62,8 @@ class Strategy:
     # says why (config/train refuse with it; the Model page shows it): (kind id, sentence) pairs.
     not_for: tuple[tuple[str, str], ...] = ()
     # The settings the strategy measured best with, which `config` (config.settle) and the Model page apply where the
-    # person has not set them (config.strategy_settings); {"augment": {...}} adds augmentations to the preset's.
+    # person has not set them (config.strategy_settings); ("augment", ((name, on), ...)) adds augmentations to the
+    # preset's. (Pairs, not dicts, so a Strategy stays hashable.)
     recipe: tuple[tuple[str, Any], ...] = ()
 
 
@@ -256,7 +257,7 @@ STRATEGIES: dict[str, Strategy] = {
             # epochs with every layer open, augmented, no early stopping: the student 4.5 points above its teacher;
             # 2 epochs of the top 20 layers without augmentation: 12 points below (core/bench/distill.py).
             recipe=(("fine_tune_epochs", 20), ("fine_tune_layers", 1000), ("fine_tune_unit", "layers"), ("patience", 0),
-                    ("augment", {"flip": True, "rotate": True, "zoom": True})),
+                    ("augment", (("flip", True), ("rotate", True), ("zoom", True)))),
         ),
         Strategy(
             id="domain_adversarial",

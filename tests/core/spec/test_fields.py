@@ -77,6 +77,8 @@ def test_choosing_distillation_gives_the_students_measured_schedule(tiny, ws):
         20, 1000, "layers", 0)
     assert (chosen.augment.flip, chosen.augment.rotate, chosen.augment.zoom, chosen.epochs) == (True, True, True, 10)
     assert [p.name for p in strategies.get("distill").phases(chosen)] == ["distill_head", "distill_fine_tune"]
+    sound = config.strategy_settings(strategies.get("distill"), {"noise": True}, "audio")["augment"]
+    assert sound == {"noise": True} and hash(strategies.get("distill"))  # no image zoom for sounds; still hashable
     mine = config.settle("quick", "d", {"strategy": "distill", "source_run": teacher, "fine_tune_epochs": 2,
                                         "fine_tune_layers": 20, "augment": {"flip": False, "rotate": False}})
     assert (mine.fine_tune_epochs, mine.fine_tune_layers, mine.augment.any(), mine.patience) == (2, 20, False, 0)
