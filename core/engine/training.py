@@ -445,8 +445,10 @@ def scratch_baseline(run_dir: Path, trained: RunConfig, result: dict, train: Tra
             status.verdicts.baseline_note = "This run already trained from scratch, so there is no baseline to compare."
         return {}
     budget = sum(p.epochs for p in strategies.get(trained.strategy).phases(trained))
+    # A fair baseline trains its whole budget: early stopping on a few validation images cut it at 7 of 10 epochs.
     baseline = trained.with_changes(
         weights="none", strategy="from_scratch", epochs=budget, compare_scratch=False, augment_views=0, preset="",
+        patience=0,
     ).validate()
     baseline_dir, base_result = companion(run_dir, "baseline", baseline, train)
     return record_baseline(run_dir, baseline_dir) if base_result["state"] == "done" else {}

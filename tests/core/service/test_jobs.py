@@ -137,13 +137,14 @@ def test_transfer_hurt_flag_compares_with_the_same_network_from_scratch(tiny, ws
     models = _isolated_home / ".keras" / "models"
     models.mkdir(parents=True)
     shutil.copy(SHARED / "keras-cache" / "models" / "mobilenet_2_5_224_tf_no_top.h5", models)
-    cfg = _cfg(tiny, weights="imagenet", compare_scratch=True, epochs=2)
+    cfg = _cfg(tiny, weights="imagenet", compare_scratch=True, epochs=2, patience=1)
     run_dir = runs.create_run(cfg, ws)
     result = training.train_and_compare(cfg, run_dir)
     status = runs.read_status(run_dir)
     baseline_dir = runs.run_path(status["baseline_run"], ws)
     baseline = runs.load_config(baseline_dir)
     assert (baseline.backbone, baseline.weights, baseline.strategy, baseline.epochs) == ("mobilenet_v1_0.25", "none", "from_scratch", 2)
+    assert baseline.patience == 0  # the baseline trains its whole budget: no early stopping cuts it short
     assert runs.read_status(baseline_dir)["baseline_of"] == run_dir.name
     assert status["transfer_hurt"] == (status["val_accuracy"] < status["baseline_val_accuracy"])
     assert result["transfer_hurt"] == status["transfer_hurt"]
