@@ -244,9 +244,10 @@ _SETTINGS = (
             flags=(Flag("augment-views", "with a frozen backbone: augmented views per image to cache"),),
             kinds=("image",)),
     Setting("compare_scratch", "Also train from scratch, to check that transfer learning helped",
-            "After this run, the same network is trained again from random weights for the same number of epochs. If "
-            "that baseline does better, the run is flagged 'transfer hurt'. Doubles the time.",
-            flags=(Flag("compare-scratch", "also train the same network from scratch, to show whether transfer helped",
+            "After this run, a small network is trained from random weights on the same images, the way that works "
+            "best without pretrained weights (as when none can be had), for at least as many epochs. If that "
+            "baseline does better, the run is flagged 'transfer hurt'. Takes about as long again.",
+            flags=(Flag("compare-scratch", "also train a small network from scratch, to show whether transfer helped",
                         switch=True, value=True),)),
     Setting("target_dataset_id", "Target dataset",
             "Images from where the model will be used; they train without their labels, which only measure accuracy "
