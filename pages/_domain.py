@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from core.data import domains, health, images
 from core.engine import domain_map
 from core.errors import TransferLabError
-from core.spec import strategies
+from core.spec import fields, strategies
 from core.spec.config import CHOICES, RANGES
 from core.store import datasets, runs
 
@@ -48,6 +48,10 @@ def target_ui(strategy: strategies.Strategy, info: dict[str, Any], ws: Path) -> 
     if "adapt_loss" in strategy.settings:
         out["adapt_loss"] = st.radio("What is lined up", CHOICES["adapt_loss"], key=K + "adapt_loss", horizontal=True,
                                      format_func=LOSS_WORDS.get)
+    if "adapt_recolor" in strategy.settings:
+        recolor = fields.SETTINGS["adapt_recolor"]
+        out["adapt_recolor"] = st.checkbox(recolor.label + ": give your images' features the target's colour", value=True,
+                                           key=K + "adapt_recolor", help=recolor.help)
     low, high = RANGES["adapt_weight"]
     out["adapt_weight"] = st.number_input(
         "Adaptation weight", min_value=low, max_value=high, value=1.0, key=K + "adapt_weight",

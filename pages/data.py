@@ -13,7 +13,7 @@ from core.data import health, importer, samples, texts
 from core.data.limits import ImportLimits
 from core.engine.augment import augmentation_preview
 from core.errors import ConfigError, TransferLabError
-from core.spec.config import AUGMENT_KIND, RANGES, AugmentConfig, RunConfig
+from core.spec.config import RANGES, AugmentConfig, RunConfig, augment_kinds
 from core.spec import kinds as spec_kinds
 from core.store import datasets
 from pages import _charts as charts
@@ -486,9 +486,9 @@ def augment_ui(kind: spec_kinds.Kind) -> AugmentConfig:
     st.caption(f"**Augmentation**: training shows the model randomly changed copies of each {kind.item}, so it "
                f"learns what matters rather than one exact {kind.item}. Switch changes on and off to see them; the "
                "Model page uses the same switches.")
-    values = {n: False for n, k in AUGMENT_KIND.items() if k != kind.id}  # another kind's changes do nothing here
+    values = {n: False for n, k in augment_kinds().items() if k != kind.id}  # another kind's changes do nothing here
     columns = st.columns(3)
-    own = [(n, words) for n, words in _common.AUGMENT_WORDS.items() if AUGMENT_KIND.get(n, kind.id) == kind.id]
+    own = [(n, words) for n, words in _common.AUGMENT_WORDS.items() if augment_kinds().get(n, kind.id) == kind.id]
     for i, (name, (label, help_text)) in enumerate(own):
         key = f"data.augment.{name}"
         st.session_state[key] = st.session_state.get(f"model.augment.{name}", getattr(DEFAULTS.augment, name))

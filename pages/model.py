@@ -19,9 +19,9 @@ from core.engine import modeling
 from core.errors import ConfigError, TransferLabError
 from core.ship import codegen
 from core.spec import backbones, fields, kinds, strategies
-from core.spec.config import (AUGMENT_KIND, CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig,
-                              RunConfig, clamp_image_size, least_fine_tune_epochs, only_weights, preset, preset_values,
-                              presets, scratch_settings)
+from core.spec.config import (CHOICES, PRESET_CHOICES, PRESETS, RANGES, RECOMMENDED, AugmentConfig, RunConfig,
+                              augment_kinds, clamp_image_size, least_fine_tune_epochs, only_weights, preset,
+                              preset_values, presets, scratch_settings, strategy_settings)
 from core.store import datasets, drafts, sources
 from pages import _charts as charts
 from pages import _common, _domain, _kinds, _offline, _transfer, _weights
@@ -362,6 +362,17 @@ def _backbone_chosen() -> None:
             st.session_state[K + name] = value
 
 
+def _strategy_chosen(kind: str) -> None:
+    """A strategy with a measured recipe (distillation's long student schedule) brings its settings along, as
+    `config --strategy` does (config.strategy_settings). They can be changed afterwards."""
+    strategy = strategies.get(st.session_state[K + "strategy"])
+    augment = {f.name: bool(st.session_state.get(K + "augment." + f.name)) for f in dataclass_fields(AugmentConfig)}
+    for name, value in strategy_settings(strategy, augment, kind).items():
+        for key, v in ({K + "augment." + k: x for k, x in value.items()} if name == "augment" else {K + name: value}).items():
+            if key in st.session_state:
+                st.session_state[key] = v
+
+
 def strategy_ui(kind: kinds.Kind | None = None) -> strategies.Strategy:
     """The strategies that apply to the dataset's kind of data; the others named with why (as `config` refuses them)."""
     offered = strategies.for_kind(kind.id) if kind else strategies.ids()
@@ -372,7 +383,8 @@ def strategy_ui(kind: kinds.Kind | None = None) -> strategies.Strategy:
             for s in strategies.ids() if s not in offered))
     chosen = st.selectbox(
         fields.get("strategy").label, offered, key=K + "strategy", persist_state="session",
-        format_func=lambda s: strategies.get(s).label, help=fields.get("strategy").help,
+        format_func=lambda s: strategies.get(s).label, help=fields.get("strategy").help, on_change=_strategy_chosen,
+        args=(kind.id if kind else "image",),
     )
     strategy = strategies.get(chosen)
     st.markdown(f"{strategy.sentence}  \n**Use it when:** {strategy.use_when}")
@@ -492,7 +504,7 @@ def later_phases_ui(strategy: strategies.Strategy) -> dict[str, Any]:
 
 def augment_ui(kind: str) -> dict[str, bool]:
     """The augmentations of the dataset's kind of data; a kind with none says so."""
-    own = [f for f in dataclass_fields(AugmentConfig) if AUGMENT_KIND.get(f.name) == kind]
+    own = [f for f in dataclass_fields(AugmentConfig) if augment_kinds().get(f.name) == kind]
     if not own:
         st.caption(f"**Augmentation** is not used for {kinds.get(kind).items}: changing a few words at random "
                    "changes what a text means, so each one is learnt as written.")

@@ -47,7 +47,7 @@ def config_ui(info: dict[str, Any], ws: Path) -> tuple[RunConfig, bool]:
         st.warning(f"{exc} Add them on the Data page, then come back.", icon=":material/block:")
         ready = False
     if config.compare_scratch:
-        st.caption("A from-scratch baseline with the same number of epochs follows, to check that transfer helped.")
+        st.caption("A small network trained from scratch on the same images follows, to check that transfer helped.")
     _common.link_to("pages/model.py", "Change the settings", ":material/tune:")
     return config, ready
 

@@ -34,7 +34,7 @@ from core.data import health
 from core.errors import StudyError
 from core.service import jobs
 from core.spec import backbones, fields, strategies
-from core.spec.config import AUGMENT_KIND, CHOICES, RANGES, AugmentConfig, RunConfig
+from core.spec.config import CHOICES, RANGES, AugmentConfig, RunConfig, augment_kinds
 from core.store import datasets, quota, runs
 from core.store.status import RunStatus, Timings
 from core.store.files import file_lock, read_json, write_json
@@ -114,7 +114,7 @@ def relevant(base: RunConfig, param: Param) -> bool:
     """False when the strategy ignores the setting (changing it changes no phase)."""
     kind = backbones.get(base.backbone).kind
     if param.field == "augment":  # a kind with no augmentation (texts) trains without it whatever is chosen
-        return kind in AUGMENT_KIND.values()
+        return kind in augment_kinds().values()
     if param.field.startswith("head.") or param.field in ("label_smoothing", "optimizer"):
         return True
     values = param.choices if param.kind == "choice" else (param.low, param.high)

@@ -329,40 +329,20 @@ def _metric_lines(evaluation: dict[str, Any] | None, names: list[str], counts: d
 
 
 # What a card says of a kind of data's use and limits (images keep their photo wording).
-_KIND_USE = {
-    "audio": ("Clips recorded differently (microphone, room, background noise, distance) can be classified worse "
-              "than the test figures suggest.",
-              "- It hears one second at a time: a longer recording is cut into one-second windows, each classified "
-              "on its own."),
-    "text": ("Texts written differently (topic, style, length, language) can be classified worse than the test "
-             "figures suggest.", ""),
-}
-
-
 def _use_and_limits(config: RunConfig, names: list[str], counts: dict[str, list[int]], limits: list[str],
                     info: dict[str, Any] | None, kind: spec_kinds.Kind | None = None) -> list[str]:
     """The card's Intended use and Limitations sections, in the words of the run's kind of data."""
     spec = backbones.get(config.backbone)
     kind = kind or spec_kinds.get(spec.kind)
-    if kind.id in _KIND_USE:
-        differently, size_line = _KIND_USE[kind.id]
-        use = (f"Sorting or pre-screening {kind.items} like the training {kind.items} into the classes "
-               f"{', '.join(names)}, with a person checking the results that matter. Good for teaching, prototyping, "
-               "and tasks where an occasional mistake is cheap.")
-        unlike = f"{kind.items} unlike the training {kind.items}"
-        answer = (f"- The model always answers with one of its {len(names)} classes, even for "
-                  f"{'an' if kind.item[0] in 'aeiou' else 'a'} {kind.item} that belongs to none of them; a high probability is not proof that it belongs to any.")
-        learned = f"- It learned from {sum(counts['train'])} training {kind.items}. {differently}"
-    else:
-        use = (f"Sorting or pre-screening photos that look like the training images into the classes "
-               f"{', '.join(names)}, with a person checking the results that matter. Good for teaching, prototyping, "
-               "and tasks where an occasional mistake is cheap.")
-        unlike = "images unlike the training photos"
-        answer = (f"- The model always answers with one of its {len(names)} classes, even for an image that shows none "
-                  "of them; a high probability is not proof that the image belongs to any class.")
-        learned = (f"- It learned from {sum(counts['train'])} training images. Photos taken differently (lighting, "
-                   "camera, background, framing) can be classified worse than the test figures suggest.")
-        size_line = f"- Images are shrunk to {config.image_size}×{config.image_size} pixels: details smaller than that are lost."
+    use = (f"Sorting or pre-screening {kind.items} like the training {kind.items} into the classes "
+           f"{', '.join(names)}, with a person checking the results that matter. Good for teaching, prototyping, "
+           "and tasks where an occasional mistake is cheap.")
+    unlike = f"{kind.items} unlike the training {kind.items}"
+    answer = (f"- The model always answers with one of its {len(names)} classes, even for "
+              f"{'an' if kind.item[0] in 'aeiou' else 'a'} {kind.item} that belongs to none of them; a high "
+              "probability is not proof that it belongs to any.")
+    learned = f"- It learned from {sum(counts['train'])} training {kind.items}. {kind.differently}".rstrip()
+    size_line = f"- {kind.input_note.format(size=config.image_size)}" if kind.input_note else ""
     lines = ["", "## Intended use", "", use, "",
              f"Not intended for decisions about people, for medical, legal or safety-critical use, or for {unlike}.",
              "", "## Limitations", "", answer, learned] + ([size_line] if size_line else [])

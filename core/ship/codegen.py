@@ -465,11 +465,11 @@ def training_data(train_ds, data_dir):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         return tf.image.resize(tf.cast(image, tf.float32), (IMAGE_SIZE, IMAGE_SIZE))
 
-    if ADAPTS == "discrepancy" and ADAPT_LOSS == "recolor" and ADAPT_WEIGHT > 0:  # CORAL on features, this phase
+    if RECOLOR > 0:  # CORAL on features, measured again in this phase
         trainer = _TRAINER[0]
         source = trainer.front.predict(train_ds.map(lambda x, y: x), verbose=0)
         target = trainer.front.predict(tf.data.Dataset.from_tensor_slices(paths).map(load).batch(BATCH_SIZE), verbose=0)
-        trainer.recolor = tuple(tf.constant(a) for a in recolor_map(source, target, ADAPT_WEIGHT))
+        trainer.recolor = tuple(tf.constant(a) for a in recolor_map(source, target, RECOLOR))
         print(f"re-coloured {len(source)} training images' features like {len(target)} target images'")
     target = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=SEED + 1, reshuffle_each_iteration=True)
     target = target.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH_SIZE)
@@ -508,7 +508,9 @@ def _adaptation_code(config: RunConfig, dataset_folder: str, ws: Path) -> tuple[
     constants = [f"TARGET_DIR = {target!r}  # the unlabelled images from where the model will be used (3rd argument)",
                  f"ADAPTS = {adaptation.adapts(config)!r}  # adversarial (DANN) or discrepancy (MMD / CORAL)",
                  f"ADAPT_LOSS = {config.adapt_loss!r}  # recolor (CORAL on features), or the discrepancy lost: mmd or coral",
-                 f"ADAPT_WEIGHT = {config.adapt_weight!r}  # the adaptation loss's weight beside the label loss"]
+                 f"ADAPT_WEIGHT = {config.adapt_weight!r}  # the adaptation loss's weight beside the label loss",
+                 f"RECOLOR = {adaptation.recolor_strength(config)!r}  # the share of the way the training images' "
+                 "features are re-coloured like the target's before each phase (CORAL on features; 0: not)"]
     copied = _definitions(adaptation.__file__)
     code = "from functools import lru_cache\n\n\n" + "\n\n\n".join(copied[name] for name in _ADAPTATION_NAMES)
     return constants, [code, _ADAPTER]

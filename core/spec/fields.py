@@ -134,9 +134,10 @@ _SETTINGS = (
                                            "Epochs after each group of layers is opened (made trainable)."),
                       "distill": ("Fine-tuning epochs",
                                   "Epochs after the student's classifier has been trained, with the top of its "
-                                  "backbone unfrozen{zero} A pretrained student learns most from a long schedule: use "
-                                  "about 20, with every layer open (a large number of layers to retrain) and "
-                                  "augmentation on, when the student should come close to its teacher.")}),
+                                  "backbone unfrozen{zero} A pretrained student learns most from a long schedule, so "
+                                  "choosing distillation sets 20, with every layer open (1000 layers to retrain), "
+                                  "zoom added to the augmentation and no early stopping; use fewer when time matters "
+                                  "more than coming close to the teacher.")}),
     Setting("fine_tune_learning_rate", "Learning rate after the head",
             "The learning rate once the backbone is being retrained. Kept low so the pretrained knowledge is "
             "adjusted, not overwritten.",
@@ -243,9 +244,10 @@ _SETTINGS = (
             flags=(Flag("augment-views", "with a frozen backbone: augmented views per image to cache"),),
             kinds=("image",)),
     Setting("compare_scratch", "Also train from scratch, to check that transfer learning helped",
-            "After this run, the same network is trained again from random weights for the same number of epochs. If "
-            "that baseline does better, the run is flagged 'transfer hurt'. Doubles the time.",
-            flags=(Flag("compare-scratch", "also train the same network from scratch, to show whether transfer helped",
+            "After this run, a small network is trained from random weights on the same images, the way that works "
+            "best without pretrained weights (as when none can be had), for at least as many epochs. If that "
+            "baseline does better, the run is flagged 'transfer hurt'. Takes about as long again.",
+            flags=(Flag("compare-scratch", "also train a small network from scratch, to show whether transfer helped",
                         switch=True, value=True),)),
     Setting("target_dataset_id", "Target dataset",
             "Images from where the model will be used; they train without their labels, which only measure accuracy "
@@ -260,6 +262,12 @@ _SETTINGS = (
             "How the two domains are lined up: recolor (the default: the labelled images' features are given the "
             "target's mean and correlations before the head learns), or a loss on the adaptation layer, MMD or CORAL.",
             flags=(Flag("adapt-loss", "adaptive_layers: recolor (default), mmd or coral"),)),
+    Setting("adapt_recolor", "Re-colour first",
+            "Before the adversarial training, your images' features are given the mean and correlations of the "
+            "target's (CORAL). Use it when the two kinds of images differ in colour, light or background; it is on by "
+            "default because it measured most of DANN's gain on the sample's field photos.",
+            flags=(Flag("no-recolor", "domain_adversarial: do not re-colour the features like the target's first",
+                        switch=True, value=False),)),
     Setting("target_labeled_per_class", "Labelled target images per class",
             "Also trains on this many labelled images of each class from the target dataset (0: none).",
             flags=(Flag("target-labeled-per-class",

@@ -32,6 +32,9 @@ class Kind:
     gallery: str  # one of GALLERY
     default_backbone: str  # a backbone id of this kind, the Model page's first choice
     formats: str = ""  # the file formats in words, for sentences ("JPEG, PNG or WebP"); the extensions if empty
+    augments: tuple[str, ...] = ()  # the AugmentConfig fields that change this kind's items; none: it trains without
+    differently: str = ""  # the model card's sentence on items made differently from the training ones
+    input_note: str = ""  # the model card's line on what the model takes in; {size} is the run's image size
 
     @property
     def formats_words(self) -> str:
@@ -82,6 +85,10 @@ IMAGE = register(Kind(
     extensions=(".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
     hand_in=("file", "camera"), explain="gradcam", gallery="thumbnail", default_backbone="mobilenet_v2_1.0",
     formats="JPEG, PNG, BMP, GIF, WebP or TIFF",
+    augments=("flip", "rotate", "zoom", "contrast", "brightness", "translate"),
+    differently=("Photos taken differently (lighting, camera, background, framing) can be classified worse than the "
+                 "test figures suggest."),
+    input_note="Images are shrunk to {size}×{size} pixels: details smaller than that are lost.",
 ))
 
 AUDIO = register(Kind(
@@ -89,10 +96,17 @@ AUDIO = register(Kind(
     extensions=(".wav", ".flac", ".ogg", ".oga", ".mp3"),
     hand_in=("file", "microphone"), explain="gradcam_spectrogram", gallery="player",
     default_backbone="logmel_mobilenet_v1_0.25", formats="WAV, FLAC, OGG or MP3",
+    augments=("noise", "gain", "shift", "spec_mask"),
+    differently=("Clips recorded differently (microphone, room, background noise, distance) can be classified worse "
+                 "than the test figures suggest."),
+    input_note=("It hears one second at a time: a longer recording is cut into one-second windows, each classified on "
+                "its own."),
 ))
 
 TEXT = register(Kind(
     id="text", label="Texts", item="text", items="texts", extensions=(".txt",),
     hand_in=("text", "file"), explain="words", gallery="snippet", default_backbone="wordllama",
     formats="a CSV, TSV or JSON Lines table (a text and a label column), or class folders of .txt files",
+    differently=("Texts written differently (topic, style, length, language) can be classified worse than the test "
+                 "figures suggest."),
 ))

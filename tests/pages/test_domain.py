@@ -28,6 +28,14 @@ def test_an_adapting_strategy_asks_for_the_target_and_builds_it_into_the_config(
     at.radio(key="model.adapt_loss").set_value("coral").run()
     config = RunConfig.from_json(at.session_state["run_config"])
     assert config.target_dataset_id == field["id"] and config.compare_source_only and config.adapt_loss == "coral"
+    assert not [c for c in at.checkbox if c.key == "model.adapt_recolor"]  # DANN's setting
+
+    at.selectbox(key="model.strategy").set_value("domain_adversarial").run()
+    assert_clean(at)
+    assert at.checkbox(key="model.adapt_recolor").value  # re-colouring first is DANN's default
+    assert RunConfig.from_json(at.session_state["run_config"]).adapt_recolor
+    at.checkbox(key="model.adapt_recolor").uncheck().run()
+    assert not RunConfig.from_json(at.session_state["run_config"]).adapt_recolor
 
 
 def test_predictions_and_compare_show_the_target_domain(ws, make_run):

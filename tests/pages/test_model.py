@@ -76,6 +76,28 @@ def test_choosing_the_small_cnn_brings_its_from_scratch_recipe_as_the_config_com
     assert {f: getattr(config, f) for f in same} == {f: getattr(cli, f) for f in same}
 
 
+def test_choosing_distillation_brings_the_students_schedule_as_the_config_command_does(ws, tiny_dataset, make_run,
+                                                                                        capsys):
+    from core.cli import main
+
+    teacher = make_run(backbone="mobilenet_v2_0.35", dataset_id=tiny_dataset["id"])
+    at = app_test("model").run()
+    assert built(at).fine_tune_layers != 1000
+    at.selectbox(key="model.strategy").set_value("distill").run()
+    assert_clean(at)
+    config = built(at)
+    assert (config.fine_tune_epochs, config.fine_tune_layers, config.patience, config.augment.zoom) == (20, 1000, 0, True)
+    assert at.number_input(key="model.fine_tune_epochs").value == 20  # shown, and the person may change it
+    at.number_input(key="model.fine_tune_epochs").set_value(4).run()
+    assert built(at).fine_tune_epochs == 4
+    capsys.readouterr()
+    assert main(["config", "--dataset", tiny_dataset["id"], "--strategy", "distill", "--source-run", teacher.name,
+                 "--workspace", str(ws)]) in (0, None)
+    cli = RunConfig.from_json(capsys.readouterr().out)
+    same = ("fine_tune_layers", "fine_tune_unit", "patience", "augment", "epochs")
+    assert {f: getattr(config, f) for f in same} == {f: getattr(cli, f) for f in same} and cli.fine_tune_epochs == 20
+
+
 def test_changed_widgets_reach_the_config(ws, tiny_dataset):
     at = app_test("model").run()
     at.radio(key="model.preset").set_value("balanced").run()

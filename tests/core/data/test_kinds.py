@@ -1,6 +1,7 @@
 """The kind-of-data registries: the image entry, records saying their kind, and a toy kind registered here."""
 
 import io
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ from PIL import Image
 from core.data import health, importer, kinds, samples, tfdata
 from core.data.limits import ImportLimits
 from core.errors import ConfigError, DatasetError
+from core.ship import card
 from core.spec import backbones
 from core.spec import kinds as spec_kinds
+from core.spec.config import AugmentConfig, RunConfig, augment_kinds
 from core.store import datasets
 
 
@@ -123,3 +126,18 @@ def test_a_kind_without_a_data_module_says_so(monkeypatch, ws, tmp_path):
 def test_every_built_in_sample_belongs_to_exactly_one_kind():
     listed = [name for data_kind in kinds.DATA_KINDS.values() for name in data_kind.samples]
     assert sorted(listed) == sorted(samples.SAMPLES)
+
+
+def test_a_kinds_augmentations_and_card_words_come_from_its_registry_entry(vector_kind, monkeypatch):
+    owners = augment_kinds()
+    assert set(owners) <= {f.name for f in fields(AugmentConfig)}  # every name a real setting
+    assert owners["flip"] == "image" and owners["noise"] == "audio" and "text" not in owners.values()
+    # A kind registered later (a plug-in) is seen at once: its augmentation and its card sentences.
+    noisy = replace(VECTOR, augments=("noise",), differently="Vectors measured differently drift.",
+                    input_note="It reads {size} numbers.")
+    monkeypatch.setitem(spec_kinds.KINDS, "vector", noisy)
+    assert augment_kinds()["noise"] == "vector"
+    lines = card._use_and_limits(RunConfig(dataset_id="d", image_size=4), ["low", "high"],
+                                 {"train": [6, 6]}, [], None, noisy)
+    assert "- It learned from 12 training vectors. Vectors measured differently drift." in lines
+    assert "- It reads 4 numbers." in lines

@@ -125,6 +125,41 @@ def test_adaptive_layers_recolours_by_default_in_both_phases(ws, tiny, target, m
     assert all(np.isfinite(e["metrics"]["adapt_loss"]) for e in ends)
 
 
+def test_dann_recolours_first_by_default_and_not_when_asked_nor_in_its_baseline(ws, tiny, target, monkeypatch, capsys):
+    """domain_adversarial re-colours the source's features in full before its adversarial training (adapt_recolor,
+    on by default; the bench's +4 -> +11 points), and the adversarial loss still trains; --no-recolor and the
+    source-only baseline make no map."""
+    calls = []
+    real = adaptation.recolor_map
+
+    def spy(source, target_, strength=1.0, **kw):
+        calls.append((source.shape, target_.shape, strength))
+        return real(source, target_, strength, **kw)
+
+    monkeypatch.setattr(adaptation, "recolor_map", spy)
+    cfg = _config(tiny, target, epochs=1, adapt_weight=0.03, compare_source_only=True)
+    assert cfg.strategy == "domain_adversarial" and cfg.adapt_recolor and adaptation.recolor_strength(cfg) == 1.0
+    run_dir = runs.create_run(cfg, ws)
+    assert training.train_and_compare(cfg, run_dir)["state"] == "done"
+    split = read_json(run_dir / "split.json")
+    assert [(s[0], t[0], w) for s, t, w in calls] == [(len(split["train"]), len(split["target"]["adapt"]), 1.0)]
+    ends = [e for e in runs.read_events(run_dir) if e["type"] == "epoch_end"]
+    assert all(e["metrics"]["adapt_loss"] > 0 for e in ends)  # the domain classifier's loss, not a distance left
+
+    calls.clear()
+    plain = cfg.with_changes(adapt_recolor=False, compare_source_only=False)
+    assert training.run(plain, runs.create_run(plain, ws))["state"] == "done"
+    assert calls == [] and adaptation.recolor_strength(plain) == 0.0
+    # adapt_recolor is DANN's: adaptive_layers with a loss does not re-colour because of it
+    assert adaptation.recolor_strength(cfg.with_changes(strategy="adaptive_layers", adapt_loss="mmd")) == 0.0
+
+    capsys.readouterr()
+    args = ["config", "--dataset", tiny["id"], "--strategy", "domain_adversarial", "--target-dataset", target["id"],
+            "--workspace", str(ws), "--json"]
+    assert cli.main(args) == 0 and json.loads(capsys.readouterr().out)["adapt_recolor"] is True
+    assert cli.main(args + ["--no-recolor"]) == 0 and json.loads(capsys.readouterr().out)["adapt_recolor"] is False
+
+
 # ---------------------------------------------------------------- training with a target
 
 
@@ -211,17 +246,20 @@ def test_a_frozen_backbone_adapts_on_augmented_images(ws, tiny, target):
         assert passes == expected, views
 
 
-@pytest.mark.parametrize("strategy", ["domain_adversarial", "adaptive_layers"])
-def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path, strategy):
+@pytest.mark.parametrize("strategy,changes,recolours", [("domain_adversarial", {}, 1),
+                                                      ("domain_adversarial", {"adapt_recolor": False}, 0),
+                                                      ("adaptive_layers", {}, 1)])
+def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_path, strategy, changes, recolours):
     """The generated train.py trains with the adaptation loss on the target images, not as a plain run; with
-    adaptive_layers' default it re-colours the training images' features like the target's in each phase."""
+    either strategy's default it re-colours the training images' features like the target's in each phase, as
+    the app does (DANN: unless adapt_recolor is off)."""
     import os
     import subprocess
     import sys
 
     from core.ship import codegen
 
-    cfg = _config(tiny, target, epochs=1, strategy=strategy)
+    cfg = _config(tiny, target, epochs=1, strategy=strategy, **changes)
     script = codegen.training_script(cfg, str(datasets.dataset_path(tiny["id"], ws)), ws=ws)
     assert "class AdaptationTrainer" in script and f"ADAPTS = {adaptation.adapts(cfg)!r}" in script
     assert f"HIDDEN_UNITS = {adaptation.ADAPTATION_UNITS}" in script  # the adaptation layer
@@ -233,7 +271,7 @@ def test_the_exported_script_of_an_adapting_run_adapts(ws, tiny, target, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "adapt_loss" in proc.stdout and "test accuracy" in proc.stdout
     recoloured = [line for line in proc.stdout.splitlines() if line.startswith("re-coloured")]
-    assert len(recoloured) == (1 if strategy == "adaptive_layers" else 0), proc.stdout[-2000:]
+    assert len(recoloured) == recolours, proc.stdout[-2000:]
 
 
 # ---------------------------------------------------------------- bad inputs

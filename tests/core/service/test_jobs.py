@@ -7,6 +7,7 @@ import pytest
 from core.engine import training
 from core.errors import RunStateError
 from core.service import jobs, worker
+from core.spec import backbones
 from core.spec.config import AugmentConfig, RunConfig
 from core.store import runs
 from tests.conftest import SHARED
@@ -130,20 +131,26 @@ def test_transfer_run_is_compared_with_a_scratch_baseline(tiny, ws):
 
 @pytest.mark.skipif(not (SHARED / "keras-cache" / "models" / "mobilenet_2_5_224_tf_no_top.h5").is_file(),
                     reason="../shared/keras-cache is not beside the project")
-def test_transfer_hurt_flag_compares_with_the_same_network_from_scratch(tiny, ws, _isolated_home):
+def test_transfer_hurt_flag_compares_with_a_from_scratch_network_trained_its_best_way(tiny, ws, _isolated_home,
+                                                                                       monkeypatch):
     import shutil
 
 
     models = _isolated_home / ".keras" / "models"
     models.mkdir(parents=True)
     shutil.copy(SHARED / "keras-cache" / "models" / "mobilenet_2_5_224_tf_no_top.h5", models)
-    cfg = _cfg(tiny, weights="imagenet", compare_scratch=True, epochs=2)
+    cfg = _cfg(tiny, weights="imagenet", compare_scratch=True, epochs=2, patience=1)
+    monkeypatch.setitem(backbones.get("small_cnn").scratch_recipe, "epochs", 3)  # a short recipe for the test
     run_dir = runs.create_run(cfg, ws)
     result = training.train_and_compare(cfg, run_dir)
     status = runs.read_status(run_dir)
     baseline_dir = runs.run_path(status["baseline_run"], ws)
     baseline = runs.load_config(baseline_dir)
-    assert (baseline.backbone, baseline.weights, baseline.strategy, baseline.epochs) == ("mobilenet_v1_0.25", "none", "from_scratch", 2)
+    # The baseline is what works without pretrained weights: the small CNN with its measured recipe (as the offline
+    # fallback trains it), for at least the run's budget, without early stopping; not MobileNet from random weights.
+    recipe = backbones.get("small_cnn").scratch_recipe
+    assert (baseline.backbone, baseline.weights, baseline.strategy) == ("small_cnn", "none", "from_scratch")
+    assert (baseline.epochs, baseline.patience, baseline.schedule) == (recipe["epochs"], 0, recipe["schedule"])
     assert runs.read_status(baseline_dir)["baseline_of"] == run_dir.name
     assert status["transfer_hurt"] == (status["val_accuracy"] < status["baseline_val_accuracy"])
     assert result["transfer_hurt"] == status["transfer_hurt"]

@@ -67,6 +67,31 @@ def test_choosing_the_from_scratch_network_gives_its_measured_recipe():
     assert config.settle("quick", "d", {}).schedule == "constant"  # the pretrained preset keeps its own
 
 
+def test_choosing_distillation_gives_the_students_measured_schedule(tiny, ws):
+    """distill chosen without a schedule trains the student as issue 27 measured it (+4.5 points over its teacher
+    instead of -12): 20 fine-tuning epochs with every layer open, flip/rotate/zoom, no early stopping; what the
+    person gave wins, and other strategies keep the preset's."""
+    teacher = "20260101-120000-0123456789ab"
+    chosen = config.settle("quick", "d", {"strategy": "distill", "source_run": teacher})
+    assert (chosen.fine_tune_epochs, chosen.fine_tune_layers, chosen.fine_tune_unit, chosen.patience) == (
+        20, 1000, "layers", 0)
+    assert (chosen.augment.flip, chosen.augment.rotate, chosen.augment.zoom, chosen.epochs) == (True, True, True, 10)
+    assert [p.name for p in strategies.get("distill").phases(chosen)] == ["distill_head", "distill_fine_tune"]
+    sound = config.strategy_settings(strategies.get("distill"), {"noise": True}, "audio")["augment"]
+    assert sound == {"noise": True} and hash(strategies.get("distill"))  # no image zoom for sounds; still hashable
+    mine = config.settle("quick", "d", {"strategy": "distill", "source_run": teacher, "fine_tune_epochs": 2,
+                                        "fine_tune_layers": 20, "augment": {"flip": False, "rotate": False}})
+    assert (mine.fine_tune_epochs, mine.fine_tune_layers, mine.augment.any(), mine.patience) == (2, 20, False, 0)
+    plain = config.settle("quick", "d", {"strategy": "fine_tune"})
+    assert (plain.fine_tune_layers, plain.augment.zoom, plain.patience) == (20, False, 3)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["config", "--dataset", tiny["id"], "--strategy", "distill", "--source-run", teacher,
+                     "--fine-tune-epochs", "5", "--workspace", str(ws)]) in (0, None)
+    cli = RunConfig.from_json(out.getvalue())
+    assert (cli.fine_tune_epochs, cli.fine_tune_layers, cli.augment.zoom) == (5, 1000, True)
+
+
 def test_the_recommended_preset_needs_a_recommendation():
     with pytest.raises(ConfigError, match="recommended preset needs a recommendation"):
         config.settle("recommended", "d", {})
