@@ -79,8 +79,6 @@ MAX_LAYER_SPARSITY = 0.97
 # shares the zeros evenly.
 ALLOCATION_POWER = 0.0
 STRONG_ALLOCATION_POWER = 1.0
-# The model's output layer (the classifier's head) stays dense unless the asked share needs it.
-KEEP_OUTPUT_DENSE = False
 # Share of the parent's answers in the target while pruning (the rest is the true label): the child learns from its
 # parent what the pruned weights knew. 0 turns it off.
 DISTILL_WEIGHT = 0.5
@@ -88,8 +86,6 @@ DISTILL_WEIGHT = 0.5
 DISTILL_TEMPERATURE = 1.0
 # The parent answers the very augmented view the child sees (the augmentation moves from the model into the data).
 CONSISTENT_TEACHER = True
-# Each augmented training image mixed with up to this share of another (the parent answers the mixed image).
-MIX_SHARE = 0.0
 AUGMENTATION = "augmentation"  # the classifier's augmentation layer (core.engine.augment)
 # The fine-tuning rate while pruning, as a multiple of the run's own fine-tuning rate.
 RATE_FACTOR = 1.0
@@ -380,8 +376,7 @@ def layer_sparsities(model: Any, sparsity: float) -> dict[str, float]:
     """
     sizes = {layer.name: _pruned_size(layer) for layer in _flat_layers(model) if _prunable(layer)}
     zeros = sparsity * sum(sizes.values())
-    output = model.layers[-1].name if KEEP_OUTPUT_DENSE else None
-    pruned = {name for name, n in sizes.items() if n >= DENSE_BELOW and name != output}
+    pruned = {name for name, n in sizes.items() if n >= DENSE_BELOW}
     for name in sorted(set(sizes) - pruned, key=lambda n: -sizes[n]):
         if pruned and zeros <= MAX_LAYER_SPARSITY * sum(sizes[n] for n in pruned):
             break
@@ -442,9 +437,6 @@ def distilled(data: Any, teacher: Any, num_classes: int, augmenter: Any = None,
     def soft(x: Any, y: Any) -> tuple[Any, ...]:
         if augmenter is not None:
             x = augmenter(x, training=True)
-            if MIX_SHARE > 0:  # each image takes up to MIX_SHARE of another: more views for the parent to answer
-                mix = tf.random.uniform(tf.concat([tf.shape(x)[:1], tf.ones_like(tf.shape(x)[1:])], 0), 0, MIX_SHARE)
-                x = (1.0 - mix) * x + mix * tf.roll(x, 1, axis=0)
         answer = tf.one_hot(y, num_classes) if teacher is None else teacher(x, training=False)
         packed = tf.concat([tf.cast(y, tf.float32)[:, None], tf.cast(answer, tf.float32)], axis=-1)
         return (x, packed) if table is None else (x, packed, tf.gather(table, y))
