@@ -328,7 +328,6 @@ def _metric_lines(evaluation: dict[str, Any] | None, names: list[str], counts: d
     return lines, limits
 
 
-# What a card says of a kind of data's use and limits (images keep their photo wording).
 def _use_and_limits(config: RunConfig, names: list[str], counts: dict[str, list[int]], limits: list[str],
                     info: dict[str, Any] | None, kind: spec_kinds.Kind | None = None) -> list[str]:
     """The card's Intended use and Limitations sections, in the words of the run's kind of data."""

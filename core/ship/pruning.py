@@ -555,7 +555,6 @@ def _phase(model: Any, data: tuple[Any, Any], phase: tuple[str, int, int, int, i
            emit: events.Listener, should_stop: Callable[[], bool], callbacks: list[Any], rate_factor: float) -> Any:
     """One fine-tuning phase (pruning, then clustering) of a wrapped model on the distilled data; its progress
     callback (cancelled, last metrics). PruningError when the loss became NaN."""
-
     name, index, phases, epochs, steps = phase
     freeze_batchnorm(model, TRAIN_BATCHNORM_AFFINE)
     rate = config.fine_tune_learning_rate * rate_factor

@@ -102,9 +102,8 @@ def test_the_trainer_recolours_source_features_only():
     np.testing.assert_allclose(trainer(xs).numpy(), model(xs).numpy(), atol=1e-6)
 
 
-def test_adaptive_layers_recolours_by_default_in_both_phases(ws, tiny, target, monkeypatch):
-    """The default of adaptive_layers: CORAL on features, the map from the source's training features and the
-    target's adapt images, on cached features and again with the backbone opened; the baseline makes none."""
+def _spy_on_recolor_map(monkeypatch) -> list:
+    """(source shape, target shape, strength) of every re-colouring map made from now on."""
     calls = []
     real = adaptation.recolor_map
 
@@ -113,6 +112,13 @@ def test_adaptive_layers_recolours_by_default_in_both_phases(ws, tiny, target, m
         return real(source, target_, strength, **kw)
 
     monkeypatch.setattr(adaptation, "recolor_map", spy)
+    return calls
+
+
+def test_adaptive_layers_recolours_by_default_in_both_phases(ws, tiny, target, monkeypatch):
+    """The default of adaptive_layers: CORAL on features, the map from the source's training features and the
+    target's adapt images, on cached features and again with the backbone opened; the baseline makes none."""
+    calls = _spy_on_recolor_map(monkeypatch)
     cfg = _config(tiny, target, strategy="adaptive_layers", epochs=1, fine_tune_epochs=1, fine_tune_layers=2,
                   compare_source_only=True)
     assert cfg.adapt_loss == "recolor"
@@ -129,14 +135,7 @@ def test_dann_recolours_first_by_default_and_not_when_asked_nor_in_its_baseline(
     """domain_adversarial re-colours the source's features in full before its adversarial training (adapt_recolor,
     on by default; the bench's +4 -> +11 points), and the adversarial loss still trains; --no-recolor and the
     source-only baseline make no map."""
-    calls = []
-    real = adaptation.recolor_map
-
-    def spy(source, target_, strength=1.0, **kw):
-        calls.append((source.shape, target_.shape, strength))
-        return real(source, target_, strength, **kw)
-
-    monkeypatch.setattr(adaptation, "recolor_map", spy)
+    calls = _spy_on_recolor_map(monkeypatch)
     cfg = _config(tiny, target, epochs=1, adapt_weight=0.03, compare_source_only=True)
     assert cfg.strategy == "domain_adversarial" and cfg.adapt_recolor and adaptation.recolor_strength(cfg) == 1.0
     run_dir = runs.create_run(cfg, ws)
